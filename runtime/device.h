@@ -1,0 +1,127 @@
+// Device = one compute backend (a Vulkan physical device, or the CPU fallback) with its memory
+// (runtime/ public API; no Vulkan types here, those live in runtime/vk/).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace kvz {
+
+enum class BackendKind { kCpu, kVulkan };
+
+// Memory named by intent. kDeviceLocal is where tensors live; kUpload/kReadback are host-visible
+// staging memory (on the CPU backend all three are plain host memory).
+enum class MemoryKind { kDeviceLocal, kUpload, kReadback };
+
+struct CoopMatShape {
+  uint32_t m = 0, n = 0, k = 0;
+  std::string a_type, c_type;  // "f16", "bf16", "s8", "f32", ...
+  std::string ext;             // "KHR" or "NV"
+};
+
+// Probed once when the device opens; every variant choice reads it (B3).
+struct DeviceCaps {
+  std::string name;
+  std::string driver;       // driver name + info string
+  std::string api_version;  // "1.3.230"
+  std::string type;         // "discrete", "integrated", "virtual", "cpu", "other"
+  uint32_t vendor_id = 0;
+  bool software = false;  // lavapipe / the CPU backend
+  bool fp16 = false;      // shaderFloat16
+  bool storage16 = false;  // storageBuffer16BitAccess
+  bool storage8 = false;   // storageBuffer8BitAccess
+  bool int8 = false;       // shaderInt8
+  bool int8_dot = false;   // VK_KHR_shader_integer_dot_product
+  bool bf16 = false;       // VK_KHR_shader_bfloat16
+  bool subgroup_arith = false;
+  uint32_t subgroup_size = 1;
+  bool coopmat_khr = false;  // VK_KHR_cooperative_matrix
+  bool coopmat_nv = false;   // VK_NV_cooperative_matrix
+  bool coopmat2_nv = false;  // VK_NV_cooperative_matrix2
+  std::vector<CoopMatShape> coopmat_shapes;
+  uint32_t shared_memory_bytes = 0;
+  uint32_t max_workgroup_invocations = 0;
+  std::array<uint32_t, 3> max_workgroup_count{};
+  uint64_t max_storage_buffer_range = 0;  // largest tensor one binding can see
+  uint64_t max_alloc_bytes = 0;
+  uint64_t device_local_bytes = 0;
+  uint32_t storage_offset_alignment = 16;
+  bool timestamps = false;
+  double timestamp_period_ns = 0;
+};
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  virtual void release(const BufferView& view, uint64_t token) noexcept = 0;
+};
+
+// Owning handle of one (sub)allocation; move-only, frees on destruction.
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Allocator* owner, BufferView view, uint64_t token)
+      : owner_(owner), view_(view), token_(token) {}
+  Buffer(Buffer&& o) noexcept { *this = std::move(o); }
+  Buffer& operator=(Buffer&& o) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  ~Buffer() { reset(); }
+
+  void reset() noexcept;
+  const BufferView& view() const { return view_; }
+  size_t size() const { return view_.size_bytes; }
+  explicit operator bool() const { return owner_ != nullptr; }
+  // A tensor over the start of this buffer.
+  Tensor tensor(DType dtype, std::initializer_list<int64_t> shape) const {
+    return Tensor(view_, dtype, shape);
+  }
+
+ private:
+  Allocator* owner_ = nullptr;
+  BufferView view_;
+  uint64_t token_ = 0;
+};
+
+class RecorderBackend;
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual BackendKind kind() const = 0;
+  virtual const DeviceCaps& caps() const = 0;
+  // Throws OutOfMemory (recoverable) when the memory kind is exhausted.
+  virtual Buffer alloc(size_t bytes, MemoryKind kind = MemoryKind::kDeviceLocal) = 0;
+  // Synchronous copies between host memory and a buffer view (waits for the copy only; the
+  // caller makes sure no recorded work still uses the bytes).
+  virtual void upload(const BufferView& dst, const void* src, size_t bytes) = 0;
+  virtual void download(const BufferView& src, void* dst, size_t bytes) = 0;
+  virtual std::unique_ptr<RecorderBackend> make_recorder() = 0;
+  // Bytes currently allocated from the device (all kinds).
+  virtual uint64_t bytes_in_use() const = 0;
+  // Validation-layer errors and warnings seen so far (0 when validation is off).
+  virtual uint64_t validation_messages() const { return 0; }
+
+  // Convenience: allocate and fill.
+  Buffer alloc_upload(const void* src, size_t bytes);
+  void upload(const Tensor& dst, const void* src) { upload(dst.mem(), src, dst.nbytes()); }
+  void download(const Tensor& src, void* dst) { download(src.mem(), dst, src.nbytes()); }
+};
+
+// Opens a device chosen by `selector`: "" picks the first discrete GPU, else integrated, else
+// any Vulkan device (lavapipe), else the CPU backend; "cpu" forces the CPU backend; a number is
+// a Vulkan device index; anything else matches a device-name substring. When selector is empty the
+// environment variable KVZIP_DEVICE is read. Validation layers are enabled when KVZ_VALIDATION=1.
+// Throws DeviceError if an explicit selector matches nothing.
+std::unique_ptr<Device> open_device(std::string_view selector = {});
+
+// Every device the loader reports (plus the CPU backend last), with probed capabilities.
+std::vector<DeviceCaps> list_devices();
+
+}  // namespace kvz

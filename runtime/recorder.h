@@ -1,0 +1,82 @@
+// Recorder = a stream of compute work on a Device: dispatches, copies and timestamps are recorded
+// and run on submit (Vulkan), or run immediately (CPU backend). Runtime public API.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvz_shaders.h"
+#include "runtime/device.h"
+
+namespace kvz {
+
+struct Grid {
+  uint32_t x = 1, y = 1, z = 1;
+};
+
+// Pipeline identity: shader variant + specialization constants (ids 0..n-1, 32-bit each).
+struct Kernel {
+  ShaderId shader;
+  std::vector<uint32_t> spec;
+};
+
+struct TimedSpan {
+  std::string label;
+  double ms = 0;  // time since the previous timestamp (or since the first one)
+};
+
+// Implemented by runtime/vk and runtime/cpu.
+class RecorderBackend {
+ public:
+  virtual ~RecorderBackend() = default;
+  virtual void dispatch(const Kernel& k, std::span<const Tensor> bindings, const void* push,
+                        uint32_t push_bytes, Grid grid) = 0;
+  virtual void copy(const BufferView& src, const BufferView& dst, size_t bytes) = 0;
+  virtual void fill_zero(const BufferView& dst) = 0;
+  virtual void timestamp(std::string_view label) = 0;
+  virtual void submit() = 0;
+  virtual void wait() = 0;
+  virtual std::vector<TimedSpan> timings() = 0;
+};
+
+class Recorder {
+ public:
+  explicit Recorder(Device& dev) : dev_(&dev), impl_(dev.make_recorder()) {}
+  Device& device() const { return *dev_; }
+  bool is_cpu() const { return dev_->kind() == BackendKind::kCpu; }
+  const DeviceCaps& caps() const { return dev_->caps(); }
+
+  // One compute dispatch. Bindings become storage buffers 0..n-1 (std430), `push` the push-
+  // constant block; `grid` counts workgroups. A barrier orders it after earlier work.
+  template <class Push>
+  void dispatch(const Kernel& k, std::initializer_list<Tensor> bindings, const Push& push,
+                Grid grid) {
+    static_assert(sizeof(Push) % 4 == 0 && sizeof(Push) <= 128, "push constants: <=128 B, 4-aligned");
+    impl_->dispatch(k, std::span<const Tensor>(bindings.begin(), bindings.size()), &push,
+                    sizeof(Push), grid);
+  }
+  void copy(const Tensor& src, const Tensor& dst);
+  void fill_zero(const Tensor& dst) { impl_->fill_zero(dst.mem()); }
+  void timestamp(std::string_view label) { impl_->timestamp(label); }
+  void submit() { impl_->submit(); }
+  void wait() { impl_->wait(); }
+  void finish() {
+    impl_->submit();
+    impl_->wait();
+  }
+  // Spans between timestamps of finished work; clears them.
+  std::vector<TimedSpan> timings() { return impl_->timings(); }
+
+ private:
+  Device* dev_;
+  std::unique_ptr<RecorderBackend> impl_;
+};
+
+inline uint32_t div_up(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }
+
+}  // namespace kvz
