@@ -32,8 +32,8 @@ struct DeviceCaps {
   std::string api_version;  // "1.3.230"
   std::string type;         // "discrete", "integrated", "virtual", "cpu", "other"
   uint32_t vendor_id = 0;
-  bool software = false;  // lavapipe / the CPU backend
-  bool fp16 = false;      // shaderFloat16
+  bool software = false;   // lavapipe / the CPU backend
+  bool fp16 = false;       // shaderFloat16
   bool storage16 = false;  // storageBuffer16BitAccess
   bool storage8 = false;   // storageBuffer8BitAccess
   bool int8 = false;       // shaderInt8
@@ -107,6 +107,8 @@ class Device {
   virtual uint64_t bytes_in_use() const = 0;
   // Validation-layer errors and warnings seen so far (0 when validation is off).
   virtual uint64_t validation_messages() const { return 0; }
+  // Whether the Khronos validation layer is active on this device.
+  virtual bool validation_enabled() const { return false; }
 
   // Convenience: allocate and fill.
   Buffer alloc_upload(const void* src, size_t bytes);

@@ -41,17 +41,18 @@ class InputError : public Error {
 };
 
 namespace detail {
-[[noreturn]] void check_failed(const char* file, int line, const char* cond, const std::string& msg);
+[[noreturn]] void check_failed(const char* file, int line, const char* cond,
+                               const std::string& msg);
 }  // namespace detail
 
 }  // namespace kvz
 
 // Broken invariant: prints file:line, the condition and an optional fmt message, then aborts.
-#define KVZ_CHECK(cond, ...)                                                              \
-  do {                                                                                    \
-    if (!(cond)) [[unlikely]]                                                             \
-      ::kvz::detail::check_failed(__FILE__, __LINE__, #cond,                              \
-                                  ::fmt::format("" __VA_OPT__(, ) __VA_ARGS__));          \
+#define KVZ_CHECK(cond, ...)                                                     \
+  do {                                                                           \
+    if (!(cond)) [[unlikely]]                                                    \
+      ::kvz::detail::check_failed(__FILE__, __LINE__, #cond,                     \
+                                  ::fmt::format("" __VA_OPT__(, ) __VA_ARGS__)); \
   } while (0)
 
 #ifdef NDEBUG

@@ -56,7 +56,8 @@ class Recorder {
   template <class Push>
   void dispatch(const Kernel& k, std::initializer_list<Tensor> bindings, const Push& push,
                 Grid grid) {
-    static_assert(sizeof(Push) % 4 == 0 && sizeof(Push) <= 128, "push constants: <=128 B, 4-aligned");
+    static_assert(sizeof(Push) % 4 == 0 && sizeof(Push) <= 128,
+                  "push constants: <=128 B, 4-aligned");
     impl_->dispatch(k, std::span<const Tensor>(bindings.begin(), bindings.size()), &push,
                     sizeof(Push), grid);
   }

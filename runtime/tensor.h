@@ -37,7 +37,7 @@ class Tensor {
   int64_t dim(int i) const;  // negative counts from the back
   int64_t numel() const;
   int64_t cols() const { return ndim_ ? shape_[ndim_ - 1] : 1; }  // innermost
-  int64_t rows() const { return cols() ? numel() / cols() : 0; }   // everything else
+  int64_t rows() const { return cols() ? numel() / cols() : 0; }  // everything else
   size_t nbytes() const;
   bool empty() const { return numel() == 0; }
   bool valid() const { return mem_.size_bytes != 0 || numel() == 0; }

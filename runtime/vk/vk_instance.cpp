@@ -1,0 +1,234 @@
+// Vulkan instance, validation messenger and capability probe (runtime/vk).
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "runtime/vk/vk_device.h"
+#include "runtime/vk/vk_open.h"
+
+namespace kvz::gpu {
+namespace {
+
+VKAPI_ATTR VkBool32 VKAPI_CALL on_validation(VkDebugUtilsMessageSeverityFlagBitsEXT severity,
+                                             VkDebugUtilsMessageTypeFlagsEXT,
+                                             const VkDebugUtilsMessengerCallbackDataEXT* data,
+                                             void* user) {
+  if (severity >= VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT) {
+    static_cast<Instance*>(user)->validation_messages++;
+    std::fprintf(stderr, "[vulkan validation] %s\n", data->pMessage);
+  }
+  return VK_FALSE;
+}
+
+bool has_layer(const vk::raii::Context& ctx, const char* name) {
+  for (const auto& l : ctx.enumerateInstanceLayerProperties())
+    if (std::strcmp(l.layerName, name) == 0) return true;
+  return false;
+}
+
+bool has_instance_ext(const vk::raii::Context& ctx, const char* name) {
+  for (const auto& e : ctx.enumerateInstanceExtensionProperties(nullptr))
+    if (std::strcmp(e.extensionName, name) == 0) return true;
+  return false;
+}
+
+std::unique_ptr<Instance> create_instance() {
+  auto inst = std::make_unique<Instance>();
+  const char* env = std::getenv("KVZ_VALIDATION");
+  bool want_validation = env && std::strcmp(env, "0") != 0;
+  std::vector<const char*> layers, exts;
+  if (want_validation) {
+    if (has_layer(inst->context, "VK_LAYER_KHRONOS_validation") &&
+        has_instance_ext(inst->context, VK_EXT_DEBUG_UTILS_EXTENSION_NAME)) {
+      layers.push_back("VK_LAYER_KHRONOS_validation");
+      exts.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+      inst->validation = true;
+    } else {
+      std::fprintf(stderr,
+                   "kvzip: KVZ_VALIDATION set but VK_LAYER_KHRONOS_validation is missing\n");
+    }
+  }
+  vk::ApplicationInfo app("kvzip-vk", 1, "kvzip-vk", 1, VK_API_VERSION_1_2);
+  vk::InstanceCreateInfo ci({}, &app, layers, exts);
+  inst->instance = vk::raii::Instance(inst->context, ci);
+  if (inst->validation) {
+    using S = vk::DebugUtilsMessageSeverityFlagBitsEXT;
+    using T = vk::DebugUtilsMessageTypeFlagBitsEXT;
+    vk::DebugUtilsMessengerCreateInfoEXT mi({}, S::eWarning | S::eError,
+                                            T::eGeneral | T::eValidation | T::ePerformance,
+                                            &on_validation, inst.get());
+    inst->messenger.emplace(inst->instance, mi);
+  }
+  return inst;
+}
+
+std::string version_str(uint32_t v) {
+  return std::to_string(VK_API_VERSION_MAJOR(v)) + "." + std::to_string(VK_API_VERSION_MINOR(v)) +
+         "." + std::to_string(VK_API_VERSION_PATCH(v));
+}
+
+const char* component_name(uint32_t t) {
+  switch (t) {
+    case 0:
+      return "f16";
+    case 1:
+      return "f32";
+    case 2:
+      return "f64";
+    case 3:
+      return "s8";
+    case 4:
+      return "s16";
+    case 5:
+      return "s32";
+    case 7:
+      return "u8";
+    case 10:
+      return "u32";
+    case 1000141000:
+      return "bf16";
+    default:
+      return "other";
+  }
+}
+
+void probe_coopmat(const vk::raii::PhysicalDevice& pd, DeviceCaps& caps) {
+  if (caps.coopmat_khr) {
+    auto fn = reinterpret_cast<PFN_GetCoopMatPropsKhr>(pd.getDispatcher()->vkGetInstanceProcAddr(
+        *instance().instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR"));
+    uint32_t n = 0;
+    if (fn && fn(*pd, &n, nullptr) == VK_SUCCESS && n) {
+      std::vector<CoopMatPropertiesKhr> props(n);
+      for (auto& p : props) p = {kStructCoopMatPropertiesKhr, nullptr, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+      fn(*pd, &n, props.data());
+      for (const auto& p : props)
+        caps.coopmat_shapes.push_back(
+            {p.MSize, p.NSize, p.KSize, component_name(p.AType), component_name(p.CType), "KHR"});
+    }
+  } else if (caps.coopmat_nv) {
+    for (const auto& p : pd.getCooperativeMatrixPropertiesNV())
+      caps.coopmat_shapes.push_back({p.MSize, p.NSize, p.KSize,
+                                     component_name(static_cast<uint32_t>(p.AType)),
+                                     component_name(static_cast<uint32_t>(p.CType)), "NV"});
+  }
+}
+
+}  // namespace
+
+Instance& instance() {
+  static std::unique_ptr<Instance> inst;
+  static std::string failure;
+  if (!inst && failure.empty()) {
+    try {
+      inst = create_instance();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+  }
+  if (!inst) throw DeviceError("Vulkan is unavailable: " + failure);
+  return *inst;
+}
+
+DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
+  DeviceCaps c;
+  auto props2 =
+      pd.getProperties2<vk::PhysicalDeviceProperties2, vk::PhysicalDeviceSubgroupProperties,
+                        vk::PhysicalDeviceDriverProperties>();
+  const auto& p = props2.get<vk::PhysicalDeviceProperties2>().properties;
+  const auto& sg = props2.get<vk::PhysicalDeviceSubgroupProperties>();
+  const auto& drv = props2.get<vk::PhysicalDeviceDriverProperties>();
+  c.name = p.deviceName.data();
+  c.driver = std::string(drv.driverName.data()) + " " + drv.driverInfo.data();
+  c.api_version = version_str(p.apiVersion);
+  c.vendor_id = p.vendorID;
+  switch (p.deviceType) {
+    case vk::PhysicalDeviceType::eDiscreteGpu:
+      c.type = "discrete";
+      break;
+    case vk::PhysicalDeviceType::eIntegratedGpu:
+      c.type = "integrated";
+      break;
+    case vk::PhysicalDeviceType::eVirtualGpu:
+      c.type = "virtual";
+      break;
+    case vk::PhysicalDeviceType::eCpu:
+      c.type = "cpu";
+      break;
+    default:
+      c.type = "other";
+  }
+  c.software = p.deviceType == vk::PhysicalDeviceType::eCpu;
+  c.subgroup_size = sg.subgroupSize;
+  c.subgroup_arith =
+      static_cast<bool>(sg.supportedOperations & vk::SubgroupFeatureFlagBits::eArithmetic) &&
+      static_cast<bool>(sg.supportedStages & vk::ShaderStageFlagBits::eCompute);
+  c.shared_memory_bytes = p.limits.maxComputeSharedMemorySize;
+  c.max_workgroup_invocations = p.limits.maxComputeWorkGroupInvocations;
+  for (int i = 0; i < 3; ++i) c.max_workgroup_count[i] = p.limits.maxComputeWorkGroupCount[i];
+  c.max_storage_buffer_range = p.limits.maxStorageBufferRange;
+  c.storage_offset_alignment = static_cast<uint32_t>(p.limits.minStorageBufferOffsetAlignment);
+  c.timestamp_period_ns = p.limits.timestampPeriod;
+  auto maint3 =
+      pd.getProperties2<vk::PhysicalDeviceProperties2, vk::PhysicalDeviceMaintenance3Properties>();
+  c.max_alloc_bytes =
+      maint3.get<vk::PhysicalDeviceMaintenance3Properties>().maxMemoryAllocationSize;
+  auto mem = pd.getMemoryProperties();
+  for (uint32_t i = 0; i < mem.memoryHeapCount; ++i)
+    if (mem.memoryHeaps[i].flags & vk::MemoryHeapFlagBits::eDeviceLocal)
+      c.device_local_bytes = std::max<uint64_t>(c.device_local_bytes, mem.memoryHeaps[i].size);
+
+  auto feats = pd.getFeatures2<vk::PhysicalDeviceFeatures2, vk::PhysicalDeviceVulkan11Features,
+                               vk::PhysicalDeviceVulkan12Features>();
+  const auto& f11 = feats.get<vk::PhysicalDeviceVulkan11Features>();
+  const auto& f12 = feats.get<vk::PhysicalDeviceVulkan12Features>();
+  c.fp16 = f12.shaderFloat16;
+  c.int8 = f12.shaderInt8;
+  c.storage8 = f12.storageBuffer8BitAccess;
+  c.storage16 = f11.storageBuffer16BitAccess;
+  for (const auto& e : pd.enumerateDeviceExtensionProperties(nullptr)) {
+    std::string n = e.extensionName.data();
+    if (n == VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME) c.int8_dot = true;
+    if (n == kExtCoopMatKhr) c.coopmat_khr = true;
+    if (n == VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) c.coopmat_nv = true;
+    if (n == kExtCoopMat2Nv) c.coopmat2_nv = true;
+    if (n == kExtBf16Khr) c.bf16 = true;
+  }
+  if (p.apiVersion >= VK_API_VERSION_1_3) c.int8_dot = true;  // core in 1.3
+  auto qfs = pd.getQueueFamilyProperties();
+  for (const auto& q : qfs)
+    if ((q.queueFlags & vk::QueueFlagBits::eCompute) && q.timestampValidBits > 0)
+      c.timestamps = true;
+  probe_coopmat(pd, c);
+  return c;
+}
+
+namespace {
+std::vector<vk::raii::PhysicalDevice> physical_devices() {
+  try {
+    return vk::raii::PhysicalDevices(instance().instance);
+  } catch (const DeviceError&) {
+    return {};
+  } catch (const vk::SystemError&) {
+    return {};
+  }
+}
+}  // namespace
+
+std::vector<DeviceCaps> list_vulkan_devices() {
+  std::vector<DeviceCaps> out;
+  for (const auto& pd : physical_devices()) out.push_back(probe_caps(pd));
+  return out;
+}
+
+std::unique_ptr<Device> open_vulkan_device(size_t index) {
+  auto pds = physical_devices();
+  if (index >= pds.size()) throw DeviceError(fmt::format("no Vulkan device {}", index));
+  try {
+    return std::make_unique<VulkanDevice>(instance(), pds[index]);
+  } catch (const vk::SystemError& e) {
+    throw DeviceError(fmt::format("opening Vulkan device {} failed: {}", index, e.what()));
+  }
+}
+
+}  // namespace kvz::gpu

@@ -1,0 +1,199 @@
+// Vulkan Recorder: records dispatches into command buffers, one barrier helper, timeline-semaphore
+// submits and timestamp queries (runtime/vk).
+#include <array>
+#include <chrono>
+
+#include "runtime/vk/vk_device.h"
+
+namespace kvz::gpu {
+namespace {
+
+constexpr uint32_t kRing = 3;           // command buffers in flight per recorder
+constexpr uint32_t kMaxQueries = 4096;  // timestamps between two timings() calls
+
+class VkRecorder final : public RecorderBackend {
+ public:
+  explicit VkRecorder(VulkanDevice& dev) : dev_(dev) {
+    const auto& d = dev.dev();
+    pool_ = vk::raii::CommandPool(
+        d, {vk::CommandPoolCreateFlagBits::eResetCommandBuffer, dev.queue_family()});
+    cbs_ = vk::raii::CommandBuffers(d, {*pool_, vk::CommandBufferLevel::ePrimary, kRing});
+    vk::SemaphoreTypeCreateInfo ti(vk::SemaphoreType::eTimeline, 0);
+    vk::SemaphoreCreateInfo sci;
+    sci.pNext = &ti;
+    timeline_ = vk::raii::Semaphore(d, sci);
+    if (dev.caps().timestamps) {
+      queries_ = vk::raii::QueryPool(d, {{}, vk::QueryType::eTimestamp, kMaxQueries});
+      reset_queries_pending_ = true;
+    }
+  }
+  ~VkRecorder() override {
+    try {
+      wait();
+    } catch (...) {
+    }
+  }
+
+  void dispatch(const Kernel& k, std::span<const Tensor> bindings, const void* push,
+                uint32_t push_bytes, Grid grid) override {
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;
+    const auto& caps = dev_.caps();
+    KVZ_CHECK(grid.x <= caps.max_workgroup_count[0] && grid.y <= caps.max_workgroup_count[1] &&
+                  grid.z <= caps.max_workgroup_count[2],
+              "{}: grid {}x{}x{} exceeds the device limit", shader_name(k.shader), grid.x, grid.y,
+              grid.z);
+    const PipelineEntry& pe = dev_.pipeline(k, static_cast<uint32_t>(bindings.size()), push_bytes);
+    auto& cb = current();
+    barrier(cb);
+    std::vector<vk::DescriptorBufferInfo> infos;
+    std::vector<vk::WriteDescriptorSet> writes;
+    infos.reserve(bindings.size());
+    for (size_t i = 0; i < bindings.size(); ++i) {
+      const BufferView& m = bindings[i].mem();
+      size_t range = std::max<size_t>(m.size_bytes, 4);
+      if (range > caps.max_storage_buffer_range)
+        throw DeviceError(
+            fmt::format("{}: binding {} is {} bytes, over maxStorageBufferRange {} of {}",
+                        shader_name(k.shader), i, range, caps.max_storage_buffer_range, caps.name));
+      KVZ_CHECK(m.handle != 0, "{}: binding {} has no buffer", shader_name(k.shader), i);
+      KVZ_CHECK(m.offset_bytes % caps.storage_offset_alignment == 0,
+                "{}: binding {} offset {} not aligned to {}", shader_name(k.shader), i,
+                m.offset_bytes, caps.storage_offset_alignment);
+      infos.emplace_back(reinterpret_cast<VkBuffer>(m.handle), m.offset_bytes, range);
+    }
+    for (size_t i = 0; i < bindings.size(); ++i)
+      writes.emplace_back(nullptr, static_cast<uint32_t>(i), 0, 1,
+                          vk::DescriptorType::eStorageBuffer, nullptr, &infos[i]);
+    cb.bindPipeline(vk::PipelineBindPoint::eCompute, *pe.pipeline);
+    cb.pushDescriptorSetKHR(vk::PipelineBindPoint::eCompute, *pe.layout, 0, writes);
+    if (push_bytes)
+      cb.getDispatcher()->vkCmdPushConstants(*cb, *pe.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
+                                             push_bytes, push);
+    cb.dispatch(grid.x, grid.y, grid.z);
+  }
+
+  void copy(const BufferView& src, const BufferView& dst, size_t bytes) override {
+    if (!bytes) return;
+    auto& cb = current();
+    barrier(cb);
+    cb.copyBuffer(reinterpret_cast<VkBuffer>(src.handle), reinterpret_cast<VkBuffer>(dst.handle),
+                  vk::BufferCopy(src.offset_bytes, dst.offset_bytes, bytes));
+  }
+
+  void fill_zero(const BufferView& dst) override {
+    if (!dst.size_bytes) return;
+    KVZ_CHECK(dst.size_bytes % 4 == 0 && dst.offset_bytes % 4 == 0, "fill_zero needs 4-byte units");
+    auto& cb = current();
+    barrier(cb);
+    cb.fillBuffer(reinterpret_cast<VkBuffer>(dst.handle), dst.offset_bytes, dst.size_bytes, 0);
+  }
+
+  void timestamp(std::string_view label) override {
+    if (!*queries_ || labels_.size() >= kMaxQueries) return;
+    auto& cb = current();
+    barrier(cb);
+    cb.writeTimestamp(vk::PipelineStageFlagBits::eAllCommands, *queries_,
+                      static_cast<uint32_t>(labels_.size()));
+    labels_.emplace_back(label);
+  }
+
+  void submit() override {
+    if (!recording_) return;
+    auto& cb = cbs_[slot_];
+    barrier(cb);
+    cb.end();
+    recording_ = false;
+    uint64_t value = ++submitted_;
+    vk::TimelineSemaphoreSubmitInfo ts({}, value);
+    vk::CommandBuffer raw = *cb;
+    vk::Semaphore sem = *timeline_;
+    vk::SubmitInfo si({}, {}, raw, sem);
+    si.pNext = &ts;
+    try {
+      dev_.queue().submit(si, {});
+    } catch (const vk::SystemError& e) {
+      throw DeviceError(fmt::format("queue submit failed on {}: {}", dev_.caps().name, e.what()));
+    }
+    slot_value_[slot_] = value;
+    slot_ = (slot_ + 1) % kRing;
+  }
+
+  void wait() override { wait_value(submitted_); }
+
+  std::vector<TimedSpan> timings() override {
+    std::vector<TimedSpan> out;
+    if (!*queries_ || labels_.empty()) return out;
+    submit();
+    wait();
+    auto n = static_cast<uint32_t>(labels_.size());
+    auto [res, ticks] = queries_.getResults<uint64_t>(
+        0, n, n * sizeof(uint64_t), sizeof(uint64_t),
+        vk::QueryResultFlagBits::e64 | vk::QueryResultFlagBits::eWait);
+    (void)res;
+    for (uint32_t i = 0; i < n; ++i) {
+      double ms =
+          i ? static_cast<double>(ticks[i] - ticks[i - 1]) * dev_.caps().timestamp_period_ns * 1e-6
+            : 0.0;
+      out.push_back({labels_[i], ms});
+    }
+    labels_.clear();
+    reset_queries_pending_ = true;
+    return out;
+  }
+
+ private:
+  void wait_value(uint64_t value) {
+    if (value == 0) return;
+    vk::Semaphore sem = *timeline_;
+    vk::SemaphoreWaitInfo wi({}, sem, value);
+    if (dev_.dev().waitSemaphores(wi, UINT64_MAX) != vk::Result::eSuccess)
+      throw DeviceError("waiting for GPU work failed on " + dev_.caps().name);
+  }
+
+  const vk::raii::CommandBuffer& current() {
+    if (!recording_) {
+      wait_value(slot_value_[slot_]);  // the ring slot's previous use must be finished
+      auto& cb = cbs_[slot_];
+      cb.reset({});
+      cb.begin({vk::CommandBufferUsageFlagBits::eOneTimeSubmit});
+      if (reset_queries_pending_) {
+        cb.resetQueryPool(*queries_, 0, kMaxQueries);
+        reset_queries_pending_ = false;
+      }
+      recording_ = true;
+      // Orders this command buffer after everything submitted before it on the queue.
+      barrier(cb);
+    }
+    return cbs_[slot_];
+  }
+
+  // The one barrier helper: all prior compute/transfer writes visible to later reads/writes.
+  static void barrier(const vk::raii::CommandBuffer& cb) {
+    using A = vk::AccessFlagBits;
+    using P = vk::PipelineStageFlagBits;
+    vk::MemoryBarrier mb(A::eShaderWrite | A::eTransferWrite,
+                         A::eShaderRead | A::eShaderWrite | A::eTransferRead | A::eTransferWrite);
+    cb.pipelineBarrier(P::eComputeShader | P::eTransfer, P::eComputeShader | P::eTransfer, {}, mb,
+                       {}, {});
+  }
+
+  VulkanDevice& dev_;
+  vk::raii::CommandPool pool_ = nullptr;
+  vk::raii::CommandBuffers cbs_ = nullptr;
+  vk::raii::Semaphore timeline_ = nullptr;
+  vk::raii::QueryPool queries_ = nullptr;
+  std::array<uint64_t, kRing> slot_value_{};
+  std::vector<std::string> labels_;
+  uint32_t slot_ = 0;
+  uint64_t submitted_ = 0;
+  bool recording_ = false;
+  bool reset_queries_pending_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<RecorderBackend> make_vk_recorder(VulkanDevice& dev) {
+  return std::make_unique<VkRecorder>(dev);
+}
+
+}  // namespace kvz::gpu

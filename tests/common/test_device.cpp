@@ -1,0 +1,131 @@
+// Shared test helpers (tests/common).
+#include "tests/common/test_device.h"
+
+#include <cmath>
+#include <memory>
+
+namespace kvz::test {
+
+Device* vk_device() {
+  static std::unique_ptr<Device> dev = [] {
+    std::unique_ptr<Device> d;
+    try {
+      d = open_device();
+    } catch (const Error& e) {
+      ADD_FAILURE() << "opening the Vulkan test device failed: " << e.what();
+      return d;
+    }
+    if (d->kind() != BackendKind::kVulkan) d.reset();
+    return d;
+  }();
+  return dev.get();
+}
+
+Device& cpu_device() {
+  static std::unique_ptr<Device> dev = open_device("cpu");
+  return *dev;
+}
+
+uint64_t Rng::next() {
+  uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+float Rng::uniform(float lo, float hi) {
+  double u = static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);
+  return static_cast<float>(lo + (hi - lo) * u);
+}
+
+float Rng::normal() {
+  double u1 = (static_cast<double>(next() >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+  double u2 = static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);
+  return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+}
+
+std::vector<float> Rng::uniform_vec(size_t n, float lo, float hi) {
+  std::vector<float> v(n);
+  for (float& x : v) x = uniform(lo, hi);
+  return v;
+}
+
+Tensor alloc_tensor(Device& dev, std::vector<Buffer>& keep, DType dtype,
+                    std::initializer_list<int64_t> shape) {
+  Tensor probe(BufferView{0, 0, SIZE_MAX, nullptr}, dtype, shape);
+  keep.push_back(dev.alloc(probe.nbytes()));
+  return keep.back().tensor(dtype, shape);
+}
+
+Tensor upload(Device& dev, std::vector<Buffer>& keep, DType dtype,
+              std::initializer_list<int64_t> shape, const void* data) {
+  Tensor t = alloc_tensor(dev, keep, dtype, shape);
+  dev.upload(t, data);
+  return t;
+}
+
+Tensor upload_f32(Device& dev, std::vector<Buffer>& keep, std::initializer_list<int64_t> shape,
+                  const std::vector<float>& data) {
+  Tensor t = alloc_tensor(dev, keep, DType::kF32, shape);
+  KVZ_CHECK(static_cast<size_t>(t.numel()) == data.size());
+  dev.upload(t, data.data());
+  return t;
+}
+
+std::vector<float> download_f32(Device& dev, const Tensor& t) {
+  KVZ_CHECK(t.dtype() == DType::kF32);
+  std::vector<float> out(static_cast<size_t>(t.numel()));
+  dev.download(t, out.data());
+  return out;
+}
+
+Diff compare(const std::vector<float>& got, const std::vector<float>& ref, double atol,
+             double rtol) {
+  Diff d;
+  double err2 = 0, ref2 = 0, worst_excess = -1;
+  for (size_t i = 0; i < std::min(got.size(), ref.size()); ++i) {
+    double g = got[i], r = ref[i], e = std::abs(g - r);
+    bool bad = std::isnan(g) != std::isnan(r) || e > atol + rtol * std::abs(r);
+    if (std::isnan(g) && std::isnan(r)) continue;
+    d.max_abs = std::max(d.max_abs, e);
+    if (std::abs(r) > 0) d.max_rel = std::max(d.max_rel, e / std::abs(r));
+    err2 += e * e;
+    ref2 += r * r;
+    double excess = e - (atol + rtol * std::abs(r));
+    if (bad) d.n_bad++;
+    if (excess > worst_excess || std::isnan(g)) worst_excess = excess, d.worst = i;
+  }
+  if (got.size() != ref.size()) d.n_bad += 1;
+  d.nmse = ref2 > 0 ? err2 / ref2 : err2;
+  return d;
+}
+
+::testing::AssertionResult all_close(const std::vector<float>& got, const std::vector<float>& ref,
+                                     double atol, double rtol) {
+  Diff d = compare(got, ref, atol, rtol);
+  if (d.n_bad == 0) return ::testing::AssertionSuccess();
+  auto r = ::testing::AssertionFailure();
+  r << d.n_bad << " of " << ref.size() << " elements differ (sizes " << got.size() << " vs "
+    << ref.size() << "); max_abs " << d.max_abs << " max_rel " << d.max_rel << " nmse " << d.nmse
+    << "; worst at " << d.worst;
+  if (d.worst < got.size() && d.worst < ref.size()) {
+    r << ": got " << got[d.worst] << " want " << ref[d.worst];
+  }
+  r << " (atol " << atol << ", rtol " << rtol << ")";
+  return r;
+}
+
+void VkTest::SetUp() {
+  cpu = &cpu_device();
+  gpu = vk_device();
+  if (!gpu) GTEST_SKIP() << "no Vulkan device";
+  validation_before_ = gpu->validation_messages();
+}
+
+void VkTest::TearDown() {
+  if (gpu) {
+    EXPECT_EQ(gpu->validation_messages(), validation_before_) << "Vulkan validation messages";
+  }
+}
+
+}  // namespace kvz::test

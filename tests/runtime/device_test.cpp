@@ -1,0 +1,64 @@
+// Device, memory and recorder basics (tests/runtime).
+#include <cstdlib>
+#include <cstring>
+
+#include "tests/common/test_device.h"
+
+namespace kvz::test {
+namespace {
+
+using DeviceTest = VkTest;
+
+TEST_F(DeviceTest, ValidationLayerIsOnWhenRequested) {
+  const char* env = std::getenv("KVZ_VALIDATION");
+  if (!env || std::strcmp(env, "0") == 0) GTEST_SKIP() << "KVZ_VALIDATION not set";
+  EXPECT_TRUE(gpu->validation_enabled())
+      << "KVZ_VALIDATION=1 but the validation layer is not active";
+}
+
+TEST_F(DeviceTest, UploadDownloadRoundTripsAndCopies) {
+  Rng rng(3);
+  for (size_t n : {size_t{1}, size_t{1000}, size_t{3} << 20}) {
+    auto v = rng.uniform_vec(n);
+    std::vector<Buffer> keep;
+    Tensor a = upload_f32(*gpu, keep, {static_cast<int64_t>(n)}, v);
+    Tensor b = alloc_tensor(*gpu, keep, DType::kF32, {static_cast<int64_t>(n)});
+    Recorder rec(*gpu);
+    rec.copy(a, b);
+    rec.finish();
+    EXPECT_EQ(download_f32(*gpu, b), v);
+  }
+}
+
+TEST_F(DeviceTest, AllocationsAreReusedAndAccounted) {
+  uint64_t before = gpu->bytes_in_use();
+  {
+    Buffer a = gpu->alloc(1000), b = gpu->alloc(5000);
+    EXPECT_GE(gpu->bytes_in_use(), before + 6000);
+    EXPECT_NE(a.view().offset_bytes + a.view().handle, b.view().offset_bytes + b.view().handle);
+  }
+  EXPECT_EQ(gpu->bytes_in_use(), before);
+}
+
+TEST_F(DeviceTest, HugeAllocationThrowsOutOfMemory) {
+  EXPECT_THROW(gpu->alloc(size_t{1} << 50), OutOfMemory);
+}
+
+TEST(DeviceSelection, UnknownNameIsAClearError) {
+  try {
+    open_device("no-such-gpu-xyz");
+    FAIL() << "expected DeviceError";
+  } catch (const DeviceError& e) {
+    EXPECT_NE(std::string(e.what()).find("no-such-gpu-xyz"), std::string::npos);
+  }
+}
+
+TEST(DeviceSelection, CpuBackendAlwaysOpens) {
+  auto d = open_device("cpu");
+  EXPECT_EQ(d->kind(), BackendKind::kCpu);
+  Buffer b = d->alloc(64);
+  EXPECT_NE(b.view().host, nullptr);
+}
+
+}  // namespace
+}  // namespace kvz::test

@@ -1,0 +1,34 @@
+// `kvzip devices`: every device with its probed capabilities (tools/).
+#include <fmt/format.h>
+
+#include "runtime/device.h"
+#include "tools/commands.h"
+
+namespace kvz::cli {
+
+int run_devices() {
+  auto devs = list_devices();
+  for (size_t i = 0; i < devs.size(); ++i) {
+    const DeviceCaps& c = devs[i];
+    bool is_cpu_backend = i + 1 == devs.size();
+    fmt::print("{}: {}{}\n", is_cpu_backend ? std::string("cpu") : std::to_string(i), c.name,
+               is_cpu_backend ? " (KVZIP_DEVICE=cpu)" : "");
+    fmt::print("   type {}  driver {}  api {}\n", c.type, c.driver, c.api_version);
+    if (is_cpu_backend) continue;
+    fmt::print("   fp16 {}  storage16 {}  storage8 {}  int8 {}  int8-dot {}  bf16 {}\n", c.fp16,
+               c.storage16, c.storage8, c.int8, c.int8_dot, c.bf16);
+    fmt::print("   subgroup {} (arithmetic {})  shared memory {} KiB  max workgroup {}\n",
+               c.subgroup_size, c.subgroup_arith, c.shared_memory_bytes / 1024,
+               c.max_workgroup_invocations);
+    fmt::print("   coopmat KHR {}  NV {}  NV2 {}", c.coopmat_khr, c.coopmat_nv, c.coopmat2_nv);
+    for (const auto& s : c.coopmat_shapes)
+      fmt::print("  {}x{}x{} {}->{}", s.m, s.n, s.k, s.a_type, s.c_type);
+    fmt::print(
+        "\n   device-local {:.1f} GiB  max binding {} MiB  max allocation {} MiB  timestamps {}\n",
+        c.device_local_bytes / 1073741824.0, c.max_storage_buffer_range >> 20,
+        c.max_alloc_bytes >> 20, c.timestamps);
+  }
+  return 0;
+}
+
+}  // namespace kvz::cli
