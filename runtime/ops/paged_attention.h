@@ -1,0 +1,48 @@
+// Attention of new queries over a paged, per-head ragged KV cache; serves prefill (many queries,
+// causal by position) and decode (one query) alike (runtime/ops). Layout: runtime/ops/paged_kv.h.
+#pragma once
+
+#include "runtime/ops/paged_kv.h"
+
+namespace kvz {
+
+// out[i, hq, :] = sum_j softmax_j(s_ij) v_j over the rows j of KV head h = hq / (n_heads/n_kv_heads)
+// that are visible to query i, where s_ij = softcap(scale * q[i, hq, :] . k_j) and row j is visible
+// iff pos_j <= q_pos[i] and (window == 0 or q_pos[i] - pos_j < window).
+// softcap(s) = softcap * tanh(s / softcap) when softcap > 0. A query that sees no row gets zeros.
+// q: [n_q, n_heads, head_dim] f32 (post-RoPE); q_pos: [n_q] i32; out: [n_q, n_heads, head_dim] f32.
+struct PagedAttentionArgs {
+  Tensor q, q_pos;
+  Tensor k_pool, v_pool, pos_pool, block_table, lens;
+  Tensor out;
+  float scale = 1.0f;
+  int window = 0;
+  float softcap = 0.0f;
+};
+void paged_attention(Recorder& rec, const PagedAttentionArgs& args);
+
+// Reconstruction scoring (KVzip, ALGORITHMS.md 1.3), generic form: for every KV head h and target
+// row j in [t0, t1) of the head's rows,
+//   score[h, j - t0] = max over query heads g of h's group and queries i of P[g, i, j],
+// where P[g, i, :] = softmax over the key set K_i = rows [0, n_sink) U [t0, t1) U [s0, s0 + i]
+// of scale * q[i, g, :] . k. Rows are indexed in the head's row order (block_table), queries i
+// sit at rows s0 + i (their own keys already written). No probability matrix is materialised:
+// pass 1 computes each query row's log-sum-exp over K_i, pass 2 the column max.
+// q: [n_q, n_heads, head_dim] f32; score: [n_kv_heads, t1 - t0] f32 (overwritten).
+struct AttnScoreArgs {
+  Tensor q;
+  Tensor k_pool, block_table;
+  Tensor score;
+  int n_sink = 0;
+  int t0 = 0, t1 = 0;
+  int s0 = 0;
+  float scale = 1.0f;
+};
+void attn_score(Recorder& rec, const AttnScoreArgs& args);
+
+namespace cpu {
+void paged_attention_ref(const PagedAttentionArgs& args);
+void attn_score_ref(const AttnScoreArgs& args);
+}  // namespace cpu
+
+}  // namespace kvz
