@@ -1,8 +1,38 @@
 // Subcommands of the `kvzip` CLI (tools/). Each returns the process exit code.
 #pragma once
 
+#include <string>
+#include <vector>
+
 namespace kvz::cli {
 
 int run_devices();
+
+struct GenerateArgs {
+  std::string model, prompt, context_file;
+  bool chat = false;
+  int max_new_tokens = 128;
+  float temperature = 0.0f, top_p = 1.0f;
+  int top_k = 0;
+  uint64_t seed = 0;
+};
+int run_generate(const GenerateArgs& args);
+
+struct RunArgs {
+  std::string model, context_file, level = "pair", head_scores, load_cache, save_cache;
+  std::vector<std::string> queries;
+  double ratio = 0.3;
+  int max_new_tokens = 48;
+  int chunk = 2000;
+  bool kvpress = false;
+};
+int run_run(const RunArgs& args);
+
+struct CompressArgs {
+  std::string model, context_file, output, level = "pair", head_scores;
+  double ratio = 0.3;
+  int chunk = 2000;
+};
+int run_compress(const CompressArgs& args);
 
 }  // namespace kvz::cli

@@ -6,12 +6,56 @@
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
+  using namespace kvz::cli;
   CLI::App app{"kvzip: query-agnostic KV-cache compression (KVzip) on Vulkan"};
   app.require_subcommand(0, 1);
   auto* devices = app.add_subcommand("devices", "List Vulkan devices and the CPU backend");
+
+  GenerateArgs g;
+  auto* gen = app.add_subcommand("generate", "Generate text (streams tokens, prints tok/s)");
+  gen->add_option("-m,--model", g.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
+  gen->add_option("-p,--prompt", g.prompt, "User message");
+  gen->add_option("--context", g.context_file, "Text file prefilled before the prompt");
+  gen->add_flag("--chat", g.chat, "Interactive multi-turn chat on stdin");
+  gen->add_option("-n,--max-new-tokens", g.max_new_tokens)->check(CLI::Range(1, 1 << 20));
+  gen->add_option("--temp", g.temperature, "0 = greedy")->check(CLI::Range(0.0, 100.0));
+  gen->add_option("--top-k", g.top_k)->check(CLI::NonNegativeNumber);
+  gen->add_option("--top-p", g.top_p)->check(CLI::Range(0.0, 1.0));
+  gen->add_option("--seed", g.seed);
+
+  RunArgs r;
+  auto* run = app.add_subcommand(
+      "run", "Prefill a context, compress it with KVzip, answer queries from full and compressed cache "
+             "(no arguments: the built-in demo)");
+  run->add_option("-m,--model", r.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
+  run->add_option("--context", r.context_file, "Context text file (default: bundled demo)");
+  run->add_option("-q,--query", r.queries, "Query (repeatable)");
+  run->add_option("--ratio", r.ratio, "Fraction of context KV pairs kept");
+  run->add_option("--level", r.level, "pair | pair-uniform | head")
+      ->check(CLI::IsMember({"pair", "pair-uniform", "head"}));
+  run->add_option("--head-scores", r.head_scores, "Head-score file for --level head");
+  run->add_option("--chunk", r.chunk, "Scoring chunk (tokens)")->check(CLI::Range(16, 1 << 16));
+  run->add_option("-n,--max-new-tokens", r.max_new_tokens)->check(CLI::Range(1, 1 << 16));
+  run->add_option("--load-cache", r.load_cache, "Answer from a cache file written by `compress`");
+  run->add_option("--save-cache", r.save_cache, "Write the compressed cache to this file");
+  run->add_flag("--kvpress", r.kvpress, "kvpress-compatible scoring (4 sinks) and pruning");
+
+  CompressArgs c;
+  auto* comp = app.add_subcommand("compress", "Prefill, score and prune a context; save the cache");
+  comp->add_option("-m,--model", c.model);
+  comp->add_option("--context", c.context_file)->required();
+  comp->add_option("-o,--output", c.output)->required();
+  comp->add_option("--ratio", c.ratio);
+  comp->add_option("--level", c.level)->check(CLI::IsMember({"pair", "pair-uniform", "head"}));
+  comp->add_option("--head-scores", c.head_scores);
+  comp->add_option("--chunk", c.chunk)->check(CLI::Range(16, 1 << 16));
+
   CLI11_PARSE(app, argc, argv);
   try {
-    if (devices->parsed()) return kvz::cli::run_devices();
+    if (devices->parsed()) return run_devices();
+    if (gen->parsed()) return run_generate(g);
+    if (run->parsed()) return run_run(r);
+    if (comp->parsed()) return run_compress(c);
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const kvz::Error& e) {

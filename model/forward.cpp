@@ -1,0 +1,119 @@
+// Transformer forward pass over the paged KV cache (model/). Reads like the paper: norm,
+// QKV, (qk-norm), RoPE, append K/V, attention, output projection, residual; norm, gated MLP,
+// residual.
+#include "model/forward.h"
+
+#include "runtime/ops/activation.h"
+#include "runtime/ops/elementwise.h"
+#include "runtime/ops/matmul.h"
+#include "runtime/ops/paged_attention.h"
+#include "runtime/ops/rms_norm.h"
+
+namespace kvz {
+
+Forward::Forward(const Model& model, int max_tokens, int max_logits)
+    : model_(model), max_tokens_(max_tokens), max_logits_(max_logits) {
+  const ModelConfig& c = model.config();
+  Device& dev = model.device();
+  const int64_t T = max_tokens, qd = int64_t{c.n_heads} * c.head_dim,
+                kvd = int64_t{c.n_kv_heads} * c.head_dim;
+  auto make = [&](DType t, std::initializer_list<int64_t> shape) {
+    Tensor probe(BufferView{0, 0, SIZE_MAX, nullptr}, t, shape);
+    storage_.push_back(dev.alloc(probe.nbytes()));
+    return storage_.back().tensor(t, shape);
+  };
+  ids_ = make(DType::kI32, {T});
+  pos_ = make(DType::kI32, {T});
+  x_ = make(DType::kF32, {T, c.d_model});
+  h_ = make(DType::kF32, {T, c.d_model});
+  o_ = make(DType::kF32, {T, c.d_model});
+  q_ = make(DType::kF32, {T, qd});
+  attn_ = make(DType::kF32, {T, qd});
+  k_ = make(DType::kF32, {T, kvd});
+  v_ = make(DType::kF32, {T, kvd});
+  gate_ = make(DType::kF32, {T, c.d_ff});
+  up_ = make(DType::kF32, {T, c.d_ff});
+  logits_ = make(DType::kF32, {max_logits, c.n_vocab});
+}
+
+void Forward::run(Recorder& rec, std::span<const int32_t> tokens, std::span<const int32_t> positions,
+                  KvCache& cache, int n_logits, const LayerHook* hook) {
+  const ModelConfig& c = model_.config();
+  const Weights& w = model_.weights();
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  KVZ_CHECK(n > 0 && n <= max_tokens_ && positions.size() == tokens.size(), "forward of {} tokens",
+            n);
+  KVZ_CHECK(n_logits >= 0 && n_logits <= std::min<int64_t>(n, max_logits_));
+  const int64_t H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
+
+  rec.finish();  // index buffers below are host-written: nothing in flight may read them
+  Device& dev = model_.device();
+  Tensor ids = ids_.slice(0, n), pos = pos_.slice(0, n);
+  dev.upload(ids, tokens.data());
+  dev.upload(pos, positions.data());
+  cache.begin_append(static_cast<int>(n), positions);
+
+  Tensor x = x_.slice(0, n), h = h_.slice(0, n), o = o_.slice(0, n), q = q_.slice(0, n),
+         k = k_.slice(0, n), v = v_.slice(0, n), attn = attn_.slice(0, n), g = gate_.slice(0, n),
+         u = up_.slice(0, n);
+  Tensor q3 = q.reshape({n, H, hd}), k3 = k.reshape({n, KV, hd}), v3 = v.reshape({n, KV, hd});
+  Tensor attn3 = attn.reshape({n, H, hd});
+
+  embedding(rec, {w.tok_embd, ids, x, c.embedding_scale});
+  for (int il = 0; il < c.n_layers; ++il) {
+    const LayerWeights& l = w.layers[il];
+    const bool local = c.sliding(il);
+    rms_norm(rec, {x, l.attn_norm, h, c.norm_eps});
+    matmul(rec, {h, l.wq, q, l.bq});
+    matmul(rec, {h, l.wk, k, l.bk});
+    matmul(rec, {h, l.wv, v, l.bv});
+    if (c.qk_norm) {
+      rms_norm(rec, {q.reshape({n * H, hd}), l.q_norm, q.reshape({n * H, hd}), c.norm_eps});
+      rms_norm(rec, {k.reshape({n * KV, hd}), l.k_norm, k.reshape({n * KV, hd}), c.norm_eps});
+    }
+    RopeArgs ra;
+    ra.pos = pos;
+    ra.inv_freq = local ? w.rope_inv_freq_local : w.rope_inv_freq;
+    ra.style = c.rope_style;
+    ra.rot_dims = c.rot_dims;
+    ra.attn_factor = local ? 1.0f : rope_attn_factor(c.rope_scaling);
+    ra.x = q3;
+    rope(rec, ra);
+    ra.x = k3;
+    rope(rec, ra);
+    KvCache::LayerView kv = cache.layer(il);
+    kv_write(rec, {k3, v3, pos, cache.dst_slots(il), kv.k_pool, kv.v_pool, kv.pos_pool});
+    if (hook) (*hook)(rec, il, q3, kv);
+    PagedAttentionArgs pa;
+    pa.q = q3;
+    pa.q_pos = pos;
+    pa.k_pool = kv.k_pool;
+    pa.v_pool = kv.v_pool;
+    pa.pos_pool = kv.pos_pool;
+    pa.block_table = kv.block_table;
+    pa.lens = kv.lens;
+    pa.out = attn3;
+    pa.scale = c.attn_scale;
+    pa.window = local ? c.sliding_window : 0;
+    pa.softcap = c.attn_softcap;
+    paged_attention(rec, pa);
+    matmul(rec, {attn, l.wo, o, {}});
+    if (c.post_norms) rms_norm(rec, {o, l.post_attn_norm, o, c.norm_eps});
+    add(rec, {x, o, x});
+    rms_norm(rec, {x, l.ffn_norm, h, c.norm_eps});
+    matmul(rec, {h, l.w_gate, g, {}});
+    matmul(rec, {h, l.w_up, u, {}});
+    gated_act(rec, {g, u, g, c.act});
+    matmul(rec, {g, l.w_down, o, {}});
+    if (c.post_norms) rms_norm(rec, {o, l.post_ffn_norm, o, c.norm_eps});
+    add(rec, {x, o, x});
+  }
+  if (n_logits > 0) {
+    Tensor xl = x.slice(n - n_logits, n_logits), hl = h.slice(0, n_logits);
+    rms_norm(rec, {xl, w.output_norm, hl, c.norm_eps});
+    matmul(rec, {hl, w.output, logits_.slice(0, n_logits), {}});
+  }
+  rec.submit();
+}
+
+}  // namespace kvz

@@ -1,0 +1,41 @@
+// The transformer forward pass, written once against runtime ops for every architecture; quirks
+// come from ModelConfig flags (model/).
+#pragma once
+
+#include <functional>
+#include <span>
+
+#include "kvzip/kv_cache.h"
+#include "model/model.h"
+
+namespace kvz {
+
+// Called in every layer after the new K/V rows are written, with the post-RoPE queries
+// q: [n_tokens, n_heads, head_dim] f32 (KVzip reconstruction scoring reads them here).
+using LayerHook = std::function<void(Recorder& rec, int il, const Tensor& q, const KvCache::LayerView& kv)>;
+
+class Forward {
+ public:
+  // Allocates activations for up to max_tokens tokens per run() and max_logits logit rows.
+  Forward(const Model& model, int max_tokens, int max_logits = 1);
+
+  int max_tokens() const { return max_tokens_; }
+  // Appends tokens at `positions` to `cache` and runs every layer. If n_logits > 0, the logits
+  // of the last n_logits tokens are computed into logits() rows [0, n_logits). The work is
+  // recorded on `rec` and submitted; call rec.wait() (or finish) before reading results.
+  void run(Recorder& rec, std::span<const int32_t> tokens, std::span<const int32_t> positions,
+           KvCache& cache, int n_logits, const LayerHook* hook = nullptr);
+  // [max_logits, n_vocab] f32.
+  const Tensor& logits() const { return logits_; }
+
+ private:
+  const Model& model_;
+  int max_tokens_, max_logits_;
+  std::vector<Buffer> storage_;
+  // Activations, each [max_tokens, width] f32 unless noted.
+  Tensor ids_, pos_;  // [max_tokens] i32
+  Tensor x_, h_, q_, k_, v_, attn_, o_, gate_, up_;
+  Tensor logits_;  // [max_logits, n_vocab]
+};
+
+}  // namespace kvz

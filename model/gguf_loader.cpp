@@ -1,0 +1,209 @@
+// GGUF model loading: hyperparameters and quirks per architecture, tensor-name map, upload (model/).
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <vector>
+
+#include "model/gguf_reader.h"
+#include "model/model.h"
+#include "runtime/ops/matmul.h"
+
+namespace kvz {
+namespace {
+
+// Quirks of each supported architecture as data (STYLE B12).
+struct ArchInfo {
+  const char* name;
+  Arch arch;
+  RopeStyle rope_style;  // GGUF LLaMA Q/K are permuted for adjacent-pair RoPE; others NeoX
+  bool qkv_bias, qk_norm, post_norms;
+  Activation act;
+};
+constexpr ArchInfo kArchs[] = {
+    {"llama", Arch::kLlama, RopeStyle::kNormal, false, false, false, Activation::kSilu},
+    {"qwen2", Arch::kQwen2, RopeStyle::kNeox, true, false, false, Activation::kSilu},
+    {"qwen3", Arch::kQwen3, RopeStyle::kNeox, false, true, false, Activation::kSilu},
+    {"gemma3", Arch::kGemma3, RopeStyle::kNeox, false, true, true, Activation::kGeluTanh},
+};
+
+const ArchInfo& arch_info(const GgufReader& g) {
+  const std::string& a = g.get_str("general.architecture");
+  for (const auto& info : kArchs)
+    if (a == info.name) return info;
+  throw FormatError(fmt::format("{}: unsupported architecture '{}' (supported: llama, qwen2, qwen3, gemma3)",
+                                g.name(), a));
+}
+
+ModelConfig read_config(const GgufReader& g, const ArchInfo& ai) {
+  ModelConfig c;
+  std::string a = ai.name;
+  auto key = [&](const char* k) { return a + "." + k; };
+  c.arch = ai.arch;
+  c.arch_name = a;
+  c.name = g.opt_str("general.name").value_or(std::filesystem::path(g.name()).stem().string());
+  c.n_layers = static_cast<int>(g.get_u32(key("block_count")));
+  c.d_model = static_cast<int>(g.get_u32(key("embedding_length")));
+  c.d_ff = static_cast<int>(g.get_u32(key("feed_forward_length")));
+  c.n_heads = static_cast<int>(g.get_u32(key("attention.head_count")));
+  c.n_kv_heads = static_cast<int>(g.opt_u32(key("attention.head_count_kv")).value_or(c.n_heads));
+  c.head_dim = static_cast<int>(g.opt_u32(key("attention.key_length")).value_or(
+      c.n_heads ? c.d_model / c.n_heads : 0));
+  c.max_context = static_cast<int>(g.opt_u32(key("context_length")).value_or(4096));
+  c.norm_eps = g.opt_f32(key("attention.layer_norm_rms_epsilon")).value_or(1e-5f);
+  c.rope_base = g.opt_f32(key("rope.freq_base")).value_or(10000.0f);
+  c.rope_base_local = c.rope_base;
+  c.rot_dims = static_cast<int>(g.opt_u32(key("rope.dimension_count")).value_or(c.head_dim));
+  c.rope_style = ai.rope_style;
+  c.qkv_bias = ai.qkv_bias;
+  c.qk_norm = ai.qk_norm;
+  c.post_norms = ai.post_norms;
+  c.act = ai.act;
+  c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (auto type = g.opt_str(key("rope.scaling.type"))) {
+    float factor = g.opt_f32(key("rope.scaling.factor")).value_or(1.0f);
+    if (*type == "linear" && factor != 1.0f) {
+      c.rope_scaling.type = RopeScaling::Type::kLinear;
+      c.rope_scaling.factor = factor;
+    } else if (*type == "yarn") {
+      c.rope_scaling.type = RopeScaling::Type::kYarn;
+      c.rope_scaling.factor = factor;
+      c.rope_scaling.original_context =
+          static_cast<int>(g.opt_u32(key("rope.scaling.original_context_length")).value_or(32768));
+    }
+  }
+  if (ai.arch == Arch::kGemma3) {
+    // Gemma 3: 5 local (sliding, theta 1e4) layers then 1 global layer; embeddings * sqrt(d).
+    c.sliding_window = static_cast<int>(g.opt_u32(key("attention.sliding_window")).value_or(512));
+    c.rope_base_local = 10000.0f;
+    c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));
+    c.layer_sliding.resize(c.n_layers);
+    for (int il = 0; il < c.n_layers; ++il) c.layer_sliding[il] = (il + 1) % 6 != 0;
+    c.attn_scale = 1.0f / std::sqrt(g.opt_f32(key("attention.query_pre_attn_scalar"))
+                                        .value_or(static_cast<float>(c.head_dim)));
+  }
+  c.validate(g.name());
+  return c;
+}
+
+class TensorLoader {
+ public:
+  TensorLoader(Device& dev, const GgufReader& g, Weights& w, const LoadProgress& progress)
+      : dev_(dev), g_(g), w_(w), progress_(progress) {
+    for (const auto& t : g.tensors()) total_ += t.n_bytes;
+  }
+
+  // A matrix [rows, cols] (GGUF shape {cols, rows}) in its stored type.
+  Tensor matrix(const std::string& name, int64_t rows, int64_t cols, bool optional = false) {
+    const GgufTensor* t = g_.find_tensor(name);
+    if (!t) {
+      if (optional) return {};
+      throw FormatError(fmt::format("{}: missing tensor '{}'", g_.name(), name));
+    }
+    expect_shape(*t, {cols, rows});
+    return upload(*t, {rows, cols});
+  }
+  // A vector [n] converted to f32.
+  Tensor vec(const std::string& name, int64_t n, bool optional = false) {
+    const GgufTensor* t = g_.find_tensor(name);
+    if (!t) {
+      if (optional) return {};
+      throw FormatError(fmt::format("{}: missing tensor '{}'", g_.name(), name));
+    }
+    expect_shape(*t, {n});
+    std::vector<float> f(static_cast<size_t>(n));
+    cpu::dequantize_row(t->dtype, t->data, f.data(), n);
+    done(t->n_bytes);
+    return upload_weight(dev_, w_, DType::kF32, {n}, f.data(), f.size() * 4);
+  }
+  std::vector<float> host_vec(const std::string& name) {
+    const GgufTensor* t = g_.find_tensor(name);
+    if (!t) return {};
+    std::vector<float> f(static_cast<size_t>(t->n_elems()));
+    cpu::dequantize_row(t->dtype, t->data, f.data(), t->n_elems());
+    return f;
+  }
+
+ private:
+  void expect_shape(const GgufTensor& t, std::vector<int64_t> want) {
+    if (t.shape != want)
+      throw FormatError(fmt::format("{}: tensor '{}' has shape [{}], expected [{}]", g_.name(), t.name,
+                                    fmt::join(t.shape, ", "), fmt::join(want, ", ")));
+  }
+  Tensor upload(const GgufTensor& t, std::initializer_list<int64_t> shape) {
+    Tensor out = upload_weight(dev_, w_, t.dtype, shape, t.data, t.n_bytes);
+    done(t.n_bytes);
+    return out;
+  }
+  void done(size_t n) {
+    loaded_ += n;
+    if (progress_) progress_(loaded_, total_);
+  }
+
+  Device& dev_;
+  const GgufReader& g_;
+  Weights& w_;
+  const LoadProgress& progress_;
+  size_t total_ = 0, loaded_ = 0;
+};
+
+std::string identity_of(const GgufReader& g, const ModelConfig& c) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the tensor directory and sampled bytes
+  auto mix = [&](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+  };
+  for (const auto& t : g.tensors()) {
+    mix(t.name.data(), t.name.size());
+    mix(&t.n_bytes, sizeof(t.n_bytes));
+    mix(t.data, std::min<size_t>(t.n_bytes, 64));
+  }
+  return fmt::format("{}:{}:L{}:d{}:{:016x}", c.arch_name, c.name, c.n_layers, c.d_model, h);
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path, const LoadProgress& progress) {
+  GgufReader g(path);
+  const ArchInfo& ai = arch_info(g);
+  ModelConfig c = read_config(g, ai);
+  auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(g));
+  c.n_vocab = tok->n_vocab();
+  Weights w;
+  TensorLoader ld(dev, g, w, progress);
+  const int64_t d = c.d_model, hd = c.head_dim, q_out = int64_t{c.n_heads} * hd,
+                kv_out = int64_t{c.n_kv_heads} * hd;
+  w.tok_embd = ld.matrix("token_embd.weight", c.n_vocab, d);
+  w.output_norm = ld.vec("output_norm.weight", d);
+  w.output = ld.matrix("output.weight", c.n_vocab, d, /*optional=*/true);
+  c.tied_embeddings = !w.output.valid() || w.output.numel() == 0;
+  if (c.tied_embeddings) w.output = w.tok_embd;
+  for (int il = 0; il < c.n_layers; ++il) {
+    auto n = [&](const char* s) { return fmt::format("blk.{}.{}", il, s); };
+    LayerWeights l;
+    l.attn_norm = ld.vec(n("attn_norm.weight"), d);
+    l.wq = ld.matrix(n("attn_q.weight"), q_out, d);
+    l.wk = ld.matrix(n("attn_k.weight"), kv_out, d);
+    l.wv = ld.matrix(n("attn_v.weight"), kv_out, d);
+    l.wo = ld.matrix(n("attn_output.weight"), d, q_out);
+    l.bq = ld.vec(n("attn_q.bias"), q_out, !c.qkv_bias);
+    l.bk = ld.vec(n("attn_k.bias"), kv_out, !c.qkv_bias);
+    l.bv = ld.vec(n("attn_v.bias"), kv_out, !c.qkv_bias);
+    if (c.qk_norm) {
+      l.q_norm = ld.vec(n("attn_q_norm.weight"), hd);
+      l.k_norm = ld.vec(n("attn_k_norm.weight"), hd);
+    }
+    if (c.post_norms) {
+      l.post_attn_norm = ld.vec(n("post_attention_norm.weight"), d);
+      l.post_ffn_norm = ld.vec(n("post_ffw_norm.weight"), d);
+    }
+    l.ffn_norm = ld.vec(n("ffn_norm.weight"), d);
+    l.w_gate = ld.matrix(n("ffn_gate.weight"), c.d_ff, d);
+    l.w_up = ld.matrix(n("ffn_up.weight"), c.d_ff, d);
+    l.w_down = ld.matrix(n("ffn_down.weight"), d, c.d_ff);
+    w.layers.push_back(std::move(l));
+  }
+  upload_rope_tables(dev, w, c, ld.host_vec("rope_freqs.weight"));
+  std::string id = identity_of(g, c);
+  return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));
+}
+
+}  // namespace kvz

@@ -1,0 +1,114 @@
+// llama2.c checkpoint loading (legacy v0 format: 7 x i32 header, then f32 tensors), used by the
+// stories260K test model; the tokenizer is tokenizer.bin / tok*.bin beside it (model/).
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "model/model.h"
+
+namespace kvz {
+namespace {
+
+std::string find_tokenizer(const std::filesystem::path& model) {
+  namespace fs = std::filesystem;
+  for (const auto& e : fs::directory_iterator(model.parent_path())) {
+    auto n = e.path().filename().string();
+    if (n == "tokenizer.bin" || (n.rfind("tok", 0) == 0 && e.path().extension() == ".bin"))
+      return e.path().string();
+  }
+  throw FormatError(model.string() + ": llama2.c checkpoint without tokenizer.bin / tok*.bin beside it");
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
+                                          const LoadProgress& progress) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw InputError("cannot open " + path);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  int32_t h[7];
+  if (bytes.size() < sizeof(h)) throw FormatError(path + ": truncated llama2.c header");
+  std::memcpy(h, bytes.data(), sizeof(h));
+  ModelConfig c;
+  c.arch = Arch::kLlama;
+  c.arch_name = "llama";
+  c.name = std::filesystem::path(path).stem().string();
+  c.d_model = h[0];
+  c.d_ff = h[1];
+  c.n_layers = h[2];
+  c.n_heads = h[3];
+  c.n_kv_heads = h[4];
+  c.tied_embeddings = h[5] > 0;
+  c.n_vocab = std::abs(h[5]);
+  c.max_context = h[6];
+  c.head_dim = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  c.rot_dims = c.head_dim;
+  c.rope_style = RopeStyle::kNormal;  // llama2.c rotates adjacent pairs
+  c.rope_base = c.rope_base_local = 10000.0f;
+  c.norm_eps = 1e-5f;
+  c.attn_scale = c.head_dim > 0 ? 1.0f / std::sqrt(static_cast<float>(c.head_dim)) : 0.0f;
+  c.validate(path);
+
+  const int64_t d = c.d_model, L = c.n_layers, kv = int64_t{c.n_kv_heads} * c.head_dim, ff = c.d_ff,
+                V = c.n_vocab;
+  size_t off = sizeof(h);
+  size_t expect = off + 4 * static_cast<size_t>(V * d + L * d * 2 + L * d * d * 2 + L * kv * d * 2 +
+                                                L * ff * d * 3 + d);
+  if (bytes.size() < expect)
+    throw FormatError(fmt::format("{}: truncated llama2.c checkpoint ({} bytes, need {})", path,
+                                  bytes.size(), expect));
+  auto take = [&](int64_t n) {
+    const float* p = reinterpret_cast<const float*>(bytes.data() + off);
+    off += static_cast<size_t>(n) * 4;
+    return p;
+  };
+  Weights w;
+  auto up = [&](const float* p, std::initializer_list<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t s : shape) n *= s;
+    if (progress) progress(off, bytes.size());
+    return upload_weight(dev, w, DType::kF32, shape, p, static_cast<size_t>(n) * 4);
+  };
+  const float* emb = take(V * d);
+  w.tok_embd = up(emb, {V, d});
+  const float* rms_att = take(L * d);
+  const float* wq = take(L * d * d);
+  const float* wk = take(L * kv * d);
+  const float* wv = take(L * kv * d);
+  const float* wo = take(L * d * d);
+  const float* rms_ffn = take(L * d);
+  const float* w1 = take(L * ff * d);
+  const float* w2 = take(L * d * ff);
+  const float* w3 = take(L * ff * d);
+  const float* rms_final = take(d);
+  for (int64_t il = 0; il < L; ++il) {
+    LayerWeights l;
+    l.attn_norm = up(rms_att + il * d, {d});
+    l.wq = up(wq + il * d * d, {d, d});
+    l.wk = up(wk + il * kv * d, {kv, d});
+    l.wv = up(wv + il * kv * d, {kv, d});
+    l.wo = up(wo + il * d * d, {d, d});
+    l.ffn_norm = up(rms_ffn + il * d, {d});
+    l.w_gate = up(w1 + il * ff * d, {ff, d});
+    l.w_down = up(w2 + il * d * ff, {d, ff});
+    l.w_up = up(w3 + il * ff * d, {ff, d});
+    w.layers.push_back(std::move(l));
+  }
+  w.output_norm = up(rms_final, {d});
+  if (c.tied_embeddings) {
+    w.output = w.tok_embd;
+  } else {
+    take(int64_t{c.max_context} * c.head_dim);  // freq_cis_real + imag (unused)
+    if (bytes.size() < off + static_cast<size_t>(V * d) * 4)
+      throw FormatError(path + ": truncated classifier weights");
+    w.output = up(take(V * d), {V, d});
+  }
+  upload_rope_tables(dev, w, c, {});
+  auto tok = std::make_unique<Tokenizer>(Tokenizer::from_llama2c(find_tokenizer(path)));
+  std::string id = fmt::format("llama2c:{}:L{}:d{}:{}", c.name, c.n_layers, c.d_model, bytes.size());
+  return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));
+}
+
+}  // namespace kvz

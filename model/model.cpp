@@ -1,0 +1,56 @@
+// Model construction, format detection and weight upload helpers (model/).
+#include "model/model.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "runtime/ops/matmul.h"
+
+namespace kvz {
+
+Model::Model(Device& dev, ModelConfig cfg, Weights w, std::unique_ptr<Tokenizer> tok,
+             std::string identity)
+    : dev_(&dev),
+      config_(std::move(cfg)),
+      weights_(std::move(w)),
+      tokenizer_(std::move(tok)),
+      template_(chat_template_for(*tokenizer_, config_.arch_name)),
+      identity_(std::move(identity)) {}
+
+std::unique_ptr<Model> Model::load(Device& dev, const std::string& path, const LoadProgress& progress) {
+  namespace fs = std::filesystem;
+  if (!fs::exists(path)) throw InputError("model not found: " + path);
+  auto ext = fs::path(path).extension().string();
+  if (ext == ".gguf") return load_gguf_model(dev, path, progress);
+  if (ext == ".bin") return load_llama2c_model(dev, path, progress);
+  throw InputError("unsupported model path " + path + " (expected a .gguf file or a llama2.c .bin)");
+}
+
+Tensor upload_weight(Device& dev, Weights& w, DType dtype, std::initializer_list<int64_t> shape,
+                     const void* data, size_t n_bytes) {
+  Tensor probe(BufferView{0, 0, SIZE_MAX, nullptr}, dtype, shape);
+  KVZ_CHECK(probe.nbytes() == n_bytes, "weight {} expects {} bytes, got {}", probe.shape_str(),
+            probe.nbytes(), n_bytes);
+  w.storage.push_back(dev.alloc(n_bytes));
+  dev.upload(w.storage.back().view(), data, n_bytes);
+  w.bytes += n_bytes;
+  return w.storage.back().tensor(dtype, shape);
+}
+
+void upload_rope_tables(Device& dev, Weights& w, const ModelConfig& cfg,
+                        const std::vector<float>& freq_factors) {
+  int rot = cfg.rot_dims ? cfg.rot_dims : cfg.head_dim;
+  auto inv = rope_inv_freqs(cfg.rope_base, rot, cfg.rope_scaling);
+  if (!freq_factors.empty()) {
+    if (freq_factors.size() != inv.size())
+      throw FormatError(fmt::format("rope_freqs has {} entries, expected {}", freq_factors.size(),
+                                    inv.size()));
+    for (size_t i = 0; i < inv.size(); ++i) inv[i] /= freq_factors[i];
+  }
+  int64_t n = static_cast<int64_t>(inv.size());
+  w.rope_inv_freq = upload_weight(dev, w, DType::kF32, {n}, inv.data(), inv.size() * 4);
+  auto local = rope_inv_freqs(cfg.rope_base_local, rot, RopeScaling{});
+  w.rope_inv_freq_local = upload_weight(dev, w, DType::kF32, {n}, local.data(), local.size() * 4);
+}
+
+}  // namespace kvz

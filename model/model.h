@@ -1,0 +1,58 @@
+// Model = config + device weights + tokenizer + chat template, loaded from a GGUF file, a
+// llama2.c checkpoint or a Hugging Face safetensors folder (model/).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "model/chat_template.h"
+#include "model/model_config.h"
+#include "model/tokenizer.h"
+#include "model/weights.h"
+
+namespace kvz {
+
+// Called while loading with (bytes done, bytes total).
+using LoadProgress = std::function<void(size_t, size_t)>;
+
+class Model {
+ public:
+  // Detects the format from the path: *.gguf, *.bin (llama2.c; tokenizer.bin or tok*.bin next to
+  // it), or a folder with config.json + *.safetensors + tokenizer.json. Throws FormatError naming
+  // the file/tensor/key on bad input, OutOfMemory if the weights do not fit the device.
+  static std::unique_ptr<Model> load(Device& dev, const std::string& path,
+                                     const LoadProgress& progress = {});
+
+  const ModelConfig& config() const { return config_; }
+  const Weights& weights() const { return weights_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const ChatTemplate& chat_template() const { return template_; }
+  Device& device() const { return *dev_; }
+  // Stable identity for cache files: architecture, name, sizes and a hash of the weight bytes.
+  const std::string& identity() const { return identity_; }
+
+  Model(Device& dev, ModelConfig cfg, Weights w, std::unique_ptr<Tokenizer> tok, std::string identity);
+
+ private:
+  Device* dev_;
+  ModelConfig config_;
+  Weights weights_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  ChatTemplate template_;
+  std::string identity_;
+};
+
+// Per-format loaders (model/*_loader.cpp).
+std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path, const LoadProgress& progress);
+std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path, const LoadProgress& progress);
+
+// Uploads host bytes of a weight as a device tensor of `shape` (outermost first); f16/bf16 norms and
+// biases requested as f32 are converted. Keeps the buffer in w.storage.
+Tensor upload_weight(Device& dev, Weights& w, DType dtype, std::initializer_list<int64_t> shape,
+                     const void* data, size_t n_bytes);
+// Derives inverse frequencies (with optional per-dimension divisors, GGUF rope_freqs) and uploads them.
+void upload_rope_tables(Device& dev, Weights& w, const ModelConfig& cfg,
+                        const std::vector<float>& freq_factors);
+
+}  // namespace kvz

@@ -1,0 +1,217 @@
+// Session: prefill / score / prune / generate over the ragged KV cache (model/).
+#include "model/session.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "runtime/ops/sampling.h"
+
+namespace kvz {
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string_view strip(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+Session::Session(const Model& model, SessionOptions opts)
+    : model_(model),
+      opts_(opts),
+      forward_(model, std::max(opts.prefill_chunk, opts.score_chunk + 256), 1),
+      rec_(model.device()),
+      cache_(std::make_unique<KvCache>(model.device(), cache_config())) {}
+
+KvCacheConfig Session::cache_config() const {
+  const ModelConfig& c = model_.config();
+  KvCacheConfig kc;
+  kc.n_layers = c.n_layers;
+  kc.n_kv_heads = c.n_kv_heads;
+  kc.head_dim = c.head_dim;
+  kc.prunable.assign(c.n_layers, true);
+  for (int il = 0; il < c.n_layers; ++il) kc.prunable[il] = !c.sliding(il);
+  return kc;
+}
+
+void Session::feed(std::span<const int32_t> tokens, int n_logits, const ProgressFn& progress,
+                   const LayerHook* hook, int chunk) {
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (chunk <= 0) chunk = opts_.prefill_chunk;
+  std::vector<int32_t> pos;
+  for (int64_t done = 0; done < n;) {
+    int64_t m = std::min<int64_t>(chunk, n - done);
+    pos.resize(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) pos[i] = next_pos_ + static_cast<int32_t>(i);
+    bool last = done + m == n;
+    forward_.run(rec_, tokens.subspan(done, m), pos, *cache_, last ? n_logits : 0, hook);
+    next_pos_ += static_cast<int32_t>(m);
+    done += m;
+    if (progress) {
+      rec_.wait();
+      progress(done, n);
+    }
+  }
+  rec_.wait();
+}
+
+void Session::prefill(std::string_view context, const ProgressFn& progress) {
+  const Tokenizer& tok = model_.tokenizer();
+  const ChatTemplate& t = model_.chat_template();
+  std::vector<int32_t> prefix = tok.encode(t.prefix + opts_.instruction, false, true);
+  context_tokens_ = tok.encode(context, false, false);
+  int64_t total = static_cast<int64_t>(prefix.size() + context_tokens_.size());
+  if (total + 1024 > model_.config().max_context)
+    throw InputError(fmt::format("context of {} tokens (with the {}-token system prefix) does not fit "
+                                 "the model's {}-token context with room for scoring and answers",
+                                 context_tokens_.size(), prefix.size(), model_.config().max_context));
+  cache_ = std::make_unique<KvCache>(model_.device(), cache_config());
+  full_cache_.reset();
+  scores_ = {};
+  next_pos_ = 0;
+  n_prefix_ = static_cast<int64_t>(prefix.size());
+  n_context_ = static_cast<int64_t>(context_tokens_.size());
+  std::vector<int32_t> all = prefix;
+  all.insert(all.end(), context_tokens_.begin(), context_tokens_.end());
+  auto t0 = std::chrono::steady_clock::now();
+  feed(all, 0, progress);
+  prefill_ms_ = ms_since(t0);
+}
+
+std::vector<int32_t> Session::query_tokens(std::string_view query) const {
+  std::string text = "\n\n" + std::string(strip(query)) + model_.chat_template().postfix;
+  return model_.tokenizer().encode(text, false, true);
+}
+
+ReconstructionPrompts Session::reconstruction_prompts() const {
+  const Tokenizer& tok = model_.tokenizer();
+  const std::string& post = model_.chat_template().postfix;
+  ReconstructionPrompts p;
+  p.first = tok.encode("\n\nRepeat the previous context exactly.", false, true);
+  p.next_prefix = tok.encode("\n\nRepeat the part of the previous context exactly, starting with", false, true);
+  p.postfix = tok.encode(post, false, true);
+  return p;
+}
+
+const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& progress) {
+  KVZ_CHECK(n_context_ > 0, "score() before prefill()");
+  auto t0 = std::chrono::steady_clock::now();
+  ReconstructionPass pass = [&](std::span<const int32_t> tokens, const ScoreHook& hook) {
+    LayerHook lh = [&](Recorder& rec, int il, const Tensor& q, const KvCache::LayerView& kv) {
+      hook(rec, il, q, kv);
+    };
+    int32_t saved = next_pos_;
+    KVZ_CHECK(static_cast<int>(tokens.size()) <= forward_.max_tokens(),
+              "reconstruction input of {} tokens exceeds the forward's {}", tokens.size(),
+              forward_.max_tokens());
+    feed(tokens, 0, {}, &lh, forward_.max_tokens());
+    next_pos_ = saved;  // reconstruction tokens reuse positions N.. for every chunk
+  };
+  scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_, reconstruction_prompts(), opts,
+                          pass, progress);
+  score_ms_ = ms_since(t0);
+  return scores_;
+}
+
+PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* head_scores) {
+  if (!(ratio > 0.0 && ratio <= 1.0))
+    throw InputError(fmt::format("ratio {} is out of range (0, 1]: it is the fraction of context "
+                                 "KV pairs kept",
+                                 ratio));
+  auto t0 = std::chrono::steady_clock::now();
+  if (retain_) {
+    if (!full_cache_) full_cache_ = cache_->clone(rec_);
+    cache_ = full_cache_->clone(rec_);
+  }
+  PruneResult r;
+  r.ratio = ratio;
+  r.bytes_before = cache_->bytes_in_use();
+  int64_t n_rows = n_prefix_ + n_context_;
+  KeepSet keep;
+  switch (level) {
+    case PruneLevel::kPair:
+      KVZ_CHECK(!scores_.empty(), "prune(kPair) before score()");
+      keep = prune_pair(scores_, ratio, n_prefix_, n_rows);
+      break;
+    case PruneLevel::kPairUniform:
+      KVZ_CHECK(!scores_.empty(), "prune(kPairUniform) before score()");
+      keep = prune_pair_uniform(scores_, ratio, n_prefix_, n_rows);
+      break;
+    case PruneLevel::kHead:
+      if (!head_scores) throw InputError("head-level pruning needs head scores (--head-scores FILE)");
+      keep = prune_head(*head_scores, ratio, n_prefix_, n_rows, n_context_);
+      break;
+  }
+  cache_->compact(rec_, keep);
+  rec_.finish();
+  r.kept_fraction = keep.kept_fraction;
+  r.bytes_after = cache_->bytes_in_use();
+  r.ms = ms_since(t0);
+  return r;
+}
+
+void Session::restore_full() {
+  if (full_cache_) cache_ = full_cache_->clone(rec_);
+}
+
+GenerateResult Session::generate(std::string_view query, const GenerateOptions& opts) {
+  const Tokenizer& tok = model_.tokenizer();
+  const auto& stops = model_.chat_template().stop_ids;
+  GenerateResult r;
+  std::vector<int32_t> prompt = query_tokens(query);
+  r.n_prompt_tokens = static_cast<int>(prompt.size());
+  int32_t start_pos = next_pos_;
+  Device& dev = model_.device();
+  std::vector<Buffer> keep;
+  keep.push_back(dev.alloc(4));
+  Tensor next = keep.back().tensor(DType::kI32, {1});
+  keep.push_back(dev.alloc(4));
+  Tensor uni = keep.back().tensor(DType::kF32, {1});
+  uint64_t rng = opts.seed * 0x9E3779B97F4A7C15ull + 1;
+
+  auto pick = [&]() -> int32_t {
+    Tensor logits = forward_.logits().slice(0, 1);
+    if (opts.temperature <= 0.0f) {
+      argmax(rec_, {logits, next});
+    } else {
+      rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+      float u = static_cast<float>(rng >> 40) / static_cast<float>(1 << 24);
+      rec_.finish();
+      dev.upload(uni, &u);
+      sample(rec_, {logits, uni, next, opts.temperature, opts.top_k, opts.top_p});
+    }
+    rec_.finish();
+    int32_t id = 0;
+    dev.download(next, &id);
+    return id;
+  };
+
+  auto t0 = std::chrono::steady_clock::now();
+  feed(prompt, 1, {});
+  r.prefill_ms = ms_since(t0);
+  t0 = std::chrono::steady_clock::now();
+  std::string streamed;
+  for (int i = 0; i < opts.max_new_tokens; ++i) {
+    int32_t id = pick();
+    if (std::find(stops.begin(), stops.end(), id) != stops.end() || tok.is_eog(id)) break;
+    r.tokens.push_back(id);
+    std::string text = tok.decode(r.tokens, true);
+    if (opts.on_text && text.size() > streamed.size()) opts.on_text(std::string_view(text).substr(streamed.size()));
+    streamed = text;
+    if (i + 1 < opts.max_new_tokens) feed(std::span<const int32_t>(&id, 1), 1, {});
+  }
+  r.decode_ms = ms_since(t0);
+  r.text = tok.decode(r.tokens, true);
+  if (!opts.update_cache) {
+    cache_->drop_last(next_pos_ - start_pos);
+    next_pos_ = start_pos;
+  }
+  return r;
+}
+
+}  // namespace kvz

@@ -1,0 +1,110 @@
+// Session: the KVzip workflow users know — prefill(context) once, score() by context
+// reconstruction, prune(ratio), then generate(query) any number of times from the compressed
+// cache (model/). ALGORITHMS.md sections 1, 2 and 6.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvzip/compressor.h"
+#include "kvzip/kv_cache.h"
+#include "kvzip/pruner.h"
+#include "model/forward.h"
+
+namespace kvz {
+
+// (done, total) units of the current phase.
+using ProgressFn = std::function<void(int64_t, int64_t)>;
+
+struct SessionOptions {
+  int prefill_chunk = 512;  // tokens per forward during prefill
+  int score_chunk = 2000;   // context tokens per reconstruction chunk (KVzip m)
+  const char* instruction = kInstructionQa;
+};
+
+struct GenerateOptions {
+  int max_new_tokens = 64;
+  float temperature = 0.0f;  // 0 = greedy (argmax)
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  bool update_cache = false;  // keep query/answer pairs (multi-turn)
+  std::function<void(std::string_view)> on_text;  // streamed decoded text
+};
+
+struct GenerateResult {
+  std::string text;
+  std::vector<int32_t> tokens;
+  int n_prompt_tokens = 0;
+  double prefill_ms = 0, decode_ms = 0;
+};
+
+struct PruneResult {
+  double ratio = 1.0;          // requested fraction of context pairs kept
+  double kept_fraction = 1.0;  // actual (ties make it lower)
+  size_t bytes_before = 0, bytes_after = 0;
+  double ms = 0;
+};
+
+enum class PruneLevel { kPair, kPairUniform, kHead };
+
+class Session {
+ public:
+  Session(const Model& model, SessionOptions opts = {});
+
+  // Tokenises system prefix + instruction + context and prefills it in chunks (progress per
+  // chunk). Throws InputError when the context does not fit the model's context length.
+  void prefill(std::string_view context, const ProgressFn& progress = {});
+  // Context-dependent reconstruction scoring of the prefilled context.
+  const Scores& score(const CompressorOptions& opts = {}, const ProgressFn& progress = {});
+  // Keeps `ratio` of the context pairs (KVzip's kept fraction). kHead uses `head_scores`.
+  // Requires score() first (except kHead). With retain on, the full cache is kept so any later
+  // ratio can be applied without rescoring.
+  PruneResult prune(double ratio, PruneLevel level = PruneLevel::kPair,
+                    const HeadScores* head_scores = nullptr);
+  // Restores the full (uncompressed) cache when retain mode kept it.
+  void restore_full();
+  GenerateResult generate(std::string_view query, const GenerateOptions& opts = {});
+
+  // Compressed-cache files (kvzip/cache_file.h): the cache, tokens, positions and scores, tied
+  // to the model's identity. load_cache throws FormatError on a corrupt or mismatched file.
+  void save_cache(const std::string& path);
+  void load_cache(const std::string& path);
+
+  void set_retain(bool on) { retain_ = on; }
+  const Model& model() const { return model_; }
+  KvCache& cache() { return *cache_; }
+  const Scores& scores() const { return scores_; }
+  int64_t n_prefix() const { return n_prefix_; }
+  int64_t n_context() const { return n_context_; }
+  double prefill_ms() const { return prefill_ms_; }
+  double score_ms() const { return score_ms_; }
+  // Tokens of a query turn: "\n\n" + query + postfix.
+  std::vector<int32_t> query_tokens(std::string_view query) const;
+  ReconstructionPrompts reconstruction_prompts() const;
+
+ private:
+  // Runs `tokens` through the model in chunks at positions next_pos_..., advancing next_pos_.
+  // A reconstruction input runs as one forward (the scoring hook sees all its queries at once).
+  void feed(std::span<const int32_t> tokens, int n_logits, const ProgressFn& progress,
+            const LayerHook* hook = nullptr, int chunk = 0);
+  KvCacheConfig cache_config() const;
+
+  const Model& model_;
+  SessionOptions opts_;
+  Forward forward_;
+  Recorder rec_;
+  std::unique_ptr<KvCache> cache_, full_cache_;
+  Scores scores_;
+  std::vector<int32_t> context_tokens_;
+  int64_t n_prefix_ = 0, n_context_ = 0;
+  int32_t next_pos_ = 0;
+  bool retain_ = false;
+  double prefill_ms_ = 0, score_ms_ = 0;
+};
+
+}  // namespace kvz

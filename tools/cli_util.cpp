@@ -1,0 +1,71 @@
+// Shared CLI helpers (tools/).
+#include "tools/cli_util.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace kvz::cli {
+
+std::string default_model_path() {
+  std::string dir;
+  if (const char* env = std::getenv("KVZIP_MODELS")) {
+    dir = env;
+  } else {
+    const char* home = std::getenv("HOME");
+    dir = std::string(home ? home : ".") + "/.cache/kvzip/models";
+  }
+  std::string path = dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::filesystem::exists(path))
+    throw InputError("default model " + path + " not found; run: tools/fetch_model.sh smollm2-135m");
+  return path;
+}
+
+Loaded load(const std::string& model_path) {
+  Loaded l;
+  l.device = open_device();
+  fmt::print(stderr, "device: {} ({})\n", l.device->caps().name, l.device->caps().driver);
+  Progress bar("loading", "MiB");
+  l.model = Model::load(*l.device, model_path, [&](size_t done, size_t total) {
+    bar(static_cast<int64_t>(done >> 20), static_cast<int64_t>(total >> 20));
+  });
+  const ModelConfig& c = l.model->config();
+  fmt::print(stderr, "model: {} ({}, {} layers, d_model {}, heads {}/{}, {} of weights)\n", c.name,
+             c.arch_name, c.n_layers, c.d_model, c.n_heads, c.n_kv_heads,
+             human_bytes(static_cast<double>(l.model->weights().bytes)));
+  return l;
+}
+
+void Progress::operator()(int64_t done, int64_t total) {
+  if (total <= 0) return;
+  constexpr int kWidth = 30;
+  int filled = static_cast<int>(kWidth * done / total);
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  std::string bar(static_cast<size_t>(filled), '#');
+  bar.resize(kWidth, '.');
+  fmt::print(stderr, "\r{:<9} [{}] {}/{} {} {:.1f}s", label_, bar, done, total, unit_, s);
+  if (done >= total) fmt::print(stderr, "\n");
+  std::fflush(stderr);
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int i = 0;
+  while (b >= 1024 && i < 4) b /= 1024, ++i;
+  return fmt::format("{:.{}f} {}", b, i ? 2 : 0, units[i]);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw InputError("cannot read " + path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace kvz::cli

