@@ -175,27 +175,28 @@ void SafetensorsReader::load_index(const std::string& dir, const std::string& in
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
     throw FormatError(fmt::format("{}: no \"weight_map\" object", index_path));
   std::map<std::string, std::string> weight_map;
-  for (const auto& [tensor, shard] : index["weight_map"].items()) {
+  for (const auto& [name, shard] : index["weight_map"].items()) {
     if (!shard.is_string() || shard.get<std::string>().find('/') != std::string::npos)
       throw FormatError(
-          fmt::format("{}: tensor '{}' maps to an invalid shard name", index_path, tensor));
-    weight_map[tensor] = shard.get<std::string>();
+          fmt::format("{}: tensor '{}' maps to an invalid shard name", index_path, name));
+    weight_map[name] = shard.get<std::string>();
   }
   std::vector<std::string> shards;
-  for (const auto& [tensor, shard] : weight_map)
-    if (std::find(shards.begin(), shards.end(), shard) == shards.end()) shards.push_back(shard);
+  for (const auto& entry : weight_map)
+    if (std::find(shards.begin(), shards.end(), entry.second) == shards.end())
+      shards.push_back(entry.second);
   files_.reserve(shards.size());
   for (const std::string& shard : shards) {
     files_.emplace_back(dir + "/" + shard);
     parse_file(files_.back().bytes(), files_.back().path());
   }
-  for (const auto& [tensor, shard] : weight_map) {
-    const std::string want = dir + "/" + shard;
-    const auto it = std::find_if(tensors_.begin(), tensors_.end(),
-                                 [&](const auto& t) { return t.name == tensor; });
-    if (it == tensors_.end() || it->file != want)
+  std::map<std::string_view, const std::string*> file_of;  // tensor name -> shard path
+  for (const SafetensorsTensor& t : tensors_) file_of.emplace(t.name, &t.file);
+  for (const auto& [name, shard] : weight_map) {
+    const auto it = file_of.find(name);
+    if (it == file_of.end() || *it->second != dir + "/" + shard)
       throw FormatError(
-          fmt::format("{}: tensor '{}' is not in its shard {}", index_path, tensor, shard));
+          fmt::format("{}: tensor '{}' is not in its shard {}", index_path, name, shard));
   }
 }
 
