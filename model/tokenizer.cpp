@@ -55,8 +55,12 @@ void Tokenizer::finalize() {
     if (t == TokenType::kByte) {
       // SPM byte fallback token "<0xNN>".
       const std::string& s = text_[id];
-      if (s.size() == 6 && s.compare(0, 3, "<0x") == 0 && s[5] == '>')
-        byte_to_id_[std::stoi(s.substr(3, 2), nullptr, 16) & 0xFF] = id;
+      const auto hex = [](char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      };
+      if (s.size() == 6 && s.compare(0, 3, "<0x") == 0 && s[5] == '>' && hex(s[3]) >= 0 &&
+          hex(s[4]) >= 0)
+        byte_to_id_[hex(s[3]) * 16 + hex(s[4])] = id;
       continue;
     }
     if (t == TokenType::kControl || t == TokenType::kUnknown) continue;

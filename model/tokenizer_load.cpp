@@ -131,6 +131,7 @@ Tokenizer Tokenizer::from_gguf(const GgufReader& g) {
   t.add_eos_ = g.opt_bool("tokenizer.ggml.add_eos_token").value_or(false);
   t.add_space_prefix_ = g.opt_bool("tokenizer.ggml.add_space_prefix").value_or(spm);
   if (spm) {
+    if (t.unk_ < 0) t.unk_ = 0;  // llama.cpp's SPM default
     if (t.scores_.empty())
       throw FormatError(fmt::format("{}: SPM vocabulary needs tokenizer.ggml.scores", g.name()));
     t.finalize();

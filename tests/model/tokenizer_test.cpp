@@ -10,6 +10,7 @@
 
 #include "model/gguf_reader.h"
 #include "runtime/error.h"
+#include "tests/model/gguf_writer.h"
 #include "tests/model/test_data.h"
 
 namespace kvz {
@@ -149,6 +150,85 @@ TEST(Tokenizer, BadInputsThrow) {
       Tokenizer::from_tiktoken(test::data_path("stories260K/SOURCE.md"), tiktoken_spec_qwen2()),
       FormatError);
   EXPECT_THROW(Tokenizer::from_llama2c(test::data_path("stories260K/SOURCE.md")), FormatError);
+}
+
+}  // namespace
+}  // namespace kvz
+
+namespace kvz {
+namespace {
+
+// Random byte strings (valid and invalid UTF-8) must encode to in-range ids and, for these
+// byte-complete vocabularies, decode back exactly.
+TEST(Tokenizer, RandomBytesRoundTrip) {
+  const GgufReader g(test::data_path("tokenizers/llama-cpp-vocab/ggml-vocab-gpt-2.gguf"));
+  const Tokenizer bpe = Tokenizer::from_gguf(g);
+  const Tokenizer spm = Tokenizer::from_llama2c(test::data_path("stories260K/tok512.bin"));
+  uint64_t state = 0xD1B54A32D192ED03ull;
+  const auto next = [&] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  // No literal U+2581 "▁": SPM reads it as a space (as SentencePiece does), so it cannot
+  // round-trip there.
+  const std::string alphabet = std::string("ab \n\t'1") + "\xC3\xA9\xF0\x9F\x98\x80";
+  for (int iter = 0; iter < 300; ++iter) {
+    std::string s;
+    const size_t n = next() % 40;
+    for (size_t i = 0; i < n; ++i)
+      s.push_back(next() % 4 == 0 ? static_cast<char>(next()) : alphabet[next() % alphabet.size()]);
+    for (const Tokenizer* tok : {&bpe, &spm}) {
+      const auto ids = tok->encode(s, false, true);
+      for (int32_t id : ids) ASSERT_TRUE(id >= 0 && id < tok->n_vocab());
+      EXPECT_EQ(tok->decode(ids), s);
+    }
+  }
+}
+
+TEST(Tokenizer, GgufVocabularyErrors) {
+  const auto error_of = [](test::GgufWriter& w) -> std::string {
+    const auto bytes = w.finish();
+    try {
+      (void)Tokenizer::from_gguf(GgufReader(bytes, "v.gguf"));
+    } catch (const FormatError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  {
+    test::GgufWriter w;
+    w.kv_str("tokenizer.ggml.model", "bert");
+    EXPECT_NE(error_of(w).find("'bert' is not supported"), std::string::npos);
+  }
+  {
+    test::GgufWriter w;
+    w.kv_str("tokenizer.ggml.model", "llama");
+    w.kv_arr_str("tokenizer.ggml.tokens", {"<unk>", "a"});
+    w.kv_arr<float>("tokenizer.ggml.scores", 6, {0.f});
+    EXPECT_NE(error_of(w).find("scores has 1 entries"), std::string::npos) << error_of(w);
+  }
+  {
+    test::GgufWriter w;
+    w.kv_str("tokenizer.ggml.model", "gpt2");
+    w.kv_str("tokenizer.ggml.pre", "mystery");
+    w.kv_arr_str("tokenizer.ggml.tokens", {"a"});
+    EXPECT_NE(error_of(w).find("'mystery' is not supported"), std::string::npos);
+  }
+  {
+    test::GgufWriter w;
+    w.kv_str("tokenizer.ggml.model", "gpt2");
+    w.kv_arr_str("tokenizer.ggml.tokens", {"a"});
+    w.kv<uint32_t>("tokenizer.ggml.eos_token_id", 4, 7);
+    EXPECT_NE(error_of(w).find("eos_token_id = 7 outside"), std::string::npos);
+  }
+  {
+    test::GgufWriter w;
+    w.kv_str("tokenizer.ggml.model", "gpt2");
+    w.kv_arr_str("tokenizer.ggml.tokens", {"a"});
+    EXPECT_NE(error_of(w).find("missing key 'tokenizer.ggml.merges'"), std::string::npos);
+  }
 }
 
 }  // namespace
