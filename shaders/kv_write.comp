@@ -1,0 +1,46 @@
+#version 450
+// kv_write: stores new K/V rows (f32 -> f16, round-to-nearest-even) and their positions into the
+// paged pools: for KV head h, token t: row (t, h) goes to slot dst_slot[h, t] (runtime/ops/paged_kv.h).
+// Bindings: 0 k_new    f32 [n_tokens, n_kv_heads, head_dim] read
+//           1 v_new    f32 [n_tokens, n_kv_heads, head_dim] read
+//           2 pos_new  i32 [n_tokens]                        read
+//           3 dst_slot i32 [n_kv_heads, n_tokens]            read
+//           4 k_pool   f16 [n_slots, head_dim]               write (bits as uint16_t)
+//           5 v_pool   f16 [n_slots, head_dim]               write
+//           6 pos_pool i32 [n_slots]                         write
+// Push: n_tokens, n_kv_heads, head_dim, n_slots, rows_per_y (= grid x). Spec: 0 = workgroup size.
+// Grid: one workgroup per (t, h) row, row = y * rows_per_y + x, x <= 65535; threads loop over head_dim.
+// Slots outside [0, n_slots) are skipped (the CPU reference aborts on them).
+#include "common.glsl"
+#include "half.glsl"
+layout(local_size_x_id = 0) in;
+layout(std430, binding = 0) readonly buffer KN { float k_new[]; };
+layout(std430, binding = 1) readonly buffer VN { float v_new[]; };
+layout(std430, binding = 2) readonly buffer PN { int pos_new[]; };
+layout(std430, binding = 3) readonly buffer DS { int dst_slot[]; };
+layout(std430, binding = 4) writeonly buffer KP { uint16_t k_pool[]; };
+layout(std430, binding = 5) writeonly buffer VP { uint16_t v_pool[]; };
+layout(std430, binding = 6) writeonly buffer PP { int pos_pool[]; };
+layout(push_constant) uniform Push {
+  uint n_tokens;
+  uint n_kv_heads;
+  uint head_dim;
+  uint n_slots;
+  uint rows_per_y;
+} p;
+
+void main() {
+  uint row = gl_WorkGroupID.y * p.rows_per_y + gl_WorkGroupID.x;  // = t * n_kv_heads + h
+  if (row >= p.n_tokens * p.n_kv_heads) return;
+  uint t = row / p.n_kv_heads;
+  uint h = row % p.n_kv_heads;
+  int slot = dst_slot[h * p.n_tokens + t];
+  if (slot < 0 || uint(slot) >= p.n_slots) return;
+  uint src = row * p.head_dim;
+  uint dst = uint(slot) * p.head_dim;
+  for (uint d = gl_LocalInvocationID.x; d < p.head_dim; d += gl_WorkGroupSize.x) {
+    k_pool[dst + d] = uint16_t(f32_to_f16_bits(k_new[src + d]));
+    v_pool[dst + d] = uint16_t(f32_to_f16_bits(v_new[src + d]));
+  }
+  if (gl_LocalInvocationID.x == 0) pos_pool[slot] = pos_new[t];
+}
