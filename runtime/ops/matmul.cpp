@@ -6,6 +6,7 @@
 #include <array>
 
 #include "runtime/cpu/matmul_cpu.h"
+#include "runtime/ops/matmul_detail.h"
 
 namespace kvz {
 namespace {
@@ -58,17 +59,20 @@ Kernel pick_matmul(const Recorder&, DType t) {
   return {variant(kMatmul, t), {(kBm / 4) * (kBn / 4), kBm, kBn}};
 }
 // Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it.
-Kernel pick_matvec(const Recorder& rec, DType t, uint32_t& rows_per_wg) {
+Kernel pick_matvec(const Recorder& rec, DType t, bool allow_subgroup, uint32_t& rows_per_wg) {
   const DeviceCaps& caps = rec.caps();
   rows_per_wg = 2;
-  const bool sub = caps.subgroup_arith && caps.subgroup_size >= 8 && caps.subgroup_size <= 128;
+  const bool sub =
+      allow_subgroup && caps.subgroup_arith && caps.subgroup_size >= 4 && caps.subgroup_size <= 128;
   const uint32_t wg = sub ? std::max<uint32_t>(caps.subgroup_size, 64) : 64;
   return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg}};
 }
 
 }  // namespace
 
-void matmul(Recorder& rec, const MatmulArgs& a) {
+void matmul(Recorder& rec, const MatmulArgs& a) { detail::matmul_with(rec, a, {}); }
+
+void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions& opt) {
   const DType wt = a.w.dtype();
   KVZ_CHECK(is_weight_type(wt), "matmul: weights of type {}", dtype_name(wt));
   KVZ_CHECK(a.x.dtype() == DType::kF32 && a.y.dtype() == DType::kF32, "matmul: x {} y {} (f32)",
@@ -87,7 +91,7 @@ void matmul(Recorder& rec, const MatmulArgs& a) {
   const Tensor& bias = cpu::has_bias(a) ? a.bias : a.x;  // bound but unread without bias
   if (m == 1) {
     uint32_t nr = 0;
-    Kernel kern = pick_matvec(rec, wt, nr);
+    Kernel kern = pick_matvec(rec, wt, opt.allow_subgroup, nr);
     const uint32_t groups = div_up(n, nr), gx = std::min<uint32_t>(groups, 32768);
     rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {gx, div_up(groups, gx)});
     return;

@@ -9,6 +9,7 @@
 #include "runtime/cpu/dequant.h"
 #include "runtime/cpu/matmul_cpu.h"
 #include "runtime/ops/matmul.h"
+#include "runtime/ops/matmul_detail.h"
 #include "tests/common/test_device.h"
 
 namespace kvz::test {
@@ -129,7 +130,7 @@ struct MatmulCase {
     w = random_weights(t, s.n, s.k, rng);
     if (s.bias) bias = rng.uniform_vec(size_t(s.n));
   }
-  std::vector<float> run(Device& dev, bool reference) const {
+  std::vector<float> run(Device& dev, bool reference, bool allow_subgroup = true) const {
     std::vector<Buffer> keep;
     MatmulArgs a;
     a.x = upload_f32(dev, keep, {s.m, s.k}, x);
@@ -140,7 +141,7 @@ struct MatmulCase {
       cpu::matmul_ref(a);
     } else {
       Recorder rec(dev);
-      matmul(rec, a);
+      detail::matmul_with(rec, a, {allow_subgroup});
       rec.finish();
     }
     return download_f32(dev, a.y);
@@ -167,6 +168,10 @@ TEST_P(MatmulTest, GpuMatchesReference) {
     auto ref = c.run(*cpu, true);
     EXPECT_TRUE(all_close(c.run(*gpu, false), ref, c.tolerance()))
         << "m " << s.m << " n " << s.n << " k " << s.k << " bias " << s.bias;
+    if (s.m == 1) {  // the shared-memory matvec too, where the device would pick subgroupAdd
+      EXPECT_TRUE(all_close(c.run(*gpu, false, false), ref, c.tolerance()))
+          << "no-subgroup matvec, n " << s.n << " k " << s.k;
+    }
   }
 }
 
