@@ -1,0 +1,160 @@
+// Kernel benchmarks (bench/): matmul (prefill, m = 512) and matvec (decode, m = 1) on real-model
+// weight shapes in f16 and q4_k. GPU time from timestamp queries (manual timing); counters
+// TFLOP/s (2 m n k) and GB/s (weights + activations); device and driver in the context.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/cpu/dequant.h"
+#include "runtime/device.h"
+#include "runtime/ops/matmul.h"
+
+namespace kvz {
+namespace {
+
+Device& bench_device() {
+  static std::unique_ptr<Device> dev = open_device();
+  return *dev;
+}
+
+// Random weights with moderate finite fp16 scales (as in tests/runtime/dequant_test.cpp).
+std::vector<uint8_t> random_weights(DType t, int64_t n, int64_t k, uint64_t seed) {
+  std::vector<uint8_t> raw(row_bytes(t, k) * size_t(n));
+  uint64_t s = seed;
+  auto next = [&s] {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    return s;
+  };
+  if (t == DType::kF16) {
+    for (size_t i = 0; i < raw.size(); i += 2) {
+      uint16_t h = cpu::f32_to_f16(float(int64_t(next() % 2001) - 1000) * 1e-3f);
+      std::memcpy(&raw[i], &h, 2);
+    }
+    return raw;
+  }
+  for (size_t i = 0; i + 8 <= raw.size(); i += 8) {
+    uint64_t v = next();
+    std::memcpy(&raw[i], &v, 8);
+  }
+  const int bb = dtype_info(t).block_bytes;
+  const uint16_t d = cpu::f32_to_f16(0.01f);
+  for (size_t b = 0; b < raw.size() / bb; ++b)  // q4_k: d and dmin at bytes 0 and 2
+    for (int off : {0, 2}) std::memcpy(&raw[b * bb + off], &d, 2);
+  return raw;
+}
+
+struct Problem {
+  std::vector<Buffer> keep;
+  MatmulArgs args;
+  Problem(Device& dev, DType t, int64_t m, int64_t n, int64_t k,
+          std::vector<float>* x_out = nullptr, std::vector<uint8_t>* w_out = nullptr) {
+    std::vector<float> x(size_t(m * k));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i) * 0.37f);
+    auto w = random_weights(t, n, k, 0x9E3779B97F4A7C15ull ^ uint64_t(n * k));
+    auto alloc = [&](DType dt, std::initializer_list<int64_t> shape, const void* src) {
+      Tensor probe(BufferView{0, 0, SIZE_MAX, nullptr}, dt, shape);
+      keep.push_back(dev.alloc(probe.nbytes()));
+      Tensor tensor = keep.back().tensor(dt, shape);
+      if (src) dev.upload(tensor, src);
+      return tensor;
+    };
+    args.x = alloc(DType::kF32, {m, k}, x.data());
+    args.w = alloc(t, {n, k}, w.data());
+    args.y = alloc(DType::kF32, {m, n}, nullptr);
+    if (x_out) *x_out = std::move(x);
+    if (w_out) *w_out = std::move(w);
+  }
+};
+
+// Checks the device result once against the CPU reference on a small shape of the same type.
+bool check_once(DType t, int64_t m) {
+  Device& dev = bench_device();
+  const int64_t n = 96, k = 512;
+  std::vector<float> x;
+  std::vector<uint8_t> w;
+  Problem p(dev, t, m, n, k, &x, &w);
+  Recorder rec(dev);
+  matmul(rec, p.args);
+  rec.finish();
+  std::vector<float> got(size_t(m * n)), ref(size_t(m * n)), wf(size_t(n * k));
+  dev.download(p.args.y, got.data());
+  cpu::dequantize_rows(t, w.data(), k, 0, n, wf.data());
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0, mag = 0;
+      for (int64_t c = 0; c < k; ++c) {
+        s += double(x[i * k + c]) * wf[j * k + c];
+        mag += std::fabs(double(x[i * k + c]) * wf[j * k + c]);
+      }
+      if (std::fabs(got[i * n + j] - s) > double(k) * 1.2e-7 * mag + 1e-6) return false;
+    }
+  return true;
+}
+
+void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k) {
+  if (!check_once(t, std::min<int64_t>(m, 3))) {
+    state.SkipWithError("result differs from the CPU reference");
+    return;
+  }
+  Device& dev = bench_device();
+  Problem p(dev, t, m, n, k);
+  Recorder rec(dev);
+  for (int i = 0; i < 3; ++i) matmul(rec, p.args);  // warm-up (pipeline creation, clocks)
+  rec.finish();
+  double total_s = 0;
+  for (auto _ : state) {
+    rec.timestamp("begin");
+    matmul(rec, p.args);
+    rec.timestamp("end");
+    rec.finish();
+    auto spans = rec.timings();
+    const double s = spans.empty() ? 0.0 : spans.back().ms * 1e-3;
+    state.SetIterationTime(s);
+    total_s += s;
+  }
+  const double flops = 2.0 * double(m) * double(n) * double(k);
+  const double bytes = double(p.args.w.nbytes() + p.args.x.nbytes() + p.args.y.nbytes());
+  const double per_s = total_s > 0 ? double(state.iterations()) / total_s : 0.0;
+  state.counters["TFLOP/s"] = flops * 1e-12 * per_s;
+  state.counters["GB/s"] = bytes * 1e-9 * per_s;
+}
+
+struct WeightShape {
+  const char* name;
+  int64_t n, k;
+};
+constexpr WeightShape kShapes[] = {
+    {"llama3_8b_attn_4096x4096", 4096, 4096},        {"llama3_8b_ffn_up_14336x4096", 14336, 4096},
+    {"llama3_8b_ffn_down_4096x14336", 4096, 14336},  {"qwen2_5_7b_ffn_up_18944x3584", 18944, 3584},
+    {"qwen2_5_7b_ffn_down_3584x18944", 3584, 18944},
+};
+constexpr int64_t kPrefillTokens = 512;
+
+const bool kRegistered = [] {
+  for (const WeightShape& s : kShapes)
+    for (DType t : {DType::kF16, DType::kQ4_K}) {
+      std::string suffix = std::string(s.name) + "_" + std::string(dtype_name(t));
+      benchmark::RegisterBenchmark(("BM_matmul/" + suffix + "_m512").c_str(), run_matmul, t,
+                                   kPrefillTokens, s.n, s.k)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
+      benchmark::RegisterBenchmark(("BM_matvec/" + suffix).c_str(), run_matmul, t, int64_t{1}, s.n,
+                                   s.k)
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+  const DeviceCaps& caps = bench_device().caps();
+  benchmark::AddCustomContext("kvz_device", caps.name);
+  benchmark::AddCustomContext("kvz_driver", caps.driver);
+  benchmark::AddCustomContext("kvz_matmul_variant", "tiled 64x64x32, 4x4 per thread, 256 threads");
+  benchmark::AddCustomContext("kvz_matvec_variant",
+                              caps.subgroup_arith ? "2 rows/wg, subgroupAdd" : "2 rows/wg, shared");
+  return true;
+}();
+
+}  // namespace
+}  // namespace kvz

@@ -1,0 +1,125 @@
+// Matmul / matvec / embedding: validation, variant choice (in one place: pick_* below) and
+// dispatch (runtime/ops). CPU paths live in runtime/cpu/matmul_cpu.cpp.
+#include "runtime/ops/matmul.h"
+
+#include <algorithm>
+#include <array>
+
+#include "runtime/cpu/matmul_cpu.h"
+#include "runtime/ops/matmul_detail.h"
+
+namespace kvz {
+namespace {
+
+constexpr size_t kNumTypes = static_cast<size_t>(DType::kSentinel);
+constexpr ShaderId kNone = static_cast<ShaderId>(-1);
+
+// Shader variant per weight DType (order of the DType enum; kI32 has none).
+using VariantTable = std::array<ShaderId, kNumTypes>;
+constexpr VariantTable kMatmul = {
+    ShaderId::kMatmulF32, ShaderId::kMatmulF16, ShaderId::kMatmulBf16, kNone,
+    ShaderId::kMatmulQ80, ShaderId::kMatmulQ40, ShaderId::kMatmulQ41,  ShaderId::kMatmulQ50,
+    ShaderId::kMatmulQ51, ShaderId::kMatmulQ4K, ShaderId::kMatmulQ5K,  ShaderId::kMatmulQ6K};
+constexpr VariantTable kMatvec = {
+    ShaderId::kMatvecF32, ShaderId::kMatvecF16, ShaderId::kMatvecBf16, kNone,
+    ShaderId::kMatvecQ80, ShaderId::kMatvecQ40, ShaderId::kMatvecQ41,  ShaderId::kMatvecQ50,
+    ShaderId::kMatvecQ51, ShaderId::kMatvecQ4K, ShaderId::kMatvecQ5K,  ShaderId::kMatvecQ6K};
+constexpr VariantTable kMatvecSubgroup = {
+    ShaderId::kMatvecF32Subgroup,  ShaderId::kMatvecF16Subgroup,
+    ShaderId::kMatvecBf16Subgroup, kNone,
+    ShaderId::kMatvecQ80Subgroup,  ShaderId::kMatvecQ40Subgroup,
+    ShaderId::kMatvecQ41Subgroup,  ShaderId::kMatvecQ50Subgroup,
+    ShaderId::kMatvecQ51Subgroup,  ShaderId::kMatvecQ4KSubgroup,
+    ShaderId::kMatvecQ5KSubgroup,  ShaderId::kMatvecQ6KSubgroup};
+constexpr VariantTable kEmbedding = {ShaderId::kEmbeddingF32,  ShaderId::kEmbeddingF16,
+                                     ShaderId::kEmbeddingBf16, kNone,
+                                     ShaderId::kEmbeddingQ80,  ShaderId::kEmbeddingQ40,
+                                     ShaderId::kEmbeddingQ41,  ShaderId::kEmbeddingQ50,
+                                     ShaderId::kEmbeddingQ51,  ShaderId::kEmbeddingQ4K,
+                                     ShaderId::kEmbeddingQ5K,  ShaderId::kEmbeddingQ6K};
+
+bool is_weight_type(DType t) { return t < DType::kSentinel && t != DType::kI32; }
+
+ShaderId variant(const VariantTable& table, DType t) { return table[static_cast<size_t>(t)]; }
+
+void check_gpu_weight(const Recorder& rec, DType t, const char* op) {
+  if (t != DType::kF32 && !rec.caps().storage16)
+    throw DeviceError(fmt::format("{}: {} weights need storageBuffer16BitAccess, which {} lacks",
+                                  op, dtype_name(t), rec.caps().name));
+}
+
+struct MatmulPush {
+  uint32_t m, n, k, has_bias;
+};
+static_assert(sizeof(MatmulPush) == 16);
+
+// Tiled GEMM for m > 1: 64x64 output tile per workgroup of 256 threads (4x4 per thread).
+Kernel pick_matmul(const Recorder&, DType t) {
+  constexpr uint32_t kBm = 64, kBn = 64;
+  return {variant(kMatmul, t), {(kBm / 4) * (kBn / 4), kBm, kBn}};
+}
+// Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it.
+Kernel pick_matvec(const Recorder& rec, DType t, bool allow_subgroup, uint32_t& rows_per_wg) {
+  const DeviceCaps& caps = rec.caps();
+  rows_per_wg = 2;
+  const bool sub =
+      allow_subgroup && caps.subgroup_arith && caps.subgroup_size >= 4 && caps.subgroup_size <= 128;
+  const uint32_t wg = sub ? std::max<uint32_t>(caps.subgroup_size, 64) : 64;
+  return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg}};
+}
+
+}  // namespace
+
+void matmul(Recorder& rec, const MatmulArgs& a) { detail::matmul_with(rec, a, {}); }
+
+void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions& opt) {
+  const DType wt = a.w.dtype();
+  KVZ_CHECK(is_weight_type(wt), "matmul: weights of type {}", dtype_name(wt));
+  KVZ_CHECK(a.x.dtype() == DType::kF32 && a.y.dtype() == DType::kF32, "matmul: x {} y {} (f32)",
+            a.x.shape_str(), a.y.shape_str());
+  const int64_t m = a.x.rows(), k = a.x.cols(), n = a.w.numel() / std::max<int64_t>(1, k);
+  KVZ_CHECK(a.w.ndim() == 2 && a.w.cols() == k && a.y.rows() == m && a.y.cols() == n,
+            "matmul: x {} . w {}^T -> y {}", a.x.shape_str(), a.w.shape_str(), a.y.shape_str());
+  KVZ_CHECK(k % dtype_info(wt).block_elems == 0, "matmul: k {} not a multiple of the {} block", k,
+            dtype_name(wt));
+  KVZ_CHECK(!cpu::has_bias(a) || (a.bias.dtype() == DType::kF32 && a.bias.numel() == n),
+            "matmul: bias {} for n {}", a.bias.shape_str(), n);
+  if (m == 0 || n == 0) return;
+  if (rec.is_cpu()) return cpu::matmul_fast(a);
+  check_gpu_weight(rec, wt, "matmul");
+  MatmulPush push{uint32_t(m), uint32_t(n), uint32_t(k), cpu::has_bias(a) ? 1u : 0u};
+  const Tensor& bias = cpu::has_bias(a) ? a.bias : a.x;  // bound but unread without bias
+  if (m == 1) {
+    uint32_t nr = 0;
+    Kernel kern = pick_matvec(rec, wt, opt.allow_subgroup, nr);
+    const uint32_t groups = div_up(n, nr), gx = std::min<uint32_t>(groups, 32768);
+    rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {gx, div_up(groups, gx)});
+    return;
+  }
+  Kernel kern = pick_matmul(rec, wt);
+  rec.dispatch(kern, {a.x, a.w, bias, a.y}, push,
+               {div_up(n, kern.spec[2]), div_up(m, kern.spec[1])});
+}
+
+void embedding(Recorder& rec, const EmbeddingArgs& a) {
+  const DType wt = a.table.dtype();
+  KVZ_CHECK(is_weight_type(wt), "embedding: table of type {}", dtype_name(wt));
+  KVZ_CHECK(a.ids.dtype() == DType::kI32 && a.y.dtype() == DType::kF32,
+            "embedding: ids {} (i32) y {} (f32)", a.ids.shape_str(), a.y.shape_str());
+  const int64_t n = a.ids.numel(), d = a.table.cols();
+  KVZ_CHECK(a.table.ndim() == 2 && a.y.rows() == n && a.y.cols() == d,
+            "embedding: table {} ids {} -> y {}", a.table.shape_str(), a.ids.shape_str(),
+            a.y.shape_str());
+  if (n == 0) return;
+  if (rec.is_cpu()) return cpu::embedding_ref(a);
+  check_gpu_weight(rec, wt, "embedding");
+  constexpr uint32_t kWg = 64;
+  struct Push {
+    uint32_t n_tokens, d;
+    float scale;
+  } push{uint32_t(n), uint32_t(d), a.scale};
+  rec.dispatch({variant(kEmbedding, wt), {kWg}}, {a.ids, a.table, a.y}, push,
+               {uint32_t(n), div_up(d, 4 * kWg)});
+}
+
+}  // namespace kvz

@@ -1,0 +1,216 @@
+// Dequantisation goldens (bit-exact vs the Python gguf package), the fast CPU matmul vs the scalar
+// reference, and GPU matmul / matvec / embedding vs the CPU reference for every weight type.
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "runtime/cpu/dequant.h"
+#include "runtime/cpu/matmul_cpu.h"
+#include "runtime/ops/matmul.h"
+#include "runtime/ops/matmul_detail.h"
+#include "tests/common/test_device.h"
+
+namespace kvz::test {
+namespace {
+
+constexpr DType kWeightTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
+                                  DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1,
+                                  DType::kQ4_K, DType::kQ5_K, DType::kQ6_K};
+
+std::vector<char> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(f.good()) << "missing golden " << path;
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+std::string golden_path(DType t, const char* ext) {
+  const char* root = std::getenv("KVZ_SOURCE_DIR");
+  return std::string(root ? root : ".") + "/tests/data/dequant/" + std::string(dtype_name(t)) + ext;
+}
+
+// Byte offsets of the fp16 scale fields in a block (kept finite and moderate in random data).
+std::vector<int> scale_offsets(DType t) {
+  switch (t) {
+    case DType::kQ4_1:
+    case DType::kQ5_1:
+    case DType::kQ4_K:
+    case DType::kQ5_K:
+      return {0, 2};
+    case DType::kQ6_K:
+      return {208};
+    default:
+      return {0};
+  }
+}
+
+// Random [n, k] weights of type t: plain types from uniform(-1, 1), block types as random bytes
+// with fp16 scales in +-[0.002, 0.05] (magnitudes like real checkpoints, no inf/NaN/subnormal).
+std::vector<uint8_t> random_weights(DType t, int64_t n, int64_t k, Rng& rng) {
+  std::vector<uint8_t> raw(row_bytes(t, k) * size_t(n));
+  if (!is_quantized(t)) {
+    for (size_t i = 0; i < raw.size() / dtype_info(t).block_bytes; ++i) {
+      float v = rng.uniform();
+      uint32_t u;
+      std::memcpy(&u, &v, 4);
+      if (t == DType::kF32) std::memcpy(&raw[4 * i], &v, 4);
+      if (t == DType::kF16) {
+        uint16_t h = cpu::f32_to_f16(v);
+        std::memcpy(&raw[2 * i], &h, 2);
+      }
+      if (t == DType::kBF16) {
+        uint16_t h = uint16_t(u >> 16);
+        std::memcpy(&raw[2 * i], &h, 2);
+      }
+    }
+    return raw;
+  }
+  for (auto& b : raw) b = uint8_t(rng.next());
+  const int bb = dtype_info(t).block_bytes;
+  for (size_t blk = 0; blk < raw.size() / bb; ++blk)
+    for (int off : scale_offsets(t)) {
+      float d = rng.uniform(0.002f, 0.05f) * (rng.next() & 1 ? 1.0f : -1.0f);
+      uint16_t h = cpu::f32_to_f16(d);
+      std::memcpy(&raw[blk * bb + off], &h, 2);
+    }
+  return raw;
+}
+
+class DequantGolden : public ::testing::TestWithParam<DType> {};
+
+TEST_P(DequantGolden, BitExactVsGguf) {
+  const DType t = GetParam();
+  auto raw = read_file(golden_path(t, ".bin"));
+  auto want_bytes = read_file(golden_path(t, ".f32"));
+  const int64_t n = int64_t(want_bytes.size() / 4);
+  ASSERT_GT(n, 0);
+  ASSERT_EQ(raw.size(), row_bytes(t, n));
+  std::vector<float> got(static_cast<size_t>(n)), want(static_cast<size_t>(n));
+  std::memcpy(want.data(), want_bytes.data(), want_bytes.size());
+  cpu::dequantize_row(t, raw.data(), got.data(), n);
+  for (int64_t i = 0; i < n; ++i)
+    ASSERT_EQ(std::memcmp(&got[i], &want[i], 4), 0)
+        << dtype_name(t) << " value " << i << ": got " << got[i] << " want " << want[i];
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, DequantGolden,
+                         ::testing::ValuesIn(kWeightTypes + 1,
+                                             std::end(kWeightTypes)),  // f32 is a copy
+                         [](const auto& p) { return std::string(dtype_name(p.param)); });
+
+struct Shape {
+  int64_t m, n, k;
+  bool bias;
+};
+
+// Tolerance for an fp32-accumulated dot of length k vs a double reference: the recursive-summation
+// bound k * eps * sum|x w|, with sum|x w| bounded by the largest row sum over the test data.
+double dot_tolerance(const std::vector<float>& x, const std::vector<float>& wf, int64_t m,
+                     int64_t n, int64_t k) {
+  double worst = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t c = 0; c < k; ++c) s += std::fabs(double(x[i * k + c]) * wf[j * k + c]);
+      worst = std::max(worst, s);
+    }
+  return double(k) * 1.2e-7 * worst + 1e-30;
+}
+
+// Runs matmul on `dev` (CPU: the fast path) and returns y; the reference uses the CPU device.
+struct MatmulCase {
+  DType t;
+  Shape s;
+  std::vector<float> x, bias;
+  std::vector<uint8_t> w;
+  MatmulCase(DType t_, Shape s_, uint64_t seed) : t(t_), s(s_) {
+    Rng rng(seed);
+    x = rng.uniform_vec(size_t(s.m * s.k));
+    w = random_weights(t, s.n, s.k, rng);
+    if (s.bias) bias = rng.uniform_vec(size_t(s.n));
+  }
+  std::vector<float> run(Device& dev, bool reference, bool allow_subgroup = true) const {
+    std::vector<Buffer> keep;
+    MatmulArgs a;
+    a.x = upload_f32(dev, keep, {s.m, s.k}, x);
+    a.w = upload(dev, keep, t, {s.n, s.k}, w.data());
+    a.y = alloc_tensor(dev, keep, DType::kF32, {s.m, s.n});
+    if (s.bias) a.bias = upload_f32(dev, keep, {s.n}, bias);
+    if (reference) {
+      cpu::matmul_ref(a);
+    } else {
+      Recorder rec(dev);
+      detail::matmul_with(rec, a, {allow_subgroup});
+      rec.finish();
+    }
+    return download_f32(dev, a.y);
+  }
+  double tolerance() const {
+    std::vector<float> wf(size_t(s.n * s.k));
+    cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
+    return dot_tolerance(x, wf, s.m, s.n, s.k);
+  }
+};
+
+std::vector<Shape> shapes_for(DType t) {
+  const bool kq = dtype_info(t).block_elems == 256;
+  const int64_t k_small = kq ? 256 : 32;
+  return {{1, 130, 512, false},     {1, 1, k_small, false}, {1, 5, 256, true},   {3, 5, 256, false},
+          {17, 64, k_small, false}, {70, 130, 512, false},  {17, 130, 256, true}};
+}
+
+class MatmulTest : public VkTest, public ::testing::WithParamInterface<DType> {};
+
+TEST_P(MatmulTest, GpuMatchesReference) {
+  for (const Shape& s : shapes_for(GetParam())) {
+    MatmulCase c(GetParam(), s, uint64_t(s.m * 1000003 + s.n * 101 + s.k));
+    auto ref = c.run(*cpu, true);
+    EXPECT_TRUE(all_close(c.run(*gpu, false), ref, c.tolerance()))
+        << "m " << s.m << " n " << s.n << " k " << s.k << " bias " << s.bias;
+    if (s.m == 1) {  // the shared-memory matvec too, where the device would pick subgroupAdd
+      EXPECT_TRUE(all_close(c.run(*gpu, false, false), ref, c.tolerance()))
+          << "no-subgroup matvec, n " << s.n << " k " << s.k;
+    }
+  }
+}
+
+TEST_P(MatmulTest, EmbeddingMatchesReference) {
+  const DType t = GetParam();
+  const int64_t n_vocab = 37, d = is_quantized(t) ? 512 : 130, n = 9;
+  Rng rng(7);
+  auto table = random_weights(t, n_vocab, d, rng);
+  std::vector<int32_t> ids = {0, 36, 5, 5, 17, 1, 35, 2, 20};
+  auto run = [&](Device& dev) {
+    std::vector<Buffer> keep;
+    EmbeddingArgs a;
+    a.table = upload(dev, keep, t, {n_vocab, d}, table.data());
+    a.ids = upload(dev, keep, DType::kI32, {n}, ids.data());
+    a.y = alloc_tensor(dev, keep, DType::kF32, {n, d});
+    a.scale = 0.5f;
+    Recorder rec(dev);
+    embedding(rec, a);
+    rec.finish();
+    return download_f32(dev, a.y);
+  };
+  // Same dequantisation math on both sides; slack only for fp16 subnormals a GPU may flush.
+  EXPECT_TRUE(all_close(run(*gpu), run(*cpu), 6.2e-5, 1e-6));
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MatmulTest, ::testing::ValuesIn(kWeightTypes),
+                         [](const auto& p) { return std::string(dtype_name(p.param)); });
+
+// The CPU backend's fast path (panels + Eigen + threads) against the scalar reference.
+TEST(MatmulCpuTest, FastMatchesReference) {
+  Device& dev = cpu_device();
+  for (DType t : {DType::kF32, DType::kF16, DType::kQ4_K, DType::kQ6_K, DType::kQ8_0})
+    for (Shape s :
+         {Shape{1, 130, 512, false}, Shape{70, 130, 512, true}, Shape{3, 200, 256, false}}) {
+      MatmulCase c(t, s, 11);
+      EXPECT_TRUE(all_close(c.run(dev, false), c.run(dev, true), c.tolerance()))
+          << dtype_name(t) << " m " << s.m << " n " << s.n << " k " << s.k;
+    }
+}
+
+}  // namespace
+}  // namespace kvz::test
