@@ -174,7 +174,7 @@ std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path, con
   w.tok_embd = ld.matrix("token_embd.weight", c.n_vocab, d);
   w.output_norm = ld.vec("output_norm.weight", d);
   w.output = ld.matrix("output.weight", c.n_vocab, d, /*optional=*/true);
-  c.tied_embeddings = !w.output.valid() || w.output.numel() == 0;
+  c.tied_embeddings = !w.output.defined();
   if (c.tied_embeddings) w.output = w.tok_embd;
   for (int il = 0; il < c.n_layers; ++il) {
     auto n = [&](const char* s) { return fmt::format("blk.{}.{}", il, s); };

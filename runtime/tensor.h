@@ -40,7 +40,8 @@ class Tensor {
   int64_t rows() const { return cols() ? numel() / cols() : 0; }  // everything else
   size_t nbytes() const;
   bool empty() const { return numel() == 0; }
-  bool valid() const { return mem_.size_bytes != 0 || numel() == 0; }
+  // False for a default-constructed Tensor, which optional arguments use to mean "none".
+  bool defined() const { return ndim_ > 0; }
   std::string shape_str() const;  // "[3, 64] f16"
 
   // Same bytes, new shape (same element count).

@@ -7,7 +7,7 @@
 namespace kvz::cpu {
 
 // A default-constructed Tensor (0-d) or a zero-length one means "no bias".
-inline bool has_bias(const MatmulArgs& a) { return a.bias.ndim() > 0 && a.bias.numel() > 0; }
+inline bool has_bias(const MatmulArgs& a) { return a.bias.defined() && a.bias.numel() > 0; }
 
 // Same contract as matmul_ref. Dequantises w to f32 in panels of rows and multiplies with Eigen,
 // panels spread over n_threads threads (0 = hardware concurrency). Result equals the reference
