@@ -5,16 +5,10 @@
 #include <cstring>
 
 #include "runtime/cpu/half.h"
+#include "runtime/ops/row_grid.h"
 
 namespace kvz {
 namespace {
-
-// One workgroup per row; rows beyond the 65535 workgroups guaranteed per grid dimension spill
-// into y. Shaders recover row = y * rows_per_y + x.
-Grid row_grid(uint32_t rows, uint32_t& rows_per_y) {
-  rows_per_y = std::max<uint32_t>(1, std::min<uint32_t>(rows, 65535));
-  return {rows_per_y, div_up(rows, rows_per_y)};
-}
 
 void check_pools(const Tensor& k, const Tensor& v, const Tensor& pos, const char* what) {
   KVZ_CHECK(k.dtype() == DType::kF16 && v.dtype() == DType::kF16 && pos.dtype() == DType::kI32,

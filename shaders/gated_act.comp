@@ -1,0 +1,41 @@
+#version 450
+// gated_act: y[i] = act(gate[i]) * up[i] (gated MLP), act chosen by spec constant ACT:
+// 0 SiLU x / (1 + e^-x) | 1 GELU, tanh approximation (HF gelu_pytorch_tanh) | 2 GELU, exact erf.
+// Bindings: 0 gate f32 [n_elems] read | 1 up f32 [n_elems] read | 2 y f32 [n_elems] write (may alias gate)
+// Push: n_elems, groups_per_y. Spec: 0 = workgroup size, 1 = ACT.
+// Grid: ceil(n_elems / wg) workgroups as (groups_per_y, ceil(groups / groups_per_y)), x <= 65535.
+#include "common.glsl"
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint ACT = 0;
+layout(std430, binding = 0) readonly buffer G { float gate[]; };
+layout(std430, binding = 1) readonly buffer U { float up[]; };
+layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+layout(push_constant) uniform Push {
+  uint n_elems;
+  uint groups_per_y;
+} p;
+
+// erf by Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7): GLSL has no erf.
+float erf_as(float x) {
+  float a = abs(x);
+  float t = 1.0 / (1.0 + 0.3275911 * a);
+  float poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+  float r = 1.0 - poly * exp(-a * a);
+  return x < 0.0 ? -r : r;
+}
+
+float act(float x) {
+  if (ACT == 0u) return x / (1.0 + exp(-x));
+  if (ACT == 1u) {
+    // Clamped: tanh(15) is 1 in fp32, and some drivers' tanh turns inf/inf into NaN beyond that.
+    float u = clamp(0.7978845608 * (x + 0.044715 * x * x * x), -15.0, 15.0);
+    return 0.5 * x * (1.0 + tanh(u));
+  }
+  return 0.5 * x * (1.0 + erf_as(x * 0.7071067812));
+}
+
+void main() {
+  uint i = (gl_WorkGroupID.y * p.groups_per_y + gl_WorkGroupID.x) * gl_WorkGroupSize.x +
+           gl_LocalInvocationID.x;
+  if (i < p.n_elems) y[i] = act(gate[i]) * up[i];
+}
