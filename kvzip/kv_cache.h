@@ -1,0 +1,111 @@
+// KvCache: the ragged per-(layer, KV head) key/value cache in the paged layout of
+// runtime/ops/paged_kv.h (kvzip/). Each head owns a list of 32-row blocks, so memory in use is
+// kept rows x bytes per row plus at most one partial block per head; appends grab free blocks
+// (O(1) amortised; pools grow geometrically), compaction is one GPU gather pass per layer, and
+// rows keep their original positions forever.
+//
+// Synchronisation: the index tensors (block tables, lens, pending dst slots) live in host-visible
+// memory written through the mapped pointer. Mutating calls (begin_append, drop_last, compact)
+// must not run while recorded GPU work that reads them is still in flight: finish() first.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "runtime/ops/paged_kv.h"
+
+namespace kvz {
+
+struct KvCacheConfig {
+  int n_layers = 0, n_kv_heads = 0, head_dim = 0;
+  std::vector<bool> prunable;  // [n_layers]; empty = all. Sliding-window layers are not pruned.
+  bool is_prunable(int il) const { return prunable.empty() || prunable[il]; }
+};
+
+// For every (layer, head), the sorted row indices to keep. [n_layers][n_kv_heads][n_kept].
+struct KeepSet {
+  std::vector<std::vector<std::vector<int32_t>>> rows;
+  double kept_fraction = 1.0;  // kept / total context pairs over prunable layers
+  int64_t n_kept = 0, n_total = 0;
+};
+
+// Host copy of one head's rows (cache files, tests).
+struct HeadRows {
+  std::vector<int32_t> pos;  // [n]
+  std::vector<uint16_t> k, v;  // [n, head_dim] f16 bits
+};
+
+class KvCache {
+ public:
+  struct LayerView {
+    Tensor k_pool, v_pool;  // [n_blocks, 32, head_dim] f16
+    Tensor pos_pool;        // [n_blocks, 32] i32
+    Tensor block_table;     // [n_kv_heads, max_blocks] i32
+    Tensor lens;            // [n_kv_heads] i32
+  };
+
+  KvCache(Device& dev, KvCacheConfig cfg);
+  ~KvCache();
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
+
+  const KvCacheConfig& config() const { return cfg_; }
+  Device& device() const { return *dev_; }
+
+  // Reserves n_tokens new rows at the end of every head of every layer; dst_slots(il) then says
+  // where kv_write puts them. `positions` are recorded by kv_write, not here.
+  void begin_append(int n_tokens, std::span<const int32_t> positions);
+  // [n_kv_heads, n_tokens] i32 slots of the pending append (valid until the next mutation).
+  Tensor dst_slots(int il) const;
+  LayerView layer(int il) const;
+  // Removes the last n rows of every head of every layer (a scoring chunk, a query + answer).
+  void drop_last(int64_t n);
+
+  int64_t rows(int il, int ih) const { return layers_[il].heads[ih].len; }
+  int64_t total_rows() const;
+  // Bytes of the rows in use (K + V f16, position i32) rounded to whole blocks, plus the index.
+  size_t bytes_in_use() const;
+  // Bytes one dense cache would need for the same token count on every head.
+  size_t full_bytes(int64_t n_tokens) const;
+  // Device memory actually allocated (pools with spare blocks, index buffers).
+  size_t bytes_allocated() const;
+
+  // Keeps keep.rows[il][ih] (sorted, indices < rows(il, ih)) of every head: one gather pass per
+  // layer into right-sized pools. Finishes `rec` before returning.
+  void compact(Recorder& rec, const KeepSet& keep);
+  // A deep copy (GPU copies; finishes `rec`).
+  std::unique_ptr<KvCache> clone(Recorder& rec) const;
+
+  // Host round trip of one head's rows, and building a cache from such rows (cache files).
+  std::vector<HeadRows> read_layer(int il) const;
+  static std::unique_ptr<KvCache> from_rows(Device& dev, KvCacheConfig cfg,
+                                            const std::vector<std::vector<HeadRows>>& rows);
+
+ private:
+  struct Head {
+    std::vector<int32_t> blocks;
+    int64_t len = 0;
+  };
+  struct Layer {
+    Buffer k, v, pos;            // pools
+    int64_t cap_blocks = 0;
+    std::vector<int32_t> free;   // free block ids (stack)
+    std::vector<Head> heads;
+    Buffer table, lens, slots;   // host-visible index buffers
+    int64_t table_cap = 0, slots_cap = 0;  // i32 capacity of table / slots
+    int64_t max_blocks = 1;
+  };
+  void alloc_pools(Layer& l, int64_t blocks);
+  void grow(Layer& l, int64_t need_free);
+  void sync_index(int il);
+  size_t block_bytes() const;
+
+  Device* dev_;
+  KvCacheConfig cfg_;
+  std::vector<Layer> layers_;
+  int pending_ = 0;  // tokens of the current append
+};
+
+}  // namespace kvz

@@ -1,0 +1,60 @@
+// Head-level scores: reduction and a small JSON file format (kvzip/).
+#include "kvzip/scores.h"
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "runtime/error.h"
+
+namespace kvz {
+
+HeadScores HeadScores::from(const Scores& s, std::string model_identity) {
+  HeadScores h;
+  h.n_layers = s.n_layers;
+  h.n_kv_heads = s.n_kv_heads;
+  h.model_identity = std::move(model_identity);
+  h.data.assign(static_cast<size_t>(s.n_layers * s.n_kv_heads), 0.0f);
+  for (int il = 0; il < s.n_layers; ++il)
+    for (int ih = 0; ih < s.n_kv_heads; ++ih)
+      for (int64_t j = 0; j < s.n_ctx; ++j)
+        h.data[static_cast<size_t>(il * s.n_kv_heads + ih)] =
+            std::max(h.data[static_cast<size_t>(il * s.n_kv_heads + ih)], s.at(il, ih, j));
+  return h;
+}
+
+void HeadScores::save(const std::string& path) const {
+  nlohmann::json j = {{"format", "kvzip-head-scores"}, {"version", 1}, {"model", model_identity},
+                      {"n_layers", n_layers}, {"n_kv_heads", n_kv_heads}, {"scores", data}};
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    if (!f) throw InputError("cannot write " + tmp);
+    f << j.dump(1) << "\n";
+    if (!f) throw InputError("writing " + tmp + " failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw InputError("cannot rename " + tmp + " to " + path);
+}
+
+HeadScores HeadScores::load(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw InputError("cannot read head scores " + path);
+  HeadScores h;
+  try {
+    auto j = nlohmann::json::parse(f);
+    if (j.at("format") != "kvzip-head-scores" || j.at("version") != 1)
+      throw FormatError(path + ": not a kvzip head-score file (format/version)");
+    h.n_layers = j.at("n_layers").get<int>();
+    h.n_kv_heads = j.at("n_kv_heads").get<int>();
+    h.model_identity = j.at("model").get<std::string>();
+    h.data = j.at("scores").get<std::vector<float>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(path + ": malformed head-score file: " + e.what());
+  }
+  if (h.n_layers <= 0 || h.n_kv_heads <= 0 || h.data.size() != static_cast<size_t>(h.n_layers * h.n_kv_heads))
+    throw FormatError(fmt::format("{}: {} scores for {} layers x {} heads", path, h.data.size(), h.n_layers,
+                                  h.n_kv_heads));
+  return h;
+}
+
+}  // namespace kvz
