@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "model/chat_template.h"
 #include "model/model_config.h"
@@ -46,6 +47,13 @@ class Model {
 // Per-format loaders (model/*_loader.cpp).
 std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path, const LoadProgress& progress);
 std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path, const LoadProgress& progress);
+
+// Synthetic models (model/synthetic.cpp): a named real configuration ("llama3.1-8b", "qwen2.5-7b",
+// "qwen3-8b", "gemma3-12b") with random weights of `weight_type` (f16, bf16, f32 or q4_k) filled
+// in device memory; progress counts layers. Throws InputError on an unknown name or type.
+std::vector<std::string> synthetic_model_names();
+std::unique_ptr<Model> make_synthetic_model(Device& dev, const std::string& name, DType weight_type,
+                                            const LoadProgress& progress = {});
 
 // Uploads host bytes of a weight as a device tensor of `shape` (outermost first); f16/bf16 norms and
 // biases requested as f32 are converted. Keeps the buffer in w.storage.

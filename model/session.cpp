@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "kvzip/cache_file.h"
 #include "runtime/ops/sampling.h"
 
 namespace kvz {
@@ -62,21 +63,29 @@ void Session::feed(std::span<const int32_t> tokens, int n_logits, const Progress
 
 void Session::prefill(std::string_view context, const ProgressFn& progress) {
   const Tokenizer& tok = model_.tokenizer();
-  const ChatTemplate& t = model_.chat_template();
-  std::vector<int32_t> prefix = tok.encode(t.prefix + opts_.instruction, false, true);
-  context_tokens_ = tok.encode(context, false, false);
-  int64_t total = static_cast<int64_t>(prefix.size() + context_tokens_.size());
+  std::vector<int32_t> prefix = tok.encode(model_.chat_template().prefix + opts_.instruction, false, true);
+  std::vector<int32_t> ctx = tok.encode(context, false, false);
+  prefill_tokens(prefix, ctx, progress);
+}
+
+void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const int32_t> context,
+                             const ProgressFn& progress) {
+  int64_t total = static_cast<int64_t>(prefix.size() + context.size());
   if (total + 1024 > model_.config().max_context)
     throw InputError(fmt::format("context of {} tokens (with the {}-token system prefix) does not fit "
                                  "the model's {}-token context with room for scoring and answers",
-                                 context_tokens_.size(), prefix.size(), model_.config().max_context));
+                                 context.size(), prefix.size(), model_.config().max_context));
+  if (total == 0) throw InputError("nothing to prefill: empty context and prefix");
   cache_ = std::make_unique<KvCache>(model_.device(), cache_config());
   full_cache_.reset();
   scores_ = {};
   next_pos_ = 0;
+  prefix_tokens_.assign(prefix.begin(), prefix.end());
+  context_tokens_.assign(context.begin(), context.end());
+  kept_fraction_ = 1.0;
   n_prefix_ = static_cast<int64_t>(prefix.size());
-  n_context_ = static_cast<int64_t>(context_tokens_.size());
-  std::vector<int32_t> all = prefix;
+  n_context_ = static_cast<int64_t>(context.size());
+  std::vector<int32_t> all = prefix_tokens_;
   all.insert(all.end(), context_tokens_.begin(), context_tokens_.end());
   auto t0 = std::chrono::steady_clock::now();
   feed(all, 0, progress);
@@ -150,6 +159,7 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
   cache_->compact(rec_, keep);
   rec_.finish();
   r.kept_fraction = keep.kept_fraction;
+  kept_fraction_ = keep.kept_fraction;
   r.bytes_after = cache_->bytes_in_use();
   r.ms = ms_since(t0);
   return r;
@@ -160,10 +170,16 @@ void Session::restore_full() {
 }
 
 GenerateResult Session::generate(std::string_view query, const GenerateOptions& opts) {
+  std::vector<int32_t> prompt = query_tokens(query);
+  return generate_tokens(prompt, opts);
+}
+
+GenerateResult Session::generate_tokens(std::span<const int32_t> prompt, const GenerateOptions& opts) {
+  KVZ_CHECK(n_prefix_ + n_context_ > 0, "generate() before prefill()");
+  if (prompt.empty()) throw InputError("empty query");
   const Tokenizer& tok = model_.tokenizer();
   const auto& stops = model_.chat_template().stop_ids;
   GenerateResult r;
-  std::vector<int32_t> prompt = query_tokens(query);
   r.n_prompt_tokens = static_cast<int>(prompt.size());
   int32_t start_pos = next_pos_;
   Device& dev = model_.device();
@@ -198,7 +214,8 @@ GenerateResult Session::generate(std::string_view query, const GenerateOptions& 
   std::string streamed;
   for (int i = 0; i < opts.max_new_tokens; ++i) {
     int32_t id = pick();
-    if (std::find(stops.begin(), stops.end(), id) != stops.end() || tok.is_eog(id)) break;
+    if (!opts.ignore_eos && (std::find(stops.begin(), stops.end(), id) != stops.end() || tok.is_eog(id)))
+      break;
     r.tokens.push_back(id);
     std::string text = tok.decode(r.tokens, true);
     if (opts.on_text && text.size() > streamed.size()) opts.on_text(std::string_view(text).substr(streamed.size()));
@@ -212,6 +229,45 @@ GenerateResult Session::generate(std::string_view query, const GenerateOptions& 
     next_pos_ = start_pos;
   }
   return r;
+}
+
+void Session::save_cache(const std::string& path) {
+  KVZ_CHECK(n_prefix_ + n_context_ > 0, "save_cache() before prefill()");
+  rec_.finish();
+  CacheFileMeta meta;
+  meta.model_identity = model_.identity();
+  meta.tokens.assign(context_tokens_.begin(), context_tokens_.end());
+  meta.tokens.insert(meta.tokens.begin(), prefix_tokens_.begin(), prefix_tokens_.end());
+  meta.n_prefix = n_prefix_;
+  meta.n_context = n_context_;
+  meta.next_pos = next_pos_;
+  meta.kept_fraction = kept_fraction_;
+  meta.prunable = cache_->config().prunable;
+  save_cache_file(path, *cache_, meta, scores_.empty() ? nullptr : &scores_);
+}
+
+void Session::load_cache(const std::string& path) {
+  rec_.finish();
+  LoadedCache lc = load_cache_file(path, model_.device(), model_.identity());
+  const KvCacheConfig& want = cache_config();
+  const KvCacheConfig& got = lc.cache->config();
+  if (got.n_layers != want.n_layers || got.n_kv_heads != want.n_kv_heads || got.head_dim != want.head_dim)
+    throw FormatError(fmt::format("{}: cache shape {}x{}x{} does not match the model's {}x{}x{}", path,
+                                  got.n_layers, got.n_kv_heads, got.head_dim, want.n_layers,
+                                  want.n_kv_heads, want.head_dim));
+  const CacheFileMeta& m = lc.meta;
+  if (m.n_prefix < 0 || m.n_context < 0 || static_cast<int64_t>(m.tokens.size()) != m.n_prefix + m.n_context)
+    throw FormatError(fmt::format("{}: token list of {} does not match prefix {} + context {}", path,
+                                  m.tokens.size(), m.n_prefix, m.n_context));
+  cache_ = std::move(lc.cache);
+  full_cache_.reset();
+  scores_ = std::move(lc.scores);
+  n_prefix_ = m.n_prefix;
+  n_context_ = m.n_context;
+  prefix_tokens_.assign(m.tokens.begin(), m.tokens.begin() + m.n_prefix);
+  context_tokens_.assign(m.tokens.begin() + m.n_prefix, m.tokens.end());
+  next_pos_ = m.next_pos;
+  kept_fraction_ = m.kept_fraction;
 }
 
 }  // namespace kvz

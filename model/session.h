@@ -33,6 +33,7 @@ struct GenerateOptions {
   float top_p = 1.0f;
   uint64_t seed = 0;
   bool update_cache = false;  // keep query/answer pairs (multi-turn)
+  bool ignore_eos = false;    // decode exactly max_new_tokens (benchmarks)
   std::function<void(std::string_view)> on_text;  // streamed decoded text
 };
 
@@ -59,6 +60,9 @@ class Session {
   // Tokenises system prefix + instruction + context and prefills it in chunks (progress per
   // chunk). Throws InputError when the context does not fit the model's context length.
   void prefill(std::string_view context, const ProgressFn& progress = {});
+  // The same from token ids (benchmarks, evaluations that tokenise themselves).
+  void prefill_tokens(std::span<const int32_t> prefix, std::span<const int32_t> context,
+                      const ProgressFn& progress = {});
   // Context-dependent reconstruction scoring of the prefilled context.
   const Scores& score(const CompressorOptions& opts = {}, const ProgressFn& progress = {});
   // Keeps `ratio` of the context pairs (KVzip's kept fraction). kHead uses `head_scores`.
@@ -69,6 +73,8 @@ class Session {
   // Restores the full (uncompressed) cache when retain mode kept it.
   void restore_full();
   GenerateResult generate(std::string_view query, const GenerateOptions& opts = {});
+  // Answers a prompt given as token ids (already wrapped in the turn template).
+  GenerateResult generate_tokens(std::span<const int32_t> prompt, const GenerateOptions& opts = {});
 
   // Compressed-cache files (kvzip/cache_file.h): the cache, tokens, positions and scores, tied
   // to the model's identity. load_cache throws FormatError on a corrupt or mismatched file.
@@ -100,10 +106,11 @@ class Session {
   Recorder rec_;
   std::unique_ptr<KvCache> cache_, full_cache_;
   Scores scores_;
-  std::vector<int32_t> context_tokens_;
+  std::vector<int32_t> prefix_tokens_, context_tokens_;
   int64_t n_prefix_ = 0, n_context_ = 0;
   int32_t next_pos_ = 0;
   bool retain_ = false;
+  double kept_fraction_ = 1.0;
   double prefill_ms_ = 0, score_ms_ = 0;
 };
 

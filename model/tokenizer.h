@@ -62,6 +62,9 @@ class Tokenizer {
   // llama2.c tokenizer.bin: i32 max_token_length, then per token f32 score, i32 len, bytes.
   // Ids 0/1/2 are <unk>/<s>/</s>, 3..258 byte tokens; the result is an SPM tokenizer.
   static Tokenizer from_llama2c(const std::string& path);
+  // A stand-in vocabulary for synthetic models: <unk> <s> </s>, 256 byte tokens, then filler
+  // pieces up to n_vocab (SPM with byte fallback; any text encodes).
+  static Tokenizer synthetic(int32_t n_vocab);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

@@ -266,6 +266,27 @@ Tokenizer Tokenizer::from_llama2c(const std::string& path) {
   return t;
 }
 
+Tokenizer Tokenizer::synthetic(int32_t n_vocab) {
+  if (n_vocab < 259) throw InputError(fmt::format("synthetic vocabulary of {} < 259 tokens", n_vocab));
+  Tokenizer t;
+  t.model_ = TokenizerModel::kSpm;
+  t.text_ = {"<unk>", "<s>", "</s>"};
+  t.types_ = {TokenType::kUnknown, TokenType::kControl, TokenType::kControl};
+  for (int b = 0; b < 256; ++b) {
+    t.text_.push_back(fmt::format("<0x{:02X}>", b));
+    t.types_.push_back(TokenType::kByte);
+  }
+  while (static_cast<int32_t>(t.text_.size()) < n_vocab) {
+    t.text_.push_back(fmt::format("\xE2\x96\x81t{}", t.text_.size()));
+    t.types_.push_back(TokenType::kNormal);
+  }
+  t.scores_.assign(t.text_.size(), 0.0f);
+  t.unk_ = 0, t.bos_ = 1, t.eos_ = 2;
+  t.add_bos_ = true;
+  t.finalize();
+  return t;
+}
+
 TiktokenSpec tiktoken_spec_llama3() {
   TiktokenSpec s;
   s.pre = PreTokenizer::kLlama3;

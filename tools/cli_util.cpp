@@ -30,10 +30,21 @@ Loaded load(const std::string& model_path) {
   Loaded l;
   l.device = open_device();
   fmt::print(stderr, "device: {} ({})\n", l.device->caps().name, l.device->caps().driver);
-  Progress bar("loading", "MiB");
-  l.model = Model::load(*l.device, model_path, [&](size_t done, size_t total) {
-    bar(static_cast<int64_t>(done >> 20), static_cast<int64_t>(total >> 20));
-  });
+  if (model_path.rfind("synthetic:", 0) == 0) {
+    // synthetic:NAME[:TYPE], e.g. synthetic:llama3.1-8b:q4_k
+    std::string spec = model_path.substr(10), type = "f16";
+    if (auto colon = spec.find(':'); colon != std::string::npos)
+      type = spec.substr(colon + 1), spec.resize(colon);
+    Progress bar("building", "layers");
+    l.model = make_synthetic_model(*l.device, spec, dtype_from_name(type), [&](size_t done, size_t total) {
+      bar(static_cast<int64_t>(done), static_cast<int64_t>(total));
+    });
+  } else {
+    Progress bar("loading", "MiB");
+    l.model = Model::load(*l.device, model_path, [&](size_t done, size_t total) {
+      bar(static_cast<int64_t>(done >> 20), static_cast<int64_t>(total >> 20));
+    });
+  }
   const ModelConfig& c = l.model->config();
   fmt::print(stderr, "model: {} ({}, {} layers, d_model {}, heads {}/{}, {} of weights)\n", c.name,
              c.arch_name, c.n_layers, c.d_model, c.n_heads, c.n_kv_heads,
@@ -43,13 +54,20 @@ Loaded load(const std::string& model_path) {
 
 void Progress::operator()(int64_t done, int64_t total) {
   if (total <= 0) return;
+  // On a terminal: redraw in place. In a log: one line per 10% so logs stay short.
+  static const bool tty = isatty(fileno(stderr)) != 0;
+  if (!tty) {
+    int64_t step = done * 10 / total;
+    if (step == last_step_ && done < total) return;
+    last_step_ = step;
+  }
   constexpr int kWidth = 30;
   int filled = static_cast<int>(kWidth * done / total);
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(kWidth, '.');
-  fmt::print(stderr, "\r{:<9} [{}] {}/{} {} {:.1f}s", label_, bar, done, total, unit_, s);
-  if (done >= total) fmt::print(stderr, "\n");
+  fmt::print(stderr, "{}{:<9} [{}] {}/{} {} {:.1f}s", tty ? "\r" : "", label_, bar, done, total, unit_, s);
+  if (done >= total || !tty) fmt::print(stderr, "\n");
   std::fflush(stderr);
 }
 

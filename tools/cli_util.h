@@ -14,6 +14,7 @@ namespace kvz::cli {
 // tools/fetch_model.sh. Throws InputError naming the fetch command when missing.
 std::string default_model_path();
 // Opens KVZIP_DEVICE (or the default) and loads the model, printing what it does to stderr.
+// "synthetic:NAME[:TYPE]" builds a synthetic model (model.h) instead of reading a file.
 struct Loaded {
   std::unique_ptr<Device> device;
   std::unique_ptr<Model> model;
@@ -32,6 +33,7 @@ class Progress {
  private:
   std::string label_, unit_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  int64_t last_step_ = -1;
 };
 
 std::string human_bytes(double bytes);

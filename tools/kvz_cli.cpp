@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
 
   GenerateArgs g;
   auto* gen = app.add_subcommand("generate", "Generate text (streams tokens, prints tok/s)");
-  gen->add_option("-m,--model", g.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
+  gen->add_option("-m,--model", g.model,
+                  "GGUF file, llama2.c .bin or synthetic:NAME[:f16|q4_k] (default: SmolLM2-135M)");
   gen->add_option("-p,--prompt", g.prompt, "User message");
   gen->add_option("--context", g.context_file, "Text file prefilled before the prompt");
   gen->add_flag("--chat", g.chat, "Interactive multi-turn chat on stdin");
@@ -50,12 +51,26 @@ int main(int argc, char** argv) {
   comp->add_option("--head-scores", c.head_scores);
   comp->add_option("--chunk", c.chunk)->check(CLI::Range(16, 1 << 16));
 
+  BenchArgs b;
+  auto* bench = app.add_subcommand("bench", "Speed table: pp/tg tokens/s at context depths, KVzip phases");
+  bench->add_option("-m,--model", b.model, "GGUF, llama2.c .bin, or synthetic:NAME[:f16|q4_k]");
+  bench->add_option("-p,--n-prompt", b.n_prompt, "Prompt sizes")->delimiter(',');
+  bench->add_option("-n,--n-gen", b.n_gen, "Generated tokens per decode test")->check(CLI::Range(0, 1 << 16));
+  bench->add_option("-d,--depth", b.depths, "Context depths for pp/tg")->delimiter(',');
+  bench->add_option("-r,--reps", b.reps)->check(CLI::Range(1, 100));
+  bench->add_option("-b,--ubatch", b.ubatch, "Prefill chunk")->check(CLI::Range(1, 1 << 16));
+  bench->add_option("--chunk", b.chunk, "Scoring chunk")->check(CLI::Range(16, 1 << 16));
+  bench->add_option("--kvzip-depth", b.kvzip_depth, "Context for the KVzip phases (0 = skip)");
+  bench->add_option("--ratios", b.ratios, "Kept ratios")->delimiter(',')->check(CLI::Range(1e-6, 1.0));
+  bench->add_option("--json", b.json, "Also write the rows as JSON");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (devices->parsed()) return run_devices();
     if (gen->parsed()) return run_generate(g);
     if (run->parsed()) return run_run(r);
     if (comp->parsed()) return run_compress(c);
+    if (bench->parsed()) return run_bench(b);
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const kvz::Error& e) {

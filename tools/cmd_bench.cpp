@@ -1,0 +1,152 @@
+// `kvzip bench`: llama-bench style speed table — prompt processing and generation tokens/s at
+// several context depths, then the KVzip phases (prefill, scoring, pruning, decode per ratio) and
+// KV bytes — as markdown and optionally JSON, mean +- std over repetitions (tools/).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+
+namespace kvz::cli {
+namespace {
+
+struct Stat {
+  double mean = 0, std = 0;
+};
+
+Stat stat(const std::vector<double>& v) {
+  Stat s;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= static_cast<double>(v.size());
+  for (double x : v) s.std += (x - s.mean) * (x - s.mean);
+  s.std = v.size() > 1 ? std::sqrt(s.std / static_cast<double>(v.size() - 1)) : 0.0;
+  return s;
+}
+
+std::vector<int32_t> random_tokens(const Tokenizer& tok, int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const int32_t lo = std::min<int32_t>(300, tok.n_vocab() / 2);
+  std::uniform_int_distribution<int32_t> dist(lo, tok.n_vocab() - 1);
+  std::vector<int32_t> out(static_cast<size_t>(n));
+  for (auto& t : out) {
+    do t = dist(rng);
+    while (tok.token_type(t) != TokenType::kNormal);
+  }
+  return out;
+}
+
+class Table {
+ public:
+  explicit Table(const BenchArgs& a) : a_(a) {}
+  void header(const std::string& model, const std::string& quant, const std::string& device) {
+    model_ = model, quant_ = quant, device_ = device;
+    fmt::print("| model | quant | device | test | depth | value |\n|---|---|---|---|---|---|\n");
+  }
+  void row(const std::string& test, int64_t depth, const std::vector<double>& v, const char* unit) {
+    Stat s = stat(v);
+    fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} {} |\n", model_, quant_, device_, test, depth,
+               s.mean, s.std, unit);
+    std::fflush(stdout);
+    json_.push_back({{"model", model_}, {"quant", quant_}, {"device", device_}, {"test", test},
+                     {"depth", depth}, {"mean", s.mean}, {"std", s.std}, {"unit", unit},
+                     {"samples", v}});
+  }
+  void save() const {
+    if (a_.json.empty()) return;
+    std::ofstream f(a_.json);
+    if (!f) throw InputError("cannot write " + a_.json);
+    f << json_.dump(1) << "\n";
+  }
+
+ private:
+  const BenchArgs& a_;
+  std::string model_, quant_, device_;
+  nlohmann::json json_ = nlohmann::json::array();
+};
+
+}  // namespace
+
+int run_bench(const BenchArgs& a) {
+  Loaded l = load(a.model.empty() ? default_model_path() : a.model);
+  const Model& m = *l.model;
+  const Tokenizer& tok = m.tokenizer();
+  const std::string quant(dtype_name(m.weights().layers.at(0).wq.dtype()));
+  Table t(a);
+  t.header(m.config().name, quant, fmt::format("{} ({})", l.device->caps().name, l.device->caps().driver));
+  std::vector<int32_t> prefix;
+  if (tok.bos_id() >= 0) prefix.push_back(tok.bos_id());
+  else prefix.push_back(random_tokens(tok, 1, 7)[0]);
+
+  SessionOptions so;
+  so.prefill_chunk = a.ubatch;
+  so.score_chunk = a.chunk;
+  Session s(m, so);
+  GenerateOptions gen;
+  gen.max_new_tokens = a.n_gen;
+  gen.ignore_eos = true;
+
+  for (int64_t depth : a.depths) {
+    auto ctx = random_tokens(tok, std::max<int64_t>(depth, 1), static_cast<uint32_t>(depth + 1));
+    for (int64_t p : a.n_prompt) {
+      std::vector<double> tps;
+      for (int r = 0; r < a.reps; ++r) {
+        s.prefill_tokens(prefix, ctx);
+        auto prompt = random_tokens(tok, p, static_cast<uint32_t>(r + 17));
+        GenerateOptions one = gen;
+        one.max_new_tokens = 1;
+        GenerateResult g = s.generate_tokens(prompt, one);
+        tps.push_back(static_cast<double>(p) / g.prefill_ms * 1e3);
+      }
+      t.row(fmt::format("pp{}", p), depth, tps, "tok/s");
+    }
+    if (a.n_gen > 0) {
+      std::vector<double> tps;
+      s.prefill_tokens(prefix, ctx);
+      for (int r = 0; r < a.reps; ++r) {
+        GenerateResult g = s.generate_tokens(random_tokens(tok, 1, static_cast<uint32_t>(r)), gen);
+        tps.push_back(static_cast<double>(g.tokens.size()) / g.decode_ms * 1e3);
+      }
+      t.row(fmt::format("tg{}", a.n_gen), depth, tps, "tok/s");
+    }
+  }
+
+  if (a.kvzip_depth > 0) {
+    const int64_t D = a.kvzip_depth;
+    auto ctx = random_tokens(tok, D, 99);
+    std::vector<double> prefill_ms, score_ms;
+    std::vector<std::vector<double>> prune_ms(a.ratios.size()), tg(a.ratios.size()),
+        kv_mib(a.ratios.size());
+    for (int r = 0; r < a.reps; ++r) {
+      Progress bar("prefill", "tok");
+      s.set_retain(true);
+      s.prefill_tokens(prefix, ctx, bar.fn());
+      prefill_ms.push_back(s.prefill_ms());
+      Progress sbar("scoring", "tok");
+      s.score({}, sbar.fn());
+      score_ms.push_back(s.score_ms());
+      for (size_t i = 0; i < a.ratios.size(); ++i) {
+        PruneResult pr = s.prune(a.ratios[i]);
+        prune_ms[i].push_back(pr.ms);
+        kv_mib[i].push_back(static_cast<double>(pr.bytes_after) / (1 << 20));
+        GenerateResult g = s.generate_tokens(random_tokens(tok, 1, static_cast<uint32_t>(r)), gen);
+        tg[i].push_back(static_cast<double>(g.tokens.size()) / g.decode_ms * 1e3);
+      }
+    }
+    t.row("kvzip prefill", D, prefill_ms, "ms");
+    t.row("kvzip scoring", D, score_ms, "ms");
+    for (size_t i = 0; i < a.ratios.size(); ++i) {
+      t.row(fmt::format("kvzip prune r={}", a.ratios[i]), D, prune_ms[i], "ms");
+      t.row(fmt::format("kvzip KV r={}", a.ratios[i]), D, kv_mib[i], "MiB");
+      t.row(fmt::format("kvzip tg{} r={}", a.n_gen, a.ratios[i]), D, tg[i], "tok/s");
+    }
+  }
+  t.save();
+  return 0;
+}
+
+}  // namespace kvz::cli
