@@ -71,9 +71,9 @@ void Session::prefill(std::string_view context, const ProgressFn& progress) {
 void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const int32_t> context,
                              const ProgressFn& progress) {
   int64_t total = static_cast<int64_t>(prefix.size() + context.size());
-  if (total + 1024 > model_.config().max_context)
+  if (total + 16 > model_.config().max_context)
     throw InputError(fmt::format("context of {} tokens (with the {}-token system prefix) does not fit "
-                                 "the model's {}-token context with room for scoring and answers",
+                                 "the model's {}-token context with room for an answer",
                                  context.size(), prefix.size(), model_.config().max_context));
   if (total == 0) throw InputError("nothing to prefill: empty context and prefix");
   cache_ = std::make_unique<KvCache>(model_.device(), cache_config());
@@ -108,7 +108,7 @@ ReconstructionPrompts Session::reconstruction_prompts() const {
 }
 
 const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& progress) {
-  KVZ_CHECK(n_context_ > 0, "score() before prefill()");
+  if (n_context_ <= 0) throw InputError("score() needs a prefilled context");
   auto t0 = std::chrono::steady_clock::now();
   ReconstructionPass pass = [&](std::span<const int32_t> tokens, const ScoreHook& hook) {
     LayerHook lh = [&](Recorder& rec, int il, const Tensor& q, const KvCache::LayerView& kv) {
@@ -144,11 +144,11 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
   KeepSet keep;
   switch (level) {
     case PruneLevel::kPair:
-      KVZ_CHECK(!scores_.empty(), "prune(kPair) before score()");
+      if (scores_.empty()) throw InputError("prune() needs score() first (or --level head with head scores)");
       keep = prune_pair(scores_, ratio, n_prefix_, n_rows);
       break;
     case PruneLevel::kPairUniform:
-      KVZ_CHECK(!scores_.empty(), "prune(kPairUniform) before score()");
+      if (scores_.empty()) throw InputError("prune() needs score() first (or --level head with head scores)");
       keep = prune_pair_uniform(scores_, ratio, n_prefix_, n_rows);
       break;
     case PruneLevel::kHead:
@@ -175,8 +175,13 @@ GenerateResult Session::generate(std::string_view query, const GenerateOptions& 
 }
 
 GenerateResult Session::generate_tokens(std::span<const int32_t> prompt, const GenerateOptions& opts) {
-  KVZ_CHECK(n_prefix_ + n_context_ > 0, "generate() before prefill()");
+  if (n_prefix_ + n_context_ <= 0) throw InputError("generate() needs prefill() or load_cache() first");
   if (prompt.empty()) throw InputError("empty query");
+  const int64_t end = next_pos_ + static_cast<int64_t>(prompt.size()) + opts.max_new_tokens;
+  if (end > model_.config().max_context)
+    throw InputError(fmt::format("query of {} tokens + {} new tokens after {} cached positions exceeds the "
+                                 "model's {}-token context",
+                                 prompt.size(), opts.max_new_tokens, next_pos_, model_.config().max_context));
   const Tokenizer& tok = model_.tokenizer();
   const auto& stops = model_.chat_template().stop_ids;
   GenerateResult r;
@@ -232,7 +237,7 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt, const G
 }
 
 void Session::save_cache(const std::string& path) {
-  KVZ_CHECK(n_prefix_ + n_context_ > 0, "save_cache() before prefill()");
+  if (n_prefix_ + n_context_ <= 0) throw InputError("save_cache() needs a prefilled context");
   rec_.finish();
   CacheFileMeta meta;
   meta.model_identity = model_.identity();
