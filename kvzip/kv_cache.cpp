@@ -32,6 +32,7 @@ KvCache::KvCache(Device& dev, KvCacheConfig cfg, int64_t reserve_tokens)
     Layer& l = layers_[il];
     l.heads.resize(static_cast<size_t>(cfg_.n_kv_heads));
     alloc_pools(l, per_head * cfg_.n_kv_heads);
+    l.table_stride = per_head;  // the block table needs no reallocation up to reserve_tokens
     write_index(il);
   }
 }
@@ -222,8 +223,8 @@ int64_t KvCache::total_rows() const {
 size_t KvCache::bytes_in_use() const {
   size_t b = 0;
   for (const Layer& l : layers_) {
-    for (const Head& h : l.heads) b += h.blocks.size() * block_bytes();
-    b += static_cast<size_t>(cfg_.n_kv_heads * (l.table_stride + 1)) * 4;
+    for (const Head& h : l.heads) b += h.blocks.size() * (block_bytes() + 4);  // + table entry
+    b += static_cast<size_t>(cfg_.n_kv_heads) * 4;                             // lens
   }
   return b;
 }

@@ -75,7 +75,8 @@ class KvCache {
   // Original positions of the rows of head ih of layer il, in row order (host mirror).
   const std::vector<int32_t>& positions(int il, int ih) const { return layers_[il].heads[ih].pos; }
   int64_t total_rows() const;
-  // Bytes of the rows in use (K + V f16, position i32) rounded to whole blocks, plus the index.
+  // Bytes of the rows in use (K + V f16, position i32) rounded to whole blocks, plus the index
+  // entries in use (one block-table entry per block, one length per head).
   size_t bytes_in_use() const;
   // Bytes one dense cache would need for the same token count on every head.
   size_t full_bytes(int64_t n_tokens) const;
