@@ -23,6 +23,13 @@ void check_appended(const KvCache& cache, int il, int64_t N, int64_t n_in) {
 
 }  // namespace
 
+ReconstructionPromptText reconstruction_prompt_text(SinkPolicy variant) {
+  const char* next = variant == SinkPolicy::kOriginal
+                         ? "\n\nRepeat the part of the previous context exactly, starting with "
+                         : "\n\nRepeat the part of the previous context exactly, starting with";
+  return {"\n\nRepeat the previous context exactly.", next};
+}
+
 std::vector<int32_t> reconstruction_input(std::span<const int32_t> context, int64_t a, int64_t b,
                                           const ReconstructionPrompts& p, int overlap) {
   KVZ_CHECK(0 <= a && a < b && b <= static_cast<int64_t>(context.size()) && overlap >= 0,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "kvzip/kv_cache.h"
@@ -23,9 +24,20 @@ struct ReconstructionPrompts {
   std::vector<int32_t> postfix;  // end of the user turn + assistant header
 };
 
+// kOriginal: the KVzip repo; kKvpress: NVIDIA kvpress KVzipPress. Selects the sink block below and
+// the prompt text (reconstruction_prompt_text).
+//
 // kOriginal: the whole system prefix is the softmax sink block, s = n_prefix (KVzip repo).
 // kKvpress: s = min(4, absolute start row of the chunk), as kvpress KVzipPress does.
 enum class SinkPolicy { kOriginal, kKvpress };
+
+// Repeat-prompt texts of ALGORITHMS.md 1.2, to be tokenised by the model without special tokens
+// and followed by the family's postfix (chat template). Original: next_prefix ends in "with "
+// (trailing space); kvpress: no trailing space.
+struct ReconstructionPromptText {
+  std::string first, next_prefix;
+};
+ReconstructionPromptText reconstruction_prompt_text(SinkPolicy variant);
 
 struct CompressorOptions {
   int chunk = 2000;  // context tokens per reconstruction chunk (m; kvpress uses 2048)
