@@ -1,0 +1,176 @@
+// Forward-pass parity against Hugging Face transformers (tests/data/parity, made by
+// tools/make_parity_goldens.py): tiny random-weight GGUF models of every architecture (llama with
+// llama3 rope scaling, tied and untied; qwen2 biases; qwen3 qk-norm; gemma3 sliding window, post
+// norms, embedding scale, GELU) and the real SmolLM2-135M Q4_1 GGUF (skipped when not fetched).
+// Logits at every position, chunked prefill, greedy continuations, tokenizer ids (tests/model).
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/forward.h"
+#include "runtime/ops/sampling.h"
+#include "tests/common/test_device.h"
+#include "tests/model/test_data.h"
+
+namespace kvz::test {
+namespace {
+
+using nlohmann::json;
+
+json load_json(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  return json::parse(f);
+}
+
+KvCacheConfig cache_config(const ModelConfig& c) {
+  KvCacheConfig kc;
+  kc.n_layers = c.n_layers;
+  kc.n_kv_heads = c.n_kv_heads;
+  kc.head_dim = c.head_dim;
+  return kc;
+}
+
+// Runs `ids` from an empty cache in chunks of `chunk` tokens; returns the logits of the last
+// `n_logits` positions of the final chunk, row-major [n_logits, n_vocab].
+std::vector<float> prefill_logits(Device& dev, const Model& m, const std::vector<int32_t>& ids, int chunk,
+                                  int n_logits, KvCache& cache, Forward& fwd, Recorder& rec) {
+  for (size_t done = 0; done < ids.size();) {
+    size_t n = std::min(ids.size() - done, static_cast<size_t>(chunk));
+    std::vector<int32_t> pos(n);
+    for (size_t i = 0; i < n; ++i) pos[i] = static_cast<int32_t>(done + i);
+    bool last = done + n == ids.size();
+    fwd.run(rec, std::span<const int32_t>(ids.data() + done, n), pos, cache, last ? n_logits : 0);
+    done += n;
+  }
+  rec.finish();
+  std::vector<float> out(static_cast<size_t>(n_logits) * static_cast<size_t>(m.config().n_vocab));
+  dev.download(fwd.logits().slice(0, n_logits), out.data());
+  return out;
+}
+
+// Greedy decode of `steps` tokens after a prefilled cache whose last logits row is in fwd.
+std::vector<int32_t> greedy(Device& dev, Forward& fwd, KvCache& cache, Recorder& rec, int32_t pos, int steps) {
+  Buffer b = dev.alloc(4);
+  Tensor out = b.tensor(DType::kI32, {1});
+  std::vector<int32_t> ids;
+  for (int i = 0; i < steps; ++i) {
+    argmax(rec, {fwd.logits().slice(0, 1), out});
+    rec.finish();
+    int32_t tok = 0;
+    dev.download(out, &tok);
+    ids.push_back(tok);
+    fwd.run(rec, std::span<const int32_t>(&tok, 1), std::span<const int32_t>(&pos, 1), cache, 1);
+    ++pos;
+  }
+  return ids;
+}
+
+// Tolerance for logits: K/V are cached in f16 (relative rounding 2^-11), everything else is f32.
+double logit_tol(const std::vector<float>& ref) {
+  double mx = 1.0;
+  for (float v : ref) mx = std::max(mx, std::fabs(static_cast<double>(v)));
+  return 4e-3 * mx;
+}
+
+void expect_greedy_match(const std::vector<int32_t>& got, const json& want, const json& margins, double tol,
+                         const std::string& what) {
+  for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+    if (got[i] != want[i].get<int32_t>()) {
+      // A flip is legitimate only where the reference's top-2 were within our tolerance.
+      EXPECT_LT(margins[i].get<double>(), tol) << what << ": greedy token " << i << " differs ("
+                                               << got[i] << " vs " << want[i] << ")";
+      return;
+    }
+  }
+}
+
+class TinyParity : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};
+
+TEST_P(TinyParity, LogitsAndGreedyMatchTransformers) {
+  const auto& [name, vulkan] = GetParam();
+  Device* dev = vulkan ? vk_device() : &cpu_device();
+  if (!dev) GTEST_SKIP() << "no Vulkan device";
+  json g = load_json(data_path("parity/" + name + ".json"));
+  auto model = Model::load(*dev, data_path("parity/" + g["model"].get<std::string>()));
+  const ModelConfig& c = model->config();
+  ASSERT_EQ(c.n_layers, g["config"]["n_layers"].get<int>());
+  ASSERT_EQ(c.n_vocab, g["config"]["vocab"].get<int>());
+  std::vector<uint8_t> all = read_bytes(data_path("parity/" + g["logits_file"].get<std::string>()));
+  const auto* all_f = reinterpret_cast<const float*>(all.data());
+  for (const auto& p : g["prompts"]) {
+    auto ids = p["ids"].get<std::vector<int32_t>>();
+    const int n = static_cast<int>(ids.size());
+    std::vector<float> ref(all_f + p["all_logits_offset_floats"].get<size_t>(),
+                           all_f + p["all_logits_offset_floats"].get<size_t>() + static_cast<size_t>(n) * c.n_vocab);
+    const double tol = logit_tol(ref);
+    {  // every position in one forward
+      Forward fwd(*model, n, n);
+      KvCache cache(*dev, cache_config(c));
+      Recorder rec(*dev);
+      auto got = prefill_logits(*dev, *model, ids, n, n, cache, fwd, rec);
+      EXPECT_TRUE(all_close(got, ref, tol)) << name << " prompt of " << n << " tokens, all positions";
+    }
+    {  // chunked prefill (5 tokens per forward), then greedy decode
+      Forward fwd(*model, 5, 1);
+      KvCache cache(*dev, cache_config(c));
+      Recorder rec(*dev);
+      auto got = prefill_logits(*dev, *model, ids, 5, 1, cache, fwd, rec);
+      std::vector<float> last(ref.end() - c.n_vocab, ref.end());
+      EXPECT_TRUE(all_close(got, last, tol)) << name << " chunked prefill, last position";
+      auto gen = greedy(*dev, fwd, cache, rec, n, static_cast<int>(p["greedy"].size()));
+      expect_greedy_match(gen, p["greedy"], p["greedy_top1_margin"], tol, name);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, TinyParity,
+                         ::testing::Combine(::testing::Values("llama3_tied", "llama_untied", "qwen2",
+                                                              "qwen3", "gemma3"),
+                                            ::testing::Bool()),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_Vulkan" : "_Cpu");
+                         });
+
+std::string smollm2_path() {
+  std::string dir;
+  if (const char* e = std::getenv("KVZ_MODEL_DIR")) dir = e;
+  else if (const char* e2 = std::getenv("KVZIP_MODELS")) dir = e2;
+  else dir = std::string(std::getenv("HOME") ? std::getenv("HOME") : ".") + "/.cache/kvzip/models";
+  return dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+class SmolLM2Parity : public ::testing::TestWithParam<bool> {};
+
+TEST_P(SmolLM2Parity, TopLogitsGreedyAndTokenizerMatchTransformers) {
+  if (!std::filesystem::exists(smollm2_path())) GTEST_SKIP() << "run tools/fetch_model.sh for " << smollm2_path();
+  Device* dev = GetParam() ? vk_device() : &cpu_device();
+  if (!dev) GTEST_SKIP() << "no Vulkan device";
+  json g = load_json(data_path("parity/smollm2_135m.json"));
+  auto model = Model::load(*dev, smollm2_path());
+  for (const auto& cs : g["tokenizer"]["cases"])
+    EXPECT_EQ(model->tokenizer().encode(cs["text"].get<std::string>(), false, true),
+              cs["ids"].get<std::vector<int32_t>>())
+        << "text: " << cs["text"];
+  for (const auto& p : g["prompts"]) {
+    auto ids = p["ids"].get<std::vector<int32_t>>();
+    Forward fwd(*model, 128, 1);
+    KvCache cache(*dev, cache_config(model->config()));
+    Recorder rec(*dev);
+    auto logits = prefill_logits(*dev, *model, ids, 128, 1, cache, fwd, rec);
+    auto top_ids = p["top_ids"].get<std::vector<int32_t>>();
+    auto top = p["top_logits"].get<std::vector<float>>();
+    const double tol = 2e-2 * std::max(1.0, std::fabs(static_cast<double>(top[0])));
+    for (size_t i = 0; i < top_ids.size(); ++i)
+      EXPECT_NEAR(logits[static_cast<size_t>(top_ids[i])], top[i], tol) << p["name"] << " top " << i;
+    auto gen = greedy(*dev, fwd, cache, rec, static_cast<int32_t>(ids.size()), static_cast<int>(p["greedy"].size()));
+    expect_greedy_match(gen, p["greedy"], p["greedy_top1_margin"], tol, p["name"].get<std::string>());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SmolLM2Parity, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Vulkan" : "Cpu"; });
+
+}  // namespace
+}  // namespace kvz::test
