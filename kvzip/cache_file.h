@@ -18,9 +18,9 @@ namespace kvz {
 
 struct CacheFileMeta {
   std::string model_identity;
-  std::vector<int32_t> tokens;  // system prefix + context token ids
+  std::vector<int32_t> tokens;  // system prefix + context token ids [n_prefix + n_context]
   int64_t n_prefix = 0, n_context = 0;
-  int32_t next_pos = 0;         // position of the next token after the context
+  int32_t next_pos = 0;  // position of the next token after the context
   double kept_fraction = 1.0;
   std::vector<bool> prunable;
 };
@@ -34,7 +34,10 @@ struct LoadedCache {
   Scores scores;  // empty if the file has none
 };
 // Throws FormatError naming the cause (bad magic or version, truncation, checksum mismatch,
-// inconsistent header) and InputError when `expected_identity` (if non-empty) does not match.
-LoadedCache load_cache_file(const std::string& path, Device& dev, const std::string& expected_identity);
+// inconsistent header, or a model identity other than `expected_identity` when that is non-empty)
+// and InputError when the file cannot be opened. Only a completely written file loads: the
+// writer's path.tmp is never read.
+LoadedCache load_cache_file(const std::string& path, Device& dev,
+                            const std::string& expected_identity);
 
 }  // namespace kvz

@@ -10,17 +10,30 @@ namespace {
 constexpr int64_t kB = kKvBlockTokens;
 int64_t blocks_for(int64_t rows) { return (rows + kB - 1) / kB; }
 
+// Bytes [offset, offset + n) of a buffer, as a view for Device::upload.
+BufferView sub_view(const BufferView& v, size_t offset, size_t n) {
+  KVZ_CHECK(offset + n <= v.size_bytes, "sub-view [{}, +{}) of a {}-byte buffer", offset, n,
+            v.size_bytes);
+  return {v.handle, v.offset_bytes + offset, n, v.host ? v.host + offset : nullptr};
+}
+
 }  // namespace
 
-KvCache::KvCache(Device& dev, KvCacheConfig cfg) : dev_(&dev), cfg_(std::move(cfg)) {
+KvCache::KvCache(Device& dev, KvCacheConfig cfg, int64_t reserve_tokens)
+    : dev_(&dev), cfg_(std::move(cfg)) {
   KVZ_CHECK(cfg_.n_layers > 0 && cfg_.n_kv_heads > 0 && cfg_.head_dim > 0 && cfg_.head_dim % 2 == 0,
             "KvCache config L={} H={} d={}", cfg_.n_layers, cfg_.n_kv_heads, cfg_.head_dim);
+  KVZ_CHECK(cfg_.prunable.empty() || static_cast<int>(cfg_.prunable.size()) == cfg_.n_layers,
+            "prunable has {} entries for {} layers", cfg_.prunable.size(), cfg_.n_layers);
+  KVZ_CHECK(reserve_tokens >= 0);
   layers_.resize(static_cast<size_t>(cfg_.n_layers));
+  const int64_t per_head = std::max<int64_t>(blocks_for(reserve_tokens), 4);
   for (int il = 0; il < cfg_.n_layers; ++il) {
     Layer& l = layers_[il];
     l.heads.resize(static_cast<size_t>(cfg_.n_kv_heads));
-    alloc_pools(l, 4 * cfg_.n_kv_heads);
-    sync_index(il);
+    alloc_pools(l, per_head * cfg_.n_kv_heads);
+    l.table_stride = per_head;  // the block table needs no reallocation up to reserve_tokens
+    write_index(il);
   }
 }
 
@@ -40,76 +53,122 @@ void KvCache::alloc_pools(Layer& l, int64_t blocks) {
   for (int64_t b = blocks - 1; b >= 0; --b) l.free.push_back(static_cast<int32_t>(b));
 }
 
+// Geometric growth (x1.5): each row is copied O(1) times on average over any append sequence.
 void KvCache::grow(Layer& l, int64_t need_free) {
   const int64_t old_cap = l.cap_blocks;
   const int64_t new_cap = std::max(old_cap + need_free, old_cap + old_cap / 2 + 4);
-  Layer fresh;
-  alloc_pools(fresh, new_cap);
   const int64_t hd = cfg_.head_dim;
+  Buffer k = dev_->alloc(static_cast<size_t>(new_cap * kB * hd) * 2);
+  Buffer v = dev_->alloc(static_cast<size_t>(new_cap * kB * hd) * 2);
+  Buffer pos = dev_->alloc(static_cast<size_t>(new_cap * kB) * 4);
   Recorder rec(*dev_);
-  auto pool = [&](const Buffer& b, DType t, int64_t cap, bool rows_only) {
-    return rows_only ? b.tensor(t, {cap, kB}) : b.tensor(t, {cap, kB, hd});
-  };
-  rec.copy(pool(l.k, DType::kF16, old_cap, false), pool(fresh.k, DType::kF16, new_cap, false).slice(0, old_cap));
-  rec.copy(pool(l.v, DType::kF16, old_cap, false), pool(fresh.v, DType::kF16, new_cap, false).slice(0, old_cap));
-  rec.copy(pool(l.pos, DType::kI32, old_cap, true), pool(fresh.pos, DType::kI32, new_cap, true).slice(0, old_cap));
+  rec.copy(l.k.tensor(DType::kF16, {old_cap, kB, hd}), k.tensor(DType::kF16, {old_cap, kB, hd}));
+  rec.copy(l.v.tensor(DType::kF16, {old_cap, kB, hd}), v.tensor(DType::kF16, {old_cap, kB, hd}));
+  rec.copy(l.pos.tensor(DType::kI32, {old_cap, kB}), pos.tensor(DType::kI32, {old_cap, kB}));
   rec.finish();  // the old pools are freed below
-  l.k = std::move(fresh.k);
-  l.v = std::move(fresh.v);
-  l.pos = std::move(fresh.pos);
+  l.k = std::move(k);
+  l.v = std::move(v);
+  l.pos = std::move(pos);
   for (int64_t b = new_cap - 1; b >= old_cap; --b) l.free.push_back(static_cast<int32_t>(b));
   l.cap_blocks = new_cap;
 }
 
-void KvCache::sync_index(int il) {
+void KvCache::take_blocks(Layer& l, Head& h, int64_t rows) {
+  while (static_cast<int64_t>(h.blocks.size()) < blocks_for(rows)) {
+    KVZ_CHECK(!l.free.empty(), "no free block");
+    h.blocks.push_back(l.free.back());
+    l.free.pop_back();
+  }
+}
+
+void KvCache::release_rows(Layer& l, Head& h, int64_t n) {
+  KVZ_CHECK(n >= 0 && n <= static_cast<int64_t>(h.pos.size()), "dropping {} of {} rows", n,
+            h.pos.size());
+  h.pos.resize(h.pos.size() - static_cast<size_t>(n));
+  while (static_cast<int64_t>(h.blocks.size()) > blocks_for(static_cast<int64_t>(h.pos.size()))) {
+    l.free.push_back(h.blocks.back());
+    h.blocks.pop_back();
+  }
+}
+
+void KvCache::write_table(int il, int ih, int64_t from) {
+  Layer& l = layers_[il];
+  const Head& h = l.heads[ih];
+  const auto nb = static_cast<int64_t>(h.blocks.size());
+  if (nb > l.table_stride) {
+    write_index(il);
+    return;
+  }
+  if (from >= nb) return;
+  dev_->upload(sub_view(l.table.view(), static_cast<size_t>(ih * l.table_stride + from) * 4,
+                        static_cast<size_t>(nb - from) * 4),
+               h.blocks.data() + from, static_cast<size_t>(nb - from) * 4);
+}
+
+void KvCache::write_index(int il) {
   Layer& l = layers_[il];
   const int64_t H = cfg_.n_kv_heads;
-  l.max_blocks = 1;
-  for (const Head& h : l.heads) l.max_blocks = std::max<int64_t>(l.max_blocks, static_cast<int64_t>(h.blocks.size()));
-  if (H * l.max_blocks > l.table_cap) {
-    l.table_cap = std::max(H * l.max_blocks, 2 * l.table_cap);
-    l.table = dev_->alloc(static_cast<size_t>(l.table_cap) * 4, MemoryKind::kUpload);
+  int64_t need = 1;
+  for (const Head& h : l.heads)
+    need = std::max<int64_t>(need, static_cast<int64_t>(h.blocks.size()));
+  if (need > l.table_stride || !l.table) {
+    l.table_stride = std::max(need, 2 * l.table_stride);
+    l.table = dev_->alloc(static_cast<size_t>(H * l.table_stride) * 4, MemoryKind::kUpload);
   }
-  if (!l.lens) l.lens = dev_->alloc(static_cast<size_t>(H) * 4, MemoryKind::kUpload);
-  std::vector<int32_t> table(static_cast<size_t>(H * l.max_blocks), 0), lens(static_cast<size_t>(H));
-  for (int64_t h = 0; h < H; ++h) {
-    const Head& hd = l.heads[h];
-    std::copy(hd.blocks.begin(), hd.blocks.end(), table.begin() + h * l.max_blocks);
-    lens[h] = static_cast<int32_t>(hd.len);
-  }
+  std::vector<int32_t> table(static_cast<size_t>(H * l.table_stride), 0);
+  for (int64_t ih = 0; ih < H; ++ih)
+    std::copy(l.heads[ih].blocks.begin(), l.heads[ih].blocks.end(),
+              table.begin() + ih * l.table_stride);
   dev_->upload(l.table.view(), table.data(), table.size() * 4);
+  write_lens(il);
+}
+
+void KvCache::write_lens(int il) {
+  Layer& l = layers_[il];
+  const int64_t H = cfg_.n_kv_heads;
+  if (!l.lens) l.lens = dev_->alloc(static_cast<size_t>(H) * 4, MemoryKind::kUpload);
+  std::vector<int32_t> lens(static_cast<size_t>(H));
+  for (int64_t ih = 0; ih < H; ++ih) lens[ih] = static_cast<int32_t>(l.heads[ih].pos.size());
   dev_->upload(l.lens.view(), lens.data(), lens.size() * 4);
 }
 
 void KvCache::begin_append(int n_tokens, std::span<const int32_t> positions) {
-  KVZ_CHECK(n_tokens > 0 && positions.size() == static_cast<size_t>(n_tokens));
+  KVZ_CHECK(n_tokens > 0 && positions.size() == static_cast<size_t>(n_tokens),
+            "append of {} tokens, {} positions", n_tokens, positions.size());
+  for (size_t i = 1; i < positions.size(); ++i)
+    KVZ_CHECK(positions[i] > positions[i - 1], "append positions not increasing at {}", i);
   const int64_t H = cfg_.n_kv_heads;
   pending_ = n_tokens;
   for (int il = 0; il < cfg_.n_layers; ++il) {
     Layer& l = layers_[il];
     int64_t need = 0;
-    for (const Head& h : l.heads)
-      need += blocks_for(h.len + n_tokens) - static_cast<int64_t>(h.blocks.size());
-    if (need > static_cast<int64_t>(l.free.size())) grow(l, need - static_cast<int64_t>(l.free.size()));
+    for (const Head& h : l.heads) {
+      KVZ_CHECK(h.pos.empty() || h.pos.back() < positions[0],
+                "append at position {} after position {}", positions[0], h.pos.back());
+      need += blocks_for(static_cast<int64_t>(h.pos.size()) + n_tokens) -
+              static_cast<int64_t>(h.blocks.size());
+    }
+    if (need > static_cast<int64_t>(l.free.size()))
+      grow(l, need - static_cast<int64_t>(l.free.size()));
     std::vector<int32_t> slots(static_cast<size_t>(H * n_tokens));
     for (int64_t ih = 0; ih < H; ++ih) {
       Head& h = l.heads[ih];
-      while (static_cast<int64_t>(h.blocks.size()) < blocks_for(h.len + n_tokens)) {
-        h.blocks.push_back(l.free.back());
-        l.free.pop_back();
-      }
+      const auto len = static_cast<int64_t>(h.pos.size());
+      const auto old_blocks = static_cast<int64_t>(h.blocks.size());
+      take_blocks(l, h, len + n_tokens);
       for (int64_t t = 0; t < n_tokens; ++t) {
-        int64_t row = h.len + t;
+        int64_t row = len + t;
         slots[ih * n_tokens + t] = static_cast<int32_t>(h.blocks[row / kB] * kB + row % kB);
       }
-      h.len += n_tokens;
+      h.pos.insert(h.pos.end(), positions.begin(), positions.end());
+      write_table(il, static_cast<int>(ih), old_blocks);
     }
     if (H * n_tokens > l.slots_cap) {
       l.slots_cap = std::max(H * n_tokens, 2 * l.slots_cap);
       l.slots = dev_->alloc(static_cast<size_t>(l.slots_cap) * 4, MemoryKind::kUpload);
     }
     dev_->upload(l.slots.view(), slots.data(), slots.size() * 4);
-    sync_index(il);
+    write_lens(il);
   }
 }
 
@@ -121,9 +180,10 @@ Tensor KvCache::dst_slots(int il) const {
 KvCache::LayerView KvCache::layer(int il) const {
   const Layer& l = layers_[il];
   const int64_t hd = cfg_.head_dim;
-  return {l.k.tensor(DType::kF16, {l.cap_blocks, kB, hd}), l.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
+  return {l.k.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
+          l.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
           l.pos.tensor(DType::kI32, {l.cap_blocks, kB}),
-          l.table.tensor(DType::kI32, {cfg_.n_kv_heads, l.max_blocks}),
+          l.table.tensor(DType::kI32, {cfg_.n_kv_heads, l.table_stride}),
           l.lens.tensor(DType::kI32, {cfg_.n_kv_heads})};
 }
 
@@ -132,14 +192,23 @@ void KvCache::drop_last(int64_t n) {
   for (int il = 0; il < cfg_.n_layers; ++il) {
     Layer& l = layers_[il];
     for (Head& h : l.heads) {
-      KVZ_CHECK(h.len >= n, "drop_last({}) of a head with {} rows", n, h.len);
-      h.len -= n;
-      while (static_cast<int64_t>(h.blocks.size()) > blocks_for(h.len)) {
-        l.free.push_back(h.blocks.back());
-        h.blocks.pop_back();
-      }
+      KVZ_CHECK(static_cast<int64_t>(h.pos.size()) >= n, "drop_last({}) of a head with {} rows", n,
+                h.pos.size());
+      release_rows(l, h, n);
     }
-    sync_index(il);
+    write_lens(il);  // table entries of the remaining blocks are unchanged
+  }
+  pending_ = 0;
+}
+
+void KvCache::truncate(int32_t end_pos) {
+  for (int il = 0; il < cfg_.n_layers; ++il) {
+    Layer& l = layers_[il];
+    for (Head& h : l.heads) {
+      auto keep = std::lower_bound(h.pos.begin(), h.pos.end(), end_pos) - h.pos.begin();
+      release_rows(l, h, static_cast<int64_t>(h.pos.size()) - keep);
+    }
+    write_lens(il);
   }
   pending_ = 0;
 }
@@ -147,21 +216,22 @@ void KvCache::drop_last(int64_t n) {
 int64_t KvCache::total_rows() const {
   int64_t n = 0;
   for (const Layer& l : layers_)
-    for (const Head& h : l.heads) n += h.len;
+    for (const Head& h : l.heads) n += static_cast<int64_t>(h.pos.size());
   return n;
 }
 
 size_t KvCache::bytes_in_use() const {
   size_t b = 0;
   for (const Layer& l : layers_) {
-    for (const Head& h : l.heads) b += h.blocks.size() * block_bytes();
-    b += static_cast<size_t>(cfg_.n_kv_heads * (l.max_blocks + 1)) * 4;
+    for (const Head& h : l.heads) b += h.blocks.size() * (block_bytes() + 4);  // + table entry
+    b += static_cast<size_t>(cfg_.n_kv_heads) * 4;                             // lens
   }
   return b;
 }
 
 size_t KvCache::full_bytes(int64_t n_tokens) const {
-  return static_cast<size_t>(cfg_.n_layers * cfg_.n_kv_heads * blocks_for(n_tokens)) * block_bytes();
+  return static_cast<size_t>(cfg_.n_layers * cfg_.n_kv_heads * blocks_for(n_tokens)) *
+         block_bytes();
 }
 
 size_t KvCache::bytes_allocated() const {
@@ -172,10 +242,11 @@ size_t KvCache::bytes_allocated() const {
 }
 
 void KvCache::compact(Recorder& rec, const KeepSet& keep) {
-  KVZ_CHECK(static_cast<int>(keep.rows.size()) == cfg_.n_layers, "KeepSet has {} layers", keep.rows.size());
-  const int64_t H = cfg_.n_kv_heads;
+  KVZ_CHECK(static_cast<int>(keep.rows.size()) == cfg_.n_layers, "KeepSet has {} layers",
+            keep.rows.size());
+  const int64_t H = cfg_.n_kv_heads, hd = cfg_.head_dim;
   std::vector<Layer> fresh(layers_.size());
-  std::vector<Buffer> temps;
+  std::vector<Buffer> temps;  // slot lists, alive until rec finishes
   for (int il = 0; il < cfg_.n_layers; ++il) {
     const Layer& old = layers_[il];
     const auto& kl = keep.rows[il];
@@ -190,18 +261,17 @@ void KvCache::compact(Recorder& rec, const KeepSet& keep) {
       const auto& rows = kl[ih];
       const Head& oh = old.heads[ih];
       Head& nh = nl.heads[ih];
-      for (int64_t b = 0; b < blocks_for(static_cast<int64_t>(rows.size())); ++b) {
-        nh.blocks.push_back(nl.free.back());
-        nl.free.pop_back();
-      }
+      take_blocks(nl, nh, static_cast<int64_t>(rows.size()));
+      nh.pos.reserve(rows.size());
       for (size_t i = 0; i < rows.size(); ++i) {
-        int32_t r = rows[i];
-        KVZ_CHECK(r >= 0 && r < oh.len && (i == 0 || rows[i - 1] < r),
-                  "KeepSet layer {} head {}: row {} invalid or unsorted (head has {} rows)", il, ih, r, oh.len);
+        const int32_t r = rows[i];
+        KVZ_CHECK(r >= 0 && r < static_cast<int64_t>(oh.pos.size()) && (i == 0 || rows[i - 1] < r),
+                  "KeepSet layer {} head {}: row {} invalid or unsorted (head has {} rows)", il, ih,
+                  r, oh.pos.size());
         src.push_back(static_cast<int32_t>(oh.blocks[r / kB] * kB + r % kB));
         dst.push_back(static_cast<int32_t>(nh.blocks[i / kB] * kB + static_cast<int64_t>(i) % kB));
+        nh.pos.push_back(oh.pos[r]);
       }
-      nh.len = static_cast<int64_t>(rows.size());
     }
     if (src.empty()) continue;
     const auto n = static_cast<int64_t>(src.size());
@@ -210,7 +280,6 @@ void KvCache::compact(Recorder& rec, const KeepSet& keep) {
     temps.push_back(dev_->alloc_upload(dst.data(), dst.size() * 4));
     Tensor td = temps.back().tensor(DType::kI32, {n});
     LayerView ov = layer(il);
-    const int64_t hd = cfg_.head_dim;
     kv_gather(rec, {ts, td, ov.k_pool, ov.v_pool, ov.pos_pool,
                     nl.k.tensor(DType::kF16, {nl.cap_blocks, kB, hd}),
                     nl.v.tensor(DType::kF16, {nl.cap_blocks, kB, hd}),
@@ -226,7 +295,7 @@ void KvCache::compact(Recorder& rec, const KeepSet& keep) {
     l.cap_blocks = nl.cap_blocks;
     l.free = std::move(nl.free);
     l.heads = std::move(nl.heads);
-    sync_index(il);
+    write_index(il);
   }
   pending_ = 0;
 }
@@ -238,20 +307,24 @@ std::unique_ptr<KvCache> KvCache::clone(Recorder& rec) const {
     const Layer& l = layers_[il];
     Layer& nl = c->layers_[il];
     c->alloc_pools(nl, l.cap_blocks);
-    rec.copy(l.k.tensor(DType::kF16, {l.cap_blocks, kB, hd}), nl.k.tensor(DType::kF16, {l.cap_blocks, kB, hd}));
-    rec.copy(l.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}), nl.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}));
-    rec.copy(l.pos.tensor(DType::kI32, {l.cap_blocks, kB}), nl.pos.tensor(DType::kI32, {l.cap_blocks, kB}));
+    rec.copy(l.k.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
+             nl.k.tensor(DType::kF16, {l.cap_blocks, kB, hd}));
+    rec.copy(l.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
+             nl.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}));
+    rec.copy(l.pos.tensor(DType::kI32, {l.cap_blocks, kB}),
+             nl.pos.tensor(DType::kI32, {l.cap_blocks, kB}));
     nl.free = l.free;
     nl.heads = l.heads;
   }
   rec.finish();
-  for (int il = 0; il < cfg_.n_layers; ++il) c->sync_index(il);
+  for (int il = 0; il < cfg_.n_layers; ++il) c->write_index(il);
   return c;
 }
 
 std::vector<HeadRows> KvCache::read_layer(int il) const {
   const Layer& l = layers_[il];
-  const size_t hd = static_cast<size_t>(cfg_.head_dim), rows = static_cast<size_t>(l.cap_blocks * kB);
+  const size_t hd = static_cast<size_t>(cfg_.head_dim),
+               rows = static_cast<size_t>(l.cap_blocks * kB);
   std::vector<uint16_t> k(rows * hd), v(rows * hd);
   std::vector<int32_t> pos(rows);
   dev_->download(l.k.view(), k.data(), k.size() * 2);
@@ -261,11 +334,17 @@ std::vector<HeadRows> KvCache::read_layer(int il) const {
   for (size_t ih = 0; ih < l.heads.size(); ++ih) {
     const Head& h = l.heads[ih];
     HeadRows& r = out[ih];
-    for (int64_t t = 0; t < h.len; ++t) {
-      size_t slot = static_cast<size_t>(h.blocks[t / kB] * kB + t % kB);
+    const auto n = static_cast<int64_t>(h.pos.size());
+    r.pos.reserve(static_cast<size_t>(n));
+    r.k.reserve(static_cast<size_t>(n) * hd);
+    r.v.reserve(static_cast<size_t>(n) * hd);
+    for (int64_t t = 0; t < n; ++t) {
+      const auto slot = static_cast<size_t>(h.blocks[t / kB] * kB + t % kB);
       r.pos.push_back(pos[slot]);
-      r.k.insert(r.k.end(), k.begin() + slot * hd, k.begin() + (slot + 1) * hd);
-      r.v.insert(r.v.end(), v.begin() + slot * hd, v.begin() + (slot + 1) * hd);
+      r.k.insert(r.k.end(), k.begin() + static_cast<int64_t>(slot * hd),
+                 k.begin() + static_cast<int64_t>((slot + 1) * hd));
+      r.v.insert(r.v.end(), v.begin() + static_cast<int64_t>(slot * hd),
+                 v.begin() + static_cast<int64_t>((slot + 1) * hd));
     }
   }
   return out;
@@ -275,8 +354,11 @@ std::unique_ptr<KvCache> KvCache::from_rows(Device& dev, KvCacheConfig cfg,
                                             const std::vector<std::vector<HeadRows>>& rows) {
   auto c = std::make_unique<KvCache>(dev, cfg);
   const size_t hd = static_cast<size_t>(cfg.head_dim);
-  KVZ_CHECK(static_cast<int>(rows.size()) == cfg.n_layers);
+  KVZ_CHECK(static_cast<int>(rows.size()) == cfg.n_layers, "{} layers of rows for {} layers",
+            rows.size(), cfg.n_layers);
   for (int il = 0; il < cfg.n_layers; ++il) {
+    KVZ_CHECK(static_cast<int>(rows[il].size()) == cfg.n_kv_heads,
+              "layer {}: {} heads of rows for {}", il, rows[il].size(), cfg.n_kv_heads);
     Layer& l = c->layers_[il];
     int64_t blocks = 0;
     for (const HeadRows& r : rows[il]) blocks += blocks_for(static_cast<int64_t>(r.pos.size()));
@@ -287,23 +369,28 @@ std::unique_ptr<KvCache> KvCache::from_rows(Device& dev, KvCacheConfig cfg,
     for (size_t ih = 0; ih < rows[il].size(); ++ih) {
       const HeadRows& r = rows[il][ih];
       Head& h = l.heads[ih];
-      h.len = static_cast<int64_t>(r.pos.size());
-      KVZ_CHECK(r.k.size() == r.pos.size() * hd && r.v.size() == r.k.size());
-      for (int64_t b = 0; b < blocks_for(h.len); ++b) {
-        h.blocks.push_back(l.free.back());
-        l.free.pop_back();
-      }
-      for (int64_t t = 0; t < h.len; ++t) {
-        size_t slot = static_cast<size_t>(h.blocks[t / kB] * kB + t % kB);
-        pos[slot] = r.pos[t];
-        std::copy_n(r.k.begin() + t * hd, hd, k.begin() + slot * hd);
-        std::copy_n(r.v.begin() + t * hd, hd, v.begin() + slot * hd);
+      KVZ_CHECK(r.k.size() == r.pos.size() * hd && r.v.size() == r.k.size(),
+                "layer {} head {}: row sizes", il, ih);
+      for (size_t t = 1; t < r.pos.size(); ++t)
+        KVZ_CHECK(r.pos[t] > r.pos[t - 1], "layer {} head {}: positions not increasing at row {}",
+                  il, ih, t);
+      const auto n = static_cast<int64_t>(r.pos.size());
+      c->take_blocks(l, h, n);
+      h.pos = r.pos;
+      for (int64_t t = 0; t < n; ++t) {
+        const auto slot = static_cast<size_t>(h.blocks[t / kB] * kB + t % kB);
+        const auto src = static_cast<size_t>(t) * hd;
+        pos[slot] = r.pos[static_cast<size_t>(t)];
+        std::copy_n(r.k.begin() + static_cast<int64_t>(src), hd,
+                    k.begin() + static_cast<int64_t>(slot * hd));
+        std::copy_n(r.v.begin() + static_cast<int64_t>(src), hd,
+                    v.begin() + static_cast<int64_t>(slot * hd));
       }
     }
     dev.upload(l.k.view(), k.data(), k.size() * 2);
     dev.upload(l.v.view(), v.data(), v.size() * 2);
     dev.upload(l.pos.view(), pos.data(), pos.size() * 4);
-    c->sync_index(il);
+    c->write_index(il);
   }
   return c;
 }

@@ -1,12 +1,12 @@
 // KvCache: the ragged per-(layer, KV head) key/value cache in the paged layout of
 // runtime/ops/paged_kv.h (kvzip/). Each head owns a list of 32-row blocks, so memory in use is
 // kept rows x bytes per row plus at most one partial block per head; appends grab free blocks
-// (O(1) amortised; pools grow geometrically), compaction is one GPU gather pass per layer, and
-// rows keep their original positions forever.
+// (O(1) amortised: pools grow geometrically, index entries are written incrementally),
+// compaction is one GPU gather pass per layer, and rows keep their original positions forever.
 //
 // Synchronisation: the index tensors (block tables, lens, pending dst slots) live in host-visible
-// memory written through the mapped pointer. Mutating calls (begin_append, drop_last, compact)
-// must not run while recorded GPU work that reads them is still in flight: finish() first.
+// memory written through the mapped pointer. Mutating calls (begin_append, drop_last, truncate,
+// compact) must not run while recorded GPU work that reads them is still in flight: finish() first.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +33,7 @@ struct KeepSet {
 
 // Host copy of one head's rows (cache files, tests).
 struct HeadRows {
-  std::vector<int32_t> pos;  // [n]
+  std::vector<int32_t> pos;    // [n] original positions, strictly increasing
   std::vector<uint16_t> k, v;  // [n, head_dim] f16 bits
 };
 
@@ -42,11 +42,12 @@ class KvCache {
   struct LayerView {
     Tensor k_pool, v_pool;  // [n_blocks, 32, head_dim] f16
     Tensor pos_pool;        // [n_blocks, 32] i32
-    Tensor block_table;     // [n_kv_heads, max_blocks] i32
+    Tensor block_table;     // [n_kv_heads, table_stride] i32 (entries past a head's blocks unused)
     Tensor lens;            // [n_kv_heads] i32
   };
 
-  KvCache(Device& dev, KvCacheConfig cfg);
+  // reserve_tokens > 0 pre-allocates that many rows per head (no pool growth up to it).
+  KvCache(Device& dev, KvCacheConfig cfg, int64_t reserve_tokens = 0);
   ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
@@ -55,17 +56,27 @@ class KvCache {
   Device& device() const { return *dev_; }
 
   // Reserves n_tokens new rows at the end of every head of every layer; dst_slots(il) then says
-  // where kv_write puts them. `positions` are recorded by kv_write, not here.
+  // where kv_write puts them. `positions` must be strictly increasing and above every position
+  // already cached; the host mirror (positions()) records them, kv_write writes them to the pool.
   void begin_append(int n_tokens, std::span<const int32_t> positions);
   // [n_kv_heads, n_tokens] i32 slots of the pending append (valid until the next mutation).
   Tensor dst_slots(int il) const;
   LayerView layer(int il) const;
   // Removes the last n rows of every head of every layer (a scoring chunk, a query + answer).
   void drop_last(int64_t n);
+  // Removes, from every head, the rows at positions >= end_pos (e.g. end_pos = N drops the query
+  // and answer after generate, whatever each head kept of the context).
+  void truncate(int32_t end_pos);
 
-  int64_t rows(int il, int ih) const { return layers_[il].heads[ih].len; }
+  // Rows (tokens) held by head ih of layer il.
+  int64_t rows(int il, int ih) const {
+    return static_cast<int64_t>(layers_[il].heads[ih].pos.size());
+  }
+  // Original positions of the rows of head ih of layer il, in row order (host mirror).
+  const std::vector<int32_t>& positions(int il, int ih) const { return layers_[il].heads[ih].pos; }
   int64_t total_rows() const;
-  // Bytes of the rows in use (K + V f16, position i32) rounded to whole blocks, plus the index.
+  // Bytes of the rows in use (K + V f16, position i32) rounded to whole blocks, plus the index
+  // entries in use (one block-table entry per block, one length per head).
   size_t bytes_in_use() const;
   // Bytes one dense cache would need for the same token count on every head.
   size_t full_bytes(int64_t n_tokens) const;
@@ -85,21 +96,26 @@ class KvCache {
 
  private:
   struct Head {
-    std::vector<int32_t> blocks;
-    int64_t len = 0;
+    std::vector<int32_t> blocks;  // block ids, in row order
+    std::vector<int32_t> pos;     // [rows] host mirror of the positions
   };
   struct Layer {
-    Buffer k, v, pos;            // pools
+    Buffer k, v, pos;  // pools: [cap_blocks, 32, head_dim] f16 x2, [cap_blocks, 32] i32
     int64_t cap_blocks = 0;
-    std::vector<int32_t> free;   // free block ids (stack)
+    std::vector<int32_t> free;  // free block ids (stack)
     std::vector<Head> heads;
-    Buffer table, lens, slots;   // host-visible index buffers
-    int64_t table_cap = 0, slots_cap = 0;  // i32 capacity of table / slots
-    int64_t max_blocks = 1;
+    Buffer table, lens, slots;  // host-visible index: [H, table_stride], [H], [H, pending] i32
+    int64_t table_stride = 0, slots_cap = 0;
   };
   void alloc_pools(Layer& l, int64_t blocks);
   void grow(Layer& l, int64_t need_free);
-  void sync_index(int il);
+  void take_blocks(Layer& l, Head& h, int64_t rows);
+  void release_rows(Layer& l, Head& h, int64_t n);
+  // Writes the block-table entries [from, blocks) of head ih; reallocates (and rewrites) the
+  // table when a head outgrows table_stride.
+  void write_table(int il, int ih, int64_t from);
+  void write_index(int il);  // whole table + lens
+  void write_lens(int il);
   size_t block_bytes() const;
 
   Device* dev_;

@@ -2,12 +2,25 @@
 #include "kvzip/pruner.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace kvz {
 namespace {
 
 bool prunable_layer(const std::vector<bool>& p, int il) { return p.empty() || p[il]; }
+
+// NaN sorts below everything, so the order stays a strict weak order.
+float key(float x) { return std::isnan(x) ? -std::numeric_limits<float>::infinity() : x; }
+
+void check_shapes(const Scores& s, int64_t n_prefix, int64_t n_rows,
+                  const std::vector<bool>& prunable) {
+  KVZ_CHECK(n_prefix >= 0 && n_rows >= n_prefix + s.n_ctx,
+            "cache has {} rows, scores cover {} + {}", n_rows, n_prefix, s.n_ctx);
+  KVZ_CHECK(prunable.empty() || static_cast<int>(prunable.size()) == s.n_layers,
+            "prunable has {} entries for {} layers", prunable.size(), s.n_layers);
+}
 
 // Keeps prefix and tail rows plus the context rows selected by `keep_ctx(il, ih, j)`.
 template <class F>
@@ -31,76 +44,149 @@ KeepSet build(int L, int H, int64_t n_prefix, int64_t n_ctx, int64_t n_rows,
       }
     }
   }
-  k.kept_fraction = k.n_total ? static_cast<double>(k.n_kept) / static_cast<double>(k.n_total) : 1.0;
+  k.kept_fraction =
+      k.n_total ? static_cast<double>(k.n_kept) / static_cast<double>(k.n_total) : 1.0;
   return k;
+}
+
+KeepSet keep_all(const Scores& s, int64_t n_prefix, int64_t n_rows,
+                 const std::vector<bool>& prunable) {
+  return build(s.n_layers, s.n_kv_heads, n_prefix, s.n_ctx, n_rows, prunable,
+               [](int, int, int64_t) { return true; });
+}
+
+struct PairRef {
+  int64_t j;
+  int il, ih;
+};
+
+// Exact budget: everything above the n_keep-th largest score, then the ties at it by position.
+KeepSet prune_exact(const Scores& s, const std::vector<float>& all, double ratio, int64_t n_prefix,
+                    int64_t n_rows, const std::vector<bool>& prunable) {
+  const auto n_keep = static_cast<int64_t>(std::llround(ratio * static_cast<double>(all.size())));
+  if (n_keep == 0)
+    return build(s.n_layers, s.n_kv_heads, n_prefix, s.n_ctx, n_rows, prunable,
+                 [](int, int, int64_t) { return false; });
+  std::vector<float> sorted(all.size());
+  std::transform(all.begin(), all.end(), sorted.begin(), key);
+  std::nth_element(sorted.begin(), sorted.begin() + (n_keep - 1), sorted.end(),
+                   std::greater<float>());
+  const float thr = sorted[static_cast<size_t>(n_keep - 1)];
+  int64_t above = 0;
+  std::vector<PairRef> ties;
+  for (int il = 0; il < s.n_layers; ++il) {
+    if (!prunable_layer(prunable, il)) continue;
+    for (int ih = 0; ih < s.n_kv_heads; ++ih)
+      for (int64_t j = 0; j < s.n_ctx; ++j) {
+        float x = key(s.at(il, ih, j));
+        if (x > thr)
+          ++above;
+        else if (x == thr)
+          ties.push_back({j, il, ih});
+      }
+  }
+  std::sort(ties.begin(), ties.end(), [](const PairRef& a, const PairRef& b) {
+    return a.j != b.j ? a.j < b.j : a.il != b.il ? a.il < b.il : a.ih < b.ih;
+  });
+  const int64_t n_ties_kept = n_keep - above;
+  KVZ_CHECK(n_ties_kept > 0 && n_ties_kept <= static_cast<int64_t>(ties.size()),
+            "threshold bookkeeping");
+  std::vector<uint8_t> tie_keep(s.data.size(), 0);
+  for (int64_t i = 0; i < n_ties_kept; ++i)
+    tie_keep[s.index(ties[i].il, ties[i].ih, ties[i].j)] = 1;
+  return build(s.n_layers, s.n_kv_heads, n_prefix, s.n_ctx, n_rows, prunable,
+               [&](int il, int ih, int64_t j) {
+                 float x = key(s.at(il, ih, j));
+                 return x > thr || (x == thr && tie_keep[s.index(il, ih, j)]);
+               });
 }
 
 }  // namespace
 
 void check_ratio(double ratio) {
   if (!(ratio > 0.0 && ratio <= 1.0))
-    throw InputError(fmt::format("ratio {} is out of range (0, 1]: it is the fraction of context KV "
-                                 "pairs kept (kvpress' compression_ratio is 1 - ratio)",
-                                 ratio));
+    throw InputError(
+        fmt::format("ratio {} is out of range (0, 1]: it is the fraction of context KV "
+                    "pairs kept (kvpress' compression_ratio is 1 - ratio)",
+                    ratio));
 }
 
 KeepSet prune_pair(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
-                   const std::vector<bool>& prunable) {
+                   const std::vector<bool>& prunable, BudgetRule rule) {
   check_ratio(ratio);
-  KVZ_CHECK(n_rows >= n_prefix + s.n_ctx, "cache has {} rows, scores cover {} + {}", n_rows, n_prefix, s.n_ctx);
+  check_shapes(s, n_prefix, n_rows, prunable);
   std::vector<float> all;
   for (int il = 0; il < s.n_layers; ++il)
     if (prunable_layer(prunable, il))
       all.insert(all.end(), s.data.begin() + static_cast<int64_t>(s.index(il, 0, 0)),
                  s.data.begin() + static_cast<int64_t>(s.index(il, 0, 0)) + s.n_kv_heads * s.n_ctx);
-  if (ratio >= 1.0 || all.empty())
-    return build(s.n_layers, s.n_kv_heads, n_prefix, s.n_ctx, n_rows, prunable,
-                 [](int, int, int64_t) { return true; });
-  auto n = static_cast<size_t>(std::max<int64_t>(static_cast<int64_t>(static_cast<double>(all.size()) * ratio) - 1, 0));
-  std::nth_element(all.begin(), all.begin() + static_cast<int64_t>(n), all.end(), std::greater<float>());
+  if (ratio >= 1.0 || all.empty()) return keep_all(s, n_prefix, n_rows, prunable);
+  if (rule == BudgetRule::kExact) return prune_exact(s, all, ratio, n_prefix, n_rows, prunable);
+  // KVzip repo attention/score.py _threshold.
+  auto n = static_cast<size_t>(
+      std::max<int64_t>(static_cast<int64_t>(static_cast<double>(all.size()) * ratio) - 1, 0));
+  std::transform(all.begin(), all.end(), all.begin(), key);
+  std::nth_element(all.begin(), all.begin() + static_cast<int64_t>(n), all.end(),
+                   std::greater<float>());
   const float thr = all[n];
   return build(s.n_layers, s.n_kv_heads, n_prefix, s.n_ctx, n_rows, prunable,
-               [&](int il, int ih, int64_t j) { return s.at(il, ih, j) > thr; });
+               [&](int il, int ih, int64_t j) { return key(s.at(il, ih, j)) > thr; });
 }
 
 KeepSet prune_pair_uniform(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
                            const std::vector<bool>& prunable) {
   check_ratio(ratio);
-  const auto budget = static_cast<int64_t>(static_cast<double>(s.n_ctx) * ratio);
+  check_shapes(s, n_prefix, n_rows, prunable);
+  if (ratio >= 1.0) return keep_all(s, n_prefix, n_rows, prunable);
+  const auto budget =
+      static_cast<int64_t>(static_cast<double>(s.n_ctx) * ratio);  // the repo's int()
   std::vector<uint8_t> keep(s.data.size(), 0);
   std::vector<int64_t> order(static_cast<size_t>(s.n_ctx));
   for (int il = 0; il < s.n_layers; ++il)
     for (int ih = 0; ih < s.n_kv_heads; ++ih) {
       std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](int64_t a, int64_t b) { return s.at(il, ih, a) > s.at(il, ih, b); });
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        return key(s.at(il, ih, a)) > key(s.at(il, ih, b));
+      });
       for (int64_t i = 0; i < budget; ++i) keep[s.index(il, ih, order[i])] = 1;
     }
   return build(s.n_layers, s.n_kv_heads, n_prefix, s.n_ctx, n_rows, prunable,
-               [&](int il, int ih, int64_t j) { return ratio >= 1.0 || keep[s.index(il, ih, j)]; });
+               [&](int il, int ih, int64_t j) { return keep[s.index(il, ih, j)] != 0; });
 }
 
-KeepSet prune_head(const HeadScores& hs, double ratio, int64_t n_prefix, int64_t n_rows, int64_t n_ctx,
-                   const std::vector<bool>& prunable) {
+KeepSet prune_head(const HeadScores& hs, double ratio, int64_t n_prefix, int64_t n_rows,
+                   int64_t n_ctx, const std::vector<bool>& prunable) {
+  KVZ_CHECK(hs.data.size() == static_cast<size_t>(hs.n_layers) * static_cast<size_t>(hs.n_kv_heads),
+            "head scores: {} values for {} x {}", hs.data.size(), hs.n_layers, hs.n_kv_heads);
   Scores s(hs.n_layers, hs.n_kv_heads, n_ctx);
   for (int il = 0; il < hs.n_layers; ++il)
     for (int ih = 0; ih < hs.n_kv_heads; ++ih)
       std::fill_n(s.data.begin() + static_cast<int64_t>(s.index(il, ih, 0)), n_ctx, hs.at(il, ih));
-  return prune_pair(s, ratio, n_prefix, n_rows, prunable);
+  return prune_pair(s, ratio, n_prefix, n_rows, prunable, BudgetRule::kOriginalStrict);
 }
 
-KeepSet prune_kvpress(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows) {
+KeepSet prune_kvpress(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
+                      const std::vector<bool>& prunable) {
   check_ratio(ratio);
-  const int64_t N = n_prefix + s.n_ctx, L = s.n_layers, H = s.n_kv_heads;
-  auto full_score = [&](int64_t il, int64_t ih, int64_t row) -> float {
-    if (row < n_prefix) return row < 4 ? 1.0f : 0.0f;
-    return s.at(static_cast<int>(il), static_cast<int>(ih), row - n_prefix);
+  check_shapes(s, n_prefix, n_rows, prunable);
+  constexpr int64_t kSink = 4;  // kvpress n_sink
+  const int64_t N = n_prefix + s.n_ctx, H = s.n_kv_heads;
+  std::vector<int> layers;  // prunable layers, in order
+  for (int il = 0; il < s.n_layers; ++il)
+    if (prunable_layer(prunable, il)) layers.push_back(il);
+  auto full_score = [&](int il, int64_t ih, int64_t row) -> float {
+    if (row < kSink) return 1.0f;
+    if (row < n_prefix) return 0.0f;
+    return key(s.at(il, static_cast<int>(ih), row - n_prefix));
   };
-  const int64_t numel = L * H * N;
+  const int64_t numel = static_cast<int64_t>(layers.size()) * H * N;
   const auto n_pruned = static_cast<int64_t>(static_cast<double>(numel) * (1.0 - ratio));
+  // Flat index i = (layer slot, head, row) over the prunable layers.
+  auto score_of = [&](int64_t i) {
+    return full_score(layers[static_cast<size_t>(i / (H * N))], (i / N) % H, i % N);
+  };
   std::vector<int64_t> idx(static_cast<size_t>(numel));
   std::iota(idx.begin(), idx.end(), 0);
-  auto score_of = [&](int64_t i) { return full_score(i / (H * N), (i / N) % H, i % N); };
   std::nth_element(idx.begin(), idx.begin() + n_pruned, idx.end(), [&](int64_t a, int64_t b) {
     float sa = score_of(a), sb = score_of(b);
     return sa != sb ? sa < sb : a > b;
@@ -108,18 +194,24 @@ KeepSet prune_kvpress(const Scores& s, double ratio, int64_t n_prefix, int64_t n
   std::vector<uint8_t> removed(static_cast<size_t>(numel), 0);
   for (int64_t i = 0; i < n_pruned; ++i) removed[static_cast<size_t>(idx[i])] = 1;
   KeepSet k;
-  k.rows.assign(static_cast<size_t>(L), std::vector<std::vector<int32_t>>(static_cast<size_t>(H)));
-  for (int64_t il = 0; il < L; ++il)
+  k.rows.assign(static_cast<size_t>(s.n_layers),
+                std::vector<std::vector<int32_t>>(static_cast<size_t>(H)));
+  for (int il = 0; il < s.n_layers; ++il) {
+    auto slot = std::find(layers.begin(), layers.end(), il);
+    const bool p = slot != layers.end();
+    const int64_t base = p ? (slot - layers.begin()) * H * N : 0;
     for (int64_t ih = 0; ih < H; ++ih)
       for (int64_t row = 0; row < n_rows; ++row) {
-        bool keep = row >= N || !removed[static_cast<size_t>((il * H + ih) * N + row)];
+        bool keep = !p || row >= N || !removed[static_cast<size_t>(base + ih * N + row)];
         if (keep) k.rows[il][ih].push_back(static_cast<int32_t>(row));
-        if (row >= n_prefix && row < N) {
+        if (p && row >= n_prefix && row < N) {
           k.n_total++;
           k.n_kept += keep;
         }
       }
-  k.kept_fraction = k.n_total ? static_cast<double>(k.n_kept) / static_cast<double>(k.n_total) : 1.0;
+  }
+  k.kept_fraction =
+      k.n_total ? static_cast<double>(k.n_kept) / static_cast<double>(k.n_total) : 1.0;
   return k;
 }
 

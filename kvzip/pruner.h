@@ -1,6 +1,9 @@
 // Which KV pairs survive (kvzip/): KVzip's global threshold over all layers and heads (non-uniform
 // head budgets), the uniform per-head variant, head-level pruning, and kvpress' bottom-k rule.
-// ALGORITHMS.md 2.1, 2.2, 2.6. `ratio` is always the fraction of context pairs KEPT.
+// ALGORITHMS.md 2.1, 2.2, 2.6. `ratio` is always the fraction of context pairs KEPT (kvpress'
+// compression_ratio is 1 - ratio). Rows [0, n_prefix) are the system prefix, rows
+// [n_prefix, n_prefix + s.n_ctx) the scored context, later rows (queries, answers) are never
+// evicted; n_rows = rows per head in the cache. Non-prunable layers keep every row.
 #pragma once
 
 #include <vector>
@@ -13,23 +16,34 @@ namespace kvz {
 // Throws InputError unless 0 < ratio <= 1.
 void check_ratio(double ratio);
 
-// Original KVzip rule (KVzip repo attention/score.py _threshold): stack the scores of every
-// prunable layer, sort descending, thr = sorted[max(int(len * ratio) - 1, 0)], keep score > thr
-// (ties at thr are evicted, so slightly fewer than ratio may stay). ratio == 1 keeps everything.
-// Rows [0, n_prefix) (system prefix) and rows >= n_prefix + n_ctx are always kept; non-prunable
-// layers keep all rows. n_rows = rows per head in the cache.
+// How the global threshold treats the budget and ties (ALGORITHMS.md 2.1, STYLE B8).
+enum class BudgetRule {
+  // Exactly round(ratio * n_total) context pairs are kept over all prunable layers and heads: the
+  // highest scores; among equal scores the lower context position wins, then the lower layer, then
+  // the lower head. Deterministic, and the kept counts sum to the budget.
+  kExact,
+  // The KVzip repo's _threshold: thr = sorted_desc[max(int(n_total * ratio) - 1, 0)], keep
+  // score > thr. Ties at thr are all evicted, so fewer than the budget may stay (reference parity).
+  kOriginalStrict,
+};
+
+// Pair-level KVzip pruning with one threshold across all prunable layers and heads. ratio == 1
+// keeps everything under either rule.
 KeepSet prune_pair(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
-                   const std::vector<bool>& prunable = {});
+                   const std::vector<bool>& prunable = {}, BudgetRule rule = BudgetRule::kExact);
 // Per (layer, head): the top int(n_ctx * ratio) scores (ties: lower position first).
 KeepSet prune_pair_uniform(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
                            const std::vector<bool>& prunable = {});
-// Head-level: every pair of head (l, h) gets S_head[l, h]; then prune_pair's rule, so heads are
-// kept or dropped whole (a dropped head keeps only its prefix and later rows).
-KeepSet prune_head(const HeadScores& hs, double ratio, int64_t n_prefix, int64_t n_rows, int64_t n_ctx,
-                   const std::vector<bool>& prunable = {});
-// kvpress KVzipPress.compress_post: over all rows [0, n_prefix + n_ctx) of every layer, the first
-// 4 rows score 1, the rest of the prefix 0, then the int(numel * (1 - ratio)) lowest are removed
-// (ties: lower score first, then later layer/head/position first, deterministic).
-KeepSet prune_kvpress(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows);
+// Head-level (ALGORITHMS.md 2.6): every context pair of head (l, h) gets S_head[l, h], then the
+// reference's strict global threshold (kOriginalStrict), so heads are kept or dropped whole; a
+// dropped head keeps only its prefix and later rows.
+KeepSet prune_head(const HeadScores& hs, double ratio, int64_t n_prefix, int64_t n_rows,
+                   int64_t n_ctx, const std::vector<bool>& prunable = {});
+// kvpress KVzipPress.compress_post: over all rows [0, n_prefix + n_ctx) of every prunable layer,
+// rows 0..3 (n_sink) score 1, the rest of the prefix 0 (never scored, so evicted first), context
+// rows their score; then the int(numel * (1 - ratio)) lowest are removed (ties: the later
+// layer/head/row first, deterministic).
+KeepSet prune_kvpress(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
+                      const std::vector<bool>& prunable = {});
 
 }  // namespace kvz

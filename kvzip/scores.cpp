@@ -24,8 +24,9 @@ HeadScores HeadScores::from(const Scores& s, std::string model_identity) {
 }
 
 void HeadScores::save(const std::string& path) const {
-  nlohmann::json j = {{"format", "kvzip-head-scores"}, {"version", 1}, {"model", model_identity},
-                      {"n_layers", n_layers}, {"n_kv_heads", n_kv_heads}, {"scores", data}};
+  nlohmann::json j = {{"format", "kvzip-head-scores"}, {"version", 1},
+                      {"model", model_identity},       {"n_layers", n_layers},
+                      {"n_kv_heads", n_kv_heads},      {"scores", data}};
   std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp);
@@ -33,7 +34,8 @@ void HeadScores::save(const std::string& path) const {
     f << j.dump(1) << "\n";
     if (!f) throw InputError("writing " + tmp + " failed");
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw InputError("cannot rename " + tmp + " to " + path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw InputError("cannot rename " + tmp + " to " + path);
 }
 
 HeadScores HeadScores::load(const std::string& path) {
@@ -51,9 +53,10 @@ HeadScores HeadScores::load(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(path + ": malformed head-score file: " + e.what());
   }
-  if (h.n_layers <= 0 || h.n_kv_heads <= 0 || h.data.size() != static_cast<size_t>(h.n_layers * h.n_kv_heads))
-    throw FormatError(fmt::format("{}: {} scores for {} layers x {} heads", path, h.data.size(), h.n_layers,
-                                  h.n_kv_heads));
+  if (h.n_layers <= 0 || h.n_kv_heads <= 0 ||
+      h.data.size() != static_cast<size_t>(h.n_layers * h.n_kv_heads))
+    throw FormatError(fmt::format("{}: {} scores for {} layers x {} heads", path, h.data.size(),
+                                  h.n_layers, h.n_kv_heads));
   return h;
 }
 

@@ -17,14 +17,18 @@ struct Scores {
 
   Scores() = default;
   Scores(int layers, int heads, int64_t ctx)
-      : n_layers(layers), n_kv_heads(heads), n_ctx(ctx),
-        data(static_cast<size_t>(layers) * static_cast<size_t>(heads) * static_cast<size_t>(ctx), 0.0f) {}
+      : n_layers(layers),
+        n_kv_heads(heads),
+        n_ctx(ctx),
+        data(static_cast<size_t>(layers) * static_cast<size_t>(heads) * static_cast<size_t>(ctx),
+             0.0f) {}
   bool empty() const { return data.empty(); }
   float& at(int il, int ih, int64_t j) { return data[index(il, ih, j)]; }
   float at(int il, int ih, int64_t j) const { return data[index(il, ih, j)]; }
   size_t index(int il, int ih, int64_t j) const {
     return (static_cast<size_t>(il) * static_cast<size_t>(n_kv_heads) + static_cast<size_t>(ih)) *
-               static_cast<size_t>(n_ctx) + static_cast<size_t>(j);
+               static_cast<size_t>(n_ctx) +
+           static_cast<size_t>(j);
   }
 };
 
