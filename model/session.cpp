@@ -97,12 +97,13 @@ std::vector<int32_t> Session::query_tokens(std::string_view query) const {
   return model_.tokenizer().encode(text, false, true);
 }
 
-ReconstructionPrompts Session::reconstruction_prompts() const {
+ReconstructionPrompts Session::reconstruction_prompts(SinkPolicy variant) const {
   const Tokenizer& tok = model_.tokenizer();
   const std::string& post = model_.chat_template().postfix;
+  const ReconstructionPromptText text = reconstruction_prompt_text(variant);
   ReconstructionPrompts p;
-  p.first = tok.encode("\n\nRepeat the previous context exactly.", false, true);
-  p.next_prefix = tok.encode("\n\nRepeat the part of the previous context exactly, starting with", false, true);
+  p.first = tok.encode(text.first, false, true);
+  p.next_prefix = tok.encode(text.next_prefix, false, true);
   p.postfix = tok.encode(post, false, true);
   return p;
 }
@@ -121,7 +122,7 @@ const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& pr
     feed(tokens, 0, {}, &lh, forward_.max_tokens());
     next_pos_ = saved;  // reconstruction tokens reuse positions N.. for every chunk
   };
-  scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_, reconstruction_prompts(), opts,
+  scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_, reconstruction_prompts(opts.sinks), opts,
                           pass, progress);
   score_ms_ = ms_since(t0);
   return scores_;
@@ -141,19 +142,24 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
   r.ratio = ratio;
   r.bytes_before = cache_->bytes_in_use();
   int64_t n_rows = n_prefix_ + n_context_;
+  const std::vector<bool> prunable = cache_config().prunable;
   KeepSet keep;
   switch (level) {
     case PruneLevel::kPair:
       if (scores_.empty()) throw InputError("prune() needs score() first (or --level head with head scores)");
-      keep = prune_pair(scores_, ratio, n_prefix_, n_rows);
+      keep = prune_pair(scores_, ratio, n_prefix_, n_rows, prunable);
       break;
     case PruneLevel::kPairUniform:
       if (scores_.empty()) throw InputError("prune() needs score() first (or --level head with head scores)");
-      keep = prune_pair_uniform(scores_, ratio, n_prefix_, n_rows);
+      keep = prune_pair_uniform(scores_, ratio, n_prefix_, n_rows, prunable);
       break;
     case PruneLevel::kHead:
       if (!head_scores) throw InputError("head-level pruning needs head scores (--head-scores FILE)");
-      keep = prune_head(*head_scores, ratio, n_prefix_, n_rows, n_context_);
+      keep = prune_head(*head_scores, ratio, n_prefix_, n_rows, n_context_, prunable);
+      break;
+    case PruneLevel::kKvpress:
+      if (scores_.empty()) throw InputError("prune() needs score() first (or --level head with head scores)");
+      keep = prune_kvpress(scores_, ratio, n_prefix_, n_rows, prunable);
       break;
   }
   cache_->compact(rec_, keep);
@@ -249,7 +255,8 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt, const G
   r.decode_ms = ms_since(t0);
   r.text = tok.decode(r.tokens, true);
   if (!opts.update_cache) {
-    cache_->drop_last(next_pos_ - start_pos);
+    rec_.finish();
+    cache_->truncate(start_pos);
     next_pos_ = start_pos;
   }
   return r;

@@ -51,7 +51,9 @@ struct PruneResult {
   double ms = 0;
 };
 
-enum class PruneLevel { kPair, kPairUniform, kHead };
+// kPair: KVzip's global threshold; kPairUniform: the same number of pairs per head; kHead:
+// head-level scores; kKvpress: kvpress KVzipPress's bottom-k rule (parity with kvpress).
+enum class PruneLevel { kPair, kPairUniform, kHead, kKvpress };
 
 class Session {
  public:
@@ -99,7 +101,7 @@ class Session {
   double score_ms() const { return score_ms_; }
   // Tokens of a query turn: "\n\n" + query + postfix.
   std::vector<int32_t> query_tokens(std::string_view query) const;
-  ReconstructionPrompts reconstruction_prompts() const;
+  ReconstructionPrompts reconstruction_prompts(SinkPolicy variant = SinkPolicy::kOriginal) const;
 
  private:
   // Runs `tokens` through the model in chunks at positions next_pos_..., advancing next_pos_.

@@ -63,7 +63,7 @@ Compressed compress(Session& s, double ratio, const std::string& level, const st
     s.score(co, bar.fn());
     c.score_ms = s.score_ms();
   }
-  c.prune = s.prune(ratio, parse_level(level), hs ? &*hs : nullptr);
+  c.prune = s.prune(ratio, kvpress ? PruneLevel::kKvpress : parse_level(level), hs ? &*hs : nullptr);
   return c;
 }
 

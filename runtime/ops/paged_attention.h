@@ -6,11 +6,17 @@
 
 namespace kvz {
 
-// out[i, hq, :] = sum_j softmax_j(s_ij) v_j over the rows j of KV head h = hq / (n_heads/n_kv_heads)
-// that are visible to query i, where s_ij = softcap(scale * q[i, hq, :] . k_j) and row j is visible
-// iff pos_j <= q_pos[i] and (window == 0 or q_pos[i] - pos_j < window).
+// out[i, hq, :] = sum_j softmax_j(s_ij) v_j over the rows j of KV head h = hq /
+// (n_heads/n_kv_heads) that are visible to query i, where s_ij = softcap(scale * q[i, hq, :] . k_j)
+// and row j is visible iff pos_j <= q_pos[i] and (window == 0 or q_pos[i] - pos_j < window).
 // softcap(s) = softcap * tanh(s / softcap) when softcap > 0. A query that sees no row gets zeros.
 // q: [n_q, n_heads, head_dim] f32 (post-RoPE); q_pos: [n_q] i32; out: [n_q, n_heads, head_dim] f32.
+// head_dim: any multiple of 4 in [4, 256]. Rows t >= lens[h] are ignored; lens[h] is clamped to the
+// block table's capacity (max_blocks * 32).
+// scratch (optional) enables split-K: several workgroups share one KV head's rows and a second
+// pass combines them, which decode over long caches needs to fill the GPU. Give it at least
+// paged_attention_scratch_elems(n_q, n_heads, head_dim, max_blocks * 32) f32 elements (any shape);
+// when it is not defined() (or that count is 0) the op runs unsplit. The CPU backend ignores it.
 struct PagedAttentionArgs {
   Tensor q, q_pos;
   Tensor k_pool, v_pool, pos_pool, block_table, lens;
@@ -18,8 +24,14 @@ struct PagedAttentionArgs {
   float scale = 1.0f;
   int window = 0;
   float softcap = 0.0f;
+  Tensor scratch;  // optional, f32, >= paged_attention_scratch_elems(...) elements
 };
 void paged_attention(Recorder& rec, const PagedAttentionArgs& args);
+
+// f32 elements of split-K scratch paged_attention uses for these sizes (0: it will not split);
+// max_rows = block_table.dim(1) * kKvBlockTokens. Size the scratch for the largest call (decode
+// with the largest cache); a larger buffer is fine.
+int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int max_rows);
 
 // Reconstruction scoring (KVzip, ALGORITHMS.md 1.3), generic form: for every KV head h and target
 // row j in [t0, t1) of the head's rows,
@@ -29,10 +41,13 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& args);
 // sit at rows s0 + i (their own keys already written). No probability matrix is materialised:
 // pass 1 computes each query row's log-sum-exp over K_i, pass 2 the column max.
 // q: [n_q, n_heads, head_dim] f32; score: [n_kv_heads, t1 - t0] f32 (overwritten).
+// Requires n_sink <= t0 <= t1 <= s0 (disjoint key blocks) and s0 + n_q rows in the block table.
+// lse: [n_q, n_heads] f32 scratch for pass 1, required on Vulkan (the CPU backend ignores it).
 struct AttnScoreArgs {
   Tensor q;
   Tensor k_pool, block_table;
   Tensor score;
+  Tensor lse;  // scratch, [n_q, n_heads] f32
   int n_sink = 0;
   int t0 = 0, t1 = 0;
   int s0 = 0;

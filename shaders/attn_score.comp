@@ -1,0 +1,139 @@
+#version 450
+// attn_score: KVzip reconstruction scoring (ALGORITHMS.md 1.3; runtime/ops/paged_attention.h),
+// two passes that never materialise the probability matrix. Query i of head hq sees the key rows
+// K_i = [0, n_sink) U [t0, t1) U [s0, s0 + i] of its KV head h (row order of block_table).
+//  PASS_LSE: lse[i, hq] = log sum_{k in K_i} exp(scale q_i . k)   (online max / sum)
+//  PASS_MAX: score[h, j - t0] = max_{g in group, i} exp(scale q_i . k_j - lse[i, h*group+g]),
+//            j in [t0, t1); one workgroup owns KT target rows and loops over all query rows.
+// Bindings: 0 q           f32 [n_q, n_heads, head_dim]       read
+//           1 k_pool      f16 [n_slots, head_dim] (as uvec2) read
+//           2 block_table i32 [n_kv_heads, max_blocks]       read
+//           3 lse         f32 [n_q, n_heads]                 write (PASS_LSE) / read (PASS_MAX)
+//           4 score       f32 [n_kv_heads, t1 - t0]          write (PASS_MAX only)
+// Push: n_q, n_heads, group, max_blocks, n_sink, t0, t1, s0, scale.
+// Spec: attn_tile.glsl (HD, QT, KT; WG % KT == 0). Grid: PASS_LSE (ceil(n_q * group / QT),
+// n_kv_heads); PASS_MAX (ceil((t1 - t0) / KT), n_kv_heads).
+#include "common.glsl"
+layout(std430, binding = 0) readonly buffer Q { float q[]; };
+layout(std430, binding = 1) readonly buffer KP { uvec2 k_pool[]; };
+layout(std430, binding = 2) readonly buffer BT { int block_table[]; };
+#if defined(PASS_LSE)
+layout(std430, binding = 3) writeonly buffer LSE { float lse[]; };
+#else
+layout(std430, binding = 3) readonly buffer LSE { float lse[]; };
+layout(std430, binding = 4) writeonly buffer SCORE { float score[]; };
+#endif
+layout(push_constant) uniform Push {
+  uint n_q;
+  uint n_heads;
+  uint group;
+  uint max_blocks;
+  uint n_sink;
+  uint t0;
+  uint t1;
+  uint s0;
+  float scale;
+} p;
+#include "attn_tile.glsl"
+
+const uint NPAIR = (QT * KT + WG - 1u) / WG;
+
+// Loads key tile row j from head row t (zeros when !valid).
+void load_key_row_part(uint h, uint j, uint c, uint t, bool valid) {
+  store_key(j, c, valid ? k_pool[kv_slot(h, t) * HD4 + c] : uvec2(0u));
+}
+
+#if defined(PASS_LSE)
+shared float ss[QT * KT];
+shared int kcaus[KT];  // -2: not a key; -1: sink/chunk key (always visible); c >= 0: input key c
+shared float row_m[QT], row_l[QT];
+
+void main() {
+  const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.y;
+  const uint n_rows = p.n_q * p.group, row0 = gl_WorkGroupID.x * QT;
+  const uint m_t = p.t1 - p.t0;
+  const uint i_max = (min(row0 + QT, n_rows) - 1u) / p.group;
+  const uint n_keys = p.n_sink + m_t + i_max + 1u;
+  load_q_tile(h, row0, n_rows, p.scale);
+  if (tid < QT) row_m[tid] = NEG_BIG, row_l[tid] = 0.0;
+  for (uint u0 = 0; u0 < n_keys; u0 += KT) {
+    barrier();  // previous tile's readers are done
+    for (uint e = tid; e < KT * HD4; e += WG) {
+      const uint j = e / HD4, c = e % HD4, u = u0 + j;
+      uint t = u;
+      if (u >= p.n_sink + m_t) t = p.s0 + (u - p.n_sink - m_t);
+      else if (u >= p.n_sink) t = p.t0 + (u - p.n_sink);
+      load_key_row_part(h, j, c, t, u < n_keys);
+      if (c == 0u) kcaus[j] = u >= n_keys ? -2 : u < p.n_sink + m_t ? -1 : int(u - p.n_sink - m_t);
+    }
+    barrier();
+    [[unroll]] for (uint k = 0; k < NPAIR; ++k) {
+      const uint pi = tid + k * WG;
+      if (pi < QT * KT) {
+        const uint r = pi / KT, j = pi % KT;
+        const int i = int((row0 + r) / p.group);
+        const bool vis = kcaus[j] != -2 && kcaus[j] <= i && row0 + r < n_rows;
+        ss[pi] = vis ? tile_dot(r, j) : NEG_BIG;
+      }
+    }
+    barrier();
+    if (tid < QT) {
+      float m = row_m[tid];
+      for (uint j = 0; j < KT; ++j) m = max(m, ss[tid * KT + j]);
+      float sum = 0.0;
+      for (uint j = 0; j < KT; ++j) {
+        const float s = ss[tid * KT + j];
+        sum += s > 0.5 * NEG_BIG ? exp(s - m) : 0.0;
+      }
+      row_l[tid] = row_l[tid] * (m > 0.5 * NEG_BIG ? exp(row_m[tid] - m) : 1.0) + sum;
+      row_m[tid] = m;
+    }
+  }
+  barrier();
+  if (tid < QT && row0 + tid < n_rows) {
+    const uint row = row0 + tid;
+    const uint qrow = (row / p.group) * p.n_heads + h * p.group + row % p.group;
+    lse[qrow] = row_l[tid] > 0.0 ? row_m[tid] + log(row_l[tid]) : -NEG_BIG;
+  }
+}
+
+#else  // PASS_MAX
+shared float rlse[QT];
+shared float red[WG];
+
+void main() {
+  const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.y;
+  const uint m_t = p.t1 - p.t0, j0 = gl_WorkGroupID.x * KT;
+  const uint n_rows = p.n_q * p.group;
+  for (uint e = tid; e < KT * HD4; e += WG) {
+    const uint j = e / HD4, c = e % HD4;
+    load_key_row_part(h, j, c, p.t0 + j0 + j, j0 + j < m_t);
+  }
+  float cm = 0.0;  // running column max; this thread's column is tid % KT (WG % KT == 0)
+  for (uint row0 = 0; row0 < n_rows; row0 += QT) {
+    barrier();  // previous query tile's readers are done
+    load_q_tile(h, row0, n_rows, p.scale);
+    if (tid < QT) {
+      const uint row = row0 + tid;
+      rlse[tid] = row < n_rows
+                      ? lse[(row / p.group) * p.n_heads + h * p.group + row % p.group]
+                      : -NEG_BIG;  // padding rows: exp(. - huge) = 0
+    }
+    barrier();
+    [[unroll]] for (uint k = 0; k < NPAIR; ++k) {
+      const uint pi = tid + k * WG;
+      if (pi < QT * KT) {
+        const uint r = pi / KT;
+        cm = max(cm, exp(tile_dot(r, pi % KT) - rlse[r]));
+      }
+    }
+  }
+  red[tid] = cm;
+  barrier();
+  if (tid < KT && j0 + tid < m_t) {
+    float v = 0.0;
+    for (uint w = tid; w < WG; w += KT) v = max(v, red[w]);
+    score[h * m_t + j0 + tid] = v;
+  }
+}
+#endif

@@ -1,0 +1,57 @@
+// Shared pieces of the attention kernels (shaders/include): tile sizes as spec constants, shared
+// tiles of scaled queries and f16 keys, paged-row addressing and the tile dot product.
+// The including kernel declares the block_table binding and a push block `p` with max_blocks.
+// Spec: 0 = HD (head_dim, multiple of 4), 1 = QT (query rows per tile), 2 = KT (keys per tile).
+// Workgroup size is fixed at WG = 128 threads.
+#define WG 128u
+layout(local_size_x = 128) in;
+layout(constant_id = 0) const uint HD = 64;
+layout(constant_id = 1) const uint QT = 16;
+layout(constant_id = 2) const uint KT = 32;
+const uint HD2 = HD / 2;    // f16 pairs per row
+const uint HD4 = HD / 4;    // vec4 / uvec2 per row
+const uint KS = HD2 + 1;    // padded shared row stride of keys (odd: conflict-free column reads)
+const float NEG_BIG = -1.0e30;  // masked score / empty running max (finite: no inf arithmetic)
+
+shared vec4 qs[QT * HD4];  // [QT, HD] f32 queries, pre-multiplied by scale
+shared uint ks[KT * KS];   // [KT, HD] f16 pairs, padded rows
+
+// Slot of row t of KV head h (runtime/ops/paged_kv.h).
+uint kv_slot(uint h, uint t) {
+  return uint(block_table[h * p.max_blocks + t / 32u]) * 32u + t % 32u;
+}
+
+// Stores key uvec2 chunk c (4 halves) of tile row j.
+void store_key(uint j, uint c, uvec2 bits) {
+  ks[j * KS + 2u * c] = bits.x;
+  ks[j * KS + 2u * c + 1u] = bits.y;
+}
+
+// Dot product of query tile row r with key tile row j, f32.
+float tile_dot(uint r, uint j) {
+  float s = 0.0;
+  const uint qb = r * HD4, kb = j * KS;
+  for (uint c = 0; c < HD4; ++c) {
+    vec4 qv = qs[qb + c];
+    vec2 k0 = unpackHalf2x16(ks[kb + 2u * c]);
+    vec2 k1 = unpackHalf2x16(ks[kb + 2u * c + 1u]);
+    s += dot(qv, vec4(k0, k1));
+  }
+  return s;
+}
+
+// Loads query tile rows [row0, row0 + QT) of KV head h (row = i * group + g, query head
+// h * group + g) times `scale`; rows at or past n_rows are zero. Needs binding `q` and p.n_heads,
+// p.group.
+void load_q_tile(uint h, uint row0, uint n_rows, float scale) {
+  for (uint e = gl_LocalInvocationID.x; e < QT * HD4; e += WG) {
+    const uint r = e / HD4, c = e % HD4, row = row0 + r;
+    vec4 v = vec4(0.0);
+    if (row < n_rows) {
+      const uint i = row / p.group, hq = h * p.group + row % p.group;
+      const uint b = (i * p.n_heads + hq) * HD + 4u * c;
+      v = vec4(q[b], q[b + 1u], q[b + 2u], q[b + 3u]) * scale;
+    }
+    qs[e] = v;
+  }
+}

@@ -1,0 +1,359 @@
+// Tests of paged attention and KVzip reconstruction scoring (tests/runtime): Vulkan vs the CPU
+// reference on ragged paged caches, and the CPU references vs dense formulas written here.
+#include "runtime/ops/paged_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "runtime/cpu/half.h"
+#include "tests/common/test_device.h"
+
+namespace kvz::test {
+namespace {
+
+template <class T>
+void shuffle(Rng& rng, std::vector<T>& v) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.next() % i]);
+}
+
+// A paged cache on the host: head h holds lens[h] rows in its shuffled blocks, K/V in [-1, 1].
+struct HostCache {
+  int n_kv_heads = 0, head_dim = 0, n_blocks = 0, max_blocks = 0;
+  std::vector<int32_t> table, lens, pos;  // [n_kv_heads, max_blocks], [n_kv_heads], [slots]
+  std::vector<uint16_t> k, v;             // [slots, head_dim]
+  int32_t slot(int h, int t) const {
+    return table[size_t(h) * max_blocks + t / kKvBlockTokens] * kKvBlockTokens + t % kKvBlockTokens;
+  }
+};
+
+HostCache make_cache(Rng& rng, int n_kv_heads, int head_dim, const std::vector<int>& lens) {
+  HostCache c;
+  c.n_kv_heads = n_kv_heads, c.head_dim = head_dim;
+  c.lens.assign(lens.begin(), lens.end());
+  for (int l : lens)
+    c.max_blocks = std::max(c.max_blocks, (l + kKvBlockTokens - 1) / kKvBlockTokens);
+  c.max_blocks += 1;  // spare capacity: rows past lens[h] hold garbage that must be ignored
+  c.n_blocks = n_kv_heads * c.max_blocks + 2;
+  std::vector<int32_t> blocks(c.n_blocks);
+  std::iota(blocks.begin(), blocks.end(), 0);
+  shuffle(rng, blocks);
+  c.table.assign(blocks.begin(), blocks.begin() + size_t(n_kv_heads) * c.max_blocks);
+  const size_t slots = size_t(c.n_blocks) * kKvBlockTokens;
+  c.pos.resize(slots);
+  for (auto& p : c.pos) p = static_cast<int32_t>(rng.next() % 100000);  // garbage by default
+  c.k.resize(slots * head_dim), c.v.resize(slots * head_dim);
+  for (auto& x : c.k) x = cpu::f32_to_f16(rng.uniform());
+  for (auto& x : c.v) x = cpu::f32_to_f16(rng.uniform());
+  return c;
+}
+
+struct DevCache {
+  Tensor k, v, pos, table, lens;
+};
+
+DevCache upload_cache(Device& dev, std::vector<Buffer>& keep, const HostCache& c) {
+  const int64_t nb = c.n_blocks, hd = c.head_dim;
+  return {upload(dev, keep, DType::kF16, {nb, kKvBlockTokens, hd}, c.k.data()),
+          upload(dev, keep, DType::kF16, {nb, kKvBlockTokens, hd}, c.v.data()),
+          upload(dev, keep, DType::kI32, {nb, kKvBlockTokens}, c.pos.data()),
+          upload(dev, keep, DType::kI32, {c.n_kv_heads, c.max_blocks}, c.table.data()),
+          upload(dev, keep, DType::kI32, {c.n_kv_heads}, c.lens.data())};
+}
+
+struct Case {
+  std::string name;
+  int head_dim, n_heads, n_kv_heads, n_q, cached;  // cached: mean rows per head before the queries
+  int window = 0;
+  float softcap = 0;
+  bool split = false;        // pass split-K scratch
+  bool shuffle_pos = false;  // positions not monotonic in row order
+};
+
+// Builds a prefill/decode problem: head h holds cached_h old rows (positions < base, with gaps;
+// ragged across heads) followed by the n_q new rows at positions base + i; query i sits at base +
+// i.
+struct Problem {
+  HostCache cache;
+  std::vector<float> q;
+  std::vector<int32_t> q_pos;
+  float scale;
+};
+
+Problem make_problem(const Case& tc, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<int> lens(tc.n_kv_heads);
+  for (int h = 0; h < tc.n_kv_heads; ++h)
+    lens[h] = tc.n_q + int(rng.next() % (2 * tc.cached + 1)) + (h == 0 ? 1 : 0);
+  Problem p{make_cache(rng, tc.n_kv_heads, tc.head_dim, lens), {}, {}, 0};
+  const int32_t base = 3 * (tc.cached + 2);
+  for (int h = 0; h < tc.n_kv_heads; ++h) {
+    const int old = lens[h] - tc.n_q;
+    std::vector<int32_t> ps;
+    for (int t = 0; t < old; ++t) ps.push_back(int32_t(rng.next() % base));
+    std::sort(ps.begin(), ps.end());
+    for (int i = 0; i < tc.n_q; ++i) ps.push_back(base + i);
+    if (tc.shuffle_pos) shuffle(rng, ps);
+    for (int t = 0; t < lens[h]; ++t) p.cache.pos[p.cache.slot(h, t)] = ps[t];
+  }
+  p.q = rng.uniform_vec(size_t(tc.n_q) * tc.n_heads * tc.head_dim, -2, 2);
+  for (int i = 0; i < tc.n_q; ++i) p.q_pos.push_back(base + i);
+  p.scale = 1.0f / std::sqrt(float(tc.head_dim));
+  return p;
+}
+
+std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p) {
+  std::vector<Buffer> keep;
+  const DevCache c = upload_cache(dev, keep, p.cache);
+  const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
+  PagedAttentionArgs a;
+  a.q = upload_f32(dev, keep, {nq, nh, hd}, p.q);
+  a.q_pos = upload(dev, keep, DType::kI32, {nq}, p.q_pos.data());
+  a.k_pool = c.k, a.v_pool = c.v, a.pos_pool = c.pos, a.block_table = c.table, a.lens = c.lens;
+  a.out = alloc_tensor(dev, keep, DType::kF32, {nq, nh, hd});
+  a.scale = p.scale, a.window = tc.window, a.softcap = tc.softcap;
+  if (tc.split) {
+    const int64_t n = paged_attention_scratch_elems(tc.n_q, tc.n_heads, tc.head_dim,
+                                                    p.cache.max_blocks * kKvBlockTokens);
+    EXPECT_GT(n, 0) << "case meant to split does not";
+    if (n > 0) a.scratch = alloc_tensor(dev, keep, DType::kF32, {n});
+  }
+  Recorder rec(dev);
+  paged_attention(rec, a);
+  rec.finish();
+  return download_f32(dev, a.out);
+}
+
+// Dense formula, independent of the reference's code path: gather each head's rows into dense
+// K, V and position arrays, build the full mask, softmax in long double.
+std::vector<float> dense_attention(const Case& tc, const Problem& p) {
+  const HostCache& c = p.cache;
+  const int hd = tc.head_dim, group = tc.n_heads / tc.n_kv_heads;
+  std::vector<float> out(p.q.size());
+  for (int h = 0; h < tc.n_kv_heads; ++h) {
+    const int n = c.lens[h];
+    std::vector<float> K(size_t(n) * hd), V(size_t(n) * hd);
+    std::vector<int32_t> P(n);
+    for (int t = 0; t < n; ++t) {
+      P[t] = c.pos[c.slot(h, t)];
+      for (int d = 0; d < hd; ++d) {
+        K[size_t(t) * hd + d] = cpu::f16_to_f32(c.k[size_t(c.slot(h, t)) * hd + d]);
+        V[size_t(t) * hd + d] = cpu::f16_to_f32(c.v[size_t(c.slot(h, t)) * hd + d]);
+      }
+    }
+    for (int i = 0; i < tc.n_q; ++i)
+      for (int g = 0; g < group; ++g) {
+        const size_t qo = (size_t(i) * tc.n_heads + h * group + g) * hd;
+        std::vector<long double> w(n, 0.0L);
+        long double mx = -1e300L, sum = 0;
+        for (int t = 0; t < n; ++t) {
+          const bool vis = P[t] <= p.q_pos[i] && (tc.window == 0 || p.q_pos[i] - P[t] < tc.window);
+          if (!vis) continue;
+          long double s = 0;
+          for (int d = 0; d < hd; ++d) s += (long double)p.q[qo + d] * K[size_t(t) * hd + d];
+          s *= p.scale;
+          if (tc.softcap > 0) s = tc.softcap * std::tanh(s / tc.softcap);
+          w[t] = s, mx = std::max(mx, s);
+        }
+        for (int t = 0; t < n; ++t) {
+          const bool vis = P[t] <= p.q_pos[i] && (tc.window == 0 || p.q_pos[i] - P[t] < tc.window);
+          w[t] = vis ? std::exp(w[t] - mx) : 0.0L;
+          sum += w[t];
+        }
+        for (int d = 0; d < hd; ++d) {
+          long double acc = 0;
+          for (int t = 0; t < n; ++t) acc += w[t] * V[size_t(t) * hd + d];
+          out[qo + d] = sum > 0 ? float(acc / sum) : 0.0f;
+        }
+      }
+  }
+  return out;
+}
+
+// Outputs are convex combinations of |v| <= 1: f32 rounding grows with the rows summed and with
+// the logit error (head_dim-long dots of |q| <= 2, |k| <= 1), which enters through exp().
+double attention_tol(const Case& tc, int max_len) {
+  const double eps = 1.2e-7;
+  return 1e-6 + 4 * eps * (std::sqrt(double(max_len)) * 8 + 2.0 * tc.head_dim);
+}
+
+class PagedAttentionTest : public VkTest, public ::testing::WithParamInterface<Case> {};
+// CPU-only checks of the reference itself (run without a Vulkan device too).
+class PagedAttentionRefTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PagedAttentionTest, MatchesReference) {
+  const Case& tc = GetParam();
+  const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
+  const auto got = run_attention(*gpu, tc, p);
+  const auto ref = run_attention(*cpu, tc, p);
+  const int max_len = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
+  EXPECT_TRUE(all_close(got, ref, attention_tol(tc, max_len)));
+}
+
+TEST_P(PagedAttentionRefTest, MatchesDenseFormula) {
+  const Case& tc = GetParam();
+  if (tc.n_q * tc.cached * tc.n_heads > 400000) GTEST_SKIP() << "dense check too slow";
+  const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
+  Case cpu_case = tc;
+  cpu_case.split = false;
+  EXPECT_TRUE(all_close(run_attention(cpu_device(), cpu_case, p), dense_attention(tc, p), 1e-6));
+}
+
+const Case kCases[] = {
+    Case{"stories_hd8_gqa2", 8, 8, 4, 37, 20},
+    Case{"hd12_gqa1", 12, 3, 3, 5, 40},
+    Case{"hd64_gqa1_prefill", 64, 4, 4, 45, 70},
+    Case{"hd128_gqa4_prefill_offset", 128, 8, 2, 33, 100},
+    Case{"hd256_gqa8_window_softcap", 256, 16, 2, 19, 60, 16, 30.0f},
+    Case{"hd64_unsorted_positions_window", 64, 4, 2, 21, 50, 24, 0, false, true},
+    Case{"hd128_prefill_split_scratch", 128, 8, 2, 40, 2000, 0, 0, true},
+    Case{"hd128_gqa4_decode_split", 128, 8, 2, 1, 5000, 0, 0, true},
+    Case{"hd64_gqa8_decode_split_window_softcap", 64, 16, 2, 1, 4000, 1500, 50.0f, true},
+    Case{"hd256_gqa1_decode_split", 256, 2, 2, 1, 3000, 0, 0, true},
+    Case{"hd8_decode_split_unsorted", 8, 4, 2, 1, 2500, 0, 0, true, true}};
+std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
+  return param_info.param.name;
+}
+INSTANTIATE_TEST_SUITE_P(Shapes, PagedAttentionTest, ::testing::ValuesIn(kCases), case_name);
+INSTANTIATE_TEST_SUITE_P(Shapes, PagedAttentionRefTest, ::testing::ValuesIn(kCases), case_name);
+
+// A query that sees no row (every cached position is later; or its head is empty) gets zeros.
+TEST_F(VkTest, PagedAttentionNoVisibleRowsGivesZeros) {
+  Rng rng(7);
+  const int hd = 64, n_q = 3, n_heads = 4, n_kv = 2;
+  HostCache c = make_cache(rng, n_kv, hd, {40, 0});
+  for (int t = 0; t < 40; ++t) c.pos[c.slot(0, t)] = 100 + t;
+  const std::vector<float> qv = rng.uniform_vec(size_t(n_q) * n_heads * hd);
+  const std::vector<int32_t> qp = {5, 99, 100};
+  for (Device* dev : {gpu, cpu}) {
+    std::vector<Buffer> keep;
+    const DevCache dc = upload_cache(*dev, keep, c);
+    PagedAttentionArgs a;
+    a.q = upload_f32(*dev, keep, {n_q, n_heads, hd}, qv);
+    a.q_pos = upload(*dev, keep, DType::kI32, {n_q}, qp.data());
+    a.k_pool = dc.k, a.v_pool = dc.v, a.pos_pool = dc.pos, a.block_table = dc.table;
+    a.lens = dc.lens;
+    const std::vector<float> nan(qv.size(), std::nanf(""));
+    a.out = upload_f32(*dev, keep, {n_q, n_heads, hd}, nan);
+    Recorder rec(*dev);
+    paged_attention(rec, a);
+    rec.finish();
+    const auto out = download_f32(*dev, a.out);
+    for (int i = 0; i < n_q; ++i)
+      for (int hq = 0; hq < n_heads; ++hq) {
+        const bool sees = i == 2 && hq < 2;  // q_pos 100 sees row 0 of head 0 only
+        const float* o = &out[(size_t(i) * n_heads + hq) * hd];
+        for (int d = 0; d < hd; ++d)
+          if (sees)
+            ASSERT_NEAR(o[d], cpu::f16_to_f32(c.v[size_t(c.slot(0, 0)) * hd + d]), 1e-6);
+          else
+            ASSERT_EQ(o[d], 0.0f) << "query " << i << " head " << hq;
+      }
+  }
+}
+
+// ---- attn_score ----------------------------------------------------------------------------
+
+struct ScoreCase {
+  std::string name;
+  int head_dim, n_heads, n_kv_heads, n_q, n_sink, t0, m_t, gap;  // s0 = t0 + m_t + gap
+};
+
+struct ScoreProblem {
+  HostCache cache;
+  std::vector<float> q;
+  int s0;
+  float scale;
+};
+
+ScoreProblem make_score_problem(const ScoreCase& tc) {
+  Rng rng(std::hash<std::string>{}(tc.name) & 0xffff);
+  const int s0 = tc.t0 + tc.m_t + tc.gap;
+  ScoreProblem p{
+      make_cache(rng, tc.n_kv_heads, tc.head_dim, std::vector<int>(tc.n_kv_heads, s0 + tc.n_q)),
+      rng.uniform_vec(size_t(tc.n_q) * tc.n_heads * tc.head_dim, -3, 3), s0,
+      1.0f / std::sqrt(float(tc.head_dim))};
+  return p;
+}
+
+std::vector<float> run_score(Device& dev, const ScoreCase& tc, const ScoreProblem& p) {
+  std::vector<Buffer> keep;
+  const DevCache c = upload_cache(dev, keep, p.cache);
+  const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
+  AttnScoreArgs a;
+  a.q = upload_f32(dev, keep, {nq, nh, hd}, p.q);
+  a.k_pool = c.k, a.block_table = c.table;
+  const std::vector<float> nan(size_t(tc.n_kv_heads) * tc.m_t, std::nanf(""));
+  a.score = upload_f32(dev, keep, {tc.n_kv_heads, tc.m_t}, nan);
+  a.lse = alloc_tensor(dev, keep, DType::kF32, {nq, nh});
+  a.n_sink = tc.n_sink, a.t0 = tc.t0, a.t1 = tc.t0 + tc.m_t, a.s0 = p.s0, a.scale = p.scale;
+  Recorder rec(dev);
+  attn_score(rec, a);
+  rec.finish();
+  return download_f32(dev, a.score);
+}
+
+// Dense formula: the full probability matrix over the gathered key set, then the column max.
+std::vector<float> dense_score(const ScoreCase& tc, const ScoreProblem& p) {
+  const HostCache& c = p.cache;
+  const int hd = tc.head_dim, group = tc.n_heads / tc.n_kv_heads;
+  std::vector<float> out(size_t(tc.n_kv_heads) * tc.m_t, 0.0f);
+  for (int hq = 0; hq < tc.n_heads; ++hq) {
+    const int h = hq / group;
+    for (int i = 0; i < tc.n_q; ++i) {
+      std::vector<int> keys;  // rows of K_i; the chunk's are keys[n_sink, n_sink + m_t)
+      for (int t = 0; t < tc.n_sink; ++t) keys.push_back(t);
+      for (int t = tc.t0; t < tc.t0 + tc.m_t; ++t) keys.push_back(t);
+      for (int t = p.s0; t <= p.s0 + i; ++t) keys.push_back(t);
+      std::vector<long double> z(keys.size());
+      long double mx = -1e300L, sum = 0;
+      for (size_t u = 0; u < keys.size(); ++u) {
+        const size_t ko = size_t(c.slot(h, keys[u])) * hd, qo = (size_t(i) * tc.n_heads + hq) * hd;
+        long double s = 0;
+        for (int d = 0; d < hd; ++d) s += (long double)p.q[qo + d] * cpu::f16_to_f32(c.k[ko + d]);
+        z[u] = s * p.scale, mx = std::max(mx, z[u]);
+      }
+      for (auto& x : z) sum += (x = std::exp(x - mx));
+      for (int j = 0; j < tc.m_t; ++j) {
+        float& o = out[size_t(h) * tc.m_t + j];
+        o = std::max(o, float(z[tc.n_sink + j] / sum));
+      }
+    }
+  }
+  return out;
+}
+
+const ScoreCase kScoreCases[] = {
+    {"hd8_gqa2", 8, 8, 4, 37, 5, 9, 70, 13},       {"hd64_gqa1_no_gap", 64, 4, 4, 50, 3, 3, 100, 0},
+    {"hd128_gqa4", 128, 8, 2, 45, 30, 64, 90, 40}, {"hd256_gqa8", 256, 16, 2, 21, 4, 4, 33, 7},
+    {"hd64_no_sink", 64, 4, 2, 19, 0, 0, 41, 5},
+};
+
+class AttnScoreTest : public VkTest, public ::testing::WithParamInterface<ScoreCase> {};
+class AttnScoreRefTest : public ::testing::TestWithParam<ScoreCase> {};
+
+// Scores are probabilities in [0, 1]; the error of exp(s - lse) is relative, about the absolute
+// error of the f32 logit and log-sum-exp (head_dim-long dots of |q| <= 3, |k| <= 1).
+TEST_P(AttnScoreTest, MatchesReference) {
+  const ScoreCase& tc = GetParam();
+  const ScoreProblem p = make_score_problem(tc);
+  const double rtol = 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16);
+  EXPECT_TRUE(all_close(run_score(*gpu, tc, p), run_score(*cpu, tc, p), 1e-7, rtol));
+}
+
+TEST_P(AttnScoreRefTest, MatchesDenseFormula) {
+  const ScoreCase& tc = GetParam();
+  const ScoreProblem p = make_score_problem(tc);
+  EXPECT_TRUE(all_close(run_score(cpu_device(), tc, p), dense_score(tc, p), 1e-9, 1e-6));
+}
+
+std::string score_case_name(const ::testing::TestParamInfo<ScoreCase>& param_info) {
+  return param_info.param.name;
+}
+INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreTest, ::testing::ValuesIn(kScoreCases), score_case_name);
+INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreRefTest, ::testing::ValuesIn(kScoreCases),
+                         score_case_name);
+
+}  // namespace
+}  // namespace kvz::test
