@@ -119,7 +119,10 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
   auto ms_since = [](auto t) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
   };
-  if (need_full) emit(answer_all(s, r, "full", 1.0, 1.0), ms_since(t0));  // before any pruning
+  if (need_full) {  // before any pruning
+    EvalRow row = answer_all(s, r, "full", 1.0, 1.0);
+    emit(std::move(row), ms_since(t0));
+  }
 
   // Scores of every method that still has work, all from the full cache.
   Scores kvzip;
@@ -143,7 +146,8 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     s.set_scores(scores[m->name]);
     PruneResult pr =
         s.prune(ratio, m->budget == Budget::kGlobal ? PruneLevel::kPair : PruneLevel::kPairUniform);
-    emit(answer_all(s, r, m->name, ratio, pr.kept_fraction), ms_since(t0));
+    EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
+    emit(std::move(row), ms_since(t0));
   }
 }
 
