@@ -34,6 +34,11 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
   gate_ = make(DType::kF32, {T, c.d_ff});
   up_ = make(DType::kF32, {T, c.d_ff});
   logits_ = make(DType::kF32, {max_logits, c.n_vocab});
+  // Split-K scratch for decode-sized query counts over the longest cache the model allows.
+  int64_t scratch = 0;
+  for (int n_q = 1; n_q <= kMaxSplitQueries; ++n_q)
+    scratch = std::max(scratch, paged_attention_scratch_elems(n_q, c.n_heads, c.head_dim, c.max_context + 64));
+  if (scratch > 0) attn_scratch_ = make(DType::kF32, {scratch});
 }
 
 void Forward::run(Recorder& rec, std::span<const int32_t> tokens, std::span<const int32_t> positions,
@@ -96,6 +101,11 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens, std::span<cons
     pa.scale = c.attn_scale;
     pa.window = local ? c.sliding_window : 0;
     pa.softcap = c.attn_softcap;
+    if (attn_scratch_.defined() && n <= kMaxSplitQueries &&
+        paged_attention_scratch_elems(static_cast<int>(n), c.n_heads, c.head_dim,
+                                      static_cast<int>(kv.block_table.dim(1)) * kKvBlockTokens) <=
+            attn_scratch_.numel())
+      pa.scratch = attn_scratch_;
     paged_attention(rec, pa);
     matmul(rec, {attn, l.wo, o, {}});
     if (c.post_norms) rms_norm(rec, {o, l.post_attn_norm, o, c.norm_eps});

@@ -36,6 +36,8 @@ class Forward {
   Tensor ids_, pos_;  // [max_tokens] i32
   Tensor x_, h_, q_, k_, v_, attn_, o_, gate_, up_;
   Tensor logits_;  // [max_logits, n_vocab]
+  static constexpr int kMaxSplitQueries = 16;
+  Tensor attn_scratch_;  // split-K partials of decode attention (may be undefined)
 };
 
 }  // namespace kvz

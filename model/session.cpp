@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "kvzip/cache_file.h"
+#include "runtime/ops/paged_attention.h"
 #include "runtime/ops/sampling.h"
 
 namespace kvz {
@@ -122,8 +123,16 @@ const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& pr
     feed(tokens, 0, {}, &lh, forward_.max_tokens());
     next_pos_ = saved;  // reconstruction tokens reuse positions N.. for every chunk
   };
-  scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_, reconstruction_prompts(opts.sinks), opts,
-                          pass, progress);
+  if (!lse_buf_) lse_buf_ = model_.device().alloc(static_cast<size_t>(forward_.max_tokens()) *
+                                                   static_cast<size_t>(model_.config().n_heads) * 4);
+  ScoreKernel kernel = [&](Recorder& r, int, const AttnScoreArgs& args) {
+    AttnScoreArgs a = args;
+    a.lse = lse_buf_.tensor(DType::kF32, {forward_.max_tokens(), model_.config().n_heads})
+                .slice(0, args.q.dim(0));
+    attn_score(r, a);
+  };
+  scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_, reconstruction_prompts(opts.sinks),
+                          opts, pass, kernel, progress);
   score_ms_ = ms_since(t0);
   return scores_;
 }

@@ -121,6 +121,7 @@ class Session {
   int32_t next_pos_ = 0;
   bool retain_ = false;
   double kept_fraction_ = 1.0;
+  Buffer lse_buf_;  // [forward max_tokens, n_heads] f32 row log-sum-exp of the scoring kernel
   double prefill_ms_ = 0, score_ms_ = 0;
 };
 

@@ -107,21 +107,27 @@ TEST_P(SessionTest, UpdateCacheKeepsTheTurnOtherwiseDropsIt) {
   EXPECT_GT(s.cache().total_rows(), rows);
 }
 
-// Masks rows by moving them to a position no query reaches: pos_j <= q_pos fails for every query.
-std::unique_ptr<KvCache> masked_copy(Device& dev, const KvCache& full, const KeepSet& keep) {
+// A copy of `full` whose evicted rows are moved to a position no query reaches (pos_j <= q_pos
+// fails for every query): the full cache with those pairs masked.
+std::unique_ptr<KvCache> masked_copy(Device& dev, Recorder& rec, const KvCache& full, const KeepSet& keep) {
+  auto masked = full.clone(rec);
   const KvCacheConfig& cfg = full.config();
-  std::vector<std::vector<HeadRows>> rows;
   for (int il = 0; il < cfg.n_layers; ++il) {
-    auto layer = full.read_layer(il);
+    KvCache::LayerView v = masked->layer(il);
+    std::vector<int32_t> pos = download_as<int32_t>(dev, v.pos_pool);
+    std::vector<int32_t> table = download_as<int32_t>(dev, v.block_table);
+    const int64_t stride = v.block_table.dim(1);
     for (int ih = 0; ih < cfg.n_kv_heads; ++ih) {
-      std::vector<bool> kept(layer[ih].pos.size(), false);
+      std::vector<bool> kept(static_cast<size_t>(full.rows(il, ih)), false);
       for (int32_t r : keep.rows[il][ih]) kept[static_cast<size_t>(r)] = true;
       for (size_t r = 0; r < kept.size(); ++r)
-        if (!kept[r]) layer[ih].pos[r] = INT32_MAX;
+        if (!kept[r])
+          pos[static_cast<size_t>(table[static_cast<size_t>(ih * stride) + r / kKvBlockTokens]) * kKvBlockTokens +
+              r % kKvBlockTokens] = INT32_MAX;
     }
-    rows.push_back(std::move(layer));
+    dev.upload(v.pos_pool, pos.data());
   }
-  return KvCache::from_rows(dev, cfg, rows);
+  return masked;
 }
 
 TEST_P(SessionTest, CompactedCacheAttentionEqualsMaskedFullCache) {
@@ -133,7 +139,7 @@ TEST_P(SessionTest, CompactedCacheAttentionEqualsMaskedFullCache) {
   Recorder rec(*dev);
   auto compact = s.cache().clone(rec);
   compact->compact(rec, keep);
-  auto masked = masked_copy(*dev, s.cache(), keep);
+  auto masked = masked_copy(*dev, rec, s.cache(), keep);
 
   const ModelConfig& c = model->config();
   const int64_t n_q = 3, H = c.n_heads, hd = c.head_dim;
