@@ -81,8 +81,7 @@ ModelConfig read_config(const GgufReader& g, const ArchInfo& ai) {
     c.attn_scale = 1.0f / std::sqrt(g.opt_f32(key("attention.query_pre_attn_scalar"))
                                         .value_or(static_cast<float>(c.head_dim)));
   }
-  c.validate(g.name());
-  return c;
+  return c;  // validated by the caller once n_vocab is known (it comes from the tokenizer)
 }
 
 class TensorLoader {
@@ -167,6 +166,7 @@ std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path, con
   ModelConfig c = read_config(g, ai);
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(g));
   c.n_vocab = tok->n_vocab();
+  c.validate(g.name());
   Weights w;
   TensorLoader ld(dev, g, w, progress);
   const int64_t d = c.d_model, hd = c.head_dim, q_out = int64_t{c.n_heads} * hd,
