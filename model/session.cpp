@@ -184,6 +184,25 @@ void Session::restore_full() {
   if (full_cache_) cache_ = full_cache_->clone(rec_);
 }
 
+void Session::set_scores(Scores s) {
+  const ModelConfig& c = model_.config();
+  if (s.n_ctx != n_context_ || s.n_layers != c.n_layers || s.n_kv_heads != c.n_kv_heads)
+    throw InputError(fmt::format("scores of shape {}x{}x{} do not fit the {}x{}x{} context", s.n_layers,
+                                 s.n_kv_heads, s.n_ctx, c.n_layers, c.n_kv_heads, n_context_));
+  scores_ = std::move(s);
+}
+
+void Session::observe_tokens(std::span<const int32_t> tokens, const LayerHook& hook) {
+  if (n_prefix_ + n_context_ <= 0) throw InputError("observe_tokens() needs a prefilled context");
+  if (tokens.empty() || static_cast<int>(tokens.size()) > forward_.max_tokens())
+    throw InputError(fmt::format("observation window of {} tokens: must be 1..{}", tokens.size(),
+                                 forward_.max_tokens()));
+  const int32_t saved = next_pos_;
+  feed(tokens, 0, {}, &hook, forward_.max_tokens());
+  cache_->drop_last(next_pos_ - saved);
+  next_pos_ = saved;
+}
+
 GenerateResult Session::generate(std::string_view query, const GenerateOptions& opts) {
   std::vector<int32_t> prompt = query_tokens(query);
   return generate_tokens(prompt, opts);

@@ -74,6 +74,14 @@ class Session {
                     const HeadScores* head_scores = nullptr);
   // Restores the full (uncompressed) cache when retain mode kept it.
   void restore_full();
+  // Replaces the pair scores prune() uses by another scorer's (kvzip/baselines.h). Throws
+  // InputError unless they cover exactly the prefilled context.
+  void set_scores(Scores s);
+  // Runs `tokens` after the cached rows (an observation window, e.g. the first query for the
+  // query-aware baselines), calling `hook` in every layer after their K/V rows are appended, then
+  // removes those rows: the cache and the next position are left as they were. Throws InputError
+  // when the window does not fit one forward.
+  void observe_tokens(std::span<const int32_t> tokens, const LayerHook& hook);
   GenerateResult generate(std::string_view query, const GenerateOptions& opts = {});
   // Answers a prompt given as token ids (already wrapped in the turn template).
   GenerateResult generate_tokens(std::span<const int32_t> prompt, const GenerateOptions& opts = {});

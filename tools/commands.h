@@ -44,4 +44,18 @@ struct BenchArgs {
 };
 int run_bench(const BenchArgs& args);
 
+struct EvalArgs {
+  std::string task = "squad", model, out, plot, data_dir;
+  std::vector<std::string> methods{"kvzip", "snapkv", "streaming", "knorm", "random"};
+  std::vector<double> ratios{0.1, 0.2, 0.3, 0.5, 1.0};
+  int num = 0;             // samples (0 = task default)
+  int64_t length = 0;      // niah/kv context tokens (0 = task default)
+  int queries = 0;         // niah needles / kv keys per sample (0 = task default)
+  int max_new_tokens = 0;  // 0 = task default
+  int chunk = 2000;
+  uint64_t seed = 1;
+  bool report_only = false;
+};
+int run_eval(const EvalArgs& args);
+
 }  // namespace kvz::cli

@@ -64,6 +64,24 @@ int main(int argc, char** argv) {
   bench->add_option("--ratios", b.ratios, "Kept ratios")->delimiter(',')->check(CLI::Range(1e-6, 1.0));
   bench->add_option("--json", b.json, "Also write the rows as JSON");
 
+  EvalArgs ev;
+  auto* eval = app.add_subcommand(
+      "eval", "Accuracy vs kept ratio for KVzip and baselines (multi-query, one prefill + scoring per sample)");
+  eval->add_option("--task", ev.task, "squad | niah | kv")->check(CLI::IsMember({"squad", "niah", "kv"}));
+  eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
+  eval->add_option("--methods", ev.methods, "kvzip,snapkv,tova,h2o,streaming,knorm,random")->delimiter(',');
+  eval->add_option("--ratios", ev.ratios, "Kept ratios")->delimiter(',')->check(CLI::Range(1e-6, 1.0));
+  eval->add_option("--num", ev.num, "Samples (default: squad 48, niah/kv 8)")->check(CLI::NonNegativeNumber);
+  eval->add_option("--out", ev.out, "JSON-lines results, resumed if present (default eval-TASK.jsonl)");
+  eval->add_option("--plot", ev.plot, "PNG path (default: --out with .png)");
+  eval->add_option("--length", ev.length, "niah/kv context tokens (default 3000 / 2000)");
+  eval->add_option("--queries", ev.queries, "niah needles / kv keys per sample (default 4)");
+  eval->add_option("-n,--max-new-tokens", ev.max_new_tokens, "Default: squad 24, niah 16, kv 48");
+  eval->add_option("--chunk", ev.chunk, "KVzip scoring chunk")->check(CLI::Range(16, 1 << 16));
+  eval->add_option("--seed", ev.seed);
+  eval->add_option("--data", ev.data_dir, "Directory of the bundled task data");
+  eval->add_flag("--report", ev.report_only, "Only print the table and plot from --out");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (devices->parsed()) return run_devices();
@@ -71,6 +89,7 @@ int main(int argc, char** argv) {
     if (run->parsed()) return run_run(r);
     if (comp->parsed()) return run_compress(c);
     if (bench->parsed()) return run_bench(b);
+    if (eval->parsed()) return run_eval(ev);
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const kvz::Error& e) {

@@ -1,0 +1,223 @@
+// `kvzip eval`: accuracy against kept ratio for KVzip and the baselines in the query-agnostic
+// multi-query protocol (ALGORITHMS.md 5.1): per sample one prefill, one KVzip scoring pass and
+// one observation of the first query (query-aware baselines), then every (method, ratio) pruned
+// from the retained full cache and every query answered from it (tools/).
+#include <fmt/format.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "kvzip/baselines.h"
+#include "tools/cli_util.h"
+#include "tools/commands.h"
+#include "tools/eval_report.h"
+#include "tools/eval_tasks.h"
+
+#ifndef KVZ_EVAL_DATA_DIR
+#define KVZ_EVAL_DATA_DIR "tools/data/eval"
+#endif
+
+namespace kvz::cli {
+namespace {
+
+// Everything the query-aware scorers need from one pass of the first query over the full cache.
+std::vector<ObservedLayer> observe_first_query(Session& s, const std::string& query) {
+  const ModelConfig& c = s.model().config();
+  Device& dev = s.model().device();
+  std::vector<int32_t> window = s.query_tokens(query);
+  const auto n_obs = static_cast<int64_t>(window.size());
+  std::vector<ObservedLayer> obs(static_cast<size_t>(c.n_layers));
+  LayerHook hook = [&](Recorder& rec, int il, const Tensor& q, const KvCache::LayerView&) {
+    rec.finish();  // q and this layer's new rows must be computed before they are read back
+    ObservedLayer& o = obs[static_cast<size_t>(il)];
+    o.n_heads = c.n_heads;
+    o.n_kv_heads = c.n_kv_heads;
+    o.head_dim = c.head_dim;
+    o.q.resize(static_cast<size_t>(q.numel()));
+    dev.download(q, o.q.data());
+    o.kv = s.cache().read_layer(il);
+    const std::vector<int32_t>& pos = o.kv[0].pos;
+    o.q_pos.assign(pos.end() - n_obs, pos.end());
+  };
+  s.observe_tokens(window, hook);
+  return obs;
+}
+
+Scores method_scores(Session& s, const MethodInfo& m, const Scores& kvzip,
+                     const std::vector<ObservedLayer>& obs, uint64_t seed) {
+  const ModelConfig& c = s.model().config();
+  const int64_t n_prefix = s.n_prefix(), n_ctx = s.n_context();
+  if (m.name == "kvzip") return kvzip;
+  if (m.name == "snapkv") return snapkv_scores(obs, n_prefix, n_ctx, c.attn_scale);
+  if (m.name == "tova") return tova_scores(obs, n_prefix, n_ctx, c.attn_scale);
+  if (m.name == "h2o") return h2o_window_scores(obs, n_prefix, n_ctx, c.attn_scale);
+  // The system prefix is resident and serves as the attention sinks (ALGORITHMS.md 1.5).
+  if (m.name == "streaming")
+    return streaming_scores(c.n_layers, c.n_kv_heads, n_ctx, n_prefix > 0 ? 0 : 4);
+  if (m.name == "knorm") return knorm_scores(s.cache(), n_prefix, n_ctx);
+  return random_scores(c.n_layers, c.n_kv_heads, n_ctx, seed);
+}
+
+struct SampleRun {
+  const EvalArgs& a;
+  const EvalSample& sample;
+  int index;
+  std::string model_name;
+  const std::set<RowKey>& done;
+  Progress& bar;
+  int64_t& cells_done;
+  int64_t cells_total;
+};
+
+EvalRow answer_all(Session& s, const SampleRun& r, const std::string& method, double ratio,
+                   double kept) {
+  GenerateOptions g;
+  g.max_new_tokens = r.a.max_new_tokens > 0 ? r.a.max_new_tokens : task_max_new_tokens(r.a.task);
+  EvalRow row;
+  row.task = r.a.task;
+  row.model = r.model_name;
+  row.sample = r.index;
+  row.sample_id = r.sample.id;
+  row.method = method;
+  row.ratio = ratio;
+  row.kept_fraction = kept;
+  for (const EvalQuery& q : r.sample.queries) {
+    GenerateResult res = s.generate(q.question, g);
+    const bool ok = answer_matches(res.text, q.answers);
+    row.ok.push_back(ok);
+    row.correct += ok;
+    row.predictions.push_back(res.text);
+  }
+  row.n_queries = static_cast<int>(r.sample.queries.size());
+  return row;
+}
+
+void run_sample(const Model& model, const SampleRun& r, const std::vector<MethodInfo>& methods) {
+  auto need = [&](const std::string& m, double ratio) {
+    return !r.done.count(row_key(r.index, m, ratio));
+  };
+  std::vector<std::pair<const MethodInfo*, double>> todo;
+  for (const MethodInfo& m : methods)
+    for (double ratio : r.a.ratios)
+      if (need(m.name, ratio)) todo.emplace_back(&m, ratio);
+  const bool need_full = need("full", 1.0);
+  if (todo.empty() && !need_full) return;
+
+  SessionOptions so;
+  so.score_chunk = r.a.chunk;
+  Session s(model, so);
+  s.set_retain(true);
+  s.prefill(r.sample.context);
+  auto emit = [&](EvalRow row, double ms) {
+    row.ms = ms;
+    append_row(r.a.out, row);
+    r.bar(++r.cells_done, r.cells_total);
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  auto ms_since = [](auto t) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+  };
+  if (need_full) {  // before any pruning
+    EvalRow row = answer_all(s, r, "full", 1.0, 1.0);
+    emit(std::move(row), ms_since(t0));
+  }
+
+  // Scores of every method that still has work, all from the full cache.
+  Scores kvzip;
+  std::vector<ObservedLayer> obs;
+  std::map<std::string, Scores> scores;
+  for (const auto& [m, ratio] : todo) {
+    if (scores.count(m->name)) continue;
+    if (m->needs_kvzip && kvzip.empty()) {
+      CompressorOptions co;
+      co.chunk = r.a.chunk;
+      kvzip = s.score(co);
+    }
+    if (m->query_aware && obs.empty())
+      obs = observe_first_query(s, r.sample.queries.at(0).question);
+    scores[m->name] =
+        method_scores(s, *m, kvzip, obs, r.a.seed * 7919 + static_cast<uint64_t>(r.index));
+  }
+  obs.clear();
+  for (const auto& [m, ratio] : todo) {
+    t0 = std::chrono::steady_clock::now();
+    s.set_scores(scores[m->name]);
+    PruneResult pr =
+        s.prune(ratio, m->budget == Budget::kGlobal ? PruneLevel::kPair : PruneLevel::kPairUniform);
+    EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
+    emit(std::move(row), ms_since(t0));
+  }
+}
+
+std::string default_out(const EvalArgs& a) { return fmt::format("eval-{}.jsonl", a.task); }
+
+}  // namespace
+
+int run_eval(const EvalArgs& in) {
+  EvalArgs a = in;
+  if (a.out.empty()) a.out = default_out(a);
+  std::vector<MethodInfo> methods;
+  std::vector<std::string> names;
+  for (const std::string& m : a.methods) {
+    methods.push_back(method_info(m));
+    names.push_back(methods.back().name);
+  }
+  for (double r : a.ratios) check_ratio(r);
+  const std::string model_path = a.model.empty() ? default_model_path() : a.model;
+  const std::string model_name = std::filesystem::path(model_path).filename().string();
+
+  if (!a.report_only) {
+    Loaded l = load(model_path);
+    TaskOptions to;
+    to.task = a.task;
+    to.num = a.num;
+    to.length = a.length;
+    to.queries = a.queries;
+    to.seed = a.seed;
+    to.data_dir = a.data_dir.empty() ? KVZ_EVAL_DATA_DIR : a.data_dir;
+    std::vector<EvalSample> samples = make_task(to, l.model->tokenizer());
+    std::set<RowKey> done;
+    for (const EvalRow& row : read_rows(a.out, a.task, model_name))
+      done.insert(row_key(row.sample, row.method, row.ratio));
+    const int64_t per_sample = 1 + static_cast<int64_t>(methods.size() * a.ratios.size());
+    const int64_t total = per_sample * static_cast<int64_t>(samples.size());
+    int64_t cells = 0;
+    for (int i = 0; i < static_cast<int>(samples.size()); ++i)
+      for (const std::string& m : names)
+        for (double r : a.ratios) cells += done.count(row_key(i, m, r));
+    for (int i = 0; i < static_cast<int>(samples.size()); ++i)
+      cells += done.count(row_key(i, "full", 1.0));
+    fmt::print(
+        stderr,
+        "eval: task {} ({} samples, {} queries in all), {} methods x {} ratios; {} of {} runs "
+        "already in {}\n",
+        a.task, samples.size(),
+        [&] {
+          size_t n = 0;
+          for (auto& s : samples) n += s.queries.size();
+          return n;
+        }(),
+        methods.size(), a.ratios.size(), cells, total, a.out);
+    Progress bar("eval", "runs");
+    for (int i = 0; i < static_cast<int>(samples.size()); ++i) {
+      SampleRun r{a, samples[static_cast<size_t>(i)], i, model_name, done, bar, cells, total};
+      run_sample(*l.model, r, methods);
+    }
+  }
+
+  std::vector<EvalRow> rows = read_rows(a.out, a.task, model_name);
+  fmt::print("\n## {} on {} ({})\n\n{}", a.task, model_name, a.out,
+             markdown_table(rows, names, a.ratios));
+  std::string png =
+      a.plot.empty() ? std::filesystem::path(a.out).replace_extension(".png").string() : a.plot;
+  std::string why;
+  if (plot_png(rows, names, a.ratios, fmt::format("{} / {}", a.task, model_name), png, why))
+    fmt::print("\nplot: {}\n", png);
+  else
+    fmt::print("\nplot skipped: {}\n", why);
+  return 0;
+}
+
+}  // namespace kvz::cli

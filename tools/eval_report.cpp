@@ -1,0 +1,184 @@
+// JSON-lines results, markdown table and gnuplot plot of `kvzip eval` (tools/).
+#include "tools/eval_report.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "runtime/error.h"
+
+namespace kvz::cli {
+namespace {
+
+std::string ratio_str(double r) { return fmt::format("{:.4g}", r); }
+
+// Micro-averaged accuracy of `method` at `ratio` and of the full cache over the samples both have.
+struct Cell {
+  int correct = 0, total = 0, full_correct = 0, full_total = 0, samples = 0;
+  double kept = 0;
+  bool empty() const { return total == 0; }
+  double acc() const { return total ? 100.0 * correct / total : 0.0; }
+  double full_acc() const { return full_total ? 100.0 * full_correct / full_total : 0.0; }
+  // Relative to the full cache; when the full cache scores 0 report 100 if the method also does.
+  double rel() const {
+    return full_correct ? 100.0 * correct / full_correct : (correct ? 0.0 : 100.0);
+  }
+};
+
+Cell cell(const std::vector<EvalRow>& rows, const std::string& method, double ratio) {
+  std::map<int, const EvalRow*> full;
+  for (const EvalRow& r : rows)
+    if (r.method == "full") full[r.sample] = &r;
+  Cell c;
+  const std::string rs = ratio_str(ratio);
+  for (const EvalRow& r : rows) {
+    if (r.method != method || ratio_str(r.ratio) != rs) continue;
+    auto f = full.find(r.sample);
+    if (f == full.end()) continue;
+    c.correct += r.correct;
+    c.total += r.n_queries;
+    c.full_correct += f->second->correct;
+    c.full_total += f->second->n_queries;
+    c.kept += r.kept_fraction;
+    c.samples++;
+  }
+  if (c.samples) c.kept /= c.samples;
+  return c;
+}
+
+}  // namespace
+
+RowKey row_key(int sample, const std::string& method, double ratio) {
+  return {sample, method, method == "full" ? "1" : ratio_str(ratio)};
+}
+
+std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
+                               const std::string& model) {
+  std::vector<EvalRow> rows;
+  std::ifstream f(path);
+  if (!f) return rows;
+  std::string line;
+  int lineno = 0;
+  while (std::getline(f, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    try {
+      auto j = nlohmann::json::parse(line);
+      EvalRow r;
+      r.task = j.at("task").get<std::string>();
+      r.model = j.at("model").get<std::string>();
+      if (r.task != task || r.model != model) continue;
+      r.sample = j.at("sample").get<int>();
+      r.sample_id = j.value("sample_id", "");
+      r.method = j.at("method").get<std::string>();
+      r.ratio = j.at("ratio").get<double>();
+      r.kept_fraction = j.value("kept_fraction", r.ratio);
+      r.n_queries = j.at("n_queries").get<int>();
+      r.correct = j.at("correct").get<int>();
+      r.ok = j.value("ok", std::vector<int>{});
+      r.predictions = j.value("predictions", std::vector<std::string>{});
+      r.ms = j.value("ms", 0.0);
+      rows.push_back(std::move(r));
+    } catch (const nlohmann::json::exception& e) {
+      fmt::print(stderr, "{}:{}: skipping unreadable row ({})\n", path, lineno, e.what());
+    }
+  }
+  return rows;
+}
+
+void append_row(const std::string& path, const EvalRow& r) {
+  nlohmann::json j = {{"task", r.task},
+                      {"model", r.model},
+                      {"sample", r.sample},
+                      {"sample_id", r.sample_id},
+                      {"method", r.method},
+                      {"ratio", r.ratio},
+                      {"kept_fraction", r.kept_fraction},
+                      {"n_queries", r.n_queries},
+                      {"correct", r.correct},
+                      {"ok", r.ok},
+                      {"predictions", r.predictions},
+                      {"ms", r.ms}};
+  std::ofstream f(path, std::ios::app);
+  // Invalid UTF-8 in a prediction (a token cut mid-character) is replaced, not thrown on.
+  f << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  f.flush();
+  if (!f) throw InputError("cannot write " + path);
+}
+
+std::string markdown_table(const std::vector<EvalRow>& rows,
+                           const std::vector<std::string>& methods,
+                           const std::vector<double>& ratios) {
+  std::string out = "| method |";
+  std::string rule = "|---|";
+  for (double r : ratios) {
+    out += fmt::format(" {} |", ratio_str(r));
+    rule += "---|";
+  }
+  out += "\n" + rule + "\n";
+  const Cell full = cell(rows, "full", 1.0);
+  out += fmt::format("| full cache | {:.1f} abs ({} queries, {} samples) |", full.acc(), full.total,
+                     full.samples);
+  for (size_t i = 1; i < ratios.size(); ++i) out += " |";
+  out += "\n";
+  for (const std::string& m : methods) {
+    out += fmt::format("| {} |", m);
+    for (double r : ratios) {
+      const Cell c = cell(rows, m, r);
+      out += c.empty() ? " – |" : fmt::format(" {:.1f} ({:.1f}) |", c.rel(), c.acc());
+    }
+    out += "\n";
+  }
+  out +=
+      "\nCells: accuracy relative to the full cache on the same samples, % (absolute accuracy, %). "
+      "Columns: requested kept ratio.\n";
+  return out;
+}
+
+bool plot_png(const std::vector<EvalRow>& rows, const std::vector<std::string>& methods,
+              const std::vector<double>& ratios, const std::string& title, const std::string& png,
+              std::string& why) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    why = "gnuplot not found (tools/setup.sh installs gnuplot-nox); no plot written";
+    return false;
+  }
+  const std::string dat = png + ".dat", gp = png + ".gp";
+  {
+    std::ofstream d(dat);
+    for (const std::string& m : methods) {
+      d << "# " << m << "\n";
+      for (double r : ratios) {
+        const Cell c = cell(rows, m, r);
+        if (!c.empty()) d << fmt::format("{} {:.3f} {:.4f}\n", r, c.rel(), c.kept);
+      }
+      d << "\n\n";
+    }
+  }
+  {
+    std::ofstream g(gp);
+    g << "set terminal pngcairo size 800,560 noenhanced\n"
+      << "set output '" << png << "'\n"
+      << "set title '" << title << "'\n"
+      << "set xlabel 'KV cache ratio kept'\nset ylabel 'accuracy relative to full cache (%)'\n"
+      << "set xrange [0:1.02]\nset yrange [0:*]\nset grid\nset key bottom right\n"
+      << "plot ";
+    for (size_t i = 0; i < methods.size(); ++i)
+      g << (i ? ", " : "") << "'" << dat << "' index " << i
+        << " using 1:2 with linespoints lw 2 title '" << methods[i] << "'";
+    g << "\n";
+  }
+  const std::string cmd = fmt::format("gnuplot '{}' 2>&1", gp);
+  if (std::system(cmd.c_str()) != 0) {
+    why = "gnuplot failed on " + gp;
+    return false;
+  }
+  std::filesystem::remove(gp);
+  return true;
+}
+
+}  // namespace kvz::cli

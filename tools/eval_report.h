@@ -1,0 +1,46 @@
+// Results of `kvzip eval` (tools/): the JSON-lines rows (one per sample, method and kept ratio),
+// resuming from an existing file, the markdown table and the gnuplot PNG.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace kvz::cli {
+
+// One (sample, method, ratio) evaluation. method "full" = the uncompressed cache (ratio 1).
+struct EvalRow {
+  std::string task, model, sample_id, method;
+  int sample = 0;
+  double ratio = 1.0, kept_fraction = 1.0;
+  int n_queries = 0, correct = 0;
+  std::vector<int> ok;                   // [n_queries] 0/1
+  std::vector<std::string> predictions;  // [n_queries]
+  double ms = 0;                         // prune + answers
+};
+
+// Key used for resuming: the ratio is compared at 4 significant digits.
+using RowKey = std::tuple<int, std::string, std::string>;
+RowKey row_key(int sample, const std::string& method, double ratio);
+
+// Rows of `path` whose task and model match (a missing file gives none). Lines that do not parse
+// are skipped with a warning (a run killed mid-write leaves at most one).
+std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
+                               const std::string& model);
+// Appends one row as a JSON line and flushes. Throws InputError if the file cannot be written.
+void append_row(const std::string& path, const EvalRow& row);
+
+// Markdown table: one row per method, one column per ratio; cells = accuracy relative to the full
+// cache on the same samples (%), with the absolute accuracy in parentheses.
+std::string markdown_table(const std::vector<EvalRow>& rows,
+                           const std::vector<std::string>& methods,
+                           const std::vector<double>& ratios);
+// Writes `png` (relative accuracy vs kept ratio, one line per method) with gnuplot. Returns false
+// with `why` set when gnuplot is missing or fails.
+bool plot_png(const std::vector<EvalRow>& rows, const std::vector<std::string>& methods,
+              const std::vector<double>& ratios, const std::string& title, const std::string& png,
+              std::string& why);
+
+}  // namespace kvz::cli
