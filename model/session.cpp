@@ -109,7 +109,8 @@ ReconstructionPrompts Session::reconstruction_prompts(SinkPolicy variant) const 
   return p;
 }
 
-const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& progress) {
+const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& progress,
+                             const ReconstructionPrompts* prompts) {
   if (n_context_ <= 0) throw InputError("score() needs a prefilled context");
   auto t0 = std::chrono::steady_clock::now();
   ReconstructionPass pass = [&](std::span<const int32_t> tokens, const ScoreHook& hook) {
@@ -131,7 +132,7 @@ const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& pr
                 .slice(0, args.q.dim(0));
     attn_score(r, a);
   };
-  scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_, reconstruction_prompts(opts.sinks),
+  scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_, prompts ? *prompts : reconstruction_prompts(opts.sinks),
                           opts, pass, kernel, progress);
   score_ms_ = ms_since(t0);
   return scores_;

@@ -66,7 +66,10 @@ class Session {
   void prefill_tokens(std::span<const int32_t> prefix, std::span<const int32_t> context,
                       const ProgressFn& progress = {});
   // Context-dependent reconstruction scoring of the prefilled context.
-  const Scores& score(const CompressorOptions& opts = {}, const ProgressFn& progress = {});
+  // `prompts` overrides the model's own reconstruction prompts (parity with another
+  // implementation's exact token ids).
+  const Scores& score(const CompressorOptions& opts = {}, const ProgressFn& progress = {},
+                      const ReconstructionPrompts* prompts = nullptr);
   // Keeps `ratio` of the context pairs (KVzip's kept fraction). kHead uses `head_scores`.
   // Requires score() first (except kHead). With retain on, the full cache is kept so any later
   // ratio can be applied without rescoring.
