@@ -63,6 +63,10 @@ TEST_P(KvpressParity, ScoresAndKeptSetMatch) {
   const auto& [name, vulkan] = GetParam();
   Device* dev = vulkan ? vk_device() : &cpu_device();
   if (!dev) GTEST_SKIP() << "no Vulkan device";
+  // A software Vulkan driver (lavapipe) runs these shaders slowly: CI covers it with the smallest
+  // golden; the CPU backend and real GPUs run them all.
+  if (vulkan && dev->caps().software && name != "qwen3_tiny_c128")
+    GTEST_SKIP() << "software Vulkan device: covered by qwen3_tiny_c128";
   std::ifstream f(data_path("kvpress/" + name + ".json"));
   const json g = json::parse(f);
   const std::string path = model_path(g);
