@@ -101,8 +101,16 @@ class MatmulCoopmatTest : public VkTest, public ::testing::WithParamInterface<DT
   void SetUp() override {
     VkTest::SetUp();
     if (IsSkipped()) return;
-    if (!detail::coopmat_matmul_supported(gpu->caps(), GetParam()))
-      GTEST_SKIP() << gpu->caps().name << " has no usable VK_NV_cooperative_matrix (16x16x16 f16)";
+    const DeviceCaps& c = gpu->caps();
+    if (!detail::coopmat_matmul_supported(c, GetParam())) {
+      std::string shapes;  // what the device offers, to tell a missing shape from a missing feature
+      for (const CoopMatShape& s : c.coopmat_shapes)
+        shapes += " " + s.ext + ":" + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+                  std::to_string(s.k) + "/" + s.a_type + "->" + s.c_type;
+      GTEST_SKIP() << c.name << ": no usable VK_NV_cooperative_matrix 16x16x16 f16->f32 (nv "
+                   << c.coopmat_nv << ", fp16 " << c.fp16 << ", memory model " << c.memory_model
+                   << ", subgroup " << c.subgroup_size << ", shapes:" << shapes << ")";
+    }
   }
 };
 
