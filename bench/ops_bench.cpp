@@ -1,6 +1,8 @@
-// Kernel benchmarks (bench/): matmul (prefill, m = 512) and matvec (decode, m = 1) on real-model
-// weight shapes in f16 and q4_k. GPU time from timestamp queries (manual timing); counters
-// TFLOP/s (2 m n k) and GB/s (weights + activations); device and driver in the context.
+// Kernel benchmarks (bench/): matmul (prefill, m = 512 and 4096) and matvec (decode, m = 1) on
+// real-model weight shapes in f16 and q4_k; the prefill shapes also run the scalar kernel
+// (`_scalar`) where the device has the tensor-core one. GPU time from timestamp queries (manual
+// timing); counters TFLOP/s (2 m n k) and GB/s (weights + activations); device and driver in the
+// context. KVZ_NO_COOPMAT=1 turns the tensor-core kernel off for the default cases too.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -12,6 +14,7 @@
 #include "runtime/cpu/dequant.h"
 #include "runtime/device.h"
 #include "runtime/ops/matmul.h"
+#include "runtime/ops/matmul_detail.h"
 
 namespace kvz {
 namespace {
@@ -70,16 +73,18 @@ struct Problem {
   }
 };
 
-// Checks the device result once against the CPU reference on a small shape of the same type.
-bool check_once(DType t, int64_t m) {
+// Checks the device result once against the CPU reference on a small shape of the same type and
+// the same kernel choice. The tensor-core kernel rounds x and w to f16 (2 * 2^-11 relative).
+bool check_once(DType t, int64_t m, const detail::MatmulOptions& opt) {
   Device& dev = bench_device();
   const int64_t n = 96, k = 512;
   std::vector<float> x;
   std::vector<uint8_t> w;
   Problem p(dev, t, m, n, k, &x, &w);
   Recorder rec(dev);
-  matmul(rec, p.args);
+  detail::matmul_with(rec, p.args, opt);
   rec.finish();
+  const double rel = double(k) * 1.2e-7 + (opt.allow_coopmat ? 1.0 / 1024 : 0.0);
   std::vector<float> got(size_t(m * n)), ref(size_t(m * n)), wf(size_t(n * k));
   dev.download(p.args.y, got.data());
   cpu::dequantize_rows(t, w.data(), k, 0, n, wf.data());
@@ -90,25 +95,29 @@ bool check_once(DType t, int64_t m) {
         s += double(x[i * k + c]) * wf[j * k + c];
         mag += std::fabs(double(x[i * k + c]) * wf[j * k + c]);
       }
-      if (std::fabs(got[i * n + j] - s) > double(k) * 1.2e-7 * mag + 1e-6) return false;
+      if (std::fabs(got[i * n + j] - s) > rel * mag + 1e-4) return false;
     }
   return true;
 }
 
-void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k) {
-  if (!check_once(t, std::min<int64_t>(m, 3))) {
+void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k,
+                bool allow_coopmat) {
+  detail::MatmulOptions opt;
+  opt.allow_coopmat = allow_coopmat;
+  // m 64 takes the same kernel as the timed m >= 32 (tensor cores where allowed and present).
+  if (!check_once(t, m >= detail::kCoopmatMinTokens ? 64 : std::min<int64_t>(m, 3), opt)) {
     state.SkipWithError("result differs from the CPU reference");
     return;
   }
   Device& dev = bench_device();
   Problem p(dev, t, m, n, k);
   Recorder rec(dev);
-  for (int i = 0; i < 3; ++i) matmul(rec, p.args);  // warm-up (pipeline creation, clocks)
+  for (int i = 0; i < 3; ++i) detail::matmul_with(rec, p.args, opt);  // warm-up (pipelines, clocks)
   rec.finish();
   double total_s = 0;
   for (auto _ : state) {
     rec.timestamp("begin");
-    matmul(rec, p.args);
+    detail::matmul_with(rec, p.args, opt);
     rec.timestamp("end");
     rec.finish();
     auto spans = rec.timings();
@@ -134,23 +143,37 @@ constexpr WeightShape kShapes[] = {
 };
 constexpr int64_t kPrefillTokens = 512;
 
+void register_matmul(const std::string& name, DType t, int64_t m, int64_t n, int64_t k,
+                     bool allow_coopmat = true) {
+  benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, allow_coopmat)
+      ->UseManualTime()
+      ->Unit(benchmark::kMicrosecond);
+}
+
 const bool kRegistered = [] {
+  const DeviceCaps& caps = bench_device().caps();
   for (const WeightShape& s : kShapes)
     for (DType t : {DType::kF16, DType::kQ4_K}) {
       std::string suffix = std::string(s.name) + "_" + std::string(dtype_name(t));
-      benchmark::RegisterBenchmark(("BM_matmul/" + suffix + "_m512").c_str(), run_matmul, t,
-                                   kPrefillTokens, s.n, s.k)
-          ->UseManualTime()
-          ->Unit(benchmark::kMicrosecond);
-      benchmark::RegisterBenchmark(("BM_matvec/" + suffix).c_str(), run_matmul, t, int64_t{1}, s.n,
-                                   s.k)
-          ->UseManualTime()
-          ->Unit(benchmark::kMicrosecond);
+      register_matmul("BM_matmul/" + suffix + "_m512", t, kPrefillTokens, s.n, s.k);
+      if (detail::coopmat_matmul_supported(caps, t))
+        register_matmul("BM_matmul/" + suffix + "_m512_scalar", t, kPrefillTokens, s.n, s.k, false);
+      register_matmul("BM_matvec/" + suffix, t, 1, s.n, s.k);
     }
-  const DeviceCaps& caps = bench_device().caps();
+  // Square prefill GEMM, m = n = k = 4096 (LLaMA-3-8B attention projection over 4K tokens).
+  register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096", DType::kF16, 4096, 4096, 4096);
+  if (detail::coopmat_matmul_supported(caps, DType::kF16))
+    register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096_scalar", DType::kF16, 4096, 4096,
+                    4096, false);
   benchmark::AddCustomContext("kvz_device", caps.name);
   benchmark::AddCustomContext("kvz_driver", caps.driver);
-  benchmark::AddCustomContext("kvz_matmul_variant", "tiled 64x64x32, 4x4 per thread, 256 threads");
+  const bool coopmat =
+      detail::coopmat_matmul_supported(caps, DType::kF16) && !detail::coopmat_disabled_by_env();
+  benchmark::AddCustomContext(
+      "kvz_matmul_variant",
+      coopmat ? "m >= 32: coopmat NV 16x16x16 f16->f32, 128x128x32 tile (64x128 for m <= 64), 8 "
+                "subgroups; _scalar: tiled 64x64x32 fp32"
+              : "tiled 64x64x32, 4x4 per thread, 256 threads");
   benchmark::AddCustomContext("kvz_matvec_variant",
                               caps.subgroup_arith ? "2 rows/wg, subgroupAdd" : "2 rows/wg, shared");
   return true;

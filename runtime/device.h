@@ -32,13 +32,14 @@ struct DeviceCaps {
   std::string api_version;  // "1.3.230"
   std::string type;         // "discrete", "integrated", "virtual", "cpu", "other"
   uint32_t vendor_id = 0;
-  bool software = false;   // lavapipe / the CPU backend
-  bool fp16 = false;       // shaderFloat16
-  bool storage16 = false;  // storageBuffer16BitAccess
-  bool storage8 = false;   // storageBuffer8BitAccess
-  bool int8 = false;       // shaderInt8
-  bool int8_dot = false;   // VK_KHR_shader_integer_dot_product
-  bool bf16 = false;       // VK_KHR_shader_bfloat16
+  bool software = false;      // lavapipe / the CPU backend
+  bool fp16 = false;          // shaderFloat16
+  bool storage16 = false;     // storageBuffer16BitAccess
+  bool storage8 = false;      // storageBuffer8BitAccess
+  bool int8 = false;          // shaderInt8
+  bool int8_dot = false;      // VK_KHR_shader_integer_dot_product
+  bool bf16 = false;          // VK_KHR_shader_bfloat16
+  bool memory_model = false;  // vulkanMemoryModel (coopmat shaders are compiled against it)
   bool subgroup_arith = false;
   uint32_t subgroup_size = 1;
   bool coopmat_khr = false;  // VK_KHR_cooperative_matrix

@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <cstring>
 
 #include "runtime/cpu/matmul_cpu.h"
 #include "runtime/ops/matmul_detail.h"
@@ -31,6 +33,20 @@ constexpr VariantTable kMatvecSubgroup = {
     ShaderId::kMatvecQ41Subgroup,  ShaderId::kMatvecQ50Subgroup,
     ShaderId::kMatvecQ51Subgroup,  ShaderId::kMatvecQ4KSubgroup,
     ShaderId::kMatvecQ5KSubgroup,  ShaderId::kMatvecQ6KSubgroup};
+// f32 weights keep the exact fp32 kernel: rounding them to f16 would drop the precision they
+// were stored with.
+constexpr VariantTable kMatmulCoopmat = {kNone,
+                                         ShaderId::kMatmulCoopmatF16,
+                                         ShaderId::kMatmulCoopmatBf16,
+                                         kNone,
+                                         ShaderId::kMatmulCoopmatQ80,
+                                         ShaderId::kMatmulCoopmatQ40,
+                                         ShaderId::kMatmulCoopmatQ41,
+                                         ShaderId::kMatmulCoopmatQ50,
+                                         ShaderId::kMatmulCoopmatQ51,
+                                         ShaderId::kMatmulCoopmatQ4K,
+                                         ShaderId::kMatmulCoopmatQ5K,
+                                         ShaderId::kMatmulCoopmatQ6K};
 constexpr VariantTable kEmbedding = {ShaderId::kEmbeddingF32,  ShaderId::kEmbeddingF16,
                                      ShaderId::kEmbeddingBf16, kNone,
                                      ShaderId::kEmbeddingQ80,  ShaderId::kEmbeddingQ40,
@@ -58,6 +74,24 @@ Kernel pick_matmul(const Recorder&, DType t) {
   constexpr uint32_t kBm = 64, kBn = 64;
   return {variant(kMatmul, t), {(kBm / 4) * (kBn / 4), kBm, kBn}};
 }
+// Tensor-core GEMM (shaders/matmul_coopmat.comp): each subgroup owns 32x64 of y in 2x4 fragments
+// of 16x16 (f16 x f16 -> f32); SG_M x SG_N subgroups per workgroup. Few tokens get BM = 64 so
+// less of the tile is padding.
+struct CoopmatTile {
+  uint32_t sg_m, sg_n;
+};
+constexpr CoopmatTile kCoopmatLarge = {4, 2}, kCoopmatSmall = {2, 2};
+uint32_t coopmat_shared_bytes(CoopmatTile t) {
+  const uint32_t lds = 32 + 8;  // halves per staged row
+  return (32 * t.sg_m + 64 * t.sg_n) * lds * 2 + t.sg_m * t.sg_n * 16 * 16 * 4;
+}
+Kernel pick_matmul_coopmat(const Recorder& rec, DType t, int64_t m, uint32_t& bm, uint32_t& bn) {
+  const CoopmatTile tile = m <= 64 ? kCoopmatSmall : kCoopmatLarge;
+  bm = 32 * tile.sg_m;
+  bn = 64 * tile.sg_n;
+  return {variant(kMatmulCoopmat, t),
+          {rec.caps().subgroup_size * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n}};
+}
 // Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it.
 Kernel pick_matvec(const Recorder& rec, DType t, bool allow_subgroup, uint32_t& rows_per_wg) {
   const DeviceCaps& caps = rec.caps();
@@ -69,6 +103,28 @@ Kernel pick_matvec(const Recorder& rec, DType t, bool allow_subgroup, uint32_t& 
 }
 
 }  // namespace
+
+bool detail::coopmat_disabled_by_env() {
+  static const bool off = [] {
+    const char* e = std::getenv("KVZ_NO_COOPMAT");
+    return e && *e && std::strcmp(e, "0") != 0;
+  }();
+  return off;
+}
+
+bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t) {
+  if (!is_weight_type(t) || variant(kMatmulCoopmat, t) == kNone) return false;
+  if (!caps.coopmat_nv || !caps.fp16 || !caps.storage16 || !caps.memory_model) return false;
+  const bool shape = std::any_of(caps.coopmat_shapes.begin(), caps.coopmat_shapes.end(),
+                                 [](const CoopMatShape& s) {
+                                   return s.ext == "NV" && s.m == 16 && s.n == 16 && s.k == 16 &&
+                                          s.a_type == "f16" && s.c_type == "f32";
+                                 });
+  const uint32_t sg = caps.subgroup_size;
+  return shape && sg >= 8 && sg <= 64 &&
+         sg * kCoopmatLarge.sg_m * kCoopmatLarge.sg_n <= caps.max_workgroup_invocations &&
+         coopmat_shared_bytes(kCoopmatLarge) <= caps.shared_memory_bytes;
+}
 
 void matmul(Recorder& rec, const MatmulArgs& a) { detail::matmul_with(rec, a, {}); }
 
@@ -94,6 +150,15 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
     Kernel kern = pick_matvec(rec, wt, opt.allow_subgroup, nr);
     const uint32_t groups = div_up(n, nr), gx = std::min<uint32_t>(groups, 32768);
     rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {gx, div_up(groups, gx)});
+    return;
+  }
+  const bool coopmat =
+      opt.allow_coopmat && detail::coopmat_matmul_supported(rec.caps(), wt) &&
+      (opt.force_coopmat || (m >= detail::kCoopmatMinTokens && !detail::coopmat_disabled_by_env()));
+  if (coopmat) {
+    uint32_t bm = 0, bn = 0;
+    Kernel kern = pick_matmul_coopmat(rec, wt, m, bm, bn);
+    rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {div_up(n, bn), div_up(m, bm)});
     return;
   }
   Kernel kern = pick_matmul(rec, wt);

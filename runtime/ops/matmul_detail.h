@@ -8,7 +8,18 @@ namespace kvz::detail {
 
 struct MatmulOptions {
   bool allow_subgroup = true;  // matvec: subgroupAdd reduction when the device supports it
+  // m > 1: tensor-core matmul_coopmat when the device supports it and m >= kCoopmatMinTokens
+  // (never with KVZ_NO_COOPMAT=1). Its x and w are rounded to f16, so it needs f16 tolerances.
+  bool allow_coopmat = true;
+  bool force_coopmat = false;  // tests: use it for any m > 1 wherever it is supported
 };
 void matmul_with(Recorder& rec, const MatmulArgs& args, const MatmulOptions& opt);
+
+// Fewest tokens for which matmul() picks the cooperative-matrix kernel.
+constexpr int64_t kCoopmatMinTokens = 32;
+// Whether `caps` can run matmul_coopmat for weights of type t (ignores KVZ_NO_COOPMAT).
+bool coopmat_matmul_supported(const DeviceCaps& caps, DType t);
+// Whether KVZ_NO_COOPMAT is set to something other than "0" (read once).
+bool coopmat_disabled_by_env();
 
 }  // namespace kvz::detail

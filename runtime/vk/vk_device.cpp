@@ -77,6 +77,15 @@ VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd)
   w12.vulkanMemoryModel = h12.vulkanMemoryModel;
   w12.vulkanMemoryModelDeviceScope = h12.vulkanMemoryModelDeviceScope;
 
+  // VK_NV_cooperative_matrix is enabled above whenever listed; its feature only where probe_caps
+  // found it usable (the tensor-core matmul also needs shaderFloat16 and the Vulkan memory model,
+  // which glslang's GL_KHR_memory_scope_semantics selects).
+  vk::PhysicalDeviceCooperativeMatrixFeaturesNV coopmat_nv;
+  if (caps_.coopmat_nv) {
+    coopmat_nv.cooperativeMatrix = VK_TRUE;
+    w12.pNext = &coopmat_nv;
+  }
+
   float prio = 1.0f;
   vk::DeviceQueueCreateInfo qci({}, queue_family_, 1, &prio);
   vk::DeviceCreateInfo dci({}, qci, {}, enable, nullptr);

@@ -106,7 +106,8 @@ void probe_coopmat(const vk::raii::PhysicalDevice& pd, DeviceCaps& caps) {
         caps.coopmat_shapes.push_back(
             {p.MSize, p.NSize, p.KSize, component_name(p.AType), component_name(p.CType), "KHR"});
     }
-  } else if (caps.coopmat_nv) {
+  }
+  if (caps.coopmat_nv) {  // both where both exist: the NV kernels check the NV list
     for (const auto& p : pd.getCooperativeMatrixPropertiesNV())
       caps.coopmat_shapes.push_back({p.MSize, p.NSize, p.KSize,
                                      component_name(static_cast<uint32_t>(p.AType)),
@@ -186,6 +187,7 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
   c.int8 = f12.shaderInt8;
   c.storage8 = f12.storageBuffer8BitAccess;
   c.storage16 = f11.storageBuffer16BitAccess;
+  c.memory_model = f12.vulkanMemoryModel;
   for (const auto& e : pd.enumerateDeviceExtensionProperties(nullptr)) {
     std::string n = e.extensionName.data();
     if (n == VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME) c.int8_dot = true;
@@ -195,6 +197,16 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
     if (n == kExtBf16Khr) c.bf16 = true;
   }
   if (p.apiVersion >= VK_API_VERSION_1_3) c.int8_dot = true;  // core in 1.3
+  if (c.coopmat_nv) {  // the extension alone is not enough: the feature and compute-stage support
+    auto nv = pd.getFeatures2<vk::PhysicalDeviceFeatures2,
+                              vk::PhysicalDeviceCooperativeMatrixFeaturesNV>();
+    auto nvp = pd.getProperties2<vk::PhysicalDeviceProperties2,
+                                 vk::PhysicalDeviceCooperativeMatrixPropertiesNV>();
+    c.coopmat_nv = nv.get<vk::PhysicalDeviceCooperativeMatrixFeaturesNV>().cooperativeMatrix &&
+                   static_cast<bool>(nvp.get<vk::PhysicalDeviceCooperativeMatrixPropertiesNV>()
+                                         .cooperativeMatrixSupportedStages &
+                                     vk::ShaderStageFlagBits::eCompute);
+  }
   auto qfs = pd.getQueueFamilyProperties();
   for (const auto& q : qfs)
     if ((q.queueFlags & vk::QueueFlagBits::eCompute) && q.timestampValidBits > 0)

@@ -141,7 +141,8 @@ struct MatmulCase {
       cpu::matmul_ref(a);
     } else {
       Recorder rec(dev);
-      detail::matmul_with(rec, a, {allow_subgroup});
+      // The f32-tolerance scalar kernels; matmul_coopmat_test.cpp covers the f16 tensor-core one.
+      detail::matmul_with(rec, a, {allow_subgroup, /*allow_coopmat=*/false});
       rec.finish();
     }
     return download_f32(dev, a.y);

@@ -1,0 +1,142 @@
+// The tensor-core matmul (shaders/matmul_coopmat.comp, VK_NV_cooperative_matrix) against a double
+// reference on awkward shapes. Skips on devices without cooperative matrices (lavapipe).
+#include <cmath>
+#include <cstring>
+
+#include "runtime/cpu/dequant.h"
+#include "runtime/ops/matmul.h"
+#include "runtime/ops/matmul_detail.h"
+#include "tests/common/test_device.h"
+
+namespace kvz::test {
+namespace {
+
+// Random [n, k] weights: plain types uniform(-1, 1); block types random bytes with finite fp16
+// scales of checkpoint-like size at the types' scale fields.
+std::vector<uint8_t> coopmat_weights(DType t, int64_t n, int64_t k, Rng& rng) {
+  std::vector<uint8_t> raw(row_bytes(t, k) * size_t(n));
+  if (t == DType::kF16 || t == DType::kBF16) {
+    for (size_t i = 0; i < raw.size() / 2; ++i) {
+      const float v = rng.uniform();
+      uint32_t u;
+      std::memcpy(&u, &v, 4);
+      const uint16_t h = t == DType::kF16 ? cpu::f32_to_f16(v) : uint16_t(u >> 16);
+      std::memcpy(&raw[2 * i], &h, 2);
+    }
+    return raw;
+  }
+  for (auto& b : raw) b = uint8_t(rng.next());
+  std::vector<int> offs = {0};
+  if (t == DType::kQ4_1 || t == DType::kQ4_K) offs = {0, 2};
+  if (t == DType::kQ6_K) offs = {208};
+  const int bb = dtype_info(t).block_bytes;
+  for (size_t blk = 0; blk < raw.size() / bb; ++blk)
+    for (int off : offs) {
+      const uint16_t h = cpu::f32_to_f16(rng.uniform(0.002f, 0.05f) * (rng.next() & 1 ? 1 : -1));
+      std::memcpy(&raw[blk * bb + off], &h, 2);
+    }
+  return raw;
+}
+
+struct Shape {
+  int64_t m, n, k;
+  bool bias;
+};
+
+// x and w are rounded to f16 (relative error <= u = 2^-11 each) and products summed in f32, so
+// |y - ref| <= (2u + u^2 + k * eps_f32) * sum_c |x_c w_c| per element. Vulkan may flush f16
+// subnormals, so each operand may also lose up to the smallest normal f16 in absolute terms.
+constexpr double kF16Unit = 1.0 / 2048.0, kF32Eps = 1.2e-7, kF16MinNormal = 6.11e-5;
+
+void check_shape(Device& gpu, DType t, const Shape& s, bool forced) {
+  Rng rng(uint64_t(s.m * 1000003 + s.n * 101 + s.k) ^ uint64_t(t));
+  std::vector<float> x = rng.uniform_vec(size_t(s.m * s.k)), bias;
+  if (s.bias) bias = rng.uniform_vec(size_t(s.n));
+  std::vector<uint8_t> w = coopmat_weights(t, s.n, s.k, rng);
+  std::vector<Buffer> keep;
+  MatmulArgs a;
+  a.x = upload_f32(gpu, keep, {s.m, s.k}, x);
+  a.w = upload(gpu, keep, t, {s.n, s.k}, w.data());
+  a.y = alloc_tensor(gpu, keep, DType::kF32, {s.m, s.n});
+  if (s.bias) a.bias = upload_f32(gpu, keep, {s.n}, bias);
+  Recorder rec(gpu);
+  detail::MatmulOptions opt;
+  opt.force_coopmat = forced;
+  detail::matmul_with(rec, a, opt);
+  rec.finish();
+  const std::vector<float> got = download_f32(gpu, a.y);
+
+  std::vector<float> wf(size_t(s.n * s.k));
+  cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
+  const double rel = 2 * kF16Unit + kF16Unit * kF16Unit + double(s.k) * kF32Eps;
+  size_t n_bad = 0, worst = 0;
+  double worst_excess = 0, max_abs = 0;
+  for (int64_t i = 0; i < s.m; ++i)
+    for (int64_t j = 0; j < s.n; ++j) {
+      double ref = s.bias ? bias[j] : 0.0, mag = s.bias ? std::fabs(bias[j]) : 0.0, flush = 0;
+      const float* xr = &x[size_t(i * s.k)];
+      const float* wr = &wf[size_t(j * s.k)];
+      for (int64_t c = 0; c < s.k; ++c) {
+        ref += double(xr[c]) * wr[c];
+        mag += std::fabs(double(xr[c]) * wr[c]);
+        flush += std::fabs(xr[c]) + std::fabs(wr[c]);
+      }
+      const size_t idx = size_t(i * s.n + j);
+      const double err = std::fabs(double(got[idx]) - ref),
+                   tol = rel * mag + kF16MinNormal * flush + 1e-6;
+      max_abs = std::max(max_abs, err);
+      if (!(err <= tol)) {
+        if (n_bad == 0 || err - tol > worst_excess) worst = idx, worst_excess = err - tol;
+        ++n_bad;
+      }
+    }
+  EXPECT_EQ(n_bad, 0u) << dtype_name(t) << " m " << s.m << " n " << s.n << " k " << s.k << " bias "
+                       << s.bias << ": worst index " << worst << " (row " << worst / size_t(s.n)
+                       << ", col " << worst % size_t(s.n) << ") exceeds its bound by "
+                       << worst_excess << "; max abs error " << max_abs;
+}
+
+class MatmulCoopmatTest : public VkTest, public ::testing::WithParamInterface<DType> {
+ protected:
+  void SetUp() override {
+    VkTest::SetUp();
+    if (IsSkipped()) return;
+    const DeviceCaps& c = gpu->caps();
+    if (!detail::coopmat_matmul_supported(c, GetParam())) {
+      std::string shapes;  // what the device offers, to tell a missing shape from a missing feature
+      for (const CoopMatShape& s : c.coopmat_shapes)
+        shapes += " " + s.ext + ":" + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
+                  std::to_string(s.k) + "/" + s.a_type + "->" + s.c_type;
+      GTEST_SKIP() << c.name << ": no usable VK_NV_cooperative_matrix 16x16x16 f16->f32 (nv "
+                   << c.coopmat_nv << ", fp16 " << c.fp16 << ", memory model " << c.memory_model
+                   << ", subgroup " << c.subgroup_size << ", shapes:" << shapes << ")";
+    }
+  }
+};
+
+// Tokens 33 / 100 / 512 (tile remainders at BM 64 and 128), n 96 and 4096 + 64 (half a BN tile
+// left over), k 256 and 4096, with and without bias; m 129 and n 130 leave 1- and 2-wide edges.
+TEST_P(MatmulCoopmatTest, MatchesReference) {
+  const DType t = GetParam();
+  for (const Shape& s : {Shape{33, 96, 256, true}, Shape{100, 4160, 256, false},
+                         Shape{512, 96, 4096, true}, Shape{129, 130, 512, false}})
+    check_shape(*gpu, t, s, false);
+  if (t == DType::kF16 || t == DType::kQ4_K) check_shape(*gpu, t, {33, 4160, 4096, true}, false);
+}
+
+// Below the token threshold the op picks the scalar kernel; forced, the tensor-core one must
+// still handle tiles that are nearly all padding.
+TEST_P(MatmulCoopmatTest, ForcedOnFewTokens) {
+  const DType t = GetParam();
+  for (const Shape& s : {Shape{2, 17, 256, true}, Shape{31, 64, 512, false}})
+    check_shape(*gpu, t, s, true);
+  if (!is_quantized(t)) check_shape(*gpu, t, {50, 70, 40, true}, true);  // k not a tile multiple
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MatmulCoopmatTest,
+                         ::testing::Values(DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_1,
+                                           DType::kQ4_K, DType::kQ6_K),
+                         [](const auto& p) { return std::string(dtype_name(p.param)); });
+
+}  // namespace
+}  // namespace kvz::test
