@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The GPU session behind bench/RESULTS.md: runs our test suites and benchmarks on the real GPU and
+# the PyTorch references in the same command (same machine, same driver). Writes logs and JSON to
+# $OUT (default ./gpu-out). Binaries come prebuilt in .gl/bin with their shared libraries in
+# .gl/lib (the lent GPU machine has no compilers or package registry).
+#   bench/gpu_run.sh tests   # the three GoogleTest suites on the GPU
+#   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
+#   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu-out}
+mkdir -p "$OUT"
+for f in .gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
+ldconfig 2>/dev/null
+export LD_LIBRARY_PATH=$PWD/.gl/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export KVZ_SOURCE_DIR=$PWD KVZ_MODEL_DIR=$PWD/.gl/models
+for j in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
+         /etc/vulkan/icd.d/nvidia_icd.json; do
+  if [ -f "$j" ]; then export VK_DRIVER_FILES=$j VK_ICD_FILENAMES=$j; break; fi
+done
+B=.gl/bin
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+$B/kvzip devices 2>&1 | tee "$OUT/devices.txt" | head -30
+
+case "${1:-all}" in
+  tests)
+    for t in runtime kvzip model; do
+      timeout "${TEST_TIMEOUT:-240}" $B/kvz_${t}_tests --gtest_brief=1 >"$OUT/test_$t.log" 2>&1
+      echo "kvz_${t}_tests rc=$? $(grep -E '^\[  (PASSED|FAILED)  \]|tests? ran' "$OUT/test_$t.log" | tr '\n' ' ')"
+      grep -E '^\[  FAILED  \]' "$OUT/test_$t.log" | head -20
+    done
+    ;;
+  ops)
+    timeout 240 $B/kvz_bench --benchmark_filter="${BENCH_FILTER:-BM_matmul/llama3_8b|BM_paged_attention|BM_attn_score}" \
+      --benchmark_min_time=0.2 --benchmark_out="$OUT/bench_ops.json" --benchmark_out_format=json \
+      >"$OUT/bench_ops.txt" 2>&1
+    echo "kvz_bench rc=$?"; grep -E "^BM_" "$OUT/bench_ops.txt" | cut -c1-160
+    timeout 200 python3 bench/torch_ref.py >"$OUT/torch.jsonl" 2>"$OUT/torch.err"
+    echo "torch_ref rc=$?"; cat "$OUT/torch.jsonl"; tail -3 "$OUT/torch.err"
+    ;;
+  model)
+    if [ -f "$KVZ_MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then
+      KVZIP_MODELS=$KVZ_MODEL_DIR timeout 120 $B/kvzip run 2>&1 | tee "$OUT/demo.txt" | tail -28
+    fi
+    timeout "${SYN_TIMEOUT:-300}" $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512,4096 -n 64 -d 0,4096 \
+      --kvzip-depth 16384 -r 2 --json "$OUT/bench_llama8b_q4k.json" 2>"$OUT/bench_llama8b_q4k.err" |
+      tee "$OUT/bench_llama8b_q4k.md"
+    tail -3 "$OUT/bench_llama8b_q4k.err"
+    timeout 150 $B/kvzip bench -m synthetic:llama3.1-8b:f16 -p 4096 -n 16 -d 0 --kvzip-depth 0 -r 2 \
+      --json "$OUT/bench_llama8b_f16.json" 2>"$OUT/bench_llama8b_f16.err" | tee "$OUT/bench_llama8b_f16.md"
+    tail -3 "$OUT/bench_llama8b_f16.err"
+    ;;
+esac
