@@ -14,6 +14,7 @@
 #include "runtime/cpu/attention_dims.h"
 #include "runtime/cpu/half.h"
 #include "runtime/cpu/parallel.h"
+#include "runtime/cpu/simd_clones.h"
 
 namespace kvz::cpu {
 namespace {
@@ -41,19 +42,19 @@ inline float exp_approx(float x) {
 }
 
 // kt[c * kKt + j] = k row j, column c, as f32 ([head_dim][kKt], transposed); rows j >= n are 0.
-void load_k_transposed(const uint16_t* k, int n, int64_t hd, float* kt) {
+inline void load_k_transposed(const uint16_t* k, int n, int64_t hd, float* kt) {
   std::fill(kt, kt + hd * kKt, 0.0f);
   for (int j = 0; j < n; ++j)
     for (int64_t c = 0; c < hd; ++c) kt[c * kKt + j] = f16_to_f32(k[j * hd + c]);
 }
 
 // v32[j * hd + c] = v row j as f32 ([n][head_dim]).
-void load_v(const uint16_t* v, int n, int64_t hd, float* v32) {
+inline void load_v(const uint16_t* v, int n, int64_t hd, float* v32) {
   for (int64_t e = 0; e < n * hd; ++e) v32[e] = f16_to_f32(v[e]);
 }
 
 // s[j] = scale * q . k_j for all kKt columns of the transposed tile.
-void row_logits(const float* q, int64_t hd, const float* kt, float scale, float* s) {
+inline void row_logits(const float* q, int64_t hd, const float* kt, float scale, float* s) {
   float acc[kKt] = {};
   for (int64_t c = 0; c < hd; ++c) {
     const float qc = q[c];
@@ -63,20 +64,38 @@ void row_logits(const float* q, int64_t hd, const float* kt, float scale, float*
   for (int j = 0; j < kKt; ++j) s[j] = scale * acc[j];
 }
 
-// Folds one tile of logits s[kKt] (masked entries -inf) into the running max m and sum l;
-// returns the factor exp(m_old - m_new) to rescale earlier sums with and leaves the tile's
-// probabilities exp(s - m_new) in s. Returns 1 and leaves s as is when all entries are masked.
-float online_update(float* s, float& m, float& l) {
+// Folds one tile of logits s[kKt] (masked entries -inf) into the running max m and sum l and
+// leaves the tile's probabilities exp(s - m_new) in s; alpha = exp(m_old - m_new) rescales earlier
+// sums. Returns false (touching nothing) when every entry is masked.
+inline bool online_update(float* s, float& m, float& l, float& alpha) {
   float tmax = kNegInf;
   for (int j = 0; j < kKt; ++j) tmax = std::max(tmax, s[j]);
-  if (tmax == kNegInf) return 1.0f;
-  const float m_new = std::max(m, tmax), alpha = exp_approx(m - m_new);
+  if (tmax == kNegInf) return false;
+  const float m_new = std::max(m, tmax);
+  alpha = exp_approx(m - m_new);
   for (int j = 0; j < kKt; ++j) s[j] = exp_approx(s[j] - m_new);
   float sum = 0;
   for (int j = 0; j < kKt; ++j) sum += s[j];
   l = l * alpha + sum;
   m = m_new;
-  return alpha;
+  return true;
+}
+
+// acc[0, hd) += sum_{j < n} p[j] * v[j, :], 16 columns at a time held in registers across j.
+inline void accumulate_pv(const float* p, int n, const float* v, int64_t hd, float* acc) {
+  int64_t c0 = 0;
+  for (; c0 + 16 <= hd; c0 += 16) {
+    float a[16];
+    for (int e = 0; e < 16; ++e) a[e] = acc[c0 + e];
+    for (int j = 0; j < n; ++j) {
+      const float pj = p[j];
+      const float* vj = v + j * hd + c0;
+      for (int e = 0; e < 16; ++e) a[e] += pj * vj[e];
+    }
+    for (int e = 0; e < 16; ++e) acc[c0 + e] = a[e];
+  }
+  for (; c0 < hd; ++c0)
+    for (int j = 0; j < n; ++j) acc[c0] += p[j] * v[j * hd + c0];
 }
 
 // First slot of rows [t, t + n) of KV head h (n rows within one block), checked.
@@ -121,7 +140,8 @@ struct AttnTileBufs {
       : kt(hd * kKt), v(kKt * hd), s(kKt), acc(rows * hd, 0.0f), m(rows, kNegInf), l(rows, 0.0f) {}
 };
 
-void attention_item(const PagedAttentionArgs& a, const AttnDims& d, const QueryTile& qt) {
+KVZ_CPU_CLONES void attention_item(const PagedAttentionArgs& a, const AttnDims& d,
+                                   const QueryTile& qt) {
   const int32_t* table = a.block_table.host<int32_t>();
   const int32_t* pos = a.pos_pool.host<int32_t>();
   const int32_t* q_pos = a.q_pos.host<int32_t>() + qt.i0;
@@ -151,16 +171,12 @@ void attention_item(const PagedAttentionArgs& a, const AttnDims& d, const QueryT
         else if (a.softcap > 0)
           s[j] = a.softcap * std::tanh(s[j] / a.softcap);
       }
-      const float alpha = online_update(s, b.m[r], b.l[r]);
+      float alpha = 1.0f;
+      if (!online_update(s, b.m[r], b.l[r], alpha)) continue;
       float* acc = b.acc.data() + r * hd;
       if (alpha != 1.0f)
         for (int64_t c = 0; c < hd; ++c) acc[c] *= alpha;
-      for (int j = 0; j < n; ++j) {
-        const float p = s[j];
-        if (p == 0.0f || p == kNegInf) continue;  // masked (-inf only when the tile was skipped)
-        const float* vj = b.v.data() + j * hd;
-        for (int64_t c = 0; c < hd; ++c) acc[c] += p * vj[c];
-      }
+      accumulate_pv(s, n, b.v.data(), hd, acc);
     }
   });
   for (int64_t r = 0; r < qt.rows; ++r) {
@@ -175,7 +191,8 @@ void attention_item(const PagedAttentionArgs& a, const AttnDims& d, const QueryT
 int threads_for(int n_threads, int64_t work) { return work < (int64_t{1} << 20) ? 1 : n_threads; }
 
 // Pass 1 of attn_score for one item: lse[i, hq] over K_i = [0, n_sink) U [t0, t1) U [s0, s0 + i].
-void score_lse_item(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& qt, float* lse) {
+KVZ_CPU_CLONES void score_lse_item(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& qt,
+                                   float* lse) {
   const int32_t* table = a.block_table.host<int32_t>();
   const float* q = a.q.host<float>();
   const int64_t hd = d.head_dim;
@@ -190,7 +207,8 @@ void score_lse_item(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& 
         if (last <= 0) continue;
         row_logits(qt.row(d, q, r), hd, kt.data(), a.scale, s.data());
         for (int j = int(last); j < kKt; ++j) s[j] = kNegInf;
-        online_update(s.data(), m[r], l[r]);
+        float alpha;
+        online_update(s.data(), m[r], l[r], alpha);
       }
     });
   };
@@ -205,8 +223,8 @@ void score_lse_item(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& 
 
 // Pass 2 of attn_score for KV head h and the rows [t, t + n) of the chunk (one block tile):
 // score = exp(max over queries and group heads of (logit - lse)).
-void score_max_item(const AttnScoreArgs& a, const AttnDims& d, int64_t h, int64_t t, int n,
-                    const float* lse) {
+KVZ_CPU_CLONES void score_max_item(const AttnScoreArgs& a, const AttnDims& d, int64_t h, int64_t t,
+                                   int n, const float* lse) {
   const int64_t hd = d.head_dim;
   const int64_t slot = tile_slot(d, a.block_table.host<int32_t>(), h, t, n);
   std::vector<float> kt(hd * kKt);

@@ -1,22 +1,27 @@
-// A minimal fork-join loop for the CPU backend's fast paths (runtime/cpu): threads are spawned per
-// call (~20 us each) and pull work items from a shared counter, so uneven items (causal attention
-// tiles) balance themselves. Callers keep tiny problems on one thread.
+// Fork-join loops for the CPU backend's fast paths (runtime/cpu): one process-wide pool of
+// hardware_concurrency - 1 workers sleeping on a condition variable (waking one costs a few us,
+// spawning a thread ~20-50 us, which decode pays ~200 times a token). Work items are pulled from
+// a shared counter, so uneven items (causal attention tiles) balance themselves.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <thread>
-#include <vector>
 
 namespace kvz::cpu {
 
 // Threads the CPU backend uses by default: the hardware concurrency (at least 1).
 inline int default_threads() { return int(std::max(1u, std::thread::hardware_concurrency())); }
 
-// Calls fn(worker, item) for every item in [0, n_items), on min(n_threads, n_items) threads
-// including the caller; worker in [0, threads) indexes per-thread scratch. n_threads <= 0 means
-// default_threads(). Returns after every item is done.
+// Runs fn(worker) on `n_threads` threads (the caller is worker 0) and returns when all are done.
+// Another parallel region already running (a nested call, or a second caller thread) makes this
+// one run fn(0) alone on the calling thread, so it never deadlocks.
+void run_parallel(int n_threads, const std::function<void(int)>& fn);
+
+// Calls fn(worker, item) for every item in [0, n_items) on min(n_threads, n_items) threads;
+// worker in [0, threads) indexes per-thread scratch. n_threads <= 0 means default_threads().
 template <class Fn>
 void parallel_for(int64_t n_items, int n_threads, Fn&& fn) {
   if (n_threads <= 0) n_threads = default_threads();
@@ -26,13 +31,9 @@ void parallel_for(int64_t n_items, int n_threads, Fn&& fn) {
     return;
   }
   std::atomic<int64_t> next{0};
-  auto work = [&](int worker) {
+  run_parallel(t, [&](int worker) {
     for (int64_t i = next.fetch_add(1); i < n_items; i = next.fetch_add(1)) fn(worker, i);
-  };
-  std::vector<std::thread> pool;
-  for (int w = 1; w < t; ++w) pool.emplace_back(work, w);
-  work(0);
-  for (auto& th : pool) th.join();
+  });
 }
 
 }  // namespace kvz::cpu
