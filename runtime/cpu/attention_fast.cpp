@@ -42,15 +42,20 @@ inline float exp_approx(float x) {
 }
 
 // kt[c * kKt + j] = k row j, column c, as f32 ([head_dim][kKt], transposed); rows j >= n are 0.
+// Rows are converted contiguously (vectorised), then scattered into the transposed tile.
 inline void load_k_transposed(const uint16_t* k, int n, int64_t hd, float* kt) {
-  std::fill(kt, kt + hd * kKt, 0.0f);
-  for (int j = 0; j < n; ++j)
-    for (int64_t c = 0; c < hd; ++c) kt[c * kKt + j] = f16_to_f32(k[j * hd + c]);
+  float row[256];  // head_dim <= 256
+  for (int j = 0; j < n; ++j) {
+    for (int64_t c = 0; c < hd; ++c) row[c] = f16_to_f32_branchless(k[j * hd + c]);
+    for (int64_t c = 0; c < hd; ++c) kt[c * kKt + j] = row[c];
+  }
+  if (n < kKt)
+    for (int64_t c = 0; c < hd; ++c) std::fill(kt + c * kKt + n, kt + (c + 1) * kKt, 0.0f);
 }
 
 // v32[j * hd + c] = v row j as f32 ([n][head_dim]).
 inline void load_v(const uint16_t* v, int n, int64_t hd, float* v32) {
-  for (int64_t e = 0; e < n * hd; ++e) v32[e] = f16_to_f32(v[e]);
+  for (int64_t e = 0; e < n * hd; ++e) v32[e] = f16_to_f32_branchless(v[e]);
 }
 
 // s[j] = scale * q . k_j for all kKt columns of the transposed tile.
@@ -106,15 +111,10 @@ int64_t tile_slot(const AttnDims& d, const int32_t* table, int64_t h, int64_t t,
   return s;
 }
 
-// Calls fn(t, n) for the tiles of rows [r0, r1) cut at block boundaries.
-template <class Fn>
-void for_tiles(int64_t r0, int64_t r1, Fn&& fn) {
-  for (int64_t t = r0; t < r1;) {
-    const int64_t next = std::min(r1, (t / kKt + 1) * kKt);
-    fn(t, int(next - t));
-    t = next;
-  }
-}
+// End of the tile starting at row t of a range ending at r1: tiles are cut at block boundaries.
+// (Plain loops over tiles rather than a lambda-taking helper: a lambda would not be inlined into
+// the target clones and would run the baseline ISA.)
+inline int64_t tile_end(int64_t t, int64_t r1) { return std::min(r1, (t / kKt + 1) * kKt); }
 
 // Query rows of one work item: queries [i0, i0 + n_i) of KV head h's group, row r = il * group + g
 // holds q[i0 + il, h * group + g, :]. For fixed il the group's heads are adjacent in q.
@@ -152,12 +152,13 @@ KVZ_CPU_CLONES void attention_item(const PagedAttentionArgs& a, const AttnDims& 
   const int32_t qp_min = *std::min_element(q_pos, q_pos + qt.n_i);
   const int32_t qp_max = *std::max_element(q_pos, q_pos + qt.n_i);
   AttnTileBufs b(qt.rows, hd);
-  for_tiles(0, len, [&](int64_t t, int n) {
+  for (int64_t t = 0; t < len; t += kKt) {
+    const int n = int(std::min<int64_t>(kKt, len - t));
     const int64_t slot = tile_slot(d, table, qt.h, t, n);
     const int32_t* kpos = pos + slot;
     const int32_t p_min = *std::min_element(kpos, kpos + n),
                   p_max = *std::max_element(kpos, kpos + n);
-    if (p_min > qp_max || (a.window > 0 && int64_t{qp_min} - p_max >= a.window)) return;
+    if (p_min > qp_max || (a.window > 0 && int64_t{qp_min} - p_max >= a.window)) continue;
     load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, b.kt.data());
     load_v(a.v_pool.host<uint16_t>() + slot * hd, n, hd, b.v.data());
     for (int64_t r = 0; r < qt.rows; ++r) {
@@ -178,7 +179,7 @@ KVZ_CPU_CLONES void attention_item(const PagedAttentionArgs& a, const AttnDims& 
         for (int64_t c = 0; c < hd; ++c) acc[c] *= alpha;
       accumulate_pv(s, n, b.v.data(), hd, acc);
     }
-  });
+  }
   for (int64_t r = 0; r < qt.rows; ++r) {
     const int64_t il = r / d.group, g = r % d.group;
     float* o = a.out.host<float>() + ((qt.i0 + il) * d.n_heads + qt.h * d.group + g) * hd;
@@ -190,31 +191,36 @@ KVZ_CPU_CLONES void attention_item(const PagedAttentionArgs& a, const AttnDims& 
 // Threads only when the item work (rows x keys x head_dim) pays for a thread start.
 int threads_for(int n_threads, int64_t work) { return work < (int64_t{1} << 20) ? 1 : n_threads; }
 
-// Pass 1 of attn_score for one item: lse[i, hq] over K_i = [0, n_sink) U [t0, t1) U [s0, s0 + i].
-KVZ_CPU_CLONES void score_lse_item(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& qt,
-                                   float* lse) {
+// Folds rows [r0, r1) of KV head qt.h into the running max m and sum l of every query row;
+// self: row t is visible to query i only if t - s0 <= i (the query's own prefix).
+KVZ_CPU_CLONES void lse_range(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& qt,
+                              int64_t r0, int64_t r1, bool self, float* m, float* l) {
   const int32_t* table = a.block_table.host<int32_t>();
   const float* q = a.q.host<float>();
   const int64_t hd = d.head_dim;
-  std::vector<float> kt(hd * kKt), s(kKt), m(qt.rows, kNegInf), l(qt.rows, 0.0f);
-  // self: row t visible to query i iff t - s0 <= i.
-  auto tiles = [&](int64_t r0, int64_t r1, bool self) {
-    for_tiles(r0, r1, [&](int64_t t, int n) {
-      const int64_t slot = tile_slot(d, table, qt.h, t, n);
-      load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, kt.data());
-      for (int64_t r = 0; r < qt.rows; ++r) {
-        const int64_t last = self ? std::min<int64_t>(n, qt.i0 + r / d.group + a.s0 - t + 1) : n;
-        if (last <= 0) continue;
-        row_logits(qt.row(d, q, r), hd, kt.data(), a.scale, s.data());
-        for (int j = int(last); j < kKt; ++j) s[j] = kNegInf;
-        float alpha;
-        online_update(s.data(), m[r], l[r], alpha);
-      }
-    });
-  };
-  tiles(0, a.n_sink, false);
-  tiles(a.t0, a.t1, false);
-  tiles(a.s0, a.s0 + qt.i0 + qt.n_i, true);
+  std::vector<float> kt(hd * kKt);
+  float s[kKt];
+  for (int64_t t = r0; t < r1; t = tile_end(t, r1)) {
+    const int n = int(tile_end(t, r1) - t);
+    const int64_t slot = tile_slot(d, table, qt.h, t, n);
+    load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, kt.data());
+    for (int64_t r = 0; r < qt.rows; ++r) {
+      const int64_t last = self ? std::min<int64_t>(n, qt.i0 + r / d.group + a.s0 - t + 1) : n;
+      if (last <= 0) continue;
+      row_logits(qt.row(d, q, r), hd, kt.data(), a.scale, s);
+      for (int j = int(last); j < kKt; ++j) s[j] = kNegInf;
+      float alpha;
+      online_update(s, m[r], l[r], alpha);
+    }
+  }
+}
+
+// Pass 1 of attn_score for one item: lse[i, hq] over K_i = [0, n_sink) U [t0, t1) U [s0, s0 + i].
+void score_lse_item(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& qt, float* lse) {
+  std::vector<float> m(qt.rows, kNegInf), l(qt.rows, 0.0f);
+  lse_range(a, d, qt, 0, a.n_sink, false, m.data(), l.data());
+  lse_range(a, d, qt, a.t0, a.t1, false, m.data(), l.data());
+  lse_range(a, d, qt, a.s0, a.s0 + qt.i0 + qt.n_i, true, m.data(), l.data());
   for (int64_t r = 0; r < qt.rows; ++r) {
     const int64_t il = r / d.group, g = r % d.group;
     lse[(qt.i0 + il) * d.n_heads + qt.h * d.group + g] = m[r] + std::log(l[r]);
