@@ -1,40 +1,121 @@
 // CPU matmul/embedding (runtime/cpu): the scalar references (dequantise a row, dot in double) and
-// the fast fallback (dequantise row panels once per call, Eigen GEMM, threads over panels).
+// the fast fallback: for many x rows, dequantise row panels once per call and multiply with Eigen;
+// for few (decode), dequantise each w row into an L1-resident buffer and dot it with every x row,
+// which reads the weights once and skips GEMM packing. Threads over panels / row groups.
 #include "runtime/cpu/matmul_cpu.h"
 
 #include <Eigen/Core>
 #include <algorithm>
-#include <thread>
+#include <bit>
+#include <cstring>
 #include <vector>
 
 #include "runtime/cpu/dequant.h"
+#include "runtime/cpu/parallel.h"
+#include "runtime/cpu/simd_clones.h"
 
 namespace kvz::cpu {
 namespace {
 
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-constexpr int64_t kPanelRows = 64;  // rows of w dequantised at a time: 64 x k f32 stays in L2
+constexpr int64_t kPanelRows = 64;   // rows of w dequantised at a time: 64 x k f32 stays in L2
+constexpr int64_t kMatvecMaxM = 8;   // fewer x rows than this take the fused row path
+constexpr int64_t kMatvecRows = 16;  // w rows per work item of the fused path
 
 const std::byte* row_ptr(const Tensor& t, int64_t r) {
   return t.host<std::byte>() + size_t(r) * row_bytes(t.dtype(), t.cols());
 }
 
 // Output columns [n0, n1) of y: panel by panel, dequantise w rows then y_panel = x . w_panel^T.
-void matmul_columns(const MatmulArgs& a, int64_t n0, int64_t n1) {
+// panel: scratch of kPanelRows * k floats.
+void matmul_columns(const MatmulArgs& a, int64_t n0, int64_t n1, float* panel) {
   const int64_t m = a.x.rows(), k = a.x.cols(), n = a.w.rows();
   Eigen::Map<const RowMat> x(a.x.host<float>(), m, k);
   const float* bias = has_bias(a) ? a.bias.host<float>() : nullptr;
-  std::vector<float> panel(size_t(std::min(kPanelRows, n1 - n0) * k));
   for (int64_t p0 = n0; p0 < n1; p0 += kPanelRows) {
     const int64_t rows = std::min(kPanelRows, n1 - p0);
-    dequantize_rows(a.w.dtype(), a.w.host<std::byte>(), k, p0, rows, panel.data());
-    Eigen::Map<const RowMat> w(panel.data(), rows, k);
+    dequantize_rows(a.w.dtype(), a.w.host<std::byte>(), k, p0, rows, panel);
+    Eigen::Map<const RowMat> w(panel, rows, k);
     Eigen::Map<RowMat, 0, Eigen::OuterStride<>> y(a.y.host<float>() + p0, m, rows,
                                                   Eigen::OuterStride<>(n));
     y.noalias() = x * w.transpose();
     if (bias)
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < rows; ++j) y(i, j) += bias[p0 + j];
+  }
+}
+
+// Exact f16 -> f32; normal numbers inline, the rest through dequant.cpp's f16_to_f32.
+inline float half_to_float(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  const uint32_t e = (h >> 10) & 0x1Fu;
+  if (e == 0 || e == 0x1F) return f16_to_f32(h);
+  return std::bit_cast<float>((uint32_t(h & 0x8000u) << 16) |
+                              ((uint32_t(h & 0x7FFFu) + (112u << 10)) << 13));
+}
+
+// One row of w to f32: loops the compiler vectorises for the common block types (the quants are
+// copied to locals first: byte pointers may alias y), dequantize_row for the others. Same float
+// operations as dequant.cpp, so the values are bit-identical.
+inline void dequant_row_fast(DType t, const uint8_t* w, float* y, int64_t k) {
+  switch (t) {
+    case DType::kF32:
+      std::memcpy(y, w, size_t(k) * 4);
+      return;
+    case DType::kQ8_0:
+      for (int64_t b = 0; b < k / 32; ++b, w += 34, y += 32) {
+        const float d = half_to_float(w);
+        int8_t q[32];
+        std::memcpy(q, w + 2, 32);
+        for (int j = 0; j < 32; ++j) y[j] = float(q[j]) * d;
+      }
+      return;
+    case DType::kQ4_0:
+      for (int64_t b = 0; b < k / 32; ++b, w += 18, y += 32) {
+        const float d = half_to_float(w);
+        uint8_t q[16];
+        std::memcpy(q, w + 2, 16);
+        for (int j = 0; j < 16; ++j) y[j] = d * float((q[j] & 0xF) - 8);
+        for (int j = 0; j < 16; ++j) y[j + 16] = d * float((q[j] >> 4) - 8);
+      }
+      return;
+    case DType::kQ4_1:
+      for (int64_t b = 0; b < k / 32; ++b, w += 20, y += 32) {
+        const float d = half_to_float(w), m = half_to_float(w + 2);
+        uint8_t q[16];
+        std::memcpy(q, w + 4, 16);
+        for (int j = 0; j < 16; ++j) y[j] = d * float(q[j] & 0xF) + m;
+        for (int j = 0; j < 16; ++j) y[j + 16] = d * float(q[j] >> 4) + m;
+      }
+      return;
+    default:
+      dequantize_row(t, w, y, k);
+  }
+}
+
+// f32 dot with 16 independent partial sums (vectorisable without reassociating a single sum).
+inline float dot(const float* x, const float* w, int64_t k) {
+  float acc[16] = {};
+  int64_t c = 0;
+  for (; c + 16 <= k; c += 16)
+    for (int e = 0; e < 16; ++e) acc[e] += x[c + e] * w[c + e];
+  float s = 0;
+  for (int e = 0; e < 16; ++e) s += acc[e];
+  for (; c < k; ++c) s += x[c] * w[c];
+  return s;
+}
+
+// Output columns [n0, n1) for few x rows: each w row is dequantised once into buf [k] f32.
+KVZ_CPU_CLONES void matvec_columns(const MatmulArgs& a, int64_t n0, int64_t n1, float* buf) {
+  const int64_t m = a.x.rows(), k = a.x.cols(), n = a.w.rows();
+  const size_t rb = row_bytes(a.w.dtype(), k);
+  const float* bias = has_bias(a) ? a.bias.host<float>() : nullptr;
+  const float* x = a.x.host<float>();
+  float* y = a.y.host<float>();
+  for (int64_t j = n0; j < n1; ++j) {
+    dequant_row_fast(a.w.dtype(), a.w.host<uint8_t>() + size_t(j) * rb, buf, k);
+    for (int64_t i = 0; i < m; ++i) y[i * n + j] = dot(x + i * k, buf, k) + (bias ? bias[j] : 0.0f);
   }
 }
 
@@ -55,19 +136,24 @@ void matmul_ref(const MatmulArgs& a) {
 }
 
 void matmul_fast(const MatmulArgs& a, int n_threads) {
-  const int64_t n = a.w.rows();
-  if (n_threads <= 0) n_threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  // Whole panels per thread; no thread for tiny problems (spawn cost ~20 us).
-  const int64_t panels = (n + kPanelRows - 1) / kPanelRows;
-  const int64_t work = a.x.rows() * a.x.cols() * n;
-  int64_t t = std::min<int64_t>({n_threads, panels, std::max<int64_t>(1, work >> 18)});
-  if (t <= 1) return matmul_columns(a, 0, n);
-  std::vector<std::thread> pool;
-  for (int64_t i = 0; i < t; ++i) {
-    int64_t n0 = panels * i / t * kPanelRows, n1 = std::min(n, panels * (i + 1) / t * kPanelRows);
-    pool.emplace_back([&a, n0, n1] { matmul_columns(a, n0, n1); });
-  }
-  for (auto& th : pool) th.join();
+  const int64_t m = a.x.rows(), n = a.w.rows();
+  // No second thread for tiny problems (waking one costs a few us).
+  const int64_t work = m * a.x.cols() * n;
+  if (work < (int64_t{1} << 16)) n_threads = 1;
+  if (n_threads <= 0) n_threads = default_threads();
+  const bool fused = m < kMatvecMaxM;
+  // Per-worker scratch: one w row (fused) or one dequantised panel.
+  const size_t scratch = size_t(a.x.cols()) * (fused ? 1 : kPanelRows);
+  std::vector<std::vector<float>> bufs(static_cast<size_t>(n_threads), std::vector<float>(scratch));
+  const int64_t step = fused ? kMatvecRows : kPanelRows;
+  parallel_for((n + step - 1) / step, n_threads, [&](int worker, int64_t it) {
+    const int64_t n0 = it * step, n1 = std::min(n, n0 + step);
+    float* buf = bufs[size_t(worker)].data();
+    if (fused)
+      matvec_columns(a, n0, n1, buf);
+    else
+      matmul_columns(a, n0, n1, buf);
+  });
 }
 
 void embedding_ref(const EmbeddingArgs& a) {

@@ -1,11 +1,12 @@
 // Paged attention (prefill and decode, split-K for long caches) and KVzip reconstruction scoring:
-// tile choice, validation and dispatch (runtime/ops). References:
-// runtime/cpu/paged_attention_ref.cpp.
+// tile choice, validation and dispatch (runtime/ops). CPU backend: runtime/cpu/attention_fast.cpp;
+// references: runtime/cpu/paged_attention_ref.cpp.
 #include "runtime/ops/paged_attention.h"
 
 #include <algorithm>
 
 #include "runtime/cpu/attention_dims.h"
+#include "runtime/cpu/attention_fast.h"
 #include "runtime/ops/row_grid.h"
 
 namespace kvz {
@@ -56,7 +57,7 @@ int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int ma
 void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
   const cpu::AttnDims d = cpu::check_paged_attention(a);
   if (d.n_q == 0) return;
-  if (rec.is_cpu()) return cpu::paged_attention_ref(a);
+  if (rec.is_cpu()) return cpu::paged_attention_fast(a);
   const int64_t max_rows = d.max_blocks * kKvBlockTokens;
   const Tiles t = pick_tiles(rec.caps(), d.head_dim, d.n_q * d.group);
   int n_split = pick_splits(d.n_q, d.n_heads, max_rows);
@@ -90,7 +91,7 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
 void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   const cpu::AttnDims d = cpu::check_attn_score(a);
   if (d.n_q == 0 || a.t1 == a.t0) return;
-  if (rec.is_cpu()) return cpu::attn_score_ref(a);
+  if (rec.is_cpu()) return cpu::attn_score_fast(a);
   KVZ_CHECK(a.lse.defined() && a.lse.dtype() == DType::kF32 && a.lse.numel() >= d.n_q * d.n_heads,
             "attn_score: lse scratch {} must hold [n_q {}, n_heads {}] f32", a.lse.shape_str(),
             d.n_q, d.n_heads);

@@ -201,12 +201,13 @@ TEST_P(MatmulTest, EmbeddingMatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTest, ::testing::ValuesIn(kWeightTypes),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });
 
-// The CPU backend's fast path (panels + Eigen + threads) against the scalar reference.
+// The CPU backend's fast path against the scalar reference: Eigen panels (m >= 8) and the fused
+// row path (m < 8, decode), n not a multiple of either's row group, enough work for threads.
 TEST(MatmulCpuTest, FastMatchesReference) {
   Device& dev = cpu_device();
-  for (DType t : {DType::kF32, DType::kF16, DType::kQ4_K, DType::kQ6_K, DType::kQ8_0})
-    for (Shape s :
-         {Shape{1, 130, 512, false}, Shape{70, 130, 512, true}, Shape{3, 200, 256, false}}) {
+  for (DType t : kWeightTypes)
+    for (Shape s : {Shape{1, 130, 512, false}, Shape{70, 130, 512, true}, Shape{3, 200, 256, false},
+                    Shape{7, 77, 256, true}, Shape{8, 65, 256, false}, Shape{1, 1000, 768, true}}) {
       MatmulCase c(t, s, 11);
       EXPECT_TRUE(all_close(c.run(dev, false), c.run(dev, true), c.tolerance()))
           << dtype_name(t) << " m " << s.m << " n " << s.n << " k " << s.k;

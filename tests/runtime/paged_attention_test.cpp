@@ -1,5 +1,6 @@
-// Tests of paged attention and KVzip reconstruction scoring (tests/runtime): Vulkan vs the CPU
-// reference on ragged paged caches, and the CPU references vs dense formulas written here.
+// Tests of paged attention and KVzip reconstruction scoring (tests/runtime): Vulkan and the fast
+// CPU path vs the CPU reference on ragged paged caches, and the CPU references vs dense formulas
+// written here.
 #include "runtime/ops/paged_attention.h"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <numeric>
 #include <string>
 
+#include "runtime/cpu/attention_fast.h"
 #include "runtime/cpu/half.h"
 #include "tests/common/test_device.h"
 
@@ -103,7 +105,12 @@ Problem make_problem(const Case& tc, uint64_t seed) {
   return p;
 }
 
-std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p) {
+// Which implementation runs: the op (its device's path: Vulkan, or the CPU backend's fast path),
+// or on the CPU device directly the scalar reference or the fast path with a thread count.
+enum class Path { kOp, kRef, kFast1, kFast3 };
+
+std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
+                                 Path path = Path::kOp) {
   std::vector<Buffer> keep;
   const DevCache c = upload_cache(dev, keep, p.cache);
   const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
@@ -119,9 +126,14 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p) 
     EXPECT_GT(n, 0) << "case meant to split does not";
     if (n > 0) a.scratch = alloc_tensor(dev, keep, DType::kF32, {n});
   }
-  Recorder rec(dev);
-  paged_attention(rec, a);
-  rec.finish();
+  if (path == Path::kRef) cpu::paged_attention_ref(a);
+  if (path == Path::kFast1 || path == Path::kFast3)
+    cpu::paged_attention_fast(a, path == Path::kFast1 ? 1 : 3);
+  if (path == Path::kOp) {
+    Recorder rec(dev);
+    paged_attention(rec, a);
+    rec.finish();
+  }
   return download_f32(dev, a.out);
 }
 
@@ -186,7 +198,7 @@ TEST_P(PagedAttentionTest, MatchesReference) {
   const Case& tc = GetParam();
   const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
   const auto got = run_attention(*gpu, tc, p);
-  const auto ref = run_attention(*cpu, tc, p);
+  const auto ref = run_attention(*cpu, tc, p, Path::kRef);
   const int max_len = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
   EXPECT_TRUE(all_close(got, ref, attention_tol(tc, max_len)));
 }
@@ -197,7 +209,8 @@ TEST_P(PagedAttentionRefTest, MatchesDenseFormula) {
   const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
   Case cpu_case = tc;
   cpu_case.split = false;
-  EXPECT_TRUE(all_close(run_attention(cpu_device(), cpu_case, p), dense_attention(tc, p), 1e-6));
+  EXPECT_TRUE(all_close(run_attention(cpu_device(), cpu_case, p, Path::kRef),
+                        dense_attention(tc, p), 1e-6));
 }
 
 const Case kCases[] = {
@@ -218,40 +231,70 @@ std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
 INSTANTIATE_TEST_SUITE_P(Shapes, PagedAttentionTest, ::testing::ValuesIn(kCases), case_name);
 INSTANTIATE_TEST_SUITE_P(Shapes, PagedAttentionRefTest, ::testing::ValuesIn(kCases), case_name);
 
+// Shapes that stress the fast CPU path's tiling: more query rows than one work item, a group of
+// 3 (SmolLM2), prefill from an empty cache, long decode, a window shorter than the chunk.
+const Case kFastCases[] = {
+    Case{"smollm_hd64_gqa3_prefill", 64, 9, 3, 150, 0},
+    Case{"hd64_gqa3_chunked_prefill", 64, 9, 3, 70, 300},
+    Case{"hd64_gqa3_window_prefill", 64, 9, 3, 100, 200, 64},
+    Case{"hd8_gqa8_prefill", 8, 8, 1, 90, 40},
+    Case{"hd16_gqa16_softcap", 16, 16, 1, 9, 80, 0, 20.0f},
+    Case{"hd128_gqa4_decode_long", 128, 8, 2, 1, 3000},
+    Case{"hd256_gqa1_unsorted_window", 256, 2, 2, 40, 90, 50, 0, false, true}};
+
+class PagedAttentionFastTest : public ::testing::TestWithParam<Case> {};
+
+// f32 accumulation like the GPU kernels: the same derived tolerance. Items are written by one
+// thread each, so the thread count cannot change a bit.
+TEST_P(PagedAttentionFastTest, MatchesReference) {
+  Case tc = GetParam();
+  tc.split = false;
+  const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
+  Device& dev = cpu_device();
+  const auto fast = run_attention(dev, tc, p, Path::kFast3);
+  const int max_len = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
+  EXPECT_TRUE(all_close(fast, run_attention(dev, tc, p, Path::kRef), attention_tol(tc, max_len)));
+  EXPECT_TRUE(all_close(run_attention(dev, tc, p, Path::kFast1), fast, 0.0));
+  EXPECT_TRUE(all_close(run_attention(dev, tc, p, Path::kOp), fast, 0.0)) << "op on the CPU";
+}
+INSTANTIATE_TEST_SUITE_P(Shapes, PagedAttentionFastTest, ::testing::ValuesIn(kCases), case_name);
+INSTANTIATE_TEST_SUITE_P(Tiling, PagedAttentionFastTest, ::testing::ValuesIn(kFastCases),
+                         case_name);
+
 // A query that sees no row (every cached position is later; or its head is empty) gets zeros.
-TEST_F(VkTest, PagedAttentionNoVisibleRowsGivesZeros) {
+void check_no_visible_rows(Device& dev) {
   Rng rng(7);
   const int hd = 64, n_q = 3, n_heads = 4, n_kv = 2;
   HostCache c = make_cache(rng, n_kv, hd, {40, 0});
   for (int t = 0; t < 40; ++t) c.pos[c.slot(0, t)] = 100 + t;
   const std::vector<float> qv = rng.uniform_vec(size_t(n_q) * n_heads * hd);
   const std::vector<int32_t> qp = {5, 99, 100};
-  for (Device* dev : {gpu, cpu}) {
-    std::vector<Buffer> keep;
-    const DevCache dc = upload_cache(*dev, keep, c);
-    PagedAttentionArgs a;
-    a.q = upload_f32(*dev, keep, {n_q, n_heads, hd}, qv);
-    a.q_pos = upload(*dev, keep, DType::kI32, {n_q}, qp.data());
-    a.k_pool = dc.k, a.v_pool = dc.v, a.pos_pool = dc.pos, a.block_table = dc.table;
-    a.lens = dc.lens;
-    const std::vector<float> nan(qv.size(), std::nanf(""));
-    a.out = upload_f32(*dev, keep, {n_q, n_heads, hd}, nan);
-    Recorder rec(*dev);
-    paged_attention(rec, a);
-    rec.finish();
-    const auto out = download_f32(*dev, a.out);
-    for (int i = 0; i < n_q; ++i)
-      for (int hq = 0; hq < n_heads; ++hq) {
-        const bool sees = i == 2 && hq < 2;  // q_pos 100 sees row 0 of head 0 only
-        const float* o = &out[(size_t(i) * n_heads + hq) * hd];
-        for (int d = 0; d < hd; ++d)
-          if (sees)
-            ASSERT_NEAR(o[d], cpu::f16_to_f32(c.v[size_t(c.slot(0, 0)) * hd + d]), 1e-6);
-          else
-            ASSERT_EQ(o[d], 0.0f) << "query " << i << " head " << hq;
-      }
-  }
+  std::vector<Buffer> keep;
+  const DevCache dc = upload_cache(dev, keep, c);
+  PagedAttentionArgs a;
+  a.q = upload_f32(dev, keep, {n_q, n_heads, hd}, qv);
+  a.q_pos = upload(dev, keep, DType::kI32, {n_q}, qp.data());
+  a.k_pool = dc.k, a.v_pool = dc.v, a.pos_pool = dc.pos, a.block_table = dc.table;
+  a.lens = dc.lens;
+  const std::vector<float> nan(qv.size(), std::nanf(""));
+  a.out = upload_f32(dev, keep, {n_q, n_heads, hd}, nan);
+  Recorder rec(dev);
+  paged_attention(rec, a);
+  rec.finish();
+  const auto out = download_f32(dev, a.out);
+  for (int i = 0; i < n_q; ++i)
+    for (int hq = 0; hq < n_heads; ++hq) {
+      const bool sees = i == 2 && hq < 2;  // q_pos 100 sees row 0 of head 0 only
+      const float* o = &out[(size_t(i) * n_heads + hq) * hd];
+      for (int d = 0; d < hd; ++d)
+        if (sees)
+          ASSERT_NEAR(o[d], cpu::f16_to_f32(c.v[size_t(c.slot(0, 0)) * hd + d]), 1e-6);
+        else
+          ASSERT_EQ(o[d], 0.0f) << "query " << i << " head " << hq;
+    }
 }
+TEST_F(VkTest, PagedAttentionNoVisibleRowsGivesZeros) { check_no_visible_rows(*gpu); }
+TEST(PagedAttentionFast, NoVisibleRowsGivesZeros) { check_no_visible_rows(cpu_device()); }
 
 // ---- attn_score ----------------------------------------------------------------------------
 
@@ -277,7 +320,8 @@ ScoreProblem make_score_problem(const ScoreCase& tc) {
   return p;
 }
 
-std::vector<float> run_score(Device& dev, const ScoreCase& tc, const ScoreProblem& p) {
+std::vector<float> run_score(Device& dev, const ScoreCase& tc, const ScoreProblem& p,
+                             Path path = Path::kOp) {
   std::vector<Buffer> keep;
   const DevCache c = upload_cache(dev, keep, p.cache);
   const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
@@ -288,9 +332,14 @@ std::vector<float> run_score(Device& dev, const ScoreCase& tc, const ScoreProble
   a.score = upload_f32(dev, keep, {tc.n_kv_heads, tc.m_t}, nan);
   a.lse = alloc_tensor(dev, keep, DType::kF32, {nq, nh});
   a.n_sink = tc.n_sink, a.t0 = tc.t0, a.t1 = tc.t0 + tc.m_t, a.s0 = p.s0, a.scale = p.scale;
-  Recorder rec(dev);
-  attn_score(rec, a);
-  rec.finish();
+  if (path == Path::kRef) cpu::attn_score_ref(a);
+  if (path == Path::kFast1 || path == Path::kFast3)
+    cpu::attn_score_fast(a, path == Path::kFast1 ? 1 : 3);
+  if (path == Path::kOp) {
+    Recorder rec(dev);
+    attn_score(rec, a);
+    rec.finish();
+  }
   return download_f32(dev, a.score);
 }
 
@@ -339,13 +388,34 @@ TEST_P(AttnScoreTest, MatchesReference) {
   const ScoreCase& tc = GetParam();
   const ScoreProblem p = make_score_problem(tc);
   const double rtol = 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16);
-  EXPECT_TRUE(all_close(run_score(*gpu, tc, p), run_score(*cpu, tc, p), 1e-7, rtol));
+  EXPECT_TRUE(all_close(run_score(*gpu, tc, p), run_score(*cpu, tc, p, Path::kRef), 1e-7, rtol));
 }
 
 TEST_P(AttnScoreRefTest, MatchesDenseFormula) {
   const ScoreCase& tc = GetParam();
   const ScoreProblem p = make_score_problem(tc);
-  EXPECT_TRUE(all_close(run_score(cpu_device(), tc, p), dense_score(tc, p), 1e-9, 1e-6));
+  EXPECT_TRUE(
+      all_close(run_score(cpu_device(), tc, p, Path::kRef), dense_score(tc, p), 1e-9, 1e-6));
+}
+
+// Unaligned chunk and self ranges (tiles cut at block boundaries), SmolLM2's group of 3, one row.
+const ScoreCase kFastScoreCases[] = {{"smollm_hd64_gqa3", 64, 9, 3, 150, 4, 37, 300, 11},
+                                     {"hd128_gqa4_unaligned", 128, 8, 2, 70, 7, 45, 77, 3},
+                                     {"hd8_gqa8_aligned", 8, 8, 1, 40, 0, 32, 64, 0},
+                                     {"hd256_gqa1_one_row", 256, 2, 2, 5, 1, 1, 1, 0}};
+
+class AttnScoreFastTest : public ::testing::TestWithParam<ScoreCase> {};
+
+// Same derivation as AttnScoreTest (f32 logits and log-sum-exp).
+TEST_P(AttnScoreFastTest, MatchesReference) {
+  const ScoreCase& tc = GetParam();
+  const ScoreProblem p = make_score_problem(tc);
+  Device& dev = cpu_device();
+  const double rtol = 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16);
+  const auto fast = run_score(dev, tc, p, Path::kFast3);
+  EXPECT_TRUE(all_close(fast, run_score(dev, tc, p, Path::kRef), 1e-7, rtol));
+  EXPECT_TRUE(all_close(run_score(dev, tc, p, Path::kFast1), fast, 0.0));
+  EXPECT_TRUE(all_close(run_score(dev, tc, p, Path::kOp), fast, 0.0)) << "op on the CPU";
 }
 
 std::string score_case_name(const ::testing::TestParamInfo<ScoreCase>& param_info) {
@@ -353,6 +423,10 @@ std::string score_case_name(const ::testing::TestParamInfo<ScoreCase>& param_inf
 }
 INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreTest, ::testing::ValuesIn(kScoreCases), score_case_name);
 INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreRefTest, ::testing::ValuesIn(kScoreCases),
+                         score_case_name);
+INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreFastTest, ::testing::ValuesIn(kScoreCases),
+                         score_case_name);
+INSTANTIATE_TEST_SUITE_P(Tiling, AttnScoreFastTest, ::testing::ValuesIn(kFastScoreCases),
                          score_case_name);
 
 }  // namespace

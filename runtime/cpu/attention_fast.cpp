@@ -1,0 +1,282 @@
+// Fast CPU paged attention and attn_score (runtime/cpu). A work item is a KV head with a tile of
+// query rows, and all query heads of its GQA group ride along, so each 32-row K/V tile (one cache
+// block) is converted from f16 once per item. Softmax is online (flash style): per query row a
+// running max m, sum l and f32 accumulator, rescaled by exp(m_old - m_new) when the max grows.
+// Inner loops run over 32 keys or head_dim contiguous floats so that -O3 vectorises them.
+#include "runtime/cpu/attention_fast.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "runtime/cpu/attention_dims.h"
+#include "runtime/cpu/half.h"
+#include "runtime/cpu/parallel.h"
+#include "runtime/cpu/simd_clones.h"
+
+namespace kvz::cpu {
+namespace {
+
+constexpr int kKt = kKvBlockTokens;  // keys per tile: one cache block, contiguous slots
+constexpr int kRowsPerItem = 64;     // query rows (query x group head) per work item
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// exp(x) in f32 without libm calls so loops over it vectorise: x = n ln2 + r, |r| <= ln2 / 2,
+// exp(r) by its degree-6 Taylor polynomial (truncation < 1.2e-7 relative), 2^n through the
+// exponent bits. About 2 ulp; 0 below -87 (incl. -inf), callers never pass more than 0.
+inline float exp_approx(float x) {
+  const float xc = std::max(x, -87.0f);
+  const float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f;  // round to nearest
+  const float r = (xc - n * 0.693145752f) - n * 1.42860677e-6f;    // ln2 split hi + lo
+  float p = 1.0f / 720;
+  p = p * r + 1.0f / 120;
+  p = p * r + 1.0f / 24;
+  p = p * r + 1.0f / 6;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  const float two_n = std::bit_cast<float>((static_cast<int32_t>(n) + 127) << 23);
+  return x < -87.0f ? 0.0f : p * two_n;
+}
+
+// kt[c * kKt + j] = k row j, column c, as f32 ([head_dim][kKt], transposed); rows j >= n are 0.
+// Rows are converted contiguously (vectorised), then scattered into the transposed tile.
+inline void load_k_transposed(const uint16_t* k, int n, int64_t hd, float* kt) {
+  float row[256];  // head_dim <= 256
+  for (int j = 0; j < n; ++j) {
+    for (int64_t c = 0; c < hd; ++c) row[c] = f16_to_f32_branchless(k[j * hd + c]);
+    for (int64_t c = 0; c < hd; ++c) kt[c * kKt + j] = row[c];
+  }
+  if (n < kKt)
+    for (int64_t c = 0; c < hd; ++c) std::fill(kt + c * kKt + n, kt + (c + 1) * kKt, 0.0f);
+}
+
+// v32[j * hd + c] = v row j as f32 ([n][head_dim]).
+inline void load_v(const uint16_t* v, int n, int64_t hd, float* v32) {
+  for (int64_t e = 0; e < n * hd; ++e) v32[e] = f16_to_f32_branchless(v[e]);
+}
+
+// s[j] = scale * q . k_j for all kKt columns of the transposed tile.
+inline void row_logits(const float* q, int64_t hd, const float* kt, float scale, float* s) {
+  float acc[kKt] = {};
+  for (int64_t c = 0; c < hd; ++c) {
+    const float qc = q[c];
+    const float* kc = kt + c * kKt;
+    for (int j = 0; j < kKt; ++j) acc[j] += qc * kc[j];
+  }
+  for (int j = 0; j < kKt; ++j) s[j] = scale * acc[j];
+}
+
+// Folds one tile of logits s[kKt] (masked entries -inf) into the running max m and sum l and
+// leaves the tile's probabilities exp(s - m_new) in s; alpha = exp(m_old - m_new) rescales earlier
+// sums. Returns false (touching nothing) when every entry is masked.
+inline bool online_update(float* s, float& m, float& l, float& alpha) {
+  float tmax = kNegInf;
+  for (int j = 0; j < kKt; ++j) tmax = std::max(tmax, s[j]);
+  if (tmax == kNegInf) return false;
+  const float m_new = std::max(m, tmax);
+  alpha = exp_approx(m - m_new);
+  for (int j = 0; j < kKt; ++j) s[j] = exp_approx(s[j] - m_new);
+  float sum = 0;
+  for (int j = 0; j < kKt; ++j) sum += s[j];
+  l = l * alpha + sum;
+  m = m_new;
+  return true;
+}
+
+// acc[0, hd) += sum_{j < n} p[j] * v[j, :], 16 columns at a time held in registers across j.
+inline void accumulate_pv(const float* p, int n, const float* v, int64_t hd, float* acc) {
+  int64_t c0 = 0;
+  for (; c0 + 16 <= hd; c0 += 16) {
+    float a[16];
+    for (int e = 0; e < 16; ++e) a[e] = acc[c0 + e];
+    for (int j = 0; j < n; ++j) {
+      const float pj = p[j];
+      const float* vj = v + j * hd + c0;
+      for (int e = 0; e < 16; ++e) a[e] += pj * vj[e];
+    }
+    for (int e = 0; e < 16; ++e) acc[c0 + e] = a[e];
+  }
+  for (; c0 < hd; ++c0)
+    for (int j = 0; j < n; ++j) acc[c0] += p[j] * v[j * hd + c0];
+}
+
+// First slot of rows [t, t + n) of KV head h (n rows within one block), checked.
+int64_t tile_slot(const AttnDims& d, const int32_t* table, int64_t h, int64_t t, int n) {
+  const int64_t s = int64_t{table[h * d.max_blocks + t / kKt]} * kKt + t % kKt;
+  KVZ_CHECK(s >= 0 && s + n <= d.n_slots, "attention: head {} rows {}.. map to slot {} of {}", h, t,
+            s, d.n_slots);
+  return s;
+}
+
+// End of the tile starting at row t of a range ending at r1: tiles are cut at block boundaries.
+// (Plain loops over tiles rather than a lambda-taking helper: a lambda would not be inlined into
+// the target clones and would run the baseline ISA.)
+inline int64_t tile_end(int64_t t, int64_t r1) { return std::min(r1, (t / kKt + 1) * kKt); }
+
+// Query rows of one work item: queries [i0, i0 + n_i) of KV head h's group, row r = il * group + g
+// holds q[i0 + il, h * group + g, :]. For fixed il the group's heads are adjacent in q.
+struct QueryTile {
+  int64_t h, i0, n_i, rows;
+  const float* row(const AttnDims& d, const float* q, int64_t r) const {
+    const int64_t il = r / d.group, g = r % d.group;
+    return q + ((i0 + il) * d.n_heads + h * d.group + g) * d.head_dim;
+  }
+};
+
+QueryTile query_tile(const AttnDims& d, int64_t item, int64_t q_per_item) {
+  const int64_t n_tiles = (d.n_q + q_per_item - 1) / q_per_item;
+  QueryTile qt{item / n_tiles, item % n_tiles * q_per_item, 0, 0};
+  qt.n_i = std::min(q_per_item, d.n_q - qt.i0);
+  qt.rows = qt.n_i * d.group;
+  return qt;
+}
+
+struct AttnTileBufs {
+  std::vector<float> kt, v, s, acc, m, l;  // [hd][kKt], [kKt][hd], [kKt], [rows][hd], [rows] x2
+  AttnTileBufs(int64_t rows, int64_t hd)
+      : kt(hd * kKt), v(kKt * hd), s(kKt), acc(rows * hd, 0.0f), m(rows, kNegInf), l(rows, 0.0f) {}
+};
+
+KVZ_CPU_CLONES void attention_item(const PagedAttentionArgs& a, const AttnDims& d,
+                                   const QueryTile& qt) {
+  const int32_t* table = a.block_table.host<int32_t>();
+  const int32_t* pos = a.pos_pool.host<int32_t>();
+  const int32_t* q_pos = a.q_pos.host<int32_t>() + qt.i0;
+  const float* q = a.q.host<float>();
+  const int64_t hd = d.head_dim;
+  const int64_t len =
+      std::clamp<int64_t>(a.lens.host<int32_t>()[qt.h], 0, d.max_blocks * kKvBlockTokens);
+  const int32_t qp_min = *std::min_element(q_pos, q_pos + qt.n_i);
+  const int32_t qp_max = *std::max_element(q_pos, q_pos + qt.n_i);
+  AttnTileBufs b(qt.rows, hd);
+  for (int64_t t = 0; t < len; t += kKt) {
+    const int n = int(std::min<int64_t>(kKt, len - t));
+    const int64_t slot = tile_slot(d, table, qt.h, t, n);
+    const int32_t* kpos = pos + slot;
+    const int32_t p_min = *std::min_element(kpos, kpos + n),
+                  p_max = *std::max_element(kpos, kpos + n);
+    if (p_min > qp_max || (a.window > 0 && int64_t{qp_min} - p_max >= a.window)) continue;
+    load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, b.kt.data());
+    load_v(a.v_pool.host<uint16_t>() + slot * hd, n, hd, b.v.data());
+    for (int64_t r = 0; r < qt.rows; ++r) {
+      const int32_t qp = q_pos[r / d.group];
+      float* s = b.s.data();
+      row_logits(qt.row(d, q, r), hd, b.kt.data(), a.scale, s);
+      for (int j = 0; j < kKt; ++j) {
+        const bool vis = j < n && kpos[j] <= qp && (a.window == 0 || qp - kpos[j] < a.window);
+        if (!vis)
+          s[j] = kNegInf;
+        else if (a.softcap > 0)
+          s[j] = a.softcap * std::tanh(s[j] / a.softcap);
+      }
+      float alpha = 1.0f;
+      if (!online_update(s, b.m[r], b.l[r], alpha)) continue;
+      float* acc = b.acc.data() + r * hd;
+      if (alpha != 1.0f)
+        for (int64_t c = 0; c < hd; ++c) acc[c] *= alpha;
+      accumulate_pv(s, n, b.v.data(), hd, acc);
+    }
+  }
+  for (int64_t r = 0; r < qt.rows; ++r) {
+    const int64_t il = r / d.group, g = r % d.group;
+    float* o = a.out.host<float>() + ((qt.i0 + il) * d.n_heads + qt.h * d.group + g) * hd;
+    const float inv = b.l[r] > 0 ? 1.0f / b.l[r] : 0.0f;
+    for (int64_t c = 0; c < hd; ++c) o[c] = b.acc[r * hd + c] * inv;
+  }
+}
+
+// Threads only when the item work (rows x keys x head_dim) pays for a thread start.
+int threads_for(int n_threads, int64_t work) { return work < (int64_t{1} << 20) ? 1 : n_threads; }
+
+// Folds rows [r0, r1) of KV head qt.h into the running max m and sum l of every query row;
+// self: row t is visible to query i only if t - s0 <= i (the query's own prefix).
+KVZ_CPU_CLONES void lse_range(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& qt,
+                              int64_t r0, int64_t r1, bool self, float* m, float* l) {
+  const int32_t* table = a.block_table.host<int32_t>();
+  const float* q = a.q.host<float>();
+  const int64_t hd = d.head_dim;
+  std::vector<float> kt(hd * kKt);
+  float s[kKt];
+  for (int64_t t = r0; t < r1; t = tile_end(t, r1)) {
+    const int n = int(tile_end(t, r1) - t);
+    const int64_t slot = tile_slot(d, table, qt.h, t, n);
+    load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, kt.data());
+    for (int64_t r = 0; r < qt.rows; ++r) {
+      const int64_t last = self ? std::min<int64_t>(n, qt.i0 + r / d.group + a.s0 - t + 1) : n;
+      if (last <= 0) continue;
+      row_logits(qt.row(d, q, r), hd, kt.data(), a.scale, s);
+      for (int j = int(last); j < kKt; ++j) s[j] = kNegInf;
+      float alpha;
+      online_update(s, m[r], l[r], alpha);
+    }
+  }
+}
+
+// Pass 1 of attn_score for one item: lse[i, hq] over K_i = [0, n_sink) U [t0, t1) U [s0, s0 + i].
+void score_lse_item(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& qt, float* lse) {
+  std::vector<float> m(qt.rows, kNegInf), l(qt.rows, 0.0f);
+  lse_range(a, d, qt, 0, a.n_sink, false, m.data(), l.data());
+  lse_range(a, d, qt, a.t0, a.t1, false, m.data(), l.data());
+  lse_range(a, d, qt, a.s0, a.s0 + qt.i0 + qt.n_i, true, m.data(), l.data());
+  for (int64_t r = 0; r < qt.rows; ++r) {
+    const int64_t il = r / d.group, g = r % d.group;
+    lse[(qt.i0 + il) * d.n_heads + qt.h * d.group + g] = m[r] + std::log(l[r]);
+  }
+}
+
+// Pass 2 of attn_score for KV head h and the rows [t, t + n) of the chunk (one block tile):
+// score = exp(max over queries and group heads of (logit - lse)).
+KVZ_CPU_CLONES void score_max_item(const AttnScoreArgs& a, const AttnDims& d, int64_t h, int64_t t,
+                                   int n, const float* lse) {
+  const int64_t hd = d.head_dim;
+  const int64_t slot = tile_slot(d, a.block_table.host<int32_t>(), h, t, n);
+  std::vector<float> kt(hd * kKt);
+  load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, kt.data());
+  float best[kKt], s[kKt];
+  std::fill(best, best + kKt, kNegInf);
+  for (int64_t i = 0; i < d.n_q; ++i)
+    for (int64_t g = 0; g < d.group; ++g) {
+      const int64_t row = i * d.n_heads + h * d.group + g;
+      row_logits(a.q.host<float>() + row * hd, hd, kt.data(), a.scale, s);
+      for (int j = 0; j < kKt; ++j) best[j] = std::max(best[j], s[j] - lse[row]);
+    }
+  float* score = a.score.host<float>() + h * (a.t1 - a.t0) + (t - a.t0);
+  for (int j = 0; j < n; ++j) score[j] = std::exp(best[j]);
+}
+
+}  // namespace
+
+void paged_attention_fast(const PagedAttentionArgs& a, int n_threads) {
+  const AttnDims d = check_paged_attention(a);
+  if (d.n_q == 0) return;
+  const int64_t q_per_item = std::max<int64_t>(1, kRowsPerItem / d.group);
+  const int64_t n_items = d.n_kv_heads * ((d.n_q + q_per_item - 1) / q_per_item);
+  const int64_t work = d.n_q * d.n_heads * d.max_blocks * kKvBlockTokens * d.head_dim;
+  parallel_for(n_items, threads_for(n_threads, work),
+               [&](int, int64_t item) { attention_item(a, d, query_tile(d, item, q_per_item)); });
+}
+
+void attn_score_fast(const AttnScoreArgs& a, int n_threads) {
+  const AttnDims d = check_attn_score(a);
+  if (d.n_q == 0 || a.t1 == a.t0) return;
+  const int64_t work = d.n_q * d.n_heads * (a.t1 - a.t0 + a.n_sink + d.n_q) * d.head_dim;
+  n_threads = threads_for(n_threads, work);
+  std::vector<float> lse(d.n_q * d.n_heads);  // [n_q, n_heads]
+  const int64_t q_per_item = std::max<int64_t>(1, kRowsPerItem / d.group);
+  const int64_t n_q_items = d.n_kv_heads * ((d.n_q + q_per_item - 1) / q_per_item);
+  parallel_for(n_q_items, n_threads, [&](int, int64_t item) {
+    score_lse_item(a, d, query_tile(d, item, q_per_item), lse.data());
+  });
+  const int64_t first = a.t0 / kKt, n_tiles = (a.t1 - 1) / kKt - first + 1;
+  parallel_for(d.n_kv_heads * n_tiles, n_threads, [&](int, int64_t item) {
+    const int64_t h = item / n_tiles, k = item % n_tiles;
+    const int64_t t = std::max<int64_t>(a.t0, (first + k) * kKt);
+    const int64_t end = std::min<int64_t>(a.t1, (first + k + 1) * kKt);
+    score_max_item(a, d, h, t, int(end - t), lse.data());
+  });
+}
+
+}  // namespace kvz::cpu
