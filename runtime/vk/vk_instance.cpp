@@ -118,11 +118,13 @@ void probe_coopmat(const vk::raii::PhysicalDevice& pd, DeviceCaps& caps) {
 }  // namespace
 
 Instance& instance() {
-  static std::unique_ptr<Instance> inst;
+  // Deliberately never destroyed: tearing the instance (and unloading the loader) down during
+  // static destruction races the NVIDIA driver's own exit handlers and crashes at exit.
+  static Instance* inst = nullptr;
   static std::string failure;
   if (!inst && failure.empty()) {
     try {
-      inst = create_instance();
+      inst = create_instance().release();
     } catch (const std::exception& e) {
       failure = e.what();
     }

@@ -7,18 +7,19 @@
 namespace kvz::test {
 
 Device* vk_device() {
-  static std::unique_ptr<Device> dev = [] {
+  // Never destroyed (see runtime/vk/vk_instance.cpp instance()): no Vulkan teardown at exit.
+  static Device* dev = [] {
     std::unique_ptr<Device> d;
     try {
       d = open_device();
     } catch (const Error& e) {
       ADD_FAILURE() << "opening the Vulkan test device failed: " << e.what();
-      return d;
+      return static_cast<Device*>(nullptr);
     }
     if (d->kind() != BackendKind::kVulkan) d.reset();
-    return d;
+    return d.release();
   }();
-  return dev.get();
+  return dev;
 }
 
 Device& cpu_device() {
