@@ -14,6 +14,7 @@ for f in .gl/*.deb; do [ -f "$f" ] && dpkg -x "$f" /; done
 ldconfig 2>/dev/null
 export LD_LIBRARY_PATH=$PWD/.gl/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export KVZ_SOURCE_DIR=$PWD KVZ_MODEL_DIR=$PWD/.gl/models
+export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 for j in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
          /etc/vulkan/icd.d/nvidia_icd.json; do
   if [ -f "$j" ]; then export VK_DRIVER_FILES=$j VK_ICD_FILENAMES=$j; break; fi
@@ -25,7 +26,8 @@ $B/kvzip devices 2>&1 | tee "$OUT/devices.txt" | head -30
 case "${1:-all}" in
   tests)
     for t in runtime kvzip model; do
-      timeout "${TEST_TIMEOUT:-240}" $B/kvz_${t}_tests --gtest_brief=1 >"$OUT/test_$t.log" 2>&1
+      timeout "${TEST_TIMEOUT:-240}" $B/kvz_${t}_tests --gtest_brief=1 --gtest_filter="${TEST_FILTER:-*}" \
+        >"$OUT/test_$t.log" 2>&1
       echo "kvz_${t}_tests rc=$? $(grep -E '^\[  (PASSED|FAILED)  \]|tests? ran' "$OUT/test_$t.log" | tr '\n' ' ')"
       grep -E '^\[  FAILED  \]' "$OUT/test_$t.log" | head -20
     done
