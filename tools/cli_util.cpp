@@ -28,7 +28,19 @@ std::string default_model_path() {
 
 Loaded load(const std::string& model_path) {
   Loaded l;
-  l.device = open_device();
+  // Inference policy of the CLI: with KVZIP_DEVICE unset and only a software Vulkan driver
+  // (lavapipe) present, the CPU backend runs the same ops many times faster, so use it.
+  // The library default (runtime/device.h) is unchanged; KVZIP_DEVICE=0 still picks lavapipe.
+  bool only_software = std::getenv("KVZIP_DEVICE") == nullptr;
+  for (const DeviceCaps& c : list_devices())
+    if (c.type != "cpu" && !c.software) only_software = false;
+  if (only_software) {
+    l.device = open_device("cpu");
+    fmt::print(stderr, "note: no hardware GPU found; using the CPU backend, which is faster than a software "
+                       "Vulkan driver here (KVZIP_DEVICE=0 selects lavapipe)\n");
+  } else {
+    l.device = open_device();
+  }
   fmt::print(stderr, "device: {} ({})\n", l.device->caps().name, l.device->caps().driver);
   if (model_path.rfind("synthetic:", 0) == 0) {
     // synthetic:NAME[:TYPE], e.g. synthetic:llama3.1-8b:q4_k

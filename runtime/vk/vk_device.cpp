@@ -168,7 +168,14 @@ Buffer VulkanDevice::alloc(size_t bytes, MemoryKind kind) {
           fmt::format("allocation of {} bytes exceeds maxMemoryAllocationSize {} on {}", bytes,
                       caps_.max_alloc_bytes, caps_.name));
     auto b = std::make_unique<Block>();
-    try {
+    // Out of memory with empty blocks kept for reuse (release()): give them back, retry once.
+    auto trim = [&] {
+      bool freed = false;
+      for (auto& p : pools_)
+        freed |= std::erase_if(p->blocks, [](const auto& blk) { return blk->used == 0; }) > 0;
+      return freed;
+    };
+    for (int attempt = 0;; ++attempt) try {
       b->buffer = vk::raii::Buffer(device_,
                                    vk::BufferCreateInfo({}, size,
                                                         vk::BufferUsageFlagBits::eStorageBuffer |
@@ -180,7 +187,12 @@ Buffer VulkanDevice::alloc(size_t bytes, MemoryKind kind) {
       b->buffer.bindMemory(*b->memory, 0);
       if (pool.host_visible)
         b->mapped = static_cast<std::byte*>(b->memory.mapMemory(0, VK_WHOLE_SIZE, {}));
+      break;
     } catch (const vk::SystemError& e) {
+      if (attempt == 0 && trim()) {
+        b = std::make_unique<Block>();
+        continue;
+      }
       throw OutOfMemory(
           fmt::format("cannot allocate {} MiB of {} memory on {}: {}", size >> 20,
                       kind == MemoryKind::kDeviceLocal ? "device-local" : "host-visible",
@@ -221,14 +233,19 @@ void VulkanDevice::release(const BufferView& view, uint64_t token) noexcept {
   if (size) block->free[off] = size;
   block->used -= align_up(std::max<size_t>(view.size_bytes, 4), kAlign);
   bytes_in_use_ -= align_up(std::max<size_t>(view.size_bytes, 4), kAlign);
-  if (block->used == 0) {  // give empty blocks back so OOM retries can succeed
+  if (block->used == 0) {
+    // Give empty blocks back so OOM retries can succeed, but keep one empty block per pool:
+    // staging and small per-token buffers would otherwise allocate (and on NVIDIA pin and map) a
+    // fresh 256 MiB block on every upload, tens of milliseconds each.
     for (auto& p : pools_) {
       auto it = std::find_if(p->blocks.begin(), p->blocks.end(),
                              [&](const auto& b) { return b.get() == block; });
-      if (it != p->blocks.end()) {
-        p->blocks.erase(it);
-        break;
-      }
+      if (it == p->blocks.end()) continue;
+      const bool other_empty = std::any_of(p->blocks.begin(), p->blocks.end(), [&](const auto& b) {
+        return b.get() != block && b->used == 0;
+      });
+      if (other_empty) p->blocks.erase(it);
+      break;
     }
   }
 }
