@@ -50,11 +50,7 @@ double spearman(const std::vector<double>& a, const std::vector<double>& b) {
 std::string model_path(const json& g) {
   const std::string file = g["model"]["file"].get<std::string>();
   if (std::filesystem::exists(data_path("kvpress/" + file))) return data_path("kvpress/" + file);
-  std::string dir;
-  if (const char* e = std::getenv("KVZ_MODEL_DIR")) dir = e;
-  else if (const char* e2 = std::getenv("KVZIP_MODELS")) dir = e2;
-  else dir = std::string(std::getenv("HOME") ? std::getenv("HOME") : ".") + "/.cache/kvzip/models";
-  return dir + "/" + file;
+  return model_dir() + "/" + file;
 }
 
 class KvpressParity : public ::testing::TestWithParam<std::tuple<std::string, bool>> {};

@@ -133,13 +133,7 @@ INSTANTIATE_TEST_SUITE_P(Archs, TinyParity,
                            return std::get<0>(info.param) + (std::get<1>(info.param) ? "_Vulkan" : "_Cpu");
                          });
 
-std::string smollm2_path() {
-  std::string dir;
-  if (const char* e = std::getenv("KVZ_MODEL_DIR")) dir = e;
-  else if (const char* e2 = std::getenv("KVZIP_MODELS")) dir = e2;
-  else dir = std::string(std::getenv("HOME") ? std::getenv("HOME") : ".") + "/.cache/kvzip/models";
-  return dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
+std::string smollm2_path() { return model_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf"; }
 
 class SmolLM2Parity : public ::testing::TestWithParam<bool> {};
 

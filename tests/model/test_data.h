@@ -16,6 +16,15 @@ inline std::string data_path(const std::string& rel) {
   return std::string(root != nullptr && *root != '\0' ? root : ".") + "/tests/data/" + rel;
 }
 
+// Folder of fetched real models (tools/fetch_model.sh): $KVZ_MODEL_DIR, else $KVZIP_MODELS, else
+// ~/.cache/kvzip/models. Tests that need a model there skip when it is missing.
+inline std::string model_dir() {
+  if (const char* e = std::getenv("KVZ_MODEL_DIR")) return e;
+  if (const char* e = std::getenv("KVZIP_MODELS")) return e;
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.cache/kvzip/models";
+}
+
 inline std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
