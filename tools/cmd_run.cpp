@@ -55,6 +55,9 @@ Compressed compress(Session& s, double ratio, const std::string& level, const st
   if (parse_level(level) == PruneLevel::kHead) {
     if (head_file.empty()) throw InputError("--level head needs --head-scores FILE");
     hs = HeadScores::load(head_file);
+    if (hs->model_identity != s.model().identity())
+      throw InputError(fmt::format("{}: head scores of model '{}', not of '{}'", head_file,
+                                   hs->model_identity, s.model().identity()));
   } else {
     CompressorOptions co;
     co.chunk = chunk;
@@ -65,6 +68,15 @@ Compressed compress(Session& s, double ratio, const std::string& level, const st
   }
   c.prune = s.prune(ratio, kvpress ? PruneLevel::kKvpress : parse_level(level), hs ? &*hs : nullptr);
   return c;
+}
+
+// Head-level scores (ALGORITHMS.md 2.6) from this context's pair scores, saved for --level head.
+void save_head_scores(const Session& s, const std::string& path) {
+  if (path.empty()) return;
+  if (s.scores().empty()) throw InputError("--save-head-scores needs pair-level scoring (not --level head)");
+  HeadScores::from(s.scores(), s.model().identity()).save(path);
+  fmt::print("head scores of {} layers x {} KV heads written to {}\n", s.scores().n_layers,
+             s.scores().n_kv_heads, path);
 }
 
 }  // namespace
@@ -105,6 +117,7 @@ int run_run(const RunArgs& a) {
     for (const auto& q : queries) full.push_back(s.generate(q.question, go));
     c = compress(s, a.ratio, a.level, a.head_scores, a.chunk, a.kvpress);
     if (!a.save_cache.empty()) s.save_cache(a.save_cache);
+    save_head_scores(s, a.save_head_scores);
   }
   std::vector<GenerateResult> comp;
   for (const auto& q : queries) comp.push_back(s.generate(q.question, go));
@@ -153,6 +166,7 @@ int run_compress(const CompressArgs& a) {
   size_t before = s.cache().bytes_in_use();
   Compressed c = compress(s, a.ratio, a.level, a.head_scores, a.chunk, false);
   s.save_cache(a.output);
+  save_head_scores(s, a.save_head_scores);
   fmt::print("wrote {}: {} context tokens, KV {} -> {} ({:.1f}% of context pairs kept)\n", a.output,
              s.n_context(), human_bytes(static_cast<double>(before)),
              human_bytes(static_cast<double>(c.prune.bytes_after)), 100.0 * c.prune.kept_fraction);

@@ -19,7 +19,7 @@ struct GenerateArgs {
 int run_generate(const GenerateArgs& args);
 
 struct RunArgs {
-  std::string model, context_file, level = "pair", head_scores, load_cache, save_cache;
+  std::string model, context_file, level = "pair", head_scores, load_cache, save_cache, save_head_scores;
   std::vector<std::string> queries;
   double ratio = 0.3;
   int max_new_tokens = 48;
@@ -29,7 +29,7 @@ struct RunArgs {
 int run_run(const RunArgs& args);
 
 struct CompressArgs {
-  std::string model, context_file, output, level = "pair", head_scores;
+  std::string model, context_file, output, level = "pair", head_scores, save_head_scores;
   double ratio = 0.3;
   int chunk = 2000;
 };

@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   run->add_option("--load-cache", r.load_cache, "Answer from a cache file written by `compress`");
   run->add_option("--save-cache", r.save_cache, "Write the compressed cache to this file");
   run->add_flag("--kvpress", r.kvpress, "kvpress-compatible scoring (4 sinks) and pruning");
+  run->add_option("--save-head-scores", r.save_head_scores,
+                  "Save head-level scores (max over this context's pair scores) for --level head");
 
   CompressArgs c;
   auto* comp = app.add_subcommand("compress", "Prefill, score and prune a context; save the cache");
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
   comp->add_option("--level", c.level)->check(CLI::IsMember({"pair", "pair-uniform", "head"}));
   comp->add_option("--head-scores", c.head_scores);
   comp->add_option("--chunk", c.chunk)->check(CLI::Range(16, 1 << 16));
+  comp->add_option("--save-head-scores", c.save_head_scores,
+                   "Also save head-level scores of this context (use a long sample) for --level head");
 
   BenchArgs b;
   auto* bench = app.add_subcommand("bench", "Speed table: pp/tg tokens/s at context depths, KVzip phases");
