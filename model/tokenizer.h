@@ -64,7 +64,8 @@ class Tokenizer {
   static Tokenizer from_llama2c(const std::string& path);
   // A Hugging Face tokenizer.json holding a byte-level BPE (model.vocab, model.merges as "a b" or
   // [a, b], added_tokens, a ByteLevel / Split-regex / Digits pre-tokenizer matched to a
-  // PreTokenizer). BOS/EOS and add_bos come from tokenizer_config.json and config.json beside it
+  // PreTokenizer), or a SentencePiece-converted BPE (no pre-tokenizer, byte_fallback, "▁"
+  // pieces; Gemma, LLaMA 2), which becomes an SPM tokenizer scoring pieces by merge rank. BOS/EOS and add_bos come from tokenizer_config.json and config.json beside it
   // when present, else from the post-processor. Ids up to `pad_to` that the file lacks become
   // unused tokens (models pad their embedding). Throws InputError/FormatError naming the file.
   static Tokenizer from_hf_json(const std::string& path, int32_t pad_to = 0);

@@ -1,5 +1,7 @@
-// Tokenizer construction from a Hugging Face tokenizer.json (byte-level BPE), with special-token
+// Tokenizer construction from a Hugging Face tokenizer.json (byte-level BPE, or SentencePiece-
+// converted BPE with byte fallback), with special-token
 // settings from tokenizer_config.json / config.json beside it (model/).
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -93,6 +95,34 @@ bool post_processor_adds(const json& pp, const std::string& bos) {
          single[0]["SpecialToken"].value("id", "") == bos;
 }
 
+// The two sides of merges[rank]: "a b" (older files) or ["a", "b"] (tokenizers >= 0.20).
+std::pair<std::string, std::string> merge_pair(const json& e, size_t rank,
+                                               const std::string& file) {
+  if (e.is_string()) {
+    const std::string& s = e.get_ref<const std::string&>();
+    const size_t sp = s.find(' ', 1);
+    if (sp != std::string::npos) return {s.substr(0, sp), s.substr(sp + 1)};
+  } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+    return {e[0].get<std::string>(), e[1].get<std::string>()};
+  }
+  throw FormatError(fmt::format("{}: merges[{}] is neither \"a b\" nor [a, b]", file, rank));
+}
+
+// SentencePiece-converted BPE (Gemma, LLaMA 2): no pre-tokenizer, "▁" pieces, <0xNN> fallback.
+bool is_spm_style(const json& j, const json& m) {
+  const bool no_pre = !j.contains("pre_tokenizer") || j["pre_tokenizer"].is_null();
+  return no_pre && m.value("byte_fallback", false);
+}
+
+// Whether a normalizer prepends "▁" (LLaMA 2 style dummy prefix).
+bool normalizer_prepends(const json& n) {
+  if (!n.is_object()) return false;
+  if (n.value("type", "") == "Prepend") return true;
+  for (const json& c : n.value("normalizers", std::vector<json>{}))
+    if (normalizer_prepends(c)) return true;
+  return false;
+}
+
 }  // namespace
 
 Tokenizer Tokenizer::from_hf_json(const std::string& path, int32_t pad_to) {
@@ -103,10 +133,12 @@ Tokenizer Tokenizer::from_hf_json(const std::string& path, int32_t pad_to) {
       !m["vocab"].is_object() || !m.contains("merges") || !m["merges"].is_array())
     throw FormatError(fmt::format("{}: model must be a BPE with 'vocab' and 'merges'", path));
   Tokenizer t;
-  t.model_ = TokenizerModel::kBpe;
-  t.pre_ = pre_from_json(path, j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json());
+  const bool spm = is_spm_style(j, m);
+  t.model_ = spm ? TokenizerModel::kSpm : TokenizerModel::kBpe;
+  if (!spm) t.pre_ = pre_from_json(path, j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json());
   t.ignore_merges_ = m.value("ignore_merges", false);
-  t.add_space_prefix_ = false;
+  t.add_space_prefix_ =
+      spm && normalizer_prepends(j.contains("normalizer") ? j["normalizer"] : json());
   const auto bad = [&](const std::string& what) {
     return FormatError(fmt::format("{}: {}", path, what));
   };
@@ -120,10 +152,12 @@ Tokenizer Tokenizer::from_hf_json(const std::string& path, int32_t pad_to) {
     t.types_[id] = type;
   };
   for (const auto& [text, id] : m["vocab"].items()) {
-    auto raw = gpt2_unmap_bytes(text);
+    auto raw = spm ? std::optional<std::string>(text) : gpt2_unmap_bytes(text);
     if (!raw || !id.is_number_integer())
       throw bad(fmt::format("vocab entry '{}' is malformed", text));
-    put(id.get<int64_t>(), std::move(*raw), TokenType::kNormal);
+    const bool byte =
+        spm && raw->size() == 6 && raw->compare(0, 3, "<0x") == 0 && raw->back() == '>';
+    put(id.get<int64_t>(), std::move(*raw), byte ? TokenType::kByte : TokenType::kNormal);
   }
   for (const json& a : j.value("added_tokens", std::vector<json>{})) {
     if (!a.contains("id") || !a.contains("content"))
@@ -167,22 +201,31 @@ Tokenizer Tokenizer::from_hf_json(const std::string& path, int32_t pad_to) {
                  post_processor_adds(j["post_processor"], t.text_[t.bos_]);
   if (tc.contains("add_eos_token") && tc["add_eos_token"].is_boolean())
     t.add_eos_ = tc["add_eos_token"].get<bool>();
+  if (spm) {
+    // SPM merges the adjacent pair whose concatenation scores highest: score = -rank of the
+    // first merge producing the piece reproduces the BPE merge order.
+    std::unordered_map<std::string, int32_t> id_of;
+    for (int32_t id = 0; id < n; ++id)
+      if (t.types_[id] == TokenType::kNormal) id_of.emplace(t.text_[id], id);
+    const auto n_merges = static_cast<float>(m["merges"].size());
+    t.scores_.assign(t.text_.size(), -n_merges - 1.0f);
+    for (size_t rank = m["merges"].size(); rank-- > 0;) {
+      const auto [l, r] = merge_pair(m["merges"][rank], rank, path);
+      const auto it = id_of.find(l + r);
+      if (it != id_of.end()) t.scores_[it->second] = -static_cast<float>(rank);
+    }
+    if (m.contains("unk_token") && m["unk_token"].is_string()) {
+      const auto it = std::find(t.text_.begin(), t.text_.end(), m["unk_token"].get<std::string>());
+      if (it != t.text_.end()) t.unk_ = static_cast<int32_t>(it - t.text_.begin());
+    }
+    t.finalize();
+    return t;
+  }
   t.finalize();
 
   t.merge_rank_.reserve(m["merges"].size());
   for (size_t rank = 0; rank < m["merges"].size(); ++rank) {
-    const json& e = m["merges"][rank];
-    std::string l, r;
-    if (e.is_string()) {
-      const std::string& s = e.get_ref<const std::string&>();
-      const size_t sp = s.find(' ', 1);
-      if (sp == std::string::npos) throw bad(fmt::format("merges[{}] '{}' is malformed", rank, s));
-      l = s.substr(0, sp), r = s.substr(sp + 1);
-    } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      l = e[0].get<std::string>(), r = e[1].get<std::string>();
-    } else {
-      throw bad(fmt::format("merges[{}] is neither \"a b\" nor [a, b]", rank));
-    }
+    const auto [l, r] = merge_pair(m["merges"][rank], rank, path);
     const auto left = gpt2_unmap_bytes(l), right = gpt2_unmap_bytes(r);
     if (!left || !right) throw bad(fmt::format("merges[{}] has non-byte-level text", rank));
     const auto li = t.piece_to_id_.find(*left), ri = t.piece_to_id_.find(*right);

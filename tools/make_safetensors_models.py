@@ -28,7 +28,7 @@ OUT = pc.REPO / "tests" / "data" / "hf"
 N_GREEDY = 16
 PROMPTS = ["The report says the committee met on 12 March 2024.",
            "<|im_start|>user\nWhat did the committee decide?<|im_end|>\n<|im_start|>assistant\n"]
-TOKENIZER_TEXTS = ["Hello world", "  leading spaces and 12345 digits\n\nnew lines", "café naïve — ünïcödé ✓",
+TOKENIZER_TEXTS = ["<start_of_turn>user\nhi there<end_of_turn>\n", "Hello world", "  leading spaces and 12345 digits\n\nnew lines", "café naïve — ünïcödé ✓",
                    "<|im_start|>system\nbe brief<|im_end|>", "it's 3.14159, isn't it?"]
 
 # Split regexes as the real tokenizer.json files carry them.
@@ -48,7 +48,10 @@ SPECS = [
                  seed=13, embed_std=0.1, final_norm=3.0), torch.bfloat16, "qwen2", None),
     (pc.TinySpec("gemma3", "gemma3", n_layers=6, n_heads=2, n_kv_heads=1, head_dim=32, d_ff=64, tied=True,
                  rope_base=1000000.0, linear_scaling=8.0, sliding_window=8, norm_eps=1e-6, seed=15,
-                 embed_std=0.3 / 8, final_norm=2.0), torch.bfloat16, "smollm", None),
+                 embed_std=0.3 / 8, final_norm=2.0), torch.bfloat16, "spm", None),
+    # The SmolLM2 pre-tokenizer (Digits + ByteLevel) on a second qwen3-shaped model, f16, untied.
+    (pc.TinySpec("smollm", "llama", n_layers=2, tied=False, rope_base=10000.0, seed=16), torch.float16, "smollm",
+     None),
 ]
 
 
@@ -57,6 +60,31 @@ def versions() -> dict:
     for p in ("torch", "transformers", "tokenizers", "safetensors", "numpy"):
         out[p] = md.version(p)
     return out
+
+
+SPM_SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>"]
+
+
+def make_spm_tokenizer():
+    """Gemma-style tokenizer.json: BPE with byte_fallback over "▁" pieces (normalizer replaces
+    spaces, no pre-tokenizer), specials <pad> <eos> <bos> <unk> <start_of_turn> <end_of_turn>, then
+    the 256 <0xNN> byte pieces as ordinary vocabulary entries, BOS prepended by the post-processor."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    tok.normalizer = normalizers.Replace(" ", "\u2581")
+    tok.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()])
+    byte_pieces = [f"<0x{b:02X}>" for b in range(256)]
+    tok.train([str(pc.CONTEXT_TXT)], trainers.BpeTrainer(vocab_size=512, special_tokens=SPM_SPECIALS + byte_pieces,
+                                                         show_progress=False))
+    j = json.loads(tok.to_str())
+    j["added_tokens"] = [a for a in j["added_tokens"] if a["content"] in SPM_SPECIALS]
+    tok = Tokenizer.from_str(json.dumps(j))
+    tok.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A <bos> $B",
+                                                       special_tokens=[("<bos>", 2)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                   unk_token="<unk>")
 
 
 def make_tokenizer(pre: str, with_bos: bool):
@@ -104,7 +132,7 @@ def greedy(model, ids, n):
 
 
 def build(spec: pc.TinySpec, dtype, pre: str, shard) -> dict:
-    hf_tok = make_tokenizer(pre, with_bos=spec.arch == "llama")
+    hf_tok = make_spm_tokenizer() if pre == "spm" else make_tokenizer(pre, with_bos=spec.arch == "llama")
     spec.vocab = len(hf_tok)
     W = pc.random_weights(spec)
     model = pc.hf_model(spec, W)
