@@ -17,13 +17,20 @@ Model::Model(Device& dev, ModelConfig cfg, Weights w, std::unique_ptr<Tokenizer>
       template_(chat_template_for(*tokenizer_, config_.arch_name)),
       identity_(std::move(identity)) {}
 
-std::unique_ptr<Model> Model::load(Device& dev, const std::string& path, const LoadProgress& progress) {
+std::unique_ptr<Model> Model::load(Device& dev, const std::string& path,
+                                   const LoadProgress& progress) {
   namespace fs = std::filesystem;
   if (!fs::exists(path)) throw InputError("model not found: " + path);
+  if (fs::is_directory(path)) return load_safetensors_model(dev, path, progress);
   auto ext = fs::path(path).extension().string();
+  if (ext == ".safetensors") {
+    const std::string dir = fs::path(path).parent_path().string();
+    return load_safetensors_model(dev, dir.empty() ? "." : dir, progress);
+  }
   if (ext == ".gguf") return load_gguf_model(dev, path, progress);
   if (ext == ".bin") return load_llama2c_model(dev, path, progress);
-  throw InputError("unsupported model path " + path + " (expected a .gguf file or a llama2.c .bin)");
+  throw InputError("unsupported model path " + path +
+                   " (expected a .gguf file, a llama2.c .bin or a Hugging Face model folder)");
 }
 
 Tensor upload_weight(Device& dev, Weights& w, DType dtype, std::initializer_list<int64_t> shape,
@@ -43,8 +50,8 @@ void upload_rope_tables(Device& dev, Weights& w, const ModelConfig& cfg,
   auto inv = rope_inv_freqs(cfg.rope_base, rot, cfg.rope_scaling);
   if (!freq_factors.empty()) {
     if (freq_factors.size() != inv.size())
-      throw FormatError(fmt::format("rope_freqs has {} entries, expected {}", freq_factors.size(),
-                                    inv.size()));
+      throw FormatError(
+          fmt::format("rope_freqs has {} entries, expected {}", freq_factors.size(), inv.size()));
     for (size_t i = 0; i < inv.size(); ++i) inv[i] /= freq_factors[i];
   }
   int64_t n = static_cast<int64_t>(inv.size());

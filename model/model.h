@@ -33,7 +33,8 @@ class Model {
   // Stable identity for cache files: architecture, name, sizes and a hash of the weight bytes.
   const std::string& identity() const { return identity_; }
 
-  Model(Device& dev, ModelConfig cfg, Weights w, std::unique_ptr<Tokenizer> tok, std::string identity);
+  Model(Device& dev, ModelConfig cfg, Weights w, std::unique_ptr<Tokenizer> tok,
+        std::string identity);
 
  private:
   Device* dev_;
@@ -45,8 +46,13 @@ class Model {
 };
 
 // Per-format loaders (model/*_loader.cpp).
-std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path, const LoadProgress& progress);
-std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path, const LoadProgress& progress);
+std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path,
+                                       const LoadProgress& progress);
+// `dir` holds config.json, tokenizer.json and model.safetensors or a sharded index.
+std::unique_ptr<Model> load_safetensors_model(Device& dev, const std::string& dir,
+                                              const LoadProgress& progress);
+std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
+                                          const LoadProgress& progress);
 
 // Synthetic models (model/synthetic.cpp): a named real configuration ("llama3.1-8b", "qwen2.5-7b",
 // "qwen3-8b", "gemma3-12b") with random weights of `weight_type` (f16, bf16, f32 or q4_k) filled
@@ -55,11 +61,12 @@ std::vector<std::string> synthetic_model_names();
 std::unique_ptr<Model> make_synthetic_model(Device& dev, const std::string& name, DType weight_type,
                                             const LoadProgress& progress = {});
 
-// Uploads host bytes of a weight as a device tensor of `shape` (outermost first); f16/bf16 norms and
-// biases requested as f32 are converted. Keeps the buffer in w.storage.
+// Uploads host bytes of a weight as a device tensor of `shape` (outermost first); f16/bf16 norms
+// and biases requested as f32 are converted. Keeps the buffer in w.storage.
 Tensor upload_weight(Device& dev, Weights& w, DType dtype, std::initializer_list<int64_t> shape,
                      const void* data, size_t n_bytes);
-// Derives inverse frequencies (with optional per-dimension divisors, GGUF rope_freqs) and uploads them.
+// Derives inverse frequencies (with optional per-dimension divisors, GGUF rope_freqs) and uploads
+// them.
 void upload_rope_tables(Device& dev, Weights& w, const ModelConfig& cfg,
                         const std::vector<float>& freq_factors);
 

@@ -2,6 +2,7 @@
 // the pieces BPE runs on, with PCRE2 (UTF + UCP, so \p{L}, \p{N}, \s are Unicode-aware).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,5 +31,9 @@ class Pretokenizer {
 
 // Length of the valid UTF-8 sequence starting at s[0], or 0 if it is invalid.
 size_t utf8_valid_len(std::string_view s);
+
+// Inverse of GPT-2's bytes_to_unicode() mapping (byte-level BPE vocabularies store tokens as
+// mapped text); nullopt if `s` has a code point outside the mapping.
+std::optional<std::string> gpt2_unmap_bytes(std::string_view s);
 
 }  // namespace kvz

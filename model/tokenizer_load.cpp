@@ -23,8 +23,9 @@ std::array<uint32_t, 256> byte_to_codepoint() {
   return map;
 }
 
-// Inverse of the GPT-2 byte mapping; nullopt if `s` has a code point outside it.
-std::optional<std::string> unmap_bytes(std::string_view s) {
+}  // namespace
+
+std::optional<std::string> gpt2_unmap_bytes(std::string_view s) {
   static const auto kInverse = [] {
     std::array<int, 324> inv;
     inv.fill(-1);
@@ -44,6 +45,8 @@ std::optional<std::string> unmap_bytes(std::string_view s) {
   }
   return out;
 }
+
+namespace {
 
 PreTokenizer pre_from_name(const std::string& file, const std::string& pre) {
   if (pre == "default" || pre == "gpt-2" || pre == "gpt2") return PreTokenizer::kGpt2;
@@ -143,7 +146,7 @@ Tokenizer Tokenizer::from_gguf(const GgufReader& g) {
   // Byte-level vocabularies store GPT-2-mapped text; convert to raw bytes (specials stay).
   for (int32_t id = 0; id < n; ++id) {
     if (t.types_[id] == TokenType::kControl) continue;
-    if (auto raw = unmap_bytes(t.text_[id])) t.text_[id] = std::move(*raw);
+    if (auto raw = gpt2_unmap_bytes(t.text_[id])) t.text_[id] = std::move(*raw);
   }
   t.finalize();
   const auto& merges = g.get_arr_str("tokenizer.ggml.merges");
@@ -151,8 +154,8 @@ Tokenizer Tokenizer::from_gguf(const GgufReader& g) {
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const std::string& m = merges[rank];
     const size_t sp = m.find(' ', 1);
-    const auto left = sp == std::string::npos ? std::nullopt : unmap_bytes(m.substr(0, sp));
-    const auto right = sp == std::string::npos ? std::nullopt : unmap_bytes(m.substr(sp + 1));
+    const auto left = sp == std::string::npos ? std::nullopt : gpt2_unmap_bytes(m.substr(0, sp));
+    const auto right = sp == std::string::npos ? std::nullopt : gpt2_unmap_bytes(m.substr(sp + 1));
     if (!left || !right)
       throw FormatError(
           fmt::format("{}: tokenizer.ggml.merges[{}] '{}' is malformed", g.name(), rank, m));
@@ -267,7 +270,8 @@ Tokenizer Tokenizer::from_llama2c(const std::string& path) {
 }
 
 Tokenizer Tokenizer::synthetic(int32_t n_vocab) {
-  if (n_vocab < 259) throw InputError(fmt::format("synthetic vocabulary of {} < 259 tokens", n_vocab));
+  if (n_vocab < 259)
+    throw InputError(fmt::format("synthetic vocabulary of {} < 259 tokens", n_vocab));
   Tokenizer t;
   t.model_ = TokenizerModel::kSpm;
   t.text_ = {"<unk>", "<s>", "</s>"};

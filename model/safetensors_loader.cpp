@@ -1,0 +1,311 @@
+// Hugging Face model folders (config.json + *.safetensors + tokenizer.json): hyperparameters and
+// quirks per model_type, tensor-name map, upload (model/).
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "model/model.h"
+#include "model/safetensors_reader.h"
+#include "runtime/cpu/dequant.h"
+
+namespace kvz {
+namespace {
+
+using nlohmann::json;
+
+// Quirks of each supported model_type as data (STYLE B12). HF stores Q/K un-permuted, so RoPE is
+// NeoX style for every family; Gemma stores norm weights w of x * (1 + w).
+struct HfArchInfo {
+  const char* model_type;
+  const char* arch_name;
+  Arch arch;
+  bool qkv_bias, qk_norm, post_norms, norm_plus_one, tied_default;
+  Activation act;
+};
+constexpr HfArchInfo kHfArchs[] = {
+    {"llama", "llama", Arch::kLlama, false, false, false, false, false, Activation::kSilu},
+    {"qwen2", "qwen2", Arch::kQwen2, true, false, false, false, false, Activation::kSilu},
+    {"qwen3", "qwen3", Arch::kQwen3, false, true, false, false, false, Activation::kSilu},
+    {"gemma3_text", "gemma3", Arch::kGemma3, false, true, true, true, true, Activation::kGeluTanh},
+};
+
+// Typed access to config.json; a missing or mistyped key throws FormatError naming file and key.
+class HfConfig {
+ public:
+  explicit HfConfig(const std::string& path) : file_(path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw InputError(fmt::format("cannot open {}", path));
+    try {
+      j_ = json::parse(f);
+    } catch (const json::exception& e) {
+      throw FormatError(fmt::format("{}: invalid JSON: {}", path, e.what()));
+    }
+    if (!j_.is_object()) throw FormatError(fmt::format("{}: not a JSON object", path));
+  }
+  const std::string& file() const { return file_; }
+  bool has(const char* k) const { return j_.contains(k) && !j_[k].is_null(); }
+  const json& raw(const char* k) const { return j_[k]; }
+  std::string str(const char* k) const {
+    return get(k, &json::is_string, "a string").get<std::string>();
+  }
+  int integer(const char* k) const {
+    return get(k, &json::is_number_integer, "an integer").get<int>();
+  }
+  int integer(const char* k, int def) const { return has(k) ? integer(k) : def; }
+  float number(const char* k) const { return get(k, &json::is_number, "a number").get<float>(); }
+  float number(const char* k, float def) const { return has(k) ? number(k) : def; }
+  bool boolean(const char* k, bool def) const {
+    return has(k) ? get(k, &json::is_boolean, "a boolean").get<bool>() : def;
+  }
+  FormatError error(const std::string& what) const {
+    return FormatError(fmt::format("{}: {}", file_, what));
+  }
+
+ private:
+  const json& get(const char* k, bool (json::*is)() const noexcept, const char* what) const {
+    if (!has(k)) throw error(fmt::format("missing key '{}'", k));
+    if (!(j_[k].*is)()) throw error(fmt::format("key '{}' is not {}", k, what));
+    return j_[k];
+  }
+  std::string file_;
+  json j_;
+};
+
+const HfArchInfo& hf_arch_info(const HfConfig& h) {
+  const std::string t = h.str("model_type");
+  for (const auto& info : kHfArchs)
+    if (t == info.model_type) return info;
+  throw h.error(
+      fmt::format("unsupported model_type '{}' (supported: llama, qwen2, qwen3, gemma3_text)", t));
+}
+
+// One rope parameter set: the legacy rope_scaling object or a transformers 5 rope_parameters one.
+RopeScaling rope_scaling_of(const HfConfig& h, const json& r) {
+  RopeScaling s;
+  if (!r.is_object()) return s;
+  const std::string type = r.value("rope_type", r.value("type", "default"));
+  const float factor = r.value("factor", 1.0f);
+  if (type == "default") return s;
+  if (type == "linear") {
+    s.type = RopeScaling::Type::kLinear;
+  } else if (type == "llama3") {
+    s.type = RopeScaling::Type::kLlama3;
+    s.low_freq_factor = r.value("low_freq_factor", 1.0f);
+    s.high_freq_factor = r.value("high_freq_factor", 4.0f);
+    s.original_context = r.value("original_max_position_embeddings", 8192);
+  } else if (type == "yarn") {
+    s.type = RopeScaling::Type::kYarn;
+    s.original_context = r.value("original_max_position_embeddings", 32768);
+  } else {
+    throw h.error(
+        fmt::format("rope type '{}' is not supported (default, linear, llama3, yarn)", type));
+  }
+  s.factor = factor;
+  return s;
+}
+
+void read_rope(const HfConfig& h, ModelConfig& c) {
+  const json none;
+  const json& params = h.has("rope_parameters") ? h.raw("rope_parameters") : none;
+  const json& legacy = h.has("rope_scaling") ? h.raw("rope_scaling") : none;
+  if (c.arch == Arch::kGemma3) {
+    const json& full =
+        params.is_object() && params.contains("full_attention") ? params["full_attention"] : legacy;
+    const json& local = params.is_object() && params.contains("sliding_attention")
+                            ? params["sliding_attention"]
+                            : none;
+    c.rope_base = full.is_object() && full.contains("rope_theta") ? full["rope_theta"].get<float>()
+                                                                  : h.number("rope_theta", 1e6f);
+    c.rope_base_local = local.is_object() && local.contains("rope_theta")
+                            ? local["rope_theta"].get<float>()
+                            : h.number("rope_local_base_freq", 10000.0f);
+    c.rope_scaling = rope_scaling_of(h, full);
+    return;
+  }
+  const json& r = params.is_object() ? params : legacy;
+  c.rope_base = r.is_object() && r.contains("rope_theta") ? r["rope_theta"].get<float>()
+                                                          : h.number("rope_theta", 10000.0f);
+  c.rope_base_local = c.rope_base;
+  c.rope_scaling = rope_scaling_of(h, r);
+}
+
+void read_gemma3(const HfConfig& h, ModelConfig& c) {
+  c.sliding_window = h.integer("sliding_window");
+  c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));
+  c.attn_scale = 1.0f / std::sqrt(h.number("query_pre_attn_scalar"));
+  c.attn_softcap = h.number("attn_logit_softcapping", 0.0f);
+  c.final_softcap = h.number("final_logit_softcapping", 0.0f);
+  c.layer_sliding.resize(c.n_layers);
+  if (h.has("layer_types")) {
+    const json& lt = h.raw("layer_types");
+    if (!lt.is_array() || static_cast<int>(lt.size()) != c.n_layers)
+      throw h.error(fmt::format("layer_types must list {} layers", c.n_layers));
+    for (int il = 0; il < c.n_layers; ++il) c.layer_sliding[il] = lt[il] == "sliding_attention";
+  } else {
+    const int pattern =
+        h.integer("sliding_window_pattern", h.integer("_sliding_window_pattern", 6));
+    for (int il = 0; il < c.n_layers; ++il) c.layer_sliding[il] = (il + 1) % pattern != 0;
+  }
+  const std::string act = h.str("hidden_activation");
+  if (act != "gelu_pytorch_tanh")
+    throw h.error(fmt::format("hidden_activation '{}' unsupported", act));
+}
+
+ModelConfig read_hf_config(const HfConfig& h, const HfArchInfo& ai, const std::string& dir) {
+  ModelConfig c;
+  c.arch = ai.arch;
+  c.arch_name = ai.arch_name;
+  c.name = std::filesystem::path(dir).filename().string();
+  c.n_layers = h.integer("num_hidden_layers");
+  c.d_model = h.integer("hidden_size");
+  c.d_ff = h.integer("intermediate_size");
+  c.n_heads = h.integer("num_attention_heads");
+  c.n_kv_heads = h.integer("num_key_value_heads", c.n_heads);
+  c.head_dim = h.integer("head_dim", c.n_heads ? c.d_model / c.n_heads : 0);
+  c.n_vocab = h.integer("vocab_size");
+  c.max_context = h.integer("max_position_embeddings", 4096);
+  c.norm_eps = h.number("rms_norm_eps", 1e-6f);
+  c.rot_dims = c.head_dim;
+  c.rope_style = RopeStyle::kNeox;
+  c.qkv_bias = ai.qkv_bias;
+  c.qk_norm = ai.qk_norm;
+  c.post_norms = ai.post_norms;
+  c.act = ai.act;
+  c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  read_rope(h, c);
+  if (ai.arch == Arch::kGemma3) {
+    read_gemma3(h, c);
+  } else {
+    const std::string act = h.has("hidden_act") ? h.str("hidden_act") : "silu";
+    if (act != "silu") throw h.error(fmt::format("hidden_act '{}' unsupported (silu)", act));
+  }
+  c.validate(h.file());
+  return c;
+}
+
+class HfTensorLoader {
+ public:
+  HfTensorLoader(Device& dev, const SafetensorsReader& st, Weights& w, const std::string& dir,
+                 bool norm_plus_one, const LoadProgress& progress)
+      : dev_(dev), st_(st), w_(w), dir_(dir), norm_plus_one_(norm_plus_one), progress_(progress) {
+    for (const auto& t : st.tensors()) total_ += t.n_bytes;
+  }
+
+  const SafetensorsTensor* find(const std::string& name, bool optional) {
+    const SafetensorsTensor* t = st_.find_tensor(name);
+    if (!t && !optional) throw FormatError(fmt::format("{}: missing tensor '{}'", dir_, name));
+    return t;
+  }
+  // A matrix [rows, cols] (stored in PyTorch order, the same) in its stored dtype.
+  Tensor matrix(const std::string& name, int64_t rows, int64_t cols, bool optional = false) {
+    const SafetensorsTensor* t = find(name, optional);
+    if (!t) return {};
+    expect_shape(*t, {rows, cols});
+    Tensor out = upload_weight(dev_, w_, t->dtype, {rows, cols}, t->data, t->n_bytes);
+    done(t->n_bytes);
+    return out;
+  }
+  // A vector [n] converted to f32; norm weights get +1 where the family stores w of (1 + w).
+  Tensor vec(const std::string& name, int64_t n, bool optional = false, bool is_norm = false) {
+    const SafetensorsTensor* t = find(name, optional);
+    if (!t) return {};
+    expect_shape(*t, {n});
+    std::vector<float> f(static_cast<size_t>(n));
+    cpu::dequantize_rows(t->dtype, t->data, n, 0, 1, f.data());
+    if (is_norm && norm_plus_one_)
+      for (float& v : f) v += 1.0f;
+    done(t->n_bytes);
+    return upload_weight(dev_, w_, DType::kF32, {n}, f.data(), f.size() * 4);
+  }
+  Tensor norm(const std::string& name, int64_t n) { return vec(name, n, false, true); }
+
+ private:
+  void expect_shape(const SafetensorsTensor& t, const std::vector<int64_t>& want) {
+    if (t.shape != want)
+      throw FormatError(fmt::format("{}: tensor '{}' has shape [{}], expected [{}]", t.file, t.name,
+                                    fmt::join(t.shape, ", "), fmt::join(want, ", ")));
+  }
+  void done(size_t n) {
+    loaded_ += n;
+    if (progress_) progress_(loaded_, total_);
+  }
+
+  Device& dev_;
+  const SafetensorsReader& st_;
+  Weights& w_;
+  std::string dir_;
+  bool norm_plus_one_;
+  const LoadProgress& progress_;
+  size_t total_ = 0, loaded_ = 0;
+};
+
+std::string identity_of(const SafetensorsReader& st, const ModelConfig& c) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the tensor directory and sampled bytes
+  auto mix = [&](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+  };
+  for (const auto& t : st.tensors()) {
+    mix(t.name.data(), t.name.size());
+    mix(&t.n_bytes, sizeof(t.n_bytes));
+    mix(t.data, std::min<size_t>(t.n_bytes, 64));
+  }
+  return fmt::format("{}:{}:L{}:d{}:{:016x}", c.arch_name, c.name, c.n_layers, c.d_model, h);
+}
+
+LayerWeights load_layer(HfTensorLoader& ld, const ModelConfig& c, int il) {
+  const int64_t d = c.d_model, hd = c.head_dim, q_out = int64_t{c.n_heads} * hd,
+                kv_out = int64_t{c.n_kv_heads} * hd;
+  auto n = [&](const char* s) { return fmt::format("model.layers.{}.{}", il, s); };
+  LayerWeights l;
+  l.attn_norm = ld.norm(n("input_layernorm.weight"), d);
+  l.wq = ld.matrix(n("self_attn.q_proj.weight"), q_out, d);
+  l.wk = ld.matrix(n("self_attn.k_proj.weight"), kv_out, d);
+  l.wv = ld.matrix(n("self_attn.v_proj.weight"), kv_out, d);
+  l.wo = ld.matrix(n("self_attn.o_proj.weight"), d, q_out);
+  l.bq = ld.vec(n("self_attn.q_proj.bias"), q_out, !c.qkv_bias);
+  l.bk = ld.vec(n("self_attn.k_proj.bias"), kv_out, !c.qkv_bias);
+  l.bv = ld.vec(n("self_attn.v_proj.bias"), kv_out, !c.qkv_bias);
+  if (c.qk_norm) {
+    l.q_norm = ld.norm(n("self_attn.q_norm.weight"), hd);
+    l.k_norm = ld.norm(n("self_attn.k_norm.weight"), hd);
+  }
+  if (c.post_norms) {
+    l.post_attn_norm = ld.norm(n("post_attention_layernorm.weight"), d);
+    l.ffn_norm = ld.norm(n("pre_feedforward_layernorm.weight"), d);
+    l.post_ffn_norm = ld.norm(n("post_feedforward_layernorm.weight"), d);
+  } else {
+    l.ffn_norm = ld.norm(n("post_attention_layernorm.weight"), d);
+  }
+  l.w_gate = ld.matrix(n("mlp.gate_proj.weight"), c.d_ff, d);
+  l.w_up = ld.matrix(n("mlp.up_proj.weight"), c.d_ff, d);
+  l.w_down = ld.matrix(n("mlp.down_proj.weight"), d, c.d_ff);
+  return l;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_safetensors_model(Device& dev, const std::string& dir,
+                                              const LoadProgress& progress) {
+  namespace fs = std::filesystem;
+  const HfConfig h((fs::path(dir) / "config.json").string());
+  const HfArchInfo& ai = hf_arch_info(h);
+  ModelConfig c = read_hf_config(h, ai, dir);
+  auto tok = std::make_unique<Tokenizer>(
+      Tokenizer::from_hf_json((fs::path(dir) / "tokenizer.json").string(), c.n_vocab));
+  const SafetensorsReader st(dir);
+  Weights w;
+  HfTensorLoader ld(dev, st, w, dir, ai.norm_plus_one, progress);
+  w.tok_embd = ld.matrix("model.embed_tokens.weight", c.n_vocab, c.d_model);
+  w.output_norm = ld.norm("model.norm.weight", c.d_model);
+  const bool tied = h.boolean("tie_word_embeddings", ai.tied_default);
+  w.output = ld.matrix("lm_head.weight", c.n_vocab, c.d_model, /*optional=*/tied);
+  c.tied_embeddings = !w.output.defined();
+  if (c.tied_embeddings) w.output = w.tok_embd;
+  for (int il = 0; il < c.n_layers; ++il) w.layers.push_back(load_layer(ld, c, il));
+  upload_rope_tables(dev, w, c, {});
+  std::string id = identity_of(st, c);
+  return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));
+}
+
+}  // namespace kvz
