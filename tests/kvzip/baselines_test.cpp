@@ -92,8 +92,11 @@ TEST(Baselines, TovaUsesTheLastTokenAndSharesScoresAcrossHeads) {
   std::vector<ObservedLayer> layers{make_layer(2, 2, 10, 2, key, query)};
   Scores s = tova_scores(layers, 0, 8, 1.0f);
   for (int j = 0; j < 8; ++j) EXPECT_FLOAT_EQ(s.at(0, 0, j), s.at(0, 1, j));
-  for (int j = 0; j < 8; ++j)
-    if (j != 3) EXPECT_GT(s.at(0, 0, 3), s.at(0, 0, j));
+  for (int j = 0; j < 8; ++j) {
+    if (j != 3) {
+      EXPECT_GT(s.at(0, 0, 3), s.at(0, 0, j));
+    }
+  }
   // H2O (window) keeps the per-KV-head maximum instead: head 1 stays flat.
   Scores h = h2o_window_scores(layers, 0, 8, 1.0f);
   EXPECT_FLOAT_EQ(h.at(0, 1, 0), h.at(0, 1, 3));

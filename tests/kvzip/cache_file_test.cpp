@@ -186,7 +186,7 @@ TEST_P(CacheFileTest, InterruptedWriteNeverLoads) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CacheFileTest, ::testing::Values("cpu", "vulkan"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& p) { return p.param; });
 
 }  // namespace
 }  // namespace kvz::test

@@ -76,8 +76,8 @@ struct Fixture {
   std::vector<int32_t> context;
   int64_t n_prefix;
   ReconstructionPrompts prompts{{11, 12}, {21, 22, 23}, {31}};
-  FakePass pass{dev, rec, &cache};
-  FakeKernel kernel{dev};
+  FakePass pass{dev, rec, &cache, 0, -1, {}, {}};
+  FakeKernel kernel{dev, {}, true};
 
   Fixture(int64_t prefix, int64_t n_ctx) : n_prefix(prefix) {
     for (int64_t j = 0; j < n_ctx; ++j) context.push_back(static_cast<int32_t>(1000 + j));

@@ -246,7 +246,7 @@ TEST_P(DeviceTest, ReserveAvoidsGrowth) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DeviceTest, ::testing::Values("cpu", "vulkan"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& p) { return p.param; });
 
 }  // namespace
 }  // namespace kvz::test

@@ -111,8 +111,9 @@ class DeviceTest : public ::testing::TestWithParam<std::string> {
     }
   }
   void TearDown() override {
-    if (dev && GetParam() != "cpu")
+    if (dev && GetParam() != "cpu") {
       EXPECT_EQ(dev->validation_messages(), validation_before_) << "validation layer messages";
+    }
   }
   Device* dev = nullptr;
   uint64_t validation_before_ = 0;

@@ -148,8 +148,8 @@ INSTANTIATE_TEST_SUITE_P(Goldens, KvpressParity,
                          ::testing::Combine(::testing::Values("qwen3_tiny_c2048", "qwen3_tiny_c128",
                                                               "smollm2_c2048", "smollm2_c128"),
                                             ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_Vulkan" : "_Cpu");
+                         [](const auto& p) {
+                           return std::get<0>(p.param) + (std::get<1>(p.param) ? "_Vulkan" : "_Cpu");
                          });
 
 }  // namespace

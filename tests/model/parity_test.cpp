@@ -129,8 +129,8 @@ INSTANTIATE_TEST_SUITE_P(Archs, TinyParity,
                          ::testing::Combine(::testing::Values("llama3_tied", "llama_untied", "qwen2",
                                                               "qwen3", "gemma3"),
                                             ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param) + (std::get<1>(info.param) ? "_Vulkan" : "_Cpu");
+                         [](const auto& p) {
+                           return std::get<0>(p.param) + (std::get<1>(p.param) ? "_Vulkan" : "_Cpu");
                          });
 
 std::string smollm2_path() { return model_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf"; }
@@ -164,7 +164,7 @@ TEST_P(SmolLM2Parity, TopLogitsGreedyAndTokenizerMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SmolLM2Parity, ::testing::Bool(),
-                         [](const auto& info) { return info.param ? "Vulkan" : "Cpu"; });
+                         [](const auto& p) { return p.param ? "Vulkan" : "Cpu"; });
 
 }  // namespace
 }  // namespace kvz::test

@@ -59,9 +59,10 @@ TEST(SafetensorsReader, UnsupportedDtypeNamesTensor) {
 }
 
 std::vector<uint8_t> make_file(const std::string& header, size_t n_data) {
-  std::vector<uint8_t> b(8);
   const uint64_t n = header.size();
-  std::memcpy(b.data(), &n, 8);
+  std::vector<uint8_t> b;
+  b.reserve(8 + header.size() + n_data);
+  for (int i = 0; i < 8; ++i) b.push_back(static_cast<uint8_t>(n >> (8 * i)));  // little-endian
   b.insert(b.end(), header.begin(), header.end());
   for (size_t i = 0; i < n_data; ++i) b.push_back(static_cast<uint8_t>(i));
   return b;

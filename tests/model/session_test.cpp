@@ -222,7 +222,7 @@ TEST_P(SessionTest, BadInputGivesTypedErrors) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SessionTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Vulkan" : "Cpu"; });
+                         [](const auto& p) { return p.param ? "Vulkan" : "Cpu"; });
 
 }  // namespace
 }  // namespace kvz::test
