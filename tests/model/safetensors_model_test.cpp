@@ -102,9 +102,10 @@ void expect_matches_golden(Device* dev, const std::string& folder, const std::st
     const auto text = t["text"].get<std::string>();
     EXPECT_EQ(tok.encode(text, true, true), t["ids"].get<std::vector<int32_t>>())
         << name << ": " << text;
-    if (text.find('<') == std::string::npos)  // no special tokens to skip
+    if (text.find('<') == std::string::npos) {  // no special tokens to skip
       EXPECT_EQ(tok.decode(t["ids"].get<std::vector<int32_t>>(), /*skip_special=*/true), text)
           << name;
+    }
   }
 }
 
@@ -121,9 +122,9 @@ INSTANTIATE_TEST_SUITE_P(Families, HfSafetensors,
                          ::testing::Combine(::testing::Values("llama3", "qwen2", "qwen3", "gemma3",
                                                               "smollm"),
                                             ::testing::Bool()),
-                         [](const auto& info) {
-                           return std::get<0>(info.param) +
-                                  (std::get<1>(info.param) ? "_vulkan" : "_cpu");
+                         [](const auto& p) {
+                           return std::get<0>(p.param) +
+                                  (std::get<1>(p.param) ? "_vulkan" : "_cpu");
                          });
 
 // A copy of a fixture folder in a temporary directory, for breaking it.
