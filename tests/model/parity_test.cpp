@@ -34,8 +34,9 @@ KvCacheConfig cache_config(const ModelConfig& c) {
 
 // Runs `ids` from an empty cache in chunks of `chunk` tokens; returns the logits of the last
 // `n_logits` positions of the final chunk, row-major [n_logits, n_vocab].
-std::vector<float> prefill_logits(Device& dev, const Model& m, const std::vector<int32_t>& ids, int chunk,
-                                  int n_logits, KvCache& cache, Forward& fwd, Recorder& rec) {
+std::vector<float> prefill_logits(Device& dev, const Model& m, const std::vector<int32_t>& ids,
+                                  int chunk, int n_logits, KvCache& cache, Forward& fwd,
+                                  Recorder& rec) {
   for (size_t done = 0; done < ids.size();) {
     size_t n = std::min(ids.size() - done, static_cast<size_t>(chunk));
     std::vector<int32_t> pos(n);
@@ -51,7 +52,8 @@ std::vector<float> prefill_logits(Device& dev, const Model& m, const std::vector
 }
 
 // Greedy decode of `steps` tokens after a prefilled cache whose last logits row is in fwd.
-std::vector<int32_t> greedy(Device& dev, Forward& fwd, KvCache& cache, Recorder& rec, int32_t pos, int steps) {
+std::vector<int32_t> greedy(Device& dev, Forward& fwd, KvCache& cache, Recorder& rec, int32_t pos,
+                            int steps) {
   Buffer b = dev.alloc(4);
   Tensor out = b.tensor(DType::kI32, {1});
   std::vector<int32_t> ids;
@@ -74,13 +76,13 @@ double logit_tol(const std::vector<float>& ref) {
   return 4e-3 * mx;
 }
 
-void expect_greedy_match(const std::vector<int32_t>& got, const json& want, const json& margins, double tol,
-                         const std::string& what) {
+void expect_greedy_match(const std::vector<int32_t>& got, const json& want, const json& margins,
+                         double tol, const std::string& what) {
   for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
     if (got[i] != want[i].get<int32_t>()) {
       // A flip is legitimate only where the reference's top-2 were within our tolerance.
-      EXPECT_LT(margins[i].get<double>(), tol) << what << ": greedy token " << i << " differs ("
-                                               << got[i] << " vs " << want[i] << ")";
+      EXPECT_LT(margins[i].get<double>(), tol)
+          << what << ": greedy token " << i << " differs (" << got[i] << " vs " << want[i] << ")";
       return;
     }
   }
@@ -102,15 +104,17 @@ TEST_P(TinyParity, LogitsAndGreedyMatchTransformers) {
   for (const auto& p : g["prompts"]) {
     auto ids = p["ids"].get<std::vector<int32_t>>();
     const int n = static_cast<int>(ids.size());
-    std::vector<float> ref(all_f + p["all_logits_offset_floats"].get<size_t>(),
-                           all_f + p["all_logits_offset_floats"].get<size_t>() + static_cast<size_t>(n) * c.n_vocab);
+    std::vector<float> ref(
+        all_f + p["all_logits_offset_floats"].get<size_t>(),
+        all_f + p["all_logits_offset_floats"].get<size_t>() + static_cast<size_t>(n) * c.n_vocab);
     const double tol = logit_tol(ref);
     {  // every position in one forward
       Forward fwd(*model, n, n);
       KvCache cache(*dev, cache_config(c));
       Recorder rec(*dev);
       auto got = prefill_logits(*dev, *model, ids, n, n, cache, fwd, rec);
-      EXPECT_TRUE(all_close(got, ref, tol)) << name << " prompt of " << n << " tokens, all positions";
+      EXPECT_TRUE(all_close(got, ref, tol))
+          << name << " prompt of " << n << " tokens, all positions";
     }
     {  // chunked prefill (5 tokens per forward), then greedy decode
       Forward fwd(*model, 5, 1);
@@ -126,23 +130,19 @@ TEST_P(TinyParity, LogitsAndGreedyMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, TinyParity,
-                         ::testing::Combine(::testing::Values("llama3_tied", "llama_untied", "qwen2",
-                                                              "qwen3", "gemma3"),
+                         ::testing::Combine(::testing::Values("llama3_tied", "llama_untied",
+                                                              "qwen2", "qwen3", "gemma3"),
                                             ::testing::Bool()),
                          [](const auto& p) {
                            return std::get<0>(p.param) + (std::get<1>(p.param) ? "_Vulkan" : "_Cpu");
                          });
 
-std::string smollm2_path() { return model_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf"; }
-
-class SmolLM2Parity : public ::testing::TestWithParam<bool> {};
-
-TEST_P(SmolLM2Parity, TopLogitsGreedyAndTokenizerMatchTransformers) {
-  if (!std::filesystem::exists(smollm2_path())) GTEST_SKIP() << "run tools/fetch_model.sh for " << smollm2_path();
-  Device* dev = GetParam() ? vk_device() : &cpu_device();
-  if (!dev) GTEST_SKIP() << "no Vulkan device";
-  json g = load_json(data_path("parity/smollm2_135m.json"));
-  auto model = Model::load(*dev, smollm2_path());
+// A real fetched GGUF against its goldens (tests/data/parity/README.md): tokenizer cases, the
+// top-20 last-position logits of each prompt, then greedy decoding until the reference margin gets
+// too small.
+void check_real_model(Device& dev, const std::string& path, const std::string& golden) {
+  json g = load_json(data_path(golden));
+  auto model = Model::load(dev, path);
   for (const auto& cs : g["tokenizer"]["cases"])
     EXPECT_EQ(model->tokenizer().encode(cs["text"].get<std::string>(), false, true),
               cs["ids"].get<std::vector<int32_t>>())
@@ -150,20 +150,52 @@ TEST_P(SmolLM2Parity, TopLogitsGreedyAndTokenizerMatchTransformers) {
   for (const auto& p : g["prompts"]) {
     auto ids = p["ids"].get<std::vector<int32_t>>();
     Forward fwd(*model, 128, 1);
-    KvCache cache(*dev, cache_config(model->config()));
-    Recorder rec(*dev);
-    auto logits = prefill_logits(*dev, *model, ids, 128, 1, cache, fwd, rec);
+    KvCache cache(dev, cache_config(model->config()));
+    Recorder rec(dev);
+    auto logits = prefill_logits(dev, *model, ids, 128, 1, cache, fwd, rec);
     auto top_ids = p["top_ids"].get<std::vector<int32_t>>();
     auto top = p["top_logits"].get<std::vector<float>>();
     const double tol = 2e-2 * std::max(1.0, std::fabs(static_cast<double>(top[0])));
     for (size_t i = 0; i < top_ids.size(); ++i)
-      EXPECT_NEAR(logits[static_cast<size_t>(top_ids[i])], top[i], tol) << p["name"] << " top " << i;
-    auto gen = greedy(*dev, fwd, cache, rec, static_cast<int32_t>(ids.size()), static_cast<int>(p["greedy"].size()));
-    expect_greedy_match(gen, p["greedy"], p["greedy_top1_margin"], tol, p["name"].get<std::string>());
+      EXPECT_NEAR(logits[static_cast<size_t>(top_ids[i])], top[i], tol)
+          << p["name"] << " top " << i;
+    auto gen = greedy(dev, fwd, cache, rec, static_cast<int32_t>(ids.size()),
+                      static_cast<int>(p["greedy"].size()));
+    expect_greedy_match(gen, p["greedy"], p["greedy_top1_margin"], tol,
+                        p["name"].get<std::string>());
   }
 }
 
+std::string smollm2_path() { return model_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf"; }
+
+class SmolLM2Parity : public ::testing::TestWithParam<bool> {};
+
+TEST_P(SmolLM2Parity, TopLogitsGreedyAndTokenizerMatchTransformers) {
+  if (!std::filesystem::exists(smollm2_path()))
+    GTEST_SKIP() << "run tools/fetch_model.sh for " << smollm2_path();
+  Device* dev = GetParam() ? vk_device() : &cpu_device();
+  if (!dev) GTEST_SKIP() << "no Vulkan device";
+  check_real_model(*dev, smollm2_path(), "parity/smollm2_135m.json");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, SmolLM2Parity, ::testing::Bool(),
+                         [](const auto& p) { return p.param ? "Vulkan" : "Cpu"; });
+
+// Gemma 3 270M Q4_K_M (tools/fetch_model.sh gemma3-270m): SentencePiece vocabulary of 262144 pieces
+// with user-defined whitespace pieces, mixed Q5_0/Q8_0/Q4_K/Q6_K weights, head_dim 256 MQA.
+std::string gemma3_path() { return model_dir() + "/gemma-3-270m-q4_k_m.gguf"; }
+
+class Gemma3RealParity : public ::testing::TestWithParam<bool> {};
+
+TEST_P(Gemma3RealParity, TopLogitsGreedyAndTokenizerMatchReference) {
+  if (!std::filesystem::exists(gemma3_path()))
+    GTEST_SKIP() << "run tools/fetch_model.sh gemma3-270m for " << gemma3_path();
+  Device* dev = GetParam() ? vk_device() : &cpu_device();
+  if (!dev) GTEST_SKIP() << "no Vulkan device";
+  check_real_model(*dev, gemma3_path(), "parity/gemma3_270m.json");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Gemma3RealParity, ::testing::Bool(),
                          [](const auto& p) { return p.param ? "Vulkan" : "Cpu"; });
 
 }  // namespace
