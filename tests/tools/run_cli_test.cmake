@@ -1,0 +1,51 @@
+# `kvzip compress` and `kvzip run` end to end on stories260K (tests/tools/): compress a context to a
+# cache file, answer from the full and the compressed cache, answer again from the file, and refuse
+# a corrupted file with a one-line error naming the cause. Run by ctest with KVZIP (the binary),
+# SRC (the repo root) and WORK (a scratch folder); KVZIP_DEVICE picks the backend.
+set(model ${SRC}/tests/data/stories260K/stories260K.bin)
+set(ctx ${SRC}/tests/data/stories260K/context.txt)
+set(cache ${WORK}/run_cli_$ENV{KVZIP_DEVICE}.kvz)
+file(REMOVE ${cache})
+
+function(kvzip_ok out_var)
+  execute_process(COMMAND ${KVZIP} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "kvzip ${ARGN} failed (${rc}):\n${out}\n${err}")
+  endif()
+  set(${out_var} "${out}" PARENT_SCOPE)
+endfunction()
+
+kvzip_ok(out compress -m ${model} --context ${ctx} --chunk 32 --ratio 0.3 -o ${cache})
+if(NOT out MATCHES "30.0% of context pairs kept")
+  message(FATAL_ERROR "compress did not keep 30% of the pairs:\n${out}")
+endif()
+
+kvzip_ok(out run -m ${model} --context ${ctx} --chunk 32 --ratio 0.3 -q "Who was lost?" -n 12)
+foreach(want "full cache:" "kvzip ratio 0.30:" "answers identical to the full cache: [01]/1"
+        "30.0% of context pairs kept" "prefill [0-9]+ ms" "scoring [0-9]+ ms")
+  if(NOT out MATCHES "${want}")
+    message(FATAL_ERROR "kvzip run output lacks '${want}':\n${out}")
+  endif()
+endforeach()
+
+kvzip_ok(out run -m ${model} --load-cache ${cache} -q "Who was lost?" -n 12)
+if(NOT out MATCHES "kvzip ratio 0.30:")
+  message(FATAL_ERROR "kvzip run --load-cache gave no answer:\n${out}")
+endif()
+
+# Overwrite three bytes in the middle of the K/V payload: refused by the checksum, exit status 1.
+file(COPY_FILE ${cache} ${cache}.bad)
+file(SIZE ${cache} size)
+math(EXPR mid "${size} / 2")
+execute_process(COMMAND sh -c "printf '\\377\\000\\252' | dd of='${cache}.bad' bs=1 seek=${mid} conv=notrunc status=none"
+                RESULT_VARIABLE rc)
+file(SIZE ${cache}.bad bad_size)
+if(NOT rc EQUAL 0 OR NOT bad_size EQUAL size)
+  message(FATAL_ERROR "could not corrupt the cache file (${rc}, ${bad_size} of ${size} bytes)")
+endif()
+execute_process(COMMAND ${KVZIP} run -m ${model} --load-cache ${cache}.bad -q "Who?" -n 4
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "kvzip: error: .*checksum")
+  message(FATAL_ERROR "a corrupted cache file was not refused cleanly (${rc}):\n${out}\n${err}")
+endif()
+message(STATUS "kvzip compress/run/--load-cache OK; corrupt file refused: ${err}")
