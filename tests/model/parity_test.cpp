@@ -1,8 +1,10 @@
 // Forward-pass parity against Hugging Face transformers (tests/data/parity, made by
 // tools/make_parity_goldens.py): tiny random-weight GGUF models of every architecture (llama with
 // llama3 rope scaling, tied and untied; qwen2 biases; qwen3 qk-norm; gemma3 sliding window, post
-// norms, embedding scale, GELU) and the real SmolLM2-135M Q4_1 GGUF (skipped when not fetched).
+// norms, embedding scale, GELU) and the real SmolLM2-135M Q4_1, Gemma 3 270M and Qwen2.5-Coder-0.5B
+// GGUFs (skipped when not fetched).
 // Logits at every position, chunked prefill, greedy continuations, tokenizer ids (tests/model).
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -135,7 +137,8 @@ INSTANTIATE_TEST_SUITE_P(Archs, TinyParity,
                                                               "qwen2", "qwen3", "gemma3"),
                                             ::testing::Bool()),
                          [](const auto& p) {
-                           return std::get<0>(p.param) + (std::get<1>(p.param) ? "_Vulkan" : "_Cpu");
+                           return std::get<0>(p.param) +
+                                  (std::get<1>(p.param) ? "_Vulkan" : "_Cpu");
                          });
 
 // A real fetched GGUF against its goldens (tests/data/parity/README.md): tokenizer cases, the
@@ -203,6 +206,33 @@ TEST_P(Gemma3RealParity, TopLogitsGreedyAndTokenizerMatchReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Gemma3RealParity, ::testing::Bool(),
+                         [](const auto& p) { return p.param ? "Vulkan" : "Cpu"; });
+
+// Qwen2.5-Coder-0.5B-Instruct Q4_K_M (tools/fetch_model.sh qwen2.5-coder-0.5b): qwen2 biases, 14/2
+// heads, Qwen2 byte-level BPE (digits split singly) with 151936 ids, ChatML, Q5_0 embedding and
+// untied Q8_0 output, mixed Q5_0/Q8_0/Q4_K/Q6_K weights; 64 greedy ids per prompt (plain, chat,
+// code).
+std::string qwen_coder_path() { return model_dir() + "/qwen2.5-coder-0.5b-instruct.gguf"; }
+
+class QwenCoderRealParity : public ::testing::TestWithParam<bool> {};
+
+TEST_P(QwenCoderRealParity, TopLogitsGreedyAndTokenizerMatchTransformers) {
+  if (!std::filesystem::exists(qwen_coder_path()))
+    GTEST_SKIP() << "run tools/fetch_model.sh qwen2.5-coder-0.5b for " << qwen_coder_path();
+  Device* dev = GetParam() ? vk_device() : &cpu_device();
+  if (!dev) GTEST_SKIP() << "no Vulkan device";
+  // The untied 151936 x 896 Q8_0 output.weight (145 MB) is one binding; skip where the largest
+  // tensor exceeds maxStorageBufferRange (lavapipe: 128 MiB), as for Gemma 3.
+  const GgufReader reader(qwen_coder_path());
+  uint64_t largest = 0;
+  for (const auto& t : reader.tensors()) largest = std::max<uint64_t>(largest, t.n_bytes);
+  if (dev->caps().max_storage_buffer_range < largest)
+    GTEST_SKIP() << "the largest tensor (" << largest << " bytes) exceeds maxStorageBufferRange "
+                 << dev->caps().max_storage_buffer_range << " of " << dev->caps().name;
+  check_real_model(*dev, qwen_coder_path(), "parity/qwen2_5_coder_0_5b.json");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, QwenCoderRealParity, ::testing::Bool(),
                          [](const auto& p) { return p.param ? "Vulkan" : "Cpu"; });
 
 }  // namespace
