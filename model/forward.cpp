@@ -37,12 +37,14 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
   // Split-K scratch for decode-sized query counts over the longest cache the model allows.
   int64_t scratch = 0;
   for (int n_q = 1; n_q <= kMaxSplitQueries; ++n_q)
-    scratch = std::max(scratch, paged_attention_scratch_elems(n_q, c.n_heads, c.head_dim, c.max_context + 64));
+    scratch = std::max(
+        scratch, paged_attention_scratch_elems(n_q, c.n_heads, c.head_dim, c.max_context + 64));
   if (scratch > 0) attn_scratch_ = make(DType::kF32, {scratch});
 }
 
-void Forward::run(Recorder& rec, std::span<const int32_t> tokens, std::span<const int32_t> positions,
-                  KvCache& cache, int n_logits, const LayerHook* hook) {
+void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
+                  std::span<const int32_t> positions, KvCache& cache, int n_logits,
+                  const LayerHook* hook) {
   const ModelConfig& c = model_.config();
   const Weights& w = model_.weights();
   const int64_t n = static_cast<int64_t>(tokens.size());

@@ -12,7 +12,8 @@ namespace kvz {
 
 // Called in every layer after the new K/V rows are written, with the post-RoPE queries
 // q: [n_tokens, n_heads, head_dim] f32 (KVzip reconstruction scoring reads them here).
-using LayerHook = std::function<void(Recorder& rec, int il, const Tensor& q, const KvCache::LayerView& kv)>;
+using LayerHook =
+    std::function<void(Recorder& rec, int il, const Tensor& q, const KvCache::LayerView& kv)>;
 
 class Forward {
  public:

@@ -1,4 +1,5 @@
-// GGUF model loading: hyperparameters and quirks per architecture, tensor-name map, upload (model/).
+// GGUF model loading: hyperparameters and quirks per architecture, tensor-name map, upload
+// (model/).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -30,8 +31,8 @@ const ArchInfo& arch_info(const GgufReader& g) {
   const std::string& a = g.get_str("general.architecture");
   for (const auto& info : kArchs)
     if (a == info.name) return info;
-  throw FormatError(fmt::format("{}: unsupported architecture '{}' (supported: llama, qwen2, qwen3, gemma3)",
-                                g.name(), a));
+  throw FormatError(fmt::format(
+      "{}: unsupported architecture '{}' (supported: llama, qwen2, qwen3, gemma3)", g.name(), a));
 }
 
 ModelConfig read_config(const GgufReader& g, const ArchInfo& ai) {
@@ -46,8 +47,8 @@ ModelConfig read_config(const GgufReader& g, const ArchInfo& ai) {
   c.d_ff = static_cast<int>(g.get_u32(key("feed_forward_length")));
   c.n_heads = static_cast<int>(g.get_u32(key("attention.head_count")));
   c.n_kv_heads = static_cast<int>(g.opt_u32(key("attention.head_count_kv")).value_or(c.n_heads));
-  c.head_dim = static_cast<int>(g.opt_u32(key("attention.key_length")).value_or(
-      c.n_heads ? c.d_model / c.n_heads : 0));
+  c.head_dim = static_cast<int>(
+      g.opt_u32(key("attention.key_length")).value_or(c.n_heads ? c.d_model / c.n_heads : 0));
   c.max_context = static_cast<int>(g.opt_u32(key("context_length")).value_or(4096));
   c.norm_eps = g.opt_f32(key("attention.layer_norm_rms_epsilon")).value_or(1e-5f);
   c.rope_base = g.opt_f32(key("rope.freq_base")).value_or(10000.0f);
@@ -125,8 +126,8 @@ class TensorLoader {
  private:
   void expect_shape(const GgufTensor& t, std::vector<int64_t> want) {
     if (t.shape != want)
-      throw FormatError(fmt::format("{}: tensor '{}' has shape [{}], expected [{}]", g_.name(), t.name,
-                                    fmt::join(t.shape, ", "), fmt::join(want, ", ")));
+      throw FormatError(fmt::format("{}: tensor '{}' has shape [{}], expected [{}]", g_.name(),
+                                    t.name, fmt::join(t.shape, ", "), fmt::join(want, ", ")));
   }
   Tensor upload(const GgufTensor& t, std::initializer_list<int64_t> shape) {
     Tensor out = upload_weight(dev_, w_, t.dtype, shape, t.data, t.n_bytes);
@@ -160,7 +161,8 @@ std::string identity_of(const GgufReader& g, const ModelConfig& c) {
 
 }  // namespace
 
-std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path, const LoadProgress& progress) {
+std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path,
+                                       const LoadProgress& progress) {
   GgufReader g(path);
   const ArchInfo& ai = arch_info(g);
   ModelConfig c = read_config(g, ai);

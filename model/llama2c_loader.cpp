@@ -18,7 +18,8 @@ std::string find_tokenizer(const std::filesystem::path& model) {
     if (n == "tokenizer.bin" || (n.rfind("tok", 0) == 0 && e.path().extension() == ".bin"))
       return e.path().string();
   }
-  throw FormatError(model.string() + ": llama2.c checkpoint without tokenizer.bin / tok*.bin beside it");
+  throw FormatError(model.string() +
+                    ": llama2.c checkpoint without tokenizer.bin / tok*.bin beside it");
 }
 
 }  // namespace
@@ -107,7 +108,8 @@ std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
   }
   upload_rope_tables(dev, w, c, {});
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_llama2c(find_tokenizer(path)));
-  std::string id = fmt::format("llama2c:{}:L{}:d{}:{}", c.name, c.n_layers, c.d_model, bytes.size());
+  std::string id =
+      fmt::format("llama2c:{}:L{}:d{}:{}", c.name, c.n_layers, c.d_model, bytes.size());
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));
 }
 

@@ -22,11 +22,11 @@ struct ModelConfig {
   float norm_eps = 1e-5f;
 
   // Attention.
-  float attn_scale = 0;         // logit scale (1/sqrt(head_dim), or query_pre_attn_scalar^-0.5)
-  bool qkv_bias = false;        // Qwen2
-  bool qk_norm = false;         // Qwen3, Gemma3: per-head RMSNorm on q and k before RoPE
-  float attn_softcap = 0;       // Gemma 2 style logit soft-cap (0 = none)
-  int sliding_window = 0;       // local layers' window (Gemma3)
+  float attn_scale = 0;             // logit scale (1/sqrt(head_dim), or query_pre_attn_scalar^-0.5)
+  bool qkv_bias = false;            // Qwen2
+  bool qk_norm = false;             // Qwen3, Gemma3: per-head RMSNorm on q and k before RoPE
+  float attn_softcap = 0;           // Gemma 2 style logit soft-cap (0 = none)
+  int sliding_window = 0;           // local layers' window (Gemma3)
   std::vector<bool> layer_sliding;  // [n_layers]: local (sliding-window) layer
 
   // RoPE: global layers use rope_base + rope_scaling; sliding layers rope_base_local unscaled.
@@ -37,7 +37,7 @@ struct ModelConfig {
   int rot_dims = 0;  // 0 = head_dim
 
   // Block structure.
-  bool post_norms = false;     // Gemma3: norms after attention and after the MLP
+  bool post_norms = false;  // Gemma3: norms after attention and after the MLP
   Activation act = Activation::kSilu;
   float embedding_scale = 1.0f;  // Gemma: sqrt(d_model)
   bool tied_embeddings = false;

@@ -64,7 +64,8 @@ void Session::feed(std::span<const int32_t> tokens, int n_logits, const Progress
 
 void Session::prefill(std::string_view context, const ProgressFn& progress) {
   const Tokenizer& tok = model_.tokenizer();
-  std::vector<int32_t> prefix = tok.encode(model_.chat_template().prefix + opts_.instruction, false, true);
+  std::vector<int32_t> prefix =
+      tok.encode(model_.chat_template().prefix + opts_.instruction, false, true);
   std::vector<int32_t> ctx = tok.encode(context, false, false);
   prefill_tokens(prefix, ctx, progress);
 }
@@ -73,9 +74,10 @@ void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const in
                              const ProgressFn& progress) {
   int64_t total = static_cast<int64_t>(prefix.size() + context.size());
   if (total + 16 > model_.config().max_context)
-    throw InputError(fmt::format("context of {} tokens (with the {}-token system prefix) does not fit "
-                                 "the model's {}-token context with room for an answer",
-                                 context.size(), prefix.size(), model_.config().max_context));
+    throw InputError(
+        fmt::format("context of {} tokens (with the {}-token system prefix) does not fit "
+                    "the model's {}-token context with room for an answer",
+                    context.size(), prefix.size(), model_.config().max_context));
   if (total == 0) throw InputError("nothing to prefill: empty context and prefix");
   cache_ = std::make_unique<KvCache>(model_.device(), cache_config());
   full_cache_.reset();
@@ -124,25 +126,28 @@ const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& pr
     feed(tokens, 0, {}, &lh, forward_.max_tokens());
     next_pos_ = saved;  // reconstruction tokens reuse positions N.. for every chunk
   };
-  if (!lse_buf_) lse_buf_ = model_.device().alloc(static_cast<size_t>(forward_.max_tokens()) *
-                                                   static_cast<size_t>(model_.config().n_heads) * 4);
+  if (!lse_buf_)
+    lse_buf_ = model_.device().alloc(static_cast<size_t>(forward_.max_tokens()) *
+                                     static_cast<size_t>(model_.config().n_heads) * 4);
   ScoreKernel kernel = [&](Recorder& r, int, const AttnScoreArgs& args) {
     AttnScoreArgs a = args;
     a.lse = lse_buf_.tensor(DType::kF32, {forward_.max_tokens(), model_.config().n_heads})
                 .slice(0, args.q.dim(0));
     attn_score(r, a);
   };
-  scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_, prompts ? *prompts : reconstruction_prompts(opts.sinks),
-                          opts, pass, kernel, progress);
+  scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_,
+                          prompts ? *prompts : reconstruction_prompts(opts.sinks), opts, pass,
+                          kernel, progress);
   score_ms_ = ms_since(t0);
   return scores_;
 }
 
 PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* head_scores) {
   if (!(ratio > 0.0 && ratio <= 1.0))
-    throw InputError(fmt::format("ratio {} is out of range (0, 1]: it is the fraction of context "
-                                 "KV pairs kept",
-                                 ratio));
+    throw InputError(
+        fmt::format("ratio {} is out of range (0, 1]: it is the fraction of context "
+                    "KV pairs kept",
+                    ratio));
   auto t0 = std::chrono::steady_clock::now();
   if (retain_) {
     if (!full_cache_) full_cache_ = cache_->clone(rec_);
@@ -156,19 +161,23 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
   KeepSet keep;
   switch (level) {
     case PruneLevel::kPair:
-      if (scores_.empty()) throw InputError("prune() needs score() first (or --level head with head scores)");
+      if (scores_.empty())
+        throw InputError("prune() needs score() first (or --level head with head scores)");
       keep = prune_pair(scores_, ratio, n_prefix_, n_rows, prunable);
       break;
     case PruneLevel::kPairUniform:
-      if (scores_.empty()) throw InputError("prune() needs score() first (or --level head with head scores)");
+      if (scores_.empty())
+        throw InputError("prune() needs score() first (or --level head with head scores)");
       keep = prune_pair_uniform(scores_, ratio, n_prefix_, n_rows, prunable);
       break;
     case PruneLevel::kHead:
-      if (!head_scores) throw InputError("head-level pruning needs head scores (--head-scores FILE)");
+      if (!head_scores)
+        throw InputError("head-level pruning needs head scores (--head-scores FILE)");
       keep = prune_head(*head_scores, ratio, n_prefix_, n_rows, n_context_, prunable);
       break;
     case PruneLevel::kKvpress:
-      if (scores_.empty()) throw InputError("prune() needs score() first (or --level head with head scores)");
+      if (scores_.empty())
+        throw InputError("prune() needs score() first (or --level head with head scores)");
       keep = prune_kvpress(scores_, ratio, n_prefix_, n_rows, prunable);
       break;
   }
@@ -188,8 +197,9 @@ void Session::restore_full() {
 void Session::set_scores(Scores s) {
   const ModelConfig& c = model_.config();
   if (s.n_ctx != n_context_ || s.n_layers != c.n_layers || s.n_kv_heads != c.n_kv_heads)
-    throw InputError(fmt::format("scores of shape {}x{}x{} do not fit the {}x{}x{} context", s.n_layers,
-                                 s.n_kv_heads, s.n_ctx, c.n_layers, c.n_kv_heads, n_context_));
+    throw InputError(fmt::format("scores of shape {}x{}x{} do not fit the {}x{}x{} context",
+                                 s.n_layers, s.n_kv_heads, s.n_ctx, c.n_layers, c.n_kv_heads,
+                                 n_context_));
   scores_ = std::move(s);
 }
 
@@ -209,14 +219,17 @@ GenerateResult Session::generate(std::string_view query, const GenerateOptions& 
   return generate_tokens(prompt, opts);
 }
 
-GenerateResult Session::generate_tokens(std::span<const int32_t> prompt, const GenerateOptions& opts) {
-  if (n_prefix_ + n_context_ <= 0) throw InputError("generate() needs prefill() or load_cache() first");
+GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
+                                        const GenerateOptions& opts) {
+  if (n_prefix_ + n_context_ <= 0)
+    throw InputError("generate() needs prefill() or load_cache() first");
   if (prompt.empty()) throw InputError("empty query");
   const int64_t end = next_pos_ + static_cast<int64_t>(prompt.size()) + opts.max_new_tokens;
   if (end > model_.config().max_context)
-    throw InputError(fmt::format("query of {} tokens + {} new tokens after {} cached positions exceeds the "
-                                 "model's {}-token context",
-                                 prompt.size(), opts.max_new_tokens, next_pos_, model_.config().max_context));
+    throw InputError(
+        fmt::format("query of {} tokens + {} new tokens after {} cached positions exceeds the "
+                    "model's {}-token context",
+                    prompt.size(), opts.max_new_tokens, next_pos_, model_.config().max_context));
   const Tokenizer& tok = model_.tokenizer();
   const auto& stops = model_.chat_template().stop_ids;
   GenerateResult r;
@@ -254,11 +267,13 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt, const G
   std::string streamed;
   for (int i = 0; i < opts.max_new_tokens; ++i) {
     int32_t id = pick();
-    if (!opts.ignore_eos && (std::find(stops.begin(), stops.end(), id) != stops.end() || tok.is_eog(id)))
+    if (!opts.ignore_eos &&
+        (std::find(stops.begin(), stops.end(), id) != stops.end() || tok.is_eog(id)))
       break;
     r.tokens.push_back(id);
     std::string text = tok.decode(r.tokens, true);
-    if (opts.on_text && text.size() > streamed.size()) opts.on_text(std::string_view(text).substr(streamed.size()));
+    if (opts.on_text && text.size() > streamed.size())
+      opts.on_text(std::string_view(text).substr(streamed.size()));
     streamed = text;
     if (i + 1 < opts.max_new_tokens) feed(std::span<const int32_t>(&id, 1), 1, {});
   }
@@ -292,14 +307,16 @@ void Session::load_cache(const std::string& path) {
   LoadedCache lc = load_cache_file(path, model_.device(), model_.identity());
   const KvCacheConfig& want = cache_config();
   const KvCacheConfig& got = lc.cache->config();
-  if (got.n_layers != want.n_layers || got.n_kv_heads != want.n_kv_heads || got.head_dim != want.head_dim)
-    throw FormatError(fmt::format("{}: cache shape {}x{}x{} does not match the model's {}x{}x{}", path,
-                                  got.n_layers, got.n_kv_heads, got.head_dim, want.n_layers,
+  if (got.n_layers != want.n_layers || got.n_kv_heads != want.n_kv_heads ||
+      got.head_dim != want.head_dim)
+    throw FormatError(fmt::format("{}: cache shape {}x{}x{} does not match the model's {}x{}x{}",
+                                  path, got.n_layers, got.n_kv_heads, got.head_dim, want.n_layers,
                                   want.n_kv_heads, want.head_dim));
   const CacheFileMeta& m = lc.meta;
-  if (m.n_prefix < 0 || m.n_context < 0 || static_cast<int64_t>(m.tokens.size()) != m.n_prefix + m.n_context)
-    throw FormatError(fmt::format("{}: token list of {} does not match prefix {} + context {}", path,
-                                  m.tokens.size(), m.n_prefix, m.n_context));
+  if (m.n_prefix < 0 || m.n_context < 0 ||
+      static_cast<int64_t>(m.tokens.size()) != m.n_prefix + m.n_context)
+    throw FormatError(fmt::format("{}: token list of {} does not match prefix {} + context {}",
+                                  path, m.tokens.size(), m.n_prefix, m.n_context));
   cache_ = std::move(lc.cache);
   full_cache_.reset();
   scores_ = std::move(lc.scores);

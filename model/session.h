@@ -32,8 +32,8 @@ struct GenerateOptions {
   int top_k = 0;
   float top_p = 1.0f;
   uint64_t seed = 0;
-  bool update_cache = false;  // keep query/answer pairs (multi-turn)
-  bool ignore_eos = false;    // decode exactly max_new_tokens (benchmarks)
+  bool update_cache = false;                      // keep query/answer pairs (multi-turn)
+  bool ignore_eos = false;                        // decode exactly max_new_tokens (benchmarks)
   std::function<void(std::string_view)> on_text;  // streamed decoded text
 };
 

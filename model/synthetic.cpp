@@ -15,8 +15,8 @@ struct SyntheticSpec {
   ModelConfig config;
 };
 
-ModelConfig base(Arch arch, const char* arch_name, int layers, int d, int heads, int kv, int hd, int ff,
-                 int vocab, int ctx, float rope_base, float eps) {
+ModelConfig base(Arch arch, const char* arch_name, int layers, int d, int heads, int kv, int hd,
+                 int ff, int vocab, int ctx, float rope_base, float eps) {
   ModelConfig c;
   c.arch = arch;
   c.arch_name = arch_name;
@@ -38,16 +38,20 @@ ModelConfig base(Arch arch, const char* arch_name, int layers, int d, int heads,
 // Hyperparameters from each model's published config.json.
 std::vector<SyntheticSpec> specs() {
   std::vector<SyntheticSpec> s;
-  ModelConfig llama = base(Arch::kLlama, "llama", 32, 4096, 32, 8, 128, 14336, 128256, 131072, 500000.0f, 1e-5f);
+  ModelConfig llama =
+      base(Arch::kLlama, "llama", 32, 4096, 32, 8, 128, 14336, 128256, 131072, 500000.0f, 1e-5f);
   llama.rope_scaling = {RopeScaling::Type::kLlama3, 8.0f, 1.0f, 4.0f, 8192};
   s.push_back({"llama3.1-8b", llama});
-  ModelConfig qwen2 = base(Arch::kQwen2, "qwen2", 28, 3584, 28, 4, 128, 18944, 152064, 131072, 1e6f, 1e-6f);
+  ModelConfig qwen2 =
+      base(Arch::kQwen2, "qwen2", 28, 3584, 28, 4, 128, 18944, 152064, 131072, 1e6f, 1e-6f);
   qwen2.qkv_bias = true;
   s.push_back({"qwen2.5-7b", qwen2});
-  ModelConfig qwen3 = base(Arch::kQwen3, "qwen3", 36, 4096, 32, 8, 128, 12288, 151936, 131072, 1e6f, 1e-6f);
+  ModelConfig qwen3 =
+      base(Arch::kQwen3, "qwen3", 36, 4096, 32, 8, 128, 12288, 151936, 131072, 1e6f, 1e-6f);
   qwen3.qk_norm = true;
   s.push_back({"qwen3-8b", qwen3});
-  ModelConfig gemma = base(Arch::kGemma3, "gemma3", 48, 3840, 16, 8, 256, 15360, 262208, 131072, 1e6f, 1e-6f);
+  ModelConfig gemma =
+      base(Arch::kGemma3, "gemma3", 48, 3840, 16, 8, 256, 15360, 262208, 131072, 1e6f, 1e-6f);
   gemma.qk_norm = gemma.post_norms = true;
   gemma.act = Activation::kGeluTanh;
   gemma.rope_base_local = 10000.0f;
@@ -93,8 +97,8 @@ class PatternFiller {
         for (int i = 4; i < 144; ++i) p[i] = static_cast<uint8_t>(next() >> 56);
       }
     } else {
-      throw InputError(fmt::format("synthetic weights in {} are not supported (f16, bf16, f32, q4_k)",
-                                   dtype_name(type)));
+      throw InputError(fmt::format(
+          "synthetic weights in {} are not supported (f16, bf16, f32, q4_k)", dtype_name(type)));
     }
   }
 
@@ -105,7 +109,8 @@ class PatternFiller {
   }
   Tensor small(int64_t n) {
     std::vector<float> v(static_cast<size_t>(n));
-    for (size_t i = 0; i < v.size(); ++i) v[i] = 0.01f * static_cast<float>(static_cast<int>(i % 7) - 3);
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] = 0.01f * static_cast<float>(static_cast<int>(i % 7) - 3);
     return upload_weight(dev_, w_, DType::kF32, {n}, v.data(), v.size() * 4);
   }
 
@@ -143,7 +148,8 @@ std::vector<std::string> synthetic_model_names() {
 std::unique_ptr<Model> make_synthetic_model(Device& dev, const std::string& name, DType weight_type,
                                             const LoadProgress& progress) {
   const auto all = specs();
-  auto it = std::find_if(all.begin(), all.end(), [&](const SyntheticSpec& s) { return name == s.name; });
+  auto it =
+      std::find_if(all.begin(), all.end(), [&](const SyntheticSpec& s) { return name == s.name; });
   if (it == all.end())
     throw InputError(fmt::format("unknown synthetic model '{}' (known: {})", name,
                                  fmt::join(synthetic_model_names(), ", ")));

@@ -65,9 +65,10 @@ class Tokenizer {
   // A Hugging Face tokenizer.json holding a byte-level BPE (model.vocab, model.merges as "a b" or
   // [a, b], added_tokens, a ByteLevel / Split-regex / Digits pre-tokenizer matched to a
   // PreTokenizer), or a SentencePiece-converted BPE (no pre-tokenizer, byte_fallback, "▁"
-  // pieces; Gemma, LLaMA 2), which becomes an SPM tokenizer scoring pieces by merge rank. BOS/EOS and add_bos come from tokenizer_config.json and config.json beside it
-  // when present, else from the post-processor. Ids up to `pad_to` that the file lacks become
-  // unused tokens (models pad their embedding). Throws InputError/FormatError naming the file.
+  // pieces; Gemma, LLaMA 2), which becomes an SPM tokenizer scoring pieces by merge rank. BOS/EOS
+  // and add_bos come from tokenizer_config.json and config.json beside it when present, else from
+  // the post-processor. Ids up to `pad_to` that the file lacks become unused tokens (models pad
+  // their embedding). Throws InputError/FormatError naming the file.
   static Tokenizer from_hf_json(const std::string& path, int32_t pad_to = 0);
   // A stand-in vocabulary for synthetic models: <unk> <s> </s>, 256 byte tokens, then filler
   // pieces up to n_vocab (SPM with byte fallback; any text encodes).

@@ -10,8 +10,9 @@
 namespace kvz {
 
 struct LayerWeights {
-  Tensor attn_norm;                      // [d_model] f32
-  Tensor wq, wk, wv, wo;                 // [n_heads*head_dim | n_kv_heads*head_dim, d_model], wo [d_model, n_heads*head_dim]
+  Tensor attn_norm;  // [d_model] f32
+  Tensor wq, wk, wv,
+      wo;  // [n_heads*head_dim | n_kv_heads*head_dim, d_model], wo [d_model, n_heads*head_dim]
   Tensor bq, bk, bv;                     // optional biases [out] f32 (Qwen2)
   Tensor q_norm, k_norm;                 // optional [head_dim] f32 (Qwen3, Gemma3)
   Tensor post_attn_norm, post_ffn_norm;  // optional [d_model] f32 (Gemma3)

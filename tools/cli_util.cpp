@@ -22,7 +22,8 @@ std::string default_model_path() {
   }
   std::string path = dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
   if (!std::filesystem::exists(path))
-    throw InputError("default model " + path + " not found; run: tools/fetch_model.sh smollm2-135m");
+    throw InputError("default model " + path +
+                     " not found; run: tools/fetch_model.sh smollm2-135m");
   return path;
 }
 
@@ -36,8 +37,10 @@ Loaded load(const std::string& model_path) {
     if (c.type != "cpu" && !c.software) only_software = false;
   if (only_software) {
     l.device = open_device("cpu");
-    fmt::print(stderr, "note: no hardware GPU found; using the CPU backend, which is faster than a software "
-                       "Vulkan driver here (KVZIP_DEVICE=0 selects lavapipe)\n");
+    fmt::print(
+        stderr,
+        "note: no hardware GPU found; using the CPU backend, which is faster than a software "
+        "Vulkan driver here (KVZIP_DEVICE=0 selects lavapipe)\n");
   } else {
     l.device = open_device();
   }
@@ -48,9 +51,10 @@ Loaded load(const std::string& model_path) {
     if (auto colon = spec.find(':'); colon != std::string::npos)
       type = spec.substr(colon + 1), spec.resize(colon);
     Progress bar("building", "layers");
-    l.model = make_synthetic_model(*l.device, spec, dtype_from_name(type), [&](size_t done, size_t total) {
-      bar(static_cast<int64_t>(done), static_cast<int64_t>(total));
-    });
+    l.model = make_synthetic_model(*l.device, spec, dtype_from_name(type),
+                                   [&](size_t done, size_t total) {
+                                     bar(static_cast<int64_t>(done), static_cast<int64_t>(total));
+                                   });
   } else {
     Progress bar("loading", "MiB");
     l.model = Model::load(*l.device, model_path, [&](size_t done, size_t total) {
@@ -78,7 +82,8 @@ void Progress::operator()(int64_t done, int64_t total) {
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string bar(static_cast<size_t>(filled), '#');
   bar.resize(kWidth, '.');
-  fmt::print(stderr, "{}{:<9} [{}] {}/{} {} {:.1f}s", tty ? "\r" : "", label_, bar, done, total, unit_, s);
+  fmt::print(stderr, "{}{:<9} [{}] {}/{} {} {:.1f}s", tty ? "\r" : "", label_, bar, done, total,
+             unit_, s);
   if (done >= total || !tty) fmt::print(stderr, "\n");
   std::fflush(stderr);
 }

@@ -1,4 +1,5 @@
-// Shared CLI helpers: default model path, device + model loading with progress, progress bars (tools/).
+// Shared CLI helpers: default model path, device + model loading with progress, progress bars
+// (tools/).
 #pragma once
 
 #include <chrono>
@@ -24,7 +25,8 @@ Loaded load(const std::string& model_path);
 // A one-line progress bar on stderr: "label [#####.....] done/total unit".
 class Progress {
  public:
-  Progress(std::string label, std::string unit) : label_(std::move(label)), unit_(std::move(unit)) {}
+  Progress(std::string label, std::string unit)
+      : label_(std::move(label)), unit_(std::move(unit)) {}
   void operator()(int64_t done, int64_t total);
   ProgressFn fn() {
     return [this](int64_t d, int64_t t) { (*this)(d, t); };

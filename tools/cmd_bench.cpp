@@ -49,11 +49,17 @@ class Table {
   }
   void row(const std::string& test, int64_t depth, const std::vector<double>& v, const char* unit) {
     Stat s = stat(v);
-    fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} {} |\n", model_, quant_, device_, test, depth,
-               s.mean, s.std, unit);
+    fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} {} |\n", model_, quant_, device_, test,
+               depth, s.mean, s.std, unit);
     std::fflush(stdout);
-    json_.push_back({{"model", model_}, {"quant", quant_}, {"device", device_}, {"test", test},
-                     {"depth", depth}, {"mean", s.mean}, {"std", s.std}, {"unit", unit},
+    json_.push_back({{"model", model_},
+                     {"quant", quant_},
+                     {"device", device_},
+                     {"test", test},
+                     {"depth", depth},
+                     {"mean", s.mean},
+                     {"std", s.std},
+                     {"unit", unit},
                      {"samples", v}});
   }
   void save() const {
@@ -77,10 +83,13 @@ int run_bench(const BenchArgs& a) {
   const Tokenizer& tok = m.tokenizer();
   const std::string quant(dtype_name(m.weights().layers.at(0).wq.dtype()));
   Table t(a);
-  t.header(m.config().name, quant, fmt::format("{} ({})", l.device->caps().name, l.device->caps().driver));
+  t.header(m.config().name, quant,
+           fmt::format("{} ({})", l.device->caps().name, l.device->caps().driver));
   std::vector<int32_t> prefix;
-  if (tok.bos_id() >= 0) prefix.push_back(tok.bos_id());
-  else prefix.push_back(random_tokens(tok, 1, 7)[0]);
+  if (tok.bos_id() >= 0)
+    prefix.push_back(tok.bos_id());
+  else
+    prefix.push_back(random_tokens(tok, 1, 7)[0]);
 
   SessionOptions so;
   so.prefill_chunk = a.ubatch;

@@ -29,7 +29,8 @@ int run_generate(const GenerateArgs& a) {
   };
   auto report = [&](const GenerateResult& r) {
     fmt::print("\n");
-    fmt::print(stderr, "[prompt {} tok, {:.1f} tok/s | decode {} tok, {:.1f} tok/s | KV {} | device {}]\n",
+    fmt::print(stderr,
+               "[prompt {} tok, {:.1f} tok/s | decode {} tok, {:.1f} tok/s | KV {} | device {}]\n",
                r.n_prompt_tokens, r.n_prompt_tokens / std::max(r.prefill_ms, 1e-3) * 1e3,
                r.tokens.size(), r.tokens.size() / std::max(r.decode_ms, 1e-3) * 1e3,
                human_bytes(static_cast<double>(s.cache().bytes_in_use())),

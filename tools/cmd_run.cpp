@@ -48,8 +48,8 @@ struct Compressed {
   double score_ms = 0;
 };
 
-Compressed compress(Session& s, double ratio, const std::string& level, const std::string& head_file,
-                    int chunk, bool kvpress) {
+Compressed compress(Session& s, double ratio, const std::string& level,
+                    const std::string& head_file, int chunk, bool kvpress) {
   Compressed c;
   std::optional<HeadScores> hs;
   if (parse_level(level) == PruneLevel::kHead) {
@@ -66,14 +66,16 @@ Compressed compress(Session& s, double ratio, const std::string& level, const st
     s.score(co, bar.fn());
     c.score_ms = s.score_ms();
   }
-  c.prune = s.prune(ratio, kvpress ? PruneLevel::kKvpress : parse_level(level), hs ? &*hs : nullptr);
+  c.prune =
+      s.prune(ratio, kvpress ? PruneLevel::kKvpress : parse_level(level), hs ? &*hs : nullptr);
   return c;
 }
 
 // Head-level scores (ALGORITHMS.md 2.6) from this context's pair scores, saved for --level head.
 void save_head_scores(const Session& s, const std::string& path) {
   if (path.empty()) return;
-  if (s.scores().empty()) throw InputError("--save-head-scores needs pair-level scoring (not --level head)");
+  if (s.scores().empty())
+    throw InputError("--save-head-scores needs pair-level scoring (not --level head)");
   HeadScores::from(s.scores(), s.model().identity()).save(path);
   fmt::print("head scores of {} layers x {} KV heads written to {}\n", s.scores().n_layers,
              s.scores().n_kv_heads, path);
@@ -87,9 +89,10 @@ int run_run(const RunArgs& a) {
   std::vector<DemoQuery> queries;
   if (demo) {
     queries = demo_queries(5);
-    fmt::print("kvzip demo: SmolLM2 answers questions about a bundled {} (SQuAD 'Normans') from its full "
-               "and its KVzip-compressed KV cache (ratio {}).\n\n",
-               "2,000-token Wikipedia text", a.ratio);
+    fmt::print(
+        "kvzip demo: SmolLM2 answers questions about a bundled {} (SQuAD 'Normans') from its full "
+        "and its KVzip-compressed KV cache (ratio {}).\n\n",
+        "2,000-token Wikipedia text", a.ratio);
   }
   for (const auto& q : a.queries) queries.push_back({q, ""});
   if (queries.empty()) throw InputError("no queries (-q) given");
@@ -108,8 +111,8 @@ int run_run(const RunArgs& a) {
     fmt::print("loaded {} ({} context tokens, {} of KV)\n", a.load_cache, s.n_context(),
                human_bytes(static_cast<double>(s.cache().bytes_in_use())));
   } else {
-    std::string context = read_file(a.context_file.empty() ? std::string(KVZ_DEMO_DIR) + "/context.txt"
-                                                          : a.context_file);
+    std::string context = read_file(
+        a.context_file.empty() ? std::string(KVZ_DEMO_DIR) + "/context.txt" : a.context_file);
     Progress bar("prefill", "tok");
     s.prefill(context, bar.fn());
     prefill_ms = s.prefill_ms();
@@ -143,10 +146,12 @@ int run_run(const RunArgs& a) {
                human_bytes(static_cast<double>(c.prune.bytes_after)),
                100.0 * static_cast<double>(c.prune.bytes_after) / static_cast<double>(bytes_full),
                100.0 * c.prune.kept_fraction);
-    fmt::print("time: prefill {:.0f} ms ({} tokens, {:.1f} tok/s) | scoring {:.0f} ms | pruning {:.0f} ms\n",
-               prefill_ms, s.n_prefix() + s.n_context(),
-               static_cast<double>(s.n_prefix() + s.n_context()) / std::max(prefill_ms, 1e-3) * 1e3,
-               c.score_ms, c.prune.ms);
+    fmt::print(
+        "time: prefill {:.0f} ms ({} tokens, {:.1f} tok/s) | scoring {:.0f} ms | pruning {:.0f} "
+        "ms\n",
+        prefill_ms, s.n_prefix() + s.n_context(),
+        static_cast<double>(s.n_prefix() + s.n_context()) / std::max(prefill_ms, 1e-3) * 1e3,
+        c.score_ms, c.prune.ms);
     fmt::print("decode: full cache {:.1f} tok/s | compressed {:.1f} tok/s\n", decode_tps(full),
                decode_tps(comp));
   } else {

@@ -19,7 +19,8 @@ struct GenerateArgs {
 int run_generate(const GenerateArgs& args);
 
 struct RunArgs {
-  std::string model, context_file, level = "pair", head_scores, load_cache, save_cache, save_head_scores;
+  std::string model, context_file, level = "pair", head_scores, load_cache, save_cache,
+                                   save_head_scores;
   std::vector<std::string> queries;
   double ratio = 0.3;
   int max_new_tokens = 48;

@@ -26,8 +26,9 @@ int main(int argc, char** argv) {
 
   RunArgs r;
   auto* run = app.add_subcommand(
-      "run", "Prefill a context, compress it with KVzip, answer queries from full and compressed cache "
-             "(no arguments: the built-in demo)");
+      "run",
+      "Prefill a context, compress it with KVzip, answer queries from full and compressed cache "
+      "(no arguments: the built-in demo)");
   run->add_option("-m,--model", r.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
   run->add_option("--context", r.context_file, "Context text file (default: bundled demo)");
   run->add_option("-q,--query", r.queries, "Query (repeatable)");
@@ -52,31 +53,43 @@ int main(int argc, char** argv) {
   comp->add_option("--level", c.level)->check(CLI::IsMember({"pair", "pair-uniform", "head"}));
   comp->add_option("--head-scores", c.head_scores);
   comp->add_option("--chunk", c.chunk)->check(CLI::Range(16, 1 << 16));
-  comp->add_option("--save-head-scores", c.save_head_scores,
-                   "Also save head-level scores of this context (use a long sample) for --level head");
+  comp->add_option(
+      "--save-head-scores", c.save_head_scores,
+      "Also save head-level scores of this context (use a long sample) for --level head");
 
   BenchArgs b;
-  auto* bench = app.add_subcommand("bench", "Speed table: pp/tg tokens/s at context depths, KVzip phases");
+  auto* bench =
+      app.add_subcommand("bench", "Speed table: pp/tg tokens/s at context depths, KVzip phases");
   bench->add_option("-m,--model", b.model, "GGUF, llama2.c .bin, or synthetic:NAME[:f16|q4_k]");
   bench->add_option("-p,--n-prompt", b.n_prompt, "Prompt sizes")->delimiter(',');
-  bench->add_option("-n,--n-gen", b.n_gen, "Generated tokens per decode test")->check(CLI::Range(0, 1 << 16));
+  bench->add_option("-n,--n-gen", b.n_gen, "Generated tokens per decode test")
+      ->check(CLI::Range(0, 1 << 16));
   bench->add_option("-d,--depth", b.depths, "Context depths for pp/tg")->delimiter(',');
   bench->add_option("-r,--reps", b.reps)->check(CLI::Range(1, 100));
   bench->add_option("-b,--ubatch", b.ubatch, "Prefill chunk")->check(CLI::Range(1, 1 << 16));
   bench->add_option("--chunk", b.chunk, "Scoring chunk")->check(CLI::Range(16, 1 << 16));
   bench->add_option("--kvzip-depth", b.kvzip_depth, "Context for the KVzip phases (0 = skip)");
-  bench->add_option("--ratios", b.ratios, "Kept ratios")->delimiter(',')->check(CLI::Range(1e-6, 1.0));
+  bench->add_option("--ratios", b.ratios, "Kept ratios")
+      ->delimiter(',')
+      ->check(CLI::Range(1e-6, 1.0));
   bench->add_option("--json", b.json, "Also write the rows as JSON");
 
   EvalArgs ev;
-  auto* eval = app.add_subcommand(
-      "eval", "Accuracy vs kept ratio for KVzip and baselines (multi-query, one prefill + scoring per sample)");
-  eval->add_option("--task", ev.task, "squad | niah | kv")->check(CLI::IsMember({"squad", "niah", "kv"}));
+  auto* eval = app.add_subcommand("eval",
+                                  "Accuracy vs kept ratio for KVzip and baselines (multi-query, "
+                                  "one prefill + scoring per sample)");
+  eval->add_option("--task", ev.task, "squad | niah | kv")
+      ->check(CLI::IsMember({"squad", "niah", "kv"}));
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
-  eval->add_option("--methods", ev.methods, "kvzip,snapkv,tova,h2o,streaming,knorm,random")->delimiter(',');
-  eval->add_option("--ratios", ev.ratios, "Kept ratios")->delimiter(',')->check(CLI::Range(1e-6, 1.0));
-  eval->add_option("--num", ev.num, "Samples (default: squad 48, niah/kv 8)")->check(CLI::NonNegativeNumber);
-  eval->add_option("--out", ev.out, "JSON-lines results, resumed if present (default eval-TASK.jsonl)");
+  eval->add_option("--methods", ev.methods, "kvzip,snapkv,tova,h2o,streaming,knorm,random")
+      ->delimiter(',');
+  eval->add_option("--ratios", ev.ratios, "Kept ratios")
+      ->delimiter(',')
+      ->check(CLI::Range(1e-6, 1.0));
+  eval->add_option("--num", ev.num, "Samples (default: squad 48, niah/kv 8)")
+      ->check(CLI::NonNegativeNumber);
+  eval->add_option("--out", ev.out,
+                   "JSON-lines results, resumed if present (default eval-TASK.jsonl)");
   eval->add_option("--plot", ev.plot, "PNG path (default: --out with .png)");
   eval->add_option("--length", ev.length, "niah/kv context tokens (default 3000 / 2000)");
   eval->add_option("--queries", ev.queries, "niah needles / kv keys per sample (default 4)");

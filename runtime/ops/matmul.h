@@ -7,8 +7,8 @@ namespace kvz {
 
 // y[m, n] = x[m, k] . w[n, k]^T (+ bias[n]).
 // w: [n, k] in any DType (GGUF layout: row = one output feature, k innermost, quantised blocks
-// along k); x: [m, k] f32; y: [m, n] f32; bias: optional [n] f32 (a default Tensor, !defined(), = none).
-// m == 1 is the decode matvec (its own variant).
+// along k); x: [m, k] f32; y: [m, n] f32; bias: optional [n] f32 (a default Tensor, !defined(), =
+// none). m == 1 is the decode matvec (its own variant).
 struct MatmulArgs {
   Tensor x, w, y;
   Tensor bias;

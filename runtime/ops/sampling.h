@@ -7,7 +7,8 @@
 
 namespace kvz {
 
-// out[r] = argmax_j logits[r, j] (lowest index on ties). logits: [n_rows, n_vocab] f32; out: [n_rows] i32.
+// out[r] = argmax_j logits[r, j] (lowest index on ties). logits: [n_rows, n_vocab] f32; out:
+// [n_rows] i32.
 struct ArgmaxArgs {
   Tensor logits, out;
 };

@@ -176,28 +176,28 @@ Buffer VulkanDevice::alloc(size_t bytes, MemoryKind kind) {
       return freed;
     };
     for (int attempt = 0;; ++attempt) try {
-      b->buffer = vk::raii::Buffer(device_,
-                                   vk::BufferCreateInfo({}, size,
-                                                        vk::BufferUsageFlagBits::eStorageBuffer |
-                                                            vk::BufferUsageFlagBits::eTransferSrc |
-                                                            vk::BufferUsageFlagBits::eTransferDst));
-      auto req = b->buffer.getMemoryRequirements();
-      b->memory =
-          vk::raii::DeviceMemory(device_, vk::MemoryAllocateInfo(req.size, pool.memory_type));
-      b->buffer.bindMemory(*b->memory, 0);
-      if (pool.host_visible)
-        b->mapped = static_cast<std::byte*>(b->memory.mapMemory(0, VK_WHOLE_SIZE, {}));
-      break;
-    } catch (const vk::SystemError& e) {
-      if (attempt == 0 && trim()) {
-        b = std::make_unique<Block>();
-        continue;
+        b->buffer = vk::raii::Buffer(
+            device_, vk::BufferCreateInfo({}, size,
+                                          vk::BufferUsageFlagBits::eStorageBuffer |
+                                              vk::BufferUsageFlagBits::eTransferSrc |
+                                              vk::BufferUsageFlagBits::eTransferDst));
+        auto req = b->buffer.getMemoryRequirements();
+        b->memory =
+            vk::raii::DeviceMemory(device_, vk::MemoryAllocateInfo(req.size, pool.memory_type));
+        b->buffer.bindMemory(*b->memory, 0);
+        if (pool.host_visible)
+          b->mapped = static_cast<std::byte*>(b->memory.mapMemory(0, VK_WHOLE_SIZE, {}));
+        break;
+      } catch (const vk::SystemError& e) {
+        if (attempt == 0 && trim()) {
+          b = std::make_unique<Block>();
+          continue;
+        }
+        throw OutOfMemory(
+            fmt::format("cannot allocate {} MiB of {} memory on {}: {}", size >> 20,
+                        kind == MemoryKind::kDeviceLocal ? "device-local" : "host-visible",
+                        caps_.name, e.what()));
       }
-      throw OutOfMemory(
-          fmt::format("cannot allocate {} MiB of {} memory on {}: {}", size >> 20,
-                      kind == MemoryKind::kDeviceLocal ? "device-local" : "host-visible",
-                      caps_.name, e.what()));
-    }
     b->size = size;
     b->free[0] = size;
     pool.blocks.push_back(std::move(b));

@@ -37,7 +37,8 @@ std::vector<double> ranks(const std::vector<double>& v) {
 double spearman(const std::vector<double>& a, const std::vector<double>& b) {
   auto ra = ranks(a), rb = ranks(b);
   const double n = static_cast<double>(a.size());
-  double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / n, mb = std::accumulate(rb.begin(), rb.end(), 0.0) / n;
+  double ma = std::accumulate(ra.begin(), ra.end(), 0.0) / n,
+         mb = std::accumulate(rb.begin(), rb.end(), 0.0) / n;
   double sab = 0, saa = 0, sbb = 0;
   for (size_t i = 0; i < ra.size(); ++i) {
     sab += (ra[i] - ma) * (rb[i] - mb);
@@ -95,7 +96,8 @@ TEST_P(KvpressParity, ScoresAndKeptSetMatch) {
   std::span<const int32_t> context(ids.data() + P, static_cast<size_t>(N - P));
   for (const auto& c : chunks) {  // our input layout reproduces every recorded kvpress input
     const int64_t a = c["start"].get<int64_t>() - P, b = c["end"].get<int64_t>() - P;
-    EXPECT_EQ(reconstruction_input(context, a, b, pr, 8), c["repeat_ids"].get<std::vector<int32_t>>())
+    EXPECT_EQ(reconstruction_input(context, a, b, pr, 8),
+              c["repeat_ids"].get<std::vector<int32_t>>())
         << "chunk at " << a;
     EXPECT_EQ(c["sink"].get<int64_t>(), std::min<int64_t>(4, P + a));
   }
@@ -109,7 +111,8 @@ TEST_P(KvpressParity, ScoresAndKeptSetMatch) {
   co.sinks = SinkPolicy::kKvpress;
   const Scores& ours = s.score(co, {}, &pr);
 
-  std::vector<uint8_t> raw = read_bytes(data_path("kvpress/" + g["scores_file"].get<std::string>()));
+  std::vector<uint8_t> raw =
+      read_bytes(data_path("kvpress/" + g["scores_file"].get<std::string>()));
   ASSERT_EQ(raw.size(), static_cast<size_t>(L) * H * N * 4);
   const auto* ref = reinterpret_cast<const float*>(raw.data());
   double worst = 1.0;
@@ -118,7 +121,9 @@ TEST_P(KvpressParity, ScoresAndKeptSetMatch) {
     for (int ih = 0; ih < H; ++ih)
       for (int64_t j = P; j < N; ++j) {
         a.push_back(ours.at(il, ih, j - P));
-        b.push_back(ref[(static_cast<size_t>(il) * H + static_cast<size_t>(ih)) * static_cast<size_t>(N) + static_cast<size_t>(j)]);
+        b.push_back(
+            ref[(static_cast<size_t>(il) * H + static_cast<size_t>(ih)) * static_cast<size_t>(N) +
+                static_cast<size_t>(j)]);
       }
     const double rho = spearman(a, b);
     worst = std::min(worst, rho);
@@ -133,15 +138,18 @@ TEST_P(KvpressParity, ScoresAndKeptSetMatch) {
       std::vector<uint8_t> m(static_cast<size_t>(N), 0);
       for (int32_t r : keep.rows[il][ih]) m[static_cast<size_t>(r)] = 1;
       for (int64_t j = 0; j < N; ++j) {
-        const uint8_t t = kept[(static_cast<size_t>(il) * H + static_cast<size_t>(ih)) * static_cast<size_t>(N) + static_cast<size_t>(j)];
+        const uint8_t t =
+            kept[(static_cast<size_t>(il) * H + static_cast<size_t>(ih)) * static_cast<size_t>(N) +
+                 static_cast<size_t>(j)];
         theirs += t, mine += m[static_cast<size_t>(j)], both += t && m[static_cast<size_t>(j)];
       }
     }
   const double overlap = static_cast<double>(both) / static_cast<double>(theirs);
   EXPECT_EQ(mine, theirs) << "kept counts differ";
   EXPECT_GE(overlap, 0.98);
-  std::printf("[ kvpress  ] %s: worst per-layer Spearman %.5f, kept-set overlap %.5f (%lld pairs kept)\n",
-              name.c_str(), worst, overlap, static_cast<long long>(theirs));
+  std::printf(
+      "[ kvpress  ] %s: worst per-layer Spearman %.5f, kept-set overlap %.5f (%lld pairs kept)\n",
+      name.c_str(), worst, overlap, static_cast<long long>(theirs));
 }
 
 INSTANTIATE_TEST_SUITE_P(Goldens, KvpressParity,
@@ -149,7 +157,8 @@ INSTANTIATE_TEST_SUITE_P(Goldens, KvpressParity,
                                                               "smollm2_c2048", "smollm2_c128"),
                                             ::testing::Bool()),
                          [](const auto& p) {
-                           return std::get<0>(p.param) + (std::get<1>(p.param) ? "_Vulkan" : "_Cpu");
+                           return std::get<0>(p.param) +
+                                  (std::get<1>(p.param) ? "_Vulkan" : "_Cpu");
                          });
 
 }  // namespace

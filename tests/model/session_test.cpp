@@ -17,14 +17,18 @@ namespace {
 
 constexpr const char* kContext =
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park "
-    "with her red ball. One day, she saw a big dog under a tree. The dog was sad because it was lost. "
-    "Lily said, \"Do not be sad, dog. I will help you find your home.\" They walked and walked until "
+    "with her red ball. One day, she saw a big dog under a tree. The dog was sad because it was "
+    "lost. "
+    "Lily said, \"Do not be sad, dog. I will help you find your home.\" They walked and walked "
+    "until "
     "they found a small house with a blue door. A kind old man opened the door and smiled. \"Thank "
-    "you, Lily!\" he said. \"My dog Max was lost all day.\" Lily was happy. She went home and told her "
+    "you, Lily!\" he said. \"My dog Max was lost all day.\" Lily was happy. She went home and told "
+    "her "
     "mom about the dog. Her mom gave her a big hug and a cookie.";
 
 std::string temp_path(const char* name) {
-  return (std::filesystem::temp_directory_path() / fmt::format("kvz_{}_{}", name, ::getpid())).string();
+  return (std::filesystem::temp_directory_path() / fmt::format("kvz_{}_{}", name, ::getpid()))
+      .string();
 }
 
 class SessionTest : public ::testing::TestWithParam<bool> {
@@ -59,7 +63,8 @@ TEST_P(SessionTest, ChunkedPrefillGivesTheSameAnswer) {
   Session a(*model, options(512)), b(*model, options(7));
   a.prefill(kContext);
   b.prefill(kContext);
-  EXPECT_EQ(a.generate("Who was lost?", greedy()).tokens, b.generate("Who was lost?", greedy()).tokens);
+  EXPECT_EQ(a.generate("Who was lost?", greedy()).tokens,
+            b.generate("Who was lost?", greedy()).tokens);
 }
 
 TEST_P(SessionTest, RatioOneReproducesTheFullCache) {
@@ -109,7 +114,8 @@ TEST_P(SessionTest, UpdateCacheKeepsTheTurnOtherwiseDropsIt) {
 
 // A copy of `full` whose evicted rows are moved to a position no query reaches (pos_j <= q_pos
 // fails for every query): the full cache with those pairs masked.
-std::unique_ptr<KvCache> masked_copy(Device& dev, Recorder& rec, const KvCache& full, const KeepSet& keep) {
+std::unique_ptr<KvCache> masked_copy(Device& dev, Recorder& rec, const KvCache& full,
+                                     const KeepSet& keep) {
   auto masked = full.clone(rec);
   const KvCacheConfig& cfg = full.config();
   for (int il = 0; il < cfg.n_layers; ++il) {
@@ -122,7 +128,8 @@ std::unique_ptr<KvCache> masked_copy(Device& dev, Recorder& rec, const KvCache& 
       for (int32_t r : keep.rows[il][ih]) kept[static_cast<size_t>(r)] = true;
       for (size_t r = 0; r < kept.size(); ++r)
         if (!kept[r])
-          pos[static_cast<size_t>(table[static_cast<size_t>(ih * stride) + r / kKvBlockTokens]) * kKvBlockTokens +
+          pos[static_cast<size_t>(table[static_cast<size_t>(ih * stride) + r / kKvBlockTokens]) *
+                  kKvBlockTokens +
               r % kKvBlockTokens] = INT32_MAX;
     }
     dev.upload(v.pos_pool, pos.data());
@@ -145,7 +152,8 @@ TEST_P(SessionTest, CompactedCacheAttentionEqualsMaskedFullCache) {
   const int64_t n_q = 3, H = c.n_heads, hd = c.head_dim;
   Rng rng(5);
   std::vector<Buffer> bufs;
-  Tensor q = upload_f32(*dev, bufs, {n_q, H, hd}, rng.uniform_vec(static_cast<size_t>(n_q * H * hd)));
+  Tensor q =
+      upload_f32(*dev, bufs, {n_q, H, hd}, rng.uniform_vec(static_cast<size_t>(n_q * H * hd)));
   std::vector<int32_t> qpos = {static_cast<int32_t>(n_rows), static_cast<int32_t>(n_rows) + 1,
                                static_cast<int32_t>(n_rows / 2)};
   Tensor q_pos = upload(*dev, bufs, DType::kI32, {n_q}, qpos.data());
@@ -156,7 +164,8 @@ TEST_P(SessionTest, CompactedCacheAttentionEqualsMaskedFullCache) {
       KvCache::LayerView v = cache->layer(il);
       Tensor out = alloc_tensor(*dev, bufs, DType::kF32, {n_q, H, hd});
       PagedAttentionArgs pa;
-      pa.q = q, pa.q_pos = q_pos, pa.k_pool = v.k_pool, pa.v_pool = v.v_pool, pa.pos_pool = v.pos_pool;
+      pa.q = q, pa.q_pos = q_pos, pa.k_pool = v.k_pool, pa.v_pool = v.v_pool,
+      pa.pos_pool = v.pos_pool;
       pa.block_table = v.block_table, pa.lens = v.lens, pa.out = out;
       pa.scale = c.attn_scale;
       paged_attention(rec, pa);
@@ -197,8 +206,9 @@ TEST_P(SessionTest, CacheFileRoundTripsAndRefusesCorruption) {
   std::vector<uint8_t> bytes = read_bytes(path);
   bytes[bytes.size() / 2] ^= 0x40;
   const std::string bad = temp_path("bad");
-  std::ofstream(bad, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
-                                             static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(bad, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
   Session u(*model, options());
   EXPECT_THROW(u.load_cache(bad), FormatError);
   // Truncated.

@@ -73,7 +73,9 @@ void check_against_reference(Device& dev, int steps) {
   }
 }
 
-TEST(StoriesForward, CpuBackendMatchesNumpyReference) { check_against_reference(cpu_device(), 256); }
+TEST(StoriesForward, CpuBackendMatchesNumpyReference) {
+  check_against_reference(cpu_device(), 256);
+}
 
 class StoriesForwardVk : public VkTest {};
 TEST_F(StoriesForwardVk, VulkanMatchesNumpyReference) { check_against_reference(*gpu, 64); }
