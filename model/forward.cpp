@@ -11,6 +11,16 @@
 
 namespace kvz {
 
+KvCacheConfig kv_cache_config(const ModelConfig& c) {
+  KvCacheConfig kc;
+  kc.n_layers = c.n_layers;
+  kc.n_kv_heads = c.n_kv_heads;
+  kc.head_dim = c.head_dim;
+  kc.prunable.assign(c.n_layers, true);
+  for (int il = 0; il < c.n_layers; ++il) kc.prunable[il] = !c.sliding(il);
+  return kc;
+}
+
 Forward::Forward(const Model& model, int max_tokens, int max_logits)
     : model_(model), max_tokens_(max_tokens), max_logits_(max_logits) {
   const ModelConfig& c = model.config();

@@ -15,6 +15,9 @@ namespace kvz {
 using LayerHook =
     std::function<void(Recorder& rec, int il, const Tensor& q, const KvCache::LayerView& kv)>;
 
+// The KV-cache shape of a model; sliding-window (local) layers are not prunable.
+KvCacheConfig kv_cache_config(const ModelConfig& c);
+
 class Forward {
  public:
   // Allocates activations for up to max_tokens tokens per run() and max_logits logit rows.

@@ -147,16 +147,9 @@ class TensorLoader {
 };
 
 std::string identity_of(const GgufReader& g, const ModelConfig& c) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a over the tensor directory and sampled bytes
-  auto mix = [&](const void* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
-  };
-  for (const auto& t : g.tensors()) {
-    mix(t.name.data(), t.name.size());
-    mix(&t.n_bytes, sizeof(t.n_bytes));
-    mix(t.data, std::min<size_t>(t.n_bytes, 64));
-  }
-  return fmt::format("{}:{}:L{}:d{}:{:016x}", c.arch_name, c.name, c.n_layers, c.d_model, h);
+  std::vector<TensorSample> samples;
+  for (const auto& t : g.tensors()) samples.push_back({t.name, t.n_bytes, t.data});
+  return model_identity(c, samples);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Model construction, format detection and weight upload helpers (model/).
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -31,6 +32,19 @@ std::unique_ptr<Model> Model::load(Device& dev, const std::string& path,
   if (ext == ".bin") return load_llama2c_model(dev, path, progress);
   throw InputError("unsupported model path " + path +
                    " (expected a .gguf file, a llama2.c .bin or a Hugging Face model folder)");
+}
+
+std::string model_identity(const ModelConfig& c, const std::vector<TensorSample>& tensors) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
+  };
+  for (const TensorSample& t : tensors) {
+    mix(t.name.data(), t.name.size());
+    mix(&t.n_bytes, sizeof(t.n_bytes));
+    mix(t.data, std::min<size_t>(t.n_bytes, 64));
+  }
+  return fmt::format("{}:{}:L{}:d{}:{:016x}", c.arch_name, c.name, c.n_layers, c.d_model, h);
 }
 
 Tensor upload_weight(Device& dev, Weights& w, DType dtype, std::initializer_list<int64_t> shape,

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/chat_template.h"
@@ -60,6 +61,15 @@ std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
 std::vector<std::string> synthetic_model_names();
 std::unique_ptr<Model> make_synthetic_model(Device& dev, const std::string& name, DType weight_type,
                                             const LoadProgress& progress = {});
+
+// Identity of a loaded model for cache files (Model::identity): "arch:name:L<layers>:d<d_model>:"
+// and an FNV-1a 64 hash over each tensor's name, byte count and first 64 bytes.
+struct TensorSample {
+  std::string_view name;
+  size_t n_bytes = 0;
+  const void* data = nullptr;
+};
+std::string model_identity(const ModelConfig& c, const std::vector<TensorSample>& tensors);
 
 // Uploads host bytes of a weight as a device tensor of `shape` (outermost first); f16/bf16 norms
 // and biases requested as f32 are converted. Keeps the buffer in w.storage.

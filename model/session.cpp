@@ -28,18 +28,7 @@ Session::Session(const Model& model, SessionOptions opts)
       opts_(opts),
       forward_(model, std::max(opts.prefill_chunk, opts.score_chunk + 256), 1),
       rec_(model.device()),
-      cache_(std::make_unique<KvCache>(model.device(), cache_config())) {}
-
-KvCacheConfig Session::cache_config() const {
-  const ModelConfig& c = model_.config();
-  KvCacheConfig kc;
-  kc.n_layers = c.n_layers;
-  kc.n_kv_heads = c.n_kv_heads;
-  kc.head_dim = c.head_dim;
-  kc.prunable.assign(c.n_layers, true);
-  for (int il = 0; il < c.n_layers; ++il) kc.prunable[il] = !c.sliding(il);
-  return kc;
-}
+      cache_(std::make_unique<KvCache>(model.device(), kv_cache_config(model.config()))) {}
 
 void Session::feed(std::span<const int32_t> tokens, int n_logits, const ProgressFn& progress,
                    const LayerHook* hook, int chunk) {
@@ -79,7 +68,7 @@ void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const in
                     "the model's {}-token context with room for an answer",
                     context.size(), prefix.size(), model_.config().max_context));
   if (total == 0) throw InputError("nothing to prefill: empty context and prefix");
-  cache_ = std::make_unique<KvCache>(model_.device(), cache_config());
+  cache_ = std::make_unique<KvCache>(model_.device(), kv_cache_config(model_.config()));
   full_cache_.reset();
   scores_ = {};
   next_pos_ = 0;
@@ -157,7 +146,7 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
   r.ratio = ratio;
   r.bytes_before = cache_->bytes_in_use();
   int64_t n_rows = n_prefix_ + n_context_;
-  const std::vector<bool> prunable = cache_config().prunable;
+  const std::vector<bool> prunable = kv_cache_config(model_.config()).prunable;
   KeepSet keep;
   switch (level) {
     case PruneLevel::kPair:
@@ -305,7 +294,7 @@ void Session::save_cache(const std::string& path) {
 void Session::load_cache(const std::string& path) {
   rec_.finish();
   LoadedCache lc = load_cache_file(path, model_.device(), model_.identity());
-  const KvCacheConfig& want = cache_config();
+  const KvCacheConfig& want = kv_cache_config(model_.config());
   const KvCacheConfig& got = lc.cache->config();
   if (got.n_layers != want.n_layers || got.n_kv_heads != want.n_kv_heads ||
       got.head_dim != want.head_dim)

@@ -111,7 +111,6 @@ class Session {
   // A reconstruction input runs as one forward (the scoring hook sees all its queries at once).
   void feed(std::span<const int32_t> tokens, int n_logits, const ProgressFn& progress,
             const LayerHook* hook = nullptr, int chunk = 0);
-  KvCacheConfig cache_config() const;
 
   const Model& model_;
   SessionOptions opts_;

@@ -21,20 +21,6 @@ namespace {
 
 using nlohmann::json;
 
-json load_json(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw std::runtime_error("cannot open " + path);
-  return json::parse(f);
-}
-
-KvCacheConfig cache_config(const ModelConfig& c) {
-  KvCacheConfig kc;
-  kc.n_layers = c.n_layers;
-  kc.n_kv_heads = c.n_kv_heads;
-  kc.head_dim = c.head_dim;
-  return kc;
-}
-
 // Runs `ids` from an empty cache in chunks of `chunk` tokens; returns the logits of the last
 // `n_logits` positions of the final chunk, row-major [n_logits, n_vocab].
 std::vector<float> prefill_logits(Device& dev, const Model& m, const std::vector<int32_t>& ids,
@@ -113,7 +99,7 @@ TEST_P(TinyParity, LogitsAndGreedyMatchTransformers) {
     const double tol = logit_tol(ref);
     {  // every position in one forward
       Forward fwd(*model, n, n);
-      KvCache cache(*dev, cache_config(c));
+      KvCache cache(*dev, kv_cache_config(c));
       Recorder rec(*dev);
       auto got = prefill_logits(*dev, *model, ids, n, n, cache, fwd, rec);
       EXPECT_TRUE(all_close(got, ref, tol))
@@ -121,7 +107,7 @@ TEST_P(TinyParity, LogitsAndGreedyMatchTransformers) {
     }
     {  // chunked prefill (5 tokens per forward), then greedy decode
       Forward fwd(*model, 5, 1);
-      KvCache cache(*dev, cache_config(c));
+      KvCache cache(*dev, kv_cache_config(c));
       Recorder rec(*dev);
       auto got = prefill_logits(*dev, *model, ids, 5, 1, cache, fwd, rec);
       std::vector<float> last(ref.end() - c.n_vocab, ref.end());
@@ -154,7 +140,7 @@ void check_real_model(Device& dev, const std::string& path, const std::string& g
   for (const auto& p : g["prompts"]) {
     auto ids = p["ids"].get<std::vector<int32_t>>();
     Forward fwd(*model, 128, 1);
-    KvCache cache(dev, cache_config(model->config()));
+    KvCache cache(dev, kv_cache_config(model->config()));
     Recorder rec(dev);
     auto logits = prefill_logits(dev, *model, ids, 128, 1, cache, fwd, rec);
     auto top_ids = p["top_ids"].get<std::vector<int32_t>>();

@@ -19,20 +19,6 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-json load_json(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw std::runtime_error("cannot open " + path);
-  return json::parse(f);
-}
-
-KvCacheConfig cache_config(const ModelConfig& c) {
-  KvCacheConfig kc;
-  kc.n_layers = c.n_layers;
-  kc.n_kv_heads = c.n_kv_heads;
-  kc.head_dim = c.head_dim;
-  return kc;
-}
-
 // K/V are cached in f16 (relative rounding 2^-11), everything else is f32.
 double logit_tol(const std::vector<float>& ref) {
   double mx = 1.0;
@@ -47,7 +33,7 @@ std::pair<std::vector<float>, std::vector<int32_t>> run_prompt(Device& dev, cons
                                                                int steps) {
   const int n = static_cast<int>(ids.size());
   Forward fwd(m, n, 1);
-  KvCache cache(dev, cache_config(m.config()));
+  KvCache cache(dev, kv_cache_config(m.config()));
   Recorder rec(dev);
   std::vector<int32_t> pos(ids.size());
   for (int i = 0; i < n; ++i) pos[i] = i;

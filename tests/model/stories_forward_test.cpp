@@ -19,21 +19,12 @@ nlohmann::json expected() {
   return nlohmann::json::parse(f);
 }
 
-KvCacheConfig cache_config(const ModelConfig& c) {
-  KvCacheConfig kc;
-  kc.n_layers = c.n_layers;
-  kc.n_kv_heads = c.n_kv_heads;
-  kc.head_dim = c.head_dim;
-  kc.prunable.assign(c.n_layers, true);
-  return kc;
-}
-
 // Greedy decoding from BOS for `steps` tokens; also returns the logits of the first 3 steps.
 std::vector<int32_t> greedy(Device& dev, int steps, std::vector<std::vector<float>>* first_logits) {
   auto model = Model::load(dev, data_path("stories260K/stories260K.bin"));
   const ModelConfig& c = model->config();
   Forward fwd(*model, 8, 1);
-  KvCache cache(dev, cache_config(c));
+  KvCache cache(dev, kv_cache_config(c));
   Recorder rec(dev);
   Buffer out_buf = dev.alloc(4);
   Tensor out = out_buf.tensor(DType::kI32, {1});

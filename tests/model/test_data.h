@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,12 @@ inline std::string model_dir() {
   if (const char* e = std::getenv("KVZIP_MODELS")) return e;
   const char* home = std::getenv("HOME");
   return std::string(home ? home : ".") + "/.cache/kvzip/models";
+}
+
+inline nlohmann::json load_json(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw std::runtime_error("cannot open " + path);
+  return nlohmann::json::parse(f);
 }
 
 inline std::vector<uint8_t> read_bytes(const std::string& path) {
