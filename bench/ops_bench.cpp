@@ -101,9 +101,10 @@ bool check_once(DType t, int64_t m, const detail::MatmulOptions& opt) {
 }
 
 void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k,
-                bool allow_coopmat) {
+                bool allow_coopmat, uint32_t group_m) {
   detail::MatmulOptions opt;
   opt.allow_coopmat = allow_coopmat;
+  opt.coopmat_group_m = group_m;
   // m 64 takes the same kernel as the timed m >= 32 (tensor cores where allowed and present).
   if (!check_once(t, m >= detail::kCoopmatMinTokens ? 64 : std::min<int64_t>(m, 3), opt)) {
     state.SkipWithError("result differs from the CPU reference");
@@ -144,8 +145,8 @@ constexpr WeightShape kShapes[] = {
 constexpr int64_t kPrefillTokens = 512;
 
 void register_matmul(const std::string& name, DType t, int64_t m, int64_t n, int64_t k,
-                     bool allow_coopmat = true) {
-  benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, allow_coopmat)
+                     bool allow_coopmat = true, uint32_t group_m = 0) {
+  benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, allow_coopmat, group_m)
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -156,12 +157,19 @@ const bool kRegistered = [] {
     for (DType t : {DType::kF16, DType::kQ4_K}) {
       std::string suffix = std::string(s.name) + "_" + std::string(dtype_name(t));
       register_matmul("BM_matmul/" + suffix + "_m512", t, kPrefillTokens, s.n, s.k);
-      if (detail::coopmat_matmul_supported(caps, t))
+      if (detail::coopmat_matmul_supported(caps, t)) {
         register_matmul("BM_matmul/" + suffix + "_m512_scalar", t, kPrefillTokens, s.n, s.k, false);
+        // The tile raster without grouping (n fastest), to show what grouping buys.
+        register_matmul("BM_matmul/" + suffix + "_m512_nfirst", t, kPrefillTokens, s.n, s.k, true,
+                        1);
+      }
       register_matmul("BM_matvec/" + suffix, t, 1, s.n, s.k);
     }
-  // Square prefill GEMM, m = n = k = 4096 (LLaMA-3-8B attention projection over 4K tokens).
+  // Square prefill GEMM, m = n = k = 4096 (LLaMA-3-8B attention projection over 4K tokens), and
+  // the FFN up projection over 4K tokens.
   register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096", DType::kF16, 4096, 4096, 4096);
+  register_matmul("BM_matmul/llama3_8b_ffn_up_14336x4096_f16_m4096", DType::kF16, 4096, 14336,
+                  4096);
   if (detail::coopmat_matmul_supported(caps, DType::kF16))
     register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096_scalar", DType::kF16, 4096, 4096,
                     4096, false);
@@ -171,8 +179,8 @@ const bool kRegistered = [] {
       detail::coopmat_matmul_supported(caps, DType::kF16) && !detail::coopmat_disabled_by_env();
   benchmark::AddCustomContext(
       "kvz_matmul_variant",
-      coopmat ? "m >= 32: coopmat NV 16x16x16 f16->f32, 128x128x32 tile (64x128 for m <= 64), 8 "
-                "subgroups; _scalar: tiled 64x64x32 fp32"
+      coopmat ? "m >= 32: coopmat NV 16x16x16 f16->f32, 4 subgroups, 128x128x32 tiles (64x128 "
+                "below 1024 tokens), double-buffered, grouped raster; _scalar: tiled 64x64x32 fp32"
               : "tiled 64x64x32, 4x4 per thread, 256 threads");
   benchmark::AddCustomContext("kvz_matvec_variant",
                               caps.subgroup_arith ? "2 rows/wg, subgroupAdd" : "2 rows/wg, shared");

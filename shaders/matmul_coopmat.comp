@@ -2,12 +2,19 @@
 // matmul_coopmat: y[m, n] = x[m, k] . w[n, k]^T (+ bias[n]) on tensor cores (VK_NV_cooperative_matrix,
 // 16x16x16 f16 x f16 -> f32). Same contract as matmul.comp; x tiles are rounded to f16 and w tiles
 // dequantised to f16 while staging into shared memory, products accumulate in f32.
+// Software pipeline: the next k tile is read from global memory into registers while the tensor
+// cores work on the current one, then written to the other half of a double-buffered shared tile,
+// so each k step costs one barrier. Global reads are 16 bytes wide (x as vec4, f16/bf16 w as
+// 8 halves).
 // Bindings: 0 x f32 [m, k] read | 1 w W_<TYPE> [n, k] read (ggml blocks along k)
 //           2 bias f32 [n] read (any buffer when has_bias == 0) | 3 y f32 [m, n] write
-// Push: m, n, k, has_bias. Block types need k % 32 == 0 (their block size already implies it).
+// Push: m, n, k, has_bias. Needs k % 8 == 0 (block types: k % 32 == 0, implied by their blocks).
 // Spec: 0 = workgroup size (== subgroup size * SG_M * SG_N), 1 = SG_M, 2 = SG_N (subgroups along
-//       m and n). Each subgroup owns a WM x WN = 32 x 64 block of y, so BM = 32 SG_M, BN = 64 SG_N.
-// Grid: ceil(n / BN) x ceil(m / BM) x 1.
+//       m and n), 3 = FM, 4 = FN (16x16 fragments per subgroup along m and n).
+//       BM = 16 FM SG_M, BN = 16 FN SG_N; 5 = GROUP_M (raster, below).
+// Grid: gx x gy with gx * gy >= ceil(n / BN) * ceil(m / BM); tiles are numbered in groups of
+// GROUP_M rows of tiles, m fastest inside a group, so that workgroups running at the same time
+// share their w tiles (and a few x tiles) in L2 instead of streaming all of w from memory.
 #include "common.glsl"
 #extension GL_NV_cooperative_matrix : require
 #extension GL_KHR_shader_subgroup_basic : require
@@ -15,18 +22,25 @@
 #extension GL_KHR_memory_scope_semantics : require
 
 layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint SG_M = 4;
+layout(constant_id = 0) const uint WG = 128;
+layout(constant_id = 1) const uint SG_M = 2;
 layout(constant_id = 2) const uint SG_N = 2;
+layout(constant_id = 3) const uint FM = 4;
+layout(constant_id = 4) const uint FN = 4;
 const uint TM = 16, TN = 16, TK = 16;  // one cooperative-matrix product
-const uint WM = 32, WN = 64;           // y block per subgroup: FM x FN fragments
-const uint FM = WM / TM, FN = WN / TN;
-const uint BM = WM * SG_M, BN = WN * SG_N;
-const uint BK = 32;        // k per shared tile: divides every block size (32, 256)
-const uint LDS = BK + 8;   // row stride in halves: 80 bytes keeps 16-byte alignment, skews banks
+const uint BM = TM * FM * SG_M, BN = TN * FN * SG_N;
+layout(constant_id = 5) const uint GROUP_M = 8;  // tile rows per raster group
+const uint BK = 32;       // k per shared tile: divides every block size (32, 256)
+const uint BK8 = BK / 8;  // uvec4 (8 halves) per staged row
+const uint LD8 = BK8 + 1; // row stride in uvec4: 80 bytes keeps 16-byte rows, skews banks
 
-layout(std430, binding = 0) readonly buffer X { float x[]; };
+layout(std430, binding = 0) readonly buffer X { vec4 x4[]; };
+#if defined(W_F16) || defined(W_BF16)
+layout(std430, binding = 1) readonly buffer W8 { uvec4 w8[]; };  // 8 halves per element
+#else
 #define W_BINDING 1
 #include "dequant.glsl"
+#endif
 layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };
 layout(push_constant) uniform Push {
@@ -36,29 +50,79 @@ layout(push_constant) uniform Push {
   uint has_bias;
 } p;
 
-shared float16_t xs[BM * LDS];        // [BM][LDS]: x rows, k contiguous (A, row-major)
-shared float16_t ws[BN * LDS];        // [BN][LDS]: w rows, k contiguous (B = w^T, column-major)
+// f16 tiles as uvec4 (8 halves): the NV load takes offsets and strides in array elements.
+shared uvec4 xs[2 * BM * LD8];  // 2 x [BM][LD8]: x rows, k contiguous (A, row-major)
+shared uvec4 ws[2 * BN * LD8];  // 2 x [BN][LD8]: w rows, k contiguous (B = w^T, column-major)
 shared float cs[SG_M * SG_N * TM * TN];  // per subgroup: one f32 fragment on its way to y
 
-void load_tiles(uint m0, uint n0, uint k0) {
-  const uint wg = gl_WorkGroupSize.x, tid = gl_LocalInvocationID.x;
-  for (uint idx = tid; idx < BM * (BK / 4); idx += wg) {
-    const uint r = idx / (BK / 4), c = (idx % (BK / 4)) * 4, row = m0 + r, kk = k0 + c;
-    vec4 v = vec4(0.0);
-    if (row < p.m)
-      [[unroll]] for (uint i = 0; i < 4; ++i) v[i] = kk + i < p.k ? x[row * p.k + kk + i] : 0.0;
-    [[unroll]] for (uint i = 0; i < 4; ++i) xs[r * LDS + c + i] = float16_t(v[i]);
+// Per thread and k tile: A_N 8-value chunks of x, B_N 8-value chunks of w.
+const uint A_N = (BM * BK8 + WG - 1u) / WG;
+const uint B_N = (BN * BK8 + WG - 1u) / WG;
+
+vec4 ra[2u * A_N];
+#if defined(W_F16) || defined(W_BF16)
+uvec4 rb[B_N];
+#else
+vec4 rb[2u * B_N];
+#endif
+
+void load_global(uint m0, uint n0, uint k0) {
+  const uint tid = gl_LocalInvocationID.x, k4 = p.k / 4u;
+  [[unroll]] for (uint i = 0; i < A_N; ++i) {
+    const uint idx = tid + i * WG, r = idx / BK8, c = idx % BK8, row = m0 + r, kk = k0 + 8u * c;
+    const bool ok = idx < BM * BK8 && row < p.m && kk < p.k;
+    ra[2u * i] = ok ? x4[row * k4 + kk / 4u] : vec4(0.0);
+    ra[2u * i + 1u] = ok ? x4[row * k4 + kk / 4u + 1u] : vec4(0.0);
   }
-  for (uint idx = tid; idx < BN * (BK / 4); idx += wg) {
-    const uint r = idx / (BK / 4), c = (idx % (BK / 4)) * 4, row = n0 + r, kk = k0 + c;
-    vec4 v = vec4(0.0);
-    if (row < p.n && kk < p.k) v = w_load4(w_row_base(row, p.k), kk, p.k);
-    [[unroll]] for (uint i = 0; i < 4; ++i) ws[r * LDS + c + i] = float16_t(v[i]);
+  [[unroll]] for (uint i = 0; i < B_N; ++i) {
+    const uint idx = tid + i * WG, r = idx / BK8, c = idx % BK8, row = n0 + r, kk = k0 + 8u * c;
+    const bool ok = idx < BN * BK8 && row < p.n && kk < p.k;
+#if defined(W_F16) || defined(W_BF16)
+    rb[i] = ok ? w8[(row * p.k + kk) / 8u] : uvec4(0u);
+#else
+    const uint base = w_row_base(min(row, p.n - 1u), p.k);
+    rb[2u * i] = ok ? w_load4(base, kk, p.k) : vec4(0.0);
+    rb[2u * i + 1u] = ok ? w_load4(base, kk + 4u, p.k) : vec4(0.0);
+#endif
   }
 }
 
-// Writes fragment acc (rows r0.., cols c0.. of y) through this subgroup's slice of cs, with bounds.
+uvec4 pack8(vec4 a, vec4 b) {
+  return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+}
+#if defined(W_BF16)
+// Two bf16 in one uint -> the same two values as packed f16.
+uint bf16x2_to_f16x2(uint v) { return packHalf2x16(bf16_pair(v)); }
+#endif
+
+void store_shared(uint buf) {
+  const uint tid = gl_LocalInvocationID.x;
+  [[unroll]] for (uint i = 0; i < A_N; ++i) {
+    const uint idx = tid + i * WG, r = idx / BK8, c = idx % BK8;
+    if (idx < BM * BK8) xs[(buf * BM + r) * LD8 + c] = pack8(ra[2u * i], ra[2u * i + 1u]);
+  }
+  [[unroll]] for (uint i = 0; i < B_N; ++i) {
+    const uint idx = tid + i * WG, r = idx / BK8, c = idx % BK8;
+    if (idx >= BN * BK8) continue;
+    const uint at = (buf * BN + r) * LD8 + c;
+#if defined(W_F16)
+    ws[at] = rb[i];
+#elif defined(W_BF16)
+    ws[at] = uvec4(bf16x2_to_f16x2(rb[i].x), bf16x2_to_f16x2(rb[i].y), bf16x2_to_f16x2(rb[i].z),
+                   bf16x2_to_f16x2(rb[i].w));
+#else
+    ws[at] = pack8(rb[2u * i], rb[2u * i + 1u]);
+#endif
+  }
+}
+
+// Writes fragment acc (rows r0.., cols c0.. of y): straight to y when it lies inside and there is
+// no bias, else through this subgroup's slice of cs with bounds and bias.
 void store_fragment(fcoopmatNV<32, gl_ScopeSubgroup, TM, TN> acc, uint r0, uint c0) {
+  if (p.has_bias == 0u && r0 + TM <= p.m && c0 + TN <= p.n) {
+    coopMatStoreNV(acc, y, r0 * p.n + c0, p.n, false);
+    return;
+  }
   const uint slot = gl_SubgroupID * TM * TN;
   coopMatStoreNV(acc, cs, slot, TN, false);
   subgroupMemoryBarrierShared();
@@ -73,29 +137,40 @@ void store_fragment(fcoopmatNV<32, gl_ScopeSubgroup, TM, TN> acc, uint r0, uint 
 
 void main() {
   const uint sg_m = gl_SubgroupID % SG_M, sg_n = gl_SubgroupID / SG_M;
-  const uint n0 = gl_WorkGroupID.x * BN, m0 = gl_WorkGroupID.y * BM;
+  const uint m_tiles = (p.m + BM - 1u) / BM, n_tiles = (p.n + BN - 1u) / BN;
+  const uint id = gl_WorkGroupID.y * gl_NumWorkGroups.x + gl_WorkGroupID.x;
+  if (id >= m_tiles * n_tiles) return;  // whole workgroup: no barrier divergence
+  const uint group = id / (GROUP_M * n_tiles), first_m = group * GROUP_M;
+  const uint g_rows = min(m_tiles - first_m, GROUP_M), in_group = id % (GROUP_M * n_tiles);
+  const uint m0 = (first_m + in_group % g_rows) * BM, n0 = (in_group / g_rows) * BN;
   fcoopmatNV<32, gl_ScopeSubgroup, TM, TN> acc[FM * FN];
   [[unroll]] for (uint i = 0; i < FM * FN; ++i)
     acc[i] = fcoopmatNV<32, gl_ScopeSubgroup, TM, TN>(0.0);
 
+  load_global(m0, n0, 0u);
+  store_shared(0u);
+  barrier();
+  uint buf = 0u;
   for (uint k0 = 0; k0 < p.k; k0 += BK) {
-    load_tiles(m0, n0, k0);
-    barrier();
+    const bool more = k0 + BK < p.k;
+    if (more) load_global(m0, n0, k0 + BK);
     [[unroll]] for (uint kk = 0; kk < BK; kk += TK) {
       fcoopmatNV<16, gl_ScopeSubgroup, TM, TK> a[FM];
       fcoopmatNV<16, gl_ScopeSubgroup, TK, TN> b[FN];
       [[unroll]] for (uint i = 0; i < FM; ++i)
-        coopMatLoadNV(a[i], xs, (sg_m * WM + i * TM) * LDS + kk, LDS, false);
+        coopMatLoadNV(a[i], xs, (buf * BM + (sg_m * FM + i) * TM) * LD8 + kk / 8u, LD8, false);
       [[unroll]] for (uint j = 0; j < FN; ++j)
-        coopMatLoadNV(b[j], ws, (sg_n * WN + j * TN) * LDS + kk, LDS, true);
+        coopMatLoadNV(b[j], ws, (buf * BN + (sg_n * FN + j) * TN) * LD8 + kk / 8u, LD8, true);
       [[unroll]] for (uint i = 0; i < FM; ++i)
         [[unroll]] for (uint j = 0; j < FN; ++j)
           acc[i * FN + j] = coopMatMulAddNV(a[i], b[j], acc[i * FN + j]);
     }
+    if (more) store_shared(buf ^ 1u);
     barrier();
+    buf ^= 1u;
   }
 
   [[unroll]] for (uint i = 0; i < FM; ++i)
     [[unroll]] for (uint j = 0; j < FN; ++j)
-      store_fragment(acc[i * FN + j], m0 + sg_m * WM + i * TM, n0 + sg_n * WN + j * TN);
+      store_fragment(acc[i * FN + j], m0 + (sg_m * FM + i) * TM, n0 + (sg_n * FN + j) * TN);
 }

@@ -2,6 +2,9 @@
 // matvec: y[n] = w[n, k] . x[k] (+ bias[n]) for decode (m == 1); w in any weight type. Each
 // workgroup owns NR consecutive rows; threads stride over k four values at a time (dequantise +
 // dot in fp32) and the partial sums are reduced in shared memory (or with subgroupAdd).
+// Fast loops where the layout allows: f16/bf16 rows read 8 values (16 bytes) at a time when
+// k % 8 == 0; Q4_K gives each block to 16 threads, each decoding its two scales once and 16
+// values from 8 bytes of quants (32-bit loads).
 // Bindings: 0 x f32 [k] read | 1 w W_<TYPE> [n, k] read | 2 bias f32 [n] read (any buffer when
 //           has_bias == 0) | 3 y f32 [n] write
 // Push: m (== 1), n, k, has_bias.
@@ -16,8 +19,14 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint NR = 2;
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };
+layout(std430, binding = 0) readonly buffer X4 { vec4 x4[]; };
 #define W_BINDING 1
 #include "dequant.glsl"
+#if defined(W_F16) || defined(W_BF16)
+layout(std430, binding = 1) readonly buffer W8 { uvec4 w8[]; };  // 8 halves per element
+#elif defined(W_Q4_K)
+layout(std430, binding = 1) readonly buffer WQ { uint wq[]; };  // 36 uints per 256-value block
+#endif
 layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };
 layout(push_constant) uniform Push {
@@ -43,6 +52,58 @@ void main() {
     acc[r] = 0.0;
     base[r] = w_row_base(min(row0 + r, p.n - 1), p.k);  // clamped rows compute, never store
   }
+#if defined(W_F16) || defined(W_BF16)
+  if (p.k % 8u == 0u) {
+    for (uint kk = tid * 8u; kk < p.k; kk += wg * 8u) {
+      const vec4 xa = x4[kk / 4u], xb = x4[kk / 4u + 1u];
+      [[unroll]] for (uint r = 0; r < NR; ++r) {
+        const uvec4 b = w8[(base[r] + kk) / 8u];
+#if defined(W_F16)
+        acc[r] += dot(vec4(unpackHalf2x16(b.x), unpackHalf2x16(b.y)), xa) +
+                  dot(vec4(unpackHalf2x16(b.z), unpackHalf2x16(b.w)), xb);
+#else
+        acc[r] += dot(vec4(bf16_pair(b.x), bf16_pair(b.y)), xa) +
+                  dot(vec4(bf16_pair(b.z), bf16_pair(b.w)), xb);
+#endif
+      }
+    }
+  } else
+#elif defined(W_Q4_K)
+  if (wg % 16u == 0u) {
+    // Thread t takes quarter t % 4 of chunk (t / 4) % 4 of every (wg / 16)-th block: 8 quant
+    // bytes holding values 64 c + 8 q + i (low nibbles, sub-block 2 c) and 64 c + 32 + 8 q + i
+    // (high nibbles, sub-block 2 c + 1), i < 8.
+    const uint c = (tid / 4u) % 4u, qq = tid % 4u, nb = p.k / 256u;
+    const uint j0 = 2u * c, j1 = j0 + 1u;
+    for (uint blk = tid / 16u; blk < nb; blk += wg / 16u) {
+      const uint xo = blk * 64u + 16u * c + 2u * qq;  // vec4 index of value 64 c + 8 q
+      const vec4 xl0 = x4[xo], xl1 = x4[xo + 1u], xh0 = x4[xo + 8u], xh1 = x4[xo + 9u];
+      const float sx_lo = dot(xl0 + xl1, vec4(1.0)), sx_hi = dot(xh0 + xh1, vec4(1.0));
+      [[unroll]] for (uint r = 0; r < NR; ++r) {
+        const uint b = base[r] / 2u + blk * 36u;  // uint index of the block
+        const vec2 dm = unpackHalf2x16(wq[b]);
+        const uint s0 = wq[b + 1u], s1 = wq[b + 2u], s2 = wq[b + 3u];  // 12 scale bytes
+        // ggml get_scale_min_k4 for j0 and j1 (bytes 0..11 of the scales: s0, s1, s2).
+        vec2 sm0, sm1;
+        if (c < 2u) {
+          const uint sh0 = 8u * j0, sh1 = 8u * j1;
+          sm0 = vec2((s0 >> sh0) & 63u, (s1 >> sh0) & 63u);
+          sm1 = vec2((s0 >> sh1) & 63u, (s1 >> sh1) & 63u);
+        } else {
+          const uint sh0 = 8u * (j0 - 4u), sh1 = 8u * (j1 - 4u);
+          sm0 = vec2(((s2 >> sh0) & 0xFu) | (((s0 >> sh0) >> 6u & 3u) << 4u),
+                     ((s2 >> sh0) >> 4u & 0xFu) | (((s1 >> sh0) >> 6u & 3u) << 4u));
+          sm1 = vec2(((s2 >> sh1) & 0xFu) | (((s0 >> sh1) >> 6u & 3u) << 4u),
+                     ((s2 >> sh1) >> 4u & 0xFu) | (((s1 >> sh1) >> 6u & 3u) << 4u));
+        }
+        const uint qa = wq[b + 4u + 8u * c + 2u * qq], qb = wq[b + 5u + 8u * c + 2u * qq];
+        const float lo = dot(nibbles(qa, 0u), xl0) + dot(nibbles(qb, 0u), xl1);
+        const float hi = dot(nibbles(qa, 4u), xh0) + dot(nibbles(qb, 4u), xh1);
+        acc[r] += dm.x * (sm0.x * lo + sm1.x * hi) - dm.y * (sm0.y * sx_lo + sm1.y * sx_hi);
+      }
+    }
+  } else
+#endif
   for (uint kk = tid * 4; kk < p.k; kk += wg * 4) {
     vec4 xv;
     [[unroll]] for (uint i = 0; i < 4; ++i) xv[i] = kk + i < p.k ? x[kk + i] : 0.0;

@@ -74,23 +74,29 @@ Kernel pick_matmul(const Recorder&, DType t) {
   constexpr uint32_t kBm = 64, kBn = 64;
   return {variant(kMatmul, t), {(kBm / 4) * (kBn / 4), kBm, kBn}};
 }
-// Tensor-core GEMM (shaders/matmul_coopmat.comp): each subgroup owns 32x64 of y in 2x4 fragments
-// of 16x16 (f16 x f16 -> f32); SG_M x SG_N subgroups per workgroup. Few tokens get BM = 64 so
-// less of the tile is padding.
+// Tensor-core GEMM (shaders/matmul_coopmat.comp): SG_M x SG_N subgroups per workgroup, each owning
+// FM x FN fragments of 16x16 (f16 x f16 -> f32). Many tokens get 128x128 tiles; fewer get 64x128
+// so that more workgroups share the GPU.
 struct CoopmatTile {
-  uint32_t sg_m, sg_n;
+  uint32_t sg_m, sg_n, fm, fn;
+  uint32_t bm() const { return 16 * fm * sg_m; }
+  uint32_t bn() const { return 16 * fn * sg_n; }
 };
-constexpr CoopmatTile kCoopmatLarge = {4, 2}, kCoopmatSmall = {2, 2};
+constexpr CoopmatTile kCoopmatLarge = {2, 2, 4, 4}, kCoopmatSmall = {2, 2, 2, 4};
+constexpr int64_t kCoopmatLargeMinTokens = 1024;
 uint32_t coopmat_shared_bytes(CoopmatTile t) {
-  const uint32_t lds = 32 + 8;  // halves per staged row
-  return (32 * t.sg_m + 64 * t.sg_n) * lds * 2 + t.sg_m * t.sg_n * 16 * 16 * 4;
+  const uint32_t row_bytes = (32 + 8) * 2;  // 32 staged halves + 16 bytes of padding
+  return 2 * (t.bm() + t.bn()) * row_bytes + t.sg_m * t.sg_n * 16 * 16 * 4;
 }
-Kernel pick_matmul_coopmat(const Recorder& rec, DType t, int64_t m, uint32_t& bm, uint32_t& bn) {
-  const CoopmatTile tile = m <= 64 ? kCoopmatSmall : kCoopmatLarge;
-  bm = 32 * tile.sg_m;
-  bn = 64 * tile.sg_n;
+constexpr uint32_t kCoopmatGroupM = 8;
+Kernel pick_matmul_coopmat(const Recorder& rec, DType t, int64_t m, uint32_t group_m, uint32_t& bm,
+                           uint32_t& bn) {
+  const CoopmatTile tile = m >= kCoopmatLargeMinTokens ? kCoopmatLarge : kCoopmatSmall;
+  bm = tile.bm();
+  bn = tile.bn();
   return {variant(kMatmulCoopmat, t),
-          {rec.caps().subgroup_size * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n}};
+          {rec.caps().subgroup_size * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n, tile.fm, tile.fn,
+           group_m ? group_m : kCoopmatGroupM}};
 }
 // Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it.
 Kernel pick_matvec(const Recorder& rec, DType t, bool allow_subgroup, uint32_t& rows_per_wg) {
@@ -112,16 +118,19 @@ bool detail::coopmat_disabled_by_env() {
   return off;
 }
 
+bool detail::nv_coopmat_f16(const DeviceCaps& caps) {
+  if (!caps.coopmat_nv || !caps.fp16 || !caps.storage16 || !caps.memory_model) return false;
+  return std::any_of(caps.coopmat_shapes.begin(), caps.coopmat_shapes.end(),
+                     [](const CoopMatShape& s) {
+                       return s.ext == "NV" && s.m == 16 && s.n == 16 && s.k == 16 &&
+                              s.a_type == "f16" && s.c_type == "f32";
+                     });
+}
+
 bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t) {
   if (!is_weight_type(t) || variant(kMatmulCoopmat, t) == kNone) return false;
-  if (!caps.coopmat_nv || !caps.fp16 || !caps.storage16 || !caps.memory_model) return false;
-  const bool shape = std::any_of(caps.coopmat_shapes.begin(), caps.coopmat_shapes.end(),
-                                 [](const CoopMatShape& s) {
-                                   return s.ext == "NV" && s.m == 16 && s.n == 16 && s.k == 16 &&
-                                          s.a_type == "f16" && s.c_type == "f32";
-                                 });
   const uint32_t sg = caps.subgroup_size;
-  return shape && sg >= 8 && sg <= 64 &&
+  return nv_coopmat_f16(caps) && sg >= 8 && sg <= 64 &&
          sg * kCoopmatLarge.sg_m * kCoopmatLarge.sg_n <= caps.max_workgroup_invocations &&
          coopmat_shared_bytes(kCoopmatLarge) <= caps.shared_memory_bytes;
 }
@@ -153,12 +162,13 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
     return;
   }
   const bool coopmat =
-      opt.allow_coopmat && detail::coopmat_matmul_supported(rec.caps(), wt) &&
+      opt.allow_coopmat && k % 8 == 0 && detail::coopmat_matmul_supported(rec.caps(), wt) &&
       (opt.force_coopmat || (m >= detail::kCoopmatMinTokens && !detail::coopmat_disabled_by_env()));
   if (coopmat) {
     uint32_t bm = 0, bn = 0;
-    Kernel kern = pick_matmul_coopmat(rec, wt, m, bm, bn);
-    rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {div_up(n, bn), div_up(m, bm)});
+    Kernel kern = pick_matmul_coopmat(rec, wt, m, opt.coopmat_group_m, bm, bn);
+    const uint32_t tiles = div_up(n, bn) * div_up(m, bm), gx = std::min<uint32_t>(tiles, 32768);
+    rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {gx, div_up(tiles, gx)});
     return;
   }
   Kernel kern = pick_matmul(rec, wt);

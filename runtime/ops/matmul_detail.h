@@ -12,11 +12,16 @@ struct MatmulOptions {
   // (never with KVZ_NO_COOPMAT=1). Its x and w are rounded to f16, so it needs f16 tolerances.
   bool allow_coopmat = true;
   bool force_coopmat = false;  // tests: use it for any m > 1 wherever it is supported
+  // matmul_coopmat tile raster: rows of tiles per group (0: the default, 8; 1: n fastest).
+  uint32_t coopmat_group_m = 0;
 };
 void matmul_with(Recorder& rec, const MatmulArgs& args, const MatmulOptions& opt);
 
 // Fewest tokens for which matmul() picks the cooperative-matrix kernel.
 constexpr int64_t kCoopmatMinTokens = 32;
+// Whether `caps` has VK_NV_cooperative_matrix with the 16x16x16 f16 -> f32 shape, f16 arithmetic
+// and storage and the Vulkan memory model: what every *_coopmat kernel needs.
+bool nv_coopmat_f16(const DeviceCaps& caps);
 // Whether `caps` can run matmul_coopmat for weights of type t (ignores KVZ_NO_COOPMAT).
 bool coopmat_matmul_supported(const DeviceCaps& caps, DType t);
 // Whether KVZ_NO_COOPMAT is set to something other than "0" (read once).

@@ -115,11 +115,13 @@ class MatmulCoopmatTest : public VkTest, public ::testing::WithParamInterface<DT
 };
 
 // Tokens 33 / 100 / 512 (tile remainders at BM 64 and 128), n 96 and 4096 + 64 (half a BN tile
-// left over), k 256 and 4096, with and without bias; m 129 and n 130 leave 1- and 2-wide edges.
+// left over), k 256 and 4096, with and without bias; m 129 and n 130 leave 1- and 2-wide edges;
+// m 1100 takes the 128 x 128 tiles with a partial last row of tiles.
 TEST_P(MatmulCoopmatTest, MatchesReference) {
   const DType t = GetParam();
-  for (const Shape& s : {Shape{33, 96, 256, true}, Shape{100, 4160, 256, false},
-                         Shape{512, 96, 4096, true}, Shape{129, 130, 512, false}})
+  for (const Shape& s :
+       {Shape{33, 96, 256, true}, Shape{100, 4160, 256, false}, Shape{512, 96, 4096, true},
+        Shape{129, 130, 512, false}, Shape{1100, 136, 512, true}})
     check_shape(*gpu, t, s, false);
   if (t == DType::kF16 || t == DType::kQ4_K) check_shape(*gpu, t, {33, 4160, 4096, true}, false);
 }
