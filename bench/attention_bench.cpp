@@ -175,6 +175,7 @@ const bool kRegistered = [] {
   reg("BM_paged_attention/llama3_8b_decode_128k", bm_decode, std::vector<int>(kKvHeads, k128K));
   reg("BM_paged_attention/llama3_8b_decode_128k_ragged30", bm_decode, ragged_lens(k128K));
   reg("BM_paged_attention/llama3_8b_prefill_4k_causal", bm_prefill, 4096);
+  reg("BM_paged_attention/llama3_8b_prefill_16k_causal", bm_prefill, 16384);
   reg("BM_attn_score/llama3_8b_chunk2000", bm_attn_score);
   benchmark::AddCustomContext("kvz_attention_variant",
                               "flash tiles QTx32 keys, 128 threads, split-K up to 64 + combine");

@@ -7,6 +7,7 @@
 
 #include "runtime/cpu/attention_dims.h"
 #include "runtime/cpu/attention_fast.h"
+#include "runtime/ops/matmul_detail.h"
 #include "runtime/ops/row_grid.h"
 
 namespace kvz {
@@ -47,6 +48,20 @@ int pick_splits(int64_t n_q, int64_t n_heads, int64_t max_rows) {
   return static_cast<int>(std::clamp<int64_t>(std::min(by_gpu, by_rows), 1, kMaxSplits));
 }
 
+// Push constants of paged_attention.comp and paged_attention_coopmat.comp.
+struct AttnPush {
+  uint32_t n_q, n_heads, group, max_blocks;
+  int32_t window;
+  uint32_t n_split;
+  float scale, softcap;
+};
+AttnPush attn_push(const cpu::AttnDims& d, const PagedAttentionArgs& a, uint32_t n_split) {
+  return {uint32_t(d.n_q),   uint32_t(d.n_heads),
+          uint32_t(d.group), uint32_t(d.max_blocks),
+          a.window,          n_split,
+          a.scale,           a.softcap};
+}
+
 }  // namespace
 
 int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int max_rows) {
@@ -54,10 +69,37 @@ int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int ma
   return n_split > 1 ? int64_t(n_split) * n_q * n_heads * (head_dim + 2) : 0;
 }
 
+// Tensor-core prefill (shaders/paged_attention_coopmat.comp): 8 subgroups of 32, 16 query rows
+// each, key tiles of one paged block.
+constexpr uint32_t kAttnCoopmatSubgroups = 8;
+
+bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim) {
+  constexpr uint64_t kt = kKvBlockTokens, sg = kAttnCoopmatSubgroups;
+  const uint64_t shared_bytes = 2 * kt * (head_dim / 8 + 1) * 16  // K and V tiles
+                                + sg * 16 * kt * (4 + 2)          // S (f32) and P (f16)
+                                + sg * 16 * 8 + kt * 4 + 64;      // row and key bookkeeping
+  return detail::nv_coopmat_f16(caps) && caps.subgroup_size == 32 && head_dim % 16 == 0 &&
+         head_dim <= 128 && shared_bytes <= caps.shared_memory_bytes &&
+         32 * sg <= caps.max_workgroup_invocations && !detail::coopmat_disabled_by_env();
+}
+
 void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
   const cpu::AttnDims d = cpu::check_paged_attention(a);
   if (d.n_q == 0) return;
   if (rec.is_cpu()) return cpu::paged_attention_fast(a);
+  if (d.n_q * d.group >= kAttnCoopmatMinRows &&
+      paged_attention_coopmat_supported(rec.caps(), d.head_dim)) {
+    constexpr uint32_t kRows = 16 * kAttnCoopmatSubgroups;
+    const AttnPush push = attn_push(d, a, 1);
+    const uint32_t tiles = div_up(d.n_q * d.group, kRows);
+    KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
+              d.n_kv_heads);
+    rec.dispatch({ShaderId::kPagedAttentionCoopmat,
+                  {32 * kAttnCoopmatSubgroups, uint32_t(d.head_dim), kAttnCoopmatSubgroups}},
+                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
+                 {tiles, uint32_t(d.n_kv_heads)});
+    return;
+  }
   const int64_t max_rows = d.max_blocks * kKvBlockTokens;
   const Tiles t = pick_tiles(rec.caps(), d.head_dim, d.n_q * d.group);
   int n_split = pick_splits(d.n_q, d.n_heads, max_rows);
@@ -66,13 +108,7 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
   if (!a.scratch.defined()) n_split = 1;
   KVZ_CHECK(n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
             "paged_attention: scratch {} < {} f32 elements", a.scratch.shape_str(), need);
-  struct Push {
-    uint32_t n_q, n_heads, group, max_blocks;
-    int32_t window;
-    uint32_t n_split;
-    float scale, softcap;
-  } push{uint32_t(d.n_q), uint32_t(d.n_heads), uint32_t(d.group), uint32_t(d.max_blocks),
-         a.window,        uint32_t(n_split),   a.scale,           a.softcap};
+  const AttnPush push = attn_push(d, a, uint32_t(n_split));
   const uint32_t tiles = div_up(d.n_q * d.group, t.qt);
   KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
             d.n_kv_heads);

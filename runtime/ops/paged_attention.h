@@ -28,6 +28,13 @@ struct PagedAttentionArgs {
 };
 void paged_attention(Recorder& rec, const PagedAttentionArgs& args);
 
+// Whether paged_attention runs prefill on tensor cores (shaders/paged_attention_coopmat.comp) on
+// this device for this head_dim: VK_NV_cooperative_matrix f16, subgroups of 32, head_dim a
+// multiple of 16 up to 128, and KVZ_NO_COOPMAT unset. It then does so for calls with at least
+// kAttnCoopmatMinRows query rows per KV head (n_q * group); Q and P are rounded to f16 there.
+bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim);
+constexpr int64_t kAttnCoopmatMinRows = 64;
+
 // f32 elements of split-K scratch paged_attention uses for these sizes (0: it will not split);
 // max_rows = block_table.dim(1) * kKvBlockTokens. Size the scratch for the largest call (decode
 // with the largest cache); a larger buffer is fine.

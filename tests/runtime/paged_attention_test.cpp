@@ -190,6 +190,20 @@ double attention_tol(const Case& tc, int max_len) {
   return 1e-6 + 4 * eps * (std::sqrt(double(max_len)) * 8 + 2.0 * tc.head_dim);
 }
 
+// The tensor-core prefill kernel rounds the scaled queries and the probabilities to f16 (relative
+// 2^-11 each): logits move by up to 2^-11 * sum |q k| * scale <= 2^-11 * 2 head_dim * scale, and
+// the weights of a convex combination of |v| <= 1 by 2^-11 more.
+double coopmat_attention_tol(const Case& tc) {
+  const double u = 1.0 / 2048, scale = 1.0 / std::sqrt(double(tc.head_dim));
+  return 1e-5 + u * (2.0 * tc.head_dim * scale + 4);
+}
+// Whether the op runs this case on the tensor-core kernel on `dev`.
+bool runs_coopmat(const Device& dev, const Case& tc) {
+  return dev.kind() != BackendKind::kCpu &&
+         int64_t(tc.n_q) * (tc.n_heads / tc.n_kv_heads) >= kAttnCoopmatMinRows &&
+         paged_attention_coopmat_supported(dev.caps(), tc.head_dim);
+}
+
 class PagedAttentionTest : public VkTest, public ::testing::WithParamInterface<Case> {};
 // CPU-only checks of the reference itself (run without a Vulkan device too).
 class PagedAttentionRefTest : public ::testing::TestWithParam<Case> {};
@@ -200,7 +214,9 @@ TEST_P(PagedAttentionTest, MatchesReference) {
   const auto got = run_attention(*gpu, tc, p);
   const auto ref = run_attention(*cpu, tc, p, Path::kRef);
   const int max_len = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
-  EXPECT_TRUE(all_close(got, ref, attention_tol(tc, max_len)));
+  const bool cm = runs_coopmat(*gpu, tc);
+  EXPECT_TRUE(all_close(got, ref, cm ? coopmat_attention_tol(tc) : attention_tol(tc, max_len)))
+      << (cm ? "tensor-core prefill kernel" : "scalar kernel");
 }
 
 TEST_P(PagedAttentionRefTest, MatchesDenseFormula) {
@@ -230,6 +246,20 @@ std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
 }
 INSTANTIATE_TEST_SUITE_P(Shapes, PagedAttentionTest, ::testing::ValuesIn(kCases), case_name);
 INSTANTIATE_TEST_SUITE_P(Shapes, PagedAttentionRefTest, ::testing::ValuesIn(kCases), case_name);
+
+// Prefill shapes for the tensor-core kernel (>= kAttnCoopmatMinRows rows per KV head, head_dim a
+// multiple of 16): ragged heads with an existing cache, GQA 1/3/4/8, a window with soft-cap,
+// unsorted positions, rows not a multiple of the 64-row tile. Where the device has no such
+// kernel they run on the scalar one.
+const Case kPrefillCases[] = {
+    Case{"smollm_hd64_gqa3_prefill_empty", 64, 9, 3, 150, 0},
+    Case{"hd128_gqa4_prefill_after_cache", 128, 8, 2, 200, 300},
+    Case{"hd128_gqa8_window_softcap", 128, 16, 2, 100, 150, 64, 30.0f},
+    Case{"hd64_gqa1_unsorted_window", 64, 2, 2, 80, 90, 50, 0, false, true},
+    Case{"hd80_gqa2_prefill", 80, 4, 2, 70, 40},
+    Case{"hd96_gqa4_prefill_long", 96, 4, 1, 300, 700}};
+INSTANTIATE_TEST_SUITE_P(Prefill, PagedAttentionTest, ::testing::ValuesIn(kPrefillCases),
+                         case_name);
 
 // Shapes that stress the fast CPU path's tiling: more query rows than one work item, a group of
 // 3 (SmolLM2), prefill from an empty cache, long decode, a window shorter than the chunk.
