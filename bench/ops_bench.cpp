@@ -101,10 +101,11 @@ bool check_once(DType t, int64_t m, const detail::MatmulOptions& opt) {
 }
 
 void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k,
-                bool allow_coopmat, uint32_t group_m) {
+                bool allow_coopmat, uint32_t group_m, uint32_t matvec_rows) {
   detail::MatmulOptions opt;
   opt.allow_coopmat = allow_coopmat;
   opt.coopmat_group_m = group_m;
+  opt.matvec_rows = matvec_rows;
   // m 64 takes the same kernel as the timed m >= 32 (tensor cores where allowed and present).
   if (!check_once(t, m >= detail::kCoopmatMinTokens ? 64 : std::min<int64_t>(m, 3), opt)) {
     state.SkipWithError("result differs from the CPU reference");
@@ -145,8 +146,9 @@ constexpr WeightShape kShapes[] = {
 constexpr int64_t kPrefillTokens = 512;
 
 void register_matmul(const std::string& name, DType t, int64_t m, int64_t n, int64_t k,
-                     bool allow_coopmat = true, uint32_t group_m = 0) {
-  benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, allow_coopmat, group_m)
+                     bool allow_coopmat = true, uint32_t group_m = 0, uint32_t matvec_rows = 0) {
+  benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, allow_coopmat, group_m,
+                               matvec_rows)
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -164,6 +166,9 @@ const bool kRegistered = [] {
                         1);
       }
       register_matmul("BM_matvec/" + suffix, t, 1, s.n, s.k);
+      for (uint32_t rows : {4u, 8u})  // rows per workgroup other than the default 2
+        register_matmul("BM_matvec/" + suffix + "_rows" + std::to_string(rows), t, 1, s.n, s.k,
+                        true, 0, rows);
     }
   // Square prefill GEMM, m = n = k = 4096 (LLaMA-3-8B attention projection over 4K tokens), and
   // the FFN up projection over 4K tokens.

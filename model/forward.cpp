@@ -3,6 +3,9 @@
 // residual.
 #include "model/forward.h"
 
+#include <cstdlib>
+#include <string_view>
+
 #include "runtime/ops/activation.h"
 #include "runtime/ops/elementwise.h"
 #include "runtime/ops/matmul.h"
@@ -23,6 +26,8 @@ KvCacheConfig kv_cache_config(const ModelConfig& c) {
 
 Forward::Forward(const Model& model, int max_tokens, int max_logits)
     : model_(model), max_tokens_(max_tokens), max_logits_(max_logits) {
+  const char* prof = std::getenv("KVZ_PROFILE");
+  profile_ = prof && *prof && std::string_view(prof) != "0";
   const ModelConfig& c = model.config();
   Device& dev = model.device();
   const int64_t T = max_tokens, qd = int64_t{c.n_heads} * c.head_dim,
@@ -52,6 +57,16 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
   if (scratch > 0) attn_scratch_ = make(DType::kF32, {scratch});
 }
 
+void Forward::collect(Recorder& rec) {
+  if (!profile_) return;
+  for (const TimedSpan& t : rec.timings()) {
+    if (t.label.ends_with("/start")) continue;  // the span before the first op of a run
+    OpTime& e = profile_table_[t.label];
+    e.ms += t.ms;
+    ++e.count;
+  }
+}
+
 void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
                   std::span<const int32_t> positions, KvCache& cache, int n_logits,
                   const LayerHook* hook) {
@@ -64,6 +79,12 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
   const int64_t H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
 
   rec.finish();  // index buffers below are host-written: nothing in flight may read them
+  if (profile_) collect(rec);
+  const char* phase = n == 1 ? "decode/" : "prefill/";
+  auto mark = [&](const char* op) {
+    if (profile_) rec.timestamp(std::string(phase) + op);
+  };
+  mark("start");
   Device& dev = model_.device();
   Tensor ids = ids_.slice(0, n), pos = pos_.slice(0, n);
   dev.upload(ids, tokens.data());
@@ -77,16 +98,20 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
   Tensor attn3 = attn.reshape({n, H, hd});
 
   embedding(rec, {w.tok_embd, ids, x, c.embedding_scale});
+  mark("embedding");
   for (int il = 0; il < c.n_layers; ++il) {
     const LayerWeights& l = w.layers[il];
     const bool local = c.sliding(il);
     rms_norm(rec, {x, l.attn_norm, h, c.norm_eps});
+    mark("norm/add");
     matmul(rec, {h, l.wq, q, l.bq});
     matmul(rec, {h, l.wk, k, l.bk});
     matmul(rec, {h, l.wv, v, l.bv});
+    mark("matmul qkv");
     if (c.qk_norm) {
       rms_norm(rec, {q.reshape({n * H, hd}), l.q_norm, q.reshape({n * H, hd}), c.norm_eps});
       rms_norm(rec, {k.reshape({n * KV, hd}), l.k_norm, k.reshape({n * KV, hd}), c.norm_eps});
+      mark("norm/add");
     }
     RopeArgs ra;
     ra.pos = pos;
@@ -98,9 +123,14 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     rope(rec, ra);
     ra.x = k3;
     rope(rec, ra);
+    mark("rope");
     KvCache::LayerView kv = cache.layer(il);
     kv_write(rec, {k3, v3, pos, cache.dst_slots(il), kv.k_pool, kv.v_pool, kv.pos_pool});
-    if (hook) (*hook)(rec, il, q3, kv);
+    mark("kv write");
+    if (hook) {
+      (*hook)(rec, il, q3, kv);
+      mark("layer hook");
+    }
     PagedAttentionArgs pa;
     pa.q = q3;
     pa.q_pos = pos;
@@ -119,21 +149,29 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
             attn_scratch_.numel())
       pa.scratch = attn_scratch_;
     paged_attention(rec, pa);
+    mark("attention");
     matmul(rec, {attn, l.wo, o, {}});
+    mark("matmul o");
     if (c.post_norms) rms_norm(rec, {o, l.post_attn_norm, o, c.norm_eps});
     add(rec, {x, o, x});
     rms_norm(rec, {x, l.ffn_norm, h, c.norm_eps});
+    mark("norm/add");
     matmul(rec, {h, l.w_gate, g, {}});
     matmul(rec, {h, l.w_up, u, {}});
+    mark("matmul gate up");
     gated_act(rec, {g, u, g, c.act});
+    mark("act");
     matmul(rec, {g, l.w_down, o, {}});
+    mark("matmul down");
     if (c.post_norms) rms_norm(rec, {o, l.post_ffn_norm, o, c.norm_eps});
     add(rec, {x, o, x});
+    mark("norm/add");
   }
   if (n_logits > 0) {
     Tensor xl = x.slice(n - n_logits, n_logits), hl = h.slice(0, n_logits);
     rms_norm(rec, {xl, w.output_norm, hl, c.norm_eps});
     matmul(rec, {hl, w.output, logits_.slice(0, n_logits), {}});
+    mark("lm head");
   }
   rec.submit();
 }

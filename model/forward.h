@@ -3,7 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <span>
+#include <string>
 
 #include "kvzip/kv_cache.h"
 #include "model/model.h"
@@ -32,6 +34,17 @@ class Forward {
   // [max_logits, n_vocab] f32.
   const Tensor& logits() const { return logits_; }
 
+  // GPU time per op kind (KVZ_PROFILE=1): run() brackets every op with timestamps; collect()
+  // (called by run() and before a report) adds finished spans to the table, keyed
+  // "prefill/<op>" or "decode/<op>" (one-token runs). Ops of all layers share a key.
+  struct OpTime {
+    double ms = 0;
+    int64_t count = 0;
+  };
+  bool profiling() const { return profile_; }
+  void collect(Recorder& rec);
+  const std::map<std::string, OpTime>& profile() const { return profile_table_; }
+
  private:
   const Model& model_;
   int max_tokens_, max_logits_;
@@ -42,6 +55,8 @@ class Forward {
   Tensor logits_;  // [max_logits, n_vocab]
   static constexpr int kMaxSplitQueries = 16;
   Tensor attn_scratch_;  // split-K partials of decode attention (may be undefined)
+  bool profile_ = false;
+  std::map<std::string, OpTime> profile_table_;
 };
 
 }  // namespace kvz

@@ -101,6 +101,11 @@ class Session {
   int64_t n_prefix() const { return n_prefix_; }
   int64_t n_context() const { return n_context_; }
   double prefill_ms() const { return prefill_ms_; }
+  // GPU time per op kind so far (empty unless KVZ_PROFILE=1; see Forward::profile()).
+  const std::map<std::string, Forward::OpTime>& op_profile() {
+    forward_.collect(rec_);
+    return forward_.profile();
+  }
   double score_ms() const { return score_ms_; }
   // Tokens of a query turn: "\n\n" + query + postfix.
   std::vector<int32_t> query_tokens(std::string_view query) const;

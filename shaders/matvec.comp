@@ -3,8 +3,8 @@
 // workgroup owns NR consecutive rows; threads stride over k four values at a time (dequantise +
 // dot in fp32) and the partial sums are reduced in shared memory (or with subgroupAdd).
 // Fast loops where the layout allows: f16/bf16 rows read 8 values (16 bytes) at a time when
-// k % 8 == 0; Q4_K gives each block to 16 threads, each decoding its two scales once and 16
-// values from 8 bytes of quants (32-bit loads).
+// k % 8 == 0; Q4_K gives each block to 8 threads, each decoding its two scales once and 32
+// values from one 16-byte load of quants (blocks are 144 bytes: 16-byte aligned).
 // Bindings: 0 x f32 [k] read | 1 w W_<TYPE> [n, k] read | 2 bias f32 [n] read (any buffer when
 //           has_bias == 0) | 3 y f32 [n] write
 // Push: m (== 1), n, k, has_bias.
@@ -25,7 +25,7 @@ layout(std430, binding = 0) readonly buffer X4 { vec4 x4[]; };
 #if defined(W_F16) || defined(W_BF16)
 layout(std430, binding = 1) readonly buffer W8 { uvec4 w8[]; };  // 8 halves per element
 #elif defined(W_Q4_K)
-layout(std430, binding = 1) readonly buffer WQ { uint wq[]; };  // 36 uints per 256-value block
+layout(std430, binding = 1) readonly buffer WQ { uvec4 wq4[]; };  // 9 per 256-value block
 #endif
 layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };
@@ -69,21 +69,25 @@ void main() {
     }
   } else
 #elif defined(W_Q4_K)
-  if (wg % 16u == 0u) {
-    // Thread t takes quarter t % 4 of chunk (t / 4) % 4 of every (wg / 16)-th block: 8 quant
-    // bytes holding values 64 c + 8 q + i (low nibbles, sub-block 2 c) and 64 c + 32 + 8 q + i
-    // (high nibbles, sub-block 2 c + 1), i < 8.
-    const uint c = (tid / 4u) % 4u, qq = tid % 4u, nb = p.k / 256u;
+  if (wg % 8u == 0u) {
+    // Thread t takes eighth t % 8 of every (wg / 8)-th block: 16 quant bytes (one 16-byte load)
+    // of chunk c = (t % 8) / 2 holding values 64 c + 16 q + i (low nibbles, sub-block 2 c) and
+    // 64 c + 32 + 16 q + i (high nibbles, sub-block 2 c + 1), i < 16, q = t % 2.
+    const uint c = (tid % 8u) / 2u, qq = tid % 2u, nb = p.k / 256u;
     const uint j0 = 2u * c, j1 = j0 + 1u;
-    for (uint blk = tid / 16u; blk < nb; blk += wg / 16u) {
-      const uint xo = blk * 64u + 16u * c + 2u * qq;  // vec4 index of value 64 c + 8 q
-      const vec4 xl0 = x4[xo], xl1 = x4[xo + 1u], xh0 = x4[xo + 8u], xh1 = x4[xo + 9u];
-      const float sx_lo = dot(xl0 + xl1, vec4(1.0)), sx_hi = dot(xh0 + xh1, vec4(1.0));
+    for (uint blk = tid / 8u; blk < nb; blk += wg / 8u) {
+      const uint xo = blk * 64u + 16u * c + 4u * qq;  // vec4 index of value 64 c + 16 q
+      vec4 xl[4], xh[4];
+      [[unroll]] for (uint i = 0; i < 4u; ++i) xl[i] = x4[xo + i], xh[i] = x4[xo + 8u + i];
+      const float sx_lo = dot(xl[0] + xl[1] + xl[2] + xl[3], vec4(1.0));
+      const float sx_hi = dot(xh[0] + xh[1] + xh[2] + xh[3], vec4(1.0));
       [[unroll]] for (uint r = 0; r < NR; ++r) {
-        const uint b = base[r] / 2u + blk * 36u;  // uint index of the block
-        const vec2 dm = unpackHalf2x16(wq[b]);
-        const uint s0 = wq[b + 1u], s1 = wq[b + 2u], s2 = wq[b + 3u];  // 12 scale bytes
-        // ggml get_scale_min_k4 for j0 and j1 (bytes 0..11 of the scales: s0, s1, s2).
+        const uint b4 = base[r] / 8u + blk * 9u;  // uvec4 index of the block (144 bytes)
+        const uvec4 hd = wq4[b4];                 // d, dmin | 12 scale bytes
+        const uvec4 qs = wq4[b4 + 1u + 2u * c + qq];
+        const vec2 dm = unpackHalf2x16(hd.x);
+        const uint s0 = hd.y, s1 = hd.z, s2 = hd.w;
+        // ggml get_scale_min_k4 for j0 and j1 (scale bytes 0..11 in s0, s1, s2).
         vec2 sm0, sm1;
         if (c < 2u) {
           const uint sh0 = 8u * j0, sh1 = 8u * j1;
@@ -96,9 +100,11 @@ void main() {
           sm1 = vec2(((s2 >> sh1) & 0xFu) | (((s0 >> sh1) >> 6u & 3u) << 4u),
                      ((s2 >> sh1) >> 4u & 0xFu) | (((s1 >> sh1) >> 6u & 3u) << 4u));
         }
-        const uint qa = wq[b + 4u + 8u * c + 2u * qq], qb = wq[b + 5u + 8u * c + 2u * qq];
-        const float lo = dot(nibbles(qa, 0u), xl0) + dot(nibbles(qb, 0u), xl1);
-        const float hi = dot(nibbles(qa, 4u), xh0) + dot(nibbles(qb, 4u), xh1);
+        float lo = 0.0, hi = 0.0;
+        [[unroll]] for (uint i = 0; i < 4u; ++i) {
+          lo += dot(nibbles(qs[i], 0u), xl[i]);
+          hi += dot(nibbles(qs[i], 4u), xh[i]);
+        }
         acc[r] += dm.x * (sm0.x * lo + sm1.x * hi) - dm.y * (sm0.y * sx_lo + sm1.y * sx_hi);
       }
     }

@@ -14,6 +14,30 @@
 namespace kvz::cli {
 namespace {
 
+// KVZ_PROFILE=1: GPU time per op kind over every run above, prefill and decode apart.
+void print_op_profile(const std::map<std::string, Forward::OpTime>& prof) {
+  if (prof.empty()) return;
+  double total[2] = {0, 0};
+  for (const auto& [k, e] : prof) total[k.starts_with("decode/") ? 1 : 0] += e.ms;
+  fmt::print(stderr, "\nGPU time per op (KVZ_PROFILE), summed over all runs:\n");
+  fmt::print(stderr, "| op | ms | calls | share of phase |\n|---|---|---|---|\n");
+  for (const auto& [k, e] : prof) {
+    const double t = total[k.starts_with("decode/") ? 1 : 0];
+    fmt::print(stderr, "| {} | {:.2f} | {} | {:.1f}% |\n", k, e.ms, e.count,
+               t > 0 ? 100.0 * e.ms / t : 0.0);
+  }
+  // One embedding per run: decode runs = decoded tokens. Compare with 1000 / (tg tok/s) to see
+  // the host-side and submission time per token.
+  const auto it = prof.find("decode/embedding");
+  if (it != prof.end() && it->second.count > 0)
+    fmt::print(stderr, "GPU time per decoded token: {:.3f} ms ({} tokens)\n",
+               total[1] / double(it->second.count), it->second.count);
+}
+
+}  // namespace
+
+namespace {
+
 struct Stat {
   double mean = 0, std = 0;
 };
@@ -155,6 +179,7 @@ int run_bench(const BenchArgs& a) {
     }
   }
   t.save();
+  print_op_profile(s.op_profile());
   return 0;
 }
 

@@ -14,6 +14,7 @@ struct MatmulOptions {
   bool force_coopmat = false;  // tests: use it for any m > 1 wherever it is supported
   // matmul_coopmat tile raster: rows of tiles per group (0: the default, 8; 1: n fastest).
   uint32_t coopmat_group_m = 0;
+  uint32_t matvec_rows = 0;  // matvec rows per workgroup (0: the default)
 };
 void matmul_with(Recorder& rec, const MatmulArgs& args, const MatmulOptions& opt);
 
