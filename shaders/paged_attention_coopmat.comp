@@ -32,14 +32,9 @@ layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint NSG = 8;
 const uint QT = 16u * NSG;  // query rows per workgroup
 const uint KT = 32u;        // keys per tile: one paged block
-const uint HD8 = HD / 8u;   // uvec4 (8 halves) per row
-const uint LD = HD8 + 1u;   // shared row stride in uvec4: 16-byte rows, skewed banks
 const uint KT8 = KT / 8u;
 const uint HK = KT / 2u;    // keys of S per lane in the scalar softmax step
-const float NEG_BIG = -1.0e30;
 const float RESCALE_AT = 8.0;
-// Per thread and tile: K_N uvec4 of keys and as many of values.
-const uint K_N = (KT * HD8 + WG - 1u) / WG;
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer QP { int q_pos[]; };
@@ -60,7 +55,10 @@ layout(push_constant) uniform Push {
   float softcap;
 } p;
 
-shared uvec4 kv[2u * KT * LD];    // K rows [0, KT), V rows [KT, 2 KT); first Q, 2 KT rows a round
+shared uvec4 kv[2u * KT * (HD / 8u + 1u)];  // K rows [0, KT), V [KT, 2 KT); first Q, 2 KT rows a round
+#include "attn_coopmat.glsl"
+// Per thread and tile: K_N uvec4 of keys and as many of values.
+const uint K_N = (KT * HD8 + WG - 1u) / WG;
 shared float ss[NSG * 16u * KT];  // per subgroup: S (16 x KT, f32), or an O fragment (16 x 16)
 shared uvec4 ps[NSG * 16u * KT8]; // per subgroup: P (16 x KT, f16)
 shared float row_alpha[QT];       // per row: rescale factor of the pending rescale, then 1 / l
@@ -73,10 +71,6 @@ uvec4 rk[K_N], rv[K_N];
 int rpos;
 
 bool visible(int kp, int qp) { return kp <= qp && (p.window <= 0 || qp - kp < p.window); }
-
-uint kv_slot(uint h, uint t) {
-  return uint(block_table[h * p.max_blocks + t / 32u]) * 32u + t % 32u;
-}
 
 // Reads key/value rows [t0, t0 + KT) of head h into registers; rows past `len` are zero with
 // position INT_MAX.
@@ -128,18 +122,7 @@ void main() {
   fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qa[HD / 16u];
   const uint RR = 2u * KT;  // rows per round
   for (uint r0 = 0; r0 < QT; r0 += RR) {
-    for (uint e = tid; e < RR * HD8; e += WG) {
-      const uint r = e / HD8, c = e % HD8, row = row0 + r0 + r;
-      vec4 a = vec4(0.0), b = vec4(0.0);
-      if (row < n_rows) {
-        const uint i = row / p.group, hq = h * p.group + row % p.group;
-        const uint base = (i * p.n_heads + hq) * HD + 8u * c;
-        a = vec4(q[base], q[base + 1u], q[base + 2u], q[base + 3u]) * p.scale;
-        b = vec4(q[base + 4u], q[base + 5u], q[base + 6u], q[base + 7u]) * p.scale;
-      }
-      kv[r * LD + c] = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy),
-                             packHalf2x16(b.zw));
-    }
+    stage_q(h, row0, n_rows, r0, RR);
     barrier();
     if (sg * 16u >= r0 && sg * 16u < r0 + RR)
       [[unroll]] for (uint c = 0; c < HD / 16u; ++c)

@@ -131,13 +131,28 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   KVZ_CHECK(a.lse.defined() && a.lse.dtype() == DType::kF32 && a.lse.numel() >= d.n_q * d.n_heads,
             "attn_score: lse scratch {} must hold [n_q {}, n_heads {}] f32", a.lse.shape_str(),
             d.n_q, d.n_heads);
-  const Tiles t = pick_tiles(rec.caps(), d.head_dim, d.n_q * d.group);
   struct Push {
     uint32_t n_q, n_heads, group, max_blocks, n_sink, t0, t1, s0;
     float scale;
   } push{uint32_t(d.n_q),        uint32_t(d.n_heads), uint32_t(d.group),
          uint32_t(d.max_blocks), uint32_t(a.n_sink),  uint32_t(a.t0),
          uint32_t(a.t1),         uint32_t(a.s0),      a.scale};
+  if (paged_attention_coopmat_supported(rec.caps(), d.head_dim)) {
+    // Tensor cores (shaders/attn_score_coopmat.comp): 8 subgroups x 16 query rows for the
+    // log-sum-exp pass, 4 subgroups x 16 chunk rows for the column maxima.
+    constexpr uint32_t kLseSubgroups = 8, kMaxSubgroups = 4;
+    const uint32_t hd = uint32_t(d.head_dim);
+    const uint32_t q_tiles = div_up(d.n_q * d.group, 16 * kLseSubgroups),
+                   k_tiles = div_up(a.t1 - a.t0, 16 * kMaxSubgroups);
+    KVZ_CHECK(q_tiles <= 65535 && k_tiles <= 65535, "attn_score: grid {} / {}", q_tiles, k_tiles);
+    rec.dispatch({ShaderId::kAttnScoreCoopmatLse, {32 * kLseSubgroups, hd, kLseSubgroups}},
+                 {a.q, a.k_pool, a.block_table, a.lse}, push, {q_tiles, uint32_t(d.n_kv_heads)});
+    rec.dispatch({ShaderId::kAttnScoreCoopmatMax, {32 * kMaxSubgroups, hd, kMaxSubgroups}},
+                 {a.q, a.k_pool, a.block_table, a.lse, a.score}, push,
+                 {k_tiles, uint32_t(d.n_kv_heads)});
+    return;
+  }
+  const Tiles t = pick_tiles(rec.caps(), d.head_dim, d.n_q * d.group);
   const uint32_t q_tiles = div_up(d.n_q * d.group, t.qt), k_tiles = div_up(a.t1 - a.t0, t.kt);
   KVZ_CHECK(q_tiles <= 65535 && k_tiles <= 65535, "attn_score: grid {} / {}", q_tiles, k_tiles);
   const Kernel lse{ShaderId::kAttnScoreLse, {t.hd, t.qt, t.kt}};

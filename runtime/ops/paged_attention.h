@@ -32,6 +32,7 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& args);
 // this device for this head_dim: VK_NV_cooperative_matrix f16, subgroups of 32, head_dim a
 // multiple of 16 up to 128, and KVZ_NO_COOPMAT unset. It then does so for calls with at least
 // kAttnCoopmatMinRows query rows per KV head (n_q * group); Q and P are rounded to f16 there.
+// attn_score then always runs on tensor cores (shaders/attn_score_coopmat.comp; Q in f16).
 bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim);
 constexpr int64_t kAttnCoopmatMinRows = 64;
 

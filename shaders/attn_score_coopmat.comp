@@ -1,0 +1,202 @@
+#version 450
+// attn_score_coopmat: attn_score.comp on tensor cores (VK_NV_cooperative_matrix, 16x16x16
+// f16 x f16 -> f32); same contract, bindings and push constants (runtime/ops/paged_attention.h).
+// Query i of head hq sees key rows K_i = [0, n_sink) U [t0, t1) U [s0, s0 + i] of KV head h.
+//  PASS_LSE: lse[i, hq] = log sum_{k in K_i} exp(scale q_i . k). A workgroup owns 16 NSG query
+//            rows (row = i * group + g), 16 per subgroup with their Q fragments in registers, and
+//            walks the key units u (sinks, then the chunk, then the input rows up to its last
+//            query) in tiles of 32; S = Q K^T on the tensor cores, then an exact online max / sum
+//            per row in registers (two lanes per row, merged at the end).
+//  PASS_MAX: score[h, j - t0] = max_{g, i} exp(scale q_i . k_j - lse[i, h * group + g]) for
+//            j in [t0, t1) (every query sees the whole chunk: no mask). A workgroup owns 16 NSG
+//            chunk rows, 16 per subgroup as A fragments in registers, and walks all query rows in
+//            blocks of 64: S^T = K Q^T on the tensor cores, column maxima in registers.
+// Q is rounded to f16 after scaling; S, the sums and lse stay f32.
+// Bindings: 0 q f32 [n_q, n_heads, HD] | 1 k_pool f16 [n_slots, HD] (uvec4)
+//           2 block_table i32 [n_kv_heads, max_blocks] | 3 lse f32 [n_q, n_heads]
+//           4 score f32 [n_kv_heads, t1 - t0] (PASS_MAX)
+// Push: n_q, n_heads, group, max_blocks, n_sink, t0, t1, s0, scale.
+// Spec: 0 = workgroup size (32 * NSG: subgroups of 32), 1 = HD (multiple of 16, <= 128), 2 = NSG.
+// Grid: PASS_LSE (ceil(n_q * group / (16 NSG)), n_kv_heads); PASS_MAX (ceil((t1 - t0) /
+// (16 NSG)), n_kv_heads).
+#include "common.glsl"
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_memory_scope_semantics : require
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 256;
+layout(constant_id = 1) const uint HD = 128;
+layout(constant_id = 2) const uint NSG = 8;
+const uint RT = 16u * NSG;  // rows (queries or keys) a workgroup owns
+const uint KT = 32u;        // PASS_LSE: keys per tile
+const uint QB = 64u;        // PASS_MAX: query rows per block
+
+layout(std430, binding = 0) readonly buffer Q { float q[]; };
+layout(std430, binding = 1) readonly buffer KP { uvec4 k_pool[]; };
+layout(std430, binding = 2) readonly buffer BT { int block_table[]; };
+#if defined(PASS_LSE)
+layout(std430, binding = 3) writeonly buffer LSE { float lse[]; };
+#else
+layout(std430, binding = 3) readonly buffer LSE { float lse[]; };
+layout(std430, binding = 4) writeonly buffer SCORE { float score[]; };
+#endif
+layout(push_constant) uniform Push {
+  uint n_q;
+  uint n_heads;
+  uint group;
+  uint max_blocks;
+  uint n_sink;
+  uint t0;
+  uint t1;
+  uint s0;
+  float scale;
+} p;
+
+#if defined(PASS_LSE)
+shared uvec4 kv[KT * (HD / 8u + 1u)];  // the key tile; first the queries, KT rows a round
+#else
+shared uvec4 kv[QB * (HD / 8u + 1u)];  // the chunk rows, then one query block at a time
+#endif
+#include "attn_coopmat.glsl"
+
+#if defined(PASS_LSE)
+shared float ss[NSG * 16u * KT];  // per subgroup: S (16 x KT)
+shared int kcaus[KT];  // -2: no key; -1: sink or chunk key (seen by all); c >= 0: input row c
+const uint K_N = (KT * HD8 + WG - 1u) / WG;
+uvec4 rk[K_N];
+int rcaus;
+
+// Head row of key unit u: sinks, then the chunk, then the reconstruction input.
+uint unit_row(uint u) {
+  const uint m_t = p.t1 - p.t0;
+  return u < p.n_sink ? u : u < p.n_sink + m_t ? p.t0 + (u - p.n_sink) : p.s0 + (u - p.n_sink - m_t);
+}
+
+void fetch_tile(uint h, uint u0, uint n_keys) {
+  const uint tid = gl_LocalInvocationID.x, m_t = p.t1 - p.t0;
+  if (tid < KT) {
+    const uint u = u0 + tid;
+    rcaus = u >= n_keys ? -2 : u < p.n_sink + m_t ? -1 : int(u - p.n_sink - m_t);
+  }
+  [[unroll]] for (uint i = 0; i < K_N; ++i) {
+    const uint e = tid + i * WG, j = e / HD8, c = e % HD8, u = u0 + j;
+    rk[i] = (e < KT * HD8 && u < n_keys) ? k_pool[kv_slot(h, unit_row(u)) * HD8 + c] : uvec4(0u);
+  }
+}
+
+void main() {
+  const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.y, sg = gl_SubgroupID;
+  const uint lane = gl_SubgroupInvocationID;
+  const uint n_rows = p.n_q * p.group, row0 = gl_WorkGroupID.x * RT;
+  fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qa[HD / 16u];
+  for (uint r0 = 0; r0 < RT; r0 += KT) {
+    stage_q(h, row0, n_rows, r0, KT);
+    barrier();
+    if (sg * 16u >= r0 && sg * 16u < r0 + KT)
+      [[unroll]] for (uint c = 0; c < HD / 16u; ++c)
+        coopMatLoadNV(qa[c], kv, (sg * 16u - r0) * LD + 2u * c, LD, false);
+    barrier();
+  }
+  const uint i_max = (min(row0 + RT, n_rows) - 1u) / p.group;
+  const uint n_keys = p.n_sink + (p.t1 - p.t0) + i_max + 1u;
+  // Lane: row r = lane % 16 of the subgroup's 16, keys [half_ * 16, half_ * 16 + 16) of a tile.
+  const uint r = lane % 16u, half_ = lane / 16u, row = row0 + sg * 16u + r;
+  const int qi = row < n_rows ? int(row / p.group) : -3;  // -3: padding row, sees nothing
+  float m = NEG_BIG, l = 0.0;
+  fetch_tile(h, 0u, n_keys);
+  for (uint u0 = 0; u0 < n_keys; u0 += KT) {
+    if (tid < KT) kcaus[tid] = rcaus;
+    [[unroll]] for (uint i = 0; i < K_N; ++i) {
+      const uint e = tid + i * WG;
+      if (e < KT * HD8) kv[(e / HD8) * LD + e % HD8] = rk[i];
+    }
+    barrier();
+    if (u0 + KT < n_keys) fetch_tile(h, u0 + KT, n_keys);  // in flight during the math below
+    [[unroll]] for (uint j = 0; j < KT / 16u; ++j) {
+      fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+      [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
+        fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> kb;
+        coopMatLoadNV(kb, kv, (j * 16u) * LD + 2u * c, LD, true);
+        s = coopMatMulAddNV(qa[c], kb, s);
+      }
+      coopMatStoreNV(s, ss, sg * 16u * KT + j * 16u, KT, false);
+    }
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+    float e[16];
+    float tm = NEG_BIG;
+    [[unroll]] for (uint i = 0; i < 16u; ++i) {
+      const uint j = half_ * 16u + i;
+      const int kc = kcaus[j];
+      e[i] = (kc != -2 && kc <= qi) ? ss[(sg * 16u + r) * KT + j] : NEG_BIG;
+      tm = max(tm, e[i]);
+    }
+    if (tm > 0.5 * NEG_BIG) {
+      const float m_new = max(m, tm);
+      float sum = 0.0;
+      [[unroll]] for (uint i = 0; i < 16u; ++i) sum += e[i] > 0.5 * NEG_BIG ? exp(e[i] - m_new) : 0.0;
+      l = l * exp(m - m_new) + sum;  // m = NEG_BIG: exp(-huge) = 0 and l = 0 anyway
+      m = m_new;
+    }
+    barrier();  // kv and kcaus are restaged next
+  }
+  const float m2 = subgroupShuffleXor(m, 16u), l2 = subgroupShuffleXor(l, 16u);
+  const float mm = max(m, m2);
+  const float ll = (l > 0.0 ? l * exp(m - mm) : 0.0) + (l2 > 0.0 ? l2 * exp(m2 - mm) : 0.0);
+  if (half_ == 0u && row < n_rows)
+    lse[q_base(h, row) / HD] = ll > 0.0 ? mm + log(ll) : -NEG_BIG;
+}
+
+#else  // PASS_MAX
+shared float ss[NSG * 16u * QB];  // per subgroup: S^T (16 chunk rows x QB query rows)
+shared float rlse[QB];
+
+void main() {
+  const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.y, sg = gl_SubgroupID;
+  const uint lane = gl_SubgroupInvocationID;
+  const uint m_t = p.t1 - p.t0, j0 = gl_WorkGroupID.x * RT, n_rows = p.n_q * p.group;
+  // This subgroup's 16 chunk rows as A fragments, staged QB rows a round.
+  fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> ka[HD / 16u];
+  for (uint r0 = 0; r0 < RT; r0 += QB) {
+    for (uint e = tid; e < QB * HD8; e += WG) {
+      const uint j = e / HD8, c = e % HD8, jj = j0 + r0 + j;
+      kv[j * LD + c] = jj < m_t ? k_pool[kv_slot(h, p.t0 + jj) * HD8 + c] : uvec4(0u);
+    }
+    barrier();
+    if (sg * 16u >= r0 && sg * 16u < r0 + QB)
+      [[unroll]] for (uint c = 0; c < HD / 16u; ++c)
+        coopMatLoadNV(ka[c], kv, (sg * 16u - r0) * LD + 2u * c, LD, false);
+    barrier();
+  }
+  // Lane: chunk row r = lane % 16, query rows [half_ * QB/2, half_ * QB/2 + QB/2) of a block.
+  const uint r = lane % 16u, half_ = lane / 16u;
+  float cm = 0.0;
+  for (uint b0 = 0; b0 < n_rows; b0 += QB) {
+    stage_q(h, b0, n_rows, 0u, QB);
+    if (tid < QB) rlse[tid] = b0 + tid < n_rows ? lse[q_base(h, b0 + tid) / HD] : -NEG_BIG;
+    barrier();
+    [[unroll]] for (uint f = 0; f < QB / 16u; ++f) {
+      fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+      [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
+        fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qb;
+        coopMatLoadNV(qb, kv, (f * 16u) * LD + 2u * c, LD, true);
+        s = coopMatMulAddNV(ka[c], qb, s);
+      }
+      coopMatStoreNV(s, ss, sg * 16u * QB + f * 16u, QB, false);
+    }
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+    for (uint i = 0; i < QB / 2u; ++i) {
+      const uint qr = half_ * (QB / 2u) + i;
+      cm = max(cm, exp(ss[(sg * 16u + r) * QB + qr] - rlse[qr]));
+    }
+    barrier();  // kv and rlse are restaged next
+  }
+  cm = max(cm, subgroupShuffleXor(cm, 16u));
+  const uint j = j0 + sg * 16u + r;
+  if (half_ == 0u && j < m_t) score[h * m_t + j] = cm;
+}
+#endif
