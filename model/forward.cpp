@@ -104,9 +104,12 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     const bool local = c.sliding(il);
     rms_norm(rec, {x, l.attn_norm, h, c.norm_eps});
     mark("norm/add");
-    matmul(rec, {h, l.wq, q, l.bq});
-    matmul(rec, {h, l.wk, k, l.bk});
-    matmul(rec, {h, l.wv, v, l.bv});
+    {
+      Recorder::Concurrent group(rec);
+      matmul(rec, {h, l.wq, q, l.bq});
+      matmul(rec, {h, l.wk, k, l.bk});
+      matmul(rec, {h, l.wv, v, l.bv});
+    }
     mark("matmul qkv");
     if (c.qk_norm) {
       rms_norm(rec, {q.reshape({n * H, hd}), l.q_norm, q.reshape({n * H, hd}), c.norm_eps});
@@ -119,10 +122,13 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     ra.style = c.rope_style;
     ra.rot_dims = c.rot_dims;
     ra.attn_factor = local ? 1.0f : rope_attn_factor(c.rope_scaling);
-    ra.x = q3;
-    rope(rec, ra);
-    ra.x = k3;
-    rope(rec, ra);
+    {
+      Recorder::Concurrent group(rec);
+      ra.x = q3;
+      rope(rec, ra);
+      ra.x = k3;
+      rope(rec, ra);
+    }
     mark("rope");
     KvCache::LayerView kv = cache.layer(il);
     kv_write(rec, {k3, v3, pos, cache.dst_slots(il), kv.k_pool, kv.v_pool, kv.pos_pool});
@@ -156,8 +162,11 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     add(rec, {x, o, x});
     rms_norm(rec, {x, l.ffn_norm, h, c.norm_eps});
     mark("norm/add");
-    matmul(rec, {h, l.w_gate, g, {}});
-    matmul(rec, {h, l.w_up, u, {}});
+    {
+      Recorder::Concurrent group(rec);
+      matmul(rec, {h, l.w_gate, g, {}});
+      matmul(rec, {h, l.w_up, u, {}});
+    }
     mark("matmul gate up");
     gated_act(rec, {g, u, g, c.act});
     mark("act");
@@ -166,6 +175,8 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     if (c.post_norms) rms_norm(rec, {o, l.post_ffn_norm, o, c.norm_eps});
     add(rec, {x, o, x});
     mark("norm/add");
+    // Hand finished layers to the GPU while the rest is recorded.
+    if (il % kLayersPerSubmit == kLayersPerSubmit - 1) rec.submit();
   }
   if (n_logits > 0) {
     Tensor xl = x.slice(n - n_logits, n_logits), hl = h.slice(0, n_logits);

@@ -54,6 +54,7 @@ class Forward {
   Tensor x_, h_, q_, k_, v_, attn_, o_, gate_, up_;
   Tensor logits_;  // [max_logits, n_vocab]
   static constexpr int kMaxSplitQueries = 16;
+  static constexpr int kLayersPerSubmit = 8;
   Tensor attn_scratch_;  // split-K partials of decode attention (may be undefined)
   bool profile_ = false;
   std::map<std::string, OpTime> profile_table_;

@@ -226,9 +226,10 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
   int32_t start_pos = next_pos_;
   Device& dev = model_.device();
   std::vector<Buffer> keep;
-  keep.push_back(dev.alloc(4));
+  // Host-visible: the sampled id and the uniform draw move without a staged copy.
+  keep.push_back(dev.alloc(4, MemoryKind::kReadback));
   Tensor next = keep.back().tensor(DType::kI32, {1});
-  keep.push_back(dev.alloc(4));
+  keep.push_back(dev.alloc(4, MemoryKind::kUpload));
   Tensor uni = keep.back().tensor(DType::kF32, {1});
   uint64_t rng = opts.seed * 0x9E3779B97F4A7C15ull + 1;
 

@@ -39,6 +39,10 @@ class RecorderBackend {
   virtual void copy(const BufferView& src, const BufferView& dst, size_t bytes) = 0;
   virtual void fill_zero(const BufferView& dst) = 0;
   virtual void timestamp(std::string_view label) = 0;
+  // Between begin_concurrent() and end_concurrent() dispatches skip the barrier before them
+  // (the first one keeps it); end_concurrent() orders everything after the group.
+  virtual void begin_concurrent() {}
+  virtual void end_concurrent() {}
   virtual void submit() = 0;
   virtual void wait() = 0;
   virtual std::vector<TimedSpan> timings() = 0;
@@ -64,6 +68,20 @@ class Recorder {
   void copy(const Tensor& src, const Tensor& dst);
   void fill_zero(const Tensor& dst) { impl_->fill_zero(dst.mem()); }
   void timestamp(std::string_view label) { impl_->timestamp(label); }
+
+  // Scope of independent dispatches: none reads what another of the group writes, so the GPU
+  // may overlap them (no barrier between them). Work before and after stays ordered.
+  class Concurrent {
+   public:
+    explicit Concurrent(Recorder& rec) : rec_(rec) { rec_.impl_->begin_concurrent(); }
+    ~Concurrent() { rec_.impl_->end_concurrent(); }
+    Concurrent(const Concurrent&) = delete;
+    Concurrent& operator=(const Concurrent&) = delete;
+
+   private:
+    Recorder& rec_;
+  };
+
   void submit() { impl_->submit(); }
   void wait() { impl_->wait(); }
   void finish() {

@@ -44,7 +44,8 @@ class VkRecorder final : public RecorderBackend {
               grid.z);
     const PipelineEntry& pe = dev_.pipeline(k, static_cast<uint32_t>(bindings.size()), push_bytes);
     auto& cb = current();
-    barrier(cb);
+    if (concurrent_ < 2) barrier(cb);  // inside a concurrent group only before its first one
+    if (concurrent_ == 1) concurrent_ = 2;
     std::vector<vk::DescriptorBufferInfo> infos;
     std::vector<vk::WriteDescriptorSet> writes;
     infos.reserve(bindings.size());
@@ -88,6 +89,9 @@ class VkRecorder final : public RecorderBackend {
     cb.fillBuffer(reinterpret_cast<VkBuffer>(dst.handle), dst.offset_bytes, dst.size_bytes, 0);
   }
 
+  void begin_concurrent() override { concurrent_ = 1; }
+  void end_concurrent() override { concurrent_ = 0; }  // the next command barriers as usual
+
   void timestamp(std::string_view label) override {
     if (!*queries_ || labels_.size() >= kMaxQueries) return;
     auto& cb = current();
@@ -101,6 +105,11 @@ class VkRecorder final : public RecorderBackend {
     if (!recording_) return;
     auto& cb = cbs_[slot_];
     barrier(cb);
+    // Results in host-visible memory (e.g. a sampled token id) become readable after the wait.
+    using A = vk::AccessFlagBits;
+    using P = vk::PipelineStageFlagBits;
+    vk::MemoryBarrier host(A::eShaderWrite | A::eTransferWrite, A::eHostRead);
+    cb.pipelineBarrier(P::eComputeShader | P::eTransfer, P::eHost, {}, host, {}, {});
     cb.end();
     recording_ = false;
     uint64_t value = ++submitted_;
@@ -188,6 +197,7 @@ class VkRecorder final : public RecorderBackend {
   uint64_t submitted_ = 0;
   bool recording_ = false;
   bool reset_queries_pending_ = false;
+  int concurrent_ = 0;  // 0: every command barriers; 1: group open, nothing yet; 2: in a group
 };
 
 }  // namespace
