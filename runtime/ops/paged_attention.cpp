@@ -1,9 +1,13 @@
-// Paged attention (prefill and decode, split-K for long caches) and KVzip reconstruction scoring:
-// tile choice, validation and dispatch (runtime/ops). CPU backend: runtime/cpu/attention_fast.cpp;
-// references: runtime/cpu/paged_attention_ref.cpp.
+// Paged attention (tiled kernel for prefill, decode kernel for few query rows, split-K for long
+// caches) and KVzip reconstruction scoring: kernel choice, validation and dispatch (runtime/ops).
+// CPU backend: runtime/cpu/attention_fast.cpp; references: runtime/cpu/paged_attention_ref.cpp.
 #include "runtime/ops/paged_attention.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
 
 #include "runtime/cpu/attention_dims.h"
 #include "runtime/cpu/attention_fast.h"
@@ -47,17 +51,123 @@ int pick_splits(int64_t n_q, int64_t n_heads, int64_t max_rows) {
   return static_cast<int>(std::clamp<int64_t>(std::min(by_gpu, by_rows), 1, kMaxSplits));
 }
 
+// ---- decode kernel (shaders/paged_decode.comp) ----------------------------------------------
+// Few query rows per KV head (n_q * group <= kDecodeMaxRows): one pass over K/V per row tile, a
+// key row spread over the lanes of a subgroup, many split-K workgroups per head.
+constexpr int64_t kDecodeMaxRows = 16;     // n_q * group served by the decode kernel
+constexpr int64_t kDecodeRowsPerWg = 8;    // query rows per workgroup (registers: 2 x 8 per row)
+constexpr int64_t kDecodeMaxSplits = 128;  // shares per KV head: 8 heads x 128 fill 132 SMs ~8x
+constexpr int64_t kDecodeMinRowsPerSplit = 256;
+constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row blocks, whole steps
+
+bool decode_disabled_by_env() {
+  static const bool off = [] {
+    const char* e = std::getenv("KVZ_NO_FAST_DECODE");
+    return e && *e && std::strcmp(e, "0") != 0;
+  }();
+  return off;
+}
+
+// Rows per split-K share, the same for every KV head: a short (ragged) head simply has fewer
+// non-empty shares, so every busy workgroup does about the same work. Depends only on max_rows
+// so that the scratch size can be computed ahead.
+struct DecodeSplit {
+  int64_t n_split, chunk;
+};
+DecodeSplit pick_decode_split(int64_t max_rows) {
+  const int64_t rows = std::max<int64_t>(max_rows, 1);
+  const int64_t n = std::clamp<int64_t>(rows / kDecodeMinRowsPerSplit, 1, kDecodeMaxSplits);
+  const int64_t chunk = div_up(div_up(rows, n), kDecodeChunkAlign) * kDecodeChunkAlign;
+  return {div_up(rows, chunk), chunk};
+}
+
+struct DecodePlan {
+  uint32_t wg, hd, lpk, gr, kpi;  // spec constants of paged_decode.comp
+  uint32_t row_tiles;
+};
+
+// The decode kernel's configuration, or nothing where it does not apply (then the tiled kernel
+// runs): head_dim % 8 (16-byte rows), subgroup shuffles with a known, fixed subgroup size.
+std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const cpu::AttnDims& d,
+                                      bool allowed) {
+  const int64_t rows = d.n_q * d.group;
+  const uint32_t sg = caps.subgroup_size;
+  if (!allowed || decode_disabled_by_env() || rows > kDecodeMaxRows || d.head_dim % 8 != 0 ||
+      d.head_dim > 256 || !caps.subgroup_shuffle || sg == 0 || sg > 128 || !std::has_single_bit(sg))
+    return std::nullopt;
+  // Intel compiles SIMD8/16/32 per shader whatever subgroupSize says: lane groups would straddle.
+  if (caps.vendor_id == 0x8086) return std::nullopt;
+  DecodePlan pl{};
+  pl.wg = std::max<uint32_t>(128, sg);
+  pl.hd = uint32_t(d.head_dim);
+  pl.lpk = std::min<uint32_t>(std::bit_ceil(uint32_t(d.head_dim / 8)), sg);
+  pl.row_tiles = uint32_t(div_up(rows, kDecodeRowsPerWg));
+  pl.gr = uint32_t(div_up(rows, int64_t(pl.row_tiles)));
+  pl.kpi = pl.gr <= 4 ? 4 : 2;
+  const uint64_t nlg = pl.wg / pl.lpk, shared_bytes = 4 * nlg * (pl.hd + 2 * pl.gr);
+  if ((caps.shared_memory_bytes && shared_bytes > caps.shared_memory_bytes) ||
+      (caps.max_workgroup_invocations && pl.wg > caps.max_workgroup_invocations))
+    return std::nullopt;
+  return pl;
+}
+
+// Records the merge of n_split partial results in scratch into out.
+void record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
+                    int64_t n_split) {
+  struct CombinePush {
+    uint32_t n_rows, head_dim, n_split, rows_per_y;
+  } cp{uint32_t(d.n_q * d.n_heads), uint32_t(d.head_dim), uint32_t(n_split), 0};
+  constexpr uint32_t kCombineWg = 256;  // n_split <= 2 * kCombineWg, head_dim / 4 <= kCombineWg
+  KVZ_CHECK(n_split <= 2 * kCombineWg, "paged_attention: {} splits", n_split);
+  const Grid grid = row_grid(cp.n_rows, cp.rows_per_y);
+  rec.dispatch({ShaderId::kPagedAttentionCombine, {kCombineWg}}, {a.scratch, a.out}, cp, grid);
+}
+
+void record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
+                   const DecodePlan& pl) {
+  DecodeSplit sp = pick_decode_split(d.max_blocks * kKvBlockTokens);
+  if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, d.max_blocks * kKvBlockTokens)};
+  const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
+  KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
+            "paged_attention: scratch {} < {} f32 elements", a.scratch.shape_str(), need);
+  struct Push {
+    uint32_t n_q, n_heads, group, max_blocks;
+    int32_t window;
+    uint32_t n_split;
+    float scale, softcap;
+    uint32_t chunk;
+  } push{uint32_t(d.n_q),   uint32_t(d.n_heads),  uint32_t(d.group), uint32_t(d.max_blocks),
+         a.window,          uint32_t(sp.n_split), a.scale,           a.softcap,
+         uint32_t(sp.chunk)};
+  KVZ_CHECK(d.n_kv_heads <= 65535 && sp.n_split <= 65535, "paged_attention: grid {} x {}",
+            d.n_kv_heads, sp.n_split);
+  const Tensor& dst = sp.n_split > 1 ? a.scratch : a.out;
+  rec.dispatch({ShaderId::kPagedDecode, {pl.wg, pl.hd, pl.lpk, pl.gr, pl.kpi}},
+               {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
+               {pl.row_tiles, uint32_t(d.n_kv_heads), uint32_t(sp.n_split)});
+  if (sp.n_split > 1) record_combine(rec, a, d, sp.n_split);
+}
+
 }  // namespace
 
 int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int max_rows) {
-  const int n_split = pick_splits(n_q, n_heads, max_rows);
-  return n_split > 1 ? int64_t(n_split) * n_q * n_heads * (head_dim + 2) : 0;
+  // The tiled kernel's need, and the decode kernel's where n_q is small enough for it (its
+  // choice also depends on the group and the device, unknown here: size for the larger).
+  int64_t n_split = pick_splits(n_q, n_heads, max_rows);
+  if (n_q <= kDecodeMaxRows) n_split = std::max(n_split, pick_decode_split(max_rows).n_split);
+  return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) : 0;
+}
+
+bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAttentionArgs& a) {
+  return pick_decode(caps, cpu::check_paged_attention(a), a.allow_decode_kernel).has_value();
 }
 
 void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
   const cpu::AttnDims d = cpu::check_paged_attention(a);
   if (d.n_q == 0) return;
   if (rec.is_cpu()) return cpu::paged_attention_fast(a);
+  if (const auto plan = pick_decode(rec.caps(), d, a.allow_decode_kernel))
+    return record_decode(rec, a, d, *plan);
   const int64_t max_rows = d.max_blocks * kKvBlockTokens;
   const Tiles t = pick_tiles(rec.caps(), d.head_dim, d.n_q * d.group);
   int n_split = pick_splits(d.n_q, d.n_heads, max_rows);
@@ -80,12 +190,7 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
   rec.dispatch({ShaderId::kPagedAttention, {t.hd, t.qt, t.kt}},
                {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
                {tiles, uint32_t(d.n_kv_heads), uint32_t(n_split)});
-  if (n_split == 1) return;
-  struct CombinePush {
-    uint32_t n_rows, head_dim, n_split, rows_per_y;
-  } cp{uint32_t(d.n_q * d.n_heads), uint32_t(d.head_dim), uint32_t(n_split), 0};
-  const Grid grid = row_grid(cp.n_rows, cp.rows_per_y);
-  rec.dispatch({ShaderId::kPagedAttentionCombine, {64}}, {a.scratch, a.out}, cp, grid);
+  if (n_split > 1) record_combine(rec, a, d, n_split);
 }
 
 void attn_score(Recorder& rec, const AttnScoreArgs& a) {
