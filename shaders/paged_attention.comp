@@ -37,7 +37,6 @@ layout(push_constant) uniform Push {
 } p;
 #include "attn_tile.glsl"
 
-const uint NPAIR = (QT * KT + WG - 1u) / WG;  // (row, key) scores per thread
 const uint NOUT = (QT * HD2 + WG - 1u) / WG;  // output f16-pair columns per thread
 
 shared uint vs[KT * HD2];     // [KT, HD] f16 pairs of values
@@ -122,13 +121,14 @@ void main() {
     }
     barrier();
     // C: masked, soft-capped scores.
+    tile_dot_rows(tid);
     [[unroll]] for (uint k = 0; k < NPAIR; ++k) {
       const uint pi = tid + k * WG;
       if (pi < QT * KT) {
         const uint r = pi / KT, j = pi % KT;
         float s = NEG_BIG;
         if (visible(kpos[j], row_qpos[r]) && t0 + j < k_end) {
-          s = tile_dot(r, j);
+          s = pair_s[k];
           if (p.softcap > 0.0) s = p.softcap * tanh(s / p.softcap);
         }
         ss[pi] = s;

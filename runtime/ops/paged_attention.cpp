@@ -54,9 +54,12 @@ int pick_splits(int64_t n_q, int64_t n_heads, int64_t max_rows) {
 // ---- decode kernel (shaders/paged_decode.comp) ----------------------------------------------
 // Few query rows per KV head (n_q * group <= kDecodeMaxRows): one pass over K/V per row tile, a
 // key row spread over the lanes of a subgroup, many split-K workgroups per head.
-constexpr int64_t kDecodeMaxRows = 16;     // n_q * group served by the decode kernel
-constexpr int64_t kDecodeRowsPerWg = 8;    // query rows per workgroup (registers: 2 x 8 per row)
-constexpr int64_t kDecodeMaxSplits = 128;  // shares per KV head: 8 heads x 128 fill 132 SMs ~8x
+constexpr int64_t kDecodeMaxRows = 16;   // n_q * group served by the decode kernel
+constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers: 2 x 8 per row)
+// Shares per KV head, each >= kDecodeMinRowsPerSplit rows: 8 KV heads x 256 shares of a 128K
+// cache are ~2000 workgroups of ~10 us on an H100 (132 SMs, a few resident each), so the last
+// wave's tail stays small; the combine pass then reads 256 x 130 floats per query row.
+constexpr int64_t kDecodeMaxSplits = 256;
 constexpr int64_t kDecodeMinRowsPerSplit = 256;
 constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row blocks, whole steps
 
@@ -66,6 +69,13 @@ bool decode_disabled_by_env() {
     return e && *e && std::strcmp(e, "0") != 0;
   }();
   return off;
+}
+
+// Tuning overrides for measurements (0: the default): KVZ_DECODE_WG (workgroup size, a power of
+// two >= the subgroup size) and KVZ_DECODE_KPI (keys per lane group per step: loads in flight).
+uint32_t env_u32(const char* name) {
+  const char* e = std::getenv(name);
+  return e ? uint32_t(std::strtoul(e, nullptr, 10)) : 0u;
 }
 
 // Rows per split-K share, the same for every KV head: a short (ragged) head simply has fewer
@@ -98,12 +108,13 @@ std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const cpu::AttnDim
   // Intel compiles SIMD8/16/32 per shader whatever subgroupSize says: lane groups would straddle.
   if (caps.vendor_id == 0x8086) return std::nullopt;
   DecodePlan pl{};
-  pl.wg = std::max<uint32_t>(128, sg);
+  static const uint32_t env_wg = env_u32("KVZ_DECODE_WG"), env_kpi = env_u32("KVZ_DECODE_KPI");
+  pl.wg = std::max<uint32_t>(env_wg && std::has_single_bit(env_wg) ? env_wg : 128, sg);
   pl.hd = uint32_t(d.head_dim);
   pl.lpk = std::min<uint32_t>(std::bit_ceil(uint32_t(d.head_dim / 8)), sg);
   pl.row_tiles = uint32_t(div_up(rows, kDecodeRowsPerWg));
   pl.gr = uint32_t(div_up(rows, int64_t(pl.row_tiles)));
-  pl.kpi = pl.gr <= 4 ? 4 : 2;
+  pl.kpi = env_kpi >= 1 && env_kpi <= 16 ? env_kpi : pl.gr <= 4 ? 4 : 2;
   const uint64_t nlg = pl.wg / pl.lpk, shared_bytes = 4 * nlg * (pl.hd + 2 * pl.gr);
   if ((caps.shared_memory_bytes && shared_bytes > caps.shared_memory_bytes) ||
       (caps.max_workgroup_invocations && pl.wg > caps.max_workgroup_invocations))
