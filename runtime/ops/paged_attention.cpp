@@ -58,7 +58,9 @@ constexpr int64_t kDecodeMaxRows = 16;   // n_q * group served by the decode ker
 constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers: 2 x 8 per row)
 // Shares per KV head, each >= kDecodeMinRowsPerSplit rows: 8 KV heads x 256 shares of a 128K
 // cache are ~2000 workgroups of ~10 us on an H100 (132 SMs, a few resident each), so the last
-// wave's tail stays small; the combine pass then reads 256 x 130 floats per query row.
+// wave's tail stays small; the combine pass then reads 256 x 130 floats per query row. With n_q
+// queries at most kDecodeMaxSplits / n_q shares (more rows per workgroup or more row tiles keep
+// the GPU busy), which also bounds the scratch to kDecodeMaxSplits x n_heads x (head_dim + 2).
 constexpr int64_t kDecodeMaxSplits = 256;
 constexpr int64_t kDecodeMinRowsPerSplit = 256;
 constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row blocks, whole steps
@@ -84,9 +86,10 @@ uint32_t env_u32(const char* name) {
 struct DecodeSplit {
   int64_t n_split, chunk;
 };
-DecodeSplit pick_decode_split(int64_t max_rows) {
+DecodeSplit pick_decode_split(int64_t n_q, int64_t max_rows) {
   const int64_t rows = std::max<int64_t>(max_rows, 1);
-  const int64_t n = std::clamp<int64_t>(rows / kDecodeMinRowsPerSplit, 1, kDecodeMaxSplits);
+  const int64_t max_splits = std::max<int64_t>(1, kDecodeMaxSplits / std::max<int64_t>(n_q, 1));
+  const int64_t n = std::clamp<int64_t>(rows / kDecodeMinRowsPerSplit, 1, max_splits);
   const int64_t chunk = div_up(div_up(rows, n), kDecodeChunkAlign) * kDecodeChunkAlign;
   return {div_up(rows, chunk), chunk};
 }
@@ -136,7 +139,7 @@ void record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnD
 
 void record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
                    const DecodePlan& pl) {
-  DecodeSplit sp = pick_decode_split(d.max_blocks * kKvBlockTokens);
+  DecodeSplit sp = pick_decode_split(d.n_q, d.max_blocks * kKvBlockTokens);
   if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, d.max_blocks * kKvBlockTokens)};
   const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
   KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
@@ -165,7 +168,7 @@ int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int ma
   // The tiled kernel's need, and the decode kernel's where n_q is small enough for it (its
   // choice also depends on the group and the device, unknown here: size for the larger).
   int64_t n_split = pick_splits(n_q, n_heads, max_rows);
-  if (n_q <= kDecodeMaxRows) n_split = std::max(n_split, pick_decode_split(max_rows).n_split);
+  if (n_q <= kDecodeMaxRows) n_split = std::max(n_split, pick_decode_split(n_q, max_rows).n_split);
   return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) : 0;
 }
 
@@ -222,7 +225,13 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   KVZ_CHECK(q_tiles <= 65535 && k_tiles <= 65535, "attn_score: grid {} / {}", q_tiles, k_tiles);
   const Kernel lse{ShaderId::kAttnScoreLse, {t.hd, t.qt, t.kt}};
   rec.dispatch(lse, {a.q, a.k_pool, a.block_table, a.lse}, push, {q_tiles, uint32_t(d.n_kv_heads)});
-  const Kernel colmax{ShaderId::kAttnScoreMax, {t.hd, t.qt, t.kt}};
+  // The column-max pass keeps its key tile and reloads a query tile per step: 16 KiB of queries
+  // per step (the tiled kernels' 8 KiB x 2) halve its barriers and reloads per score.
+  uint32_t max_qt = std::max<uint32_t>(t.qt, std::min<uint32_t>(64, 4096 / t.hd));
+  while (max_qt > t.qt && max_qt / 2 >= d.n_q * d.group) max_qt /= 2;
+  const uint64_t max_shared = 4ull * (max_qt * t.hd + t.kt * (t.hd / 2 + 1) + max_qt + kWg);
+  if (rec.caps().shared_memory_bytes && max_shared > rec.caps().shared_memory_bytes) max_qt = t.qt;
+  const Kernel colmax{ShaderId::kAttnScoreMax, {t.hd, max_qt, t.kt}};
   rec.dispatch(colmax, {a.q, a.k_pool, a.block_table, a.lse, a.score}, push,
                {k_tiles, uint32_t(d.n_kv_heads)});
 }
