@@ -19,7 +19,8 @@
 //       a multiple of WG / LPK * KPI).
 // Spec: 0 = WG (workgroup size, a multiple of the subgroup size), 1 = HD (head_dim, multiple of 8,
 //       <= 256), 2 = LPK (lanes per key: a power of two <= the subgroup size), 3 = GR (query rows
-//       per workgroup), 4 = KPI (keys per lane group per step).
+//       per workgroup), 4 = KPI (keys per lane group per step), 5 = PREFETCH (issue the next
+//       step's loads before this step's math: twice the loads in flight, more registers).
 // Grid: (ceil(n_q * group / GR), n_kv_heads, n_split).
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -30,6 +31,7 @@ layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint LPK = 16;
 layout(constant_id = 3) const uint GR = 4;
 layout(constant_id = 4) const uint KPI = 4;
+layout(constant_id = 5) const bool PREFETCH = false;
 const uint HD8 = HD / 8u;                 // 16-byte chunks per row
 const uint CPL = (HD8 + LPK - 1u) / LPK;  // chunks per lane (lanes past HD8 hold zeros)
 const uint NLG = WG / LPK;                // lane groups per workgroup
@@ -64,6 +66,24 @@ vec4 hi4(uvec4 b) { return vec4(unpackHalf2x16(b.z), unpackHalf2x16(b.w)); }
 
 uint kv_slot(uint h, uint t) {
   return uint(block_table[h * p.max_blocks + t / 32u]) * 32u + t % 32u;
+}
+
+// Loads of one step: key t0 + u * NLG + lg for u < KPI (this lane's chunks), zeros past k_end.
+uvec4 nk[KPI * CPL], nv[KPI * CPL];
+int npos[KPI];
+void load_step(uint h, uint t0, uint k_end, uint lane, uint lg) {
+  [[unroll]] for (uint u = 0; u < KPI; ++u) {
+    const uint t = t0 + u * NLG + lg;
+    const bool ok = t < k_end;
+    const uint slot = ok ? kv_slot(h, t) : 0u;
+    npos[u] = ok ? pos_pool[slot] : INT_MAX;
+    [[unroll]] for (uint c = 0; c < CPL; ++c) {
+      const uint ch = lane + c * LPK;
+      const bool cok = ok && ch < HD8;
+      nk[u * CPL + c] = cok ? k_pool[slot * HD8 + ch] : uvec4(0u);
+      nv[u * CPL + c] = cok ? v_pool[slot * HD8 + ch] : uvec4(0u);
+    }
+  }
 }
 
 // Index of query row `row` of KV head h in [n_q * n_heads] (query i, head h * group + g).
@@ -106,27 +126,24 @@ void main() {
       qv[(r * CPL + c) * 2u + 1u] = b;
     }
   }
+  // Row r sees key position kp iff 0 <= qp[r] - kp < window (positions are in [0, 2^31); a
+  // missing key has kp = INT_MAX; padding rows wrap around but are never stored).
+  const uint wlim = p.window > 0 ? uint(p.window) : 0x80000000u;
   float m[GR], l[GR];
   vec4 o[GR * CPL * 2];
   [[unroll]] for (uint r = 0; r < GR; ++r) m[r] = NEG_BIG, l[r] = 0.0;
   [[unroll]] for (uint i = 0; i < GR * CPL * 2; ++i) o[i] = vec4(0.0);
 
+  if (PREFETCH && k_begin < k_end) load_step(h, k_begin, k_end, lane, lg);
   for (uint t0 = k_begin; t0 < k_end; t0 += NLG * KPI) {
-    // Loads first (all KPI keys' K and V in flight), key t0 + u * NLG + lg for step u.
+    // This step's keys (all KPI keys' K and V in flight); with PREFETCH they were loaded during
+    // the previous step and the next step's loads are issued now.
+    if (!PREFETCH) load_step(h, t0, k_end, lane, lg);
     uvec4 kb[KPI * CPL], vb[KPI * CPL];
     int kp[KPI];
-    [[unroll]] for (uint u = 0; u < KPI; ++u) {
-      const uint t = t0 + u * NLG + lg;
-      const bool ok = t < k_end;
-      const uint slot = ok ? kv_slot(h, t) : 0u;
-      kp[u] = ok ? pos_pool[slot] : INT_MAX;
-      [[unroll]] for (uint c = 0; c < CPL; ++c) {
-        const uint ch = lane + c * LPK;
-        const bool cok = ok && ch < HD8;
-        kb[u * CPL + c] = cok ? k_pool[slot * HD8 + ch] : uvec4(0u);
-        vb[u * CPL + c] = cok ? v_pool[slot * HD8 + ch] : uvec4(0u);
-      }
-    }
+    [[unroll]] for (uint i = 0; i < KPI * CPL; ++i) kb[i] = nk[i], vb[i] = nv[i];
+    [[unroll]] for (uint u = 0; u < KPI; ++u) kp[u] = npos[u];
+    if (PREFETCH && t0 + NLG * KPI < k_end) load_step(h, t0 + NLG * KPI, k_end, lane, lg);
     // Scores: partial dots, then a butterfly over the lane group (every lane gets the sum).
     float s[KPI * GR];
     [[unroll]] for (uint u = 0; u < KPI; ++u) {
@@ -147,7 +164,7 @@ void main() {
       float mx = m[r];
       [[unroll]] for (uint u = 0; u < KPI; ++u) {
         float sv = s[u * GR + r];
-        const bool vis = kp[u] <= qp[r] && (p.window <= 0 || qp[r] - kp[u] < p.window);
+        const bool vis = uint(qp[r] - kp[u]) < wlim;
         if (p.softcap > 0.0) sv = p.softcap * tanh(sv / p.softcap);
         sv = vis ? sv : NEG_BIG;
         s[u * GR + r] = sv;

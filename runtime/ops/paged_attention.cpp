@@ -74,7 +74,10 @@ bool decode_disabled_by_env() {
 }
 
 // Tuning overrides for measurements (0: the default): KVZ_DECODE_WG (workgroup size, a power of
-// two >= the subgroup size) and KVZ_DECODE_KPI (keys per lane group per step: loads in flight).
+// two >= the subgroup size), KVZ_DECODE_KPI (keys per lane group per step: loads in flight) and
+// KVZ_DECODE_LPK (lanes per key row, a power of two: fewer lanes, fewer shuffles and less
+// redundant softmax work per key, more registers); KVZ_DECODE_PREFETCH=0/1 (next step's loads
+// issued before this step's math).
 uint32_t env_u32(const char* name) {
   const char* e = std::getenv(name);
   return e ? uint32_t(std::strtoul(e, nullptr, 10)) : 0u;
@@ -95,7 +98,7 @@ DecodeSplit pick_decode_split(int64_t n_q, int64_t max_rows) {
 }
 
 struct DecodePlan {
-  uint32_t wg, hd, lpk, gr, kpi;  // spec constants of paged_decode.comp
+  uint32_t wg, hd, lpk, gr, kpi, prefetch;  // spec constants of paged_decode.comp
   uint32_t row_tiles;
 };
 
@@ -111,13 +114,18 @@ std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const cpu::AttnDim
   // Intel compiles SIMD8/16/32 per shader whatever subgroupSize says: lane groups would straddle.
   if (caps.vendor_id == 0x8086) return std::nullopt;
   DecodePlan pl{};
-  static const uint32_t env_wg = env_u32("KVZ_DECODE_WG"), env_kpi = env_u32("KVZ_DECODE_KPI");
+  static const uint32_t env_wg = env_u32("KVZ_DECODE_WG"), env_kpi = env_u32("KVZ_DECODE_KPI"),
+                        env_lpk = env_u32("KVZ_DECODE_LPK");
   pl.wg = std::max<uint32_t>(env_wg && std::has_single_bit(env_wg) ? env_wg : 128, sg);
   pl.hd = uint32_t(d.head_dim);
   pl.lpk = std::min<uint32_t>(std::bit_ceil(uint32_t(d.head_dim / 8)), sg);
+  if (env_lpk && std::has_single_bit(env_lpk)) pl.lpk = std::min(pl.lpk, env_lpk);
   pl.row_tiles = uint32_t(div_up(rows, kDecodeRowsPerWg));
   pl.gr = uint32_t(div_up(rows, int64_t(pl.row_tiles)));
   pl.kpi = env_kpi >= 1 && env_kpi <= 16 ? env_kpi : pl.gr <= 4 ? 4 : 2;
+  // Prefetch costs KPI x CPL x 8 registers per lane: on where the rows' q and o leave room.
+  static const char* env_pf = std::getenv("KVZ_DECODE_PREFETCH");
+  pl.prefetch = env_pf && *env_pf ? std::strcmp(env_pf, "0") != 0 : pl.gr <= 4;
   const uint64_t nlg = pl.wg / pl.lpk, shared_bytes = 4 * nlg * (pl.hd + 2 * pl.gr);
   if ((caps.shared_memory_bytes && shared_bytes > caps.shared_memory_bytes) ||
       (caps.max_workgroup_invocations && pl.wg > caps.max_workgroup_invocations))
@@ -156,7 +164,7 @@ void record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDi
   KVZ_CHECK(d.n_kv_heads <= 65535 && sp.n_split <= 65535, "paged_attention: grid {} x {}",
             d.n_kv_heads, sp.n_split);
   const Tensor& dst = sp.n_split > 1 ? a.scratch : a.out;
-  rec.dispatch({ShaderId::kPagedDecode, {pl.wg, pl.hd, pl.lpk, pl.gr, pl.kpi}},
+  rec.dispatch({ShaderId::kPagedDecode, {pl.wg, pl.hd, pl.lpk, pl.gr, pl.kpi, pl.prefetch}},
                {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
                {pl.row_tiles, uint32_t(d.n_kv_heads), uint32_t(sp.n_split)});
   if (sp.n_split > 1) record_combine(rec, a, d, sp.n_split);
