@@ -36,6 +36,7 @@ const uint HD8 = HD / 8u;                 // 16-byte chunks per row
 const uint CPL = (HD8 + LPK - 1u) / LPK;  // chunks per lane (lanes past HD8 hold zeros)
 const uint NLG = WG / LPK;                // lane groups per workgroup
 const float NEG_BIG = -1.0e30;            // masked score / empty running max
+const float LOG2E = 1.4426950408889634;   // scores are kept in log2 units: exp2, no extra multiply
 const int INT_MAX = 2147483647;
 
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
@@ -108,7 +109,8 @@ void main() {
     }
     return;
   }
-  vec4 qv[GR * CPL * 2];  // this lane's chunks of the GR scaled query rows
+  vec4 qv[GR * CPL * 2];  // this lane's chunks of the GR query rows, times scale * log2(e)
+  const float qscale = p.scale * LOG2E;
   int qp[GR];
   [[unroll]] for (uint r = 0; r < GR; ++r) {
     const bool ok = row0 + r < n_rows;
@@ -119,8 +121,8 @@ void main() {
       vec4 a = vec4(0.0), b = vec4(0.0);
       if (ok && ch < HD8) {
         const uint e = qb + 8u * ch;
-        a = vec4(q[e], q[e + 1u], q[e + 2u], q[e + 3u]) * p.scale;
-        b = vec4(q[e + 4u], q[e + 5u], q[e + 6u], q[e + 7u]) * p.scale;
+        a = vec4(q[e], q[e + 1u], q[e + 2u], q[e + 3u]) * qscale;
+        b = vec4(q[e + 4u], q[e + 5u], q[e + 6u], q[e + 7u]) * qscale;
       }
       qv[(r * CPL + c) * 2u] = a;
       qv[(r * CPL + c) * 2u + 1u] = b;
@@ -129,6 +131,7 @@ void main() {
   // Row r sees key position kp iff 0 <= qp[r] - kp < window (positions are in [0, 2^31); a
   // missing key has kp = INT_MAX; padding rows wrap around but are never stored).
   const uint wlim = p.window > 0 ? uint(p.window) : 0x80000000u;
+  const float cap = p.softcap * LOG2E, inv_cap = p.softcap > 0.0 ? 1.0 / cap : 0.0;
   float m[GR], l[GR];
   vec4 o[GR * CPL * 2];
   [[unroll]] for (uint r = 0; r < GR; ++r) m[r] = NEG_BIG, l[r] = 0.0;
@@ -159,23 +162,26 @@ void main() {
     [[unroll]] for (uint x = LPK / 2u; x > 0u; x >>= 1) {
       [[unroll]] for (uint i = 0; i < KPI * GR; ++i) s[i] += subgroupShuffleXor(s[i], x);
     }
-    // Online softmax per row over the KPI keys: mask, soft-cap, rescale, accumulate P V.
+    // Soft-cap in log2 units: log2(e) c tanh(s / c) = C tanh(s2 / C) with C = c log2(e).
+    if (p.softcap > 0.0) {
+      [[unroll]] for (uint i = 0; i < KPI * GR; ++i) s[i] = cap * tanh(s[i] * inv_cap);
+    }
+    // Online softmax per row over the KPI keys: mask, rescale, accumulate P V.
     [[unroll]] for (uint r = 0; r < GR; ++r) {
       float mx = m[r];
       [[unroll]] for (uint u = 0; u < KPI; ++u) {
         float sv = s[u * GR + r];
         const bool vis = uint(qp[r] - kp[u]) < wlim;
-        if (p.softcap > 0.0) sv = p.softcap * tanh(sv / p.softcap);
         sv = vis ? sv : NEG_BIG;
         s[u * GR + r] = sv;
         mx = max(mx, sv);
       }
-      const float alpha = exp(m[r] - mx);
+      const float alpha = exp2(m[r] - mx);
       m[r] = mx;
       float psum = 0.0;
       [[unroll]] for (uint u = 0; u < KPI; ++u) {
         const float sv = s[u * GR + r];
-        const float pe = sv > 0.5 * NEG_BIG ? exp(sv - mx) : 0.0;
+        const float pe = sv > 0.5 * NEG_BIG ? exp2(sv - mx) : 0.0;
         s[u * GR + r] = pe;
         psum += pe;
       }
@@ -203,9 +209,9 @@ void main() {
     for (uint g = 0; g < NLG; ++g) mx = max(mx, sh_m[g * GR + r]);
     for (uint g = 0; g < NLG; ++g) {
       const float mg = sh_m[g * GR + r];
-      sum_l += mg > 0.5 * NEG_BIG ? exp(mg - mx) * sh_l[g * GR + r] : 0.0;
+      sum_l += mg > 0.5 * NEG_BIG ? exp2(mg - mx) * sh_l[g * GR + r] : 0.0;
     }
-    const float w = m[r] > 0.5 * NEG_BIG ? exp(m[r] - mx) : 0.0;
+    const float w = m[r] > 0.5 * NEG_BIG ? exp2(m[r] - mx) : 0.0;
     [[unroll]] for (uint c = 0; c < CPL; ++c) {
       const uint ch = lane + c * LPK;
       if (ch < HD8) {
@@ -226,7 +232,7 @@ void main() {
       }
       if (p.n_split > 1u && tid == 0u) {
         const uint b = ml0 + (split * n_all + qi) * 2u;
-        dst[b] = mx;
+        dst[b] = mx > 0.5 * NEG_BIG ? mx / LOG2E : NEG_BIG;  // natural units for the combine
         dst[b + 1u] = sum_l;
       }
     }
