@@ -43,7 +43,7 @@ void load_key_row_part(uint h, uint j, uint c, uint t, bool valid) {
 
 #if defined(PASS_LSE)
 shared int kcaus[KT];  // -2: not a key; -1: sink/chunk key (always visible); c >= 0: input key c
-shared float pair_m[QT * KT], pair_l[QT * KT];  // per-thread partials, merged per row at the end
+shared float red_m[WG], red_l[WG];  // per-thread partials of one round, merged per row at the end
 
 void main() {
   const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.y;
@@ -73,31 +73,29 @@ void main() {
       const uint r = pi / KT, j = pi % KT;
       const int i = int((row0 + r) / p.group);
       if (pi < QT * KT && kcaus[j] != -2 && kcaus[j] <= i && row0 + r < n_rows) {
-        const float s = pair_s[k];
-        if (s > tm[k]) {
-          tl[k] = tl[k] * exp(tm[k] - s) + 1.0;
-          tm[k] = s;
-        } else {
-          tl[k] += exp(s - tm[k]);
-        }
+        // One exp, no divergence: e = exp(-|s - m|) rescales whichever side is smaller.
+        const float s = pair_s[k], e = exp(-abs(s - tm[k]));
+        tl[k] = s > tm[k] ? tl[k] * e + 1.0 : tl[k] + e;
+        tm[k] = max(tm[k], s);
       }
     }
   }
+  // Round k merges the KT partials of rows k * (WG / KT) + [0, WG / KT) (threads tid / KT).
   [[unroll]] for (uint k = 0; k < NPAIR; ++k) {
-    const uint pi = tid + k * WG;
-    if (pi < QT * KT) pair_m[pi] = tm[k], pair_l[pi] = tl[k];
-  }
-  barrier();
-  if (tid < QT && row0 + tid < n_rows) {
-    float m = NEG_BIG, l = 0.0;
-    for (uint j = 0; j < KT; ++j) m = max(m, pair_m[tid * KT + j]);
-    for (uint j = 0; j < KT; ++j) {
-      const float mj = pair_m[tid * KT + j];
-      l += mj > 0.5 * NEG_BIG ? exp(mj - m) * pair_l[tid * KT + j] : 0.0;
+    barrier();  // previous round's (or the last tile's) readers are done
+    red_m[tid] = tm[k], red_l[tid] = tl[k];
+    barrier();
+    const uint r = k * (WG / KT) + tid, row = row0 + r;
+    if (tid < WG / KT && r < QT && row < n_rows) {
+      float m = NEG_BIG, l = 0.0;
+      for (uint j = 0; j < KT; ++j) m = max(m, red_m[tid * KT + j]);
+      for (uint j = 0; j < KT; ++j) {
+        const float mj = red_m[tid * KT + j];
+        l += mj > 0.5 * NEG_BIG ? exp(mj - m) * red_l[tid * KT + j] : 0.0;
+      }
+      const uint qrow = (row / p.group) * p.n_heads + h * p.group + row % p.group;
+      lse[qrow] = l > 0.0 ? m + log(l) : -NEG_BIG;
     }
-    const uint row = row0 + tid;
-    const uint qrow = (row / p.group) * p.n_heads + h * p.group + row % p.group;
-    lse[qrow] = l > 0.0 ? m + log(l) : -NEG_BIG;
   }
 }
 

@@ -229,17 +229,19 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   } push{uint32_t(d.n_q),        uint32_t(d.n_heads), uint32_t(d.group),
          uint32_t(d.max_blocks), uint32_t(a.n_sink),  uint32_t(a.t0),
          uint32_t(a.t1),         uint32_t(a.s0),      a.scale};
-  const uint32_t q_tiles = div_up(d.n_q * d.group, t.qt), k_tiles = div_up(a.t1 - a.t0, t.kt);
+  // Both passes take 16 KiB query tiles (the tiled kernels' 8 KiB x 2): per thread twice the
+  // (row, key) pairs per shared key read and barrier, half the key reloads (pass 1) and query
+  // reloads (pass 2).
+  // At most 8 pairs per thread (registers; unrolled code that software drivers compile slowly).
+  uint32_t qt = std::max<uint32_t>(t.qt, std::min<uint32_t>(8 * kWg / t.kt, 4096 / t.hd));
+  while (qt > t.qt && qt / 2 >= d.n_q * d.group) qt /= 2;
+  const uint64_t shared_bytes = 4ull * (qt * t.hd + t.kt * (t.hd / 2 + 1) + qt + 3 * kWg);
+  if (rec.caps().shared_memory_bytes && shared_bytes > rec.caps().shared_memory_bytes) qt = t.qt;
+  const uint32_t q_tiles = div_up(d.n_q * d.group, qt), k_tiles = div_up(a.t1 - a.t0, t.kt);
   KVZ_CHECK(q_tiles <= 65535 && k_tiles <= 65535, "attn_score: grid {} / {}", q_tiles, k_tiles);
-  const Kernel lse{ShaderId::kAttnScoreLse, {t.hd, t.qt, t.kt}};
+  const Kernel lse{ShaderId::kAttnScoreLse, {t.hd, qt, t.kt}};
   rec.dispatch(lse, {a.q, a.k_pool, a.block_table, a.lse}, push, {q_tiles, uint32_t(d.n_kv_heads)});
-  // The column-max pass keeps its key tile and reloads a query tile per step: 16 KiB of queries
-  // per step (the tiled kernels' 8 KiB x 2) halve its barriers and reloads per score.
-  uint32_t max_qt = std::max<uint32_t>(t.qt, std::min<uint32_t>(64, 4096 / t.hd));
-  while (max_qt > t.qt && max_qt / 2 >= d.n_q * d.group) max_qt /= 2;
-  const uint64_t max_shared = 4ull * (max_qt * t.hd + t.kt * (t.hd / 2 + 1) + max_qt + kWg);
-  if (rec.caps().shared_memory_bytes && max_shared > rec.caps().shared_memory_bytes) max_qt = t.qt;
-  const Kernel colmax{ShaderId::kAttnScoreMax, {t.hd, max_qt, t.kt}};
+  const Kernel colmax{ShaderId::kAttnScoreMax, {t.hd, qt, t.kt}};
   rec.dispatch(colmax, {a.q, a.k_pool, a.block_table, a.lse, a.score}, push,
                {k_tiles, uint32_t(d.n_kv_heads)});
 }
