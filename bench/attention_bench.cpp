@@ -1,4 +1,5 @@
-// Attention benchmarks (bench/): paged decode over a 128K-token cache (full and ragged 30 % kept),
+// Attention benchmarks (bench/): paged decode over a 128K-token cache (full and ragged 30 % kept;
+// decode kernel and, _tiled, the prefill kernel) and a 32K one,
 // 4K causal prefill and KVzip reconstruction scoring (chunk 2000), Llama-3-8B head shapes (32 query
 // / 8 KV heads, head_dim 128). GPU time from timestamp queries; counters GB/s (K/V bytes read)
 // and TFLOP/s (2 flops per multiply-add of QK^T and PV over visible rows).
@@ -101,31 +102,38 @@ void time_it(benchmark::State& state, const std::function<void(Recorder&)>& reco
   state.counters["TFLOP/s"] = flops * 1e-12 * per_s;
 }
 
-// One-off check of the device against the CPU reference on a small decode with split-K.
+// One-off check of the device (both Vulkan kernels) against the CPU reference on a small decode
+// with split-K.
 bool check_decode_once() {
   static const bool ok = [] {
     const std::vector<int> lens = {3000, 1000, 2900, 40, 2048, 700, 1500, 2999};
     static std::unique_ptr<Device> cpu_dev = open_device("cpu");
-    std::vector<float> out[2];
-    Device* devs[2] = {&bench_device(), cpu_dev.get()};
-    for (int i = 0; i < 2; ++i) {
+    std::vector<float> out[3];
+    Device* devs[3] = {cpu_dev.get(), &bench_device(), &bench_device()};
+    for (int i = 0; i < 3; ++i) {
       AttnProblem p(*devs[i], lens, 1, 2999);
+      p.attn.allow_decode_kernel = i != 2;
       Recorder rec(*devs[i]);
       paged_attention(rec, p.attn);
       rec.finish();
       out[i].resize(size_t(p.attn.out.numel()));
       devs[i]->download(p.attn.out, out[i].data());
     }
-    for (size_t i = 0; i < out[0].size(); ++i)
-      if (!(std::fabs(out[0][i] - out[1][i]) < 1e-4)) return false;
+    for (int k = 1; k < 3; ++k)
+      for (size_t i = 0; i < out[0].size(); ++i)
+        if (!(std::fabs(out[k][i] - out[0][i]) < 1e-4)) return false;
     return true;
   }();
   return ok;
 }
 
-void bm_decode(benchmark::State& state, std::vector<int> lens) {
+// allow_decode_kernel false: the tiled (prefill) kernel, for comparison.
+void bm_decode(benchmark::State& state, std::vector<int> lens, bool allow_decode_kernel) {
   if (!check_decode_once()) return state.SkipWithError("differs from the CPU reference");
   AttnProblem p(bench_device(), lens, 1, 1 << 30);
+  p.attn.allow_decode_kernel = allow_decode_kernel;
+  state.SetLabel(paged_attention_uses_decode_kernel(bench_device().caps(), p.attn) ? "decode"
+                                                                                   : "tiled");
   const double bytes = double(p.rows_read) * kHeadDim * 2 * 2;
   time_it(
       state, [&](Recorder& rec) { paged_attention(rec, p.attn); }, bytes,
@@ -172,13 +180,24 @@ const bool kRegistered = [] {
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
   };
-  reg("BM_paged_attention/llama3_8b_decode_128k", bm_decode, std::vector<int>(kKvHeads, k128K));
-  reg("BM_paged_attention/llama3_8b_decode_128k_ragged30", bm_decode, ragged_lens(k128K));
+  // _tiled: the same decode on the prefill (tiled) kernel, the one used before paged_decode.comp.
+  for (const bool fast : {true, false}) {
+    const std::string sfx = fast ? "" : "_tiled";
+    reg("BM_paged_attention/llama3_8b_decode_128k" + sfx, bm_decode,
+        std::vector<int>(kKvHeads, k128K), fast);
+    reg("BM_paged_attention/llama3_8b_decode_128k_ragged30" + sfx, bm_decode, ragged_lens(k128K),
+        fast);
+    reg("BM_paged_attention/llama3_8b_decode_32k" + sfx, bm_decode,
+        std::vector<int>(kKvHeads, 32 * 1024), fast);
+  }
   reg("BM_paged_attention/llama3_8b_prefill_4k_causal", bm_prefill, 4096);
   reg("BM_paged_attention/llama3_8b_prefill_16k_causal", bm_prefill, 16384);
   reg("BM_attn_score/llama3_8b_chunk2000", bm_attn_score);
-  benchmark::AddCustomContext("kvz_attention_variant",
-                              "flash tiles QTx32 keys, 128 threads, split-K up to 64 + combine");
+  benchmark::AddCustomContext(
+      "kvz_attention_variant",
+      "decode: paged_decode (key rows over subgroup lanes, 16-byte loads, split-K up to 128 "
+      "shares/head + combine; label says which kernel ran); prefill and _tiled: flash tiles "
+      "QTx32 keys, 128 threads, split-K up to 64 + combine");
   return true;
 }();
 

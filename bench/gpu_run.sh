@@ -6,6 +6,8 @@
 #   bench/gpu_run.sh tests   # the three GoogleTest suites on the GPU
 #   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
 #   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
+#   bench/gpu_run.sh decode  # decode attention: tiled vs decode kernel, then a tuning sweep of the
+#                            # decode kernel (KVZ_DECODE_* overrides, runtime/ops/paged_attention.cpp)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-out}
@@ -39,6 +41,20 @@ case "${1:-all}" in
     echo "kvz_bench rc=$?"; grep -E "^BM_" "$OUT/bench_ops.txt" | cut -c1-160
     timeout 200 python3 bench/torch_ref.py >"$OUT/torch.jsonl" 2>"$OUT/torch.err"
     echo "torch_ref rc=$?"; cat "$OUT/torch.jsonl"; tail -3 "$OUT/torch.err"
+    ;;
+  decode)
+    F='BM_paged_attention/llama3_8b_decode'
+    timeout 120 $B/kvz_bench --benchmark_filter="$F" --benchmark_min_time=0.2 \
+      --benchmark_out="$OUT/bench_decode.json" --benchmark_out_format=json 2>&1 | grep -E "^BM_" | cut -c1-160
+    F='BM_paged_attention/llama3_8b_decode_128k(_ragged30)?/'
+    for cfg in "KVZ_DECODE_PREFETCH=0" "KVZ_DECODE_KPI=2" "KVZ_DECODE_KPI=8" \
+               "KVZ_DECODE_KPI=2 KVZ_DECODE_PREFETCH=0" "KVZ_DECODE_KPI=8 KVZ_DECODE_PREFETCH=0" \
+               "KVZ_DECODE_WG=64" "KVZ_DECODE_WG=256" "KVZ_DECODE_LPK=8" \
+               "KVZ_DECODE_LPK=8 KVZ_DECODE_KPI=2" "KVZ_DECODE_LPK=8 KVZ_DECODE_PREFETCH=0"; do
+      echo "== $cfg"
+      env $cfg timeout 60 $B/kvz_bench --benchmark_filter="$F" --benchmark_min_time=0.1 2>&1 |
+        grep -E "^BM_" | cut -c1-160
+    done
     ;;
   model)
     if [ -f "$KVZ_MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf" ]; then

@@ -41,6 +41,7 @@ struct DeviceCaps {
   bool bf16 = false;          // VK_KHR_shader_bfloat16
   bool memory_model = false;  // vulkanMemoryModel (coopmat shaders are compiled against it)
   bool subgroup_arith = false;
+  bool subgroup_shuffle = false;  // subgroupShuffle / subgroupShuffleXor in compute shaders
   uint32_t subgroup_size = 1;
   bool coopmat_khr = false;  // VK_KHR_cooperative_matrix
   bool coopmat_nv = false;   // VK_NV_cooperative_matrix

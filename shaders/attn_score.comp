@@ -36,17 +36,14 @@ layout(push_constant) uniform Push {
 } p;
 #include "attn_tile.glsl"
 
-const uint NPAIR = (QT * KT + WG - 1u) / WG;
-
 // Loads key tile row j from head row t (zeros when !valid).
 void load_key_row_part(uint h, uint j, uint c, uint t, bool valid) {
   store_key(j, c, valid ? k_pool[kv_slot(h, t) * HD4 + c] : uvec2(0u));
 }
 
 #if defined(PASS_LSE)
-shared float ss[QT * KT];
 shared int kcaus[KT];  // -2: not a key; -1: sink/chunk key (always visible); c >= 0: input key c
-shared float row_m[QT], row_l[QT];
+shared float red_m[WG], red_l[WG];  // per-thread partials of one round, merged per row at the end
 
 void main() {
   const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.y;
@@ -55,7 +52,10 @@ void main() {
   const uint i_max = (min(row0 + QT, n_rows) - 1u) / p.group;
   const uint n_keys = p.n_sink + m_t + i_max + 1u;
   load_q_tile(h, row0, n_rows, p.scale);
-  if (tid < QT) row_m[tid] = NEG_BIG, row_l[tid] = 0.0;
+  // Each thread keeps an online (max, sum) over its own pairs' keys: one exp per score, no
+  // shared score tile and no serial per-row pass.
+  float tm[NPAIR], tl[NPAIR];
+  [[unroll]] for (uint k = 0; k < NPAIR; ++k) tm[k] = NEG_BIG, tl[k] = 0.0;
   for (uint u0 = 0; u0 < n_keys; u0 += KT) {
     barrier();  // previous tile's readers are done
     for (uint e = tid; e < KT * HD4; e += WG) {
@@ -67,33 +67,35 @@ void main() {
       if (c == 0u) kcaus[j] = u >= n_keys ? -2 : u < p.n_sink + m_t ? -1 : int(u - p.n_sink - m_t);
     }
     barrier();
+    tile_dot_rows(tid);
     [[unroll]] for (uint k = 0; k < NPAIR; ++k) {
       const uint pi = tid + k * WG;
-      if (pi < QT * KT) {
-        const uint r = pi / KT, j = pi % KT;
-        const int i = int((row0 + r) / p.group);
-        const bool vis = kcaus[j] != -2 && kcaus[j] <= i && row0 + r < n_rows;
-        ss[pi] = vis ? tile_dot(r, j) : NEG_BIG;
+      const uint r = pi / KT, j = pi % KT;
+      const int i = int((row0 + r) / p.group);
+      if (pi < QT * KT && kcaus[j] != -2 && kcaus[j] <= i && row0 + r < n_rows) {
+        // One exp, no divergence: e = exp(-|s - m|) rescales whichever side is smaller.
+        const float s = pair_s[k], e = exp(-abs(s - tm[k]));
+        tl[k] = s > tm[k] ? tl[k] * e + 1.0 : tl[k] + e;
+        tm[k] = max(tm[k], s);
       }
-    }
-    barrier();
-    if (tid < QT) {
-      float m = row_m[tid];
-      for (uint j = 0; j < KT; ++j) m = max(m, ss[tid * KT + j]);
-      float sum = 0.0;
-      for (uint j = 0; j < KT; ++j) {
-        const float s = ss[tid * KT + j];
-        sum += s > 0.5 * NEG_BIG ? exp(s - m) : 0.0;
-      }
-      row_l[tid] = row_l[tid] * (m > 0.5 * NEG_BIG ? exp(row_m[tid] - m) : 1.0) + sum;
-      row_m[tid] = m;
     }
   }
-  barrier();
-  if (tid < QT && row0 + tid < n_rows) {
-    const uint row = row0 + tid;
-    const uint qrow = (row / p.group) * p.n_heads + h * p.group + row % p.group;
-    lse[qrow] = row_l[tid] > 0.0 ? row_m[tid] + log(row_l[tid]) : -NEG_BIG;
+  // Round k merges the KT partials of rows k * (WG / KT) + [0, WG / KT) (threads tid / KT).
+  [[unroll]] for (uint k = 0; k < NPAIR; ++k) {
+    barrier();  // previous round's (or the last tile's) readers are done
+    red_m[tid] = tm[k], red_l[tid] = tl[k];
+    barrier();
+    const uint r = k * (WG / KT) + tid, row = row0 + r;
+    if (tid < WG / KT && r < QT && row < n_rows) {
+      float m = NEG_BIG, l = 0.0;
+      for (uint j = 0; j < KT; ++j) m = max(m, red_m[tid * KT + j]);
+      for (uint j = 0; j < KT; ++j) {
+        const float mj = red_m[tid * KT + j];
+        l += mj > 0.5 * NEG_BIG ? exp(mj - m) * red_l[tid * KT + j] : 0.0;
+      }
+      const uint qrow = (row / p.group) * p.n_heads + h * p.group + row % p.group;
+      lse[qrow] = l > 0.0 ? m + log(l) : -NEG_BIG;
+    }
   }
 }
 
@@ -120,12 +122,10 @@ void main() {
                       : -NEG_BIG;  // padding rows: exp(. - huge) = 0
     }
     barrier();
+    tile_dot_rows(tid);
     [[unroll]] for (uint k = 0; k < NPAIR; ++k) {
       const uint pi = tid + k * WG;
-      if (pi < QT * KT) {
-        const uint r = pi / KT;
-        cm = max(cm, exp(tile_dot(r, pi % KT) - rlse[r]));
-      }
+      if (pi < QT * KT) cm = max(cm, exp(pair_s[k] - rlse[pi / KT]));
     }
   }
   red[tid] = cm;

@@ -11,8 +11,9 @@
 //           5 block_table i32 [n_kv_heads, max_blocks]       read
 //           6 lens        i32 [n_kv_heads]                   read
 //           7 dst         f32 write: n_split == 1: out [n_q, n_heads, head_dim] (normalised);
-//                         else scratch [n_split, n_q * n_heads, head_dim + 2] (unnormalised
-//                         sum, running max m, denominator l) for paged_attention_combine.
+//                         else scratch for paged_attention_combine: unnormalised sums o
+//                         [n_split, n_q * n_heads, head_dim], then (running max m, denominator l)
+//                         [n_split, n_q * n_heads, 2].
 // Push: n_q, n_heads, group, max_blocks, window, n_split, scale, softcap.
 // Spec: attn_tile.glsl (HD, QT, KT). Grid: (ceil(n_q * group / QT), n_kv_heads, n_split).
 #include "common.glsl"
@@ -36,7 +37,6 @@ layout(push_constant) uniform Push {
 } p;
 #include "attn_tile.glsl"
 
-const uint NPAIR = (QT * KT + WG - 1u) / WG;  // (row, key) scores per thread
 const uint NOUT = (QT * HD2 + WG - 1u) / WG;  // output f16-pair columns per thread
 
 shared uint vs[KT * HD2];     // [KT, HD] f16 pairs of values
@@ -121,13 +121,14 @@ void main() {
     }
     barrier();
     // C: masked, soft-capped scores.
+    tile_dot_rows(tid);
     [[unroll]] for (uint k = 0; k < NPAIR; ++k) {
       const uint pi = tid + k * WG;
       if (pi < QT * KT) {
         const uint r = pi / KT, j = pi % KT;
         float s = NEG_BIG;
         if (visible(kpos[j], row_qpos[r]) && t0 + j < k_end) {
-          s = tile_dot(r, j);
+          s = pair_s[k];
           if (p.softcap > 0.0) s = p.softcap * tanh(s / p.softcap);
         }
         ss[pi] = s;
@@ -160,10 +161,13 @@ void main() {
       dst[qrow * HD + 2u * dp] = v.x;
       dst[qrow * HD + 2u * dp + 1u] = v.y;
     } else {
-      const uint b = (split * p.n_q * p.n_heads + qrow) * (HD + 2u);
+      const uint n_all = p.n_q * p.n_heads, b = (split * n_all + qrow) * HD;
       dst[b + 2u * dp] = o[k].x;
       dst[b + 2u * dp + 1u] = o[k].y;
-      if (dp == 0u) dst[b + HD] = row_m[r], dst[b + HD + 1u] = row_l[r];
+      if (dp == 0u) {
+        const uint ml = p.n_split * n_all * HD + (split * n_all + qrow) * 2u;
+        dst[ml] = row_m[r], dst[ml + 1u] = row_l[r];
+      }
     }
   }
 }

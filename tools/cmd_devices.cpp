@@ -17,9 +17,10 @@ int run_devices() {
     if (is_cpu_backend) continue;
     fmt::print("   fp16 {}  storage16 {}  storage8 {}  int8 {}  int8-dot {}  bf16 {}\n", c.fp16,
                c.storage16, c.storage8, c.int8, c.int8_dot, c.bf16);
-    fmt::print("   subgroup {} (arithmetic {})  shared memory {} KiB  max workgroup {}\n",
-               c.subgroup_size, c.subgroup_arith, c.shared_memory_bytes / 1024,
-               c.max_workgroup_invocations);
+    fmt::print(
+        "   subgroup {} (arithmetic {}, shuffle {})  shared memory {} KiB  max workgroup {}\n",
+        c.subgroup_size, c.subgroup_arith, c.subgroup_shuffle, c.shared_memory_bytes / 1024,
+        c.max_workgroup_invocations);
     fmt::print("   coopmat KHR {}  NV {}  NV2 {}", c.coopmat_khr, c.coopmat_nv, c.coopmat2_nv);
     for (const auto& s : c.coopmat_shapes)
       fmt::print("  {}x{}x{} {}->{}", s.m, s.n, s.k, s.a_type, s.c_type);

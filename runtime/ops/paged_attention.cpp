@@ -1,9 +1,13 @@
-// Paged attention (prefill and decode, split-K for long caches) and KVzip reconstruction scoring:
-// tile choice, validation and dispatch (runtime/ops). CPU backend: runtime/cpu/attention_fast.cpp;
-// references: runtime/cpu/paged_attention_ref.cpp.
+// Paged attention (tiled kernel for prefill, decode kernel for few query rows, split-K for long
+// caches) and KVzip reconstruction scoring: kernel choice, validation and dispatch (runtime/ops).
+// CPU backend: runtime/cpu/attention_fast.cpp; references: runtime/cpu/paged_attention_ref.cpp.
 #include "runtime/ops/paged_attention.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
 
 #include "runtime/cpu/attention_dims.h"
 #include "runtime/cpu/attention_fast.h"
@@ -48,7 +52,8 @@ int pick_splits(int64_t n_q, int64_t n_heads, int64_t max_rows) {
   return static_cast<int>(std::clamp<int64_t>(std::min(by_gpu, by_rows), 1, kMaxSplits));
 }
 
-// Push constants of paged_attention.comp and paged_attention_coopmat.comp.
+// Push constants of paged_attention.comp and paged_attention_coopmat.comp (paged_decode.comp:
+// the same, then its share size).
 struct AttnPush {
   uint32_t n_q, n_heads, group, max_blocks;
   int32_t window;
@@ -62,11 +67,132 @@ AttnPush attn_push(const cpu::AttnDims& d, const PagedAttentionArgs& a, uint32_t
           a.scale,           a.softcap};
 }
 
+// ---- decode kernel (shaders/paged_decode.comp) ----------------------------------------------
+// Few query rows per KV head (n_q * group <= kDecodeMaxRows): one pass over K/V per row tile, a
+// key row spread over the lanes of a subgroup, many split-K workgroups per head.
+constexpr int64_t kDecodeMaxRows = 16;   // n_q * group served by the decode kernel
+constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers: 2 x 8 per row)
+// Shares per KV head, each >= kDecodeMinRowsPerSplit rows: 8 KV heads x 256 shares of a 128K
+// cache are ~2000 workgroups of ~10 us on an H100 (132 SMs, a few resident each), so the last
+// wave's tail stays small; the combine pass then reads 256 x 130 floats per query row. With n_q
+// queries at most kDecodeMaxSplits / n_q shares (more rows per workgroup or more row tiles keep
+// the GPU busy), which also bounds the scratch to kDecodeMaxSplits x n_heads x (head_dim + 2).
+constexpr int64_t kDecodeMaxSplits = 256;
+constexpr int64_t kDecodeMinRowsPerSplit = 256;
+constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row blocks, whole steps
+
+bool decode_disabled_by_env() {
+  static const bool off = [] {
+    const char* e = std::getenv("KVZ_NO_FAST_DECODE");
+    return e && *e && std::strcmp(e, "0") != 0;
+  }();
+  return off;
+}
+
+// Tuning overrides for measurements (0: the default): KVZ_DECODE_WG (workgroup size, a power of
+// two >= the subgroup size), KVZ_DECODE_KPI (keys per lane group per step: loads in flight) and
+// KVZ_DECODE_LPK (lanes per key row, a power of two: fewer lanes, fewer shuffles and less
+// redundant softmax work per key, more registers); KVZ_DECODE_PREFETCH=0/1 (next step's loads
+// issued before this step's math).
+uint32_t env_u32(const char* name) {
+  const char* e = std::getenv(name);
+  return e ? uint32_t(std::strtoul(e, nullptr, 10)) : 0u;
+}
+
+// Rows per split-K share, the same for every KV head: a short (ragged) head simply has fewer
+// non-empty shares, so every busy workgroup does about the same work. Depends only on max_rows
+// so that the scratch size can be computed ahead.
+struct DecodeSplit {
+  int64_t n_split, chunk;
+};
+DecodeSplit pick_decode_split(int64_t n_q, int64_t max_rows) {
+  const int64_t rows = std::max<int64_t>(max_rows, 1);
+  const int64_t max_splits = std::max<int64_t>(1, kDecodeMaxSplits / std::max<int64_t>(n_q, 1));
+  const int64_t n = std::clamp<int64_t>(rows / kDecodeMinRowsPerSplit, 1, max_splits);
+  const int64_t chunk = div_up(div_up(rows, n), kDecodeChunkAlign) * kDecodeChunkAlign;
+  return {div_up(rows, chunk), chunk};
+}
+
+struct DecodePlan {
+  uint32_t wg, hd, lpk, gr, kpi, prefetch;  // spec constants of paged_decode.comp
+  uint32_t row_tiles;
+};
+
+// The decode kernel's configuration, or nothing where it does not apply (then the tiled kernel
+// runs): head_dim % 8 (16-byte rows), subgroup shuffles with a known, fixed subgroup size.
+std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const cpu::AttnDims& d,
+                                      bool allowed) {
+  const int64_t rows = d.n_q * d.group;
+  const uint32_t sg = caps.subgroup_size;
+  if (!allowed || decode_disabled_by_env() || rows > kDecodeMaxRows || d.head_dim % 8 != 0 ||
+      d.head_dim > 256 || !caps.subgroup_shuffle || sg == 0 || sg > 128 || !std::has_single_bit(sg))
+    return std::nullopt;
+  // Intel compiles SIMD8/16/32 per shader whatever subgroupSize says: lane groups would straddle.
+  if (caps.vendor_id == 0x8086) return std::nullopt;
+  DecodePlan pl{};
+  static const uint32_t env_wg = env_u32("KVZ_DECODE_WG"), env_kpi = env_u32("KVZ_DECODE_KPI"),
+                        env_lpk = env_u32("KVZ_DECODE_LPK");
+  pl.wg = std::max<uint32_t>(env_wg && std::has_single_bit(env_wg) ? env_wg : 128, sg);
+  pl.hd = uint32_t(d.head_dim);
+  pl.lpk = std::min<uint32_t>(std::bit_ceil(uint32_t(d.head_dim / 8)), sg);
+  if (env_lpk && std::has_single_bit(env_lpk)) pl.lpk = std::min(pl.lpk, env_lpk);
+  pl.row_tiles = uint32_t(div_up(rows, kDecodeRowsPerWg));
+  pl.gr = uint32_t(div_up(rows, int64_t(pl.row_tiles)));
+  pl.kpi = env_kpi >= 1 && env_kpi <= 16 ? env_kpi : pl.gr <= 4 ? 4 : 2;
+  // Prefetch costs KPI x CPL x 8 registers per lane: on where the rows' q and o leave room.
+  static const char* env_pf = std::getenv("KVZ_DECODE_PREFETCH");
+  pl.prefetch = env_pf && *env_pf ? std::strcmp(env_pf, "0") != 0 : pl.gr <= 4;
+  const uint64_t nlg = pl.wg / pl.lpk, shared_bytes = 4 * nlg * (pl.hd + 2 * pl.gr);
+  if ((caps.shared_memory_bytes && shared_bytes > caps.shared_memory_bytes) ||
+      (caps.max_workgroup_invocations && pl.wg > caps.max_workgroup_invocations))
+    return std::nullopt;
+  return pl;
+}
+
+// Records the merge of n_split partial results in scratch into out.
+void record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
+                    int64_t n_split) {
+  struct CombinePush {
+    uint32_t n_rows, head_dim, n_split, rows_per_y;
+  } cp{uint32_t(d.n_q * d.n_heads), uint32_t(d.head_dim), uint32_t(n_split), 0};
+  constexpr uint32_t kCombineWg = 256;  // n_split <= 2 * kCombineWg, head_dim / 4 <= kCombineWg
+  KVZ_CHECK(n_split <= 2 * kCombineWg, "paged_attention: {} splits", n_split);
+  const Grid grid = row_grid(cp.n_rows, cp.rows_per_y);
+  rec.dispatch({ShaderId::kPagedAttentionCombine, {kCombineWg}}, {a.scratch, a.out}, cp, grid);
+}
+
+void record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
+                   const DecodePlan& pl) {
+  DecodeSplit sp = pick_decode_split(d.n_q, d.max_blocks * kKvBlockTokens);
+  if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, d.max_blocks * kKvBlockTokens)};
+  const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
+  KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
+            "paged_attention: scratch {} < {} f32 elements", a.scratch.shape_str(), need);
+  struct DecodePush {
+    AttnPush attn;
+    uint32_t chunk;
+  } push{attn_push(d, a, uint32_t(sp.n_split)), uint32_t(sp.chunk)};
+  KVZ_CHECK(d.n_kv_heads <= 65535 && sp.n_split <= 65535, "paged_attention: grid {} x {}",
+            d.n_kv_heads, sp.n_split);
+  const Tensor& dst = sp.n_split > 1 ? a.scratch : a.out;
+  rec.dispatch({ShaderId::kPagedDecode, {pl.wg, pl.hd, pl.lpk, pl.gr, pl.kpi, pl.prefetch}},
+               {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
+               {pl.row_tiles, uint32_t(d.n_kv_heads), uint32_t(sp.n_split)});
+  if (sp.n_split > 1) record_combine(rec, a, d, sp.n_split);
+}
+
 }  // namespace
 
 int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int max_rows) {
-  const int n_split = pick_splits(n_q, n_heads, max_rows);
-  return n_split > 1 ? int64_t(n_split) * n_q * n_heads * (head_dim + 2) : 0;
+  // The tiled kernel's need, and the decode kernel's where n_q is small enough for it (its
+  // choice also depends on the group and the device, unknown here: size for the larger).
+  int64_t n_split = pick_splits(n_q, n_heads, max_rows);
+  if (n_q <= kDecodeMaxRows) n_split = std::max(n_split, pick_decode_split(n_q, max_rows).n_split);
+  return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) : 0;
+}
+
+bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAttentionArgs& a) {
+  return pick_decode(caps, cpu::check_paged_attention(a), a.allow_decode_kernel).has_value();
 }
 
 // Tensor-core prefill (shaders/paged_attention_coopmat.comp): 8 subgroups of 32, 16 query rows
@@ -100,6 +226,8 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
                  {tiles, uint32_t(d.n_kv_heads)});
     return;
   }
+  if (const auto plan = pick_decode(rec.caps(), d, a.allow_decode_kernel))
+    return record_decode(rec, a, d, *plan);
   const int64_t max_rows = d.max_blocks * kKvBlockTokens;
   const Tiles t = pick_tiles(rec.caps(), d.head_dim, d.n_q * d.group);
   int n_split = pick_splits(d.n_q, d.n_heads, max_rows);
@@ -116,12 +244,7 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
   rec.dispatch({ShaderId::kPagedAttention, {t.hd, t.qt, t.kt}},
                {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
                {tiles, uint32_t(d.n_kv_heads), uint32_t(n_split)});
-  if (n_split == 1) return;
-  struct CombinePush {
-    uint32_t n_rows, head_dim, n_split, rows_per_y;
-  } cp{uint32_t(d.n_q * d.n_heads), uint32_t(d.head_dim), uint32_t(n_split), 0};
-  const Grid grid = row_grid(cp.n_rows, cp.rows_per_y);
-  rec.dispatch({ShaderId::kPagedAttentionCombine, {64}}, {a.scratch, a.out}, cp, grid);
+  if (n_split > 1) record_combine(rec, a, d, n_split);
 }
 
 void attn_score(Recorder& rec, const AttnScoreArgs& a) {
@@ -153,11 +276,19 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
     return;
   }
   const Tiles t = pick_tiles(rec.caps(), d.head_dim, d.n_q * d.group);
-  const uint32_t q_tiles = div_up(d.n_q * d.group, t.qt), k_tiles = div_up(a.t1 - a.t0, t.kt);
+  // Both passes take 16 KiB query tiles (the tiled kernels' 8 KiB x 2): per thread twice the
+  // (row, key) pairs per shared key read and barrier, half the key reloads (pass 1) and query
+  // reloads (pass 2).
+  // At most 8 pairs per thread (registers; unrolled code that software drivers compile slowly).
+  uint32_t qt = std::max<uint32_t>(t.qt, std::min<uint32_t>(8 * kWg / t.kt, 4096 / t.hd));
+  while (qt > t.qt && qt / 2 >= d.n_q * d.group) qt /= 2;
+  const uint64_t shared_bytes = 4ull * (qt * t.hd + t.kt * (t.hd / 2 + 1) + qt + 3 * kWg);
+  if (rec.caps().shared_memory_bytes && shared_bytes > rec.caps().shared_memory_bytes) qt = t.qt;
+  const uint32_t q_tiles = div_up(d.n_q * d.group, qt), k_tiles = div_up(a.t1 - a.t0, t.kt);
   KVZ_CHECK(q_tiles <= 65535 && k_tiles <= 65535, "attn_score: grid {} / {}", q_tiles, k_tiles);
-  const Kernel lse{ShaderId::kAttnScoreLse, {t.hd, t.qt, t.kt}};
+  const Kernel lse{ShaderId::kAttnScoreLse, {t.hd, qt, t.kt}};
   rec.dispatch(lse, {a.q, a.k_pool, a.block_table, a.lse}, push, {q_tiles, uint32_t(d.n_kv_heads)});
-  const Kernel colmax{ShaderId::kAttnScoreMax, {t.hd, t.qt, t.kt}};
+  const Kernel colmax{ShaderId::kAttnScoreMax, {t.hd, qt, t.kt}};
   rec.dispatch(colmax, {a.q, a.k_pool, a.block_table, a.lse, a.score}, push,
                {k_tiles, uint32_t(d.n_kv_heads)});
 }

@@ -25,7 +25,13 @@ struct PagedAttentionArgs {
   int window = 0;
   float softcap = 0.0f;
   Tensor scratch;  // optional, f32, >= paged_attention_scratch_elems(...) elements
+  // false: always the tiled kernel (A/B benchmarks). The environment variable
+  // KVZ_NO_FAST_DECODE=1 does the same for every call.
+  bool allow_decode_kernel = true;
 };
+// Vulkan: few query rows per KV head (n_q * group <= 16, head_dim % 8 == 0, subgroup shuffles)
+// run a bandwidth-bound decode kernel (shaders/paged_decode.comp), everything else the tiled
+// flash-attention kernel (shaders/paged_attention.comp); both agree with the CPU reference.
 void paged_attention(Recorder& rec, const PagedAttentionArgs& args);
 
 // Whether paged_attention runs prefill on tensor cores (shaders/paged_attention_coopmat.comp) on
@@ -35,6 +41,9 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& args);
 // attn_score then always runs on tensor cores (shaders/attn_score_coopmat.comp; Q in f16).
 bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim);
 constexpr int64_t kAttnCoopmatMinRows = 64;
+
+// Whether paged_attention picks the decode kernel for these arguments on a device with `caps`.
+bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAttentionArgs& args);
 
 // f32 elements of split-K scratch paged_attention uses for these sizes (0: it will not split);
 // max_rows = block_table.dim(1) * kKvBlockTokens. Size the scratch for the largest call (decode

@@ -166,6 +166,9 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
   c.subgroup_arith =
       static_cast<bool>(sg.supportedOperations & vk::SubgroupFeatureFlagBits::eArithmetic) &&
       static_cast<bool>(sg.supportedStages & vk::ShaderStageFlagBits::eCompute);
+  c.subgroup_shuffle =
+      static_cast<bool>(sg.supportedOperations & vk::SubgroupFeatureFlagBits::eShuffle) &&
+      static_cast<bool>(sg.supportedStages & vk::ShaderStageFlagBits::eCompute);
   c.shared_memory_bytes = p.limits.maxComputeSharedMemorySize;
   c.max_workgroup_invocations = p.limits.maxComputeWorkGroupInvocations;
   for (int i = 0; i < 3; ++i) c.max_workgroup_count[i] = p.limits.maxComputeWorkGroupCount[i];

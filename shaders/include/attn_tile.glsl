@@ -1,8 +1,8 @@
 // Shared pieces of the attention kernels (shaders/include): tile sizes as spec constants, shared
-// tiles of scaled queries and f16 keys, paged-row addressing and the tile dot product.
+// tiles of scaled queries and f16 keys, paged-row addressing and the tile dot products.
 // The including kernel declares the block_table binding and a push block `p` with max_blocks.
 // Spec: 0 = HD (head_dim, multiple of 4), 1 = QT (query rows per tile), 2 = KT (keys per tile).
-// Workgroup size is fixed at WG = 128 threads.
+// Workgroup size is fixed at WG = 128 threads; KT must divide it.
 #define WG 128u
 layout(local_size_x = 128) in;
 layout(constant_id = 0) const uint HD = 64;
@@ -27,17 +27,25 @@ void store_key(uint j, uint c, uvec2 bits) {
   ks[j * KS + 2u * c + 1u] = bits.y;
 }
 
-// Dot product of query tile row r with key tile row j, f32.
-float tile_dot(uint r, uint j) {
-  float s = 0.0;
-  const uint qb = r * HD4, kb = j * KS;
+// Scores of this thread's (row, key) pairs, pair k = tid + k * WG of the QT x KT tile: since
+// WG % KT == 0 they share key j = tid % KT and take rows tid / KT + k * (WG / KT).
+const uint NPAIR = (QT * KT + WG - 1u) / WG;
+float pair_s[NPAIR];
+
+// pair_s[k] = dot of query tile row tid / KT + k * (WG / KT) with key tile row tid % KT, f32,
+// summed in head-dimension order. Each key chunk is read from shared memory and widened once for
+// all NPAIR rows (the query reads hit one address across a subgroup: broadcasts). Pairs past the
+// tile (k * WG + tid >= QT * KT) get a dot of the last row; callers ignore them.
+void tile_dot_rows(uint tid) {
+  const uint kb = (tid % KT) * KS, r0 = tid / KT;
+  [[unroll]] for (uint k = 0; k < NPAIR; ++k) pair_s[k] = 0.0;
   for (uint c = 0; c < HD4; ++c) {
-    vec4 qv = qs[qb + c];
-    vec2 k0 = unpackHalf2x16(ks[kb + 2u * c]);
-    vec2 k1 = unpackHalf2x16(ks[kb + 2u * c + 1u]);
-    s += dot(qv, vec4(k0, k1));
+    const vec4 kv = vec4(unpackHalf2x16(ks[kb + 2u * c]), unpackHalf2x16(ks[kb + 2u * c + 1u]));
+    [[unroll]] for (uint k = 0; k < NPAIR; ++k) {
+      const uint r = min(r0 + k * (WG / KT), QT - 1u);
+      pair_s[k] += dot(qs[r * HD4 + c], kv);
+    }
   }
-  return s;
 }
 
 // Loads query tile rows [row0, row0 + QT) of KV head h (row = i * group + g, query head

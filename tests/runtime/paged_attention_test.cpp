@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 #include <string>
 
@@ -71,6 +72,7 @@ struct Case {
   float softcap = 0;
   bool split = false;        // pass split-K scratch
   bool shuffle_pos = false;  // positions not monotonic in row order
+  bool empty_head = false;   // the last KV head holds no rows at all
 };
 
 // Builds a prefill/decode problem: head h holds cached_h old rows (positions < base, with gaps;
@@ -88,6 +90,7 @@ Problem make_problem(const Case& tc, uint64_t seed) {
   std::vector<int> lens(tc.n_kv_heads);
   for (int h = 0; h < tc.n_kv_heads; ++h)
     lens[h] = tc.n_q + int(rng.next() % (2 * tc.cached + 1)) + (h == 0 ? 1 : 0);
+  if (tc.empty_head) lens.back() = 0;
   Problem p{make_cache(rng, tc.n_kv_heads, tc.head_dim, lens), {}, {}, 0};
   const int32_t base = 3 * (tc.cached + 2);
   for (int h = 0; h < tc.n_kv_heads; ++h) {
@@ -105,12 +108,14 @@ Problem make_problem(const Case& tc, uint64_t seed) {
   return p;
 }
 
-// Which implementation runs: the op (its device's path: Vulkan, or the CPU backend's fast path),
-// or on the CPU device directly the scalar reference or the fast path with a thread count.
-enum class Path { kOp, kRef, kFast1, kFast3 };
+// Which implementation runs: the op (its device's path: Vulkan, or the CPU backend's fast path;
+// kOpTiled: never the decode kernel), or on the CPU device directly the scalar reference or the
+// fast path with a thread count.
+enum class Path { kOp, kOpTiled, kRef, kFast1, kFast3 };
 
+// used_decode (optional): set to whether the op picked the decode kernel.
 std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
-                                 Path path = Path::kOp) {
+                                 Path path = Path::kOp, bool* used_decode = nullptr) {
   std::vector<Buffer> keep;
   const DevCache c = upload_cache(dev, keep, p.cache);
   const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
@@ -129,7 +134,9 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
   if (path == Path::kRef) cpu::paged_attention_ref(a);
   if (path == Path::kFast1 || path == Path::kFast3)
     cpu::paged_attention_fast(a, path == Path::kFast1 ? 1 : 3);
-  if (path == Path::kOp) {
+  if (path == Path::kOp || path == Path::kOpTiled) {
+    a.allow_decode_kernel = path == Path::kOp;
+    if (used_decode) *used_decode = paged_attention_uses_decode_kernel(dev.caps(), a);
     Recorder rec(dev);
     paged_attention(rec, a);
     rec.finish();
@@ -208,15 +215,32 @@ class PagedAttentionTest : public VkTest, public ::testing::WithParamInterface<C
 // CPU-only checks of the reference itself (run without a Vulkan device too).
 class PagedAttentionRefTest : public ::testing::TestWithParam<Case> {};
 
+// Both Vulkan kernels where the decode kernel applies: the decode kernel (the op's choice) and
+// the tiled one. The decode kernel must be the choice wherever the device allows it.
 TEST_P(PagedAttentionTest, MatchesReference) {
   const Case& tc = GetParam();
   const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
-  const auto got = run_attention(*gpu, tc, p);
+  bool decode = false;
+  const auto got = run_attention(*gpu, tc, p, Path::kOp, &decode);
   const auto ref = run_attention(*cpu, tc, p, Path::kRef);
   const int max_len = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
   const bool cm = runs_coopmat(*gpu, tc);
   EXPECT_TRUE(all_close(got, ref, cm ? coopmat_attention_tol(tc) : attention_tol(tc, max_len)))
-      << (cm ? "tensor-core prefill kernel" : "scalar kernel");
+      << (cm       ? "tensor-core prefill kernel"
+          : decode ? "decode kernel"
+                   : "tiled kernel");
+  const DeviceCaps& caps = gpu->caps();
+  const bool decode_shape = tc.n_q * (tc.n_heads / tc.n_kv_heads) <= 16 && tc.head_dim % 8 == 0;
+  const bool tuned = std::getenv("KVZ_NO_FAST_DECODE") || std::getenv("KVZ_DECODE_WG") ||
+                     std::getenv("KVZ_DECODE_LPK");  // may not fit shared memory: tiled kernel
+  if (decode_shape && caps.subgroup_shuffle && caps.vendor_id != 0x8086 && !tuned) {
+    EXPECT_TRUE(decode) << "decode kernel not chosen";
+  }
+  if (decode) {
+    EXPECT_TRUE(
+        all_close(run_attention(*gpu, tc, p, Path::kOpTiled), ref, attention_tol(tc, max_len)))
+        << "tiled kernel";
+  }
 }
 
 TEST_P(PagedAttentionRefTest, MatchesDenseFormula) {
@@ -230,8 +254,7 @@ TEST_P(PagedAttentionRefTest, MatchesDenseFormula) {
 }
 
 const Case kCases[] = {
-    Case{"stories_hd8_gqa2", 8, 8, 4, 37, 20},
-    Case{"hd12_gqa1", 12, 3, 3, 5, 40},
+    Case{"stories_hd8_gqa2", 8, 8, 4, 37, 20}, Case{"hd12_gqa1", 12, 3, 3, 5, 40},
     Case{"hd64_gqa1_prefill", 64, 4, 4, 45, 70},
     Case{"hd128_gqa4_prefill_offset", 128, 8, 2, 33, 100},
     Case{"hd256_gqa8_window_softcap", 256, 16, 2, 19, 60, 16, 30.0f},
@@ -240,7 +263,20 @@ const Case kCases[] = {
     Case{"hd128_gqa4_decode_split", 128, 8, 2, 1, 5000, 0, 0, true},
     Case{"hd64_gqa8_decode_split_window_softcap", 64, 16, 2, 1, 4000, 1500, 50.0f, true},
     Case{"hd256_gqa1_decode_split", 256, 2, 2, 1, 3000, 0, 0, true},
-    Case{"hd8_decode_split_unsorted", 8, 4, 2, 1, 2500, 0, 0, true, true}};
+    Case{"hd8_decode_split_unsorted", 8, 4, 2, 1, 2500, 0, 0, true, true},
+    // Decode kernel shapes: n_q 1..4, group 1/2/4/8, head_dim 40/64/96/128/256 (and 12, %4 only:
+    // the tiled kernel), window, soft-cap, an empty head, unsplit and split-K.
+    Case{"dec_hd128_gqa4_nq1_split", 128, 16, 4, 1, 3000, 0, 0, true},
+    Case{"dec_hd128_gqa4_nq4_split", 128, 8, 2, 4, 2000, 0, 0, true},
+    Case{"dec_hd128_gqa4_nq3_unsplit", 128, 8, 2, 3, 700},
+    Case{"dec_hd64_gqa1_nq3_window_softcap", 64, 4, 4, 3, 1500, 200, 30.0f, true},
+    Case{"dec_hd256_gqa8_nq2_split", 256, 16, 2, 2, 1200, 0, 0, true},
+    Case{"dec_hd96_gqa4_nq1_split", 96, 8, 2, 1, 900, 0, 0, true},
+    Case{"dec_hd40_gqa2_nq2_unsplit", 40, 4, 2, 2, 300},
+    Case{"dec_hd12_gqa2_nq1_split", 12, 4, 2, 1, 500, 0, 0, true},
+    Case{"dec_hd128_gqa8_empty_head_split", 128, 16, 2, 1, 700, 0, 0, true, false, true},
+    Case{"dec_hd64_gqa8_nq2_window_unsorted", 64, 16, 2, 2, 1000, 100, 0, true, true},
+    Case{"dec_hd128_gqa1_nq1_short", 128, 2, 2, 1, 20}};
 std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
   return param_info.param.name;
 }
