@@ -54,7 +54,7 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
 
 void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
                   std::span<const int32_t> positions, KvCache& cache, int n_logits,
-                  const LayerHook* hook) {
+                  const LayerHook* hook, const HiddenHook* hidden) {
   const ModelConfig& c = model_.config();
   const Weights& w = model_.weights();
   const int64_t n = static_cast<int64_t>(tokens.size());
@@ -81,6 +81,7 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     const LayerWeights& l = w.layers[il];
     const bool local = c.sliding(il);
     rms_norm(rec, {x, l.attn_norm, h, c.norm_eps});
+    if (hidden) (*hidden)(rec, il, h);
     matmul(rec, {h, l.wq, q, l.bq});
     matmul(rec, {h, l.wk, k, l.bk});
     matmul(rec, {h, l.wv, v, l.bv});
