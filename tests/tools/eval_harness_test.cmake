@@ -1,4 +1,5 @@
-# CI-sized test of `kvzip eval` (tests/tools): stories260K, 2 NIAH samples of 200 tokens, 2 ratios.
+# CI-sized test of `kvzip eval` (tests/tools): stories260K, 2 NIAH samples of 200 tokens, 2 ratios,
+# KVzap with the tiny committed surrogates of tests/data/stories260K.
 # Checks the JSON lines hold exactly one row per (sample, method, ratio) plus the full-cache rows,
 # that ratio 1.0 reproduces the full cache's answers for every method, that a second run resumes
 # without adding rows, and that the table is printed.
@@ -6,11 +7,11 @@
 cmake_minimum_required(VERSION 3.25)
 set(out "${WORK}/eval_harness.jsonl")
 file(REMOVE "${out}" "${WORK}/eval_harness.png")
-set(methods kvzip snapkv tova h2o streaming knorm random)
+set(methods kvzip snapkv tova h2o streaming knorm random kvzap_linear kvzap_mlp)
 list(JOIN methods "," methods_csv)
 set(cmd "${KVZIP}" eval --task niah --model "${SRC}/tests/data/stories260K/stories260K.bin"
     --methods ${methods_csv} --ratios 0.3,1.0 --num 2 --length 200 --queries 2 -n 8 --chunk 64
-    --out "${out}")
+    --kvzap-dir "${SRC}/tests/data/stories260K" --out "${out}")
 
 function(run_eval label)
   execute_process(COMMAND ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE so ERROR_VARIABLE se)
