@@ -231,7 +231,7 @@ int run_eval(const EvalArgs& in) {
           for (auto& s : samples) n += s.queries.size();
           return n;
         }(),
-        methods.size(), a.ratios.size(), cells, total, a.out);
+        names.size(), a.ratios.size(), cells, total, a.out);
     Progress bar("eval", "runs");
     for (int i = 0; i < static_cast<int>(samples.size()); ++i) {
       SampleRun r{a,
