@@ -206,6 +206,7 @@ int run_eval(const EvalArgs& in) {
                           std::filesystem::path(model_path).stem().string(), a.kvzap_threshold,
                           a.kvzap_window};
       kvzap.emplace(*l.model, samples, kvzap_methods, a.ratios, ko);
+      if (a.kvzap_threshold && methods.empty()) table_ratios.clear();  // only the achieved keys
       for (double k : kvzap->keys())
         if (std::find(table_ratios.begin(), table_ratios.end(), k) == table_ratios.end())
           table_ratios.push_back(k);

@@ -94,4 +94,23 @@ endif()
 if(NOT stderr_text MATCHES "${want} of ${want} runs already")
   message(FATAL_ERROR "the resumed run did not report the existing rows:\n${stderr_text}")
 endif()
+# KVzap with a fixed threshold: the row key is the pooled kept fraction it achieved (< 1 here).
+set(zout "${WORK}/eval_harness_kvzap.jsonl")
+file(REMOVE "${zout}")
+execute_process(
+  COMMAND "${KVZIP}" eval --task niah --model "${SRC}/tests/data/stories260K/stories260K.bin"
+          --methods kvzap_mlp --kvzap-threshold -3 --kvzap-window 16 --num 1 --length 200
+          --queries 1 -n 4 --kvzap-dir "${SRC}/tests/data/stories260K" --out "${zout}"
+  RESULT_VARIABLE rc OUTPUT_VARIABLE so ERROR_VARIABLE se)
+if(NOT rc EQUAL 0 OR NOT so MATCHES "\\| kvzap_mlp \\|")
+  message(FATAL_ERROR "kvzap fixed threshold run failed (${rc}):\n${so}\n${se}")
+endif()
+file(STRINGS "${zout}" zrows)
+list(GET zrows 1 zrow)
+string(JSON zmethod GET "${zrow}" method)
+string(JSON zkept GET "${zrow}" kept_fraction)
+if(NOT zmethod STREQUAL "kvzap_mlp" OR NOT zkept LESS 1.0 OR NOT zkept GREATER 0.0)
+  message(FATAL_ERROR "kvzap fixed threshold row: ${zrow}")
+endif()
+
 message(STATUS "eval harness: ${n} rows, ratio 1.0 == full cache for ${n_methods} methods, resume ok")
