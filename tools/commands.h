@@ -27,6 +27,9 @@ struct RunArgs {
   int max_new_tokens = 48;
   int chunk = 2000;
   bool kvpress = false;
+  std::string kvzap;  // KVzap weights file: online KVzap instead of KVzip
+  float kvzap_threshold = -4.0f;
+  int kvzap_window = 128;
 };
 int run_run(const RunArgs& args);
 

@@ -41,6 +41,12 @@ int main(int argc, char** argv) {
   run->add_option("--load-cache", r.load_cache, "Answer from a cache file written by `compress`");
   run->add_option("--save-cache", r.save_cache, "Write the compressed cache to this file");
   run->add_flag("--kvpress", r.kvpress, "kvpress-compatible scoring (4 sinks) and pruning");
+  run->add_option("--kvzap", r.kvzap,
+                  "KVzap weights (.kvzap): evict online while prefilling and decoding instead of "
+                  "KVzip");
+  run->add_option("--kvzap-threshold", r.kvzap_threshold, "KVzap log-score threshold (default -4)");
+  run->add_option("--kvzap-window", r.kvzap_window, "KVzap recent window (default 128)")
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--save-head-scores", r.save_head_scores,
                   "Save head-level scores (max over this context's pair scores) for --level head");
 
