@@ -240,7 +240,9 @@ void Session::kvzap_step(std::span<const int32_t> pos) {
     }
   }
   KeepSet keep = kvzap_->decide(*cache_, next_pos_, kvzap_min_pos_);
-  if (!keep.rows.empty()) cache_->compact(rec_, keep);
+  if (keep.rows.empty()) return;
+  rec_.finish();  // the forward's last layers still read the index tensors compact rewrites
+  cache_->compact(rec_, keep);
 }
 
 void Session::restore_full() {
