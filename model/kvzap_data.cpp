@@ -3,6 +3,7 @@
 
 #include "kvzip/compressor.h"
 #include "runtime/cpu/half.h"
+#include "runtime/ops/activation.h"
 #include "runtime/ops/matmul.h"
 
 namespace kvz {
@@ -120,17 +121,68 @@ void KvzapCollector::collect(std::span<const int32_t> prompt, std::vector<KvzapL
   rec_.finish();
 }
 
-KvzapScorer::KvzapScorer(const KvzapModel& m)
-    : model_(m), scores_(static_cast<size_t>(m.n_layers())) {
-  hook_ = [this](Recorder& rec, int il, const Tensor& h) {
-    rec.finish();  // the hidden state must be computed before it is read back
-    const int64_t n = h.dim(0);
-    x_.resize(static_cast<size_t>(h.numel()));
-    rec.device().download(h, x_.data());
-    std::vector<float>& s = scores_[static_cast<size_t>(il)];
-    s.resize(static_cast<size_t>(n * model_.n_kv_heads()));
-    model_.predict(il, x_.data(), n, s.data());
+KvzapScorer::KvzapScorer(const KvzapModel& m, Device& dev, int max_tokens)
+    : model_(m),
+      dev_(dev),
+      max_tokens_((max_tokens + 63) / 64 * 64),  // layer slices of out_ start 256-byte aligned
+      scores_(static_cast<size_t>(m.n_layers())) {
+  const int64_t D = m.d_model(), F = m.d_hidden(), H = m.n_kv_heads(), T = max_tokens_;
+  const bool mlp = m.kind() == KvzapKind::kMlp;
+  auto make = [&](std::initializer_list<int64_t> shape, const float* data) {
+    Tensor probe(BufferView{0, 0, SIZE_MAX, nullptr}, DType::kF32, shape);
+    storage_.push_back(dev.alloc(probe.nbytes()));
+    Tensor t = storage_.back().tensor(DType::kF32, shape);
+    if (data) dev.upload(t, data);
+    return t;
   };
+  for (int il = 0; il < m.n_layers(); ++il) {
+    const KvzapLayer& l = m.layer(il);
+    const int64_t out1 = mlp ? F : H;
+    LayerTensors t;
+    t.w1 = make({out1, D}, l.w1.data());
+    t.b1 = make({out1}, l.b1.data());
+    if (mlp) {
+      t.w2 = make({H, F}, l.w2.data());
+      t.b2 = make({H}, l.b2.data());
+    }
+    layers_.push_back(t);
+  }
+  if (mlp) {
+    hidden_ = make({T, F}, nullptr);
+    const std::vector<float> ones(static_cast<size_t>(T * F), 1.0f);
+    ones_ = make({T, F}, ones.data());
+  }
+  out_ = make({int64_t{m.n_layers()}, T, H}, nullptr);
+  gathered_ = make({int64_t{m.n_layers()}, T, H}, nullptr);
+  hook_ = [this, mlp, T, H](Recorder& rec, int il, const Tensor& h) {
+    const int64_t n = h.dim(0);
+    KVZ_CHECK(n <= T, "KVzap scorer sized for {} tokens, run of {}", T, n);
+    const LayerTensors& t = layers_[static_cast<size_t>(il)];
+    Tensor out = out_.reshape({out_.dim(0) * T, H}).slice(il * T, n);
+    if (!mlp) {
+      matmul(rec, {h, t.w1, out, t.b1});
+      return;
+    }
+    Tensor hid = hidden_.slice(0, n);
+    matmul(rec, {h, t.w1, hid, t.b1});
+    gated_act(rec, {hid, ones_.slice(0, n), hid, Activation::kGelu});  // GELU(erf) x 1
+    matmul(rec, {hid, t.w2, out, t.b2});
+  };
+}
+
+void KvzapScorer::fetch(Recorder& rec, int64_t n_tokens) {
+  const int64_t L = model_.n_layers(), T = max_tokens_, H = model_.n_kv_heads();
+  // Pack the layers' [n_tokens, H] rows back to back: one download instead of one per layer.
+  const Tensor src = out_.reshape({L * T, H}), dst = gathered_.reshape({L * T, H});
+  for (int64_t il = 0; il < L; ++il)
+    rec.copy(src.slice(il * T, n_tokens), dst.slice(il * n_tokens, n_tokens));
+  rec.finish();
+  std::vector<float> all(static_cast<size_t>(L * n_tokens * H));
+  dev_.download(dst.slice(0, L * n_tokens), all.data());
+  for (int64_t il = 0; il < L; ++il) {
+    const float* p = all.data() + il * n_tokens * H;
+    scores_[static_cast<size_t>(il)].assign(p, p + n_tokens * H);
+  }
 }
 
 void check_kvzap_model(const KvzapModel& kvzap, const Model& m, const std::string& path) {

@@ -1,7 +1,8 @@
 // KVzap training data from our own engine (model/): the repeat chat of ALGORITHMS.md 3.1 is run
 // through the forward pass once; per layer the attention-input hidden states of the prompt tokens
 // are the inputs and the log KVzip+ scores (kvzip/kvzap.h kvzap_targets) the targets. Also the
-// per-layer host scorer that the session and the evaluation use at inference.
+// device scorer (the surrogate's matmuls recorded inside the forward) that the session and the
+// evaluation use at inference.
 #pragma once
 
 #include <cstdint>
@@ -41,19 +42,30 @@ class KvzapCollector {
   std::vector<std::vector<float>> wo_gram_;  // [n_layers][n_heads, head_dim, head_dim] f32
 };
 
-// Runs a KVzap surrogate inside the forward pass: a HiddenHook that downloads each layer's
-// attention-input hidden states and predicts their log-scores on the host (the surrogate is a
-// few small GEMMs; each layer waits for the device once). scores(il) then holds
-// [n_tokens, n_kv_heads] of the last run.
+// Runs a KVzap surrogate inside the forward pass on the device: its hook records, in every
+// layer, the surrogate's matmuls (and GELU) on the attention-input hidden states into a
+// per-layer score buffer, with no wait; fetch() downloads the scores of the last run once.
 class KvzapScorer {
  public:
-  explicit KvzapScorer(const KvzapModel& m);
+  // Weights are uploaded as f32; runs take at most max_tokens tokens (rounded up to 64).
+  KvzapScorer(const KvzapModel& m, Device& dev, int max_tokens);
   const HiddenHook& hook() const { return hook_; }
+  // Finishes `rec` and downloads the [n_tokens, n_kv_heads] scores of every layer of the last run.
+  void fetch(Recorder& rec, int64_t n_tokens);
   const std::vector<float>& scores(int il) const { return scores_[static_cast<size_t>(il)]; }
 
  private:
+  struct LayerTensors {
+    Tensor w1, b1, w2, b2;  // f32, shapes as KvzapLayer (w2/b2 undefined for kLinear)
+  };
   const KvzapModel& model_;
-  std::vector<float> x_;
+  Device& dev_;
+  int max_tokens_;
+  std::vector<Buffer> storage_;
+  std::vector<LayerTensors> layers_;
+  Tensor hidden_, ones_;  // [max_tokens, d_hidden] f32 (MLP only): activations, GELU's "up"
+  Tensor out_;            // [n_layers, max_tokens, n_kv_heads] f32, written by the hook
+  Tensor gathered_;       // the same size: fetch() packs [n_layers, n_tokens, n_kv_heads] here
   std::vector<std::vector<float>> scores_;
   HiddenHook hook_;
 };

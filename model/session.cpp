@@ -47,7 +47,10 @@ void Session::feed(std::span<const int32_t> tokens, int n_logits, const Progress
     forward_.run(rec_, tokens.subspan(done, m), pos, *cache_, last ? n_logits : 0, hook,
                  zap ? &kvzap_scorer_->hook() : nullptr);
     next_pos_ += static_cast<int32_t>(m);
-    if (zap) kvzap_step(pos);
+    if (zap) {
+      kvzap_scorer_->fetch(rec_, m);
+      kvzap_step(pos);
+    }
     done += m;
     if (progress) {
       rec_.wait();
@@ -214,7 +217,7 @@ void Session::set_kvzap(const KvzapModel* m, KvzapOptions o) {
   check_kvzap_model(*m, model_, "KVzap surrogate");
   if (o.window < 0) throw InputError(fmt::format("KVzap window {} must be >= 0", o.window));
   kvzap_opts_ = o;
-  kvzap_scorer_ = std::make_unique<KvzapScorer>(*m);
+  kvzap_scorer_ = std::make_unique<KvzapScorer>(*m, model_.device(), forward_.max_tokens());
   kvzap_ = std::make_unique<KvzapEvictor>(kv_cache_config(model_.config()), o);
 }
 

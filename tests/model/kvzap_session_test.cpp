@@ -4,6 +4,7 @@
 // the window and evicted rows are really gone, queries without update_cache leave the compressed
 // context as it was (tests/model).
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "kvzip/pruner.h"
@@ -72,6 +73,43 @@ TEST_P(KvzapSessionTest, CommittedSurrogatesFitTheModel) {
   }
   KvzapModel wrong(KvzapKind::kLinear, 5, 64, 0, 4, "another model");
   EXPECT_THROW(check_kvzap_model(wrong, *model, "wrong"), FormatError);
+}
+
+// The device scorer (matmuls + GELU recorded in the forward) against the host surrogate
+// (KvzapModel::predict, checked against naive loops in tests/kvzip) on the same hidden states.
+TEST_P(KvzapSessionTest, DeviceScorerMatchesTheHostSurrogate) {
+  for (const char* f :
+       {"stories260K/stories260K.linear.kvzap", "stories260K/stories260K.mlp.kvzap"}) {
+    const KvzapModel m = KvzapModel::load(data_path(f));
+    const ModelConfig& c = model->config();
+    const std::vector<int32_t> ids = model->tokenizer().encode(kStory, false, false);
+    const auto n = static_cast<int64_t>(ids.size());
+    std::vector<int32_t> pos(ids.size());
+    for (size_t i = 0; i < pos.size(); ++i) pos[i] = static_cast<int32_t>(i);
+    Forward fwd(*model, static_cast<int>(n));
+    KvCache cache(*dev, kv_cache_config(c));
+    Recorder rec(*dev);
+    KvzapScorer scorer(m, *dev, static_cast<int>(n));
+    std::vector<std::vector<float>> h(static_cast<size_t>(c.n_layers));
+    HiddenHook both = [&](Recorder& r, int il, const Tensor& ht) {
+      r.finish();
+      h[static_cast<size_t>(il)].resize(static_cast<size_t>(ht.numel()));
+      dev->download(ht, h[static_cast<size_t>(il)].data());
+      scorer.hook()(r, il, ht);
+    };
+    fwd.run(rec, ids, pos, cache, 0, nullptr, &both);
+    scorer.fetch(rec, n);
+    for (int il = 0; il < c.n_layers; ++il) {
+      std::vector<float> want(static_cast<size_t>(n * c.n_kv_heads));
+      m.predict(il, h[static_cast<size_t>(il)].data(), n, want.data());
+      const std::vector<float>& got = scorer.scores(il);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        ASSERT_NEAR(got[i], want[i], 2e-3 * (1.0 + std::abs(want[i])))
+            << f << " layer " << il << " " << i;
+      }
+    }
+  }
 }
 
 TEST_P(KvzapSessionTest, ThresholdThatEvictsNothingChangesNoToken) {
