@@ -9,16 +9,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "kvzip/checksum.h"
+
 namespace kvz {
 namespace {
 
 constexpr char kMagic[8] = {'K', 'V', 'Z', 'C', 'A', 'C', 'H', 'E'};
 constexpr uint32_t kVersion = 1;
-
-uint64_t fnv1a(const uint8_t* p, size_t n, uint64_t h = 1469598103934665603ull) {
-  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-  return h;
-}
 
 class Writer {
  public:
@@ -91,7 +88,7 @@ void save_cache_file(const std::string& path, const KvCache& cache, const CacheF
     }
   w.put(static_cast<uint8_t>(has));
   if (has) w.bytes(scores->data.data(), scores->data.size() * 4);
-  w.put(fnv1a(w.buf().data(), w.buf().size()));
+  w.put(fnv1a64(w.buf().data(), w.buf().size()));
 
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -142,7 +139,7 @@ LoadedCache load_cache_file(const std::string& path, Device& dev,
   if (version != kVersion)
     throw FormatError(
         fmt::format("{}: cache file version {} (this build reads {})", path, version, kVersion));
-  if (fnv1a(b.data(), b.size() - 8) != stored)
+  if (fnv1a64(b.data(), b.size() - 8) != stored)
     throw FormatError(path + ": checksum mismatch (the file is corrupt or was modified)");
   auto hlen = r.get<uint64_t>("header length");
   if (hlen > b.size())

@@ -215,4 +215,15 @@ KeepSet prune_kvpress(const Scores& s, double ratio, int64_t n_prefix, int64_t n
   return k;
 }
 
+KeepSet prune_threshold(const Scores& s, float threshold, int window, int64_t n_prefix,
+                        int64_t n_rows, const std::vector<bool>& prunable) {
+  check_shapes(s, n_prefix, n_rows, prunable);
+  KVZ_CHECK(window >= 0, "window {}", window);
+  const int64_t decided_end = n_rows - window;  // rows below this left the window
+  return build(s.n_layers, s.n_kv_heads, n_prefix, s.n_ctx, n_rows, prunable,
+               [&](int il, int ih, int64_t j) {
+                 return n_prefix + j >= decided_end || s.at(il, ih, j) >= threshold;
+               });
+}
+
 }  // namespace kvz

@@ -46,4 +46,11 @@ KeepSet prune_head(const HeadScores& hs, double ratio, int64_t n_prefix, int64_t
 KeepSet prune_kvpress(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
                       const std::vector<bool>& prunable = {});
 
+// KVzap's threshold + window rule applied after a dense prefill (ALGORITHMS.md 3.4, as kvpress
+// masks): context row j (position n_prefix + j) is decided iff n_prefix + j < n_rows - window,
+// i.e. it left the window of a cache holding n_rows rows, and evicted iff its score is below
+// `threshold` (NaN counts as below). The prefix and later rows are kept, as for every method here.
+KeepSet prune_threshold(const Scores& s, float threshold, int window, int64_t n_prefix,
+                        int64_t n_rows, const std::vector<bool>& prunable = {});
+
 }  // namespace kvz

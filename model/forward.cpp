@@ -69,7 +69,7 @@ void Forward::collect(Recorder& rec) {
 
 void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
                   std::span<const int32_t> positions, KvCache& cache, int n_logits,
-                  const LayerHook* hook) {
+                  const LayerHook* hook, const HiddenHook* hidden) {
   const ModelConfig& c = model_.config();
   const Weights& w = model_.weights();
   const int64_t n = static_cast<int64_t>(tokens.size());
@@ -104,6 +104,10 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     const bool local = c.sliding(il);
     rms_norm(rec, {x, l.attn_norm, h, c.norm_eps});
     mark("norm/add");
+    if (hidden) {
+      (*hidden)(rec, il, h);
+      mark("layer hook");
+    }
     {
       Recorder::Concurrent group(rec);
       matmul(rec, {h, l.wq, q, l.bq});

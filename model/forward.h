@@ -17,6 +17,11 @@ namespace kvz {
 using LayerHook =
     std::function<void(Recorder& rec, int il, const Tensor& q, const KvCache::LayerView& kv)>;
 
+// Called in every layer with the attention-input hidden state h: [n_tokens, d_model] f32 (the
+// post-RMSNorm activation the q/k/v projections read; KVzap surrogates read it), recorded on `rec`
+// before anything overwrites it.
+using HiddenHook = std::function<void(Recorder& rec, int il, const Tensor& h)>;
+
 // The KV-cache shape of a model; sliding-window (local) layers are not prunable.
 KvCacheConfig kv_cache_config(const ModelConfig& c);
 
@@ -30,7 +35,8 @@ class Forward {
   // of the last n_logits tokens are computed into logits() rows [0, n_logits). The work is
   // recorded on `rec` and submitted; call rec.wait() (or finish) before reading results.
   void run(Recorder& rec, std::span<const int32_t> tokens, std::span<const int32_t> positions,
-           KvCache& cache, int n_logits, const LayerHook* hook = nullptr);
+           KvCache& cache, int n_logits, const LayerHook* hook = nullptr,
+           const HiddenHook* hidden = nullptr);
   // [max_logits, n_vocab] f32.
   const Tensor& logits() const { return logits_; }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "kvzip/cache_file.h"
+#include "model/kvzap_data.h"
 #include "runtime/ops/paged_attention.h"
 #include "runtime/ops/sampling.h"
 
@@ -23,6 +24,8 @@ std::string_view strip(std::string_view s) {
 
 }  // namespace
 
+Session::~Session() = default;
+
 Session::Session(const Model& model, SessionOptions opts)
     : model_(model),
       opts_(opts),
@@ -31,7 +34,7 @@ Session::Session(const Model& model, SessionOptions opts)
       cache_(std::make_unique<KvCache>(model.device(), kv_cache_config(model.config()))) {}
 
 void Session::feed(std::span<const int32_t> tokens, int n_logits, const ProgressFn& progress,
-                   const LayerHook* hook, int chunk) {
+                   const LayerHook* hook, int chunk, bool kvzap) {
   const int64_t n = static_cast<int64_t>(tokens.size());
   if (chunk <= 0) chunk = opts_.prefill_chunk;
   std::vector<int32_t> pos;
@@ -40,8 +43,14 @@ void Session::feed(std::span<const int32_t> tokens, int n_logits, const Progress
     pos.resize(static_cast<size_t>(m));
     for (int64_t i = 0; i < m; ++i) pos[i] = next_pos_ + static_cast<int32_t>(i);
     bool last = done + m == n;
-    forward_.run(rec_, tokens.subspan(done, m), pos, *cache_, last ? n_logits : 0, hook);
+    const bool zap = kvzap && kvzap_;
+    forward_.run(rec_, tokens.subspan(done, m), pos, *cache_, last ? n_logits : 0, hook,
+                 zap ? &kvzap_scorer_->hook() : nullptr);
     next_pos_ += static_cast<int32_t>(m);
+    if (zap) {
+      kvzap_scorer_->fetch(rec_, m);
+      kvzap_step(pos);
+    }
     done += m;
     if (progress) {
       rec_.wait();
@@ -79,8 +88,16 @@ void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const in
   n_context_ = static_cast<int64_t>(context.size());
   std::vector<int32_t> all = prefix_tokens_;
   all.insert(all.end(), context_tokens_.begin(), context_tokens_.end());
+  if (kvzap_) {
+    kvzap_->clear();
+    kvzap_min_pos_ = static_cast<int32_t>(n_prefix_);
+    const ModelConfig& c = model_.config();
+    kvzap_scores_ = Scores(c.n_layers, c.n_kv_heads, n_context_);
+  } else {
+    kvzap_scores_ = {};
+  }
   auto t0 = std::chrono::steady_clock::now();
-  feed(all, 0, progress);
+  feed(all, 0, progress, nullptr, 0, true);
   prefill_ms_ = ms_since(t0);
 }
 
@@ -138,13 +155,6 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
                     "KV pairs kept",
                     ratio));
   auto t0 = std::chrono::steady_clock::now();
-  if (retain_) {
-    if (!full_cache_) full_cache_ = cache_->clone(rec_);
-    cache_ = full_cache_->clone(rec_);
-  }
-  PruneResult r;
-  r.ratio = ratio;
-  r.bytes_before = cache_->bytes_in_use();
   int64_t n_rows = n_prefix_ + n_context_;
   const std::vector<bool> prunable = kv_cache_config(model_.config()).prunable;
   KeepSet keep;
@@ -170,6 +180,27 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
       keep = prune_kvpress(scores_, ratio, n_prefix_, n_rows, prunable);
       break;
   }
+  return apply_keep(keep, ratio, t0);
+}
+
+PruneResult Session::prune_threshold(float threshold, int window) {
+  if (scores_.empty()) throw InputError("prune_threshold() needs scores (set_scores)");
+  if (window < 0) throw InputError(fmt::format("KVzap window {} must be >= 0", window));
+  auto t0 = std::chrono::steady_clock::now();
+  KeepSet keep = kvz::prune_threshold(scores_, threshold, window, n_prefix_, n_prefix_ + n_context_,
+                                      kv_cache_config(model_.config()).prunable);
+  return apply_keep(keep, keep.kept_fraction, t0);
+}
+
+PruneResult Session::apply_keep(const KeepSet& keep, double ratio,
+                                std::chrono::steady_clock::time_point t0) {
+  if (retain_) {
+    if (!full_cache_) full_cache_ = cache_->clone(rec_);
+    cache_ = full_cache_->clone(rec_);
+  }
+  PruneResult r;
+  r.ratio = ratio;
+  r.bytes_before = cache_->bytes_in_use();
   cache_->compact(rec_, keep);
   rec_.finish();
   r.kept_fraction = keep.kept_fraction;
@@ -177,6 +208,44 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
   r.bytes_after = cache_->bytes_in_use();
   r.ms = ms_since(t0);
   return r;
+}
+
+void Session::set_kvzap(const KvzapModel* m, KvzapOptions o) {
+  kvzap_scorer_.reset();
+  kvzap_.reset();
+  if (!m) return;
+  check_kvzap_model(*m, model_, "KVzap surrogate");
+  if (o.window < 0) throw InputError(fmt::format("KVzap window {} must be >= 0", o.window));
+  kvzap_opts_ = o;
+  kvzap_scorer_ = std::make_unique<KvzapScorer>(*m, model_.device(), forward_.max_tokens());
+  kvzap_ = std::make_unique<KvzapEvictor>(kv_cache_config(model_.config()), o);
+}
+
+int64_t Session::kvzap_decided() const { return kvzap_ ? kvzap_->n_decided() : 0; }
+int64_t Session::kvzap_evicted() const { return kvzap_ ? kvzap_->n_evicted() : 0; }
+
+void Session::kvzap_step(std::span<const int32_t> pos) {
+  const ModelConfig& c = model_.config();
+  const auto n = static_cast<int64_t>(pos.size());
+  // Rows of the system prefix are never pushed, so never evicted.
+  int64_t first = 0;
+  while (first < n && pos[static_cast<size_t>(first)] < n_prefix_) ++first;
+  for (int il = 0; il < c.n_layers; ++il) {
+    const std::vector<float>& sc = kvzap_scorer_->scores(il);
+    if (first < n)
+      kvzap_->push(il, pos.subspan(static_cast<size_t>(first)), sc.data() + first * c.n_kv_heads);
+    if (kvzap_scores_.empty()) continue;
+    for (int64_t t = first; t < n; ++t) {
+      const int64_t j = pos[static_cast<size_t>(t)] - n_prefix_;
+      if (j >= kvzap_scores_.n_ctx) continue;
+      for (int ih = 0; ih < c.n_kv_heads; ++ih)
+        kvzap_scores_.at(il, ih, j) = sc[static_cast<size_t>(t * c.n_kv_heads + ih)];
+    }
+  }
+  KeepSet keep = kvzap_->decide(*cache_, next_pos_, kvzap_min_pos_);
+  if (keep.rows.empty()) return;
+  rec_.finish();  // the forward's last layers still read the index tensors compact rewrites
+  cache_->compact(rec_, keep);
 }
 
 void Session::restore_full() {
@@ -250,8 +319,11 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
     return id;
   };
 
+  // Without update_cache only this turn's rows may be decided (they are dropped afterwards).
+  const int32_t saved_min_pos = kvzap_min_pos_;
+  if (!opts.update_cache) kvzap_min_pos_ = start_pos;
   auto t0 = std::chrono::steady_clock::now();
-  feed(prompt, 1, {});
+  feed(prompt, 1, {}, nullptr, 0, true);
   r.prefill_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
   std::string streamed;
@@ -265,7 +337,8 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
     if (opts.on_text && text.size() > streamed.size())
       opts.on_text(std::string_view(text).substr(streamed.size()));
     streamed = text;
-    if (i + 1 < opts.max_new_tokens) feed(std::span<const int32_t>(&id, 1), 1, {});
+    if (i + 1 < opts.max_new_tokens)
+      feed(std::span<const int32_t>(&id, 1), 1, {}, nullptr, 0, true);
   }
   r.decode_ms = ms_since(t0);
   r.text = tok.decode(r.tokens, true);
@@ -273,6 +346,8 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
     rec_.finish();
     cache_->truncate(start_pos);
     next_pos_ = start_pos;
+    if (kvzap_) kvzap_->truncate(start_pos);
+    kvzap_min_pos_ = saved_min_pos;
   }
   return r;
 }
@@ -309,6 +384,8 @@ void Session::load_cache(const std::string& path) {
                                   path, m.tokens.size(), m.n_prefix, m.n_context));
   cache_ = std::move(lc.cache);
   full_cache_.reset();
+  if (kvzap_) kvzap_->clear();  // loaded rows were never scored: KVzap keeps them
+  kvzap_scores_ = {};
   scores_ = std::move(lc.scores);
   n_prefix_ = m.n_prefix;
   n_context_ = m.n_context;

@@ -3,6 +3,7 @@
 // cache (model/). ALGORITHMS.md sections 1, 2 and 6.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 
 #include "kvzip/compressor.h"
 #include "kvzip/kv_cache.h"
+#include "kvzip/kvzap.h"
 #include "kvzip/pruner.h"
 #include "model/forward.h"
 
@@ -55,9 +57,12 @@ struct PruneResult {
 // head-level scores; kKvpress: kvpress KVzipPress's bottom-k rule (parity with kvpress).
 enum class PruneLevel { kPair, kPairUniform, kHead, kKvpress };
 
+class KvzapScorer;
+
 class Session {
  public:
   Session(const Model& model, SessionOptions opts = {});
+  ~Session();
 
   // Tokenises system prefix + instruction + context and prefills it in chunks (progress per
   // chunk). Throws InputError when the context does not fit the model's context length.
@@ -75,8 +80,24 @@ class Session {
   // ratio can be applied without rescoring.
   PruneResult prune(double ratio, PruneLevel level = PruneLevel::kPair,
                     const HeadScores* head_scores = nullptr);
+  // KVzap's threshold + window rule over the pair scores (set_scores; e.g. kvzap_scores()) as if
+  // the prefill had been one forward (pruner.h prune_threshold); honours retain like prune().
+  PruneResult prune_threshold(float threshold, int window = 128);
   // Restores the full (uncompressed) cache when retain mode kept it.
   void restore_full();
+  // Online KVzap (ALGORITHMS.md 3.4): from the next prefill on, every forward of prefill() and
+  // generate() predicts the log-scores of its new rows with `m` and evicts, after each forward,
+  // the rows that left the `window` most recent positions with a score below the threshold. The
+  // system prefix is never evicted (as for every method here). generate() without update_cache
+  // decides only its own query/answer rows, so every query sees the same compressed context;
+  // with update_cache the context rows still in the window are decided too. nullptr turns it off.
+  // `m` must outlive the session or the next set_kvzap.
+  void set_kvzap(const KvzapModel* m, KvzapOptions o = {});
+  // Surrogate log-scores of the context rows from the last prefill with KVzap on (empty else).
+  const Scores& kvzap_scores() const { return kvzap_scores_; }
+  // Pairs decided / evicted by online KVzap since the last prefill.
+  int64_t kvzap_decided() const;
+  int64_t kvzap_evicted() const;
   // Replaces the pair scores prune() uses by another scorer's (kvzip/baselines.h). Throws
   // InputError unless they cover exactly the prefilled context.
   void set_scores(Scores s);
@@ -115,7 +136,11 @@ class Session {
   // Runs `tokens` through the model in chunks at positions next_pos_..., advancing next_pos_.
   // A reconstruction input runs as one forward (the scoring hook sees all its queries at once).
   void feed(std::span<const int32_t> tokens, int n_logits, const ProgressFn& progress,
-            const LayerHook* hook = nullptr, int chunk = 0);
+            const LayerHook* hook = nullptr, int chunk = 0, bool kvzap = false);
+  // After a forward with KVzap on: records the new rows' scores and evicts what left the window.
+  void kvzap_step(std::span<const int32_t> pos);
+  PruneResult apply_keep(const KeepSet& keep, double ratio,
+                         std::chrono::steady_clock::time_point t0);
 
   const Model& model_;
   SessionOptions opts_;
@@ -130,6 +155,13 @@ class Session {
   double kept_fraction_ = 1.0;
   Buffer lse_buf_;  // [forward max_tokens, n_heads] f32 row log-sum-exp of the scoring kernel
   double prefill_ms_ = 0, score_ms_ = 0;
+  // Online KVzap (set_kvzap): scorer, evictor, recorded context scores, and the lowest position
+  // the evictor may decide (n_prefix, or the query start inside generate without update_cache).
+  std::unique_ptr<KvzapScorer> kvzap_scorer_;
+  std::unique_ptr<KvzapEvictor> kvzap_;
+  KvzapOptions kvzap_opts_;
+  Scores kvzap_scores_;
+  int32_t kvzap_min_pos_ = 0;
 };
 
 }  // namespace kvz

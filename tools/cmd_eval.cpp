@@ -12,11 +12,15 @@
 #include "kvzip/baselines.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "tools/eval_kvzap.h"
 #include "tools/eval_report.h"
 #include "tools/eval_tasks.h"
 
 #ifndef KVZ_EVAL_DATA_DIR
 #define KVZ_EVAL_DATA_DIR "tools/data/eval"
+#endif
+#ifndef KVZ_KVZAP_DIR
+#define KVZ_KVZAP_DIR "tools/data/kvzap"
 #endif
 
 namespace kvz::cli {
@@ -69,6 +73,8 @@ struct SampleRun {
   Progress& bar;
   int64_t& cells_done;
   int64_t cells_total;
+  const std::vector<std::string>& kvzap_methods;
+  const KvzapEval* kvzap;
 };
 
 EvalRow answer_all(Session& s, const SampleRun& r, const std::string& method, double ratio,
@@ -103,7 +109,11 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     for (double ratio : r.a.ratios)
       if (need(m.name, ratio)) todo.emplace_back(&m, ratio);
   const bool need_full = need("full", 1.0);
-  if (todo.empty() && !need_full) return;
+  std::vector<std::pair<std::string, KvzapCell>> kvzap_todo;
+  for (const std::string& m : r.kvzap_methods)
+    for (const KvzapCell& c : r.kvzap->cells(m))
+      if (need(m, c.key)) kvzap_todo.emplace_back(m, c);
+  if (todo.empty() && kvzap_todo.empty() && !need_full) return;
 
   SessionOptions so;
   so.score_chunk = r.a.chunk;
@@ -149,6 +159,12 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
     emit(std::move(row), ms_since(t0));
   }
+  for (const auto& [m, cell] : kvzap_todo) {  // eval_kvzap.h: threshold + window rule
+    t0 = std::chrono::steady_clock::now();
+    s.set_scores(r.kvzap->scores(m, r.index));
+    PruneResult pr = s.prune_threshold(cell.threshold, r.kvzap->window());
+    emit(answer_all(s, r, m, cell.key, pr.kept_fraction), ms_since(t0));
+  }
 }
 
 std::string default_out(const EvalArgs& a) { return fmt::format("eval-{}.jsonl", a.task); }
@@ -159,14 +175,20 @@ int run_eval(const EvalArgs& in) {
   EvalArgs a = in;
   if (a.out.empty()) a.out = default_out(a);
   std::vector<MethodInfo> methods;
-  std::vector<std::string> names;
+  std::vector<std::string> names, kvzap_methods;
   for (const std::string& m : a.methods) {
+    if (is_kvzap_method(m)) {
+      kvzap_methods.push_back(m);
+      names.push_back(m);
+      continue;
+    }
     methods.push_back(method_info(m));
     names.push_back(methods.back().name);
   }
   for (double r : a.ratios) check_ratio(r);
   const std::string model_path = a.model.empty() ? default_model_path() : a.model;
   const std::string model_name = std::filesystem::path(model_path).filename().string();
+  std::vector<double> table_ratios = a.ratios;
 
   if (!a.report_only) {
     Loaded l = load(model_path);
@@ -178,10 +200,21 @@ int run_eval(const EvalArgs& in) {
     to.seed = a.seed;
     to.data_dir = a.data_dir.empty() ? KVZ_EVAL_DATA_DIR : a.data_dir;
     std::vector<EvalSample> samples = make_task(to, l.model->tokenizer());
+    std::optional<KvzapEval> kvzap;
+    if (!kvzap_methods.empty()) {
+      KvzapEvalOptions ko{a.kvzap_dir.empty() ? KVZ_KVZAP_DIR : a.kvzap_dir,
+                          std::filesystem::path(model_path).stem().string(), a.kvzap_threshold,
+                          a.kvzap_window};
+      kvzap.emplace(*l.model, samples, kvzap_methods, a.ratios, ko);
+      if (a.kvzap_threshold && methods.empty()) table_ratios.clear();  // only the achieved keys
+      for (double k : kvzap->keys())
+        if (std::find(table_ratios.begin(), table_ratios.end(), k) == table_ratios.end())
+          table_ratios.push_back(k);
+    }
     std::set<RowKey> done;
     for (const EvalRow& row : read_rows(a.out, a.task, model_name))
       done.insert(row_key(row.sample, row.method, row.ratio));
-    const int64_t per_sample = 1 + static_cast<int64_t>(methods.size() * a.ratios.size());
+    const int64_t per_sample = 1 + static_cast<int64_t>(names.size() * a.ratios.size());
     const int64_t total = per_sample * static_cast<int64_t>(samples.size());
     int64_t cells = 0;
     for (int i = 0; i < static_cast<int>(samples.size()); ++i)
@@ -199,21 +232,30 @@ int run_eval(const EvalArgs& in) {
           for (auto& s : samples) n += s.queries.size();
           return n;
         }(),
-        methods.size(), a.ratios.size(), cells, total, a.out);
+        names.size(), a.ratios.size(), cells, total, a.out);
     Progress bar("eval", "runs");
     for (int i = 0; i < static_cast<int>(samples.size()); ++i) {
-      SampleRun r{a, samples[static_cast<size_t>(i)], i, model_name, done, bar, cells, total};
+      SampleRun r{a,
+                  samples[static_cast<size_t>(i)],
+                  i,
+                  model_name,
+                  done,
+                  bar,
+                  cells,
+                  total,
+                  kvzap_methods,
+                  kvzap ? &*kvzap : nullptr};
       run_sample(*l.model, r, methods);
     }
   }
 
   std::vector<EvalRow> rows = read_rows(a.out, a.task, model_name);
   fmt::print("\n## {} on {} ({})\n\n{}", a.task, model_name, a.out,
-             markdown_table(rows, names, a.ratios));
+             markdown_table(rows, names, table_ratios));
   std::string png =
       a.plot.empty() ? std::filesystem::path(a.out).replace_extension(".png").string() : a.plot;
   std::string why;
-  if (plot_png(rows, names, a.ratios, fmt::format("{} / {}", a.task, model_name), png, why))
+  if (plot_png(rows, names, table_ratios, fmt::format("{} / {}", a.task, model_name), png, why))
     fmt::print("\nplot: {}\n", png);
   else
     fmt::print("\nplot skipped: {}\n", why);

@@ -4,8 +4,10 @@
 #include <fmt/format.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "kvzip/cache_file.h"
+#include "kvzip/kvzap.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 
@@ -81,6 +83,25 @@ void save_head_scores(const Session& s, const std::string& path) {
              s.scores().n_kv_heads, path);
 }
 
+// Online KVzap (ALGORITHMS.md 3.4) instead of KVzip: a second session prefills the context with
+// the surrogate on, so pairs are evicted while prefilling (and while decoding), no scoring pass.
+Compressed prefill_kvzap(Session& zs, const KvzapModel& zm, const RunArgs& a,
+                         const std::string& context) {
+  KvzapOptions o;
+  o.threshold = a.kvzap_threshold;
+  o.window = a.kvzap_window;
+  zs.set_kvzap(&zm, o);
+  Progress bar("prefill+kvzap", "tok");
+  zs.prefill(context, bar.fn());
+  const ModelConfig& cfg = zs.model().config();
+  const auto pairs = static_cast<double>(zs.n_context()) * cfg.n_layers * cfg.n_kv_heads;
+  Compressed c;
+  c.prune.kept_fraction = pairs > 0 ? 1.0 - static_cast<double>(zs.kvzap_evicted()) / pairs : 1.0;
+  c.prune.bytes_after = zs.cache().bytes_in_use();
+  c.prune.ms = zs.prefill_ms();
+  return c;
+}
+
 }  // namespace
 
 int run_run(const RunArgs& a) {
@@ -106,6 +127,15 @@ int run_run(const RunArgs& a) {
   size_t bytes_full = 0;
   double prefill_ms = 0;
   Compressed c;
+  Session* answer = &s;  // the session the compressed answers come from
+  std::unique_ptr<Session> zs;
+  std::optional<KvzapModel> zm;
+  if (!a.kvzap.empty()) {
+    if (!a.load_cache.empty()) throw InputError("--kvzap and --load-cache do not combine");
+    zm = KvzapModel::load(a.kvzap);
+    zs = std::make_unique<Session>(*l.model, so);
+    answer = zs.get();
+  }
   if (!a.load_cache.empty()) {
     s.load_cache(a.load_cache);
     fmt::print("loaded {} ({} context tokens, {} of KV)\n", a.load_cache, s.n_context(),
@@ -118,19 +148,25 @@ int run_run(const RunArgs& a) {
     prefill_ms = s.prefill_ms();
     bytes_full = s.cache().bytes_in_use();
     for (const auto& q : queries) full.push_back(s.generate(q.question, go));
-    c = compress(s, a.ratio, a.level, a.head_scores, a.chunk, a.kvpress);
+    if (zs) {
+      c = prefill_kvzap(*zs, *zm, a, context);
+    } else {
+      c = compress(s, a.ratio, a.level, a.head_scores, a.chunk, a.kvpress);
+    }
     if (!a.save_cache.empty()) s.save_cache(a.save_cache);
     save_head_scores(s, a.save_head_scores);
   }
   std::vector<GenerateResult> comp;
-  for (const auto& q : queries) comp.push_back(s.generate(q.question, go));
+  for (const auto& q : queries) comp.push_back(answer->generate(q.question, go));
+  const std::string label = zs ? fmt::format("kvzap tau {:.2f}:", a.kvzap_threshold)
+                               : fmt::format("kvzip ratio {:.2f}:", a.ratio);
 
   int same = 0;
   for (size_t i = 0; i < queries.size(); ++i) {
     fmt::print("Q{}: {}\n", i + 1, queries[i].question);
     if (!queries[i].reference.empty()) fmt::print("  reference:        {}\n", queries[i].reference);
     if (!full.empty()) fmt::print("  full cache:       {}\n", one_line(full[i].text));
-    fmt::print("  kvzip ratio {:.2f}: {}\n", a.ratio, one_line(comp[i].text));
+    fmt::print("  {:17} {}\n", label, one_line(comp[i].text));
     if (!full.empty() && full[i].tokens == comp[i].tokens) ++same;
   }
   auto decode_tps = [](const std::vector<GenerateResult>& rs) {
@@ -148,7 +184,7 @@ int run_run(const RunArgs& a) {
                100.0 * c.prune.kept_fraction);
     fmt::print(
         "time: prefill {:.0f} ms ({} tokens, {:.1f} tok/s) | scoring {:.0f} ms | pruning {:.0f} "
-        "ms\n",
+        "ms (kvzap: its prefill)\n",
         prefill_ms, s.n_prefix() + s.n_context(),
         static_cast<double>(s.n_prefix() + s.n_context()) / std::max(prefill_ms, 1e-3) * 1e3,
         c.score_ms, c.prune.ms);

@@ -1,6 +1,7 @@
 // Subcommands of the `kvzip` CLI (tools/). Each returns the process exit code.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,9 @@ struct RunArgs {
   int max_new_tokens = 48;
   int chunk = 2000;
   bool kvpress = false;
+  std::string kvzap;  // KVzap weights file: online KVzap instead of KVzip
+  float kvzap_threshold = -4.0f;
+  int kvzap_window = 128;
 };
 int run_run(const RunArgs& args);
 
@@ -56,7 +60,18 @@ struct EvalArgs {
   int chunk = 2000;
   uint64_t seed = 1;
   bool report_only = false;
+  std::string kvzap_dir;                 // KVzap weights (default tools/data/kvzap)
+  std::optional<float> kvzap_threshold;  // fixed tau instead of one per --ratios entry
+  int kvzap_window = 128;
 };
 int run_eval(const EvalArgs& args);
+
+struct KvzapTrainArgs {
+  std::string model, out_dir = "tools/data/kvzap";
+  std::vector<std::string> kinds{"linear", "mlp"}, texts;  // texts empty = bundled corpus
+  int prompt_tokens = 256, max_prompts = 0, val_every = 5, squad_from = 24, epochs = 15,
+      d_hidden = 0;  // 0 = d_model / 8
+};
+int run_kvzap_train(const KvzapTrainArgs& args);
 
 }  // namespace kvz::cli

@@ -41,6 +41,12 @@ int main(int argc, char** argv) {
   run->add_option("--load-cache", r.load_cache, "Answer from a cache file written by `compress`");
   run->add_option("--save-cache", r.save_cache, "Write the compressed cache to this file");
   run->add_flag("--kvpress", r.kvpress, "kvpress-compatible scoring (4 sinks) and pruning");
+  run->add_option("--kvzap", r.kvzap,
+                  "KVzap weights (.kvzap): evict online while prefilling and decoding instead of "
+                  "KVzip");
+  run->add_option("--kvzap-threshold", r.kvzap_threshold, "KVzap log-score threshold (default -4)");
+  run->add_option("--kvzap-window", r.kvzap_window, "KVzap recent window (default 128)")
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--save-head-scores", r.save_head_scores,
                   "Save head-level scores (max over this context's pair scores) for --level head");
 
@@ -81,7 +87,8 @@ int main(int argc, char** argv) {
   eval->add_option("--task", ev.task, "squad | niah | kv")
       ->check(CLI::IsMember({"squad", "niah", "kv"}));
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
-  eval->add_option("--methods", ev.methods, "kvzip,snapkv,tova,h2o,streaming,knorm,random")
+  eval->add_option("--methods", ev.methods,
+                   "kvzip,snapkv,tova,h2o,streaming,knorm,random,kvzap_linear,kvzap_mlp")
       ->delimiter(',');
   eval->add_option("--ratios", ev.ratios, "Kept ratios")
       ->delimiter(',')
@@ -98,6 +105,27 @@ int main(int argc, char** argv) {
   eval->add_option("--seed", ev.seed);
   eval->add_option("--data", ev.data_dir, "Directory of the bundled task data");
   eval->add_flag("--report", ev.report_only, "Only print the table and plot from --out");
+  eval->add_option("--kvzap-dir", ev.kvzap_dir, "KVzap weights folder (default tools/data/kvzap)");
+  eval->add_option("--kvzap-threshold", ev.kvzap_threshold,
+                   "Fixed KVzap log-score threshold (default: one per --ratios entry)");
+  eval->add_option("--kvzap-window", ev.kvzap_window, "KVzap recent window (tokens)")
+      ->check(CLI::NonNegativeNumber);
+
+  KvzapTrainArgs kt;
+  auto* kvzap = app.add_subcommand(
+      "kvzap-train",
+      "Train KVzap surrogates (linear, MLP) on log KVzip+ targets computed by this engine");
+  kvzap->add_option("-m,--model", kt.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
+  kvzap->add_option("-o,--out-dir", kt.out_dir, "Where MODEL.{linear,mlp}.kvzap are written");
+  kvzap->add_option("--kinds", kt.kinds, "linear,mlp")->delimiter(',');
+  kvzap->add_option("--text", kt.texts, "Corpus text files (default: bundled essays + SQuAD)");
+  kvzap->add_option("--prompt-tokens", kt.prompt_tokens, "Tokens per training prompt");
+  kvzap->add_option("--max-prompts", kt.max_prompts, "Cap on prompts (0 = all)");
+  kvzap->add_option("--val-every", kt.val_every, "Every N-th prompt is held out for validation");
+  kvzap->add_option("--squad-from", kt.squad_from,
+                    "First SQuAD paragraph used for training (earlier ones are eval samples)");
+  kvzap->add_option("--epochs", kt.epochs, "MLP epochs")->check(CLI::Range(1, 1000));
+  kvzap->add_option("--d-hidden", kt.d_hidden, "MLP hidden width (default d_model/8)");
 
   CLI11_PARSE(app, argc, argv);
   try {
@@ -107,6 +135,7 @@ int main(int argc, char** argv) {
     if (comp->parsed()) return run_compress(c);
     if (bench->parsed()) return run_bench(b);
     if (eval->parsed()) return run_eval(ev);
+    if (kvzap->parsed()) return run_kvzap_train(kt);
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const kvz::Error& e) {

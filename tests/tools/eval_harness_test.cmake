@@ -1,4 +1,5 @@
-# CI-sized test of `kvzip eval` (tests/tools): stories260K, 2 NIAH samples of 200 tokens, 2 ratios.
+# CI-sized test of `kvzip eval` (tests/tools): stories260K, 2 NIAH samples of 200 tokens, 2 ratios,
+# KVzap with the tiny committed surrogates of tests/data/stories260K.
 # Checks the JSON lines hold exactly one row per (sample, method, ratio) plus the full-cache rows,
 # that ratio 1.0 reproduces the full cache's answers for every method, that a second run resumes
 # without adding rows, and that the table is printed.
@@ -6,11 +7,11 @@
 cmake_minimum_required(VERSION 3.25)
 set(out "${WORK}/eval_harness.jsonl")
 file(REMOVE "${out}" "${WORK}/eval_harness.png")
-set(methods kvzip snapkv tova h2o streaming knorm random)
+set(methods kvzip snapkv tova h2o streaming knorm random kvzap_linear kvzap_mlp)
 list(JOIN methods "," methods_csv)
 set(cmd "${KVZIP}" eval --task niah --model "${SRC}/tests/data/stories260K/stories260K.bin"
     --methods ${methods_csv} --ratios 0.3,1.0 --num 2 --length 200 --queries 2 -n 8 --chunk 64
-    --out "${out}")
+    --kvzap-dir "${SRC}/tests/data/stories260K" --out "${out}")
 
 function(run_eval label)
   execute_process(COMMAND ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE so ERROR_VARIABLE se)
@@ -93,4 +94,23 @@ endif()
 if(NOT stderr_text MATCHES "${want} of ${want} runs already")
   message(FATAL_ERROR "the resumed run did not report the existing rows:\n${stderr_text}")
 endif()
+# KVzap with a fixed threshold: the row key is the pooled kept fraction it achieved (< 1 here).
+set(zout "${WORK}/eval_harness_kvzap.jsonl")
+file(REMOVE "${zout}")
+execute_process(
+  COMMAND "${KVZIP}" eval --task niah --model "${SRC}/tests/data/stories260K/stories260K.bin"
+          --methods kvzap_mlp --kvzap-threshold -3 --kvzap-window 16 --num 1 --length 200
+          --queries 1 -n 4 --kvzap-dir "${SRC}/tests/data/stories260K" --out "${zout}"
+  RESULT_VARIABLE rc OUTPUT_VARIABLE so ERROR_VARIABLE se)
+if(NOT rc EQUAL 0 OR NOT so MATCHES "\\| kvzap_mlp \\|")
+  message(FATAL_ERROR "kvzap fixed threshold run failed (${rc}):\n${so}\n${se}")
+endif()
+file(STRINGS "${zout}" zrows)
+list(GET zrows 1 zrow)
+string(JSON zmethod GET "${zrow}" method)
+string(JSON zkept GET "${zrow}" kept_fraction)
+if(NOT zmethod STREQUAL "kvzap_mlp" OR NOT zkept LESS 1.0 OR NOT zkept GREATER 0.0)
+  message(FATAL_ERROR "kvzap fixed threshold row: ${zrow}")
+endif()
+
 message(STATUS "eval harness: ${n} rows, ratio 1.0 == full cache for ${n_methods} methods, resume ok")

@@ -48,4 +48,22 @@ execute_process(COMMAND ${KVZIP} run -m ${model} --load-cache ${cache}.bad -q "W
 if(NOT rc EQUAL 1 OR NOT err MATCHES "kvzip: error: .*checksum")
   message(FATAL_ERROR "a corrupted cache file was not refused cleanly (${rc}):\n${out}\n${err}")
 endif()
+# Online KVzap (tiny committed surrogate): evicts while prefilling; a truncated weights file is
+# refused with a one-line error.
+kvzip_ok(out run -m ${model} --context ${ctx} -q "Who was lost?" -n 8 --kvzap
+         ${SRC}/tests/data/stories260K/stories260K.mlp.kvzap --kvzap-threshold -3 --kvzap-window 16)
+if(NOT out MATCHES "kvzap tau -3.00:" OR NOT out MATCHES "([0-9.]+)% of context pairs kept")
+  message(FATAL_ERROR "kvzip run --kvzap output:\n${out}")
+endif()
+string(REGEX MATCH "([0-9.]+)% of context pairs kept" m "${out}")
+if(NOT CMAKE_MATCH_1 LESS 100)
+  message(FATAL_ERROR "kvzip run --kvzap evicted nothing:\n${out}")
+endif()
+file(WRITE ${WORK}/truncated.kvzap "KVZAPW01")
+execute_process(COMMAND ${KVZIP} run -m ${model} --context ${ctx} -q "Who?" -n 4 --kvzap
+                        ${WORK}/truncated.kvzap
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "kvzip: error: .*truncated KVzap")
+  message(FATAL_ERROR "a truncated KVzap file was not refused cleanly (${rc}):\n${out}\n${err}")
+endif()
 message(STATUS "kvzip compress/run/--load-cache OK; corrupt file refused: ${err}")
