@@ -6,6 +6,8 @@
 #   bench/gpu_run.sh tests   # the three GoogleTest suites on the GPU
 #   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
 #   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
+#   bench/gpu_run.sh decode  # decode attention kernels and their tuning overrides
+#   bench/gpu_run.sh e2e128k # KVzip phases at 128K context (E2E_QUANT, E2E_DEPTH)
 #   bench/gpu_run.sh decode  # decode attention: tiled vs decode kernel, then a tuning sweep of the
 #                            # decode kernel (KVZ_DECODE_* overrides, runtime/ops/paged_attention.cpp)
 set -uo pipefail
@@ -35,7 +37,7 @@ case "${1:-all}" in
     done
     ;;
   ops)
-    timeout 240 $B/kvz_bench --benchmark_filter="${BENCH_FILTER:-BM_matmul/llama3_8b|BM_paged_attention|BM_attn_score}" \
+    timeout 300 $B/kvz_bench --benchmark_filter="${BENCH_FILTER:-BM_matmul/llama3_8b|BM_matvec/llama3_8b|BM_paged_attention|BM_attn_score}" \
       --benchmark_min_time=0.2 --benchmark_out="$OUT/bench_ops.json" --benchmark_out_format=json \
       >"$OUT/bench_ops.txt" 2>&1
     echo "kvz_bench rc=$?"; grep -E "^BM_" "$OUT/bench_ops.txt" | cut -c1-160
@@ -47,7 +49,7 @@ case "${1:-all}" in
     timeout 120 $B/kvz_bench --benchmark_filter="$F" --benchmark_min_time=0.2 \
       --benchmark_out="$OUT/bench_decode.json" --benchmark_out_format=json 2>&1 | grep -E "^BM_" | cut -c1-160
     F='BM_paged_attention/llama3_8b_decode_128k(_ragged30)?/'
-    for cfg in "KVZ_DECODE_PREFETCH=0" "KVZ_DECODE_KPI=2" "KVZ_DECODE_KPI=8" \
+    for cfg in "KVZ_DECODE_SPLITS=256" "KVZ_DECODE_PREFETCH=0" "KVZ_DECODE_KPI=2" "KVZ_DECODE_KPI=8" \
                "KVZ_DECODE_KPI=2 KVZ_DECODE_PREFETCH=0" "KVZ_DECODE_KPI=8 KVZ_DECODE_PREFETCH=0" \
                "KVZ_DECODE_WG=64" "KVZ_DECODE_WG=256" "KVZ_DECODE_LPK=8" \
                "KVZ_DECODE_LPK=8 KVZ_DECODE_KPI=2" "KVZ_DECODE_LPK=8 KVZ_DECODE_PREFETCH=0"; do
@@ -61,11 +63,22 @@ case "${1:-all}" in
       KVZIP_MODELS=$KVZ_MODEL_DIR timeout 120 $B/kvzip run 2>&1 | tee "$OUT/demo.txt" | tail -28
     fi
     timeout "${SYN_TIMEOUT:-300}" $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512,4096 -n 64 -d 0,4096 \
-      --kvzip-depth 16384 -r 2 --json "$OUT/bench_llama8b_q4k.json" 2>"$OUT/bench_llama8b_q4k.err" |
-      tee "$OUT/bench_llama8b_q4k.md"
+      --kvzip-depth 16384 --ratios 1,0.5,0.3,0.1 -r 2 --json "$OUT/bench_llama8b_q4k.json" \
+      2>"$OUT/bench_llama8b_q4k.err" | tee "$OUT/bench_llama8b_q4k.md"
     tail -3 "$OUT/bench_llama8b_q4k.err"
-    timeout 150 $B/kvzip bench -m synthetic:llama3.1-8b:f16 -p 4096 -n 16 -d 0 --kvzip-depth 0 -r 2 \
-      --json "$OUT/bench_llama8b_f16.json" 2>"$OUT/bench_llama8b_f16.err" | tee "$OUT/bench_llama8b_f16.md"
+    timeout 240 $B/kvzip bench -m synthetic:llama3.1-8b:f16 -p 4096 -n 32 -d 0 --kvzip-depth 32768 \
+      --ratios 1,0.3 -r 2 --json "$OUT/bench_llama8b_f16.json" 2>"$OUT/bench_llama8b_f16.err" |
+      tee "$OUT/bench_llama8b_f16.md"
     tail -3 "$OUT/bench_llama8b_f16.err"
+    # Where decode time goes: GPU time per op kind (timestamps around every op) at 4K depth.
+    KVZ_PROFILE=1 timeout 120 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 32 -d 4096 \
+      --kvzip-depth 0 -r 1 2>&1 | tee "$OUT/profile_llama8b_q4k.md" | grep -E "decode/|GPU time"
+    ;;
+  e2e128k)
+    # KVzip end to end at 128K context: prefill, scoring, then decode at ratio 1.0 and 0.3.
+    timeout "${E2E_TIMEOUT:-580}" $B/kvzip bench -m synthetic:llama3.1-8b:"${E2E_QUANT:-q4_k}" -p 512 \
+      -n 32 -d 0 --kvzip-depth "${E2E_DEPTH:-130000}" --ratios 1,0.3 -r 1 \
+      --json "$OUT/bench_e2e128k.json" 2>"$OUT/bench_e2e128k.err" | tee "$OUT/bench_e2e128k.md"
+    tail -3 "$OUT/bench_e2e128k.err"
     ;;
 esac

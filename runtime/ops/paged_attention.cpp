@@ -72,13 +72,22 @@ AttnPush attn_push(const cpu::AttnDims& d, const PagedAttentionArgs& a, uint32_t
 // key row spread over the lanes of a subgroup, many split-K workgroups per head.
 constexpr int64_t kDecodeMaxRows = 16;   // n_q * group served by the decode kernel
 constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers: 2 x 8 per row)
-// Shares per KV head, each >= kDecodeMinRowsPerSplit rows: 8 KV heads x 256 shares of a 128K
-// cache are ~2000 workgroups of ~10 us on an H100 (132 SMs, a few resident each), so the last
-// wave's tail stays small; the combine pass then reads 256 x 130 floats per query row. With n_q
-// queries at most kDecodeMaxSplits / n_q shares (more rows per workgroup or more row tiles keep
-// the GPU busy), which also bounds the scratch to kDecodeMaxSplits x n_heads x (head_dim + 2).
-constexpr int64_t kDecodeMaxSplits = 256;
-constexpr int64_t kDecodeMinRowsPerSplit = 256;
+// Shares per KV head, each >= kDecodeMinRowsPerSplit rows: 8 KV heads x 512 shares of a 128K
+// cache are ~4000 short workgroups, so the GPU stays busy to the end also when heads are ragged
+// (a short head simply has fewer non-empty shares). With n_q queries at most
+// decode_max_splits() / n_q shares, which also bounds the scratch to that many x n_heads x
+// (head_dim + 2) per query. KVZ_DECODE_SPLITS (<= 512, the combine pass's limit) overrides the
+// cap for measurements.
+constexpr int64_t kDecodeMaxSplitsDefault = 512;
+constexpr int64_t kDecodeMinRowsPerSplit = 128;
+uint32_t env_u32(const char* name);
+int64_t decode_max_splits() {
+  static const int64_t v = [] {
+    const uint32_t e = env_u32("KVZ_DECODE_SPLITS");
+    return e >= 1 && e <= 512 ? int64_t(e) : kDecodeMaxSplitsDefault;
+  }();
+  return v;
+}
 constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row blocks, whole steps
 
 bool decode_disabled_by_env() {
@@ -107,7 +116,7 @@ struct DecodeSplit {
 };
 DecodeSplit pick_decode_split(int64_t n_q, int64_t max_rows) {
   const int64_t rows = std::max<int64_t>(max_rows, 1);
-  const int64_t max_splits = std::max<int64_t>(1, kDecodeMaxSplits / std::max<int64_t>(n_q, 1));
+  const int64_t max_splits = std::max<int64_t>(1, decode_max_splits() / std::max<int64_t>(n_q, 1));
   const int64_t n = std::clamp<int64_t>(rows / kDecodeMinRowsPerSplit, 1, max_splits);
   const int64_t chunk = div_up(div_up(rows, n), kDecodeChunkAlign) * kDecodeChunkAlign;
   return {div_up(rows, chunk), chunk};
