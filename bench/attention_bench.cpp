@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_timing.h"
 #include "runtime/cpu/half.h"
 #include "runtime/device.h"
 #include "runtime/ops/paged_attention.h"
@@ -82,24 +83,7 @@ struct AttnProblem {
 // Runs `record` once for warm-up, then times it per iteration; sets the counters.
 void time_it(benchmark::State& state, const std::function<void(Recorder&)>& record, double bytes,
              double flops) {
-  Device& dev = bench_device();
-  Recorder rec(dev);
-  record(rec);
-  rec.finish();
-  double total_s = 0;
-  for (auto _ : state) {
-    rec.timestamp("begin");
-    record(rec);
-    rec.timestamp("end");
-    rec.finish();
-    auto spans = rec.timings();
-    const double s = spans.empty() ? 0.0 : spans.back().ms * 1e-3;
-    state.SetIterationTime(s);
-    total_s += s;
-  }
-  const double per_s = total_s > 0 ? double(state.iterations()) / total_s : 0.0;
-  state.counters["GB/s"] = bytes * 1e-9 * per_s;
-  state.counters["TFLOP/s"] = flops * 1e-12 * per_s;
+  bench::time_gpu(state, bench_device(), record, bytes, flops);
 }
 
 // One-off check of the device (both Vulkan kernels) against the CPU reference on a small decode

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_timing.h"
 #include "runtime/cpu/dequant.h"
 #include "runtime/device.h"
 #include "runtime/ops/matmul.h"
@@ -113,25 +114,10 @@ void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t 
   }
   Device& dev = bench_device();
   Problem p(dev, t, m, n, k);
-  Recorder rec(dev);
-  for (int i = 0; i < 3; ++i) detail::matmul_with(rec, p.args, opt);  // warm-up (pipelines, clocks)
-  rec.finish();
-  double total_s = 0;
-  for (auto _ : state) {
-    rec.timestamp("begin");
-    detail::matmul_with(rec, p.args, opt);
-    rec.timestamp("end");
-    rec.finish();
-    auto spans = rec.timings();
-    const double s = spans.empty() ? 0.0 : spans.back().ms * 1e-3;
-    state.SetIterationTime(s);
-    total_s += s;
-  }
   const double flops = 2.0 * double(m) * double(n) * double(k);
   const double bytes = double(p.args.w.nbytes() + p.args.x.nbytes() + p.args.y.nbytes());
-  const double per_s = total_s > 0 ? double(state.iterations()) / total_s : 0.0;
-  state.counters["TFLOP/s"] = flops * 1e-12 * per_s;
-  state.counters["GB/s"] = bytes * 1e-9 * per_s;
+  bench::time_gpu(
+      state, dev, [&](Recorder& rec) { detail::matmul_with(rec, p.args, opt); }, bytes, flops);
 }
 
 struct WeightShape {
