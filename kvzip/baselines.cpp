@@ -188,15 +188,20 @@ Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_pre
 }
 
 std::vector<std::string> known_methods() {
-  return {"kvzip", "snapkv", "tova", "h2o", "streaming", "knorm", "random"};
+  return {"kvzip", "snapkv", "pyramidkv",         "tova", "h2o", "streaming",
+          "knorm", "random", "expected_attention"};
 }
 
 MethodInfo method_info(std::string_view name) {
   // Budgets: KVzip's global threshold for KVzip and for H2O (both raw attention probabilities,
   // comparable across heads); a per-head budget where the method defines one (SnapKV as the
-  // brief specifies, TOVA, StreamingLLM, Knorm, Random as in kvpress' ScorerPress).
+  // brief specifies, TOVA, StreamingLLM, Knorm, Random, Expected Attention as in kvpress'
+  // ScorerPress); PyramidKV's layer budgets over SnapKV's scores.
   if (name == "kvzip") return {"kvzip", Budget::kGlobal, false, true};
   if (name == "snapkv") return {"snapkv", Budget::kPerHead, true, false};
+  if (name == "pyramidkv") return {"pyramidkv", Budget::kPyramid, true, false};
+  if (name == "expected_attention")
+    return {"expected_attention", Budget::kPerHead, false, false, true};
   if (name == "tova") return {"tova", Budget::kPerHead, true, false};
   if (name == "h2o") return {"h2o", Budget::kGlobal, true, false};
   if (name == "streaming") return {"streaming", Budget::kPerHead, false, false};

@@ -16,8 +16,10 @@
 namespace kvz {
 
 // How a method's scores become a kept set: one global threshold over every layer and head
-// (KVzip's non-uniform budgets, prune_pair) or the same count in every head (prune_pair_uniform).
-enum class Budget { kGlobal, kPerHead };
+// (KVzip's non-uniform budgets, prune_pair), the same count in every head (prune_pair_uniform),
+// or PyramidKV's linearly decreasing layer budgets, the same count in every head of a layer
+// (pyramid_budgets + prune_layer_budgets).
+enum class Budget { kGlobal, kPerHead, kPyramid };
 
 // What a query-aware scorer sees of one layer while the observation window (the first query's
 // tokens, appended after the context) runs through the model.
@@ -77,12 +79,15 @@ Scores tova_scores(const std::vector<ObservedLayer>& layers, int64_t n_prefix, i
 Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_prefix, int64_t n_ctx,
                          float scale);
 
-// The evaluation's method names: kvzip, snapkv, tova, h2o, streaming, knorm, random.
+// The evaluation's method names: kvzip, snapkv, pyramidkv, tova, h2o, streaming, knorm, random,
+// expected_attention. pyramidkv = snapkv's scores under pyramid budgets; expected_attention is
+// in kvzip/expected_attention.h.
 struct MethodInfo {
   std::string name;
   Budget budget = Budget::kGlobal;
-  bool query_aware = false;  // needs the observation window
-  bool needs_kvzip = false;  // needs the reconstruction scoring pass
+  bool query_aware = false;        // needs the observation window
+  bool needs_kvzip = false;        // needs the reconstruction scoring pass
+  bool needs_query_stats = false;  // needs the prefill queries' statistics (QueryStats)
 };
 // Throws InputError on an unknown name (the message lists the known ones).
 MethodInfo method_info(std::string_view name);

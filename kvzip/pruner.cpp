@@ -140,9 +140,21 @@ KeepSet prune_pair_uniform(const Scores& s, double ratio, int64_t n_prefix, int6
   if (ratio >= 1.0) return keep_all(s, n_prefix, n_rows, prunable);
   const auto budget =
       static_cast<int64_t>(static_cast<double>(s.n_ctx) * ratio);  // the repo's int()
+  return prune_layer_budgets(s, std::vector<int64_t>(static_cast<size_t>(s.n_layers), budget),
+                             n_prefix, n_rows, prunable);
+}
+
+KeepSet prune_layer_budgets(const Scores& s, const std::vector<int64_t>& n_kept, int64_t n_prefix,
+                            int64_t n_rows, const std::vector<bool>& prunable) {
+  check_shapes(s, n_prefix, n_rows, prunable);
+  KVZ_CHECK(static_cast<int>(n_kept.size()) == s.n_layers, "{} layer budgets for {} layers",
+            n_kept.size(), s.n_layers);
   std::vector<uint8_t> keep(s.data.size(), 0);
   std::vector<int64_t> order(static_cast<size_t>(s.n_ctx));
-  for (int il = 0; il < s.n_layers; ++il)
+  for (int il = 0; il < s.n_layers; ++il) {
+    const int64_t budget = n_kept[static_cast<size_t>(il)];
+    KVZ_CHECK(budget >= 0 && budget <= s.n_ctx, "layer {} budget {} of {} rows", il, budget,
+              s.n_ctx);
     for (int ih = 0; ih < s.n_kv_heads; ++ih) {
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
@@ -150,8 +162,35 @@ KeepSet prune_pair_uniform(const Scores& s, double ratio, int64_t n_prefix, int6
       });
       for (int64_t i = 0; i < budget; ++i) keep[s.index(il, ih, order[i])] = 1;
     }
+  }
   return build(s.n_layers, s.n_kv_heads, n_prefix, s.n_ctx, n_rows, prunable,
                [&](int il, int ih, int64_t j) { return keep[s.index(il, ih, j)] != 0; });
+}
+
+std::vector<int64_t> pyramid_budgets(int n_layers, int64_t n_ctx, double ratio, int64_t window,
+                                     double beta) {
+  check_ratio(ratio);
+  KVZ_CHECK(n_layers > 0 && n_ctx >= 0 && window >= 0 && beta >= 1.0,
+            "pyramid of {} layers, {} rows, window {}, beta {}", n_layers, n_ctx, window, beta);
+  // kvpress PyramidKVPress.get_layer_budget with max_capacity_prompt - window_size = K: the
+  // window is not part of the context rows here, so the cap is n_ctx itself.
+  const auto n = static_cast<double>(n_ctx);
+  const double k = n * ratio;
+  double min_num = k / beta, max_num = 2 * k - min_num;
+  if (max_num >= n) {
+    max_num = n;
+    min_num = 2 * k - max_num;
+  }
+  const bool feasible =
+      n_layers > 1 && n >= max_num && max_num >= min_num && min_num >= static_cast<double>(window);
+  std::vector<int64_t> out(static_cast<size_t>(n_layers));
+  for (int il = 0; il < n_layers; ++il) {
+    // Python's round(): half to even (std::nearbyint in the default rounding mode).
+    const double b = feasible ? std::nearbyint(max_num - il * (max_num - min_num) / (n_layers - 1))
+                              : std::nearbyint(k);  // kvpress' fallback: SnapKV's uniform budget
+    out[static_cast<size_t>(il)] = std::clamp<int64_t>(static_cast<int64_t>(b), 0, n_ctx);
+  }
+  return out;
 }
 
 KeepSet prune_head(const HeadScores& hs, double ratio, int64_t n_prefix, int64_t n_rows,

@@ -34,6 +34,19 @@ KeepSet prune_pair(const Scores& s, double ratio, int64_t n_prefix, int64_t n_ro
 // Per (layer, head): the top int(n_ctx * ratio) scores (ties: lower position first).
 KeepSet prune_pair_uniform(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
                            const std::vector<bool>& prunable = {});
+// Per layer il: the top n_kept[il] scores of every head (ties: lower position first). The
+// uniform rule above is the case of equal budgets.
+KeepSet prune_layer_budgets(const Scores& s, const std::vector<int64_t>& n_kept, int64_t n_prefix,
+                            int64_t n_rows, const std::vector<bool>& prunable = {});
+// PyramidKV's layer budgets (ALGORITHMS.md 4, kvpress PyramidKVPress.get_layer_budget): context
+// rows kept per head in each layer, decreasing linearly from max_num (layer 0) to min_num (last
+// layer) with K = n_ctx * ratio the mean: min_num = K / beta, max_num = 2K - min_num; when max_num
+// would exceed n_ctx it is capped there and min_num = 2K - n_ctx. kvpress counts its observation
+// window inside the budget and requires min_num >= window; when that (or n_layers > 1) fails,
+// every layer gets round(K), SnapKV's uniform budget, as kvpress falls back. In the
+// query-agnostic evaluation the window is not part of the context, so window = 0.
+std::vector<int64_t> pyramid_budgets(int n_layers, int64_t n_ctx, double ratio, int64_t window = 0,
+                                     double beta = 20.0);
 // Head-level (ALGORITHMS.md 2.6): every context pair of head (l, h) gets S_head[l, h], then the
 // reference's strict global threshold (kOriginalStrict), so heads are kept or dropped whole; a
 // dropped head keeps only its prefix and later rows.

@@ -60,16 +60,16 @@ void Session::feed(std::span<const int32_t> tokens, int n_logits, const Progress
   rec_.wait();
 }
 
-void Session::prefill(std::string_view context, const ProgressFn& progress) {
+void Session::prefill(std::string_view context, const ProgressFn& progress, const LayerHook* hook) {
   const Tokenizer& tok = model_.tokenizer();
   std::vector<int32_t> prefix =
       tok.encode(model_.chat_template().prefix + opts_.instruction, false, true);
   std::vector<int32_t> ctx = tok.encode(context, false, false);
-  prefill_tokens(prefix, ctx, progress);
+  prefill_tokens(prefix, ctx, progress, hook);
 }
 
 void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const int32_t> context,
-                             const ProgressFn& progress) {
+                             const ProgressFn& progress, const LayerHook* hook) {
   int64_t total = static_cast<int64_t>(prefix.size() + context.size());
   if (total + 16 > model_.config().max_context)
     throw InputError(
@@ -97,7 +97,7 @@ void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const in
     kvzap_scores_ = {};
   }
   auto t0 = std::chrono::steady_clock::now();
-  feed(all, 0, progress, nullptr, 0, true);
+  feed(all, 0, progress, hook, 0, true);
   prefill_ms_ = ms_since(t0);
 }
 
@@ -178,6 +178,12 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
       if (scores_.empty())
         throw InputError("prune() needs score() first (or --level head with head scores)");
       keep = prune_kvpress(scores_, ratio, n_prefix_, n_rows, prunable);
+      break;
+    case PruneLevel::kPyramid:
+      if (scores_.empty()) throw InputError("pyramid pruning needs scores (set_scores) first");
+      keep =
+          prune_layer_budgets(scores_, pyramid_budgets(model_.config().n_layers, n_context_, ratio),
+                              n_prefix_, n_rows, prunable);
       break;
   }
   return apply_keep(keep, ratio, t0);

@@ -54,8 +54,9 @@ struct PruneResult {
 };
 
 // kPair: KVzip's global threshold; kPairUniform: the same number of pairs per head; kHead:
-// head-level scores; kKvpress: kvpress KVzipPress's bottom-k rule (parity with kvpress).
-enum class PruneLevel { kPair, kPairUniform, kHead, kKvpress };
+// head-level scores; kKvpress: kvpress KVzipPress's bottom-k rule (parity with kvpress);
+// kPyramid: PyramidKV's linearly decreasing layer budgets, the same count in every head of a layer.
+enum class PruneLevel { kPair, kPairUniform, kHead, kKvpress, kPyramid };
 
 class KvzapScorer;
 
@@ -66,10 +67,13 @@ class Session {
 
   // Tokenises system prefix + instruction + context and prefills it in chunks (progress per
   // chunk). Throws InputError when the context does not fit the model's context length.
-  void prefill(std::string_view context, const ProgressFn& progress = {});
+  // `hook`, if given, runs in every layer of every prefill chunk (scorers that observe the
+  // prefill queries, e.g. Expected Attention); chunks cover positions 0, 1, ... in order.
+  void prefill(std::string_view context, const ProgressFn& progress = {},
+               const LayerHook* hook = nullptr);
   // The same from token ids (benchmarks, evaluations that tokenise themselves).
   void prefill_tokens(std::span<const int32_t> prefix, std::span<const int32_t> context,
-                      const ProgressFn& progress = {});
+                      const ProgressFn& progress = {}, const LayerHook* hook = nullptr);
   // Context-dependent reconstruction scoring of the prefilled context.
   // `prompts` overrides the model's own reconstruction prompts (parity with another
   // implementation's exact token ids).

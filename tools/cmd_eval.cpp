@@ -7,9 +7,11 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "kvzip/baselines.h"
+#include "kvzip/expected_attention.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 #include "tools/eval_kvzap.h"
@@ -26,11 +28,21 @@
 namespace kvz::cli {
 namespace {
 
+// A query's prompt tokens: the query turn, then the task's answer prefix if it has one.
+std::vector<int32_t> query_prompt(const Session& s, const EvalQuery& q) {
+  std::vector<int32_t> t = s.query_tokens(q.question);
+  if (!q.answer_prefix.empty()) {
+    std::vector<int32_t> p = s.model().tokenizer().encode(q.answer_prefix, false, false);
+    t.insert(t.end(), p.begin(), p.end());
+  }
+  return t;
+}
+
 // Everything the query-aware scorers need from one pass of the first query over the full cache.
-std::vector<ObservedLayer> observe_first_query(Session& s, const std::string& query) {
+std::vector<ObservedLayer> observe_first_query(Session& s, const EvalQuery& query) {
   const ModelConfig& c = s.model().config();
   Device& dev = s.model().device();
-  std::vector<int32_t> window = s.query_tokens(query);
+  std::vector<int32_t> window = query_prompt(s, query);
   const auto n_obs = static_cast<int64_t>(window.size());
   std::vector<ObservedLayer> obs(static_cast<size_t>(c.n_layers));
   LayerHook hook = [&](Recorder& rec, int il, const Tensor& q, const KvCache::LayerView&) {
@@ -49,12 +61,49 @@ std::vector<ObservedLayer> observe_first_query(Session& s, const std::string& qu
   return obs;
 }
 
+// Each layer's RoPE as the forward applies it (sliding layers: local base, no scaling).
+std::vector<RopeSpec> rope_specs(const Model& model) {
+  const ModelConfig& c = model.config();
+  auto table = [&](const Tensor& t) {
+    std::vector<float> v(static_cast<size_t>(t.numel()));
+    model.device().download(t, v.data());
+    return v;
+  };
+  const std::vector<float> global = table(model.weights().rope_inv_freq),
+                           local = table(model.weights().rope_inv_freq_local);
+  std::vector<RopeSpec> out(static_cast<size_t>(c.n_layers));
+  for (int il = 0; il < c.n_layers; ++il)
+    out[static_cast<size_t>(il)] = {c.rope_style, c.sliding(il) ? local : global,
+                                    c.sliding(il) ? 1.0f : rope_attn_factor(c.rope_scaling)};
+  return out;
+}
+
+// Prefills the sample's context; with `stats`, every prefill query also feeds its statistics.
+void prefill(Session& s, const std::string& context, QueryStats* stats) {
+  if (!stats) return s.prefill(context);
+  Device& dev = s.model().device();
+  std::vector<int32_t> next(static_cast<size_t>(s.model().config().n_layers), 0);
+  std::vector<float> q;
+  LayerHook hook = [&](Recorder& rec, int il, const Tensor& qt, const KvCache::LayerView&) {
+    rec.finish();
+    q.resize(static_cast<size_t>(qt.numel()));
+    dev.download(qt, q.data());
+    stats->add(il, q, next[static_cast<size_t>(il)]);
+    next[static_cast<size_t>(il)] += static_cast<int32_t>(qt.dim(0));
+  };
+  s.prefill(context, {}, &hook);
+}
+
 Scores method_scores(Session& s, const MethodInfo& m, const Scores& kvzip,
-                     const std::vector<ObservedLayer>& obs, uint64_t seed) {
+                     const std::vector<ObservedLayer>& obs, const QueryStats* stats,
+                     uint64_t seed) {
   const ModelConfig& c = s.model().config();
   const int64_t n_prefix = s.n_prefix(), n_ctx = s.n_context();
   if (m.name == "kvzip") return kvzip;
-  if (m.name == "snapkv") return snapkv_scores(obs, n_prefix, n_ctx, c.attn_scale);
+  if (m.name == "snapkv" || m.name == "pyramidkv")  // pyramidkv differs by its budgets
+    return snapkv_scores(obs, n_prefix, n_ctx, c.attn_scale);
+  if (m.name == "expected_attention")
+    return expected_attention_scores(*stats, s.cache(), n_prefix, n_ctx);
   if (m.name == "tova") return tova_scores(obs, n_prefix, n_ctx, c.attn_scale);
   if (m.name == "h2o") return h2o_window_scores(obs, n_prefix, n_ctx, c.attn_scale);
   // The system prefix is resident and serves as the attention sinks (ALGORITHMS.md 1.5).
@@ -90,8 +139,8 @@ EvalRow answer_all(Session& s, const SampleRun& r, const std::string& method, do
   row.ratio = ratio;
   row.kept_fraction = kept;
   for (const EvalQuery& q : r.sample.queries) {
-    GenerateResult res = s.generate(q.question, g);
-    const bool ok = answer_matches(res.text, q.answers);
+    GenerateResult res = s.generate_tokens(query_prompt(s, q), g);
+    const double ok = score_prediction(q, res.text);
     row.ok.push_back(ok);
     row.correct += ok;
     row.predictions.push_back(res.text);
@@ -117,9 +166,16 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
 
   SessionOptions so;
   so.score_chunk = r.a.chunk;
+  if (r.sample.reasoning) so.instruction = kInstructionReasoning;
   Session s(model, so);
   s.set_retain(true);
-  s.prefill(r.sample.context);
+  std::optional<QueryStats> stats;
+  for (const auto& [m, ratio] : todo)
+    if (m->needs_query_stats && !stats) {
+      const ModelConfig& c = model.config();
+      stats.emplace(c.n_layers, c.n_heads, c.head_dim, rope_specs(model));
+    }
+  prefill(s, r.sample.context, stats ? &*stats : nullptr);
   auto emit = [&](EvalRow row, double ms) {
     row.ms = ms;
     append_row(r.a.out, row);
@@ -145,17 +201,18 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
       co.chunk = r.a.chunk;
       kvzip = s.score(co);
     }
-    if (m->query_aware && obs.empty())
-      obs = observe_first_query(s, r.sample.queries.at(0).question);
-    scores[m->name] =
-        method_scores(s, *m, kvzip, obs, r.a.seed * 7919 + static_cast<uint64_t>(r.index));
+    if (m->query_aware && obs.empty()) obs = observe_first_query(s, r.sample.queries.at(0));
+    scores[m->name] = method_scores(s, *m, kvzip, obs, stats ? &*stats : nullptr,
+                                    r.a.seed * 7919 + static_cast<uint64_t>(r.index));
   }
   obs.clear();
   for (const auto& [m, ratio] : todo) {
     t0 = std::chrono::steady_clock::now();
     s.set_scores(scores[m->name]);
-    PruneResult pr =
-        s.prune(ratio, m->budget == Budget::kGlobal ? PruneLevel::kPair : PruneLevel::kPairUniform);
+    const PruneLevel level = m->budget == Budget::kGlobal    ? PruneLevel::kPair
+                             : m->budget == Budget::kPyramid ? PruneLevel::kPyramid
+                                                             : PruneLevel::kPairUniform;
+    PruneResult pr = s.prune(ratio, level);
     EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
     emit(std::move(row), ms_since(t0));
   }

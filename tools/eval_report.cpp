@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -19,14 +20,15 @@ std::string ratio_str(double r) { return fmt::format("{:.4g}", r); }
 
 // Micro-averaged accuracy of `method` at `ratio` and of the full cache over the samples both have.
 struct Cell {
-  int correct = 0, total = 0, full_correct = 0, full_total = 0, samples = 0;
+  double correct = 0, full_correct = 0;
+  int total = 0, full_total = 0, samples = 0;
   double kept = 0;
   bool empty() const { return total == 0; }
   double acc() const { return total ? 100.0 * correct / total : 0.0; }
   double full_acc() const { return full_total ? 100.0 * full_correct / full_total : 0.0; }
   // Relative to the full cache; when the full cache scores 0 report 100 if the method also does.
   double rel() const {
-    return full_correct ? 100.0 * correct / full_correct : (correct ? 0.0 : 100.0);
+    return full_correct > 0 ? 100.0 * correct / full_correct : (correct > 0 ? 0.0 : 100.0);
   }
 };
 
@@ -79,8 +81,8 @@ std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
       r.ratio = j.at("ratio").get<double>();
       r.kept_fraction = j.value("kept_fraction", r.ratio);
       r.n_queries = j.at("n_queries").get<int>();
-      r.correct = j.at("correct").get<int>();
-      r.ok = j.value("ok", std::vector<int>{});
+      r.correct = j.at("correct").get<double>();
+      r.ok = j.value("ok", std::vector<double>{});
       r.predictions = j.value("predictions", std::vector<std::string>{});
       r.ms = j.value("ms", 0.0);
       rows.push_back(std::move(r));
@@ -91,7 +93,17 @@ std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
   return rows;
 }
 
+namespace {
+// Integral scores stay integers in the file (0/1 tasks read as before).
+nlohmann::json number(double x) {
+  if (x == std::floor(x) && std::abs(x) < 1e15) return static_cast<int64_t>(x);
+  return x;
+}
+}  // namespace
+
 void append_row(const std::string& path, const EvalRow& r) {
+  nlohmann::json ok = nlohmann::json::array();
+  for (double x : r.ok) ok.push_back(number(x));
   nlohmann::json j = {{"task", r.task},
                       {"model", r.model},
                       {"sample", r.sample},
@@ -100,8 +112,8 @@ void append_row(const std::string& path, const EvalRow& r) {
                       {"ratio", r.ratio},
                       {"kept_fraction", r.kept_fraction},
                       {"n_queries", r.n_queries},
-                      {"correct", r.correct},
-                      {"ok", r.ok},
+                      {"correct", number(r.correct)},
+                      {"ok", ok},
                       {"predictions", r.predictions},
                       {"ms", r.ms}};
   std::ofstream f(path, std::ios::app);

@@ -15,8 +15,9 @@ struct EvalRow {
   std::string task, model, sample_id, method;
   int sample = 0;
   double ratio = 1.0, kept_fraction = 1.0;
-  int n_queries = 0, correct = 0;
-  std::vector<int> ok;                   // [n_queries] 0/1
+  int n_queries = 0;
+  double correct = 0;                    // sum of ok
+  std::vector<double> ok;                // [n_queries] score in [0, 1] (0/1 for most tasks)
   std::vector<std::string> predictions;  // [n_queries]
   double ms = 0;                         // prune + answers
 };

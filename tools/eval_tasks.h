@@ -1,6 +1,8 @@
 // Evaluation tasks for `kvzip eval` (tools/): SQuAD multi-query, needle-in-a-haystack with several
-// needles, SCBench-style key-value retrieval, built from the bundled data in tools/data/eval/, and
-// their metrics (ALGORITHMS.md 5.2). Samples are deterministic for a given seed and tokenizer.
+// needles, SCBench-style key-value retrieval, RULER-style multi-key NIAH and variable tracking
+// (shared/data/niah/RULER_TASKS.md) and GSM8K with the problem as context, built from the bundled
+// data in tools/data/eval/, and their metrics (ALGORITHMS.md 5.2, 5.4). Samples are deterministic
+// for a given seed and tokenizer.
 #pragma once
 
 #include <cstdint>
@@ -12,18 +14,29 @@
 
 namespace kvz::cli {
 
+// How a prediction is scored against its answers (ALGORITHMS.md 5.2, 5.4).
+enum class Metric {
+  kAnyNormalized,  // 1 if any normalised gold answer is contained in the normalised prediction
+  kAllContained,   // RULER string_match_all: fraction of the answers contained (case-insensitive)
+  kGsmNumber,      // KVzip: 1 if the gold string is contained in the (lowercased) text after the
+                   // last "the answer is " (the whole prediction when the phrase is missing)
+};
+
 struct EvalQuery {
   std::string question;              // the query text given to Session::generate
-  std::vector<std::string> answers;  // gold answers; any one contained in the prediction scores 1
+  std::vector<std::string> answers;  // gold answers
+  std::string answer_prefix;         // start of the answer, fed after the turn template (RULER)
+  Metric metric = Metric::kAnyNormalized;
 };
 
 struct EvalSample {
   std::string id, context;
   std::vector<EvalQuery> queries;  // the first one is what query-aware methods compress with
+  bool reasoning = false;          // use the reasoning instruction (GSM8K, ALGORITHMS.md 6.6)
 };
 
 struct TaskOptions {
-  std::string task;    // squad | niah | kv
+  std::string task;    // squad | niah | kv | ruler_mk | ruler_vt | gsm8k
   int num = 0;         // samples (0 = the task's default)
   int64_t length = 0;  // niah/kv context tokens (0 = the task's default)
   int queries = 0;     // niah needles / kv queried keys per sample (0 = default)
@@ -42,5 +55,10 @@ int task_max_new_tokens(std::string_view task);
 std::string normalize_answer(std::string_view s);
 // 1 if any normalised gold answer is a substring of the normalised prediction.
 bool answer_matches(std::string_view prediction, const std::vector<std::string>& answers);
+// The query's metric applied to a prediction: a score in [0, 1].
+double score_prediction(const EvalQuery& q, std::string_view prediction);
+// The final answer of a GSM8K worked solution: the text after the last "#### ", stripped; empty if
+// there is none.
+std::string gsm8k_gold(std::string_view answer);
 
 }  // namespace kvz::cli

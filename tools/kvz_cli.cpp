@@ -84,23 +84,27 @@ int main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval",
                                   "Accuracy vs kept ratio for KVzip and baselines (multi-query, "
                                   "one prefill + scoring per sample)");
-  eval->add_option("--task", ev.task, "squad | niah | kv")
-      ->check(CLI::IsMember({"squad", "niah", "kv"}));
+  eval->add_option("--task", ev.task, "squad | niah | kv | ruler_mk | ruler_vt | gsm8k")
+      ->check(CLI::IsMember({"squad", "niah", "kv", "ruler_mk", "ruler_vt", "gsm8k"}));
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
   eval->add_option("--methods", ev.methods,
-                   "kvzip,snapkv,tova,h2o,streaming,knorm,random,kvzap_linear,kvzap_mlp")
+                   "kvzip,snapkv,pyramidkv,tova,h2o,streaming,knorm,random,expected_attention,kvzap_linear,kvzap_mlp")
       ->delimiter(',');
   eval->add_option("--ratios", ev.ratios, "Kept ratios")
       ->delimiter(',')
       ->check(CLI::Range(1e-6, 1.0));
-  eval->add_option("--num", ev.num, "Samples (default: squad 48, niah/kv 8)")
+  eval->add_option("--num", ev.num, "Samples (default: squad 48, niah/kv/ruler 8, gsm8k 50)")
       ->check(CLI::NonNegativeNumber);
   eval->add_option("--out", ev.out,
                    "JSON-lines results, resumed if present (default eval-TASK.jsonl)");
   eval->add_option("--plot", ev.plot, "PNG path (default: --out with .png)");
-  eval->add_option("--length", ev.length, "niah/kv context tokens (default 3000 / 2000)");
-  eval->add_option("--queries", ev.queries, "niah needles / kv keys per sample (default 4)");
-  eval->add_option("-n,--max-new-tokens", ev.max_new_tokens, "Default: squad 24, niah 16, kv 48");
+  eval->add_option("--length", ev.length,
+                   "niah/kv/ruler context tokens (default 3000 / 2000 / 4096)");
+  eval->add_option("--queries", ev.queries,
+                   "niah needles / kv keys / ruler_mk keys asked / ruler_vt chains per sample "
+                   "(default 4 / 4 / 1 / 1)");
+  eval->add_option("-n,--max-new-tokens", ev.max_new_tokens,
+                   "Default: squad 24, niah 16, kv 48, ruler_mk 32, ruler_vt 30, gsm8k 512");
   eval->add_option("--chunk", ev.chunk, "KVzip scoring chunk")->check(CLI::Range(16, 1 << 16));
   eval->add_option("--seed", ev.seed);
   eval->add_option("--data", ev.data_dir, "Directory of the bundled task data");

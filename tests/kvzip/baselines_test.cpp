@@ -1,5 +1,7 @@
 // Baseline scorers on hand-built inputs (tests/kvzip): what each rule must prefer, that the window
-// softmax is causal and normalised, and that the scores drive the pruner as the method specifies.
+// softmax is causal and normalised, that the scores drive the pruner as the method specifies, and
+// PyramidKV's layer budgets against kvpress' formula worked out by hand.
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -148,8 +150,68 @@ TEST(Baselines, MethodTable) {
   EXPECT_TRUE(method_info("snapkv").query_aware);
   EXPECT_EQ(method_info("snapkv").budget, Budget::kPerHead);
   EXPECT_FALSE(method_info("knorm").query_aware);
-  EXPECT_THROW(method_info("pyramidkv"), InputError);
+  EXPECT_THROW(method_info("pyramid"), InputError);
   for (const std::string& m : known_methods()) EXPECT_EQ(method_info(m).name, m);
+}
+
+// PyramidKV budgets: kvpress' get_layer_budget written out by hand for these cases (Python
+// round() = half to even).
+TEST(PyramidKv, BudgetsFollowKvpress) {
+  // K = 30: min 1.5, max 58.5, step 14.25 -> 58.5, 44.25, 30, 15.75, 1.5.
+  EXPECT_EQ(pyramid_budgets(5, 100, 0.3), (std::vector<int64_t>{58, 44, 30, 16, 2}));
+  // K = 80: max 156 capped at 100, min = 160 - 100 = 60.
+  EXPECT_EQ(pyramid_budgets(5, 100, 0.8), (std::vector<int64_t>{100, 90, 80, 70, 60}));
+  // min 1.5 < window 10: uniform fallback round(30).
+  EXPECT_EQ(pyramid_budgets(5, 100, 0.3, 10), (std::vector<int64_t>(5, 30)));
+  EXPECT_EQ(pyramid_budgets(4, 37, 1.0), (std::vector<int64_t>(4, 37)));
+  EXPECT_EQ(pyramid_budgets(1, 50, 0.5), (std::vector<int64_t>{25}));
+  // The mean stays the uniform budget (up to rounding) over many shapes.
+  for (int L : {2, 7, 30})
+    for (int64_t n : {16, 200, 3001})
+      for (double r : {0.1, 0.25, 0.5, 0.7}) {
+        const std::vector<int64_t> b = pyramid_budgets(L, n, r);
+        const double mean = std::accumulate(b.begin(), b.end(), 0.0) / L;
+        EXPECT_NEAR(mean, n * r, 0.5 + 1e-9) << L << " " << n << " " << r;
+        EXPECT_TRUE(std::is_sorted(b.rbegin(), b.rend())) << L << " " << n << " " << r;
+      }
+}
+
+TEST(PyramidKv, LayerBudgetsKeepEachHeadsTopScores) {
+  Rng rng(5);
+  const int L = 3, H = 2;
+  const int64_t n_prefix = 2, n_ctx = 20, n_rows = 25;
+  Scores s(L, H, n_ctx);
+  for (float& x : s.data) x = rng.uniform();
+  const std::vector<int64_t> budgets{15, 7, 0};
+  const KeepSet k = prune_layer_budgets(s, budgets, n_prefix, n_rows);
+  for (int il = 0; il < L; ++il)
+    for (int ih = 0; ih < H; ++ih) {
+      // Brute force: the context rows whose score has fewer than `budget` larger ones.
+      std::vector<int32_t> want{0, 1};
+      for (int64_t j = 0; j < n_ctx; ++j) {
+        int64_t larger = 0;
+        for (int64_t t = 0; t < n_ctx; ++t) larger += s.at(il, ih, t) > s.at(il, ih, j);
+        if (larger < budgets[static_cast<size_t>(il)])
+          want.push_back(static_cast<int32_t>(n_prefix + j));
+      }
+      for (int32_t r = static_cast<int32_t>(n_prefix + n_ctx); r < n_rows; ++r) want.push_back(r);
+      EXPECT_EQ(k.rows[il][ih], want) << il << " " << ih;
+    }
+  EXPECT_EQ(k.n_kept, (15 + 7 + 0) * H);
+  // Equal budgets are the uniform rule.
+  const KeepSet u = prune_pair_uniform(s, 0.35, n_prefix, n_rows);
+  const KeepSet e = prune_layer_budgets(s, std::vector<int64_t>(L, 7), n_prefix, n_rows);
+  EXPECT_EQ(u.rows, e.rows);
+}
+
+TEST(PyramidKv, MethodUsesSnapKvScoresAndPyramidBudgets) {
+  const MethodInfo m = method_info("pyramidkv");
+  EXPECT_EQ(m.budget, Budget::kPyramid);
+  EXPECT_TRUE(m.query_aware);
+  const MethodInfo e = method_info("expected_attention");
+  EXPECT_TRUE(e.needs_query_stats);
+  EXPECT_FALSE(e.query_aware);
+  EXPECT_EQ(e.budget, Budget::kPerHead);
 }
 
 }  // namespace
