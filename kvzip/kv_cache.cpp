@@ -100,9 +100,9 @@ void KvCache::write_table(int il, int ih, int64_t from) {
     return;
   }
   if (from >= nb) return;
-  dev_->upload(sub_view(l.table.view(), static_cast<size_t>(ih * l.table_stride + from) * 4,
-                        static_cast<size_t>(nb - from) * 4),
-               h.blocks.data() + from, static_cast<size_t>(nb - from) * 4);
+  upload(sub_view(l.table.view(), static_cast<size_t>(ih * l.table_stride + from) * 4,
+                  static_cast<size_t>(nb - from) * 4),
+         h.blocks.data() + from, static_cast<size_t>(nb - from) * 4);
 }
 
 void KvCache::write_index(int il) {
@@ -113,23 +113,39 @@ void KvCache::write_index(int il) {
     need = std::max<int64_t>(need, static_cast<int64_t>(h.blocks.size()));
   if (need > l.table_stride || !l.table) {
     l.table_stride = std::max(need, 2 * l.table_stride);
-    l.table = dev_->alloc(static_cast<size_t>(H * l.table_stride) * 4, MemoryKind::kUpload);
+    l.table = dev_->alloc(static_cast<size_t>(H * l.table_stride) * 4);
   }
   std::vector<int32_t> table(static_cast<size_t>(H * l.table_stride), 0);
   for (int64_t ih = 0; ih < H; ++ih)
     std::copy(l.heads[ih].blocks.begin(), l.heads[ih].blocks.end(),
               table.begin() + ih * l.table_stride);
-  dev_->upload(l.table.view(), table.data(), table.size() * 4);
+  upload(l.table.view(), table.data(), table.size() * 4);
   write_lens(il);
 }
 
 void KvCache::write_lens(int il) {
   Layer& l = layers_[il];
   const int64_t H = cfg_.n_kv_heads;
-  if (!l.lens) l.lens = dev_->alloc(static_cast<size_t>(H) * 4, MemoryKind::kUpload);
+  if (!l.lens) l.lens = dev_->alloc(static_cast<size_t>(H) * 4);
   std::vector<int32_t> lens(static_cast<size_t>(H));
   for (int64_t ih = 0; ih < H; ++ih) lens[ih] = static_cast<int32_t>(l.heads[ih].pos.size());
-  dev_->upload(l.lens.view(), lens.data(), lens.size() * 4);
+  upload(l.lens.view(), lens.data(), lens.size() * 4);
+}
+
+void KvCache::upload(const BufferView& dst, const void* src, size_t bytes) {
+  if (rec_)
+    rec_->upload(dst, src, bytes);
+  else
+    dev_->upload(dst, src, bytes);
+}
+
+void KvCache::begin_append(Recorder& rec, int n_tokens, std::span<const int32_t> positions) {
+  struct Guard {
+    Recorder*& slot;
+    ~Guard() { slot = nullptr; }
+  } guard{rec_};
+  rec_ = &rec;
+  begin_append(n_tokens, positions);
 }
 
 void KvCache::begin_append(int n_tokens, std::span<const int32_t> positions) {
@@ -165,9 +181,9 @@ void KvCache::begin_append(int n_tokens, std::span<const int32_t> positions) {
     }
     if (H * n_tokens > l.slots_cap) {
       l.slots_cap = std::max(H * n_tokens, 2 * l.slots_cap);
-      l.slots = dev_->alloc(static_cast<size_t>(l.slots_cap) * 4, MemoryKind::kUpload);
+      l.slots = dev_->alloc(static_cast<size_t>(l.slots_cap) * 4);
     }
-    dev_->upload(l.slots.view(), slots.data(), slots.size() * 4);
+    upload(l.slots.view(), slots.data(), slots.size() * 4);
     write_lens(il);
   }
 }

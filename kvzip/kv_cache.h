@@ -4,9 +4,10 @@
 // (O(1) amortised: pools grow geometrically, index entries are written incrementally),
 // compaction is one GPU gather pass per layer, and rows keep their original positions forever.
 //
-// Synchronisation: the index tensors (block tables, lens, pending dst slots) live in host-visible
-// memory written through the mapped pointer. Mutating calls (begin_append, drop_last, truncate,
-// compact) must not run while recorded GPU work that reads them is still in flight: finish() first.
+// Synchronisation: the index tensors (block tables, lens, pending dst slots) live in device
+// memory. begin_append(rec, ...) writes them in rec's stream (Recorder::upload); the other
+// mutating calls (begin_append without a recorder, drop_last, truncate, compact) copy at once and
+// must not run while recorded GPU work that reads them is still in flight: finish() first.
 #pragma once
 
 #include <cstdint>
@@ -59,6 +60,9 @@ class KvCache {
   // where kv_write puts them. `positions` must be strictly increasing and above every position
   // already cached; the host mirror (positions()) records them, kv_write writes them to the pool.
   void begin_append(int n_tokens, std::span<const int32_t> positions);
+  // The same, with the index writes recorded on `rec` in stream order (no host wait): the
+  // decode path. Blocks may still be reallocated (pool growth), so finish earlier work first.
+  void begin_append(Recorder& rec, int n_tokens, std::span<const int32_t> positions);
   // [n_kv_heads, n_tokens] i32 slots of the pending append (valid until the next mutation).
   Tensor dst_slots(int il) const;
   LayerView layer(int il) const;
@@ -116,6 +120,9 @@ class KvCache {
   void write_table(int il, int ih, int64_t from);
   void write_index(int il);  // whole table + lens
   void write_lens(int il);
+  // Host bytes into an index buffer: through rec_ when set (begin_append(rec, ...)), else at once.
+  void upload(const BufferView& dst, const void* src, size_t bytes);
+  Recorder* rec_ = nullptr;
   size_t block_bytes() const;
 
   Device* dev_;

@@ -85,11 +85,10 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     if (profile_) rec.timestamp(std::string(phase) + op);
   };
   mark("start");
-  Device& dev = model_.device();
   Tensor ids = ids_.slice(0, n), pos = pos_.slice(0, n);
-  dev.upload(ids, tokens.data());
-  dev.upload(pos, positions.data());
-  cache.begin_append(static_cast<int>(n), positions);
+  rec.upload(ids.mem(), tokens.data(), tokens.size_bytes());
+  rec.upload(pos.mem(), positions.data(), positions.size_bytes());
+  cache.begin_append(rec, static_cast<int>(n), positions);
 
   Tensor x = x_.slice(0, n), h = h_.slice(0, n), o = o_.slice(0, n), q = q_.slice(0, n),
          k = k_.slice(0, n), v = v_.slice(0, n), attn = attn_.slice(0, n), g = gate_.slice(0, n),

@@ -38,6 +38,7 @@ class RecorderBackend {
                         uint32_t push_bytes, Grid grid) = 0;
   virtual void copy(const BufferView& src, const BufferView& dst, size_t bytes) = 0;
   virtual void fill_zero(const BufferView& dst) = 0;
+  virtual void upload(const BufferView& dst, const void* src, size_t bytes) = 0;
   virtual void timestamp(std::string_view label) = 0;
   // Between begin_concurrent() and end_concurrent() dispatches skip the barrier before them
   // (the first one keeps it); end_concurrent() orders everything after the group.
@@ -67,6 +68,11 @@ class Recorder {
   }
   void copy(const Tensor& src, const Tensor& dst);
   void fill_zero(const Tensor& dst) { impl_->fill_zero(dst.mem()); }
+  // Host bytes into dst, in stream order: the bytes are copied now into a staging buffer of the
+  // recorder and reach dst when the work recorded before has run (no wait on the host).
+  void upload(const BufferView& dst, const void* src, size_t bytes) {
+    impl_->upload(dst, src, bytes);
+  }
   void timestamp(std::string_view label) { impl_->timestamp(label); }
 
   // Scope of independent dispatches: none reads what another of the group writes, so the GPU

@@ -23,6 +23,11 @@ class CpuRecorder final : public RecorderBackend {
     std::memmove(dst.host, src.host, bytes);
   }
   void fill_zero(const BufferView& dst) override { std::memset(dst.host, 0, dst.size_bytes); }
+  void upload(const BufferView& dst, const void* src, size_t bytes) override {
+    KVZ_CHECK(bytes <= dst.size_bytes, "upload of {} bytes into a {}-byte view", bytes,
+              dst.size_bytes);
+    std::memcpy(dst.host, src, bytes);  // work runs as it is recorded: already in order
+  }
   void timestamp(std::string_view label) override {
     auto now = std::chrono::steady_clock::now();
     double ms =

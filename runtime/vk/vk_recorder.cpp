@@ -1,15 +1,18 @@
 // Vulkan Recorder: records dispatches into command buffers, one barrier helper, timeline-semaphore
 // submits and timestamp queries (runtime/vk).
+#include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstring>
 
 #include "runtime/vk/vk_device.h"
 
 namespace kvz::gpu {
 namespace {
 
-constexpr uint32_t kRing = 3;           // command buffers in flight per recorder
-constexpr uint32_t kMaxQueries = 4096;  // timestamps between two timings() calls
+constexpr uint32_t kRing = 3;                // command buffers in flight per recorder
+constexpr uint32_t kMaxQueries = 4096;       // timestamps between two timings() calls
+constexpr size_t kStagingBytes = 256 << 10;  // first staging buffer of a ring slot (upload())
 
 class VkRecorder final : public RecorderBackend {
  public:
@@ -89,6 +92,25 @@ class VkRecorder final : public RecorderBackend {
     cb.fillBuffer(reinterpret_cast<VkBuffer>(dst.handle), dst.offset_bytes, dst.size_bytes, 0);
   }
 
+  void upload(const BufferView& dst, const void* src, size_t bytes) override {
+    if (!bytes) return;
+    KVZ_CHECK(bytes <= dst.size_bytes, "upload of {} bytes into a {}-byte view", bytes,
+              dst.size_bytes);
+    auto& cb = current();  // the slot's earlier submission has finished: its staging is free
+    Staging& st = staging_[slot_];
+    size_t off = (st.used + 15) & ~size_t(15);
+    if (st.bufs.empty() || off + bytes > st.bufs.back().size()) {
+      st.bufs.push_back(dev_.alloc(std::max(bytes, kStagingBytes), MemoryKind::kUpload));
+      off = 0;
+    }
+    const BufferView& sv = st.bufs.back().view();
+    std::memcpy(sv.host + off, src, bytes);
+    st.used = off + bytes;
+    barrier(cb);
+    cb.copyBuffer(reinterpret_cast<VkBuffer>(sv.handle), reinterpret_cast<VkBuffer>(dst.handle),
+                  vk::BufferCopy(sv.offset_bytes + off, dst.offset_bytes, bytes));
+  }
+
   void begin_concurrent() override { concurrent_ = 1; }
   void end_concurrent() override { concurrent_ = 0; }  // the next command barriers as usual
 
@@ -162,6 +184,9 @@ class VkRecorder final : public RecorderBackend {
   const vk::raii::CommandBuffer& current() {
     if (!recording_) {
       wait_value(slot_value_[slot_]);  // the ring slot's previous use must be finished
+      Staging& st = staging_[slot_];   // its staging bytes are consumed: keep the last buffer
+      if (st.bufs.size() > 1) st.bufs.erase(st.bufs.begin(), st.bufs.end() - 1);
+      st.used = 0;
       auto& cb = cbs_[slot_];
       cb.reset({});
       cb.begin({vk::CommandBufferUsageFlagBits::eOneTimeSubmit});
@@ -197,6 +222,12 @@ class VkRecorder final : public RecorderBackend {
   uint64_t submitted_ = 0;
   bool recording_ = false;
   bool reset_queries_pending_ = false;
+  // Host-visible staging of upload() per ring slot, reused once the slot's submission finished.
+  struct Staging {
+    std::vector<Buffer> bufs;
+    size_t used = 0;  // bytes used in bufs.back()
+  };
+  std::array<Staging, kRing> staging_;
   int concurrent_ = 0;  // 0: every command barriers; 1: group open, nothing yet; 2: in a group
 };
 

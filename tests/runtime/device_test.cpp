@@ -30,6 +30,32 @@ TEST_F(DeviceTest, UploadDownloadRoundTripsAndCopies) {
   }
 }
 
+// Recorder::upload lands in stream order: a copy recorded between two uploads into the same
+// buffer sees the first, a later copy the second, across several submits that reuse the ring's
+// staging (sizes below and above one staging buffer), with no finish in between.
+void check_stream_uploads(Device& dev) {
+  Rng rng(5);
+  Recorder rec(dev);
+  std::vector<Buffer> keep;
+  std::vector<std::vector<float>> sent;
+  std::vector<Tensor> seen;
+  for (int round = 0; round < 5; ++round) {
+    const size_t n = round % 2 ? size_t{100000} : size_t{37};  // 400 KB > 256 KiB staging
+    Tensor a = alloc_tensor(dev, keep, DType::kF32, {static_cast<int64_t>(n)});
+    for (int k = 0; k < 2; ++k) {
+      sent.push_back(rng.uniform_vec(n));
+      rec.upload(a.mem(), sent.back().data(), n * sizeof(float));
+      seen.push_back(alloc_tensor(dev, keep, DType::kF32, {static_cast<int64_t>(n)}));
+      rec.copy(a, seen.back());
+    }
+    rec.submit();
+  }
+  rec.finish();
+  for (size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(download_f32(dev, seen[i]), sent[i]) << i;
+}
+TEST_F(DeviceTest, RecorderUploadsLandInStreamOrder) { check_stream_uploads(*gpu); }
+TEST(CpuDevice, RecorderUploadsLandInStreamOrder) { check_stream_uploads(cpu_device()); }
+
 TEST_F(DeviceTest, AllocationsAreReusedAndAccounted) {
   uint64_t before = gpu->bytes_in_use();
   {
