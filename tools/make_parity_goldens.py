@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import parity_common as pc  # noqa: E402
 
 OUT = pc.REPO / "tests" / "data" / "parity"
-N_GREEDY = 32
+N_GREEDY = 64
 PROMPT_LENS = [6, 19, 37]
 
 LLAMA3 = {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
