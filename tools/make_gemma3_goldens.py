@@ -31,7 +31,7 @@ from make_parity_goldens import TOKENIZER_TEXTS, full_logits, greedy_cached  # n
 
 OUT = pc.REPO / "tests" / "data" / "parity"
 FILE = "gemma-3-270m-q4_k_m.gguf"
-N_GREEDY = 24
+N_GREEDY = 64
 GEMMA_TEXTS = TOKENIZER_TEXTS[:-3] + [
     "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\n",
     "UPPER lower MiXeD 0123456789 a1b2c3",
