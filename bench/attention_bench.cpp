@@ -20,10 +20,7 @@
 namespace kvz {
 namespace {
 
-Device& bench_device() {
-  static std::unique_ptr<Device> dev = open_device();
-  return *dev;
-}
+Device& bench_device() { return bench::device(); }
 
 constexpr int kHeads = 32, kKvHeads = 8, kHeadDim = 128;
 

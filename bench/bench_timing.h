@@ -1,15 +1,22 @@
-// GPU timing loop shared by the kernel benchmarks (bench/): each benchmark iteration records
-// kRunsPerSpan back-to-back runs of the work between two timestamps and reports their mean, so
-// that launch gaps and clock changes between submits weigh less than one isolated dispatch.
+// Shared by the kernel benchmarks (bench/): the device they run on (KVZIP_DEVICE, one for the
+// whole binary) and the GPU timing loop: each benchmark iteration records kRunsPerSpan
+// back-to-back runs of the work between two timestamps and reports their mean, so that launch
+// gaps and clock changes between submits weigh less than one isolated dispatch.
 #pragma once
 
 #include <benchmark/benchmark.h>
 
 #include <functional>
+#include <memory>
 
 #include "runtime/recorder.h"
 
 namespace kvz::bench {
+
+inline Device& device() {
+  static std::unique_ptr<Device> dev = open_device();
+  return *dev;
+}
 
 constexpr int kRunsPerSpan = 8;
 
@@ -32,8 +39,8 @@ inline void time_gpu(benchmark::State& state, Device& dev,
     total_s += s;
   }
   const double per_s = total_s > 0 ? double(state.iterations()) / total_s : 0.0;
-  state.counters["GB/s"] = bytes * 1e-9 * per_s;
-  state.counters["TFLOP/s"] = flops * 1e-12 * per_s;
+  if (bytes > 0) state.counters["GB/s"] = bytes * 1e-9 * per_s;
+  if (flops > 0) state.counters["TFLOP/s"] = flops * 1e-12 * per_s;
 }
 
 }  // namespace kvz::bench

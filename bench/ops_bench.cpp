@@ -20,10 +20,7 @@
 namespace kvz {
 namespace {
 
-Device& bench_device() {
-  static std::unique_ptr<Device> dev = open_device();
-  return *dev;
-}
+Device& bench_device() { return bench::device(); }
 
 // Random weights with moderate finite fp16 scales (as in tests/runtime/dequant_test.cpp).
 std::vector<uint8_t> random_weights(DType t, int64_t n, int64_t k, uint64_t seed) {
