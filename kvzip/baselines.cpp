@@ -5,19 +5,12 @@
 #include <cmath>
 #include <limits>
 
+#include "kvzip/splitmix.h"
 #include "runtime/cpu/half.h"
 #include "runtime/error.h"
 
 namespace kvz {
 namespace {
-
-// splitmix64: the same stream on every standard library (std distributions are not).
-uint64_t splitmix64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 std::vector<float> to_f32(const std::vector<uint16_t>& h) {
   std::vector<float> f(h.size());
@@ -88,8 +81,8 @@ WindowAttention window_attention(const ObservedLayer& l, int64_t n_prefix, int64
 
 Scores random_scores(int n_layers, int n_kv_heads, int64_t n_ctx, uint64_t seed) {
   Scores s(n_layers, n_kv_heads, n_ctx);
-  uint64_t st = seed;
-  for (float& v : s.data) v = static_cast<float>(splitmix64(st) >> 40) * 0x1p-24f;
+  SplitMix64 rng(seed);
+  for (float& v : s.data) v = static_cast<float>(rng.next() >> 40) * 0x1p-24f;
   return s;
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "kvzip/splitmix.h"
 #include "runtime/error.h"
 
 namespace kvz {
@@ -15,23 +16,10 @@ namespace {
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using CMap = Eigen::Map<const RowMat>;
 
-// splitmix64: identical shuffles and initialisations on every standard library.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed) {}
-  uint64_t next() {
-    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  float uniform(float lo, float hi) {
-    return lo + (hi - lo) * static_cast<float>(static_cast<double>(next() >> 11) * 0x1p-53);
-  }
-
- private:
-  uint64_t s_;
-};
+// Uniform in [lo, hi), in float (the initialisation the trained files were made with).
+float uniform(SplitMix64& rng, float lo, float hi) {
+  return lo + (hi - lo) * static_cast<float>(rng.uniform());
+}
 
 struct Adam {
   std::vector<float> m, v;
@@ -92,12 +80,12 @@ std::vector<double> fit_mlp(const KvzapLayerData& d, int d_hidden, KvzapLayer& o
       out.w1.size() == static_cast<size_t>(F * D) && out.w2.size() == static_cast<size_t>(H * F),
       "MLP layer shape");
   KVZ_CHECK(o.epochs > 0 && o.batch > 0, "epochs {} batch {}", o.epochs, o.batch);
-  Rng rng(o.seed);
+  SplitMix64 rng(o.seed);
   const float a1 = 1.0f / std::sqrt(static_cast<float>(D)),
               a2 = 1.0f / std::sqrt(static_cast<float>(F));
-  for (float& w : out.w1) w = rng.uniform(-a1, a1);
-  for (float& w : out.b1) w = rng.uniform(-a1, a1);
-  for (float& w : out.w2) w = rng.uniform(-a2, a2);
+  for (float& w : out.w1) w = uniform(rng, -a1, a1);
+  for (float& w : out.b1) w = uniform(rng, -a1, a1);
+  for (float& w : out.w2) w = uniform(rng, -a2, a2);
   const Eigen::RowVectorXf ymean = CMap(d.y.data(), n, H).colwise().mean();
   for (int64_t h = 0; h < H; ++h) out.b2[static_cast<size_t>(h)] = ymean[h];
 

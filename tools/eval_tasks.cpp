@@ -7,28 +7,14 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include "kvzip/splitmix.h"
 #include "runtime/error.h"
 #include "tools/cli_util.h"
 
 namespace kvz::cli {
 namespace {
 
-// splitmix64: identical samples on every standard library.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed) {}
-  uint64_t next() {
-    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  uint64_t below(uint64_t n) { return next() % n; }
-  double uniform() { return static_cast<double>(next() >> 11) * 0x1p-53; }
-
- private:
-  uint64_t s_;
-};
+using Rng = SplitMix64;  // identical samples on every standard library
 
 template <class T>
 void shuffle(std::vector<T>& v, Rng& rng) {

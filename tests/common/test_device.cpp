@@ -27,12 +27,7 @@ Device& cpu_device() {
   return *dev;
 }
 
-uint64_t Rng::next() {
-  uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+uint64_t Rng::next() { return sm_.next(); }
 
 float Rng::uniform(float lo, float hi) {
   double u = static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);

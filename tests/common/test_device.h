@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kvzip/splitmix.h"
 #include "runtime/device.h"
 #include "runtime/recorder.h"
 
@@ -23,14 +24,14 @@ Device& cpu_device();
 // Deterministic across standard libraries (splitmix64 + Box-Muller).
 class Rng {
  public:
-  explicit Rng(uint64_t seed) : s_(seed) {}
+  explicit Rng(uint64_t seed) : sm_(seed) {}
   uint64_t next();
   float uniform(float lo = -1.0f, float hi = 1.0f);
   float normal();
   std::vector<float> uniform_vec(size_t n, float lo = -1.0f, float hi = 1.0f);
 
  private:
-  uint64_t s_;
+  SplitMix64 sm_;
 };
 
 // Allocates a buffer on `dev` holding `data`, kept alive in `keep`; returns a tensor over it.

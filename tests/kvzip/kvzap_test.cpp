@@ -13,29 +13,24 @@
 #include "kvzip/kvzap.h"
 #include "kvzip/kvzap_train.h"
 #include "kvzip/pruner.h"
+#include "kvzip/splitmix.h"
 #include "runtime/error.h"
 #include "tests/kvzip/kv_util.h"
 
 namespace kvz::test {
 namespace {
 
-// splitmix64 -> uniform [-1, 1).
+// Uniform [-1, 1) values from splitmix64.
 class Rng {
  public:
-  explicit Rng(uint64_t s) : s_(s) {}
-  float next() {
-    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    return static_cast<float>(static_cast<double>(z >> 11) * 0x1p-52 - 1.0);
-  }
+  explicit Rng(uint64_t s) : sm_(s) {}
+  float next() { return static_cast<float>(sm_.uniform() * 2.0 - 1.0); }
   void fill(std::vector<float>& v, float scale = 1.0f) {
     for (float& x : v) x = scale * next();
   }
 
  private:
-  uint64_t s_;
+  SplitMix64 sm_;
 };
 
 KvzapModel random_model(KvzapKind kind, int L, int D, int F, int H, uint64_t seed) {
