@@ -22,6 +22,8 @@ Device* vk_device() {
   return dev;
 }
 
+Device* backend_device(bool vulkan) { return vulkan ? vk_device() : &cpu_device(); }
+
 Device& cpu_device() {
   static std::unique_ptr<Device> dev = open_device("cpu");
   return *dev;

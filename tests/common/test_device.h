@@ -18,6 +18,9 @@ namespace kvz::test {
 // The Vulkan device under test (KVZIP_DEVICE selects; default = best Vulkan device, lavapipe in
 // CI), opened once; nullptr when no Vulkan device exists.
 Device* vk_device();
+// The Vulkan test device (nullptr when there is none) or the CPU backend: for suites
+// parameterised over both backends.
+Device* backend_device(bool vulkan);
 // The CPU backend (reference), opened once.
 Device& cpu_device();
 

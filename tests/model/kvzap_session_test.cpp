@@ -25,12 +25,8 @@ constexpr const char* kStory =
 class KvzapSessionTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    if (GetParam()) {
-      dev = vk_device();
-      if (!dev) GTEST_SKIP() << "no Vulkan device";
-    } else {
-      dev = &cpu_device();
-    }
+    dev = backend_device(GetParam());
+    if (!dev) GTEST_SKIP() << "no Vulkan device";
     model = Model::load(*dev, data_path("stories260K/stories260K.bin"));
     zap = KvzapModel::load(data_path("stories260K/stories260K.mlp.kvzap"));
   }

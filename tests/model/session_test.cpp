@@ -34,12 +34,8 @@ std::string temp_path(const char* name) {
 class SessionTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
-    if (GetParam()) {
-      dev = vk_device();
-      if (!dev) GTEST_SKIP() << "no Vulkan device";
-    } else {
-      dev = &cpu_device();
-    }
+    dev = backend_device(GetParam());
+    if (!dev) GTEST_SKIP() << "no Vulkan device";
     model = Model::load(*dev, data_path("stories260K/stories260K.bin"));
   }
   SessionOptions options(int prefill_chunk = 64) const {
