@@ -4,6 +4,7 @@
 // timing); counters TFLOP/s (2 m n k) and GB/s (weights + activations); device and driver in the
 // context. KVZ_NO_COOPMAT=1 turns the tensor-core kernel off for the default cases too.
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <cstring>
@@ -99,11 +100,7 @@ bool check_once(DType t, int64_t m, const detail::MatmulOptions& opt) {
 }
 
 void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k,
-                bool allow_coopmat, uint32_t group_m, uint32_t matvec_rows) {
-  detail::MatmulOptions opt;
-  opt.allow_coopmat = allow_coopmat;
-  opt.coopmat_group_m = group_m;
-  opt.matvec_rows = matvec_rows;
+                detail::MatmulOptions opt) {
   // m 64 takes the same kernel as the timed m >= 32 (tensor cores where allowed and present).
   if (!check_once(t, m >= detail::kCoopmatMinTokens ? 64 : std::min<int64_t>(m, 3), opt)) {
     state.SkipWithError("result differs from the CPU reference");
@@ -129,9 +126,8 @@ constexpr WeightShape kShapes[] = {
 constexpr int64_t kPrefillTokens = 512;
 
 void register_matmul(const std::string& name, DType t, int64_t m, int64_t n, int64_t k,
-                     bool allow_coopmat = true, uint32_t group_m = 0, uint32_t matvec_rows = 0) {
-  benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, allow_coopmat, group_m,
-                               matvec_rows)
+                     detail::MatmulOptions opt = {}) {
+  benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, opt)
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
 }
@@ -143,24 +139,40 @@ const bool kRegistered = [] {
       std::string suffix = std::string(s.name) + "_" + std::string(dtype_name(t));
       register_matmul("BM_matmul/" + suffix + "_m512", t, kPrefillTokens, s.n, s.k);
       if (detail::coopmat_matmul_supported(caps, t)) {
-        register_matmul("BM_matmul/" + suffix + "_m512_scalar", t, kPrefillTokens, s.n, s.k, false);
+        detail::MatmulOptions scalar;
+        scalar.allow_coopmat = false;
+        register_matmul("BM_matmul/" + suffix + "_m512_scalar", t, kPrefillTokens, s.n, s.k,
+                        scalar);
         // The tile raster without grouping (n fastest), to show what grouping buys.
-        register_matmul("BM_matmul/" + suffix + "_m512_nfirst", t, kPrefillTokens, s.n, s.k, true,
-                        1);
+        detail::MatmulOptions nfirst;
+        nfirst.coopmat_group_m = 1;
+        register_matmul("BM_matmul/" + suffix + "_m512_nfirst", t, kPrefillTokens, s.n, s.k,
+                        nfirst);
       }
       register_matmul("BM_matvec/" + suffix, t, 1, s.n, s.k);
-      for (uint32_t rows : {4u, 8u})  // rows per workgroup other than the default 2
-        register_matmul("BM_matvec/" + suffix + "_rows" + std::to_string(rows), t, 1, s.n, s.k,
-                        true, 0, rows);
+      // Other shapes of the decode matvec: workgroup size, rows per workgroup, Q4_K mapping.
+      for (uint32_t wg : {64u, 128u, 256u})
+        for (uint32_t rows : {1u, 2u, 4u, 8u})
+          for (uint32_t v : {0u, 1u}) {
+            if (v > 0 && t != DType::kQ4_K) continue;
+            if (wg % caps.subgroup_size != 0 || wg > caps.max_workgroup_invocations) continue;
+            detail::MatmulOptions o;
+            o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = v;
+            register_matmul(fmt::format("BM_matvec/{}_wg{}_r{}_v{}", suffix, wg, rows, v), t, 1,
+                            s.n, s.k, o);
+          }
     }
   // Square prefill GEMM, m = n = k = 4096 (LLaMA-3-8B attention projection over 4K tokens), and
   // the FFN up projection over 4K tokens.
   register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096", DType::kF16, 4096, 4096, 4096);
   register_matmul("BM_matmul/llama3_8b_ffn_up_14336x4096_f16_m4096", DType::kF16, 4096, 14336,
                   4096);
-  if (detail::coopmat_matmul_supported(caps, DType::kF16))
+  if (detail::coopmat_matmul_supported(caps, DType::kF16)) {
+    detail::MatmulOptions scalar;
+    scalar.allow_coopmat = false;
     register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096_scalar", DType::kF16, 4096, 4096,
-                    4096, false);
+                    4096, scalar);
+  }
   benchmark::AddCustomContext("kvz_device", caps.name);
   benchmark::AddCustomContext("kvz_driver", caps.driver);
   const bool coopmat =

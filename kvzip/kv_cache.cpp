@@ -27,6 +27,7 @@ KvCache::KvCache(Device& dev, KvCacheConfig cfg, int64_t reserve_tokens)
             "prunable has {} entries for {} layers", cfg_.prunable.size(), cfg_.n_layers);
   KVZ_CHECK(reserve_tokens >= 0);
   layers_.resize(static_cast<size_t>(cfg_.n_layers));
+  lens_ = dev_->alloc(lens_offset(cfg_.n_layers));
   const int64_t per_head = std::max<int64_t>(blocks_for(reserve_tokens), 4);
   for (int il = 0; il < cfg_.n_layers; ++il) {
     Layer& l = layers_[il];
@@ -123,13 +124,33 @@ void KvCache::write_index(int il) {
   write_lens(il);
 }
 
+size_t KvCache::lens_offset(int il) const {
+  const size_t a = std::max<size_t>(dev_->caps().storage_offset_alignment, 4);
+  return static_cast<size_t>(il) * ((static_cast<size_t>(cfg_.n_kv_heads) * 4 + a - 1) / a * a);
+}
+
+size_t KvCache::slots_offset(int il) const {
+  const size_t a = std::max<size_t>(dev_->caps().storage_offset_alignment, 4);
+  const size_t part = static_cast<size_t>(cfg_.n_kv_heads) * static_cast<size_t>(pending_) * 4;
+  return static_cast<size_t>(il) * ((part + a - 1) / a * a);
+}
+
 void KvCache::write_lens(int il) {
-  Layer& l = layers_[il];
+  const Layer& l = layers_[il];
   const int64_t H = cfg_.n_kv_heads;
-  if (!l.lens) l.lens = dev_->alloc(static_cast<size_t>(H) * 4);
   std::vector<int32_t> lens(static_cast<size_t>(H));
   for (int64_t ih = 0; ih < H; ++ih) lens[ih] = static_cast<int32_t>(l.heads[ih].pos.size());
-  upload(l.lens.view(), lens.data(), lens.size() * 4);
+  upload(sub_view(lens_.view(), lens_offset(il), lens.size() * 4), lens.data(), lens.size() * 4);
+}
+
+void KvCache::write_all_lens() {
+  const int64_t H = cfg_.n_kv_heads;
+  std::vector<int32_t> lens(lens_offset(cfg_.n_layers) / 4, 0);
+  for (int il = 0; il < cfg_.n_layers; ++il)
+    for (int64_t ih = 0; ih < H; ++ih)
+      lens[lens_offset(il) / 4 + static_cast<size_t>(ih)] =
+          static_cast<int32_t>(layers_[il].heads[ih].pos.size());
+  upload(lens_.view(), lens.data(), lens.size() * 4);
 }
 
 void KvCache::upload(const BufferView& dst, const void* src, size_t bytes) {
@@ -155,6 +176,7 @@ void KvCache::begin_append(int n_tokens, std::span<const int32_t> positions) {
     KVZ_CHECK(positions[i] > positions[i - 1], "append positions not increasing at {}", i);
   const int64_t H = cfg_.n_kv_heads;
   pending_ = n_tokens;
+  std::vector<int32_t> slots(slots_offset(cfg_.n_layers) / 4, 0);
   for (int il = 0; il < cfg_.n_layers; ++il) {
     Layer& l = layers_[il];
     int64_t need = 0;
@@ -166,7 +188,7 @@ void KvCache::begin_append(int n_tokens, std::span<const int32_t> positions) {
     }
     if (need > static_cast<int64_t>(l.free.size()))
       grow(l, need - static_cast<int64_t>(l.free.size()));
-    std::vector<int32_t> slots(static_cast<size_t>(H * n_tokens));
+    int32_t* layer_slots = slots.data() + slots_offset(il) / 4;
     for (int64_t ih = 0; ih < H; ++ih) {
       Head& h = l.heads[ih];
       const auto len = static_cast<int64_t>(h.pos.size());
@@ -174,23 +196,23 @@ void KvCache::begin_append(int n_tokens, std::span<const int32_t> positions) {
       take_blocks(l, h, len + n_tokens);
       for (int64_t t = 0; t < n_tokens; ++t) {
         int64_t row = len + t;
-        slots[ih * n_tokens + t] = static_cast<int32_t>(h.blocks[row / kB] * kB + row % kB);
+        layer_slots[ih * n_tokens + t] = static_cast<int32_t>(h.blocks[row / kB] * kB + row % kB);
       }
       h.pos.insert(h.pos.end(), positions.begin(), positions.end());
       write_table(il, static_cast<int>(ih), old_blocks);
     }
-    if (H * n_tokens > l.slots_cap) {
-      l.slots_cap = std::max(H * n_tokens, 2 * l.slots_cap);
-      l.slots = dev_->alloc(static_cast<size_t>(l.slots_cap) * 4);
-    }
-    upload(l.slots.view(), slots.data(), slots.size() * 4);
-    write_lens(il);
   }
+  if (slots.size() * 4 > slots_.size())
+    slots_ = dev_->alloc(std::max(slots.size() * 4, 2 * slots_.size()));
+  upload(sub_view(slots_.view(), 0, slots.size() * 4), slots.data(), slots.size() * 4);
+  write_all_lens();
 }
 
 Tensor KvCache::dst_slots(int il) const {
   KVZ_CHECK(pending_ > 0, "dst_slots() without begin_append()");
-  return layers_[il].slots.tensor(DType::kI32, {cfg_.n_kv_heads, pending_});
+  const size_t bytes = static_cast<size_t>(cfg_.n_kv_heads) * static_cast<size_t>(pending_) * 4;
+  return Tensor(sub_view(slots_.view(), slots_offset(il), bytes), DType::kI32,
+                {cfg_.n_kv_heads, pending_});
 }
 
 KvCache::LayerView KvCache::layer(int il) const {
@@ -200,7 +222,8 @@ KvCache::LayerView KvCache::layer(int il) const {
           l.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
           l.pos.tensor(DType::kI32, {l.cap_blocks, kB}),
           l.table.tensor(DType::kI32, {cfg_.n_kv_heads, l.table_stride}),
-          l.lens.tensor(DType::kI32, {cfg_.n_kv_heads})};
+          Tensor(sub_view(lens_.view(), lens_offset(il), static_cast<size_t>(cfg_.n_kv_heads) * 4),
+                 DType::kI32, {cfg_.n_kv_heads})};
 }
 
 void KvCache::drop_last(int64_t n) {
@@ -212,8 +235,8 @@ void KvCache::drop_last(int64_t n) {
                 h.pos.size());
       release_rows(l, h, n);
     }
-    write_lens(il);  // table entries of the remaining blocks are unchanged
   }
+  write_all_lens();  // table entries of the remaining blocks are unchanged
   pending_ = 0;
 }
 
@@ -224,8 +247,8 @@ void KvCache::truncate(int32_t end_pos) {
       auto keep = std::lower_bound(h.pos.begin(), h.pos.end(), end_pos) - h.pos.begin();
       release_rows(l, h, static_cast<int64_t>(h.pos.size()) - keep);
     }
-    write_lens(il);
   }
+  write_all_lens();
   pending_ = 0;
 }
 
@@ -252,9 +275,8 @@ size_t KvCache::full_bytes(int64_t n_tokens) const {
 
 size_t KvCache::bytes_allocated() const {
   size_t b = 0;
-  for (const Layer& l : layers_)
-    b += l.k.size() + l.v.size() + l.pos.size() + l.table.size() + l.lens.size() + l.slots.size();
-  return b;
+  for (const Layer& l : layers_) b += l.k.size() + l.v.size() + l.pos.size() + l.table.size();
+  return b + lens_.size() + slots_.size();
 }
 
 void KvCache::compact(Recorder& rec, const KeepSet& keep) {

@@ -108,8 +108,8 @@ class KvCache {
     int64_t cap_blocks = 0;
     std::vector<int32_t> free;  // free block ids (stack)
     std::vector<Head> heads;
-    Buffer table, lens, slots;  // host-visible index: [H, table_stride], [H], [H, pending] i32
-    int64_t table_stride = 0, slots_cap = 0;
+    Buffer table;  // [H, table_stride] i32
+    int64_t table_stride = 0;
   };
   void alloc_pools(Layer& l, int64_t blocks);
   void grow(Layer& l, int64_t need_free);
@@ -120,6 +120,10 @@ class KvCache {
   void write_table(int il, int ih, int64_t from);
   void write_index(int il);  // whole table + lens
   void write_lens(int il);
+  void write_all_lens();  // every layer's lens in one upload
+  // Offset of layer il's part of lens_ / slots_ (each part aligned for binding on its own).
+  size_t lens_offset(int il) const;
+  size_t slots_offset(int il) const;
   // Host bytes into an index buffer: through rec_ when set (begin_append(rec, ...)), else at once.
   void upload(const BufferView& dst, const void* src, size_t bytes);
   Recorder* rec_ = nullptr;
@@ -128,6 +132,9 @@ class KvCache {
   Device* dev_;
   KvCacheConfig cfg_;
   std::vector<Layer> layers_;
+  // One buffer for the lengths of every layer ([H] i32 each) and one for the pending append's
+  // slots ([H, pending] i32 each): a decode step writes both with one upload each.
+  Buffer lens_, slots_;
   int pending_ = 0;  // tokens of the current append
 };
 

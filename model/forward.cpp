@@ -98,10 +98,13 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
 
   embedding(rec, {w.tok_embd, ids, x, c.embedding_scale});
   mark("embedding");
+  // The FFN output waiting to be added to the residual stream x: the add is fused into the next
+  // norm (next layer's attention norm, or the output norm).
+  Tensor pending;
   for (int il = 0; il < c.n_layers; ++il) {
     const LayerWeights& l = w.layers[il];
     const bool local = c.sliding(il);
-    rms_norm(rec, {x, l.attn_norm, h, c.norm_eps});
+    rms_norm(rec, {x, l.attn_norm, h, c.norm_eps, 0.0f, pending});
     mark("norm/add");
     if (hidden) {
       (*hidden)(rec, il, h);
@@ -115,10 +118,11 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     }
     mark("matmul qkv");
     if (c.qk_norm) {
+      Recorder::Concurrent group(rec);
       rms_norm(rec, {q.reshape({n * H, hd}), l.q_norm, q.reshape({n * H, hd}), c.norm_eps});
       rms_norm(rec, {k.reshape({n * KV, hd}), l.k_norm, k.reshape({n * KV, hd}), c.norm_eps});
-      mark("norm/add");
     }
+    if (c.qk_norm) mark("norm/add");
     RopeArgs ra;
     ra.pos = pos;
     ra.inv_freq = local ? w.rope_inv_freq_local : w.rope_inv_freq;
@@ -162,8 +166,7 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     matmul(rec, {attn, l.wo, o, {}});
     mark("matmul o");
     if (c.post_norms) rms_norm(rec, {o, l.post_attn_norm, o, c.norm_eps});
-    add(rec, {x, o, x});
-    rms_norm(rec, {x, l.ffn_norm, h, c.norm_eps});
+    rms_norm(rec, {x, l.ffn_norm, h, c.norm_eps, 0.0f, o});  // x += o, then the FFN norm
     mark("norm/add");
     {
       Recorder::Concurrent group(rec);
@@ -175,15 +178,24 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     mark("act");
     matmul(rec, {g, l.w_down, o, {}});
     mark("matmul down");
-    if (c.post_norms) rms_norm(rec, {o, l.post_ffn_norm, o, c.norm_eps});
-    add(rec, {x, o, x});
-    mark("norm/add");
+    if (c.post_norms) {
+      rms_norm(rec, {o, l.post_ffn_norm, o, c.norm_eps});
+      mark("norm/add");
+    }
+    pending = o;
     // Hand finished layers to the GPU while the rest is recorded.
     if (il % kLayersPerSubmit == kLayersPerSubmit - 1) rec.submit();
   }
+  if (n_logits == n) {
+    rms_norm(rec, {x, w.output_norm, h, c.norm_eps, 0.0f, pending});
+    pending = {};
+  } else if (pending.defined()) {
+    add(rec, {x, pending, x});  // the whole residual stream stays up to date
+    pending = {};
+  }
   if (n_logits > 0) {
     Tensor xl = x.slice(n - n_logits, n_logits), hl = h.slice(0, n_logits);
-    rms_norm(rec, {xl, w.output_norm, hl, c.norm_eps});
+    if (n_logits < n) rms_norm(rec, {xl, w.output_norm, hl, c.norm_eps});
     matmul(rec, {hl, w.output, logits_.slice(0, n_logits), {}});
     mark("lm head");
   }

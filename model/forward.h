@@ -50,6 +50,7 @@ class Forward {
   bool profiling() const { return profile_; }
   void collect(Recorder& rec);
   const std::map<std::string, OpTime>& profile() const { return profile_table_; }
+  void clear_profile() { profile_table_.clear(); }
 
  private:
   const Model& model_;

@@ -57,10 +57,12 @@ std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
 
 // Synthetic models (model/synthetic.cpp): a named real configuration ("llama3.1-8b", "qwen2.5-7b",
 // "qwen3-8b", "gemma3-12b") with random weights of `weight_type` (f16, bf16, f32 or q4_k) filled
-// in device memory; progress counts layers. Throws InputError on an unknown name or type.
+// in device memory; progress counts layers. n_layers > 0 keeps only that many layers (cheap
+// long-context experiments: the per-layer work is unchanged). Throws InputError on an unknown
+// name or type, or n_layers above the real count.
 std::vector<std::string> synthetic_model_names();
 std::unique_ptr<Model> make_synthetic_model(Device& dev, const std::string& name, DType weight_type,
-                                            const LoadProgress& progress = {});
+                                            const LoadProgress& progress = {}, int n_layers = 0);
 
 // Identity of a loaded model for cache files (Model::identity): "arch:name:L<layers>:d<d_model>:"
 // and an FNV-1a 64 hash over each tensor's name, byte count and first 64 bytes.

@@ -131,6 +131,11 @@ class Session {
     forward_.collect(rec_);
     return forward_.profile();
   }
+  // Starts op_profile() afresh (after collecting what is in flight).
+  void reset_op_profile() {
+    forward_.collect(rec_);
+    forward_.clear_profile();
+  }
   double score_ms() const { return score_ms_; }
   // Tokens of a query turn: "\n\n" + query + postfix.
   std::vector<int32_t> query_tokens(std::string_view query) const;

@@ -146,7 +146,7 @@ std::vector<std::string> synthetic_model_names() {
 }
 
 std::unique_ptr<Model> make_synthetic_model(Device& dev, const std::string& name, DType weight_type,
-                                            const LoadProgress& progress) {
+                                            const LoadProgress& progress, int n_layers) {
   const auto all = specs();
   auto it =
       std::find_if(all.begin(), all.end(), [&](const SyntheticSpec& s) { return name == s.name; });
@@ -155,6 +155,13 @@ std::unique_ptr<Model> make_synthetic_model(Device& dev, const std::string& name
                                  fmt::join(synthetic_model_names(), ", ")));
   ModelConfig c = it->config;
   c.name = fmt::format("synthetic-{}-{}", name, dtype_name(weight_type));
+  if (n_layers != 0) {
+    if (n_layers < 1 || n_layers > c.n_layers)
+      throw InputError(fmt::format("synthetic model '{}' has 1 to {} layers, not {}", name,
+                                   c.n_layers, n_layers));
+    c.n_layers = n_layers;
+    c.name += fmt::format("-L{}", n_layers);
+  }
   c.validate(c.name);
   Weights w;
   PatternFiller f(dev, w, weight_type);

@@ -9,7 +9,7 @@
 //           has_bias == 0) | 3 y f32 [n] write
 // Push: m (== 1), n, k, has_bias.
 // Spec: 0 = workgroup size (power of two; a multiple of the subgroup size with USE_SUBGROUP),
-//       1 = NR rows per workgroup.
+//       1 = NR rows per workgroup, 2 = Q4K_MAP (Q4_K thread mapping, see below).
 // Grid: gx x gy x 1 with gx * gy >= ceil(n / NR) (row group = wg.y * gx + wg.x; gx <= 65535).
 #include "common.glsl"
 #if defined(USE_SUBGROUP)
@@ -17,6 +17,7 @@
 #endif
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint NR = 2;
+layout(constant_id = 2) const uint Q4K_MAP = 0;  // Q4_K fast loop: 0 contiguous lanes, 1 earlier
 
 layout(std430, binding = 0) readonly buffer X { float x[]; };
 layout(std430, binding = 0) readonly buffer X4 { vec4 x4[]; };
@@ -26,6 +27,8 @@ layout(std430, binding = 0) readonly buffer X4 { vec4 x4[]; };
 layout(std430, binding = 1) readonly buffer W8 { uvec4 w8[]; };  // 8 halves per element
 #elif defined(W_Q4_K)
 layout(std430, binding = 1) readonly buffer WQ { uvec4 wq4[]; };  // 9 per 256-value block
+layout(std430, binding = 1) readonly buffer WQ1 { uint wq1[]; };  // 36 per block
+vec4 bytes4(uint v) { return vec4(uvec4(v, v >> 8, v >> 16, v >> 24) & 0xFFu); }
 #endif
 layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };
@@ -69,8 +72,46 @@ void main() {
     }
   } else
 #elif defined(W_Q4_K)
-  if (wg % 8u == 0u) {
-    // Thread t takes eighth t % 8 of every (wg / 8)-th block: 16 quant bytes (one 16-byte load)
+  if (wg % 8u == 0u && Q4K_MAP == 0u) {
+    // Eight threads per block; thread e = t % 8 takes values 64 c + 4 e + i (low nibbles of
+    // quant bytes 32 c + 4 e + i: sub-block 2 c) and 64 c + 32 + 4 e + i (their high nibbles:
+    // sub-block 2 c + 1) for c < 4, i < 4. So the eight threads of a block read 128 contiguous
+    // bytes of x per load and 32 contiguous quant bytes per u32 load (few cache lines per warp
+    // instruction), and each thread decodes all 8 scales and mins of its blocks.
+    const uint nb = p.k / 256u, bstep = wg / 8u, e = tid % 8u;
+    for (uint blk = tid / 8u; blk < nb; blk += bstep) {
+      vec4 xl[4], xh[4];
+      float sl[4], sh[4];
+      [[unroll]] for (uint c = 0; c < 4u; ++c) {
+        xl[c] = x4[blk * 64u + 16u * c + e];
+        xh[c] = x4[blk * 64u + 16u * c + 8u + e];
+        sl[c] = dot(xl[c], vec4(1.0));
+        sh[c] = dot(xh[c], vec4(1.0));
+      }
+      [[unroll]] for (uint r = 0; r < NR; ++r) {
+        const uint b4 = base[r] / 8u + blk * 9u;  // uvec4 index of the block (144 bytes)
+        const uvec4 hd = wq4[b4];                 // d, dmin | 12 scale bytes
+        uint q[4];
+        [[unroll]] for (uint c = 0; c < 4u; ++c) q[c] = wq1[b4 * 4u + 4u + 8u * c + e];
+        const vec2 dm = unpackHalf2x16(hd.x);
+        // ggml get_scale_min_k4 for all 8 sub-blocks, four bytes at a time.
+        const uint sc_lo = hd.y & 0x3F3F3F3Fu, mn_lo = hd.z & 0x3F3F3F3Fu;
+        const uint sc_hi = (hd.w & 0x0F0F0F0Fu) | ((hd.y >> 2) & 0x30303030u);
+        const uint mn_hi = ((hd.w >> 4) & 0x0F0F0F0Fu) | ((hd.z >> 2) & 0x30303030u);
+        const vec4 sc[2] = {bytes4(sc_lo), bytes4(sc_hi)}, mn[2] = {bytes4(mn_lo), bytes4(mn_hi)};
+        float ad = 0.0, am = 0.0;
+        [[unroll]] for (uint c = 0; c < 4u; ++c) {
+          const float lo = dot(nibbles(q[c], 0u), xl[c]), hi = dot(nibbles(q[c], 4u), xh[c]);
+          const uint j = 2u * c;  // sub-blocks j, j + 1: entries j % 4, j % 4 + 1 of half j / 4
+          ad += sc[j / 4u][j % 4u] * lo + sc[j / 4u][j % 4u + 1u] * hi;
+          am += mn[j / 4u][j % 4u] * sl[c] + mn[j / 4u][j % 4u + 1u] * sh[c];
+        }
+        acc[r] += dm.x * ad - dm.y * am;
+      }
+    }
+  } else if (wg % 8u == 0u) {
+    // The earlier mapping (MatmulOptions::matvec_variant 1, for comparison): thread t takes
+    // eighth t % 8 of every (wg / 8)-th block: 16 quant bytes (one 16-byte load)
     // of chunk c = (t % 8) / 2 holding values 64 c + 16 q + i (low nibbles, sub-block 2 c) and
     // 64 c + 32 + 16 q + i (high nibbles, sub-block 2 c + 1), i < 16, q = t % 2.
     const uint c = (tid % 8u) / 2u, qq = tid % 2u, nb = p.k / 256u;

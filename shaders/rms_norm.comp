@@ -1,35 +1,80 @@
 #version 450
-// rms_norm: y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * (w[:] + weight_offset).
-// Bindings: 0 x f32 [n_rows, n_cols] read | 1 w f32 [n_cols] read | 2 y f32 [n_rows, n_cols] write
-// Push: n_rows, n_cols, eps, weight_offset. Spec: 0 = workgroup size (power of two <= 1024).
-// Grid: n_rows x 1 x 1 (one workgroup per row; fp32 partial sums reduced in shared memory).
+// rms_norm: y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * (w[:] + weight_offset), after
+// x[r, :] += res[r, :] when has_residual (the residual add fused in front: one pass fewer).
+// One workgroup per row. Where n_cols % 4 == 0 and a row fits 4 vec4 per thread, each thread
+// loads its vec4s once up front and keeps them in registers for the second pass (a decode step
+// has one row: its time is a few dependent load latencies, not a loop of them). Otherwise a
+// strided scalar loop.
+// Bindings: 0 x f32 [n_rows, n_cols] read (+ write with has_residual) | 1 w f32 [n_cols] read |
+//           2 y f32 [n_rows, n_cols] write (may alias x) | 3 res f32 [n_rows, n_cols] read (any
+//           buffer without has_residual)
+// Push: n_rows, n_cols, eps, weight_offset, has_residual.
+// Spec: 0 = workgroup size (power of two <= 1024).
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
-layout(std430, binding = 0) readonly buffer X { float x[]; };
+layout(std430, binding = 0) buffer X { float x[]; };
+layout(std430, binding = 0) buffer X4 { vec4 x4[]; };
 layout(std430, binding = 1) readonly buffer W { float w[]; };
+layout(std430, binding = 1) readonly buffer W4 { vec4 w4[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+layout(std430, binding = 2) writeonly buffer Y4 { vec4 y4[]; };
+layout(std430, binding = 3) readonly buffer Res { float res[]; };
+layout(std430, binding = 3) readonly buffer Res4 { vec4 res4[]; };
 layout(push_constant) uniform Push {
   uint n_rows;
   uint n_cols;
   float eps;
   float weight_offset;
+  uint has_residual;
 } p;
 
 shared float partial[1024];
 
-void main() {
-  uint row = gl_WorkGroupID.x;
-  uint tid = gl_LocalInvocationID.x;
-  uint wg = gl_WorkGroupSize.x;
-  uint base = row * p.n_cols;
-  float s = 0.0;
-  for (uint c = tid; c < p.n_cols; c += wg) s += x[base + c] * x[base + c];
+float row_sum(float s) {
+  const uint tid = gl_LocalInvocationID.x;
   partial[tid] = s;
   barrier();
-  for (uint stride = wg / 2; stride > 0; stride /= 2) {
+  for (uint stride = gl_WorkGroupSize.x / 2; stride > 0; stride /= 2) {
     if (tid < stride) partial[tid] += partial[tid + stride];
     barrier();
   }
-  float scale = inversesqrt(partial[0] / float(p.n_cols) + p.eps);
-  for (uint c = tid; c < p.n_cols; c += wg) y[base + c] = x[base + c] * scale * (w[c] + p.weight_offset);
+  return partial[0];
+}
+
+void main() {
+  const uint row = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+  const bool res_on = p.has_residual != 0;
+  if (p.n_cols % 4u == 0u && p.n_cols <= 16u * wg) {
+    const uint n4 = p.n_cols / 4u, base4 = row * n4;
+    vec4 v[4];
+    float s = 0.0;
+    [[unroll]] for (uint i = 0; i < 4u; ++i) {
+      const uint c = tid + i * wg;
+      v[i] = c < n4 ? x4[base4 + c] : vec4(0.0);
+      if (res_on && c < n4) {
+        v[i] += res4[base4 + c];
+        x4[base4 + c] = v[i];
+      }
+      s += dot(v[i], v[i]);
+    }
+    const float scale = inversesqrt(row_sum(s) / float(p.n_cols) + p.eps);
+    [[unroll]] for (uint i = 0; i < 4u; ++i) {
+      const uint c = tid + i * wg;
+      if (c < n4) y4[base4 + c] = v[i] * scale * (w4[c] + p.weight_offset);
+    }
+    return;
+  }
+  const uint base = row * p.n_cols;
+  float s = 0.0;
+  for (uint c = tid; c < p.n_cols; c += wg) {
+    float v = x[base + c];
+    if (res_on) {
+      v += res[base + c];
+      x[base + c] = v;  // read back below by this same invocation only
+    }
+    s += v * v;
+  }
+  const float scale = inversesqrt(row_sum(s) / float(p.n_cols) + p.eps);
+  for (uint c = tid; c < p.n_cols; c += wg)
+    y[base + c] = x[base + c] * scale * (w[c] + p.weight_offset);
 }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -46,15 +47,24 @@ Loaded load(const std::string& model_path) {
   }
   fmt::print(stderr, "device: {} ({})\n", l.device->caps().name, l.device->caps().driver);
   if (model_path.rfind("synthetic:", 0) == 0) {
-    // synthetic:NAME[:TYPE], e.g. synthetic:llama3.1-8b:q4_k
-    std::string spec = model_path.substr(10), type = "f16";
+    // synthetic:NAME[:TYPE[:LAYERS]], e.g. synthetic:llama3.1-8b:q4_k or
+    // synthetic:llama3.1-8b:q4_k:4
+    std::string spec = model_path.substr(10), type = "f16", layers = "0";
     if (auto colon = spec.find(':'); colon != std::string::npos)
       type = spec.substr(colon + 1), spec.resize(colon);
+    if (auto colon = type.find(':'); colon != std::string::npos)
+      layers = type.substr(colon + 1), type.resize(colon);
+    int n_layers = 0;
+    if (auto [end, ec] = std::from_chars(layers.data(), layers.data() + layers.size(), n_layers);
+        ec != std::errc() || end != layers.data() + layers.size() || n_layers < 0)
+      throw InputError(fmt::format("'{}': layer count '{}' is not a number", model_path, layers));
     Progress bar("building", "layers");
-    l.model = make_synthetic_model(*l.device, spec, dtype_from_name(type),
-                                   [&](size_t done, size_t total) {
-                                     bar(static_cast<int64_t>(done), static_cast<int64_t>(total));
-                                   });
+    l.model = make_synthetic_model(
+        *l.device, spec, dtype_from_name(type),
+        [&](size_t done, size_t total) {
+          bar(static_cast<int64_t>(done), static_cast<int64_t>(total));
+        },
+        n_layers);
   } else {
     Progress bar("loading", "MiB");
     l.model = Model::load(*l.device, model_path, [&](size_t done, size_t total) {

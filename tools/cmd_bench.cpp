@@ -15,11 +15,12 @@ namespace kvz::cli {
 namespace {
 
 // KVZ_PROFILE=1: GPU time per op kind over every run above, prefill and decode apart.
-void print_op_profile(const std::map<std::string, Forward::OpTime>& prof) {
+void print_op_profile(const std::map<std::string, Forward::OpTime>& prof,
+                      std::string_view title = "summed over all runs") {
   if (prof.empty()) return;
   double total[2] = {0, 0};
   for (const auto& [k, e] : prof) total[k.starts_with("decode/") ? 1 : 0] += e.ms;
-  fmt::print(stderr, "\nGPU time per op (KVZ_PROFILE), summed over all runs:\n");
+  fmt::print(stderr, "\nGPU time per op (KVZ_PROFILE), {}:\n", title);
   fmt::print(stderr, "| op | ms | calls | share of phase |\n|---|---|---|---|\n");
   for (const auto& [k, e] : prof) {
     const double t = total[k.starts_with("decode/") ? 1 : 0];
@@ -166,8 +167,12 @@ int run_bench(const BenchArgs& a) {
         PruneResult pr = s.prune(a.ratios[i]);
         prune_ms[i].push_back(pr.ms);
         kv_mib[i].push_back(static_cast<double>(pr.bytes_after) / (1 << 20));
+        if (r == 0) s.reset_op_profile();  // KVZ_PROFILE: decode at this ratio on its own
         GenerateResult g = s.generate_tokens(random_tokens(tok, 1, static_cast<uint32_t>(r)), gen);
         tg[i].push_back(static_cast<double>(g.tokens.size()) / g.decode_ms * 1e3);
+        if (r == 0)
+          print_op_profile(s.op_profile(),
+                           fmt::format("KVzip decode at ratio {}, depth {}", a.ratios[i], D));
       }
     }
     t.row("kvzip prefill", D, prefill_ms, "ms");
@@ -179,7 +184,7 @@ int run_bench(const BenchArgs& a) {
     }
   }
   t.save();
-  print_op_profile(s.op_profile());
+  if (a.kvzip_depth == 0) print_op_profile(s.op_profile());
   return 0;
 }
 

@@ -13,8 +13,9 @@ int main(int argc, char** argv) {
 
   GenerateArgs g;
   auto* gen = app.add_subcommand("generate", "Generate text (streams tokens, prints tok/s)");
-  gen->add_option("-m,--model", g.model,
-                  "GGUF file, llama2.c .bin or synthetic:NAME[:f16|q4_k] (default: SmolLM2-135M)");
+  gen->add_option(
+      "-m,--model", g.model,
+      "GGUF file, llama2.c .bin or synthetic:NAME[:f16|q4_k[:LAYERS]] (default: SmolLM2-135M)");
   gen->add_option("-p,--prompt", g.prompt, "User message");
   gen->add_option("--context", g.context_file, "Text file prefilled before the prompt");
   gen->add_flag("--chat", g.chat, "Interactive multi-turn chat on stdin");
@@ -66,7 +67,8 @@ int main(int argc, char** argv) {
   BenchArgs b;
   auto* bench =
       app.add_subcommand("bench", "Speed table: pp/tg tokens/s at context depths, KVzip phases");
-  bench->add_option("-m,--model", b.model, "GGUF, llama2.c .bin, or synthetic:NAME[:f16|q4_k]");
+  bench->add_option("-m,--model", b.model,
+                    "GGUF, llama2.c .bin, or synthetic:NAME[:f16|q4_k[:LAYERS]]");
   bench->add_option("-p,--n-prompt", b.n_prompt, "Prompt sizes")->delimiter(',');
   bench->add_option("-n,--n-gen", b.n_gen, "Generated tokens per decode test")
       ->check(CLI::Range(0, 1 << 16));
@@ -88,7 +90,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"squad", "niah", "kv", "ruler_mk", "ruler_vt", "gsm8k"}));
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
   eval->add_option("--methods", ev.methods,
-                   "kvzip,snapkv,pyramidkv,tova,h2o,streaming,knorm,random,expected_attention,kvzap_linear,kvzap_mlp")
+                   "kvzip,snapkv,pyramidkv,tova,h2o,streaming,knorm,random,expected_attention,"
+                   "kvzap_linear,kvzap_mlp")
       ->delimiter(',');
   eval->add_option("--ratios", ev.ratios, "Kept ratios")
       ->delimiter(',')

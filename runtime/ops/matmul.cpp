@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 
@@ -99,14 +100,20 @@ Kernel pick_matmul_coopmat(const Recorder& rec, DType t, int64_t m, uint32_t gro
            group_m ? group_m : kCoopmatGroupM}};
 }
 // Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it.
-Kernel pick_matvec(const Recorder& rec, DType t, bool allow_subgroup, uint32_t rows,
+Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& opt,
                    uint32_t& rows_per_wg) {
   const DeviceCaps& caps = rec.caps();
-  rows_per_wg = rows ? rows : 2;
-  const bool sub =
-      allow_subgroup && caps.subgroup_arith && caps.subgroup_size >= 4 && caps.subgroup_size <= 128;
-  const uint32_t wg = sub ? std::max<uint32_t>(caps.subgroup_size, 64) : 64;
-  return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg}};
+  rows_per_wg = opt.matvec_rows ? opt.matvec_rows : 2;
+  const bool sub = opt.allow_subgroup && caps.subgroup_arith && caps.subgroup_size >= 4 &&
+                   caps.subgroup_size <= 128;
+  uint32_t wg = sub ? std::max<uint32_t>(caps.subgroup_size, 64) : 64;
+  if (opt.matvec_wg) {
+    wg = opt.matvec_wg;
+    KVZ_CHECK(std::has_single_bit(wg) && wg <= 1024 && wg <= caps.max_workgroup_invocations &&
+                  (!sub || (wg % caps.subgroup_size == 0 && wg / caps.subgroup_size <= 32)),
+              "matvec: workgroup size {}", wg);
+  }
+  return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg, opt.matvec_variant}};
 }
 
 }  // namespace
@@ -157,7 +164,7 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
   const Tensor& bias = cpu::has_bias(a) ? a.bias : a.x;  // bound but unread without bias
   if (m == 1) {
     uint32_t nr = 0;
-    Kernel kern = pick_matvec(rec, wt, opt.allow_subgroup, opt.matvec_rows, nr);
+    Kernel kern = pick_matvec(rec, wt, opt, nr);
     const uint32_t groups = div_up(n, nr), gx = std::min<uint32_t>(groups, 32768);
     rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {gx, div_up(groups, gx)});
     return;

@@ -14,7 +14,9 @@ struct MatmulOptions {
   bool force_coopmat = false;  // tests: use it for any m > 1 wherever it is supported
   // matmul_coopmat tile raster: rows of tiles per group (0: the default, 8; 1: n fastest).
   uint32_t coopmat_group_m = 0;
-  uint32_t matvec_rows = 0;  // matvec rows per workgroup (0: the default)
+  uint32_t matvec_rows = 0;     // matvec rows per workgroup (0: the default)
+  uint32_t matvec_wg = 0;       // matvec workgroup size (0: the default)
+  uint32_t matvec_variant = 0;  // matvec Q4_K thread mapping: 0 contiguous lanes, 1 the earlier one
 };
 void matmul_with(Recorder& rec, const MatmulArgs& args, const MatmulOptions& opt);
 

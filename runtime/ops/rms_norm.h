@@ -5,12 +5,14 @@
 
 namespace kvz {
 
-// y[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * (w + weight_offset).
-// x, y: [n_rows, n_cols] f32 (y may alias x); w: [n_cols] f32.
+// y[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * (w + weight_offset), after x += residual
+// when a residual is given (the residual stream's add fused with the next norm; x is updated).
+// x, y, residual: [n_rows, n_cols] f32 (y may alias x); w: [n_cols] f32.
 struct RmsNormArgs {
   Tensor x, w, y;
   float eps = 1e-5f;
   float weight_offset = 0.0f;
+  Tensor residual = {};  // optional
 };
 void rms_norm(Recorder& rec, const RmsNormArgs& args);
 

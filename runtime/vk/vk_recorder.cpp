@@ -48,6 +48,7 @@ class VkRecorder final : public RecorderBackend {
     const PipelineEntry& pe = dev_.pipeline(k, static_cast<uint32_t>(bindings.size()), push_bytes);
     auto& cb = current();
     if (concurrent_ < 2) barrier(cb);  // inside a concurrent group only before its first one
+    upload_run_.clear();
     if (concurrent_ == 1) concurrent_ = 2;
     std::vector<vk::DescriptorBufferInfo> infos;
     std::vector<vk::WriteDescriptorSet> writes;
@@ -106,7 +107,14 @@ class VkRecorder final : public RecorderBackend {
     const BufferView& sv = st.bufs.back().view();
     std::memcpy(sv.host + off, src, bytes);
     st.used = off + bytes;
-    barrier(cb);
+    // Uploads in a row to disjoint ranges need no barrier between them (a decode step writes
+    // some 100 small index ranges): one barrier orders the run after earlier work.
+    const bool overlaps = std::any_of(upload_run_.begin(), upload_run_.end(), [&](const Range& r) {
+      return r.handle == dst.handle && r.begin < dst.offset_bytes + bytes &&
+             dst.offset_bytes < r.end;
+    });
+    if (upload_run_.empty() || overlaps) barrier(cb);
+    upload_run_.push_back({dst.handle, dst.offset_bytes, dst.offset_bytes + bytes});
     cb.copyBuffer(reinterpret_cast<VkBuffer>(sv.handle), reinterpret_cast<VkBuffer>(dst.handle),
                   vk::BufferCopy(sv.offset_bytes + off, dst.offset_bytes, bytes));
   }
@@ -202,7 +210,8 @@ class VkRecorder final : public RecorderBackend {
   }
 
   // The one barrier helper: all prior compute/transfer writes visible to later reads/writes.
-  static void barrier(const vk::raii::CommandBuffer& cb) {
+  void barrier(const vk::raii::CommandBuffer& cb) {
+    upload_run_.clear();
     using A = vk::AccessFlagBits;
     using P = vk::PipelineStageFlagBits;
     vk::MemoryBarrier mb(A::eShaderWrite | A::eTransferWrite,
@@ -222,6 +231,12 @@ class VkRecorder final : public RecorderBackend {
   uint64_t submitted_ = 0;
   bool recording_ = false;
   bool reset_queries_pending_ = false;
+  // Destination ranges of the upload() copies recorded since the last barrier or dispatch.
+  struct Range {
+    uint64_t handle;
+    size_t begin, end;
+  };
+  std::vector<Range> upload_run_;
   // Host-visible staging of upload() per ring slot, reused once the slot's submission finished.
   struct Staging {
     std::vector<Buffer> bufs;

@@ -131,6 +131,12 @@ struct MatmulCase {
     if (s.bias) bias = rng.uniform_vec(size_t(s.n));
   }
   std::vector<float> run(Device& dev, bool reference, bool allow_subgroup = true) const {
+    detail::MatmulOptions opt;
+    opt.allow_subgroup = allow_subgroup;
+    opt.allow_coopmat = false;  // the f32-tolerance scalar kernels (matmul_coopmat_test: f16 one)
+    return run_with(dev, reference, opt);
+  }
+  std::vector<float> run_with(Device& dev, bool reference, const detail::MatmulOptions& opt) const {
     std::vector<Buffer> keep;
     MatmulArgs a;
     a.x = upload_f32(dev, keep, {s.m, s.k}, x);
@@ -141,8 +147,7 @@ struct MatmulCase {
       cpu::matmul_ref(a);
     } else {
       Recorder rec(dev);
-      // The f32-tolerance scalar kernels; matmul_coopmat_test.cpp covers the f16 tensor-core one.
-      detail::matmul_with(rec, a, {allow_subgroup, /*allow_coopmat=*/false});
+      detail::matmul_with(rec, a, opt);
       rec.finish();
     }
     return download_f32(dev, a.y);
@@ -196,6 +201,26 @@ TEST_P(MatmulTest, EmbeddingMatchesReference) {
   };
   // Same dequantisation math on both sides; slack only for fp16 subnormals a GPU may flush.
   EXPECT_TRUE(all_close(run(*gpu), run(*cpu), 6.2e-5, 1e-6));
+}
+
+// Every decode matvec shape the benchmarks sweep (workgroup size, rows per workgroup, Q4_K thread
+// mapping), with n not a multiple of the rows and a block count not a multiple of the step.
+TEST_P(MatmulTest, MatvecShapesMatchReference) {
+  const DType t = GetParam();
+  if (t != DType::kQ4_K && t != DType::kF16 && t != DType::kQ8_0) GTEST_SKIP() << "covered above";
+  MatmulCase c(t, {1, 131, 1280, false}, 5);
+  const auto ref = c.run(*cpu, true);
+  for (uint32_t wg : {64u, 128u, 256u})
+    for (uint32_t rows : {1u, 3u, 8u})
+      for (uint32_t variant : {0u, 1u}) {
+        const uint32_t sg = gpu->caps().subgroup_size;
+        if (wg % sg != 0 || wg / sg > 32) continue;
+        detail::MatmulOptions o;
+        o.allow_coopmat = false;
+        o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = variant;
+        EXPECT_TRUE(all_close(c.run_with(*gpu, false, o), ref, c.tolerance()))
+            << "wg " << wg << " rows " << rows << " variant " << variant;
+      }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTest, ::testing::ValuesIn(kWeightTypes),

@@ -54,6 +54,28 @@ void check_stream_uploads(Device& dev) {
   for (size_t i = 0; i < sent.size(); ++i) EXPECT_EQ(download_f32(dev, seen[i]), sent[i]) << i;
 }
 TEST_F(DeviceTest, RecorderUploadsLandInStreamOrder) { check_stream_uploads(*gpu); }
+
+// Uploads back to back (no barrier between disjoint ones): disjoint ranges all land, and a later
+// upload over part of an earlier one wins there, as recorded.
+TEST_F(DeviceTest, BackToBackUploadsKeepTheirOrder) {
+  std::vector<Buffer> keep;
+  Tensor a = alloc_tensor(*gpu, keep, DType::kF32, {64});
+  Recorder rec(*gpu);
+  std::vector<float> want(64);
+  auto put = [&](int64_t at, int64_t n, float base) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) v[i] = want[at + i] = base + float(i);
+    rec.upload(a.slice(at, n).mem(), v.data(), v.size() * 4);
+  };
+  put(0, 16, 100);
+  put(16, 16, 200);
+  put(32, 32, 300);
+  put(8, 16, 400);  // over the first two
+  put(20, 4, 500);  // over the last one
+  put(60, 4, 600);
+  rec.finish();
+  EXPECT_EQ(download_f32(*gpu, a), want);
+}
 TEST(CpuDevice, RecorderUploadsLandInStreamOrder) { check_stream_uploads(cpu_device()); }
 
 TEST_F(DeviceTest, AllocationsAreReusedAndAccounted) {

@@ -50,7 +50,40 @@ TEST_P(ElementwiseTest, RmsNormMatchesReference) {
   EXPECT_TRUE(all_close(download_f32(*gpu, args.y), download_f32(*cpu, ref_args.y), tol, tol));
 }
 
-INSTANTIATE_TEST_SUITE_P(Sizes, ElementwiseTest, ::testing::Values(1, 7, 64, 255, 257, 1000, 4099));
+// The fused residual add: x becomes x + res exactly (one fp32 add), y the norm of the sum, as the
+// unfused reference (plain rms_norm of the sum on the CPU) computes it. Same on the CPU backend.
+TEST_P(ElementwiseTest, RmsNormWithResidualMatchesAddThenNorm) {
+  const int64_t rows = 2, cols = GetParam();
+  Rng rng(3);
+  auto x = rng.uniform_vec(rows * cols, -2, 2), r = rng.uniform_vec(rows * cols, -1, 1),
+       w = rng.uniform_vec(cols);
+  std::vector<float> sum(x.size());
+  for (size_t i = 0; i < x.size(); ++i) sum[i] = x[i] + r[i];
+  std::vector<Buffer> keep_cpu;
+  RmsNormArgs ref;
+  ref.x = upload_f32(*cpu, keep_cpu, {rows, cols}, sum);
+  ref.w = upload_f32(*cpu, keep_cpu, {cols}, w);
+  ref.y = alloc_tensor(*cpu, keep_cpu, DType::kF32, {rows, cols});
+  cpu::rms_norm_ref(ref);
+  const auto want = download_f32(*cpu, ref.y);
+  const double tol = 4 * cols * 1.2e-7;
+  for (Device* dev : {gpu, cpu}) {
+    std::vector<Buffer> keep;
+    RmsNormArgs a;
+    a.x = upload_f32(*dev, keep, {rows, cols}, x);
+    a.residual = upload_f32(*dev, keep, {rows, cols}, r);
+    a.w = upload_f32(*dev, keep, {cols}, w);
+    a.y = alloc_tensor(*dev, keep, DType::kF32, {rows, cols});
+    Recorder rec(*dev);
+    rms_norm(rec, a);
+    rec.finish();
+    EXPECT_TRUE(all_close(download_f32(*dev, a.x), sum, 0.0)) << dev->caps().name;
+    EXPECT_TRUE(all_close(download_f32(*dev, a.y), want, tol, tol)) << dev->caps().name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, ElementwiseTest,
+                         ::testing::Values(1, 7, 64, 255, 257, 1000, 4096, 4099, 8192));
 
 }  // namespace
 }  // namespace kvz::test
