@@ -77,7 +77,7 @@ void main() {
             "${dir}/probe.comp"
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
   if(NOT rc EQUAL 0)
-    string(REGEX REPLACE "\n.*" "" first "${out}")
+    string(REGEX MATCH "ERROR: [^\n]*" first "${out}")
     message(STATUS "KHR cooperative matrix: ${glslang} cannot compile GL_KHR_cooperative_matrix "
                    "(${first}): KHR coopmat shaders not built")
     return()
