@@ -5,7 +5,7 @@
 #                         .tools/glslang-khr, else a glslangValidator on PATH that passes the test)
 #   KVZ_SPIRV_VAL_KHR     spirv-val that knows SPV_KHR_cooperative_matrix (default: next to it)
 #   KVZ_SPIRV_OPT_KHR     spirv-opt run with -O on the KHR modules (default: next to it; optional,
-#                         glslc -O optimises the other modules the same way)
+#                         glslc -O optimises the other modules the same way; "none": skip it)
 # Result: KVZ_COOPMAT_KHR (ON/OFF) and, with it, KVZ_GLSLANG_KHR_ENV: the `cmake -E env` prefix
 # that finds the wheel's shared libraries (its programs carry no RPATH).
 
@@ -45,7 +45,9 @@ function(kvz_probe_glslang_khr)
     endif()
   endif()
   set(opt "${KVZ_SPIRV_OPT_KHR}")
-  if(NOT opt AND EXISTS "${bin}/spirv-opt")
+  if(opt STREQUAL "none")
+    set(opt "")
+  elseif(NOT opt AND EXISTS "${bin}/spirv-opt")
     set(opt "${bin}/spirv-opt")
   endif()
 

@@ -49,6 +49,7 @@ struct DeviceCaps {
   // of two in [subgroup_size_min, subgroup_size_max] with full subgroups (Kernel::subgroup_size).
   bool subgroup_size_control = false;
   uint32_t subgroup_size_min = 0, subgroup_size_max = 0;
+  uint32_t max_workgroup_subgroups = 0;  // maxComputeWorkgroupSubgroups (with size control)
   bool coopmat_khr = false;  // VK_KHR_cooperative_matrix (feature on, compute stage supported)
   bool coopmat_nv = false;   // VK_NV_cooperative_matrix
   bool coopmat2_nv = false;  // VK_NV_cooperative_matrix2

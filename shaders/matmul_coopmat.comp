@@ -114,10 +114,12 @@ void store_shared(uint buf) {
   }
 }
 
-// Writes fragment acc (rows r0.., cols c0.. of y): straight to y when it lies inside and there is
-// no bias, else through this subgroup's slice of cs with bounds and bias.
+// Writes fragment acc (rows r0.., cols c0.. of y): straight to y when it lies inside, there is no
+// bias and rows of y are 16-byte aligned (n % 4 == 0: both extensions require the stride aligned
+// to min(16 bytes, a row of the fragment)), else through this subgroup's slice of cs with bounds
+// and bias.
 void store_fragment(CM_ACC acc, uint r0, uint c0) {
-  if (p.has_bias == 0u && r0 + TM <= p.m && c0 + TN <= p.n) {
+  if (p.has_bias == 0u && (p.n & 3u) == 0u && r0 + TM <= p.m && c0 + TN <= p.n) {
     CM_STORE_ROW(acc, y, r0 * p.n + c0, p.n);
     return;
   }

@@ -13,7 +13,8 @@
 namespace kvz {
 namespace {
 
-constexpr uint32_t kSubgroup = 32;  // what the attention kernels' lane arithmetic assumes
+constexpr uint32_t kSubgroup = 32;     // what the attention kernels' lane arithmetic assumes
+constexpr uint32_t kMaxSubgroups = 8;  // per workgroup, in the largest coopmat kernel
 
 std::optional<CoopmatApi>& override_api() {
   static std::optional<CoopmatApi> api;
@@ -68,7 +69,8 @@ bool coopmat_api_usable(const DeviceCaps& caps, CoopmatApi api) {
 uint32_t coopmat_required_subgroup_size(const DeviceCaps& caps, CoopmatApi api) {
   if (api != CoopmatApi::kKhr || caps.subgroup_size == kSubgroup) return 0;
   const bool can = caps.subgroup_size_control && caps.subgroup_size_min <= kSubgroup &&
-                   kSubgroup <= caps.subgroup_size_max;
+                   kSubgroup <= caps.subgroup_size_max &&
+                   caps.max_workgroup_subgroups >= kMaxSubgroups;
   return can ? kSubgroup : 0;
 }
 

@@ -140,6 +140,7 @@ void probe_subgroup_size_control(const vk::raii::PhysicalDevice& pd, DeviceCaps&
   const auto& pp = p.get<vk::PhysicalDeviceSubgroupSizeControlPropertiesEXT>();
   c.subgroup_size_min = pp.minSubgroupSize;
   c.subgroup_size_max = pp.maxSubgroupSize;
+  c.max_workgroup_subgroups = pp.maxComputeWorkgroupSubgroups;
   c.subgroup_size_control =
       ff.subgroupSizeControl && ff.computeFullSubgroups &&
       static_cast<bool>(pp.requiredSubgroupSizeStages & vk::ShaderStageFlagBits::eCompute);
