@@ -15,6 +15,7 @@
 #include "bench/bench_timing.h"
 #include "runtime/cpu/half.h"
 #include "runtime/device.h"
+#include "runtime/ops/coopmat.h"
 #include "runtime/ops/paged_attention.h"
 
 namespace kvz {
@@ -179,6 +180,9 @@ const bool kRegistered = [] {
       "decode: paged_decode (key rows over subgroup lanes, 16-byte loads, split-K up to 128 "
       "shares/head + combine; label says which kernel ran); prefill and _tiled: flash tiles "
       "QTx32 keys, 128 threads, split-K up to 64 + combine");
+  // Tensor-core prefill and scoring: which cooperative-matrix build ran (KVZ_COOPMAT=nv|khr|off).
+  benchmark::AddCustomContext("kvz_coopmat",
+                              std::string(coopmat_api_name(coopmat_api(bench_device().caps()))));
   return true;
 }();
 

@@ -2,7 +2,8 @@
 // real-model weight shapes in f16 and q4_k; the prefill shapes also run the scalar kernel
 // (`_scalar`) where the device has the tensor-core one. GPU time from timestamp queries (manual
 // timing); counters TFLOP/s (2 m n k) and GB/s (weights + activations); device and driver in the
-// context. KVZ_NO_COOPMAT=1 turns the tensor-core kernel off for the default cases too.
+// context. KVZ_NO_COOPMAT=1 (or KVZ_COOPMAT=off) turns the tensor-core kernel off for the default
+// cases too; KVZ_COOPMAT=nv|khr picks its cooperative-matrix extension.
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
@@ -134,11 +135,12 @@ void register_matmul(const std::string& name, DType t, int64_t m, int64_t n, int
 
 const bool kRegistered = [] {
   const DeviceCaps& caps = bench_device().caps();
+  const CoopmatApi api = coopmat_api(caps);  // KVZ_COOPMAT=nv|khr|off picks it
   for (const WeightShape& s : kShapes)
     for (DType t : {DType::kF16, DType::kQ4_K}) {
       std::string suffix = std::string(s.name) + "_" + std::string(dtype_name(t));
       register_matmul("BM_matmul/" + suffix + "_m512", t, kPrefillTokens, s.n, s.k);
-      if (detail::coopmat_matmul_supported(caps, t)) {
+      if (detail::coopmat_matmul_supported(caps, t, api)) {
         detail::MatmulOptions scalar;
         scalar.allow_coopmat = false;
         register_matmul("BM_matmul/" + suffix + "_m512_scalar", t, kPrefillTokens, s.n, s.k,
@@ -167,7 +169,7 @@ const bool kRegistered = [] {
   register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096", DType::kF16, 4096, 4096, 4096);
   register_matmul("BM_matmul/llama3_8b_ffn_up_14336x4096_f16_m4096", DType::kF16, 4096, 14336,
                   4096);
-  if (detail::coopmat_matmul_supported(caps, DType::kF16)) {
+  if (detail::coopmat_matmul_supported(caps, DType::kF16, api)) {
     detail::MatmulOptions scalar;
     scalar.allow_coopmat = false;
     register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096_scalar", DType::kF16, 4096, 4096,
@@ -175,12 +177,13 @@ const bool kRegistered = [] {
   }
   benchmark::AddCustomContext("kvz_device", caps.name);
   benchmark::AddCustomContext("kvz_driver", caps.driver);
-  const bool coopmat =
-      detail::coopmat_matmul_supported(caps, DType::kF16) && !detail::coopmat_disabled_by_env();
+  const bool coopmat = detail::coopmat_matmul_supported(caps, DType::kF16, api);
   benchmark::AddCustomContext(
       "kvz_matmul_variant",
-      coopmat ? "m >= 32: coopmat NV 16x16x16 f16->f32, 4 subgroups, 128x128x32 tiles (64x128 "
-                "below 1024 tokens), double-buffered, grouped raster; _scalar: tiled 64x64x32 fp32"
+      coopmat ? fmt::format("m >= 32: coopmat {} 16x16x16 f16->f32, 4 subgroups, 128x128x32 tiles "
+                            "(64x128 below 1024 tokens), double-buffered, grouped raster; _scalar: "
+                            "tiled 64x64x32 fp32",
+                            coopmat_api_name(api))
               : "tiled 64x64x32, 4x4 per thread, 256 threads");
   benchmark::AddCustomContext("kvz_matvec_variant",
                               caps.subgroup_arith ? "2 rows/wg, subgroupAdd" : "2 rows/wg, shared");

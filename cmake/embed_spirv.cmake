@@ -5,6 +5,10 @@
 #   kvz_add_shader(rms_norm)                                   -> ShaderId::kRmsNorm
 #   kvz_add_shader(matmul VARIANTS f32 "W_F32" q4_0 "W_Q4_0") -> kMatmulF32, kMatmulQ40
 # Each variant's string is a space-separated list of preprocessor definitions (NAME or NAME=VALUE).
+# KHR (first argument) marks GL_KHR_cooperative_matrix variants: compiled with COOPMAT_KHR defined
+# (and #include enabled, which glslc does by itself) by the glslangValidator that cmake/glslang_khr.cmake found (validated by its spirv-val, optimised
+# by its spirv-opt); where none was found their ShaderIds still exist, with empty SPIR-V
+# (kvz::spirv(id).empty(): the runtime then never picks them).
 
 set_property(GLOBAL PROPERTY KVZ_SHADER_NAMES "")
 set_property(GLOBAL PROPERTY KVZ_SHADER_SPVS "")
@@ -22,7 +26,7 @@ function(kvz_shader_enum_name out id)
 endfunction()
 
 function(kvz_add_shader name)
-  cmake_parse_arguments(ARG "" "" "VARIANTS" ${ARGN})
+  cmake_parse_arguments(ARG "KHR" "" "VARIANTS" ${ARGN})
   set(src "${CMAKE_CURRENT_SOURCE_DIR}/${name}.comp")
   if(NOT EXISTS "${src}")
     message(FATAL_ERROR "kvz_add_shader: ${src} does not exist")
@@ -52,16 +56,38 @@ function(kvz_add_shader name)
       list(APPEND dflags "-D${d}")
     endforeach()
     set(spv "${CMAKE_BINARY_DIR}/spv/${id}.spv")
-    add_custom_command(
-      OUTPUT "${spv}"
-      COMMAND ${CMAKE_COMMAND} -E make_directory "${CMAKE_BINARY_DIR}/spv"
-      COMMAND ${KVZ_GLSLC} --target-env=vulkan1.2 -fshader-stage=compute -O -Werror
-              -I${CMAKE_CURRENT_SOURCE_DIR}/include ${dflags} -MD -MF "${spv}.d" -o "${spv}" "${src}"
-      COMMAND ${KVZ_SPIRV_VAL} --target-env vulkan1.2 "${spv}"
-      DEPENDS "${src}"
-      DEPFILE "${spv}.d"
-      COMMENT "glslc ${id}"
-      VERBATIM)
+    if(ARG_KHR AND NOT KVZ_COOPMAT_KHR)
+      set(spv "-")  # not built: an empty module
+    elseif(ARG_KHR)
+      set(opt_cmd "")
+      if(KVZ_SPIRV_OPT_KHR_BIN)
+        set(opt_cmd COMMAND ${KVZ_GLSLANG_KHR_ENV} ${KVZ_SPIRV_OPT_KHR_BIN} -O "${spv}" -o "${spv}")
+      endif()
+      add_custom_command(
+        OUTPUT "${spv}"
+        COMMAND ${CMAKE_COMMAND} -E make_directory "${CMAKE_BINARY_DIR}/spv"
+        COMMAND ${KVZ_GLSLANG_KHR_ENV} ${KVZ_GLSLANG_KHR_BIN} -V --target-env vulkan1.2 -S comp
+                --quiet "-P#extension GL_GOOGLE_include_directive : require"
+                -I${CMAKE_CURRENT_SOURCE_DIR}/include -DCOOPMAT_KHR ${dflags}
+                --depfile "${spv}.d" -o "${spv}" "${src}"
+        ${opt_cmd}
+        COMMAND ${KVZ_GLSLANG_KHR_ENV} ${KVZ_SPIRV_VAL_KHR_BIN} --target-env vulkan1.2 "${spv}"
+        DEPENDS "${src}"
+        DEPFILE "${spv}.d"
+        COMMENT "glslangValidator (KHR) ${id}"
+        VERBATIM)
+    else()
+      add_custom_command(
+        OUTPUT "${spv}"
+        COMMAND ${CMAKE_COMMAND} -E make_directory "${CMAKE_BINARY_DIR}/spv"
+        COMMAND ${KVZ_GLSLC} --target-env=vulkan1.2 -fshader-stage=compute -O -Werror
+                -I${CMAKE_CURRENT_SOURCE_DIR}/include ${dflags} -MD -MF "${spv}.d" -o "${spv}" "${src}"
+        COMMAND ${KVZ_SPIRV_VAL} --target-env vulkan1.2 "${spv}"
+        DEPENDS "${src}"
+        DEPFILE "${spv}.d"
+        COMMENT "glslc ${id}"
+        VERBATIM)
+    endif()
     set_property(GLOBAL APPEND PROPERTY KVZ_SHADER_NAMES "${id}")
     set_property(GLOBAL APPEND PROPERTY KVZ_SHADER_SPVS "${spv}")
   endforeach()
@@ -97,12 +123,14 @@ std::string_view shader_name(ShaderId id);
 }  // namespace kvz
 " @ONLY)
   file(CONFIGURE OUTPUT "${gen}/kvz_shader_names.inc" CONTENT "${strs}" @ONLY)
+  set(built ${spvs})
+  list(REMOVE_ITEM built "-")
   string(REPLACE ";" "|" spv_arg "${spvs}")
   add_custom_command(
     OUTPUT "${gen}/kvz_shaders_data.cpp"
     COMMAND ${CMAKE_COMMAND} "-DSPVS=${spv_arg}" "-DOUT=${gen}/kvz_shaders_data.cpp"
             -P "${PROJECT_SOURCE_DIR}/cmake/embed_spirv_gen.cmake"
-    DEPENDS ${spvs} "${PROJECT_SOURCE_DIR}/cmake/embed_spirv_gen.cmake"
+    DEPENDS ${built} "${PROJECT_SOURCE_DIR}/cmake/embed_spirv_gen.cmake"
     COMMENT "Embedding ${CMAKE_MATCH_COUNT} SPIR-V modules"
     VERBATIM)
   add_library(kvz_shaders STATIC "${gen}/kvz_shaders_data.cpp")

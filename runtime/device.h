@@ -19,6 +19,8 @@ enum class BackendKind { kCpu, kVulkan };
 // staging memory (on the CPU backend all three are plain host memory).
 enum class MemoryKind { kDeviceLocal, kUpload, kReadback };
 
+// One cooperative-matrix shape of subgroup scope (A and B share a_type, C and the result c_type;
+// KHR shapes of other scopes or mixed types are not listed).
 struct CoopMatShape {
   uint32_t m = 0, n = 0, k = 0;
   std::string a_type, c_type;  // "f16", "bf16", "s8", "f32", ...
@@ -43,7 +45,12 @@ struct DeviceCaps {
   bool subgroup_arith = false;
   bool subgroup_shuffle = false;  // subgroupShuffle / subgroupShuffleXor in compute shaders
   uint32_t subgroup_size = 1;
-  bool coopmat_khr = false;  // VK_KHR_cooperative_matrix
+  // Subgroup size control (VK_EXT_subgroup_size_control): compute pipelines may request any power
+  // of two in [subgroup_size_min, subgroup_size_max] with full subgroups (Kernel::subgroup_size).
+  bool subgroup_size_control = false;
+  uint32_t subgroup_size_min = 0, subgroup_size_max = 0;
+  uint32_t max_workgroup_subgroups = 0;  // maxComputeWorkgroupSubgroups (with size control)
+  bool coopmat_khr = false;  // VK_KHR_cooperative_matrix (feature on, compute stage supported)
   bool coopmat_nv = false;   // VK_NV_cooperative_matrix
   bool coopmat2_nv = false;  // VK_NV_cooperative_matrix2
   std::vector<CoopMatShape> coopmat_shapes;

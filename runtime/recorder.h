@@ -19,10 +19,13 @@ struct Grid {
   uint32_t x = 1, y = 1, z = 1;
 };
 
-// Pipeline identity: shader variant + specialization constants (ids 0..n-1, 32-bit each).
+// Pipeline identity: shader variant + specialization constants (ids 0..n-1, 32-bit each) + the
+// subgroup size the pipeline requests with full subgroups (0: the driver's default; otherwise
+// DeviceCaps::subgroup_size_control must allow it and the workgroup size be a multiple of it).
 struct Kernel {
   ShaderId shader;
   std::vector<uint32_t> spec;
+  uint32_t subgroup_size = 0;
 };
 
 struct TimedSpan {

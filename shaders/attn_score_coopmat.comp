@@ -1,6 +1,7 @@
 #version 450
-// attn_score_coopmat: attn_score.comp on tensor cores (VK_NV_cooperative_matrix, 16x16x16
-// f16 x f16 -> f32); same contract, bindings and push constants (runtime/ops/paged_attention.h).
+// attn_score_coopmat: attn_score.comp on tensor cores (VK_NV_cooperative_matrix, or
+// VK_KHR_cooperative_matrix with COOPMAT_KHR: include/coopmat.glsl; 16x16x16 f16 x f16 -> f32);
+// same contract, bindings and push constants (runtime/ops/paged_attention.h).
 // Query i of head hq sees key rows K_i = [0, n_sink) U [t0, t1) U [s0, s0 + i] of KV head h.
 //  PASS_LSE: lse[i, hq] = log sum_{k in K_i} exp(scale q_i . k). A workgroup owns 16 NSG query
 //            rows (row = i * group + g), 16 per subgroup with their Q fragments in registers, and
@@ -20,11 +21,9 @@
 // Grid: PASS_LSE (ceil(n_q * group / (16 NSG)), n_kv_heads); PASS_MAX (ceil((t1 - t0) /
 // (16 NSG)), n_kv_heads).
 #include "common.glsl"
-#extension GL_NV_cooperative_matrix : require
+#include "coopmat.glsl"
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_KHR_memory_scope_semantics : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 256;
@@ -91,13 +90,13 @@ void main() {
   const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.y, sg = gl_SubgroupID;
   const uint lane = gl_SubgroupInvocationID;
   const uint n_rows = p.n_q * p.group, row0 = gl_WorkGroupID.x * RT;
-  fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qa[HD / 16u];
+  CM_A qa[HD / 16u];
   for (uint r0 = 0; r0 < RT; r0 += KT) {
     stage_q(h, row0, n_rows, r0, KT);
     barrier();
     if (sg * 16u >= r0 && sg * 16u < r0 + KT)
       [[unroll]] for (uint c = 0; c < HD / 16u; ++c)
-        coopMatLoadNV(qa[c], kv, (sg * 16u - r0) * LD + 2u * c, LD, false);
+        CM_LOAD_ROW(qa[c], kv, (sg * 16u - r0) * LD + 2u * c, LD);
     barrier();
   }
   const uint i_max = (min(row0 + RT, n_rows) - 1u) / p.group;
@@ -116,13 +115,13 @@ void main() {
     barrier();
     if (u0 + KT < n_keys) fetch_tile(h, u0 + KT, n_keys);  // in flight during the math below
     [[unroll]] for (uint j = 0; j < KT / 16u; ++j) {
-      fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+      CM_ACC s = CM_ACC(0.0);
       [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
-        fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> kb;
-        coopMatLoadNV(kb, kv, (j * 16u) * LD + 2u * c, LD, true);
-        s = coopMatMulAddNV(qa[c], kb, s);
+        CM_B kb;
+        CM_LOAD_COL(kb, kv, (j * 16u) * LD + 2u * c, LD);
+        s = CM_MUL_ADD(qa[c], kb, s);
       }
-      coopMatStoreNV(s, ss, sg * 16u * KT + j * 16u, KT, false);
+      CM_STORE_ROW(s, ss, sg * 16u * KT + j * 16u, KT);
     }
     subgroupMemoryBarrierShared();
     subgroupBarrier();
@@ -159,7 +158,7 @@ void main() {
   const uint lane = gl_SubgroupInvocationID;
   const uint m_t = p.t1 - p.t0, j0 = gl_WorkGroupID.x * RT, n_rows = p.n_q * p.group;
   // This subgroup's 16 chunk rows as A fragments, staged QB rows a round.
-  fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> ka[HD / 16u];
+  CM_A ka[HD / 16u];
   for (uint r0 = 0; r0 < RT; r0 += QB) {
     for (uint e = tid; e < QB * HD8; e += WG) {
       const uint j = e / HD8, c = e % HD8, jj = j0 + r0 + j;
@@ -168,7 +167,7 @@ void main() {
     barrier();
     if (sg * 16u >= r0 && sg * 16u < r0 + QB)
       [[unroll]] for (uint c = 0; c < HD / 16u; ++c)
-        coopMatLoadNV(ka[c], kv, (sg * 16u - r0) * LD + 2u * c, LD, false);
+        CM_LOAD_ROW(ka[c], kv, (sg * 16u - r0) * LD + 2u * c, LD);
     barrier();
   }
   // Lane: chunk row r = lane % 16, query rows [half_ * QB/2, half_ * QB/2 + QB/2) of a block.
@@ -179,13 +178,13 @@ void main() {
     if (tid < QB) rlse[tid] = b0 + tid < n_rows ? lse[q_base(h, b0 + tid) / HD] : -NEG_BIG;
     barrier();
     [[unroll]] for (uint f = 0; f < QB / 16u; ++f) {
-      fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+      CM_ACC s = CM_ACC(0.0);
       [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
-        fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qb;
-        coopMatLoadNV(qb, kv, (f * 16u) * LD + 2u * c, LD, true);
-        s = coopMatMulAddNV(ka[c], qb, s);
+        CM_B qb;
+        CM_LOAD_COL(qb, kv, (f * 16u) * LD + 2u * c, LD);
+        s = CM_MUL_ADD(ka[c], qb, s);
       }
-      coopMatStoreNV(s, ss, sg * 16u * QB + f * 16u, QB, false);
+      CM_STORE_ROW(s, ss, sg * 16u * QB + f * 16u, QB);
     }
     subgroupMemoryBarrierShared();
     subgroupBarrier();

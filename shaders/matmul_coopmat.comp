@@ -1,6 +1,6 @@
 #version 450
 // matmul_coopmat: y[m, n] = x[m, k] . w[n, k]^T (+ bias[n]) on tensor cores (VK_NV_cooperative_matrix,
-// 16x16x16 f16 x f16 -> f32). Same contract as matmul.comp; x tiles are rounded to f16 and w tiles
+// or VK_KHR_cooperative_matrix with COOPMAT_KHR: include/coopmat.glsl; 16x16x16 f16 x f16 -> f32). Same contract as matmul.comp; x tiles are rounded to f16 and w tiles
 // dequantised to f16 while staging into shared memory, products accumulate in f32.
 // Software pipeline: the next k tile is read from global memory into registers while the tensor
 // cores work on the current one, then written to the other half of a double-buffered shared tile,
@@ -16,10 +16,8 @@
 // GROUP_M rows of tiles, m fastest inside a group, so that workgroups running at the same time
 // share their w tiles (and a few x tiles) in L2 instead of streaming all of w from memory.
 #include "common.glsl"
-#extension GL_NV_cooperative_matrix : require
+#include "coopmat.glsl"
 #extension GL_KHR_shader_subgroup_basic : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_KHR_memory_scope_semantics : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 128;
@@ -27,7 +25,7 @@ layout(constant_id = 1) const uint SG_M = 2;
 layout(constant_id = 2) const uint SG_N = 2;
 layout(constant_id = 3) const uint FM = 4;
 layout(constant_id = 4) const uint FN = 4;
-const uint TM = 16, TN = 16, TK = 16;  // one cooperative-matrix product
+const uint TM = 16, TN = 16, TK = 16;  // one cooperative-matrix product (CM_A, CM_B, CM_ACC)
 const uint BM = TM * FM * SG_M, BN = TN * FN * SG_N;
 layout(constant_id = 5) const uint GROUP_M = 8;  // tile rows per raster group
 const uint BK = 32;       // k per shared tile: divides every block size (32, 256)
@@ -50,7 +48,7 @@ layout(push_constant) uniform Push {
   uint has_bias;
 } p;
 
-// f16 tiles as uvec4 (8 halves): the NV load takes offsets and strides in array elements.
+// f16 tiles as uvec4 (8 halves): loads take offsets and strides in array elements.
 shared uvec4 xs[2 * BM * LD8];  // 2 x [BM][LD8]: x rows, k contiguous (A, row-major)
 shared uvec4 ws[2 * BN * LD8];  // 2 x [BN][LD8]: w rows, k contiguous (B = w^T, column-major)
 shared float cs[SG_M * SG_N * TM * TN];  // per subgroup: one f32 fragment on its way to y
@@ -116,15 +114,17 @@ void store_shared(uint buf) {
   }
 }
 
-// Writes fragment acc (rows r0.., cols c0.. of y): straight to y when it lies inside and there is
-// no bias, else through this subgroup's slice of cs with bounds and bias.
-void store_fragment(fcoopmatNV<32, gl_ScopeSubgroup, TM, TN> acc, uint r0, uint c0) {
-  if (p.has_bias == 0u && r0 + TM <= p.m && c0 + TN <= p.n) {
-    coopMatStoreNV(acc, y, r0 * p.n + c0, p.n, false);
+// Writes fragment acc (rows r0.., cols c0.. of y): straight to y when it lies inside, there is no
+// bias and rows of y are 16-byte aligned (n % 4 == 0: both extensions require the stride aligned
+// to min(16 bytes, a row of the fragment)), else through this subgroup's slice of cs with bounds
+// and bias.
+void store_fragment(CM_ACC acc, uint r0, uint c0) {
+  if (p.has_bias == 0u && (p.n & 3u) == 0u && r0 + TM <= p.m && c0 + TN <= p.n) {
+    CM_STORE_ROW(acc, y, r0 * p.n + c0, p.n);
     return;
   }
   const uint slot = gl_SubgroupID * TM * TN;
-  coopMatStoreNV(acc, cs, slot, TN, false);
+  CM_STORE_ROW(acc, cs, slot, TN);
   subgroupMemoryBarrierShared();
   subgroupBarrier();
   for (uint e = gl_SubgroupInvocationID; e < TM * TN; e += gl_SubgroupSize) {
@@ -143,9 +143,8 @@ void main() {
   const uint group = id / (GROUP_M * n_tiles), first_m = group * GROUP_M;
   const uint g_rows = min(m_tiles - first_m, GROUP_M), in_group = id % (GROUP_M * n_tiles);
   const uint m0 = (first_m + in_group % g_rows) * BM, n0 = (in_group / g_rows) * BN;
-  fcoopmatNV<32, gl_ScopeSubgroup, TM, TN> acc[FM * FN];
-  [[unroll]] for (uint i = 0; i < FM * FN; ++i)
-    acc[i] = fcoopmatNV<32, gl_ScopeSubgroup, TM, TN>(0.0);
+  CM_ACC acc[FM * FN];
+  [[unroll]] for (uint i = 0; i < FM * FN; ++i) acc[i] = CM_ACC(0.0);
 
   load_global(m0, n0, 0u);
   store_shared(0u);
@@ -155,15 +154,15 @@ void main() {
     const bool more = k0 + BK < p.k;
     if (more) load_global(m0, n0, k0 + BK);
     [[unroll]] for (uint kk = 0; kk < BK; kk += TK) {
-      fcoopmatNV<16, gl_ScopeSubgroup, TM, TK> a[FM];
-      fcoopmatNV<16, gl_ScopeSubgroup, TK, TN> b[FN];
+      CM_A a[FM];
+      CM_B b[FN];
       [[unroll]] for (uint i = 0; i < FM; ++i)
-        coopMatLoadNV(a[i], xs, (buf * BM + (sg_m * FM + i) * TM) * LD8 + kk / 8u, LD8, false);
+        CM_LOAD_ROW(a[i], xs, (buf * BM + (sg_m * FM + i) * TM) * LD8 + kk / 8u, LD8);
       [[unroll]] for (uint j = 0; j < FN; ++j)
-        coopMatLoadNV(b[j], ws, (buf * BN + (sg_n * FN + j) * TN) * LD8 + kk / 8u, LD8, true);
+        CM_LOAD_COL(b[j], ws, (buf * BN + (sg_n * FN + j) * TN) * LD8 + kk / 8u, LD8);
       [[unroll]] for (uint i = 0; i < FM; ++i)
         [[unroll]] for (uint j = 0; j < FN; ++j)
-          acc[i * FN + j] = coopMatMulAddNV(a[i], b[j], acc[i * FN + j]);
+          acc[i * FN + j] = CM_MUL_ADD(a[i], b[j], acc[i * FN + j]);
     }
     if (more) store_shared(buf ^ 1u);
     barrier();

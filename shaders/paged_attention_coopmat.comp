@@ -1,6 +1,7 @@
 #version 450
 // paged_attention_coopmat: the prefill form of paged_attention.comp on tensor cores
-// (VK_NV_cooperative_matrix, 16x16x16 f16 x f16 -> f32). Same contract and bindings
+// (VK_NV_cooperative_matrix, or VK_KHR_cooperative_matrix with COOPMAT_KHR: include/coopmat.glsl;
+// 16x16x16 f16 x f16 -> f32). Same contract and bindings
 // (runtime/ops/paged_attention.h), unsplit: dst is always the normalised output.
 // A workgroup owns QT = 16 * NSG query rows (row = i * group + g) of KV head h; each subgroup owns
 // 16 of them and keeps their Q fragments and the O accumulators in registers. Keys come in tiles
@@ -19,12 +20,10 @@
 //       2 = NSG (a multiple of 4).
 // Grid: (ceil(n_q * group / QT), n_kv_heads, 1).
 #include "common.glsl"
-#extension GL_NV_cooperative_matrix : require
+#include "coopmat.glsl"
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_vote : require
 #extension GL_KHR_shader_subgroup_shuffle : require
-#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
-#extension GL_KHR_memory_scope_semantics : require
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 256;
@@ -119,14 +118,14 @@ void main() {
     row_qpos[tid] = row < n_rows ? q_pos[row / p.group] : -2147483647 - 1;
   }
   // Scaled f16 queries, 2 KT rows a round through kv, into each subgroup's A fragments.
-  fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> qa[HD / 16u];
+  CM_A qa[HD / 16u];
   const uint RR = 2u * KT;  // rows per round
   for (uint r0 = 0; r0 < QT; r0 += RR) {
     stage_q(h, row0, n_rows, r0, RR);
     barrier();
     if (sg * 16u >= r0 && sg * 16u < r0 + RR)
       [[unroll]] for (uint c = 0; c < HD / 16u; ++c)
-        coopMatLoadNV(qa[c], kv, (sg * 16u - r0) * LD + 2u * c, LD, false);
+        CM_LOAD_ROW(qa[c], kv, (sg * 16u - r0) * LD + 2u * c, LD);
     barrier();
   }
   if (tid == 0u) {
@@ -143,8 +142,8 @@ void main() {
   const uint srow = (sg * 16u + r) * KT;
   const int qp = row_qpos[my_row];
   float m = NEG_BIG, l = 0.0;
-  fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> o[HD / 16u];
-  [[unroll]] for (uint c = 0; c < HD / 16u; ++c) o[c] = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+  CM_ACC o[HD / 16u];
+  [[unroll]] for (uint c = 0; c < HD / 16u; ++c) o[c] = CM_ACC(0.0);
 
   if (len > 0u) fetch_tile(h, 0u, len);
   barrier();  // tile_qmin / tile_qmax
@@ -156,13 +155,13 @@ void main() {
     if (tile_any[it % 3u] != 0u) {  // uniform: skip fully masked tiles
       // S = Q K^T for this subgroup's 16 rows.
       [[unroll]] for (uint j = 0; j < KT / 16u; ++j) {
-        fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> s = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+        CM_ACC s = CM_ACC(0.0);
         [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
-          fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> kb;
-          coopMatLoadNV(kb, kv, (j * 16u) * LD + 2u * c, LD, true);
-          s = coopMatMulAddNV(qa[c], kb, s);
+          CM_B kb;
+          CM_LOAD_COL(kb, kv, (j * 16u) * LD + 2u * c, LD);
+          s = CM_MUL_ADD(qa[c], kb, s);
         }
-        coopMatStoreNV(s, ss, sg * 16u * KT + j * 16u, KT, false);
+        CM_STORE_ROW(s, ss, sg * 16u * KT + j * 16u, KT);
       }
       subgroupMemoryBarrierShared();
       subgroupBarrier();
@@ -187,13 +186,13 @@ void main() {
         subgroupMemoryBarrierShared();
         subgroupBarrier();
         [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
-          coopMatStoreNV(o[c], ss, sg * 16u * KT, 16u, false);
+          CM_STORE_ROW(o[c], ss, sg * 16u * KT, 16u);
           subgroupMemoryBarrierShared();
           subgroupBarrier();
           for (uint x = lane; x < 256u; x += 32u) ss[sg * 16u * KT + x] *= row_alpha[sg * 16u + x / 16u];
           subgroupMemoryBarrierShared();
           subgroupBarrier();
-          coopMatLoadNV(o[c], ss, sg * 16u * KT, 16u, false);
+          CM_LOAD_ROW(o[c], ss, sg * 16u * KT, 16u);
           subgroupBarrier();
         }
       }
@@ -211,12 +210,12 @@ void main() {
       subgroupBarrier();
       // O += P V.
       [[unroll]] for (uint j = 0; j < KT / 16u; ++j) {
-        fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> pa;
-        coopMatLoadNV(pa, ps, (sg * 16u) * KT8 + 2u * j, KT8, false);
+        CM_A pa;
+        CM_LOAD_ROW(pa, ps, (sg * 16u) * KT8 + 2u * j, KT8);
         [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
-          fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> vb;
-          coopMatLoadNV(vb, kv, (KT + j * 16u) * LD + 2u * c, LD, false);
-          o[c] = coopMatMulAddNV(pa, vb, o[c]);
+          CM_B vb;
+          CM_LOAD_ROW(vb, kv, (KT + j * 16u) * LD + 2u * c, LD);
+          o[c] = CM_MUL_ADD(pa, vb, o[c]);
         }
       }
     }
@@ -229,7 +228,7 @@ void main() {
 
   // Normalise and write, one 16 x 16 fragment at a time through this subgroup's ss slice.
   [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
-    coopMatStoreNV(o[c], ss, sg * 16u * KT, 16u, false);
+    CM_STORE_ROW(o[c], ss, sg * 16u * KT, 16u);
     subgroupMemoryBarrierShared();
     subgroupBarrier();
     for (uint x = lane; x < 256u; x += 32u) {

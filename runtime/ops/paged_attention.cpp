@@ -11,7 +11,7 @@
 
 #include "runtime/cpu/attention_dims.h"
 #include "runtime/cpu/attention_fast.h"
-#include "runtime/ops/matmul_detail.h"
+#include "runtime/ops/coopmat.h"
 #include "runtime/ops/row_grid.h"
 
 namespace kvz {
@@ -208,31 +208,46 @@ bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAtten
 // each, key tiles of one paged block.
 constexpr uint32_t kAttnCoopmatSubgroups = 8;
 
-bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim) {
+namespace {
+// Whether the tensor-core attention kernels run through `api` for this head_dim (subgroups of 32).
+bool attn_coopmat_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
   constexpr uint64_t kt = kKvBlockTokens, sg = kAttnCoopmatSubgroups;
   const uint64_t shared_bytes = 2 * kt * (head_dim / 8 + 1) * 16  // K and V tiles
                                 + sg * 16 * kt * (4 + 2)          // S (f32) and P (f16)
                                 + sg * 16 * 8 + kt * 4 + 64;      // row and key bookkeeping
-  return detail::nv_coopmat_f16(caps) && caps.subgroup_size == 32 && head_dim % 16 == 0 &&
+  return api != CoopmatApi::kOff && coopmat_subgroup_size(caps, api) == 32 && head_dim % 16 == 0 &&
          head_dim <= 128 && shared_bytes <= caps.shared_memory_bytes &&
-         32 * sg <= caps.max_workgroup_invocations && !detail::coopmat_disabled_by_env();
+         32 * sg <= caps.max_workgroup_invocations;
+}
+// The NV or KHR build of a tensor-core attention kernel, with the subgroup size it requests.
+Kernel attn_coopmat_kernel(const DeviceCaps& caps, CoopmatApi api, ShaderId nv, ShaderId khr,
+                           std::vector<uint32_t> spec) {
+  return {api == CoopmatApi::kKhr ? khr : nv, std::move(spec),
+          coopmat_required_subgroup_size(caps, api)};
+}
+}  // namespace
+
+bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim) {
+  return attn_coopmat_fits(caps, coopmat_api(caps), head_dim);
 }
 
 void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
   const cpu::AttnDims d = cpu::check_paged_attention(a);
   if (d.n_q == 0) return;
   if (rec.is_cpu()) return cpu::paged_attention_fast(a);
-  if (d.n_q * d.group >= kAttnCoopmatMinRows &&
-      paged_attention_coopmat_supported(rec.caps(), d.head_dim)) {
+  const CoopmatApi api = coopmat_api(rec.caps());
+  if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_coopmat_fits(rec.caps(), api, d.head_dim)) {
     constexpr uint32_t kRows = 16 * kAttnCoopmatSubgroups;
     const AttnPush push = attn_push(d, a, 1);
     const uint32_t tiles = div_up(d.n_q * d.group, kRows);
     KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
               d.n_kv_heads);
-    rec.dispatch({ShaderId::kPagedAttentionCoopmat,
-                  {32 * kAttnCoopmatSubgroups, uint32_t(d.head_dim), kAttnCoopmatSubgroups}},
-                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
-                 {tiles, uint32_t(d.n_kv_heads)});
+    rec.dispatch(
+        attn_coopmat_kernel(
+            rec.caps(), api, ShaderId::kPagedAttentionCoopmat, ShaderId::kPagedAttentionCoopmatKhr,
+            {32 * kAttnCoopmatSubgroups, uint32_t(d.head_dim), kAttnCoopmatSubgroups}),
+        {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
+        {tiles, uint32_t(d.n_kv_heads)});
     return;
   }
   if (const auto plan = pick_decode(rec.caps(), d, a.allow_decode_kernel))
@@ -269,7 +284,8 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   } push{uint32_t(d.n_q),        uint32_t(d.n_heads), uint32_t(d.group),
          uint32_t(d.max_blocks), uint32_t(a.n_sink),  uint32_t(a.t0),
          uint32_t(a.t1),         uint32_t(a.s0),      a.scale};
-  if (paged_attention_coopmat_supported(rec.caps(), d.head_dim)) {
+  const CoopmatApi api = coopmat_api(rec.caps());
+  if (attn_coopmat_fits(rec.caps(), api, d.head_dim)) {
     // Tensor cores (shaders/attn_score_coopmat.comp): 8 subgroups x 16 query rows for the
     // log-sum-exp pass, 4 subgroups x 16 chunk rows for the column maxima.
     constexpr uint32_t kLseSubgroups = 8, kMaxSubgroups = 4;
@@ -277,9 +293,13 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
     const uint32_t q_tiles = div_up(d.n_q * d.group, 16 * kLseSubgroups),
                    k_tiles = div_up(a.t1 - a.t0, 16 * kMaxSubgroups);
     KVZ_CHECK(q_tiles <= 65535 && k_tiles <= 65535, "attn_score: grid {} / {}", q_tiles, k_tiles);
-    rec.dispatch({ShaderId::kAttnScoreCoopmatLse, {32 * kLseSubgroups, hd, kLseSubgroups}},
+    rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kAttnScoreCoopmatLse,
+                                     ShaderId::kAttnScoreCoopmatLseKhr,
+                                     {32 * kLseSubgroups, hd, kLseSubgroups}),
                  {a.q, a.k_pool, a.block_table, a.lse}, push, {q_tiles, uint32_t(d.n_kv_heads)});
-    rec.dispatch({ShaderId::kAttnScoreCoopmatMax, {32 * kMaxSubgroups, hd, kMaxSubgroups}},
+    rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kAttnScoreCoopmatMax,
+                                     ShaderId::kAttnScoreCoopmatMaxKhr,
+                                     {32 * kMaxSubgroups, hd, kMaxSubgroups}),
                  {a.q, a.k_pool, a.block_table, a.lse, a.score}, push,
                  {k_tiles, uint32_t(d.n_kv_heads)});
     return;

@@ -35,8 +35,9 @@ struct PagedAttentionArgs {
 void paged_attention(Recorder& rec, const PagedAttentionArgs& args);
 
 // Whether paged_attention runs prefill on tensor cores (shaders/paged_attention_coopmat.comp) on
-// this device for this head_dim: VK_NV_cooperative_matrix f16, subgroups of 32, head_dim a
-// multiple of 16 up to 128, and KVZ_NO_COOPMAT unset. It then does so for calls with at least
+// this device for this head_dim: coopmat_api(caps) not off (runtime/ops/coopmat.h: NV or KHR
+// cooperative matrices, KVZ_COOPMAT / KVZ_NO_COOPMAT), subgroups of 32, head_dim a multiple of 16
+// up to 128. It then does so for calls with at least
 // kAttnCoopmatMinRows query rows per KV head (n_q * group); Q and P are rounded to f16 there.
 // attn_score then always runs on tensor cores (shaders/attn_score_coopmat.comp; Q in f16).
 bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim);

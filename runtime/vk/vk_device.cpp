@@ -79,12 +79,35 @@ VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd)
 
   // VK_NV_cooperative_matrix is enabled above whenever listed; its feature only where probe_caps
   // found it usable (the tensor-core matmul also needs shaderFloat16 and the Vulkan memory model,
-  // which glslang's GL_KHR_memory_scope_semantics selects).
+  // which glslang's GL_KHR_memory_scope_semantics selects). VK_KHR_cooperative_matrix likewise,
+  // with subgroup size control (the KHR kernels may request subgroups of 32,
+  // runtime/ops/coopmat.h); size control stays off on devices without KHR cooperative matrices, so
+  // nothing else changes.
+  void* chain = nullptr;
+  auto link = [&chain](auto& feature) {
+    feature.pNext = chain;
+    chain = &feature;
+  };
   vk::PhysicalDeviceCooperativeMatrixFeaturesNV coopmat_nv;
   if (caps_.coopmat_nv) {
     coopmat_nv.cooperativeMatrix = VK_TRUE;
-    w12.pNext = &coopmat_nv;
+    link(coopmat_nv);
   }
+  CoopMatFeaturesKhr coopmat_khr;
+  if (caps_.coopmat_khr) {
+    coopmat_khr.cooperativeMatrix = VK_TRUE;
+    link(coopmat_khr);
+    enable.push_back(kExtCoopMatKhr);
+  }
+  vk::PhysicalDeviceSubgroupSizeControlFeaturesEXT size_control;
+  if (!caps_.coopmat_khr) caps_.subgroup_size_control = false;
+  if (caps_.subgroup_size_control) {
+    size_control.subgroupSizeControl = VK_TRUE;
+    size_control.computeFullSubgroups = VK_TRUE;
+    link(size_control);
+    enable.push_back(VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
+  }
+  w12.pNext = chain;
 
   float prio = 1.0f;
   vk::DeviceQueueCreateInfo qci({}, queue_family_, 1, &prio);
@@ -314,7 +337,8 @@ void VulkanDevice::download(const BufferView& src, void* dst, size_t bytes) {
 const PipelineEntry& VulkanDevice::pipeline(const Kernel& k, uint32_t n_bindings,
                                             uint32_t push_bytes) {
   std::lock_guard lock(mutex_);
-  std::vector<uint32_t> key = {static_cast<uint32_t>(k.shader), n_bindings, push_bytes};
+  std::vector<uint32_t> key = {static_cast<uint32_t>(k.shader), n_bindings, push_bytes,
+                               k.subgroup_size};
   key.insert(key.end(), k.spec.begin(), k.spec.end());
   auto it = pipelines_.find(key);
   if (it != pipelines_.end()) return *it->second;
@@ -330,6 +354,11 @@ const PipelineEntry& VulkanDevice::pipeline(const Kernel& k, uint32_t n_bindings
   if (push_bytes) lci.setPushConstantRanges(range);
   e->layout = vk::raii::PipelineLayout(device_, lci);
   auto code = spirv(k.shader);
+  if (code.empty())
+    throw DeviceError(
+        fmt::format("shader {} is not in this build (no compiler for it at configure "
+                    "time)",
+                    shader_name(k.shader)));
   vk::raii::ShaderModule module(device_, {{}, code.size_bytes(), code.data()});
   std::vector<vk::SpecializationMapEntry> entries;
   for (uint32_t i = 0; i < k.spec.size(); ++i) entries.emplace_back(i, 4 * i, 4);
@@ -337,6 +366,15 @@ const PipelineEntry& VulkanDevice::pipeline(const Kernel& k, uint32_t n_bindings
                                            static_cast<uint32_t>(k.spec.size()), k.spec.data()));
   vk::PipelineShaderStageCreateInfo stage({}, vk::ShaderStageFlagBits::eCompute, *module, "main",
                                           k.spec.empty() ? nullptr : &spec);
+  vk::PipelineShaderStageRequiredSubgroupSizeCreateInfoEXT subgroup(k.subgroup_size);
+  if (k.subgroup_size) {
+    KVZ_CHECK(caps_.subgroup_size_control && k.subgroup_size >= caps_.subgroup_size_min &&
+                  k.subgroup_size <= caps_.subgroup_size_max,
+              "{}: subgroup size {} not requestable on {}", shader_name(k.shader), k.subgroup_size,
+              caps_.name);
+    stage.flags = vk::PipelineShaderStageCreateFlagBits::eRequireFullSubgroupsEXT;
+    stage.pNext = &subgroup;
+  }
   try {
     e->pipeline = vk::raii::Pipeline(device_, vk_pipeline_cache_,
                                      vk::ComputePipelineCreateInfo({}, stage, *e->layout));

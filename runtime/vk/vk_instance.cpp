@@ -103,8 +103,9 @@ void probe_coopmat(const vk::raii::PhysicalDevice& pd, DeviceCaps& caps) {
       for (auto& p : props) p = {kStructCoopMatPropertiesKhr, nullptr, 0, 0, 0, 0, 0, 0, 0, 0, 0};
       fn(*pd, &n, props.data());
       for (const auto& p : props)
-        caps.coopmat_shapes.push_back(
-            {p.MSize, p.NSize, p.KSize, component_name(p.AType), component_name(p.CType), "KHR"});
+        if (p.scope == kScopeSubgroupKhr && p.BType == p.AType && p.ResultType == p.CType)
+          caps.coopmat_shapes.push_back(
+              {p.MSize, p.NSize, p.KSize, component_name(p.AType), component_name(p.CType), "KHR"});
     }
   }
   if (caps.coopmat_nv) {  // both where both exist: the NV kernels check the NV list
@@ -113,6 +114,36 @@ void probe_coopmat(const vk::raii::PhysicalDevice& pd, DeviceCaps& caps) {
                                      component_name(static_cast<uint32_t>(p.AType)),
                                      component_name(static_cast<uint32_t>(p.CType)), "NV"});
   }
+}
+
+// VK_KHR_cooperative_matrix counts only with its feature on and compute-stage support (the
+// structs are ours: Debian 12's headers predate the extension).
+bool khr_coopmat_usable(const vk::raii::PhysicalDevice& pd) {
+  CoopMatFeaturesKhr feat;
+  VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, &feat, {}};
+  pd.getDispatcher()->vkGetPhysicalDeviceFeatures2(static_cast<VkPhysicalDevice>(*pd), &f2);
+  CoopMatDevicePropertiesKhr props;
+  VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &props, {}};
+  pd.getDispatcher()->vkGetPhysicalDeviceProperties2(static_cast<VkPhysicalDevice>(*pd), &p2);
+  return feat.cooperativeMatrix && (props.cooperativeMatrixSupportedStages &
+                                    static_cast<VkShaderStageFlags>(VK_SHADER_STAGE_COMPUTE_BIT));
+}
+
+// VK_EXT_subgroup_size_control: range of requestable sizes, usable for compute with full
+// subgroups (device creation enables the extension and both features where this holds).
+void probe_subgroup_size_control(const vk::raii::PhysicalDevice& pd, DeviceCaps& c) {
+  auto f = pd.getFeatures2<vk::PhysicalDeviceFeatures2,
+                           vk::PhysicalDeviceSubgroupSizeControlFeaturesEXT>();
+  auto p = pd.getProperties2<vk::PhysicalDeviceProperties2,
+                             vk::PhysicalDeviceSubgroupSizeControlPropertiesEXT>();
+  const auto& ff = f.get<vk::PhysicalDeviceSubgroupSizeControlFeaturesEXT>();
+  const auto& pp = p.get<vk::PhysicalDeviceSubgroupSizeControlPropertiesEXT>();
+  c.subgroup_size_min = pp.minSubgroupSize;
+  c.subgroup_size_max = pp.maxSubgroupSize;
+  c.max_workgroup_subgroups = pp.maxComputeWorkgroupSubgroups;
+  c.subgroup_size_control =
+      ff.subgroupSizeControl && ff.computeFullSubgroups &&
+      static_cast<bool>(pp.requiredSubgroupSizeStages & vk::ShaderStageFlagBits::eCompute);
 }
 
 }  // namespace
@@ -200,7 +231,10 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
     if (n == VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) c.coopmat_nv = true;
     if (n == kExtCoopMat2Nv) c.coopmat2_nv = true;
     if (n == kExtBf16Khr) c.bf16 = true;
+    if (n == VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME) c.subgroup_size_control = true;
   }
+  if (c.subgroup_size_control) probe_subgroup_size_control(pd, c);
+  if (c.coopmat_khr) c.coopmat_khr = khr_coopmat_usable(pd);
   if (p.apiVersion >= VK_API_VERSION_1_3) c.int8_dot = true;  // core in 1.3
   if (c.coopmat_nv) {  // the extension alone is not enough: the feature and compute-stage support
     auto nv = pd.getFeatures2<vk::PhysicalDeviceFeatures2,

@@ -1,7 +1,10 @@
-// The tensor-core matmul (shaders/matmul_coopmat.comp, VK_NV_cooperative_matrix) against a double
-// reference on awkward shapes. Skips on devices without cooperative matrices (lavapipe).
+// The tensor-core matmul (shaders/matmul_coopmat.comp, built for VK_NV_cooperative_matrix and
+// VK_KHR_cooperative_matrix) against a double reference on awkward shapes, through each extension
+// the device (and build) has. Skips on devices without cooperative matrices (lavapipe).
 #include <cmath>
 #include <cstring>
+#include <string>
+#include <tuple>
 
 #include "runtime/cpu/dequant.h"
 #include "runtime/ops/matmul.h"
@@ -96,20 +99,25 @@ void check_shape(Device& gpu, DType t, const Shape& s, bool forced) {
                        << worst_excess << "; max abs error " << max_abs;
 }
 
-class MatmulCoopmatTest : public VkTest, public ::testing::WithParamInterface<DType> {
+class MatmulCoopmatTest : public VkTest,
+                          public ::testing::WithParamInterface<std::tuple<DType, CoopmatApi>> {
  protected:
   void SetUp() override {
     VkTest::SetUp();
     if (IsSkipped()) return;
     const DeviceCaps& c = gpu->caps();
-    if (!detail::coopmat_matmul_supported(c, GetParam())) {
+    const auto [t, api] = GetParam();
+    if (!detail::coopmat_matmul_supported(c, t, api)) {
       std::string shapes;  // what the device offers, to tell a missing shape from a missing feature
       for (const CoopMatShape& s : c.coopmat_shapes)
         shapes += " " + s.ext + ":" + std::to_string(s.m) + "x" + std::to_string(s.n) + "x" +
                   std::to_string(s.k) + "/" + s.a_type + "->" + s.c_type;
-      GTEST_SKIP() << c.name << ": no usable VK_NV_cooperative_matrix 16x16x16 f16->f32 (nv "
-                   << c.coopmat_nv << ", fp16 " << c.fp16 << ", memory model " << c.memory_model
-                   << ", subgroup " << c.subgroup_size << ", shapes:" << shapes << ")";
+      GTEST_SKIP() << c.name << ": no usable " << coopmat_api_name(api)
+                   << " cooperative matrix 16x16x16 f16->f32 (nv " << c.coopmat_nv << ", khr "
+                   << c.coopmat_khr << ", fp16 " << c.fp16 << ", memory model " << c.memory_model
+                   << ", subgroup " << c.subgroup_size << " (control " << c.subgroup_size_control
+                   << "), khr modules built " << !spirv(ShaderId::kMatmulCoopmatF16Khr).empty()
+                   << ", shapes:" << shapes << ")";
     }
   }
 };
@@ -118,7 +126,8 @@ class MatmulCoopmatTest : public VkTest, public ::testing::WithParamInterface<DT
 // left over), k 256 and 4096, with and without bias; m 129 and n 130 leave 1- and 2-wide edges;
 // m 1100 takes the 128 x 128 tiles with a partial last row of tiles.
 TEST_P(MatmulCoopmatTest, MatchesReference) {
-  const DType t = GetParam();
+  const auto [t, api] = GetParam();
+  const detail::ScopedCoopmatApi scope(api);
   for (const Shape& s :
        {Shape{33, 96, 256, true}, Shape{100, 4160, 256, false}, Shape{512, 96, 4096, true},
         Shape{129, 130, 512, false}, Shape{1100, 136, 512, true}})
@@ -129,16 +138,22 @@ TEST_P(MatmulCoopmatTest, MatchesReference) {
 // Below the token threshold the op picks the scalar kernel; forced, the tensor-core one must
 // still handle tiles that are nearly all padding.
 TEST_P(MatmulCoopmatTest, ForcedOnFewTokens) {
-  const DType t = GetParam();
+  const auto [t, api] = GetParam();
+  const detail::ScopedCoopmatApi scope(api);
   for (const Shape& s : {Shape{2, 17, 256, true}, Shape{31, 64, 512, false}})
     check_shape(*gpu, t, s, true);
   if (!is_quantized(t)) check_shape(*gpu, t, {50, 70, 40, true}, true);  // k not a tile multiple
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulCoopmatTest,
-                         ::testing::Values(DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_1,
-                                           DType::kQ4_K, DType::kQ6_K),
-                         [](const auto& p) { return std::string(dtype_name(p.param)); });
+                         ::testing::Combine(::testing::Values(DType::kF16, DType::kBF16,
+                                                              DType::kQ8_0, DType::kQ4_1,
+                                                              DType::kQ4_K, DType::kQ6_K),
+                                            ::testing::Values(CoopmatApi::kNv, CoopmatApi::kKhr)),
+                         [](const auto& p) {
+                           return std::string(dtype_name(std::get<0>(p.param))) + "_" +
+                                  std::string(coopmat_api_name(std::get<1>(p.param)));
+                         });
 
 }  // namespace
 }  // namespace kvz::test

@@ -8,9 +8,11 @@
 #include <cstdlib>
 #include <numeric>
 #include <string>
+#include <tuple>
 
 #include "runtime/cpu/attention_fast.h"
 #include "runtime/cpu/half.h"
+#include "runtime/ops/coopmat.h"
 #include "tests/common/test_device.h"
 
 namespace kvz::test {
@@ -297,6 +299,35 @@ const Case kPrefillCases[] = {
 INSTANTIATE_TEST_SUITE_P(Prefill, PagedAttentionTest, ::testing::ValuesIn(kPrefillCases),
                          case_name);
 
+// The tensor-core kernels through each cooperative-matrix extension (NV and KHR builds of the same
+// sources) whatever the op would pick by itself; skipped where the device or build lacks one.
+const CoopmatApi kCoopmatApis[] = {CoopmatApi::kNv, CoopmatApi::kKhr};
+template <class C>
+std::string api_case_name(const ::testing::TestParamInfo<std::tuple<C, CoopmatApi>>& info) {
+  return std::get<0>(info.param).name + std::string("_") +
+         std::string(coopmat_api_name(std::get<1>(info.param)));
+}
+
+class PagedAttentionCoopmatTest
+    : public VkTest,
+      public ::testing::WithParamInterface<std::tuple<Case, CoopmatApi>> {};
+
+TEST_P(PagedAttentionCoopmatTest, MatchesReference) {
+  const auto& [tc, api] = GetParam();
+  const detail::ScopedCoopmatApi scope(api);
+  if (!runs_coopmat(*gpu, tc))
+    GTEST_SKIP() << gpu->caps().name << ": no " << coopmat_api_name(api)
+                 << " tensor-core prefill for head_dim " << tc.head_dim;
+  const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
+  EXPECT_TRUE(all_close(run_attention(*gpu, tc, p, Path::kOp),
+                        run_attention(*cpu, tc, p, Path::kRef), coopmat_attention_tol(tc)))
+      << coopmat_api_name(api) << " tensor-core prefill kernel";
+}
+INSTANTIATE_TEST_SUITE_P(Prefill, PagedAttentionCoopmatTest,
+                         ::testing::Combine(::testing::ValuesIn(kPrefillCases),
+                                            ::testing::ValuesIn(kCoopmatApis)),
+                         api_case_name<Case>);
+
 // Shapes that stress the fast CPU path's tiling: more query rows than one work item, a group of
 // 3 (SmolLM2), prefill from an empty cache, long decode, a window shorter than the chunk.
 const Case kFastCases[] = {
@@ -450,16 +481,37 @@ class AttnScoreRefTest : public ::testing::TestWithParam<ScoreCase> {};
 
 // Scores are probabilities in [0, 1]; the error of exp(s - lse) is relative, about the absolute
 // error of the f32 logit and log-sum-exp (head_dim-long dots of |q| <= 3, |k| <= 1).
+// The tensor-core kernels round the scaled queries to f16: logits (and lse) move by up to
+// 2^-11 * sum |q k| * scale <= 2^-11 * 3 head_dim * scale each.
+double score_rtol(const ScoreCase& tc, const ScoreProblem& p, bool coopmat) {
+  return coopmat ? 2.0 / 2048 * (3.0 * tc.head_dim * p.scale + 2)
+                 : 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16);
+}
+
 TEST_P(AttnScoreTest, MatchesReference) {
   const ScoreCase& tc = GetParam();
   const ScoreProblem p = make_score_problem(tc);
-  // The tensor-core kernels round the scaled queries to f16: logits (and lse) move by up to
-  // 2^-11 * sum |q k| * scale <= 2^-11 * 3 head_dim * scale each.
   const bool cm = paged_attention_coopmat_supported(gpu->caps(), tc.head_dim);
-  const double rtol = cm ? 2.0 / 2048 * (3.0 * tc.head_dim * p.scale + 2)
-                         : 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16);
-  EXPECT_TRUE(all_close(run_score(*gpu, tc, p), run_score(*cpu, tc, p, Path::kRef), 1e-6, rtol))
+  EXPECT_TRUE(all_close(run_score(*gpu, tc, p), run_score(*cpu, tc, p, Path::kRef), 1e-6,
+                        score_rtol(tc, p, cm)))
       << (cm ? "tensor-core kernels" : "scalar kernels");
+}
+
+// AttnScoreTest's cases through each cooperative-matrix extension (PagedAttentionCoopmatTest).
+class AttnScoreCoopmatTest
+    : public VkTest,
+      public ::testing::WithParamInterface<std::tuple<ScoreCase, CoopmatApi>> {};
+
+TEST_P(AttnScoreCoopmatTest, MatchesReference) {
+  const auto& [tc, api] = GetParam();
+  const detail::ScopedCoopmatApi scope(api);
+  if (!paged_attention_coopmat_supported(gpu->caps(), tc.head_dim))
+    GTEST_SKIP() << gpu->caps().name << ": no " << coopmat_api_name(api)
+                 << " tensor-core scoring for head_dim " << tc.head_dim;
+  const ScoreProblem p = make_score_problem(tc);
+  EXPECT_TRUE(all_close(run_score(*gpu, tc, p), run_score(*cpu, tc, p, Path::kRef), 1e-6,
+                        score_rtol(tc, p, true)))
+      << coopmat_api_name(api) << " tensor-core kernels";
 }
 
 TEST_P(AttnScoreRefTest, MatchesDenseFormula) {
@@ -495,6 +547,14 @@ std::string score_case_name(const ::testing::TestParamInfo<ScoreCase>& param_inf
 INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreTest, ::testing::ValuesIn(kScoreCases), score_case_name);
 INSTANTIATE_TEST_SUITE_P(Tiling, AttnScoreTest, ::testing::ValuesIn(kFastScoreCases),
                          score_case_name);
+INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreCoopmatTest,
+                         ::testing::Combine(::testing::ValuesIn(kScoreCases),
+                                            ::testing::ValuesIn(kCoopmatApis)),
+                         api_case_name<ScoreCase>);
+INSTANTIATE_TEST_SUITE_P(Tiling, AttnScoreCoopmatTest,
+                         ::testing::Combine(::testing::ValuesIn(kFastScoreCases),
+                                            ::testing::ValuesIn(kCoopmatApis)),
+                         api_case_name<ScoreCase>);
 INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreRefTest, ::testing::ValuesIn(kScoreCases),
                          score_case_name);
 INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreFastTest, ::testing::ValuesIn(kScoreCases),

@@ -1,0 +1,98 @@
+// Cooperative-matrix api choice for the tensor-core kernels (runtime/ops): capability checks, the
+// KVZ_COOPMAT / KVZ_NO_COOPMAT switches and the test override.
+#include "runtime/ops/coopmat.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "kvz_shaders.h"
+#include "runtime/error.h"
+
+namespace kvz {
+namespace {
+
+constexpr uint32_t kSubgroup = 32;     // what the attention kernels' lane arithmetic assumes
+constexpr uint32_t kMaxSubgroups = 8;  // per workgroup, in the largest coopmat kernel
+
+std::optional<CoopmatApi>& override_api() {
+  static std::optional<CoopmatApi> api;
+  return api;
+}
+
+// nullopt: no preference (auto).
+std::optional<CoopmatApi> env_api() {
+  static const std::optional<CoopmatApi> api = []() -> std::optional<CoopmatApi> {
+    const char* no = std::getenv("KVZ_NO_COOPMAT");
+    if (no && *no && std::strcmp(no, "0") != 0) return CoopmatApi::kOff;
+    const char* e = std::getenv("KVZ_COOPMAT");
+    if (!e || !*e || std::strcmp(e, "auto") == 0) return std::nullopt;
+    if (std::strcmp(e, "nv") == 0) return CoopmatApi::kNv;
+    if (std::strcmp(e, "khr") == 0) return CoopmatApi::kKhr;
+    if (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0) return CoopmatApi::kOff;
+    throw InputError(std::string("KVZ_COOPMAT=") + e + ": expected auto, nv, khr or off");
+  }();
+  return api;
+}
+
+bool has_f16_shape(const DeviceCaps& caps, const char* ext) {
+  return std::any_of(caps.coopmat_shapes.begin(), caps.coopmat_shapes.end(),
+                     [&](const CoopMatShape& s) {
+                       return s.ext == ext && s.m == 16 && s.n == 16 && s.k == 16 &&
+                              s.a_type == "f16" && s.c_type == "f32";
+                     });
+}
+
+}  // namespace
+
+std::string_view coopmat_api_name(CoopmatApi api) {
+  switch (api) {
+    case CoopmatApi::kNv:
+      return "nv";
+    case CoopmatApi::kKhr:
+      return "khr";
+    default:
+      return "off";
+  }
+}
+
+bool coopmat_api_usable(const DeviceCaps& caps, CoopmatApi api) {
+  if (api == CoopmatApi::kOff) return true;
+  if (!caps.fp16 || !caps.storage16 || !caps.memory_model) return false;
+  if (api == CoopmatApi::kNv) return caps.coopmat_nv && has_f16_shape(caps, "NV");
+  // KHR: modules exist only where the build found a compiler for them (all or none).
+  return caps.coopmat_khr && has_f16_shape(caps, "KHR") && coopmat_subgroup_size(caps, api) != 0 &&
+         !spirv(ShaderId::kPagedAttentionCoopmatKhr).empty();
+}
+
+uint32_t coopmat_required_subgroup_size(const DeviceCaps& caps, CoopmatApi api) {
+  if (api != CoopmatApi::kKhr || caps.subgroup_size == kSubgroup) return 0;
+  const bool can = caps.subgroup_size_control && caps.subgroup_size_min <= kSubgroup &&
+                   kSubgroup <= caps.subgroup_size_max &&
+                   caps.max_workgroup_subgroups >= kMaxSubgroups;
+  return can ? kSubgroup : 0;
+}
+
+uint32_t coopmat_subgroup_size(const DeviceCaps& caps, CoopmatApi api) {
+  if (api == CoopmatApi::kKhr) {
+    if (caps.subgroup_size == kSubgroup) return kSubgroup;
+    return coopmat_required_subgroup_size(caps, api);  // 0: 32 is out of reach
+  }
+  return caps.subgroup_size;
+}
+
+CoopmatApi coopmat_api(const DeviceCaps& caps) {
+  if (const auto& o = override_api()) return coopmat_api_usable(caps, *o) ? *o : CoopmatApi::kOff;
+  if (const auto e = env_api()) return coopmat_api_usable(caps, *e) ? *e : CoopmatApi::kOff;
+  for (CoopmatApi api : {CoopmatApi::kNv, CoopmatApi::kKhr})
+    if (coopmat_api_usable(caps, api)) return api;
+  return CoopmatApi::kOff;
+}
+
+detail::ScopedCoopmatApi::ScopedCoopmatApi(CoopmatApi api) : saved_(override_api()) {
+  override_api() = api;
+}
+detail::ScopedCoopmatApi::~ScopedCoopmatApi() { override_api() = saved_; }
+
+}  // namespace kvz
