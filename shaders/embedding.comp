@@ -1,9 +1,9 @@
 #version 450
 // embedding: y[t, :] = table[ids[t], :] * scale, table rows dequantised from any weight type.
 // Bindings: 0 ids i32 [n_tokens] read | 1 table W_<TYPE> [n_vocab, d] read | 2 y f32 [n_tokens, d] write
-// Push: n_tokens, d, scale, row0, n_rows: the table binding may be a row chunk [row0, row0 + n_rows)
-// of a larger table (bindings within maxStorageBufferRange, one dispatch per chunk); tokens whose
-// id falls outside the chunk are left to the dispatch of their own chunk.
+// Push: n_tokens, d, scale, row0, n_rows: the table binding may be the row chunk
+// [row0, row0 + n_rows) of a larger table (bindings within maxStorageBufferRange, one dispatch per
+// chunk); tokens whose id falls outside the chunk are left to the dispatch of their own chunk.
 // Spec: 0 = workgroup size.
 // Grid: n_tokens x ceil(d / (4 * wg)) x 1 (each thread writes 4 consecutive values).
 #include "common.glsl"

@@ -9,7 +9,8 @@
 // Bindings: 0 x f32 [m, k] read | 1 w W_<TYPE> [n, k] read (ggml blocks along k)
 //           2 bias f32 [col0 + n] read (any buffer when has_bias == 0) | 3 y f32 [m, ldy] write
 // Push: m, n, k, has_bias, col0, ldy (as matmul.comp: w may be a row chunk of a larger weight,
-// writing y columns [col0, col0 + n) of rows ldy wide). Needs k % 8 == 0 (block types: k % 32 == 0, implied by their blocks).
+// writing y columns [col0, col0 + n) of rows ldy wide). Needs k % 8 == 0 (block types:
+// k % 32 == 0, implied by their blocks).
 // Spec: 0 = workgroup size (== subgroup size * SG_M * SG_N), 1 = SG_M, 2 = SG_N (subgroups along
 //       m and n), 3 = FM, 4 = FN (16x16 fragments per subgroup along m and n).
 //       BM = 16 FM SG_M, BN = 16 FN SG_N; 5 = GROUP_M (raster, below).
