@@ -44,7 +44,31 @@ size_t KvCache::block_bytes() const {
   return static_cast<size_t>(kB) * (2u * 2u * static_cast<size_t>(cfg_.head_dim) + 4u);
 }
 
+// Tokens per head that `blocks` pool blocks amount to (rounded up, so that check_capacity() of
+// it needs at least that many blocks).
+int64_t KvCache::tokens_per_head(int64_t blocks) const {
+  return (blocks * kB + cfg_.n_kv_heads - 1) / cfg_.n_kv_heads;
+}
+
+int64_t KvCache::max_pool_blocks() const {
+  const uint64_t range = dev_->caps().max_storage_buffer_range;
+  const uint64_t per_block = static_cast<uint64_t>(kB) * std::max<uint64_t>(2u * cfg_.head_dim, 4u);
+  return static_cast<int64_t>(std::min<uint64_t>(range / per_block, INT32_MAX));
+}
+
+void KvCache::check_capacity(int64_t n_context, int64_t extra) const {
+  const int64_t blocks = cfg_.n_kv_heads * blocks_for(n_context + extra);
+  if (blocks <= max_pool_blocks()) return;
+  const uint64_t bytes = static_cast<uint64_t>(blocks * kB) * 2u * cfg_.head_dim;
+  throw DeviceError(fmt::format(
+      "context {}{} needs a {}-byte KV buffer per layer ({} KV heads x {} x f16), over "
+      "maxStorageBufferRange {} of {}; use a shorter context",
+      n_context, extra ? fmt::format(" (+{} working tokens)", extra) : std::string(), bytes,
+      cfg_.n_kv_heads, cfg_.head_dim, dev_->caps().max_storage_buffer_range, dev_->caps().name));
+}
+
 void KvCache::alloc_pools(Layer& l, int64_t blocks) {
+  if (blocks > max_pool_blocks()) check_capacity(tokens_per_head(blocks));
   const size_t rows = static_cast<size_t>(blocks * kB), hd = static_cast<size_t>(cfg_.head_dim);
   l.k = dev_->alloc(rows * hd * 2);
   l.v = dev_->alloc(rows * hd * 2);
@@ -57,7 +81,10 @@ void KvCache::alloc_pools(Layer& l, int64_t blocks) {
 // Geometric growth (x1.5): each row is copied O(1) times on average over any append sequence.
 void KvCache::grow(Layer& l, int64_t need_free) {
   const int64_t old_cap = l.cap_blocks;
-  const int64_t new_cap = std::max(old_cap + need_free, old_cap + old_cap / 2 + 4);
+  const int64_t max_cap = max_pool_blocks();
+  if (old_cap + need_free > max_cap) check_capacity(tokens_per_head(old_cap + need_free));
+  const int64_t new_cap =
+      std::min(std::max(old_cap + need_free, old_cap + old_cap / 2 + 4), max_cap);
   const int64_t hd = cfg_.head_dim;
   Buffer k = dev_->alloc(static_cast<size_t>(new_cap * kB * hd) * 2);
   Buffer v = dev_->alloc(static_cast<size_t>(new_cap * kB * hd) * 2);
@@ -175,17 +202,25 @@ void KvCache::begin_append(int n_tokens, std::span<const int32_t> positions) {
   for (size_t i = 1; i < positions.size(); ++i)
     KVZ_CHECK(positions[i] > positions[i - 1], "append positions not increasing at {}", i);
   const int64_t H = cfg_.n_kv_heads;
-  pending_ = n_tokens;
-  std::vector<int32_t> slots(slots_offset(cfg_.n_layers) / 4, 0);
+  // New blocks per layer; checked against the binding limit before any layer changes.
+  std::vector<int64_t> needs(static_cast<size_t>(cfg_.n_layers), 0);
   for (int il = 0; il < cfg_.n_layers; ++il) {
-    Layer& l = layers_[il];
-    int64_t need = 0;
+    const Layer& l = layers_[il];
+    int64_t& need = needs[static_cast<size_t>(il)];
     for (const Head& h : l.heads) {
       KVZ_CHECK(h.pos.empty() || h.pos.back() < positions[0],
                 "append at position {} after position {}", positions[0], h.pos.back());
       need += blocks_for(static_cast<int64_t>(h.pos.size()) + n_tokens) -
               static_cast<int64_t>(h.blocks.size());
     }
+    const int64_t in_use = l.cap_blocks - static_cast<int64_t>(l.free.size());
+    if (in_use + need > max_pool_blocks()) check_capacity(tokens_per_head(in_use + need));
+  }
+  pending_ = n_tokens;
+  std::vector<int32_t> slots(slots_offset(cfg_.n_layers) / 4, 0);
+  for (int il = 0; il < cfg_.n_layers; ++il) {
+    Layer& l = layers_[il];
+    const int64_t need = needs[static_cast<size_t>(il)];
     if (need > static_cast<int64_t>(l.free.size()))
       grow(l, need - static_cast<int64_t>(l.free.size()));
     int32_t* layer_slots = slots.data() + slots_offset(il) / 4;
@@ -293,7 +328,8 @@ void KvCache::compact(Recorder& rec, const KeepSet& keep) {
     for (const auto& r : kl) blocks += blocks_for(static_cast<int64_t>(r.size()));
     Layer& nl = fresh[il];
     nl.heads.resize(static_cast<size_t>(H));
-    alloc_pools(nl, blocks + 2 * H);  // spare blocks for the next query without growing
+    // Spare blocks for the next query without growing, where the binding limit leaves room.
+    alloc_pools(nl, std::max(blocks, std::min(blocks + 2 * H, max_pool_blocks())));
     std::vector<int32_t> src, dst;
     for (int64_t ih = 0; ih < H; ++ih) {
       const auto& rows = kl[ih];
@@ -400,7 +436,8 @@ std::unique_ptr<KvCache> KvCache::from_rows(Device& dev, KvCacheConfig cfg,
     Layer& l = c->layers_[il];
     int64_t blocks = 0;
     for (const HeadRows& r : rows[il]) blocks += blocks_for(static_cast<int64_t>(r.pos.size()));
-    c->alloc_pools(l, blocks + 2 * cfg.n_kv_heads);
+    c->alloc_pools(l,
+                   std::max(blocks, std::min(blocks + 2 * cfg.n_kv_heads, c->max_pool_blocks())));
     const size_t cap_rows = static_cast<size_t>(l.cap_blocks * kB);
     std::vector<uint16_t> k(cap_rows * hd), v(cap_rows * hd);
     std::vector<int32_t> pos(cap_rows);

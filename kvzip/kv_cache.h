@@ -56,6 +56,15 @@ class KvCache {
   const KvCacheConfig& config() const { return cfg_; }
   Device& device() const { return *dev_; }
 
+  // Each layer's K and V pool is one storage-buffer binding of the ops, so a layer holds at most
+  // max_pool_blocks() blocks of 32 rows (all heads together): maxStorageBufferRange / (32 x
+  // head_dim x 2 bytes), e.g. 64K tokens of LLaMA-3.1-8B (8 KV heads x 128) on lavapipe's 128 MiB.
+  int64_t max_pool_blocks() const;
+  // Throws DeviceError naming the context, the pool size and the device limit when n_context
+  // tokens (+ extra working rows: a reconstruction or query chunk) on every head would not fit
+  // one layer's pool. Appends past the limit throw the same error (never a validation error).
+  void check_capacity(int64_t n_context, int64_t extra = 0) const;
+
   // Reserves n_tokens new rows at the end of every head of every layer; dst_slots(il) then says
   // where kv_write puts them. `positions` must be strictly increasing and above every position
   // already cached; the host mirror (positions()) records them, kv_write writes them to the pool.
@@ -112,6 +121,7 @@ class KvCache {
     int64_t table_stride = 0;
   };
   void alloc_pools(Layer& l, int64_t blocks);
+  int64_t tokens_per_head(int64_t blocks) const;
   void grow(Layer& l, int64_t need_free);
   void take_blocks(Layer& l, Head& h, int64_t rows);
   void release_rows(Layer& l, Head& h, int64_t n);

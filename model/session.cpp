@@ -77,7 +77,11 @@ void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const in
                     "the model's {}-token context with room for an answer",
                     context.size(), prefix.size(), model_.config().max_context));
   if (total == 0) throw InputError("nothing to prefill: empty context and prefix");
-  cache_ = std::make_unique<KvCache>(model_.device(), kv_cache_config(model_.config()));
+  // Up front: the context plus a reconstruction chunk on top must fit one KV pool binding per
+  // layer (DeviceError naming the limit otherwise), before anything is prefilled.
+  auto cache = std::make_unique<KvCache>(model_.device(), kv_cache_config(model_.config()));
+  cache->check_capacity(total, forward_.max_tokens());
+  cache_ = std::move(cache);
   full_cache_.reset();
   scores_ = {};
   next_pos_ = 0;

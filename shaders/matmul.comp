@@ -2,8 +2,9 @@
 // matmul: y[m, n] = x[m, k] . w[n, k]^T (+ bias[n]); w in any weight type, dequantised while
 // loading shared-memory tiles; each thread accumulates a 4x4 register block in fp32.
 // Bindings: 0 x f32 [m, k] read | 1 w W_<TYPE> [n, k] read (ggml blocks along k)
-//           2 bias f32 [n] read (any buffer when has_bias == 0) | 3 y f32 [m, n] write
-// Push: m, n, k, has_bias.
+//           2 bias f32 [col0 + n] read (any buffer when has_bias == 0) | 3 y f32 [m, ldy] write
+// Push: m, n, k, has_bias, col0, ldy: w may be a row chunk of a larger weight (bindings within
+// maxStorageBufferRange); it writes y columns [col0, col0 + n) of rows ldy wide, bias from col0.
 // Spec: 0 = workgroup size (== BM/4 * BN/4), 1 = BM (x rows per tile), 2 = BN (w rows per tile).
 // Grid: ceil(n / BN) x ceil(m / BM) x 1.
 #include "common.glsl"
@@ -22,6 +23,8 @@ layout(push_constant) uniform Push {
   uint n;
   uint k;
   uint has_bias;
+  uint col0;
+  uint ldy;
 } p;
 
 shared float xs[BK * BM];  // [BK][BM], k-major so the inner loop reads contiguous rows
@@ -70,7 +73,8 @@ void main() {
     if (row >= p.m) continue;
     [[unroll]] for (uint j = 0; j < 4; ++j) {
       uint col = n0 + tx + j * (BN / 4);
-      if (col < p.n) y[row * p.n + col] = acc[i][j] + (p.has_bias != 0 ? bias[col] : 0.0);
+      if (col < p.n)
+        y[row * p.ldy + p.col0 + col] = acc[i][j] + (p.has_bias != 0 ? bias[p.col0 + col] : 0.0);
     }
   }
 }

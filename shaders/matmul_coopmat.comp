@@ -7,8 +7,10 @@
 // so each k step costs one barrier. Global reads are 16 bytes wide (x as vec4, f16/bf16 w as
 // 8 halves).
 // Bindings: 0 x f32 [m, k] read | 1 w W_<TYPE> [n, k] read (ggml blocks along k)
-//           2 bias f32 [n] read (any buffer when has_bias == 0) | 3 y f32 [m, n] write
-// Push: m, n, k, has_bias. Needs k % 8 == 0 (block types: k % 32 == 0, implied by their blocks).
+//           2 bias f32 [col0 + n] read (any buffer when has_bias == 0) | 3 y f32 [m, ldy] write
+// Push: m, n, k, has_bias, col0, ldy (as matmul.comp: w may be a row chunk of a larger weight,
+// writing y columns [col0, col0 + n) of rows ldy wide). Needs k % 8 == 0 (block types:
+// k % 32 == 0, implied by their blocks).
 // Spec: 0 = workgroup size (== subgroup size * SG_M * SG_N), 1 = SG_M, 2 = SG_N (subgroups along
 //       m and n), 3 = FM, 4 = FN (16x16 fragments per subgroup along m and n).
 //       BM = 16 FM SG_M, BN = 16 FN SG_N; 5 = GROUP_M (raster, below).
@@ -46,6 +48,8 @@ layout(push_constant) uniform Push {
   uint n;
   uint k;
   uint has_bias;
+  uint col0;
+  uint ldy;
 } p;
 
 // f16 tiles as uvec4 (8 halves): loads take offsets and strides in array elements.
@@ -114,13 +118,14 @@ void store_shared(uint buf) {
   }
 }
 
-// Writes fragment acc (rows r0.., cols c0.. of y): straight to y when it lies inside, there is no
-// bias and rows of y are 16-byte aligned (n % 4 == 0: both extensions require the stride aligned
-// to min(16 bytes, a row of the fragment)), else through this subgroup's slice of cs with bounds
-// and bias.
+// Writes fragment acc (rows r0.., cols c0.. of this chunk's output columns, at col0 of y): straight
+// to y when it lies inside, there is no bias and rows of y are 16-byte aligned (ldy % 4 == 0 and
+// col0 % 4 == 0: both extensions require the stride aligned to min(16 bytes, a row of the
+// fragment)), else through this subgroup's slice of cs with bounds and bias.
 void store_fragment(CM_ACC acc, uint r0, uint c0) {
-  if (p.has_bias == 0u && (p.n & 3u) == 0u && r0 + TM <= p.m && c0 + TN <= p.n) {
-    CM_STORE_ROW(acc, y, r0 * p.n + c0, p.n);
+  if (p.has_bias == 0u && (p.ldy & 3u) == 0u && (p.col0 & 3u) == 0u && r0 + TM <= p.m &&
+      c0 + TN <= p.n) {
+    CM_STORE_ROW(acc, y, r0 * p.ldy + p.col0 + c0, p.ldy);
     return;
   }
   const uint slot = gl_SubgroupID * TM * TN;
@@ -130,7 +135,7 @@ void store_fragment(CM_ACC acc, uint r0, uint c0) {
   for (uint e = gl_SubgroupInvocationID; e < TM * TN; e += gl_SubgroupSize) {
     const uint row = r0 + e / TN, col = c0 + e % TN;
     if (row < p.m && col < p.n)
-      y[row * p.n + col] = cs[slot + e] + (p.has_bias != 0 ? bias[col] : 0.0);
+      y[row * p.ldy + p.col0 + col] = cs[slot + e] + (p.has_bias != 0 ? bias[p.col0 + col] : 0.0);
   }
   subgroupBarrier();  // the slot is rewritten by the next fragment
 }

@@ -5,9 +5,10 @@
 // Fast loops where the layout allows: f16/bf16 rows read 8 values (16 bytes) at a time when
 // k % 8 == 0; Q4_K gives each block to 8 threads, each decoding its two scales once and 32
 // values from one 16-byte load of quants (blocks are 144 bytes: 16-byte aligned).
-// Bindings: 0 x f32 [k] read | 1 w W_<TYPE> [n, k] read | 2 bias f32 [n] read (any buffer when
-//           has_bias == 0) | 3 y f32 [n] write
-// Push: m (== 1), n, k, has_bias.
+// Bindings: 0 x f32 [k] read | 1 w W_<TYPE> [n, k] read | 2 bias f32 [col0 + n] read (any buffer
+//           when has_bias == 0) | 3 y f32 [col0 + n] write
+// Push: m (== 1), n, k, has_bias, col0 (w may be a row chunk of a larger weight: it writes
+//       y[col0, col0 + n)), ldy (unused).
 // Spec: 0 = workgroup size (power of two; a multiple of the subgroup size with USE_SUBGROUP),
 //       1 = NR rows per workgroup, 2 = Q4K_MAP (Q4_K thread mapping, see below).
 // Grid: gx x gy x 1 with gx * gy >= ceil(n / NR) (row group = wg.y * gx + wg.x; gx <= 65535).
@@ -37,6 +38,8 @@ layout(push_constant) uniform Push {
   uint n;
   uint k;
   uint has_bias;
+  uint col0;
+  uint ldy;
 } p;
 
 #if defined(USE_SUBGROUP)
@@ -167,7 +170,7 @@ void main() {
     float s = 0.0;
     for (uint i = 0; i < n_sub; ++i) s += partial[tid * 32 + i];
     uint row = row0 + tid;
-    if (row < p.n) y[row] = s + (p.has_bias != 0 ? bias[row] : 0.0);
+    if (row < p.n) y[p.col0 + row] = s + (p.has_bias != 0 ? bias[p.col0 + row] : 0.0);
   }
 #else
   [[unroll]] for (uint r = 0; r < NR; ++r) partial[r * wg + tid] = acc[r];
@@ -179,7 +182,8 @@ void main() {
   }
   if (tid < NR) {
     uint row = row0 + tid;
-    if (row < p.n) y[row] = partial[tid * wg] + (p.has_bias != 0 ? bias[row] : 0.0);
+    if (row < p.n)
+      y[p.col0 + row] = partial[tid * wg] + (p.has_bias != 0 ? bias[p.col0 + row] : 0.0);
   }
 #endif
 }

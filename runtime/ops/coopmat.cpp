@@ -85,7 +85,7 @@ uint32_t coopmat_subgroup_size(const DeviceCaps& caps, CoopmatApi api) {
 CoopmatApi coopmat_api(const DeviceCaps& caps) {
   if (const auto& o = override_api()) return coopmat_api_usable(caps, *o) ? *o : CoopmatApi::kOff;
   if (const auto e = env_api()) return coopmat_api_usable(caps, *e) ? *e : CoopmatApi::kOff;
-  for (CoopmatApi api : {CoopmatApi::kNv, CoopmatApi::kKhr})
+  for (CoopmatApi api : {CoopmatApi::kKhr, CoopmatApi::kNv})
     if (coopmat_api_usable(caps, api)) return api;
   return CoopmatApi::kOff;
 }

@@ -23,7 +23,8 @@ bool coopmat_api_usable(const DeviceCaps& caps, CoopmatApi api);
 
 // The api the ops use: a detail::ScopedCoopmatApi override if one is active; else the environment,
 // KVZ_COOPMAT=nv|khr|off (an api the device cannot run means off) or KVZ_NO_COOPMAT=1 (off);
-// else NV where usable, then KHR, then off. The environment is read once.
+// else KHR where usable (on the H200 the same kernels built for KHR ran 10-15% faster than for NV:
+// bench/RESULTS.md), then NV, then off. The environment is read once.
 CoopmatApi coopmat_api(const DeviceCaps& caps);
 
 // Subgroup size the pipelines of `api` request (Kernel::subgroup_size), 0 where the device's

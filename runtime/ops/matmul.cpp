@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <vector>
 
 #include "runtime/cpu/matmul_cpu.h"
+#include "runtime/ops/binding_chunks.h"
 #include "runtime/ops/matmul_detail.h"
 
 namespace kvz {
@@ -75,10 +77,12 @@ void check_gpu_weight(const Recorder& rec, DType t, const char* op) {
                                   op, dtype_name(t), rec.caps().name));
 }
 
+// n: rows of the bound weight chunk; col0: its first row in the whole weight (= first y column
+// written); ldy: y row stride (the whole weight's rows).
 struct MatmulPush {
-  uint32_t m, n, k, has_bias;
+  uint32_t m, n, k, has_bias, col0, ldy;
 };
-static_assert(sizeof(MatmulPush) == 16);
+static_assert(sizeof(MatmulPush) == 24);
 
 // Tiled GEMM for m > 1: 64x64 output tile per workgroup of 256 threads (4x4 per thread).
 Kernel pick_matmul(const Recorder&, DType t) {
@@ -128,6 +132,38 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
   return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg, opt.matvec_variant}};
 }
 
+// One dispatch of y[:, col0 .. col0 + n_c) = x . w_c^T (+ bias) for the row chunk w_c of the
+// weight starting at row col0 (the whole weight when it fits one binding).
+void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
+                  const detail::MatmulOptions& opt) {
+  const DType wt = a.w.dtype();
+  const int64_t m = a.x.rows(), k = a.x.cols(), n = c.t.dim(0);
+  MatmulPush push{uint32_t(m),      uint32_t(n),         uint32_t(k), cpu::has_bias(a) ? 1u : 0u,
+                  uint32_t(c.row0), uint32_t(a.y.cols())};
+  const Tensor& bias = cpu::has_bias(a) ? a.bias : a.x;  // bound but unread without bias
+  if (m == 1) {
+    uint32_t nr = 0;
+    Kernel kern = pick_matvec(rec, wt, opt, nr);
+    const uint32_t groups = div_up(n, nr), gx = std::min<uint32_t>(groups, 32768);
+    rec.dispatch(kern, {a.x, c.t, bias, a.y}, push, {gx, div_up(groups, gx)});
+    return;
+  }
+  const CoopmatApi api = coopmat_api(rec.caps());
+  const bool coopmat = opt.allow_coopmat && k % 8 == 0 &&
+                       detail::coopmat_matmul_supported(rec.caps(), wt, api) &&
+                       (opt.force_coopmat || m >= detail::kCoopmatMinTokens);
+  if (coopmat) {
+    uint32_t bm = 0, bn = 0;
+    Kernel kern = pick_matmul_coopmat(rec, api, wt, m, opt.coopmat_group_m, bm, bn);
+    const uint32_t tiles = div_up(n, bn) * div_up(m, bm), gx = std::min<uint32_t>(tiles, 32768);
+    rec.dispatch(kern, {a.x, c.t, bias, a.y}, push, {gx, div_up(tiles, gx)});
+    return;
+  }
+  Kernel kern = pick_matmul(rec, wt);
+  rec.dispatch(kern, {a.x, c.t, bias, a.y}, push,
+               {div_up(n, kern.spec[2]), div_up(m, kern.spec[1])});
+}
+
 }  // namespace
 
 bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatApi api) {
@@ -156,29 +192,8 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
   if (m == 0 || n == 0) return;
   if (rec.is_cpu()) return cpu::matmul_fast(a);
   check_gpu_weight(rec, wt, "matmul");
-  MatmulPush push{uint32_t(m), uint32_t(n), uint32_t(k), cpu::has_bias(a) ? 1u : 0u};
-  const Tensor& bias = cpu::has_bias(a) ? a.bias : a.x;  // bound but unread without bias
-  if (m == 1) {
-    uint32_t nr = 0;
-    Kernel kern = pick_matvec(rec, wt, opt, nr);
-    const uint32_t groups = div_up(n, nr), gx = std::min<uint32_t>(groups, 32768);
-    rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {gx, div_up(groups, gx)});
-    return;
-  }
-  const CoopmatApi api = coopmat_api(rec.caps());
-  const bool coopmat = opt.allow_coopmat && k % 8 == 0 &&
-                       detail::coopmat_matmul_supported(rec.caps(), wt, api) &&
-                       (opt.force_coopmat || m >= detail::kCoopmatMinTokens);
-  if (coopmat) {
-    uint32_t bm = 0, bn = 0;
-    Kernel kern = pick_matmul_coopmat(rec, api, wt, m, opt.coopmat_group_m, bm, bn);
-    const uint32_t tiles = div_up(n, bn) * div_up(m, bm), gx = std::min<uint32_t>(tiles, 32768);
-    rec.dispatch(kern, {a.x, a.w, bias, a.y}, push, {gx, div_up(tiles, gx)});
-    return;
-  }
-  Kernel kern = pick_matmul(rec, wt);
-  rec.dispatch(kern, {a.x, a.w, bias, a.y}, push,
-               {div_up(n, kern.spec[2]), div_up(m, kern.spec[1])});
+  // A weight above maxStorageBufferRange is bound as row chunks; each writes its y columns.
+  for (const RowChunk& c : binding_chunks(a.w, rec.caps())) matmul_chunk(rec, a, c, opt);
 }
 
 void embedding(Recorder& rec, const EmbeddingArgs& a) {
@@ -197,9 +212,18 @@ void embedding(Recorder& rec, const EmbeddingArgs& a) {
   struct Push {
     uint32_t n_tokens, d;
     float scale;
-  } push{uint32_t(n), uint32_t(d), a.scale};
-  rec.dispatch({variant(kEmbedding, wt), {kWg}}, {a.ids, a.table, a.y}, push,
-               {uint32_t(n), div_up(d, 4 * kWg)});
+    uint32_t row0, n_rows;
+  };
+  // A table above maxStorageBufferRange is bound as row chunks, one dispatch each; a dispatch
+  // writes only the tokens whose id lies in its chunk, so the chunks write disjoint rows of y.
+  const std::vector<RowChunk> chunks = binding_chunks(a.table, rec.caps());
+  std::optional<Recorder::Concurrent> group;
+  if (chunks.size() > 1) group.emplace(rec);
+  for (const RowChunk& c : chunks) {
+    const Push push{uint32_t(n), uint32_t(d), a.scale, uint32_t(c.row0), uint32_t(c.t.dim(0))};
+    rec.dispatch({variant(kEmbedding, wt), {kWg}}, {a.ids, c.t, a.y}, push,
+                 {uint32_t(n), div_up(d, 4 * kWg)});
+  }
 }
 
 }  // namespace kvz

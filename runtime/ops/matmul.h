@@ -8,7 +8,8 @@ namespace kvz {
 // y[m, n] = x[m, k] . w[n, k]^T (+ bias[n]).
 // w: [n, k] in any DType (GGUF layout: row = one output feature, k innermost, quantised blocks
 // along k); x: [m, k] f32; y: [m, n] f32; bias: optional [n] f32 (a default Tensor, !defined(), =
-// none). m == 1 is the decode matvec (its own variant).
+// none). m == 1 is the decode matvec (its own variant). A w above the device's
+// maxStorageBufferRange is bound as row chunks, one dispatch each (runtime/ops/binding_chunks.h).
 struct MatmulArgs {
   Tensor x, w, y;
   Tensor bias;
@@ -16,6 +17,7 @@ struct MatmulArgs {
 void matmul(Recorder& rec, const MatmulArgs& args);
 
 // y[t, :] = table[ids[t], :] * scale. table: [n_vocab, d] any DType; ids: [n] i32; y: [n, d] f32.
+// A table above maxStorageBufferRange is bound as row chunks, one dispatch each.
 struct EmbeddingArgs {
   Tensor table, ids, y;
   float scale = 1.0f;

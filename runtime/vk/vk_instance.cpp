@@ -1,4 +1,5 @@
 // Vulkan instance, validation messenger and capability probe (runtime/vk).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -204,6 +205,15 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
   c.max_workgroup_invocations = p.limits.maxComputeWorkGroupInvocations;
   for (int i = 0; i < 3; ++i) c.max_workgroup_count[i] = p.limits.maxComputeWorkGroupCount[i];
   c.max_storage_buffer_range = p.limits.maxStorageBufferRange;
+  // KVZ_MAX_STORAGE_BUFFER_RANGE=bytes lowers (never raises) the limit, so that tests on any
+  // device exercise the row-chunked bindings of weights above it (runtime/ops/binding_chunks.h).
+  if (const char* e = std::getenv("KVZ_MAX_STORAGE_BUFFER_RANGE"); e && *e) {
+    char* end = nullptr;
+    const unsigned long long v = std::strtoull(e, &end, 10);
+    if (*end != '\0' || v == 0)
+      throw DeviceError(fmt::format("KVZ_MAX_STORAGE_BUFFER_RANGE={} is not a byte count", e));
+    c.max_storage_buffer_range = std::min<uint64_t>(c.max_storage_buffer_range, v);
+  }
   c.storage_offset_alignment = static_cast<uint32_t>(p.limits.minStorageBufferOffsetAlignment);
   c.timestamp_period_ns = p.limits.timestampPeriod;
   auto maint3 =

@@ -2,7 +2,11 @@
 #include "tests/common/test_device.h"
 
 #include <cmath>
+#include <cstdlib>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 
 namespace kvz::test {
 
@@ -20,6 +24,31 @@ Device* vk_device() {
     return d.release();
   }();
   return dev;
+}
+
+Device* vk_device_with_range(uint64_t range_bytes) {
+  // Never destroyed, like vk_device().
+  static std::map<uint64_t, Device*> devices;
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  if (!vk_device()) return nullptr;
+  auto it = devices.find(range_bytes);
+  if (it != devices.end()) return it->second;
+  const char* old = std::getenv("KVZ_MAX_STORAGE_BUFFER_RANGE");
+  const std::string saved = old ? old : "";
+  setenv("KVZ_MAX_STORAGE_BUFFER_RANGE", std::to_string(range_bytes).c_str(), 1);
+  std::unique_ptr<Device> d;
+  try {
+    d = open_device();
+  } catch (const Error& e) {
+    ADD_FAILURE() << "opening the range-limited Vulkan device failed: " << e.what();
+  }
+  if (old)
+    setenv("KVZ_MAX_STORAGE_BUFFER_RANGE", saved.c_str(), 1);
+  else
+    unsetenv("KVZ_MAX_STORAGE_BUFFER_RANGE");
+  if (d && d->kind() != BackendKind::kVulkan) d.reset();
+  return devices[range_bytes] = d.release();
 }
 
 Device* backend_device(bool vulkan) { return vulkan ? vk_device() : &cpu_device(); }

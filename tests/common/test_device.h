@@ -18,6 +18,10 @@ namespace kvz::test {
 // The Vulkan device under test (KVZIP_DEVICE selects; default = best Vulkan device, lavapipe in
 // CI), opened once; nullptr when no Vulkan device exists.
 Device* vk_device();
+// The Vulkan test device opened a second time with maxStorageBufferRange lowered to
+// `range_bytes` (KVZ_MAX_STORAGE_BUFFER_RANGE), so that ops split tensors above it into several
+// bindings; one device per distinct range, opened once. nullptr when no Vulkan device exists.
+Device* vk_device_with_range(uint64_t range_bytes);
 // The Vulkan test device (nullptr when there is none) or the CPU backend: for suites
 // parameterised over both backends.
 Device* backend_device(bool vulkan);

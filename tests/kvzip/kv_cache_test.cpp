@@ -245,6 +245,44 @@ TEST_P(DeviceTest, ReserveAvoidsGrowth) {
   EXPECT_GT(g.bytes_allocated(), g_before);
 }
 
+// Each layer's K/V pool is one storage-buffer binding. With maxStorageBufferRange lowered to
+// 64 KiB (512-byte blocks: 128 blocks, 1024 tokens on each of the 4 heads) an append past the
+// limit throws DeviceError before changing any layer, and appends up to it still work.
+TEST(KvCacheLimitTest, AppendPastBindingLimitThrowsAndLeavesCacheIntact) {
+  Device* dev = vk_device_with_range(64 << 10);
+  if (!dev) GTEST_SKIP() << "no Vulkan device";
+  const uint64_t validation_before = dev->validation_messages();
+  KvCache c(*dev, config());
+  EXPECT_EQ(c.max_pool_blocks(), 128);
+  for (int i = 0; i < 10; ++i) append_tokens(*dev, c, i * 100, 100);
+  EXPECT_THROW(append_tokens(*dev, c, 1000, 100), DeviceError);
+  expect_matches(*dev, c, dense_model(1000));
+  append_tokens(*dev, c, 1000, 24);  // exactly the limit
+  expect_matches(*dev, c, dense_model(1024));
+  EXPECT_THROW(append_tokens(*dev, c, 1024, 1), DeviceError);
+  EXPECT_EQ(dev->validation_messages(), validation_before);
+}
+
+// LLaMA-3.1-8B shapes (8 KV heads x 128, f16) under lavapipe's 128 MiB: 64K tokens fit one
+// layer's pool exactly, a 128K context is refused up front with the cause in the message.
+TEST(KvCacheLimitTest, LongContextRefusedUpFrontNamingTheLimit) {
+  Device* dev = vk_device_with_range(128 << 20);
+  if (!dev) GTEST_SKIP() << "no Vulkan device";
+  KvCache c(*dev, {1, 8, 128, {}});
+  EXPECT_NO_THROW(c.check_capacity(65536));
+  EXPECT_THROW(c.check_capacity(65536, 1), DeviceError);
+  try {
+    c.check_capacity(131072);
+    ADD_FAILURE() << "a 128K context should not fit";
+  } catch (const DeviceError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("context 131072 needs a 268435456-byte KV buffer"), std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("over maxStorageBufferRange 134217728"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("use a shorter context"), std::string::npos) << msg;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, DeviceTest, ::testing::Values("cpu", "vulkan"),
                          [](const auto& p) { return p.param; });
 

@@ -8,6 +8,7 @@
 
 #include "runtime/cpu/dequant.h"
 #include "runtime/cpu/matmul_cpu.h"
+#include "runtime/ops/binding_chunks.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/matmul_detail.h"
 #include "tests/common/test_device.h"
@@ -130,19 +131,22 @@ struct MatmulCase {
     w = random_weights(t, s.n, s.k, rng);
     if (s.bias) bias = rng.uniform_vec(size_t(s.n));
   }
-  std::vector<float> run(Device& dev, bool reference, bool allow_subgroup = true) const {
+  std::vector<float> run(Device& dev, bool reference, bool allow_subgroup = true,
+                         size_t* n_chunks = nullptr) const {
     detail::MatmulOptions opt;
     opt.allow_subgroup = allow_subgroup;
     opt.allow_coopmat = false;  // the f32-tolerance scalar kernels (matmul_coopmat_test: f16 one)
-    return run_with(dev, reference, opt);
+    return run_with(dev, reference, opt, n_chunks);
   }
-  std::vector<float> run_with(Device& dev, bool reference, const detail::MatmulOptions& opt) const {
+  std::vector<float> run_with(Device& dev, bool reference, const detail::MatmulOptions& opt,
+                              size_t* n_chunks = nullptr) const {
     std::vector<Buffer> keep;
     MatmulArgs a;
     a.x = upload_f32(dev, keep, {s.m, s.k}, x);
     a.w = upload(dev, keep, t, {s.n, s.k}, w.data());
     a.y = alloc_tensor(dev, keep, DType::kF32, {s.m, s.n});
     if (s.bias) a.bias = upload_f32(dev, keep, {s.n}, bias);
+    if (n_chunks) *n_chunks = binding_chunks(a.w, dev.caps()).size();
     if (reference) {
       cpu::matmul_ref(a);
     } else {
@@ -225,6 +229,112 @@ TEST_P(MatmulTest, MatvecShapesMatchReference) {
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTest, ::testing::ValuesIn(kWeightTypes),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });
+
+// Weights above maxStorageBufferRange: bound as row chunks, one dispatch per chunk. A device whose
+// range is lowered to 64 KiB (KVZ_MAX_STORAGE_BUFFER_RANGE) splits weights of a few hundred rows,
+// while x, y and bias stay within one binding. Row counts: about 3.5 ranges (a partial last
+// chunk) and two whole chunks plus one row.
+constexpr uint64_t kSplitRange = 64 << 10;
+
+class MatmulSplitTest : public VkTest, public ::testing::WithParamInterface<DType> {
+ protected:
+  void SetUp() override {
+    VkTest::SetUp();
+    if (!IsSkipped()) split = vk_device_with_range(kSplitRange);
+  }
+  // Rows of one chunk on the limited device for [*, k] weights of type t.
+  int64_t chunk_rows(DType t, int64_t k) const {
+    const int64_t big = int64_t(4 * kSplitRange / row_bytes(t, k));
+    Tensor probe(BufferView{1, 0, SIZE_MAX, nullptr}, t, {big, k});
+    return binding_chunks(probe, split->caps()).front().t.dim(0);
+  }
+  Device* split = nullptr;
+};
+
+TEST_P(MatmulSplitTest, ChunkedWeightsMatchReference) {
+  const DType t = GetParam();
+  const int64_t k = 512, rows = chunk_rows(t, k);
+  const int64_t n_big = int64_t(7 * kSplitRange / 2 / row_bytes(t, k)) + 7;
+  for (int64_t n : {n_big, 2 * rows + 1})
+    for (Shape s : {Shape{1, n, k, false}, Shape{1, n, k, true}, Shape{2, n, k, false},
+                    Shape{17, n, k, true}}) {
+      MatmulCase c(t, s, uint64_t(s.m * 7919 + s.n));
+      auto ref = c.run(*cpu, true);
+      size_t n_chunks = 0;
+      auto got = c.run(*split, false, true, &n_chunks);
+      EXPECT_GE(n_chunks, 2u) << "n " << n << ": the weight should not fit one binding";
+      EXPECT_TRUE(all_close(got, ref, c.tolerance()))
+          << n_chunks << " chunks, m " << s.m << " n " << s.n << " k " << s.k << " bias " << s.bias;
+      if (s.m == 1) {
+        EXPECT_TRUE(all_close(c.run(*split, false, false), ref, c.tolerance()))
+            << "no-subgroup matvec, " << n_chunks << " chunks, n " << s.n;
+      }
+    }
+}
+
+TEST_P(MatmulSplitTest, ChunkedTableEmbeddingMatchesReference) {
+  const DType t = GetParam();
+  const int64_t d = 512, rows = chunk_rows(t, d);
+  const int64_t n_vocab = int64_t(7 * kSplitRange / 2 / row_bytes(t, d)) + 3;
+  Rng rng(29);
+  auto table = random_weights(t, n_vocab, d, rng);
+  // First and last rows, both sides of every chunk boundary, repeats, unsorted.
+  std::vector<int32_t> ids = {0, int32_t(n_vocab - 1), int32_t(rows - 1), int32_t(rows), 5, 5};
+  for (int64_t r = 2 * rows; r < n_vocab; r += rows) {
+    ids.push_back(int32_t(r));
+    ids.push_back(int32_t(r - 1));
+  }
+  const auto n = int64_t(ids.size());
+  auto run = [&](Device& dev) {
+    std::vector<Buffer> keep;
+    EmbeddingArgs a;
+    a.table = upload(dev, keep, t, {n_vocab, d}, table.data());
+    a.ids = upload(dev, keep, DType::kI32, {n}, ids.data());
+    a.y = alloc_tensor(dev, keep, DType::kF32, {n, d});
+    a.scale = 0.5f;
+    EXPECT_GE(binding_chunks(a.table, dev.caps()).size(),
+              dev.kind() == BackendKind::kCpu ? 1u : 3u);
+    Recorder rec(dev);
+    embedding(rec, a);
+    rec.finish();
+    return download_f32(dev, a.y);
+  };
+  EXPECT_TRUE(all_close(run(*split), run(*cpu), 6.2e-5, 1e-6));
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, MatmulSplitTest, ::testing::ValuesIn(kWeightTypes),
+                         [](const auto& p) { return std::string(dtype_name(p.param)); });
+
+// binding_chunks() itself: exact cover in order, aligned offsets, within the range.
+TEST(BindingChunksTest, CoverAlignedWithinRange) {
+  DeviceCaps caps;
+  caps.name = "fake";
+  caps.storage_offset_alignment = 64;
+  for (DType t : {DType::kF32, DType::kF16, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K})
+    for (int64_t k : {256, 512, 2816})
+      for (int64_t n : {1, 15, 16, 17, 1000, 4099})
+        for (uint64_t range : {uint64_t(1) << 16, uint64_t(100000), uint64_t(1) << 20}) {
+          caps.max_storage_buffer_range = range;
+          Tensor w(BufferView{1, 256, SIZE_MAX, nullptr}, t, {n, k});
+          const uint64_t rb = row_bytes(t, k);
+          if (rb * 16 * 64 > range) continue;  // may not fit one aligned step of rows
+          auto chunks = binding_chunks(w, caps);
+          int64_t next = 0;
+          for (const RowChunk& c : chunks) {
+            EXPECT_EQ(c.row0, next);
+            EXPECT_LE(c.t.nbytes(), range);
+            EXPECT_EQ(c.t.mem().offset_bytes, 256 + rb * uint64_t(c.row0));
+            EXPECT_EQ(c.t.mem().offset_bytes % 64, 0u) << dtype_name(t) << " k " << k;
+            EXPECT_EQ(c.row0 % 16, 0);
+            next += c.t.dim(0);
+          }
+          EXPECT_EQ(next, n);
+          EXPECT_EQ(chunks.size() == 1, w.nbytes() <= range);
+        }
+  caps.max_storage_buffer_range = 1000;  // not even 16 rows of 2 KiB
+  Tensor wide(BufferView{1, 0, SIZE_MAX, nullptr}, DType::kF32, {64, 512});
+  EXPECT_THROW(binding_chunks(wide, caps), DeviceError);
+}
 
 // The CPU backend's fast path against the scalar reference: Eigen panels (m >= 8) and the fused
 // row path (m < 8, decode), n not a multiple of either's row group, enough work for threads.
