@@ -45,6 +45,9 @@ std::unique_ptr<Instance> create_instance() {
       layers.push_back("VK_LAYER_KHRONOS_validation");
       exts.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
       inst->validation = true;
+      for (const auto& l : inst->context.enumerateInstanceLayerProperties())
+        if (std::strcmp(l.layerName, "VK_LAYER_KHRONOS_validation") == 0)
+          inst->validation_layer_version = l.specVersion;
     } else {
       std::fprintf(stderr,
                    "kvzip: KVZ_VALIDATION set but VK_LAYER_KHRONOS_validation is missing\n");
@@ -244,6 +247,20 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
     if (n == VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME) c.subgroup_size_control = true;
   }
   if (c.subgroup_size_control) probe_subgroup_size_control(pd, c);
+  // A validation layer older than VK_KHR_cooperative_matrix (Vulkan 1.3.255; Debian 12 ships
+  // 1.3.239) reports its structures and SPIR-V as errors: under such a layer the KHR path is off
+  // (the NV one, where present, still runs and is validated).
+  constexpr uint32_t kCoopMatKhrHeader = VK_MAKE_API_VERSION(0, 1, 3, 255);
+  if (c.coopmat_khr && instance().validation &&
+      instance().validation_layer_version < kCoopMatKhrHeader) {
+    static const bool noted = [] {
+      std::fprintf(stderr,
+                   "kvzip: VK_KHR_cooperative_matrix left off: the validation layer predates it\n");
+      return true;
+    }();
+    (void)noted;
+    c.coopmat_khr = false;
+  }
   if (c.coopmat_khr) c.coopmat_khr = khr_coopmat_usable(pd);
   if (p.apiVersion >= VK_API_VERSION_1_3) c.int8_dot = true;  // core in 1.3
   if (c.coopmat_nv) {  // the extension alone is not enough: the feature and compute-stage support
