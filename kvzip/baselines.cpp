@@ -181,16 +181,18 @@ Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_pre
 }
 
 std::vector<std::string> known_methods() {
-  return {"kvzip", "snapkv", "pyramidkv",         "tova", "h2o", "streaming",
-          "knorm", "random", "expected_attention"};
+  return {"kvzip", "kvzip_head", "snapkv", "pyramidkv", "tova",
+          "h2o",   "streaming",  "knorm",  "random",    "expected_attention"};
 }
 
 MethodInfo method_info(std::string_view name) {
   // Budgets: KVzip's global threshold for KVzip and for H2O (both raw attention probabilities,
   // comparable across heads); a per-head budget where the method defines one (SnapKV as the
   // brief specifies, TOVA, StreamingLLM, Knorm, Random, Expected Attention as in kvpress'
-  // ScorerPress); PyramidKV's layer budgets over SnapKV's scores.
+  // ScorerPress); PyramidKV's layer budgets over SnapKV's scores; whole heads for KVzip's
+  // head-level variant (its head scores come from elsewhere, no per-sample scoring).
   if (name == "kvzip") return {"kvzip", Budget::kGlobal, false, true};
+  if (name == "kvzip_head") return {"kvzip_head", Budget::kHead, false, false};
   if (name == "snapkv") return {"snapkv", Budget::kPerHead, true, false};
   if (name == "pyramidkv") return {"pyramidkv", Budget::kPyramid, true, false};
   if (name == "expected_attention")

@@ -17,9 +17,10 @@ namespace kvz {
 
 // How a method's scores become a kept set: one global threshold over every layer and head
 // (KVzip's non-uniform budgets, prune_pair), the same count in every head (prune_pair_uniform),
-// or PyramidKV's linearly decreasing layer budgets, the same count in every head of a layer
-// (pyramid_budgets + prune_layer_budgets).
-enum class Budget { kGlobal, kPerHead, kPyramid };
+// PyramidKV's linearly decreasing layer budgets, the same count in every head of a layer
+// (pyramid_budgets + prune_layer_budgets), or whole heads by context-independent head scores
+// (prune_head, ALGORITHMS.md 2.6).
+enum class Budget { kGlobal, kPerHead, kPyramid, kHead };
 
 // What a query-aware scorer sees of one layer while the observation window (the first query's
 // tokens, appended after the context) runs through the model.
@@ -79,9 +80,10 @@ Scores tova_scores(const std::vector<ObservedLayer>& layers, int64_t n_prefix, i
 Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_prefix, int64_t n_ctx,
                          float scale);
 
-// The evaluation's method names: kvzip, snapkv, pyramidkv, tova, h2o, streaming, knorm, random,
-// expected_attention. pyramidkv = snapkv's scores under pyramid budgets; expected_attention is
-// in kvzip/expected_attention.h.
+// The evaluation's method names: kvzip, kvzip_head, snapkv, pyramidkv, tova, h2o, streaming,
+// knorm, random, expected_attention. pyramidkv = snapkv's scores under pyramid budgets;
+// kvzip_head = KVzip's head-level variant (per-model head scores, no per-sample scoring);
+// expected_attention is in kvzip/expected_attention.h.
 struct MethodInfo {
   std::string name;
   Budget budget = Budget::kGlobal;

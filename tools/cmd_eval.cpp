@@ -1,7 +1,8 @@
 // `kvzip eval`: accuracy against kept ratio for KVzip and the baselines in the query-agnostic
 // multi-query protocol (ALGORITHMS.md 5.1): per sample one prefill, one KVzip scoring pass and
 // one observation of the first query (query-aware baselines), then every (method, ratio) pruned
-// from the retained full cache and every query answered from it (tools/).
+// from the retained full cache and every query answered from it (tools/). kvzip_head (--level
+// head) prunes whole heads by per-model head scores computed once (ALGORITHMS.md 2.6).
 #include <fmt/format.h>
 
 #include <chrono>
@@ -124,6 +125,7 @@ struct SampleRun {
   int64_t cells_total;
   const std::vector<std::string>& kvzap_methods;
   const KvzapEval* kvzap;
+  const HeadScores* head_scores;  // kvzip_head's
 };
 
 EvalRow answer_all(Session& s, const SampleRun& r, const std::string& method, double ratio,
@@ -195,7 +197,7 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
   std::vector<ObservedLayer> obs;
   std::map<std::string, Scores> scores;
   for (const auto& [m, ratio] : todo) {
-    if (scores.count(m->name)) continue;
+    if (scores.count(m->name) || m->budget == Budget::kHead) continue;  // kHead: r.head_scores
     if (m->needs_kvzip && kvzip.empty()) {
       CompressorOptions co;
       co.chunk = r.a.chunk;
@@ -208,11 +210,12 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
   obs.clear();
   for (const auto& [m, ratio] : todo) {
     t0 = std::chrono::steady_clock::now();
-    s.set_scores(scores[m->name]);
+    if (m->budget != Budget::kHead) s.set_scores(scores[m->name]);
     const PruneLevel level = m->budget == Budget::kGlobal    ? PruneLevel::kPair
                              : m->budget == Budget::kPyramid ? PruneLevel::kPyramid
+                             : m->budget == Budget::kHead    ? PruneLevel::kHead
                                                              : PruneLevel::kPairUniform;
-    PruneResult pr = s.prune(ratio, level);
+    PruneResult pr = s.prune(ratio, level, r.head_scores);
     EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
     emit(std::move(row), ms_since(t0));
   }
@@ -222,6 +225,37 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     PruneResult pr = s.prune_threshold(cell.threshold, r.kvzap->window());
     emit(answer_all(s, r, m, cell.key, pr.kept_fraction), ms_since(t0));
   }
+}
+
+// kvzip_head's head scores (ALGORITHMS.md 2.6): --head-scores FILE, else S[l, h] = max over
+// positions of KVzip's pair scores of the first sample, computed once and used for every sample.
+HeadScores eval_head_scores(const Model& model, const EvalArgs& a, const EvalSample& first) {
+  HeadScores hs;
+  if (!a.head_scores.empty()) {
+    hs = HeadScores::load(a.head_scores);
+    if (hs.model_identity != model.identity())
+      throw InputError(fmt::format("{}: head scores of model '{}', not of '{}'", a.head_scores,
+                                   hs.model_identity, model.identity()));
+    fmt::print(stderr, "kvzip_head: head scores from {}\n", a.head_scores);
+  } else {
+    SessionOptions so;
+    so.score_chunk = a.chunk;
+    if (first.reasoning) so.instruction = kInstructionReasoning;
+    Session s(model, so);
+    s.prefill(first.context);
+    CompressorOptions co;
+    co.chunk = a.chunk;
+    hs = HeadScores::from(s.score(co), model.identity());
+    fmt::print(stderr,
+               "kvzip_head: head scores computed once from sample 0 ({} context tokens) and used "
+               "for every sample (--head-scores FILE: from a calibration context instead)\n",
+               s.n_context());
+  }
+  if (!a.save_head_scores.empty()) {
+    hs.save(a.save_head_scores);
+    fmt::print(stderr, "kvzip_head: head scores written to {}\n", a.save_head_scores);
+  }
+  return hs;
 }
 
 std::string default_out(const EvalArgs& a) { return fmt::format("eval-{}.jsonl", a.task); }
@@ -239,7 +273,7 @@ int run_eval(const EvalArgs& in) {
       names.push_back(m);
       continue;
     }
-    methods.push_back(method_info(m));
+    methods.push_back(method_info(a.level == "head" && m == "kvzip" ? "kvzip_head" : m));
     names.push_back(methods.back().name);
   }
   for (double r : a.ratios) check_ratio(r);
@@ -271,6 +305,12 @@ int run_eval(const EvalArgs& in) {
     std::set<RowKey> done;
     for (const EvalRow& row : read_rows(a.out, a.task, model_name))
       done.insert(row_key(row.sample, row.method, row.ratio));
+    bool need_heads = false;  // some kvzip_head row still to run
+    for (const MethodInfo& m : methods)
+      for (int i = 0; i < static_cast<int>(samples.size()) && m.budget == Budget::kHead; ++i)
+        for (double r : a.ratios) need_heads = need_heads || !done.count(row_key(i, m.name, r));
+    std::optional<HeadScores> heads;
+    if (need_heads) heads = eval_head_scores(*l.model, a, samples.at(0));
     const int64_t per_sample = 1 + static_cast<int64_t>(names.size() * a.ratios.size());
     const int64_t total = per_sample * static_cast<int64_t>(samples.size());
     int64_t cells = 0;
@@ -301,7 +341,8 @@ int run_eval(const EvalArgs& in) {
                   cells,
                   total,
                   kvzap_methods,
-                  kvzap ? &*kvzap : nullptr};
+                  kvzap ? &*kvzap : nullptr,
+                  heads ? &*heads : nullptr};
       run_sample(*l.model, r, methods);
     }
   }

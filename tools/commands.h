@@ -63,6 +63,9 @@ struct EvalArgs {
   std::string kvzap_dir;                 // KVzap weights (default tools/data/kvzap)
   std::optional<float> kvzap_threshold;  // fixed tau instead of one per --ratios entry
   int kvzap_window = 128;
+  std::string level = "pair";  // "head": the kvzip method runs as kvzip_head
+  std::string head_scores;     // kvzip_head's head scores (default: from the first sample)
+  std::string save_head_scores;
 };
 int run_eval(const EvalArgs& args);
 

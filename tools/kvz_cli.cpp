@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"squad", "niah", "kv", "ruler_mk", "ruler_vt", "gsm8k"}));
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
   eval->add_option("--methods", ev.methods,
-                   "kvzip,snapkv,pyramidkv,tova,h2o,streaming,knorm,random,expected_attention,"
-                   "kvzap_linear,kvzap_mlp")
+                   "kvzip,kvzip_head,snapkv,pyramidkv,tova,h2o,streaming,knorm,random,"
+                   "expected_attention,kvzap_linear,kvzap_mlp")
       ->delimiter(',');
   eval->add_option("--ratios", ev.ratios, "Kept ratios")
       ->delimiter(',')
@@ -117,6 +117,13 @@ int main(int argc, char** argv) {
                    "Fixed KVzap log-score threshold (default: one per --ratios entry)");
   eval->add_option("--kvzap-window", ev.kvzap_window, "KVzap recent window (tokens)")
       ->check(CLI::NonNegativeNumber);
+  eval->add_option("--level", ev.level, "KVzip level: pair | head (head: kvzip runs as kvzip_head)")
+      ->check(CLI::IsMember({"pair", "head"}));
+  eval->add_option("--head-scores", ev.head_scores,
+                   "kvzip_head's head scores (kvzip run --save-head-scores; default: computed "
+                   "once from the first sample)");
+  eval->add_option("--save-head-scores", ev.save_head_scores,
+                   "Write the head scores kvzip_head used to FILE");
 
   KvzapTrainArgs kt;
   auto* kvzap = app.add_subcommand(

@@ -147,6 +147,8 @@ TEST(Baselines, KnormPrefersSmallKeys) {
 
 TEST(Baselines, MethodTable) {
   EXPECT_EQ(method_info("kvzip").budget, Budget::kGlobal);
+  EXPECT_EQ(method_info("kvzip_head").budget, Budget::kHead);
+  EXPECT_FALSE(method_info("kvzip_head").needs_kvzip);
   EXPECT_TRUE(method_info("snapkv").query_aware);
   EXPECT_EQ(method_info("snapkv").budget, Budget::kPerHead);
   EXPECT_FALSE(method_info("knorm").query_aware);

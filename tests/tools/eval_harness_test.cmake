@@ -1,5 +1,6 @@
 # CI-sized test of `kvzip eval` (tests/tools): stories260K, 2 samples per task, 2 ratios.
-# NIAH runs every method; the RULER-style tasks (ruler_mk, ruler_vt) and GSM8K run KVzip and the
+# NIAH runs every method (kvzip_head with head scores from the first sample, saved and then
+# reloaded by a `--level head --head-scores FILE` run that must reproduce its rows); the RULER-style tasks (ruler_mk, ruler_vt) and GSM8K run KVzip and the
 # two methods that need extra observations (pyramidkv: the query window, expected_attention: the
 # prefill queries). For each run: exactly one row per (sample, method, ratio) plus the full-cache
 # rows, ratio 1.0 reproduces the full cache's answers and scores for every method, and the table
@@ -19,7 +20,7 @@ function(run_eval label task out methods)
     message(FATAL_ERROR "${label}: kvzip eval failed (${rc}):\n${so}\n${se}")
   endif()
   list(GET methods 0 first)
-  if(NOT so MATCHES "\\| ${first} \\|" OR NOT so MATCHES "\\| full cache \\|")
+  if(NOT so MATCHES "\\| ${first}(_head)? \\|" OR NOT so MATCHES "\\| full cache \\|")
     message(FATAL_ERROR "${label}: no results table in the output:\n${so}")
   endif()
   set(stderr_text "${se}" PARENT_SCOPE)
@@ -84,12 +85,52 @@ function(check_rows label out methods n_queries)
 endfunction()
 
 # NIAH with every method, then a resumed run.
-set(all_methods kvzip snapkv pyramidkv tova h2o streaming knorm random expected_attention)
+set(all_methods kvzip kvzip_head snapkv pyramidkv tova h2o streaming knorm random
+                expected_attention)
 set(out "${WORK}/eval_harness.jsonl")
-file(REMOVE "${out}" "${WORK}/eval_harness.png")
-run_eval("niah" niah "${out}" "${all_methods}" --length 200 --queries 2)
+set(heads "${WORK}/eval_harness_heads.json")
+file(REMOVE "${out}" "${WORK}/eval_harness.png" "${heads}")
+run_eval("niah" niah "${out}" "${all_methods}" --length 200 --queries 2 --save-head-scores "${heads}")
 check_rows("niah" "${out}" "${all_methods}" 2)
 set(want ${n_rows})
+if(NOT stderr_text MATCHES "head scores computed once from sample 0" OR NOT EXISTS "${heads}")
+  message(FATAL_ERROR "kvzip_head did not report/save its head scores:\n${stderr_text}")
+endif()
+# --level head runs `kvzip` as kvzip_head; with the saved head scores it repeats the rows above.
+set(hout "${WORK}/eval_harness_level_head.jsonl")
+file(REMOVE "${hout}")
+run_eval("level head" niah "${hout}" kvzip --length 200 --queries 2 --level head
+         --head-scores "${heads}")
+check_rows("level head" "${hout}" kvzip_head 2)
+file(STRINGS "${out}" all_rows)
+file(STRINGS "${hout}" head_rows)
+foreach(row IN LISTS head_rows)
+  string(JSON method GET "${row}" method)
+  if(method STREQUAL "full")
+    continue()
+  endif()
+  string(JSON sample GET "${row}" sample)
+  string(JSON ratio GET "${row}" ratio)
+  string(JSON preds GET "${row}" predictions)
+  set(found FALSE)
+  foreach(ref IN LISTS all_rows)
+    string(JSON rm GET "${ref}" method)
+    string(JSON rs GET "${ref}" sample)
+    string(JSON rr GET "${ref}" ratio)
+    if(rm STREQUAL "kvzip_head" AND rs EQUAL sample AND rr EQUAL ratio)
+      string(JSON rp GET "${ref}" predictions)
+      string(JSON same EQUAL "${preds}" "${rp}")
+      if(NOT same)
+        message(FATAL_ERROR "--level head with the saved head scores: sample ${sample} ratio "
+                            "${ratio} answered ${preds}, kvzip_head ${rp}")
+      endif()
+      set(found TRUE)
+    endif()
+  endforeach()
+  if(NOT found)
+    message(FATAL_ERROR "--level head row ${sample}/${ratio} has no kvzip_head counterpart")
+  endif()
+endforeach()
 run_eval("niah resumed" niah "${out}" "${all_methods}" --length 200 --queries 2)
 check_rows("niah resumed" "${out}" "${all_methods}" 2)
 if(NOT stderr_text MATCHES "${want} of ${want} runs already")
