@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/gguf_reader.h"
+#include "model/layer_weights_loader.h"
 #include "model/model.h"
 #include "runtime/ops/matmul.h"
 
@@ -103,6 +104,8 @@ class TensorLoader {
     return upload(*t, {rows, cols});
   }
   // A vector [n] converted to f32.
+  // GGUF norm weights are stored as the model applies them (no format-specific convention).
+  Tensor norm(const std::string& name, int64_t n) { return vec(name, n); }
   Tensor vec(const std::string& name, int64_t n, bool optional = false) {
     const GgufTensor* t = g_.find_tensor(name);
     if (!t) {
@@ -164,38 +167,14 @@ std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path,
   c.validate(g.name());
   Weights w;
   TensorLoader ld(dev, g, w, progress);
-  const int64_t d = c.d_model, hd = c.head_dim, q_out = int64_t{c.n_heads} * hd,
-                kv_out = int64_t{c.n_kv_heads} * hd;
+  const int64_t d = c.d_model;
   w.tok_embd = ld.matrix("token_embd.weight", c.n_vocab, d);
   w.output_norm = ld.vec("output_norm.weight", d);
   w.output = ld.matrix("output.weight", c.n_vocab, d, /*optional=*/true);
   c.tied_embeddings = !w.output.defined();
   if (c.tied_embeddings) w.output = w.tok_embd;
-  for (int il = 0; il < c.n_layers; ++il) {
-    auto n = [&](const char* s) { return fmt::format("blk.{}.{}", il, s); };
-    LayerWeights l;
-    l.attn_norm = ld.vec(n("attn_norm.weight"), d);
-    l.wq = ld.matrix(n("attn_q.weight"), q_out, d);
-    l.wk = ld.matrix(n("attn_k.weight"), kv_out, d);
-    l.wv = ld.matrix(n("attn_v.weight"), kv_out, d);
-    l.wo = ld.matrix(n("attn_output.weight"), d, q_out);
-    l.bq = ld.vec(n("attn_q.bias"), q_out, !c.qkv_bias);
-    l.bk = ld.vec(n("attn_k.bias"), kv_out, !c.qkv_bias);
-    l.bv = ld.vec(n("attn_v.bias"), kv_out, !c.qkv_bias);
-    if (c.qk_norm) {
-      l.q_norm = ld.vec(n("attn_q_norm.weight"), hd);
-      l.k_norm = ld.vec(n("attn_k_norm.weight"), hd);
-    }
-    if (c.post_norms) {
-      l.post_attn_norm = ld.vec(n("post_attention_norm.weight"), d);
-      l.post_ffn_norm = ld.vec(n("post_ffw_norm.weight"), d);
-    }
-    l.ffn_norm = ld.vec(n("ffn_norm.weight"), d);
-    l.w_gate = ld.matrix(n("ffn_gate.weight"), c.d_ff, d);
-    l.w_up = ld.matrix(n("ffn_up.weight"), c.d_ff, d);
-    l.w_down = ld.matrix(n("ffn_down.weight"), d, c.d_ff);
-    w.layers.push_back(std::move(l));
-  }
+  for (int il = 0; il < c.n_layers; ++il)
+    w.layers.push_back(load_layer_weights(ld, c, il, kGgufLayerNames));
   upload_rope_tables(dev, w, c, ld.host_vec("rope_freqs.weight"));
   std::string id = identity_of(g, c);
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));

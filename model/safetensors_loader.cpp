@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "model/layer_weights_loader.h"
 #include "model/model.h"
 #include "model/safetensors_reader.h"
 #include "runtime/cpu/dequant.h"
@@ -246,36 +247,6 @@ std::string identity_of(const SafetensorsReader& st, const ModelConfig& c) {
   return model_identity(c, samples);
 }
 
-LayerWeights load_layer(HfTensorLoader& ld, const ModelConfig& c, int il) {
-  const int64_t d = c.d_model, hd = c.head_dim, q_out = int64_t{c.n_heads} * hd,
-                kv_out = int64_t{c.n_kv_heads} * hd;
-  auto n = [&](const char* s) { return fmt::format("model.layers.{}.{}", il, s); };
-  LayerWeights l;
-  l.attn_norm = ld.norm(n("input_layernorm.weight"), d);
-  l.wq = ld.matrix(n("self_attn.q_proj.weight"), q_out, d);
-  l.wk = ld.matrix(n("self_attn.k_proj.weight"), kv_out, d);
-  l.wv = ld.matrix(n("self_attn.v_proj.weight"), kv_out, d);
-  l.wo = ld.matrix(n("self_attn.o_proj.weight"), d, q_out);
-  l.bq = ld.vec(n("self_attn.q_proj.bias"), q_out, !c.qkv_bias);
-  l.bk = ld.vec(n("self_attn.k_proj.bias"), kv_out, !c.qkv_bias);
-  l.bv = ld.vec(n("self_attn.v_proj.bias"), kv_out, !c.qkv_bias);
-  if (c.qk_norm) {
-    l.q_norm = ld.norm(n("self_attn.q_norm.weight"), hd);
-    l.k_norm = ld.norm(n("self_attn.k_norm.weight"), hd);
-  }
-  if (c.post_norms) {
-    l.post_attn_norm = ld.norm(n("post_attention_layernorm.weight"), d);
-    l.ffn_norm = ld.norm(n("pre_feedforward_layernorm.weight"), d);
-    l.post_ffn_norm = ld.norm(n("post_feedforward_layernorm.weight"), d);
-  } else {
-    l.ffn_norm = ld.norm(n("post_attention_layernorm.weight"), d);
-  }
-  l.w_gate = ld.matrix(n("mlp.gate_proj.weight"), c.d_ff, d);
-  l.w_up = ld.matrix(n("mlp.up_proj.weight"), c.d_ff, d);
-  l.w_down = ld.matrix(n("mlp.down_proj.weight"), d, c.d_ff);
-  return l;
-}
-
 }  // namespace
 
 std::unique_ptr<Model> load_safetensors_model(Device& dev, const std::string& dir,
@@ -295,7 +266,8 @@ std::unique_ptr<Model> load_safetensors_model(Device& dev, const std::string& di
   w.output = ld.matrix("lm_head.weight", c.n_vocab, c.d_model, /*optional=*/tied);
   c.tied_embeddings = !w.output.defined();
   if (c.tied_embeddings) w.output = w.tok_embd;
-  for (int il = 0; il < c.n_layers; ++il) w.layers.push_back(load_layer(ld, c, il));
+  for (int il = 0; il < c.n_layers; ++il)
+    w.layers.push_back(load_layer_weights(ld, c, il, kHfLayerNames));
   upload_rope_tables(dev, w, c, {});
   std::string id = identity_of(st, c);
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));
