@@ -157,7 +157,7 @@ int run_bench(const BenchArgs& a) {
         kv_mib(a.ratios.size());
     for (int r = 0; r < a.reps; ++r) {
       Progress bar("prefill", "tok");
-      s.set_retain(true);
+      s.set_retain(!a.no_retain);
       s.prefill_tokens(prefix, ctx, bar.fn());
       prefill_ms.push_back(s.prefill_ms());
       Progress sbar("scoring", "tok");

@@ -45,6 +45,7 @@ struct BenchArgs {
   std::vector<int64_t> n_prompt{512}, depths{0, 4096};
   int n_gen = 64, reps = 3, ubatch = 512, chunk = 2000;
   int64_t kvzip_depth = 4096;  // 0 = skip the KVzip phases
+  bool no_retain = false;      // prune the live cache (ratios compound) instead of a retained copy
   std::vector<double> ratios{1.0, 0.5, 0.3, 0.1};
 };
 int run_bench(const BenchArgs& args);

@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
   bench->add_option("-b,--ubatch", b.ubatch, "Prefill chunk")->check(CLI::Range(1, 1 << 16));
   bench->add_option("--chunk", b.chunk, "Scoring chunk")->check(CLI::Range(16, 1 << 16));
   bench->add_option("--kvzip-depth", b.kvzip_depth, "Context for the KVzip phases (0 = skip)");
+  bench->add_flag(
+      "--no-retain", b.no_retain,
+      "Prune the live cache, keeping no full copy (each ratio prunes the previous one's "
+      "result: give one ratio)");
   bench->add_option("--ratios", b.ratios, "Kept ratios")
       ->delimiter(',')
       ->check(CLI::Range(1e-6, 1.0));
