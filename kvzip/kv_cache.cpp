@@ -151,32 +151,32 @@ void KvCache::write_index(int il) {
   write_lens(il);
 }
 
-size_t KvCache::lens_offset(int il) const {
+size_t KvCache::part_offset(int il, size_t part_bytes) const {
   const size_t a = std::max<size_t>(dev_->caps().storage_offset_alignment, 4);
-  return static_cast<size_t>(il) * ((static_cast<size_t>(cfg_.n_kv_heads) * 4 + a - 1) / a * a);
+  return static_cast<size_t>(il) * ((part_bytes + a - 1) / a * a);
+}
+
+size_t KvCache::lens_offset(int il) const {
+  return part_offset(il, static_cast<size_t>(cfg_.n_kv_heads) * 4);
 }
 
 size_t KvCache::slots_offset(int il) const {
-  const size_t a = std::max<size_t>(dev_->caps().storage_offset_alignment, 4);
-  const size_t part = static_cast<size_t>(cfg_.n_kv_heads) * static_cast<size_t>(pending_) * 4;
-  return static_cast<size_t>(il) * ((part + a - 1) / a * a);
+  return part_offset(il, static_cast<size_t>(cfg_.n_kv_heads) * static_cast<size_t>(pending_) * 4);
+}
+
+void KvCache::fill_lens(int il, int32_t* out) const {
+  for (const Head& h : layers_[il].heads) *out++ = static_cast<int32_t>(h.pos.size());
 }
 
 void KvCache::write_lens(int il) {
-  const Layer& l = layers_[il];
-  const int64_t H = cfg_.n_kv_heads;
-  std::vector<int32_t> lens(static_cast<size_t>(H));
-  for (int64_t ih = 0; ih < H; ++ih) lens[ih] = static_cast<int32_t>(l.heads[ih].pos.size());
+  std::vector<int32_t> lens(static_cast<size_t>(cfg_.n_kv_heads));
+  fill_lens(il, lens.data());
   upload(sub_view(lens_.view(), lens_offset(il), lens.size() * 4), lens.data(), lens.size() * 4);
 }
 
 void KvCache::write_all_lens() {
-  const int64_t H = cfg_.n_kv_heads;
   std::vector<int32_t> lens(lens_offset(cfg_.n_layers) / 4, 0);
-  for (int il = 0; il < cfg_.n_layers; ++il)
-    for (int64_t ih = 0; ih < H; ++ih)
-      lens[lens_offset(il) / 4 + static_cast<size_t>(ih)] =
-          static_cast<int32_t>(layers_[il].heads[ih].pos.size());
+  for (int il = 0; il < cfg_.n_layers; ++il) fill_lens(il, lens.data() + lens_offset(il) / 4);
   upload(lens_.view(), lens.data(), lens.size() * 4);
 }
 

@@ -132,8 +132,10 @@ class KvCache {
   void write_lens(int il);
   void write_all_lens();  // every layer's lens in one upload
   // Offset of layer il's part of lens_ / slots_ (each part aligned for binding on its own).
+  size_t part_offset(int il, size_t part_bytes) const;
   size_t lens_offset(int il) const;
   size_t slots_offset(int il) const;
+  void fill_lens(int il, int32_t* out) const;  // the [H] row lengths of layer il
   // Host bytes into an index buffer: through rec_ when set (begin_append(rec, ...)), else at once.
   void upload(const BufferView& dst, const void* src, size_t bytes);
   Recorder* rec_ = nullptr;
