@@ -185,26 +185,34 @@ TEST_P(MatmulTest, GpuMatchesReference) {
   }
 }
 
+// Embedding of `ids` from a [n_vocab, d] table of type t on dev (scale 0.5); n_chunks: how many
+// bindings the table takes there.
+std::vector<float> run_embedding(Device& dev, DType t, const std::vector<uint8_t>& table,
+                                 int64_t n_vocab, int64_t d, const std::vector<int32_t>& ids,
+                                 size_t* n_chunks = nullptr) {
+  const auto n = int64_t(ids.size());
+  std::vector<Buffer> keep;
+  EmbeddingArgs a;
+  a.table = upload(dev, keep, t, {n_vocab, d}, table.data());
+  a.ids = upload(dev, keep, DType::kI32, {n}, ids.data());
+  a.y = alloc_tensor(dev, keep, DType::kF32, {n, d});
+  a.scale = 0.5f;
+  if (n_chunks) *n_chunks = binding_chunks(a.table, dev.caps()).size();
+  Recorder rec(dev);
+  embedding(rec, a);
+  rec.finish();
+  return download_f32(dev, a.y);
+}
+
 TEST_P(MatmulTest, EmbeddingMatchesReference) {
   const DType t = GetParam();
-  const int64_t n_vocab = 37, d = is_quantized(t) ? 512 : 130, n = 9;
+  const int64_t n_vocab = 37, d = is_quantized(t) ? 512 : 130;
   Rng rng(7);
   auto table = random_weights(t, n_vocab, d, rng);
   std::vector<int32_t> ids = {0, 36, 5, 5, 17, 1, 35, 2, 20};
-  auto run = [&](Device& dev) {
-    std::vector<Buffer> keep;
-    EmbeddingArgs a;
-    a.table = upload(dev, keep, t, {n_vocab, d}, table.data());
-    a.ids = upload(dev, keep, DType::kI32, {n}, ids.data());
-    a.y = alloc_tensor(dev, keep, DType::kF32, {n, d});
-    a.scale = 0.5f;
-    Recorder rec(dev);
-    embedding(rec, a);
-    rec.finish();
-    return download_f32(dev, a.y);
-  };
   // Same dequantisation math on both sides; slack only for fp16 subnormals a GPU may flush.
-  EXPECT_TRUE(all_close(run(*gpu), run(*cpu), 6.2e-5, 1e-6));
+  EXPECT_TRUE(all_close(run_embedding(*gpu, t, table, n_vocab, d, ids),
+                        run_embedding(*cpu, t, table, n_vocab, d, ids), 6.2e-5, 1e-6));
 }
 
 // Every decode matvec shape the benchmarks sweep (workgroup size, rows per workgroup, Q4_K thread
@@ -284,22 +292,10 @@ TEST_P(MatmulSplitTest, ChunkedTableEmbeddingMatchesReference) {
     ids.push_back(int32_t(r));
     ids.push_back(int32_t(r - 1));
   }
-  const auto n = int64_t(ids.size());
-  auto run = [&](Device& dev) {
-    std::vector<Buffer> keep;
-    EmbeddingArgs a;
-    a.table = upload(dev, keep, t, {n_vocab, d}, table.data());
-    a.ids = upload(dev, keep, DType::kI32, {n}, ids.data());
-    a.y = alloc_tensor(dev, keep, DType::kF32, {n, d});
-    a.scale = 0.5f;
-    EXPECT_GE(binding_chunks(a.table, dev.caps()).size(),
-              dev.kind() == BackendKind::kCpu ? 1u : 3u);
-    Recorder rec(dev);
-    embedding(rec, a);
-    rec.finish();
-    return download_f32(dev, a.y);
-  };
-  EXPECT_TRUE(all_close(run(*split), run(*cpu), 6.2e-5, 1e-6));
+  size_t n_chunks = 0;
+  const auto got = run_embedding(*split, t, table, n_vocab, d, ids, &n_chunks);
+  EXPECT_GE(n_chunks, 3u);
+  EXPECT_TRUE(all_close(got, run_embedding(*cpu, t, table, n_vocab, d, ids), 6.2e-5, 1e-6));
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulSplitTest, ::testing::ValuesIn(kWeightTypes),
