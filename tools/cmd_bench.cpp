@@ -15,8 +15,7 @@ namespace kvz::cli {
 namespace {
 
 // KVZ_PROFILE=1: GPU time per op kind over every run above, prefill and decode apart.
-void print_op_profile(const std::map<std::string, Forward::OpTime>& prof,
-                      std::string_view title = "summed over all runs") {
+void print_op_profile(const std::map<std::string, Forward::OpTime>& prof, std::string_view title) {
   if (prof.empty()) return;
   double total[2] = {0, 0};
   for (const auto& [k, e] : prof) total[k.starts_with("decode/") ? 1 : 0] += e.ms;
@@ -123,6 +122,11 @@ int run_bench(const BenchArgs& a) {
   GenerateOptions gen;
   gen.max_new_tokens = a.n_gen;
   gen.ignore_eos = true;
+  // KVZ_PROFILE: the GPU time per op of the runs since the last section, then start afresh.
+  auto profile_section = [&](const std::string& title) {
+    print_op_profile(s.op_profile(), title);
+    s.reset_op_profile();
+  };
 
   for (int64_t depth : a.depths) {
     auto ctx = random_tokens(tok, std::max<int64_t>(depth, 1), static_cast<uint32_t>(depth + 1));
@@ -148,6 +152,7 @@ int run_bench(const BenchArgs& a) {
       t.row(fmt::format("tg{}", a.n_gen), depth, tps, "tok/s");
     }
   }
+  profile_section("pp/tg runs");
 
   if (a.kvzip_depth > 0) {
     const int64_t D = a.kvzip_depth;
@@ -167,12 +172,11 @@ int run_bench(const BenchArgs& a) {
         PruneResult pr = s.prune(a.ratios[i]);
         prune_ms[i].push_back(pr.ms);
         kv_mib[i].push_back(static_cast<double>(pr.bytes_after) / (1 << 20));
-        if (r == 0) s.reset_op_profile();  // KVZ_PROFILE: decode at this ratio on its own
+        if (r == 0) profile_section("KVzip prefill and scoring");  // empty after the first ratio
         GenerateResult g = s.generate_tokens(random_tokens(tok, 1, static_cast<uint32_t>(r)), gen);
         tg[i].push_back(static_cast<double>(g.tokens.size()) / g.decode_ms * 1e3);
         if (r == 0)
-          print_op_profile(s.op_profile(),
-                           fmt::format("KVzip decode at ratio {}, depth {}", a.ratios[i], D));
+          profile_section(fmt::format("KVzip decode at ratio {}, depth {}", a.ratios[i], D));
       }
     }
     t.row("kvzip prefill", D, prefill_ms, "ms");
@@ -184,7 +188,7 @@ int run_bench(const BenchArgs& a) {
     }
   }
   t.save();
-  if (a.kvzip_depth == 0) print_op_profile(s.op_profile());
+  profile_section("KVzip repetitions after the first");
   return 0;
 }
 
