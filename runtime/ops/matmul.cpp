@@ -61,6 +61,18 @@ constexpr VariantTable kMatmulCoopmatKhr = {kNone,
                                             ShaderId::kMatmulCoopmatQ4KKhr,
                                             ShaderId::kMatmulCoopmatQ5KKhr,
                                             ShaderId::kMatmulCoopmatQ6KKhr};
+constexpr VariantTable kDequantF16 = {kNone,
+                                      kNone,
+                                      kNone,
+                                      kNone,
+                                      ShaderId::kDequantF16Q80,
+                                      ShaderId::kDequantF16Q40,
+                                      ShaderId::kDequantF16Q41,
+                                      ShaderId::kDequantF16Q50,
+                                      ShaderId::kDequantF16Q51,
+                                      ShaderId::kDequantF16Q4K,
+                                      ShaderId::kDequantF16Q5K,
+                                      ShaderId::kDequantF16Q6K};
 constexpr VariantTable kEmbedding = {ShaderId::kEmbeddingF32,  ShaderId::kEmbeddingF16,
                                      ShaderId::kEmbeddingBf16, kNone,
                                      ShaderId::kEmbeddingQ80,  ShaderId::kEmbeddingQ40,
@@ -165,6 +177,17 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
   return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg, opt.matvec_variant}};
 }
 
+// Whether the tensor-core matmul of an [n, k] chunk of block weights first dequantises it into
+// a.w_scratch (MatmulArgs): from kMatmulDequantMinTokens rows on, where the pass (n k (2 + bits /
+// 8) bytes of traffic) costs less than dequantising every w tile once per tile of rows.
+constexpr uint32_t kDequantWg = 256;
+bool uses_dequant_pass(const DeviceCaps& caps, const MatmulArgs& a, DType wt, int64_t m, int64_t n,
+                       int64_t k) {
+  return m >= kMatmulDequantMinTokens && variant(kDequantF16, wt) != kNone &&
+         a.w_scratch.defined() && a.w_scratch.dtype() == DType::kF16 &&
+         a.w_scratch.numel() >= n * k && uint64_t(n * k) * 2 <= caps.max_storage_buffer_range;
+}
+
 // One dispatch of y[:, col0 .. col0 + n_c) = x . w_c^T (+ bias) for the row chunk w_c of the
 // weight starting at row col0 (the whole weight when it fits one binding).
 void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
@@ -186,10 +209,19 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
                        detail::coopmat_matmul_supported(rec.caps(), wt, api) &&
                        (opt.force_coopmat || m >= detail::kCoopmatMinTokens);
   if (coopmat) {
+    // Many tokens and block weights: dequantise the chunk once into the f16 scratch (a barrier
+    // orders the two dispatches), then multiply as f16.
+    Tensor w = c.t;
+    if (opt.allow_dequant_pass && uses_dequant_pass(rec.caps(), a, wt, m, n, k)) {
+      BufferView view = a.w_scratch.mem();
+      view.size_bytes = size_t(n * k) * 2;
+      w = Tensor(view, DType::kF16, {n, k});
+      detail::dequantize_f16(rec, c.t, w);
+    }
     uint32_t bm = 0, bn = 0;
-    Kernel kern = pick_matmul_coopmat(rec, api, wt, m, opt, bm, bn);
+    Kernel kern = pick_matmul_coopmat(rec, api, w.dtype(), m, opt, bm, bn);
     const uint32_t tiles = div_up(n, bn) * div_up(m, bm), gx = std::min<uint32_t>(tiles, 32768);
-    rec.dispatch(kern, {a.x, c.t, bias, a.y}, push, {gx, div_up(tiles, gx)});
+    rec.dispatch(kern, {a.x, w, bias, a.y}, push, {gx, div_up(tiles, gx)});
     return;
   }
   Kernel kern = pick_matmul(rec, wt);
@@ -206,6 +238,32 @@ bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatAp
   return coopmat_api_usable(caps, api) && sg >= 8 && sg <= 64 &&
          coopmat_tile_fits(caps, sg, default_coopmat_tile(t, kCoopmatLargeMinTokens)) &&
          coopmat_tile_fits(caps, sg, kCoopmatSmall);
+}
+
+void detail::dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y) {
+  const DType wt = w.dtype();
+  const int64_t n = w.rows(), k = w.cols();
+  KVZ_CHECK(variant(kDequantF16, wt) != kNone && y.dtype() == DType::kF16 && y.rows() == n &&
+                y.cols() == k && k % dtype_info(wt).block_elems == 0,
+            "dequantize_f16: w {} -> y {}", w.shape_str(), y.shape_str());
+  KVZ_CHECK(!rec.is_cpu(), "dequantize_f16: a GPU pre-pass");
+  const uint32_t groups = div_up(div_up(n * k, 8), kDequantWg),
+                 gx = std::min<uint32_t>(groups, 32768);
+  struct Push {
+    uint32_t n, k;
+  };
+  rec.dispatch(Kernel{variant(kDequantF16, wt), {kDequantWg}}, {w, y},
+               Push{uint32_t(n), uint32_t(k)}, {gx, div_up(groups, gx)});
+}
+
+int64_t matmul_scratch_elems(const DeviceCaps& caps, const Tensor& w, int64_t max_m) {
+  const DType t = w.dtype();
+  const int64_t n = w.rows(), k = w.cols();
+  const bool used = max_m >= kMatmulDequantMinTokens && is_weight_type(t) &&
+                    variant(kDequantF16, t) != kNone && k % 8 == 0 &&
+                    detail::coopmat_matmul_supported(caps, DType::kF16, coopmat_api(caps)) &&
+                    uint64_t(n * k) * 2 <= caps.max_storage_buffer_range;
+  return used ? n * k : 0;
 }
 
 void matmul(Recorder& rec, const MatmulArgs& a) { detail::matmul_with(rec, a, {}); }

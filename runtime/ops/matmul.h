@@ -10,11 +10,21 @@ namespace kvz {
 // along k); x: [m, k] f32; y: [m, n] f32; bias: optional [n] f32 (a default Tensor, !defined(), =
 // none). m == 1 is the decode matvec (its own variant). A w above the device's
 // maxStorageBufferRange is bound as row chunks, one dispatch each (runtime/ops/binding_chunks.h).
+// w_scratch: optional f16 tensor of at least n * k elements. With it, a block-quantised w on
+// tensor cores with many rows (m >= 256) is dequantised into it once, then multiplied as f16
+// (same values: the kernel rounds w to f16 either way). It is written by this op: it must not be
+// in use by other work of a Recorder::Concurrent group.
 struct MatmulArgs {
   Tensor x, w, y;
   Tensor bias;
+  Tensor w_scratch = {};
 };
 void matmul(Recorder& rec, const MatmulArgs& args);
+// Elements of the f16 w_scratch with which matmul() on `dev` dequantises w first for some m up to
+// max_m (0: it never would: not a block type, no tensor cores, too few rows, or too big to bind).
+int64_t matmul_scratch_elems(const DeviceCaps& caps, const Tensor& w, int64_t max_m);
+// Fewest rows of x for which matmul() uses a given w_scratch.
+constexpr int64_t kMatmulDequantMinTokens = 256;
 
 // y[t, :] = table[ids[t], :] * scale. table: [n_vocab, d] any DType; ids: [n] i32; y: [n, d] f32.
 // A table above maxStorageBufferRange is bound as row chunks, one dispatch each.

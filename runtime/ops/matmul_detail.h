@@ -16,6 +16,8 @@ struct MatmulOptions {
   // f16 tolerances.
   bool allow_coopmat = true;
   bool force_coopmat = false;  // tests: use it for any m > 1 wherever coopmat_api() allows
+  // Block weights with MatmulArgs::w_scratch and m >= 256: dequantise to f16 first (matmul.h).
+  bool allow_dequant_pass = true;
   // matmul_coopmat tile raster: rows of tiles per group (0: the default, 8; 1: n fastest).
   uint32_t coopmat_group_m = 0;
   // matmul_coopmat tile {SG_M, SG_N, FM, FN, STAGES, BK} (0s: the default for m; matmul.cpp).
@@ -25,6 +27,8 @@ struct MatmulOptions {
   uint32_t matvec_variant = 0;  // matvec Q4_K thread mapping: 0 contiguous lanes, 1 the earlier one
 };
 void matmul_with(Recorder& rec, const MatmulArgs& args, const MatmulOptions& opt);
+// y = f16(w) for a block-quantised w [n, k] into y [n, k] f16 (GPU only): the matmul's pre-pass.
+void dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y);
 
 // Fewest tokens for which matmul() picks the cooperative-matrix kernel.
 constexpr int64_t kCoopmatMinTokens = 32;

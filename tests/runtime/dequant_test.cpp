@@ -235,6 +235,34 @@ TEST_P(MatmulTest, MatvecShapesMatchReference) {
       }
 }
 
+// The tensor-core matmul's dequantising pre-pass (shaders/dequant_f16.comp) against the CPU
+// dequantisation rounded to f16: equal, or both below the smallest normal f16 (a GPU may flush
+// subnormals).
+TEST_P(MatmulTest, DequantF16MatchesCpu) {
+  const DType t = GetParam();
+  if (!is_quantized(t)) GTEST_SKIP() << "the pre-pass is for block types";
+  const int64_t n = 37, k = 512;
+  Rng rng(11);
+  const std::vector<uint8_t> w = random_weights(t, n, k, rng);
+  std::vector<Buffer> keep;
+  const Tensor wt = upload(*gpu, keep, t, {n, k}, w.data());
+  const Tensor y = alloc_tensor(*gpu, keep, DType::kF16, {n, k});
+  Recorder rec(*gpu);
+  detail::dequantize_f16(rec, wt, y);
+  rec.finish();
+  const std::vector<uint16_t> got = download_as<uint16_t>(*gpu, y);
+  std::vector<float> ref(size_t(n * k));
+  cpu::dequantize_rows(t, w.data(), k, 0, n, ref.data());
+  size_t bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    const float g = cpu::f16_to_f32(got[i]), r = cpu::f16_to_f32(cpu::f32_to_f16(ref[i]));
+    if (g != r && !(std::fabs(g) < 6.11e-5f && std::fabs(r) < 6.11e-5f)) {
+      if (bad++ < 5) ADD_FAILURE() << "value " << i << ": got " << g << ", want " << r;
+    }
+  }
+  EXPECT_EQ(bad, 0u) << dtype_name(t);
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTest, ::testing::ValuesIn(kWeightTypes),
                          [](const auto& p) { return std::string(dtype_name(p.param)); });
 

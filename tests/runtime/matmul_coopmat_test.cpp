@@ -52,7 +52,8 @@ struct Shape {
 // subnormals, so each operand may also lose up to the smallest normal f16 in absolute terms.
 constexpr double kF16Unit = 1.0 / 2048.0, kF32Eps = 1.2e-7, kF16MinNormal = 6.11e-5;
 
-void check_shape(Device& gpu, DType t, const Shape& s, const detail::MatmulOptions& opt) {
+void check_shape(Device& gpu, DType t, const Shape& s, const detail::MatmulOptions& opt,
+                 bool scratch = false) {
   Rng rng(uint64_t(s.m * 1000003 + s.n * 101 + s.k) ^ uint64_t(t));
   std::vector<float> x = rng.uniform_vec(size_t(s.m * s.k)), bias;
   if (s.bias) bias = rng.uniform_vec(size_t(s.n));
@@ -63,6 +64,7 @@ void check_shape(Device& gpu, DType t, const Shape& s, const detail::MatmulOptio
   a.w = upload(gpu, keep, t, {s.n, s.k}, w.data());
   a.y = alloc_tensor(gpu, keep, DType::kF32, {s.m, s.n});
   if (s.bias) a.bias = upload_f32(gpu, keep, {s.n}, bias);
+  if (scratch) a.w_scratch = alloc_tensor(gpu, keep, DType::kF16, {s.n * s.k + 64});
   Recorder rec(gpu);
   detail::matmul_with(rec, a, opt);
   rec.finish();
@@ -136,6 +138,16 @@ TEST_P(MatmulCoopmatTest, MatchesReference) {
         Shape{129, 130, 512, false}, Shape{1100, 136, 512, true}})
     check_shape(*gpu, t, s, {});
   if (t == DType::kF16 || t == DType::kQ4_K) check_shape(*gpu, t, {33, 4160, 4096, true}, {});
+}
+
+// Block weights on many tokens with a scratch: dequantised to f16 first (dequant_f16.comp), then
+// the f16 kernel; with and without bias, partial tiles.
+TEST_P(MatmulCoopmatTest, DequantPass) {
+  const auto [t, api] = GetParam();
+  const detail::ScopedCoopmatApi scope(api);
+  if (!is_quantized(t)) GTEST_SKIP() << "the pre-pass is for block types";
+  for (const Shape& s : {Shape{300, 4160, 256, true}, Shape{513, 130, 512, false}})
+    check_shape(*gpu, t, s, {}, true);
 }
 
 // Every tile shape the tuning override (KVZ_MATMUL_TILE) may pick: 4 to 16 subgroups, one or two
