@@ -4,6 +4,7 @@
 #include "model/forward.h"
 
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 
 #include "runtime/ops/activation.h"
@@ -55,6 +56,12 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
     scratch = std::max(
         scratch, paged_attention_scratch_elems(n_q, c.n_heads, c.head_dim, c.max_context + 64));
   if (scratch > 0) attn_scratch_ = make(DType::kF32, {scratch});
+  // f16 scratch for the matmuls' dequantising pre-pass on many tokens (runtime/ops/matmul.h).
+  int64_t w_scratch = 0;
+  for (const LayerWeights& l : model.weights().layers)
+    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      if (t->defined()) w_scratch = std::max(w_scratch, matmul_scratch_elems(dev.caps(), *t, T));
+  if (w_scratch > 0) w_scratch_ = make(DType::kF16, {w_scratch});
 }
 
 void Forward::collect(Recorder& rec) {
@@ -93,6 +100,9 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
   Tensor x = x_.slice(0, n), h = h_.slice(0, n), o = o_.slice(0, n), q = q_.slice(0, n),
          k = k_.slice(0, n), v = v_.slice(0, n), attn = attn_.slice(0, n), g = gate_.slice(0, n),
          u = up_.slice(0, n);
+  // Many tokens: block weights are dequantised into w_scratch_ before each matmul, so the
+  // matmuls of a layer run one after another (they share the scratch).
+  const Tensor ws = n >= kMatmulDequantMinTokens ? w_scratch_ : Tensor{};
   Tensor q3 = q.reshape({n, H, hd}), k3 = k.reshape({n, KV, hd}), v3 = v.reshape({n, KV, hd});
   Tensor attn3 = attn.reshape({n, H, hd});
 
@@ -111,10 +121,11 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
       mark("layer hook");
     }
     {
-      Recorder::Concurrent group(rec);
-      matmul(rec, {h, l.wq, q, l.bq});
-      matmul(rec, {h, l.wk, k, l.bk});
-      matmul(rec, {h, l.wv, v, l.bv});
+      std::optional<Recorder::Concurrent> group;
+      if (!ws.defined()) group.emplace(rec);
+      matmul(rec, {h, l.wq, q, l.bq, ws});
+      matmul(rec, {h, l.wk, k, l.bk, ws});
+      matmul(rec, {h, l.wv, v, l.bv, ws});
     }
     mark("matmul qkv");
     if (c.qk_norm) {
@@ -163,20 +174,21 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
       pa.scratch = attn_scratch_;
     paged_attention(rec, pa);
     mark("attention");
-    matmul(rec, {attn, l.wo, o, {}});
+    matmul(rec, {attn, l.wo, o, {}, ws});
     mark("matmul o");
     if (c.post_norms) rms_norm(rec, {o, l.post_attn_norm, o, c.norm_eps});
     rms_norm(rec, {x, l.ffn_norm, h, c.norm_eps, 0.0f, o});  // x += o, then the FFN norm
     mark("norm/add");
     {
-      Recorder::Concurrent group(rec);
-      matmul(rec, {h, l.w_gate, g, {}});
-      matmul(rec, {h, l.w_up, u, {}});
+      std::optional<Recorder::Concurrent> group;
+      if (!ws.defined()) group.emplace(rec);
+      matmul(rec, {h, l.w_gate, g, {}, ws});
+      matmul(rec, {h, l.w_up, u, {}, ws});
     }
     mark("matmul gate up");
     gated_act(rec, {g, u, g, c.act});
     mark("act");
-    matmul(rec, {g, l.w_down, o, {}});
+    matmul(rec, {g, l.w_down, o, {}, ws});
     mark("matmul down");
     if (c.post_norms) {
       rms_norm(rec, {o, l.post_ffn_norm, o, c.norm_eps});

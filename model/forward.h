@@ -63,6 +63,7 @@ class Forward {
   static constexpr int kMaxSplitQueries = 16;
   static constexpr int kLayersPerSubmit = 8;
   Tensor attn_scratch_;  // split-K partials of decode attention (may be undefined)
+  Tensor w_scratch_;     // f16 dequantised weight for prefill matmuls (may be undefined)
   bool profile_ = false;
   std::map<std::string, OpTime> profile_table_;
 };

@@ -6,6 +6,7 @@
 
 #include "kvzip/cache_file.h"
 #include "model/kvzap_data.h"
+#include "runtime/ops/coopmat.h"
 #include "runtime/ops/paged_attention.h"
 #include "runtime/ops/sampling.h"
 
@@ -26,10 +27,22 @@ std::string_view strip(std::string_view s) {
 
 Session::~Session() = default;
 
+int default_prefill_chunk(const DeviceCaps& caps) {
+  return coopmat_api(caps) != CoopmatApi::kOff ? kDefaultPrefillChunkTensorCores
+                                               : kDefaultPrefillChunk;
+}
+
+namespace {
+SessionOptions resolved(SessionOptions o, const Model& model) {
+  if (o.prefill_chunk <= 0) o.prefill_chunk = default_prefill_chunk(model.device().caps());
+  return o;
+}
+}  // namespace
+
 Session::Session(const Model& model, SessionOptions opts)
     : model_(model),
-      opts_(opts),
-      forward_(model, std::max(opts.prefill_chunk, opts.score_chunk + 256), 1),
+      opts_(resolved(opts, model)),
+      forward_(model, std::max(opts_.prefill_chunk, opts_.score_chunk + 256), 1),
       rec_(model.device()),
       cache_(std::make_unique<KvCache>(model.device(), kv_cache_config(model.config()))) {}
 

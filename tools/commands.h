@@ -43,9 +43,9 @@ int run_compress(const CompressArgs& args);
 struct BenchArgs {
   std::string model, json;
   std::vector<int64_t> n_prompt{512}, depths{0, 4096};
-  int n_gen = 64, reps = 3, ubatch = 512, chunk = 2000;
-  int64_t kvzip_depth = 4096;  // 0 = skip the KVzip phases
-  bool no_retain = false;      // prune the live cache (ratios compound) instead of a retained copy
+  int n_gen = 64, reps = 3, ubatch = 0, chunk = 2000;  // ubatch 0: the session's default
+  int64_t kvzip_depth = 4096;                          // 0 = skip the KVzip phases
+  bool no_retain = false;  // prune the live cache (ratios compound) instead of a retained copy
   std::vector<double> ratios{1.0, 0.5, 0.3, 0.1};
 };
 int run_bench(const BenchArgs& args);

@@ -74,7 +74,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1 << 16));
   bench->add_option("-d,--depth", b.depths, "Context depths for pp/tg")->delimiter(',');
   bench->add_option("-r,--reps", b.reps)->check(CLI::Range(1, 100));
-  bench->add_option("-b,--ubatch", b.ubatch, "Prefill chunk")->check(CLI::Range(1, 1 << 16));
+  bench
+      ->add_option("-b,--ubatch", b.ubatch,
+                   "Prefill chunk (default: 2048 on GPUs with tensor cores, else 512)")
+      ->check(CLI::Range(1, 1 << 16));
   bench->add_option("--chunk", b.chunk, "Scoring chunk")->check(CLI::Range(16, 1 << 16));
   bench->add_option("--kvzip-depth", b.kvzip_depth, "Context for the KVzip phases (0 = skip)");
   bench->add_flag(
