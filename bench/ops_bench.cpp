@@ -7,6 +7,7 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -85,17 +86,25 @@ bool check_once(DType t, int64_t m, const detail::MatmulOptions& opt) {
   detail::matmul_with(rec, p.args, opt);
   rec.finish();
   const double rel = double(k) * 1.2e-7 + (opt.allow_coopmat ? 1.0 / 1024 : 0.0);
+  // Matvec variant 3 rounds x to int8 per 32 values: each x value moves by <= amax_32 / 254.
+  const bool int8_x = m == 1 && detail::matvec_variant(t, opt) == 3;
   std::vector<float> got(size_t(m * n)), ref(size_t(m * n)), wf(size_t(n * k));
   dev.download(p.args.y, got.data());
   cpu::dequantize_rows(t, w.data(), k, 0, n, wf.data());
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      double s = 0, mag = 0;
+      double s = 0, mag = 0, e8 = 0;
       for (int64_t c = 0; c < k; ++c) {
         s += double(x[i * k + c]) * wf[j * k + c];
         mag += std::fabs(double(x[i * k + c]) * wf[j * k + c]);
       }
-      if (std::fabs(got[i * n + j] - s) > rel * mag + 1e-4) return false;
+      for (int64_t g = 0; int8_x && g < k; g += 32) {
+        double amax = 0, sw = 0;
+        for (int64_t c = g; c < g + 32; ++c)
+          amax = std::max(amax, std::fabs(double(x[i * k + c]))), sw += std::fabs(wf[j * k + c]);
+        e8 += 1.01 * amax / 254 * sw;
+      }
+      if (std::fabs(got[i * n + j] - s) > rel * mag + e8 + 1e-4) return false;
     }
   return true;
 }
@@ -124,13 +133,31 @@ constexpr WeightShape kShapes[] = {
     {"llama3_8b_ffn_down_4096x14336", 4096, 14336},  {"qwen2_5_7b_ffn_up_18944x3584", 18944, 3584},
     {"qwen2_5_7b_ffn_down_3584x18944", 3584, 18944},
 };
+constexpr WeightShape kDecodeShapes[] = {
+    {"llama3_8b_qkv_6144x4096", 6144, 4096},
+    {"llama3_8b_ffn_gate_up_28672x4096", 28672, 4096},
+    {"llama3_8b_lm_head_128256x4096", 128256, 4096},
+};
 constexpr int64_t kPrefillTokens = 512;
+constexpr uint32_t kMatvecVariants = 3;  // detail::MatmulOptions::matvec_variant 0..3 (Q4_K)
 
 void register_matmul(const std::string& name, DType t, int64_t m, int64_t n, int64_t k,
                      detail::MatmulOptions opt = {}) {
   benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, opt)
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
+}
+
+// BM_matvec/<suffix>: the default matvec (KVZ_MATVEC_VARIANT applies); for Q4_K also
+// BM_matvec/<suffix>_v<N>, each variant at its default workgroup size and rows, side by side.
+void register_matvec_variants(const std::string& suffix, DType t, int64_t n, int64_t k) {
+  register_matmul("BM_matvec/" + suffix, t, 1, n, k);
+  if (t != DType::kQ4_K) return;
+  for (uint32_t v = 0; v <= kMatvecVariants; ++v) {
+    detail::MatmulOptions o;
+    o.matvec_variant = v, o.matvec_env = false;
+    register_matmul(fmt::format("BM_matvec/{}_v{}", suffix, v), t, 1, n, k, o);
+  }
 }
 
 const bool kRegistered = [] {
@@ -151,19 +178,24 @@ const bool kRegistered = [] {
         register_matmul("BM_matmul/" + suffix + "_m512_nfirst", t, kPrefillTokens, s.n, s.k,
                         nfirst);
       }
-      register_matmul("BM_matvec/" + suffix, t, 1, s.n, s.k);
-      // Other shapes of the decode matvec: workgroup size, rows per workgroup, Q4_K mapping.
+      register_matvec_variants(suffix, t, s.n, s.k);
+      // Other shapes of the decode matvec: workgroup size, rows per workgroup, Q4_K variant.
       for (uint32_t wg : {64u, 128u, 256u})
-        for (uint32_t rows : {1u, 2u, 4u, 8u})
-          for (uint32_t v : {0u, 1u}) {
+        for (uint32_t rows : {1u, 2u, 4u, 8u, 16u})
+          for (uint32_t v = 0; v <= kMatvecVariants; ++v) {
             if (v > 0 && t != DType::kQ4_K) continue;
+            if (rows == 16 && v < 2) continue;  // the wide variants share x over more rows
             if (wg % caps.subgroup_size != 0 || wg > caps.max_workgroup_invocations) continue;
             detail::MatmulOptions o;
-            o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = v;
+            o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = v, o.matvec_env = false;
             register_matmul(fmt::format("BM_matvec/{}_wg{}_r{}_v{}", suffix, wg, rows, v), t, 1,
                             s.n, s.k, o);
           }
     }
+  // Decode-only shapes: the fused QKV and gate+up projections and the LM head.
+  for (const WeightShape& s : kDecodeShapes)
+    for (DType t : {DType::kF16, DType::kQ4_K})
+      register_matvec_variants(std::string(s.name) + "_" + std::string(dtype_name(t)), t, s.n, s.k);
   // Square prefill GEMM, m = n = k = 4096 (LLaMA-3-8B attention projection over 4K tokens), and
   // the FFN up projection over 4K tokens.
   register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096", DType::kF16, 4096, 4096, 4096);
@@ -187,6 +219,12 @@ const bool kRegistered = [] {
               : "tiled 64x64x32, 4x4 per thread, 256 threads");
   benchmark::AddCustomContext("kvz_matvec_variant",
                               caps.subgroup_arith ? "2 rows/wg, subgroupAdd" : "2 rows/wg, shared");
+  benchmark::AddCustomContext(
+      "kvz_matvec_q4k_variants",
+      fmt::format("_v0 contiguous lanes (default), _v1 earlier mapping, _v2 matvec_wide float "
+                  "nibbles, _v3 matvec_wide int8 dot ({}), wide: 4 rows/wg; KVZ_MATVEC_VARIANT={}",
+                  caps.int8_dot ? "OpSDot" : "integer math",
+                  detail::matvec_variant(DType::kQ4_K, {})));
   return true;
 }();
 

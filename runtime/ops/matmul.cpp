@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <cstdlib>
 #include <vector>
 
 #include "runtime/cpu/matmul_cpu.h"
@@ -115,11 +116,27 @@ Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t
            group_m ? group_m : kCoopmatGroupM},
           coopmat_required_subgroup_size(rec.caps(), api)};
 }
-// Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it.
+// KVZ_MATVEC_VARIANT (measurements, e.g. kvz_bench or kvzip bench): the Q4_K matvec variant
+// used where the options leave it at 0 (see detail::MatmulOptions::matvec_variant).
+uint32_t env_matvec_variant() {
+  static const uint32_t v = [] {
+    const char* e = std::getenv("KVZ_MATVEC_VARIANT");
+    return e ? uint32_t(std::strtoul(e, nullptr, 10)) : 0u;
+  }();
+  return v;
+}
+constexpr uint32_t kMatvecMaxVariant = 3;
+constexpr uint32_t kMatvecWideRows = 4;  // matvec_wide: x prepared once per unit serves more rows
+
+// Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it. Q4_K
+// variants 2 and 3 are shaders/matvec_wide.comp (the int8-dot one with OpSDot where available).
 Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& opt,
                    uint32_t& rows_per_wg) {
   const DeviceCaps& caps = rec.caps();
-  rows_per_wg = opt.matvec_rows ? opt.matvec_rows : 2;
+  const uint32_t v = detail::matvec_variant(t, opt);
+  KVZ_CHECK(v <= kMatvecMaxVariant, "matvec: variant {} (0..{})", v, kMatvecMaxVariant);
+  const bool wide = t == DType::kQ4_K && v >= 2;
+  rows_per_wg = opt.matvec_rows ? opt.matvec_rows : wide ? kMatvecWideRows : 2;
   const bool sub = opt.allow_subgroup && caps.subgroup_arith && caps.subgroup_size >= 4 &&
                    caps.subgroup_size <= 128;
   uint32_t wg = sub ? std::max<uint32_t>(caps.subgroup_size, 64) : 64;
@@ -129,7 +146,14 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
                   (!sub || (wg % caps.subgroup_size == 0 && wg / caps.subgroup_size <= 32)),
               "matvec: workgroup size {}", wg);
   }
-  return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg, opt.matvec_variant}};
+  if (wide) {
+    const bool idot = v == 3 && opt.allow_int_dot && caps.int8_dot;
+    const ShaderId id =
+        sub ? (idot ? ShaderId::kMatvecWideQ4KSubgroupIdot : ShaderId::kMatvecWideQ4KSubgroup)
+            : (idot ? ShaderId::kMatvecWideQ4KIdot : ShaderId::kMatvecWideQ4K);
+    return {id, {wg, rows_per_wg, v}};
+  }
+  return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg, v}};
 }
 
 // One dispatch of y[:, col0 .. col0 + n_c) = x . w_c^T (+ bias) for the row chunk w_c of the
@@ -173,6 +197,11 @@ bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatAp
   return coopmat_api_usable(caps, api) && sg >= 8 && sg <= 64 &&
          sg * kCoopmatLarge.sg_m * kCoopmatLarge.sg_n <= caps.max_workgroup_invocations &&
          coopmat_shared_bytes(kCoopmatLarge) <= caps.shared_memory_bytes;
+}
+
+uint32_t detail::matvec_variant(DType t, const MatmulOptions& opt) {
+  return t == DType::kQ4_K && opt.matvec_variant == 0 && opt.matvec_env ? env_matvec_variant()
+                                                                        : opt.matvec_variant;
 }
 
 void matmul(Recorder& rec, const MatmulArgs& a) { detail::matmul_with(rec, a, {}); }

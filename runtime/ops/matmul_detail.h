@@ -16,11 +16,19 @@ struct MatmulOptions {
   bool force_coopmat = false;  // tests: use it for any m > 1 wherever coopmat_api() allows
   // matmul_coopmat tile raster: rows of tiles per group (0: the default, 8; 1: n fastest).
   uint32_t coopmat_group_m = 0;
-  uint32_t matvec_rows = 0;     // matvec rows per workgroup (0: the default)
-  uint32_t matvec_wg = 0;       // matvec workgroup size (0: the default)
-  uint32_t matvec_variant = 0;  // matvec Q4_K thread mapping: 0 contiguous lanes, 1 the earlier one
+  uint32_t matvec_rows = 0;  // matvec rows per workgroup (0: the default)
+  uint32_t matvec_wg = 0;    // matvec workgroup size (0: the default)
+  // matvec Q4_K variant (shaders/matvec.comp, shaders/matvec_wide.comp): 0 contiguous lanes (the
+  // default), 1 the earlier mapping, 2 64-value units per thread with float nibbles, 3 the same
+  // units with x rounded to int8 per 32 values and integer dot products (needs a tolerance for
+  // that rounding: amax_32 / 254 per x value).
+  uint32_t matvec_variant = 0;
+  bool matvec_env = true;     // KVZ_MATVEC_VARIANT=1..3 replaces Q4_K variant 0 (measurements)
+  bool allow_int_dot = true;  // variant 3: OpSDot where DeviceCaps::int8_dot, else integer math
 };
 void matmul_with(Recorder& rec, const MatmulArgs& args, const MatmulOptions& opt);
+// The matvec variant matmul_with(opt) runs for weights of type t (KVZ_MATVEC_VARIANT applied).
+uint32_t matvec_variant(DType t, const MatmulOptions& opt);
 
 // Fewest tokens for which matmul() picks the cooperative-matrix kernel.
 constexpr int64_t kCoopmatMinTokens = 32;

@@ -99,6 +99,11 @@ VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd)
     link(coopmat_khr);
     enable.push_back(kExtCoopMatKhr);
   }
+  vk::PhysicalDeviceShaderIntegerDotProductFeatures int_dot;  // extension enabled above
+  if (caps_.int8_dot) {
+    int_dot.shaderIntegerDotProduct = VK_TRUE;
+    link(int_dot);
+  }
   vk::PhysicalDeviceSubgroupSizeControlFeaturesEXT size_control;
   if (!caps_.coopmat_khr) caps_.subgroup_size_control = false;
   if (caps_.subgroup_size_control) {
