@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -54,6 +55,7 @@ std::vector<uint8_t> random_weights(DType t, int64_t n, int64_t k, uint64_t seed
 struct Problem {
   std::vector<Buffer> keep;
   MatmulArgs args;
+  Tensor x8;  // matvec variant 4 scratch: x rounded to int8, [matvec_x8_elems(k)] 32-bit
   Problem(Device& dev, DType t, int64_t m, int64_t n, int64_t k,
           std::vector<float>* x_out = nullptr, std::vector<uint8_t>* w_out = nullptr) {
     std::vector<float> x(size_t(m * k));
@@ -69,6 +71,7 @@ struct Problem {
     args.x = alloc(DType::kF32, {m, k}, x.data());
     args.w = alloc(t, {n, k}, w.data());
     args.y = alloc(DType::kF32, {m, n}, nullptr);
+    if (m == 1) x8 = alloc(DType::kI32, {detail::matvec_x8_elems(k)}, nullptr);
     if (x_out) *x_out = std::move(x);
     if (w_out) *w_out = std::move(w);
   }
@@ -76,18 +79,19 @@ struct Problem {
 
 // Checks the device result once against the CPU reference on a small shape of the same type and
 // the same kernel choice. The tensor-core kernel rounds x and w to f16 (2 * 2^-11 relative).
-bool check_once(DType t, int64_t m, const detail::MatmulOptions& opt) {
+bool check_once(DType t, int64_t m, detail::MatmulOptions opt) {
   Device& dev = bench_device();
   const int64_t n = 96, k = 512;
   std::vector<float> x;
   std::vector<uint8_t> w;
   Problem p(dev, t, m, n, k, &x, &w);
+  opt.matvec_x8 = p.x8;
   Recorder rec(dev);
   detail::matmul_with(rec, p.args, opt);
   rec.finish();
   const double rel = double(k) * 1.2e-7 + (opt.allow_coopmat ? 1.0 / 1024 : 0.0);
-  // Matvec variant 3 rounds x to int8 per 32 values: each x value moves by <= amax_32 / 254.
-  const bool int8_x = m == 1 && detail::matvec_variant(t, opt) == 3;
+  // Matvec variants 3, 4 round x to int8 per 32 values: each x value moves by <= amax_32 / 254.
+  const bool int8_x = m == 1 && detail::matvec_variant(t, opt) >= 3;
   std::vector<float> got(size_t(m * n)), ref(size_t(m * n)), wf(size_t(n * k));
   dev.download(p.args.y, got.data());
   cpu::dequantize_rows(t, w.data(), k, 0, n, wf.data());
@@ -118,6 +122,7 @@ void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t 
   }
   Device& dev = bench_device();
   Problem p(dev, t, m, n, k);
+  opt.matvec_x8 = p.x8;
   const double flops = 2.0 * double(m) * double(n) * double(k);
   const double bytes = double(p.args.w.nbytes() + p.args.x.nbytes() + p.args.y.nbytes());
   bench::time_gpu(
@@ -139,7 +144,7 @@ constexpr WeightShape kDecodeShapes[] = {
     {"llama3_8b_lm_head_128256x4096", 128256, 4096},
 };
 constexpr int64_t kPrefillTokens = 512;
-constexpr uint32_t kMatvecVariants = 3;  // detail::MatmulOptions::matvec_variant 0..3 (Q4_K)
+constexpr uint32_t kMatvecVariants = 4;  // detail::MatmulOptions::matvec_variant 0..4 (Q4_K)
 
 void register_matmul(const std::string& name, DType t, int64_t m, int64_t n, int64_t k,
                      detail::MatmulOptions opt = {}) {
@@ -222,9 +227,10 @@ const bool kRegistered = [] {
   benchmark::AddCustomContext(
       "kvz_matvec_q4k_variants",
       fmt::format("_v0 contiguous lanes (default), _v1 earlier mapping, _v2 matvec_wide float "
-                  "nibbles, _v3 matvec_wide int8 dot ({}), wide: 4 rows/wg; KVZ_MATVEC_VARIANT={}",
+                  "nibbles, _v3 matvec_wide int8 dot ({}), _v4 _v3 on x rounded by quantize_x8 "
+                  "first; wide: 4 rows/wg; KVZ_MATVEC_VARIANT={}",
                   caps.int8_dot ? "OpSDot" : "integer math",
-                  detail::matvec_variant(DType::kQ4_K, {})));
+                  std::getenv("KVZ_MATVEC_VARIANT") ? std::getenv("KVZ_MATVEC_VARIANT") : "unset"));
   return true;
 }();
 

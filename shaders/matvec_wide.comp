@@ -1,6 +1,6 @@
 #version 450
 // matvec_wide: y[n] = w[n, k] . x[k] (+ bias[n]) for decode (m == 1) with Q4_K weights, giving
-// each thread more work per load than shaders/matvec.comp: MatmulOptions::matvec_variant 2 and 3
+// each thread more work per load than shaders/matvec.comp: MatmulOptions::matvec_variant 2, 3, 4
 // (runtime/ops/matmul.cpp; variants 0 and 1 are matvec.comp's Q4_K loops).
 // Work unit: one quarter c of a 256-value block = quant bytes 32 c .. 32 c + 31, whose low nibbles
 // are sub-block 2 c (values 64 c + i) and high nibbles sub-block 2 c + 1 (values 64 c + 32 + i),
@@ -18,12 +18,14 @@
 //     dmin (m_lo sum(x_lo) + m_hi sum(x_hi)). USE_INT_DOT: OpSDot through
 //     SPV_KHR_integer_dot_product (DeviceCaps::int8_dot); otherwise plain integer math. Differs
 //     from fp32 by the rounding of x: at most amax_32 / 254 per x value.
-// Bindings: 0 x f32 [k] read | 1 w Q4_K [n, k] read | 2 bias f32 [col0 + n] read (any buffer
-//           when has_bias == 0) | 3 y f32 [col0 + n] write
+//   MODE 4: MODE 3 with x rounded once per token by shaders/quantize_x8.comp (binding 0 is then
+//     that x8 scratch, shaders/include/x8.glsl): no per-workgroup rounding work; same results.
+// Bindings: 0 x f32 [k] (MODE 4: x8 u32 [k / 4 + k / 16]) read | 1 w Q4_K [n, k] read |
+//           2 bias f32 [col0 + n] read (any buffer when has_bias == 0) | 3 y f32 [col0 + n] write
 // Push: m (== 1), n, k (% 256 == 0), has_bias, col0 (w may be a row chunk of a larger weight: it
 //       writes y[col0, col0 + n)), ldy (unused).
 // Spec: 0 = workgroup size (a multiple of 4; of the subgroup size with USE_SUBGROUP), 1 = NR rows
-//       per workgroup, 2 = MODE (2 float, 3 int8 dot).
+//       per workgroup, 2 = MODE (2 float, 3 int8 dot, 4 int8 dot on pre-rounded x).
 // Grid: gx x gy x 1 with gx * gy >= ceil(n / NR) (row group = wg.y * gx + wg.x; gx <= 65535).
 #include "common.glsl"
 #if !defined(W_Q4_K)
@@ -52,6 +54,7 @@ layout(constant_id = 1) const uint NR = 4;
 layout(constant_id = 2) const uint MODE = 2;
 
 layout(std430, binding = 0) readonly buffer X4 { vec4 x4[]; };
+layout(std430, binding = 0) readonly buffer XQ4 { uvec4 xq4[]; };  // MODE 4: x8 (x8.glsl)
 layout(std430, binding = 1) readonly buffer WQ { uvec4 wq4[]; };  // 9 per 256-value block
 layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, binding = 3) writeonly buffer Y { float y[]; };
@@ -63,6 +66,8 @@ layout(push_constant) uniform Push {
   uint col0;
   uint ldy;
 } p;
+
+#include "x8.glsl"
 
 #if defined(USE_SUBGROUP)
 shared float partial[NR * 32];  // one slot per subgroup (>= 8 lanes, so <= 32 subgroups)
@@ -87,27 +92,6 @@ uvec4 scales_mins(uvec3 s, uint c) {
 }
 
 float magic(uint bits) { return uintBitsToFloat(bits | 0x4B000000u) - 8388608.0; }
-
-// x values 4 v0 .. 4 v0 + 31 as int8 round(x / dx), dx = amax / 127, packed 4 per uint (first
-// value in the low byte); s = their fp32 sum. Rounding adds 1.5 * 2^23: the low byte of the sum's
-// bits is then the rounded value in two's complement (|x / dx| <= 127 < 2^22).
-void quantise_32(uint v0, out uint q[8], out float dx, out float s) {
-  vec4 xv[8];
-  float amax = 0.0;
-  s = 0.0;
-  [[unroll]] for (uint i = 0; i < 8u; ++i) {
-    xv[i] = x4[v0 + i];
-    const vec4 a = abs(xv[i]);
-    amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
-    s += dot(xv[i], vec4(1.0));
-  }
-  dx = amax / 127.0;
-  const float inv = amax > 0.0 ? 127.0 / amax : 0.0;
-  [[unroll]] for (uint i = 0; i < 8u; ++i) {
-    const uvec4 b = floatBitsToUint(xv[i] * inv + 12582912.0) & 0xFFu;
-    q[i] = b.x | (b.y << 8) | (b.z << 16) | (b.w << 24);
-  }
-}
 
 void main() {
   const uint wg = gl_WorkGroupSize.x, tid = gl_LocalInvocationID.x;
@@ -151,8 +135,18 @@ void main() {
     } else {
       uint ql[8], qh[8];
       float dxl, dxh, sl, sh;
-      quantise_32(xo, ql, dxl, sl);
-      quantise_32(xo + 8u, qh, dxh, sh);
+      if (MODE == 4u) {  // words xo .. xo + 15 of x8; (dx, sum) of groups 2 u, 2 u + 1
+        [[unroll]] for (uint i = 0; i < 2u; ++i) {
+          const uvec4 a = xq4[xo / 4u + i], b = xq4[xo / 4u + 2u + i];
+          ql[4u * i] = a.x, ql[4u * i + 1u] = a.y, ql[4u * i + 2u] = a.z, ql[4u * i + 3u] = a.w;
+          qh[4u * i] = b.x, qh[4u * i + 1u] = b.y, qh[4u * i + 2u] = b.z, qh[4u * i + 3u] = b.w;
+        }
+        const vec4 ds = uintBitsToFloat(xq4[p.k / 16u + u]);
+        dxl = ds.x, sl = ds.y, dxh = ds.z, sh = ds.w;
+      } else {
+        quantise_32(xo, ql, dxl, sl);
+        quantise_32(xo + 8u, qh, dxh, sh);
+      }
       [[unroll]] for (uint r = 0; r < NR; ++r) {
         const uint bq = b0[r] + blk * 9u;
         const uvec4 hd = wq4[bq], qa = wq4[bq + 1u + 2u * c], qb = wq4[bq + 2u + 2u * c];

@@ -125,11 +125,11 @@ uint32_t env_matvec_variant() {
   }();
   return v;
 }
-constexpr uint32_t kMatvecMaxVariant = 3;
+constexpr uint32_t kMatvecMaxVariant = 4;
 constexpr uint32_t kMatvecWideRows = 4;  // matvec_wide: x prepared once per unit serves more rows
 
 // Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it. Q4_K
-// variants 2 and 3 are shaders/matvec_wide.comp (the int8-dot one with OpSDot where available).
+// variants 2, 3 and 4 are shaders/matvec_wide.comp (int8 dot with OpSDot where available).
 Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& opt,
                    uint32_t& rows_per_wg) {
   const DeviceCaps& caps = rec.caps();
@@ -147,7 +147,7 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
               "matvec: workgroup size {}", wg);
   }
   if (wide) {
-    const bool idot = v == 3 && opt.allow_int_dot && caps.int8_dot;
+    const bool idot = v >= 3 && opt.allow_int_dot && caps.int8_dot;
     const ShaderId id =
         sub ? (idot ? ShaderId::kMatvecWideQ4KSubgroupIdot : ShaderId::kMatvecWideQ4KSubgroup)
             : (idot ? ShaderId::kMatvecWideQ4KIdot : ShaderId::kMatvecWideQ4K);
@@ -169,7 +169,8 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
     uint32_t nr = 0;
     Kernel kern = pick_matvec(rec, wt, opt, nr);
     const uint32_t groups = div_up(n, nr), gx = std::min<uint32_t>(groups, 32768);
-    rec.dispatch(kern, {a.x, c.t, bias, a.y}, push, {gx, div_up(groups, gx)});
+    const Tensor& x = detail::matvec_variant(wt, opt) == 4 ? opt.matvec_x8 : a.x;
+    rec.dispatch(kern, {x, c.t, bias, a.y}, push, {gx, div_up(groups, gx)});
     return;
   }
   const CoopmatApi api = coopmat_api(rec.caps());
@@ -200,8 +201,10 @@ bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatAp
 }
 
 uint32_t detail::matvec_variant(DType t, const MatmulOptions& opt) {
-  return t == DType::kQ4_K && opt.matvec_variant == 0 && opt.matvec_env ? env_matvec_variant()
-                                                                        : opt.matvec_variant;
+  const uint32_t v = t == DType::kQ4_K && opt.matvec_variant == 0 && opt.matvec_env
+                         ? env_matvec_variant()
+                         : opt.matvec_variant;
+  return v == 4 && !opt.matvec_x8.defined() ? 3 : v;
 }
 
 void matmul(Recorder& rec, const MatmulArgs& a) { detail::matmul_with(rec, a, {}); }
@@ -221,6 +224,13 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
   if (m == 0 || n == 0) return;
   if (rec.is_cpu()) return cpu::matmul_fast(a);
   check_gpu_weight(rec, wt, "matmul");
+  if (m == 1 && detail::matvec_variant(wt, opt) == 4) {  // x rounded once for every row chunk
+    KVZ_CHECK(opt.matvec_x8.nbytes() >= 4 * uint64_t(detail::matvec_x8_elems(k)),
+              "matvec: x8 scratch {} for k {}", opt.matvec_x8.shape_str(), k);
+    const uint32_t push = uint32_t(k);
+    constexpr uint32_t kWg = 64;
+    rec.dispatch({ShaderId::kQuantizeX8, {kWg}}, {a.x, opt.matvec_x8}, push, {div_up(k / 32, kWg)});
+  }
   // A weight above maxStorageBufferRange is bound as row chunks; each writes its y columns.
   for (const RowChunk& c : binding_chunks(a.w, rec.caps())) matmul_chunk(rec, a, c, opt);
 }

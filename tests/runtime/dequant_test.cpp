@@ -264,27 +264,29 @@ TEST_P(MatmulTest, MatvecShapesMatchReference) {
   MatmulCase c(t, {1, 131, 1280, false}, 5);
   const auto ref = c.run(*cpu, true);
   const double tol_int8 = t == DType::kQ4_K ? c.int8_tolerance() : 0.0;
+  std::vector<Buffer> keep;
+  const Tensor x8 = alloc_tensor(*gpu, keep, DType::kI32, {detail::matvec_x8_elems(c.s.k)});
   for (uint32_t wg : {64u, 128u, 256u})
     for (uint32_t rows : {1u, 3u, 8u})
-      for (uint32_t variant : {0u, 1u, 2u, 3u}) {
+      for (uint32_t variant : {0u, 1u, 2u, 3u, 4u}) {
         const uint32_t sg = gpu->caps().subgroup_size;
         if (wg % sg != 0 || wg / sg > 32) continue;
         if (variant >= 2 && t != DType::kQ4_K) continue;
         detail::MatmulOptions o;
         o.allow_coopmat = false;
         o.matvec_env = false;
-        o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = variant;
+        o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = variant, o.matvec_x8 = x8;
         EXPECT_TRUE(
-            all_close(c.run_with(*gpu, false, o), ref, variant == 3 ? tol_int8 : c.tolerance()))
+            all_close(c.run_with(*gpu, false, o), ref, variant >= 3 ? tol_int8 : c.tolerance()))
             << "wg " << wg << " rows " << rows << " variant " << variant;
       }
 }
 
-// The Q4_K matvec_wide variants (2 float, 3 int8 dot; the latter with OpSDot where the device has
-// it and with plain integer math) on every decode shape above plus a long row (224 units for 64
-// threads), with and without subgroupAdd. x has an all-zero 32-value group (dx = 0) and an outlier
-// 100x the others (a coarse dx for its group). Variant 3 is also held to the tighter comparison
-// with a reference on the int8-rounded x.
+// The Q4_K matvec_wide variants (2 float, 3 and 4 int8 dot, 4 on x rounded by its own pass; with
+// OpSDot where the device has it and with plain integer math) on every decode shape above plus a
+// long row (224 units for 64 threads), with and without subgroupAdd. x has an all-zero 32-value
+// group (dx = 0) and an outlier 100x the others (a coarse dx for its group). Variants 3 and 4 are
+// also held to the tighter comparison with a reference on the int8-rounded x.
 TEST_P(MatmulTest, MatvecWideMatchesReference) {
   if (GetParam() != DType::kQ4_K) GTEST_SKIP() << "Q4_K only";
   std::vector<Shape> shapes;
@@ -304,7 +306,9 @@ TEST_P(MatmulTest, MatvecWideMatchesReference) {
     const MatmulCase c8 = c.int8_rounded(&flip_tol);
     const auto ref8 = c8.run(*cpu, true);
     const double tol_ref8 = c8.tolerance() + flip_tol;
-    for (uint32_t variant : {2u, 3u})
+    std::vector<Buffer> keep;
+    const Tensor x8 = alloc_tensor(*gpu, keep, DType::kI32, {detail::matvec_x8_elems(s.k)});
+    for (uint32_t variant : {2u, 3u, 4u})
       for (bool sub : {true, false})
         for (bool int_dot : {true, false}) {
           if (variant == 2 && !int_dot) continue;
@@ -312,14 +316,15 @@ TEST_P(MatmulTest, MatvecWideMatchesReference) {
           o.allow_coopmat = false;
           o.matvec_env = false;
           o.allow_subgroup = sub, o.allow_int_dot = int_dot, o.matvec_variant = variant;
+          o.matvec_x8 = x8;
           const auto got = c.run_with(*gpu, false, o);
-          EXPECT_TRUE(all_close(got, ref, variant == 3 ? tol_int8 : tol_f32))
+          EXPECT_TRUE(all_close(got, ref, variant >= 3 ? tol_int8 : tol_f32))
               << "variant " << variant << " n " << s.n << " k " << s.k << " bias " << s.bias
               << " subgroup " << sub << " int dot " << (int_dot && gpu->caps().int8_dot);
-          if (variant == 3) {
+          if (variant >= 3) {
             EXPECT_TRUE(all_close(got, ref8, tol_ref8))
-                << "vs int8-rounded x: n " << s.n << " k " << s.k << " subgroup " << sub
-                << " int dot " << (int_dot && gpu->caps().int8_dot);
+                << "vs int8-rounded x: variant " << variant << " n " << s.n << " k " << s.k
+                << " subgroup " << sub << " int dot " << (int_dot && gpu->caps().int8_dot);
           }
         }
   }
