@@ -372,6 +372,19 @@ TEST_P(MatmulSplitTest, ChunkedWeightsMatchReference) {
         EXPECT_TRUE(all_close(c.run(*split, false, false), ref, c.tolerance()))
             << "no-subgroup matvec, " << n_chunks << " chunks, n " << s.n;
       }
+      if (s.m == 1 && t == DType::kQ4_K) {  // matvec_wide per chunk; variant 4 rounds x once
+        std::vector<Buffer> keep;
+        detail::MatmulOptions o;
+        o.allow_coopmat = false;
+        o.matvec_env = false;
+        o.matvec_x8 = alloc_tensor(*split, keep, DType::kI32, {detail::matvec_x8_elems(k)});
+        for (uint32_t variant : {2u, 3u, 4u}) {
+          o.matvec_variant = variant;
+          EXPECT_TRUE(all_close(c.run_with(*split, false, o), ref,
+                                variant >= 3 ? c.int8_tolerance() : c.tolerance()))
+              << "variant " << variant << ", " << n_chunks << " chunks, n " << s.n;
+        }
+      }
     }
 }
 
