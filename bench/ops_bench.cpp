@@ -184,8 +184,9 @@ const bool kRegistered = [] {
                         nfirst);
       }
       register_matvec_variants(suffix, t, s.n, s.k);
-      // Other shapes of the decode matvec: workgroup size, rows per workgroup, Q4_K variant.
-      for (uint32_t wg : {64u, 128u, 256u})
+      // Other shapes of the decode matvec: workgroup size, rows per workgroup, Q4_K variant
+      // (wg 32 on 32-lane devices: one subgroup per workgroup owns its rows).
+      for (uint32_t wg : {32u, 64u, 128u, 256u})
         for (uint32_t rows : {1u, 2u, 4u, 8u, 16u})
           for (uint32_t v = 0; v <= kMatvecVariants; ++v) {
             if (v > 0 && t != DType::kQ4_K) continue;

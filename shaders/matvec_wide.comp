@@ -181,7 +181,8 @@ void main() {
   barrier();
   for (uint stride = wg / 2; stride > 0; stride /= 2) {
     if (tid < stride)
-      [[unroll]] for (uint r = 0; r < NR; ++r) partial[r * wg + tid] += partial[r * wg + tid + stride];
+      [[unroll]] for (uint r = 0; r < NR; ++r)
+        partial[r * wg + tid] += partial[r * wg + tid + stride];
     barrier();
   }
   if (tid < NR) {

@@ -146,6 +146,11 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
                   (!sub || (wg % caps.subgroup_size == 0 && wg / caps.subgroup_size <= 32)),
               "matvec: workgroup size {}", wg);
   }
+  // Shared partial sums of matvec.comp / matvec_wide.comp: NR x 32 (subgroups) or NR x 1024.
+  const uint64_t shared_bytes = 4ull * rows_per_wg * (sub ? 32 : 1024);
+  KVZ_CHECK(
+      rows_per_wg >= 1 && (!caps.shared_memory_bytes || shared_bytes <= caps.shared_memory_bytes),
+      "matvec: {} rows per workgroup need {} bytes of shared memory", rows_per_wg, shared_bytes);
   if (wide) {
     const bool idot = v >= 3 && opt.allow_int_dot && caps.int8_dot;
     const ShaderId id =

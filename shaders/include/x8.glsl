@@ -1,5 +1,6 @@
-// x rounded to int8 per 32 values (q8_1-style) for the int8-dot Q4_K matvec (shaders/matvec_wide.comp
-// MODE 3 and 4, shaders/quantize_x8.comp). Include after declaring the f32 x buffer as vec4 x4[].
+// x rounded to int8 per 32 values (q8_1-style) for the int8-dot Q4_K matvec
+// (shaders/matvec_wide.comp MODE 3 and 4, shaders/quantize_x8.comp). Include after declaring the
+// f32 x buffer as vec4 x4[].
 // Scratch layout of quantize_x8 (uint words, k % 256 == 0):
 //   [0, k / 4)                    int8 values 4 i .. 4 i + 3, first in the low byte
 //   [k / 4 + 2 g], [.. + 2 g + 1] dx_g and the fp32 sum of x over group g (32 values), float bits

@@ -266,7 +266,7 @@ TEST_P(MatmulTest, MatvecShapesMatchReference) {
   const double tol_int8 = t == DType::kQ4_K ? c.int8_tolerance() : 0.0;
   std::vector<Buffer> keep;
   const Tensor x8 = alloc_tensor(*gpu, keep, DType::kI32, {detail::matvec_x8_elems(c.s.k)});
-  for (uint32_t wg : {64u, 128u, 256u})
+  for (uint32_t wg : {32u, 64u, 128u, 256u})
     for (uint32_t rows : {1u, 3u, 8u})
       for (uint32_t variant : {0u, 1u, 2u, 3u, 4u}) {
         const uint32_t sg = gpu->caps().subgroup_size;
