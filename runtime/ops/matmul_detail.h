@@ -21,9 +21,10 @@ struct MatmulOptions {
   // matvec Q4_K variant (shaders/matvec.comp, shaders/matvec_wide.comp): 0 contiguous lanes (the
   // default), 1 the earlier mapping, 2 64-value units per thread with float nibbles, 3 the same
   // units with x rounded to int8 per 32 values and integer dot products (needs a tolerance for
-  // that rounding: amax_32 / 254 per x value).
-  // 4: variant 3 on x rounded once per call into matvec_x8 (shaders/quantize_x8.comp); without
-  // that scratch variant 3 runs.
+  // that rounding: amax_32 / 254 per x value), 4 variant 3 on x rounded once per call into
+  // matvec_x8 (shaders/quantize_x8.comp; without that scratch variant 3 runs). Variant 4 records
+  // two dependent dispatches: never inside a Recorder::Concurrent group (the forward pass groups
+  // its q/k/v and gate/up matmuls).
   uint32_t matvec_variant = 0;
   bool matvec_env = true;     // KVZ_MATVEC_VARIANT=1..4 replaces Q4_K variant 0 (measurements)
   bool allow_int_dot = true;  // variants 3, 4: OpSDot where DeviceCaps::int8_dot, else integer math
