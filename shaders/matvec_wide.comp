@@ -8,7 +8,8 @@
 // rows of the workgroup: its 64 x values are read (as vec4) and prepared once, then per row one
 // 16-byte load of the block head (d, dmin, 12 scale bytes), two 16-byte loads of quants and one
 // decode of the unit's two scales and mins. Variant 0 spends one int-to-float conversion per
-// weight (the conversion units, not memory, bound it); these spend none per weight:
+// weight (16 per clock per SM on NVIDIA, an eighth of the FMA rate: the likely limit of its 31% of
+// copy bandwidth on the H200, not yet confirmed by a profile); these spend none per weight:
 //   MODE 2 (float): (q & 0xF << s) | 0x4B000000 is the float 2^23 + n 2^s (s in {0, 4, 8, 12},
 //     after q >> 16 for bytes 2 and 3); minus 2^23 that is exactly n 2^s, and x is pre-scaled by
 //     2^-s once per unit (exact). fp32 FMA; same rounding class as variant 0.
@@ -18,14 +19,15 @@
 //     dmin (m_lo sum(x_lo) + m_hi sum(x_hi)). USE_INT_DOT: OpSDot through
 //     SPV_KHR_integer_dot_product (DeviceCaps::int8_dot); otherwise plain integer math. Differs
 //     from fp32 by the rounding of x: at most amax_32 / 254 per x value.
-//   MODE 4: MODE 3 with x rounded once per token by shaders/quantize_x8.comp (binding 0 is then
-//     that x8 scratch, shaders/include/x8.glsl): no per-workgroup rounding work; same results.
+//   MODE 4: MODE 3 with x rounded once per call by shaders/quantize_x8.comp (binding 0 is then
+//     that x8 scratch, shaders/include/x8.glsl): no per-workgroup rounding work, same rounding.
 // Bindings: 0 x f32 [k] (MODE 4: x8 u32 [k / 4 + k / 16]) read | 1 w Q4_K [n, k] read |
 //           2 bias f32 [col0 + n] read (any buffer when has_bias == 0) | 3 y f32 [col0 + n] write
 // Push: m (== 1), n, k (% 256 == 0), has_bias, col0 (w may be a row chunk of a larger weight: it
 //       writes y[col0, col0 + n)), ldy (unused).
-// Spec: 0 = workgroup size (a multiple of 4; of the subgroup size with USE_SUBGROUP), 1 = NR rows
-//       per workgroup, 2 = MODE (2 float, 3 int8 dot, 4 int8 dot on pre-rounded x).
+// Spec: 0 = workgroup size (a power of two >= 4; with USE_SUBGROUP a multiple of the subgroup
+//       size), 1 = NR rows per workgroup, 2 = MODE (2 float, 3 int8 dot, 4 int8 dot on pre-rounded
+//       x).
 // Grid: gx x gy x 1 with gx * gy >= ceil(n / NR) (row group = wg.y * gx + wg.x; gx <= 65535).
 #include "common.glsl"
 #if !defined(W_Q4_K)
