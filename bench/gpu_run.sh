@@ -9,6 +9,8 @@
 #   bench/gpu_run.sh decode  # decode attention kernels and their tuning overrides
 #   bench/gpu_run.sh e2e128k # KVzip phases at 128K context (E2E_QUANT, E2E_DEPTH)
 #   bench/gpu_run.sh matvec  # Q4_K decode matvec variants side by side, their sweep, decode e2e
+#   bench/gpu_run.sh tiles   # tensor-core tile sweep: KVZ_MATMUL_TILE (matmul) and KVZ_ATTN_NSG
+#                            # (prefill attention), each config checked by the coopmat tests first
 #   bench/gpu_run.sh decode  # decode attention: tiled vs decode kernel, then a tuning sweep of the
 #                            # decode kernel (KVZ_DECODE_* overrides, runtime/ops/paged_attention.cpp)
 set -uo pipefail
@@ -90,6 +92,26 @@ case "${1:-all}" in
       echo "== KVZ_MATVEC_VARIANT=$v"
       KVZ_MATVEC_VARIANT=$v timeout 120 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 \
         -d 0 --kvzip-depth 0 -r 1 2>"$OUT/bench_e2e_matvec_v$v.err" | tee "$OUT/bench_e2e_matvec_v$v.md"
+    done
+    ;;
+  tiles)
+    F=${TILE_FILTER:-'BM_matmul/llama3_8b_(attn_4096x4096_f16_m4096|ffn_up_14336x4096_f16_m(512|4096)|ffn_(up_14336x4096|down_4096x14336)_q4_k_m512)/'}
+    for tile in ${TILES:-"" 2,2,4,4,1,32 2,2,4,4,1,64 2,4,4,2,1,32 4,2,2,4,1,32 4,4,4,2,1,32 \
+                 4,2,4,4,1,32 2,4,4,4,1,32 1,4,4,4,1,32 4,1,4,4,1,32 2,4,4,2,2,64}; do
+      echo "== KVZ_MATMUL_TILE=$tile"
+      if [ -n "$tile" ]; then
+        KVZ_MATMUL_TILE=$tile timeout 60 $B/kvz_runtime_tests --gtest_brief=1 \
+          --gtest_filter='*MatmulCoopmat*MatchesReference*' 2>&1 | grep -E '^\[  (PASSED|FAILED)' | head -3
+      fi
+      KVZ_MATMUL_TILE=$tile timeout 90 $B/kvz_bench --benchmark_filter="$F" --benchmark_min_time=0.2 \
+        2>&1 | grep -E "^BM_" | cut -c1-150
+    done
+    for nsg in 8 4; do
+      echo "== KVZ_ATTN_NSG=$nsg"
+      KVZ_ATTN_NSG=$nsg timeout 60 $B/kvz_runtime_tests --gtest_brief=1 \
+        --gtest_filter='*PagedAttention*oopmat*' 2>&1 | grep -E '^\[  (PASSED|FAILED)' | head -3
+      KVZ_ATTN_NSG=$nsg timeout 60 $B/kvz_bench --benchmark_filter='BM_paged_attention/llama3_8b_prefill' \
+        --benchmark_min_time=0.2 2>&1 | grep -E "^BM_" | cut -c1-150
     done
     ;;
   e2e128k)

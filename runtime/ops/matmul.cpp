@@ -5,12 +5,12 @@
 #include <algorithm>
 #include <array>
 #include <bit>
-#include <cstdlib>
 #include <vector>
 
 #include "runtime/cpu/matmul_cpu.h"
 #include "runtime/ops/binding_chunks.h"
 #include "runtime/ops/matmul_detail.h"
+#include "runtime/ops/tuning.h"
 
 namespace kvz {
 namespace {
@@ -91,38 +91,67 @@ Kernel pick_matmul(const Recorder&, DType t) {
   return {variant(kMatmul, t), {(kBm / 4) * (kBn / 4), kBm, kBn}};
 }
 // Tensor-core GEMM (shaders/matmul_coopmat.comp): SG_M x SG_N subgroups per workgroup, each owning
-// FM x FN fragments of 16x16 (f16 x f16 -> f32). Many tokens get 128x128 tiles; fewer get 64x128
-// so that more workgroups share the GPU.
+// FM x FN fragments of 16x16 (f16 x f16 -> f32), STAGES shared k tiles of BK.
 struct CoopmatTile {
-  uint32_t sg_m, sg_n, fm, fn;
+  uint32_t sg_m, sg_n, fm, fn, stages, bk;
   uint32_t bm() const { return 16 * fm * sg_m; }
   uint32_t bn() const { return 16 * fn * sg_n; }
 };
-constexpr CoopmatTile kCoopmatLarge = {2, 2, 4, 4}, kCoopmatSmall = {2, 2, 2, 4};
-constexpr int64_t kCoopmatLargeMinTokens = 1024;
+// Defaults from a sweep on the H100 and H200 (bench/RESULTS.md, `bench/gpu_run.sh tiles`): one
+// shared stage beats two everywhere (half the shared memory, more workgroups per SM); f16/bf16 run
+// best as 4 subgroups of 64 x 64 (128 x 128 tiles), block types as 16 subgroups of 64 x 32
+// (256 x 128 tiles: each dequantised w tile serves twice the rows). Fewer than 256 tokens get
+// 64 x 128 tiles so that more workgroups share the GPU.
+constexpr CoopmatTile kCoopmatPlain = {2, 2, 4, 4, 1, 32}, kCoopmatBlocks = {4, 4, 4, 2, 1, 32},
+                      kCoopmatSmall = {2, 2, 2, 4, 1, 32};
+constexpr int64_t kCoopmatLargeMinTokens = 256;
+CoopmatTile default_coopmat_tile(DType t, int64_t m) {
+  if (m < kCoopmatLargeMinTokens) return kCoopmatSmall;
+  return t == DType::kF16 || t == DType::kBF16 ? kCoopmatPlain : kCoopmatBlocks;
+}
 uint32_t coopmat_shared_bytes(CoopmatTile t) {
-  const uint32_t row_bytes = (32 + 8) * 2;  // 32 staged halves + 16 bytes of padding
-  return 2 * (t.bm() + t.bn()) * row_bytes + t.sg_m * t.sg_n * 16 * 16 * 4;
+  const uint32_t row_bytes = (t.bk + 8) * 2;  // bk staged halves + 16 bytes of padding
+  return t.stages * (t.bm() + t.bn()) * row_bytes + t.sg_m * t.sg_n * 16 * 16 * 4;
+}
+bool coopmat_tile_fits(const DeviceCaps& caps, uint32_t sg, CoopmatTile t) {
+  return sg * t.sg_m * t.sg_n <= caps.max_workgroup_invocations &&
+         coopmat_shared_bytes(t) <= caps.shared_memory_bytes;
 }
 constexpr uint32_t kCoopmatGroupM = 8;
+// The tile for m rows: opt.coopmat_tile, else KVZ_MATMUL_TILE=sg_m,sg_n,fm,fn,stages,bk
+// (measurements), else the default; an override the device cannot run (workgroup size, shared
+// memory) is refused.
+CoopmatTile pick_coopmat_tile(const DeviceCaps& caps, uint32_t sg, DType wt, int64_t m,
+                              const detail::MatmulOptions& opt) {
+  static const std::vector<uint32_t> env = env_u32_list("KVZ_MATMUL_TILE");
+  std::array<uint32_t, 6> o = opt.coopmat_tile;
+  if (o[0] == 0 && env.size() == 6) std::copy(env.begin(), env.end(), o.begin());
+  if (o[0] == 0) return default_coopmat_tile(wt, m);
+  const CoopmatTile t{o[0], o[1], o[2], o[3], o[4], o[5]};
+  KVZ_CHECK(std::all_of(o.begin(), o.begin() + 5, [](uint32_t v) { return v >= 1 && v <= 8; }) &&
+                t.stages <= 2 && (t.bk == 32 || t.bk == 64) && coopmat_tile_fits(caps, sg, t),
+            "matmul_coopmat: tile {}x{} subgroups of {}x{} fragments, {} stages of k {}, does not "
+            "fit the device",
+            t.sg_m, t.sg_n, t.fm, t.fn, t.stages, t.bk);
+  return t;
+}
 Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t m,
-                           uint32_t group_m, uint32_t& bm, uint32_t& bn) {
-  const CoopmatTile tile = m >= kCoopmatLargeMinTokens ? kCoopmatLarge : kCoopmatSmall;
+                           const detail::MatmulOptions& opt, uint32_t& bm, uint32_t& bn) {
+  const uint32_t sg = coopmat_subgroup_size(rec.caps(), api);
+  const CoopmatTile tile = pick_coopmat_tile(rec.caps(), sg, t, m, opt);
+  static const uint32_t env_group_m = env_u32("KVZ_MATMUL_GROUP_M");  // measurements
+  const uint32_t group_m = opt.coopmat_group_m ? opt.coopmat_group_m : env_group_m;
   bm = tile.bm();
   bn = tile.bn();
-  const uint32_t sg = coopmat_subgroup_size(rec.caps(), api);
   return {variant(api == CoopmatApi::kKhr ? kMatmulCoopmatKhr : kMatmulCoopmat, t),
           {sg * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n, tile.fm, tile.fn,
-           group_m ? group_m : kCoopmatGroupM},
+           group_m ? group_m : kCoopmatGroupM, tile.stages, tile.bk},
           coopmat_required_subgroup_size(rec.caps(), api)};
 }
 // KVZ_MATVEC_VARIANT (measurements, e.g. kvz_bench or kvzip bench): the Q4_K matvec variant
 // used where the options leave it at 0 (see detail::MatmulOptions::matvec_variant).
 uint32_t env_matvec_variant() {
-  static const uint32_t v = [] {
-    const char* e = std::getenv("KVZ_MATVEC_VARIANT");
-    return e ? uint32_t(std::strtoul(e, nullptr, 10)) : 0u;
-  }();
+  static const uint32_t v = env_u32("KVZ_MATVEC_VARIANT");
   return v;
 }
 constexpr uint32_t kMatvecMaxVariant = 4;
@@ -184,7 +213,7 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
                        (opt.force_coopmat || m >= detail::kCoopmatMinTokens);
   if (coopmat) {
     uint32_t bm = 0, bn = 0;
-    Kernel kern = pick_matmul_coopmat(rec, api, wt, m, opt.coopmat_group_m, bm, bn);
+    Kernel kern = pick_matmul_coopmat(rec, api, wt, m, opt, bm, bn);
     const uint32_t tiles = div_up(n, bn) * div_up(m, bm), gx = std::min<uint32_t>(tiles, 32768);
     rec.dispatch(kern, {a.x, c.t, bias, a.y}, push, {gx, div_up(tiles, gx)});
     return;
@@ -201,8 +230,8 @@ bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatAp
     return false;
   const uint32_t sg = coopmat_subgroup_size(caps, api);
   return coopmat_api_usable(caps, api) && sg >= 8 && sg <= 64 &&
-         sg * kCoopmatLarge.sg_m * kCoopmatLarge.sg_n <= caps.max_workgroup_invocations &&
-         coopmat_shared_bytes(kCoopmatLarge) <= caps.shared_memory_bytes;
+         coopmat_tile_fits(caps, sg, default_coopmat_tile(t, kCoopmatLargeMinTokens)) &&
+         coopmat_tile_fits(caps, sg, kCoopmatSmall);
 }
 
 uint32_t detail::matvec_variant(DType t, const MatmulOptions& opt) {

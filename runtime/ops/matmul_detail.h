@@ -2,6 +2,8 @@
 // device would not pick by itself, so every variant stays tested on every device.
 #pragma once
 
+#include <array>
+
 #include "runtime/ops/coopmat.h"
 #include "runtime/ops/matmul.h"
 
@@ -16,6 +18,8 @@ struct MatmulOptions {
   bool force_coopmat = false;  // tests: use it for any m > 1 wherever coopmat_api() allows
   // matmul_coopmat tile raster: rows of tiles per group (0: the default, 8; 1: n fastest).
   uint32_t coopmat_group_m = 0;
+  // matmul_coopmat tile {SG_M, SG_N, FM, FN, STAGES, BK} (0s: the default for m; matmul.cpp).
+  std::array<uint32_t, 6> coopmat_tile = {};
   uint32_t matvec_rows = 0;  // matvec rows per workgroup (0: the default)
   uint32_t matvec_wg = 0;    // matvec workgroup size (0: the default)
   // matvec Q4_K variant (shaders/matvec.comp, shaders/matvec_wide.comp): 0 contiguous lanes (the

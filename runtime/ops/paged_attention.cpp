@@ -13,6 +13,7 @@
 #include "runtime/cpu/attention_fast.h"
 #include "runtime/ops/coopmat.h"
 #include "runtime/ops/row_grid.h"
+#include "runtime/ops/tuning.h"
 
 namespace kvz {
 namespace {
@@ -80,7 +81,6 @@ constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers:
 // cap for measurements.
 constexpr int64_t kDecodeMaxSplitsDefault = 512;
 constexpr int64_t kDecodeMinRowsPerSplit = 128;
-uint32_t env_u32(const char* name);
 int64_t decode_max_splits() {
   static const int64_t v = [] {
     const uint32_t e = env_u32("KVZ_DECODE_SPLITS");
@@ -102,11 +102,7 @@ bool decode_disabled_by_env() {
 // two >= the subgroup size), KVZ_DECODE_KPI (keys per lane group per step: loads in flight) and
 // KVZ_DECODE_LPK (lanes per key row, a power of two: fewer lanes, fewer shuffles and less
 // redundant softmax work per key, more registers); KVZ_DECODE_PREFETCH=0/1 (next step's loads
-// issued before this step's math).
-uint32_t env_u32(const char* name) {
-  const char* e = std::getenv(name);
-  return e ? uint32_t(std::strtoul(e, nullptr, 10)) : 0u;
-}
+// issued before this step's math). Read through runtime/ops/tuning.h.
 
 // Rows per split-K share, the same for every KV head: a short (ragged) head simply has fewer
 // non-empty shares, so every busy workgroup does about the same work. Depends only on max_rows
@@ -205,13 +201,22 @@ bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAtten
 }
 
 // Tensor-core prefill (shaders/paged_attention_coopmat.comp): 8 subgroups of 32, 16 query rows
-// each, key tiles of one paged block.
+// each, key tiles of one paged block. KVZ_ATTN_NSG=4 (half the rows per workgroup) overrides the
+// subgroups for measurements.
 constexpr uint32_t kAttnCoopmatSubgroups = 8;
 
 namespace {
+uint32_t attn_coopmat_subgroups() {
+  static const uint32_t v = [] {
+    const uint32_t e = env_u32("KVZ_ATTN_NSG");
+    return e == 4 ? e : kAttnCoopmatSubgroups;
+  }();
+  return v;
+}
 // Whether the tensor-core attention kernels run through `api` for this head_dim (subgroups of 32).
 bool attn_coopmat_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
-  constexpr uint64_t kt = kKvBlockTokens, sg = kAttnCoopmatSubgroups;
+  const uint64_t kt = kKvBlockTokens,
+                 sg = std::max(attn_coopmat_subgroups(), kAttnCoopmatSubgroups);
   const uint64_t shared_bytes = 2 * kt * (head_dim / 8 + 1) * 16  // K and V tiles
                                 + sg * 16 * kt * (4 + 2)          // S (f32) and P (f16)
                                 + sg * 16 * 8 + kt * 4 + 64;      // row and key bookkeeping
@@ -237,17 +242,16 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
   if (rec.is_cpu()) return cpu::paged_attention_fast(a);
   const CoopmatApi api = coopmat_api(rec.caps());
   if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_coopmat_fits(rec.caps(), api, d.head_dim)) {
-    constexpr uint32_t kRows = 16 * kAttnCoopmatSubgroups;
+    const uint32_t nsg = attn_coopmat_subgroups();
     const AttnPush push = attn_push(d, a, 1);
-    const uint32_t tiles = div_up(d.n_q * d.group, kRows);
+    const uint32_t tiles = div_up(d.n_q * d.group, 16 * nsg);
     KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
               d.n_kv_heads);
-    rec.dispatch(
-        attn_coopmat_kernel(
-            rec.caps(), api, ShaderId::kPagedAttentionCoopmat, ShaderId::kPagedAttentionCoopmatKhr,
-            {32 * kAttnCoopmatSubgroups, uint32_t(d.head_dim), kAttnCoopmatSubgroups}),
-        {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
-        {tiles, uint32_t(d.n_kv_heads)});
+    rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kPagedAttentionCoopmat,
+                                     ShaderId::kPagedAttentionCoopmatKhr,
+                                     {32 * nsg, uint32_t(d.head_dim), nsg}),
+                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
+                 {tiles, uint32_t(d.n_kv_heads)});
     return;
   }
   if (const auto plan = pick_decode(rec.caps(), d, a.allow_decode_kernel))

@@ -1,8 +1,15 @@
 // VulkanDevice: logical device, suballocating memory pools, staging copies, pipelines (runtime/vk).
 #include "runtime/vk/vk_device.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <string_view>
 
 namespace kvz::gpu {
 
@@ -16,6 +23,30 @@ size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 bool has_ext(const std::vector<vk::ExtensionProperties>& exts, const char* name) {
   return std::any_of(exts.begin(), exts.end(),
                      [&](const auto& e) { return std::strcmp(e.extensionName, name) == 0; });
+}
+
+// KVZ_PIPELINE_STATS=1: log the driver's statistics of every pipeline created (registers, shared
+// memory, spills; VK_KHR_pipeline_executable_properties) for kernel tuning.
+bool pipeline_stats_wanted() {
+  static const bool on = [] {
+    const char* e = std::getenv("KVZ_PIPELINE_STATS");
+    return e && *e && std::strcmp(e, "0") != 0;
+  }();
+  return on;
+}
+
+std::string stat_value(const vk::PipelineExecutableStatisticKHR& s) {
+  switch (s.format) {
+    case vk::PipelineExecutableStatisticFormatKHR::eBool32:
+      return s.value.b32 ? "true" : "false";
+    case vk::PipelineExecutableStatisticFormatKHR::eInt64:
+      return std::to_string(s.value.i64);
+    case vk::PipelineExecutableStatisticFormatKHR::eUint64:
+      return std::to_string(s.value.u64);
+    case vk::PipelineExecutableStatisticFormatKHR::eFloat64:
+      return fmt::format("{:.3g}", s.value.f64);
+  }
+  return "?";
 }
 }  // namespace
 
@@ -50,6 +81,12 @@ VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd)
   for (const char* opt :
        {VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME})
     if (has_ext(exts, opt)) enable.push_back(opt);
+  pipeline_stats_ = pipeline_stats_wanted() &&
+                    has_ext(exts, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+  if (pipeline_stats_)
+    enable.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+  else if (pipeline_stats_wanted())
+    spdlog::warn("KVZ_PIPELINE_STATS: {} lacks VK_KHR_pipeline_executable_properties", caps_.name);
 
   auto have = pd.getFeatures2<vk::PhysicalDeviceFeatures2, vk::PhysicalDeviceVulkan11Features,
                               vk::PhysicalDeviceVulkan12Features>();
@@ -103,6 +140,11 @@ VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd)
   if (caps_.int8_dot) {
     int_dot.shaderIntegerDotProduct = VK_TRUE;
     link(int_dot);
+  }
+  vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR exec_props;
+  if (pipeline_stats_) {
+    exec_props.pipelineExecutableInfo = VK_TRUE;
+    link(exec_props);
   }
   vk::PhysicalDeviceSubgroupSizeControlFeaturesEXT size_control;
   if (!caps_.coopmat_khr) caps_.subgroup_size_control = false;
@@ -380,14 +422,27 @@ const PipelineEntry& VulkanDevice::pipeline(const Kernel& k, uint32_t n_bindings
     stage.flags = vk::PipelineShaderStageCreateFlagBits::eRequireFullSubgroupsEXT;
     stage.pNext = &subgroup;
   }
+  vk::ComputePipelineCreateInfo pci({}, stage, *e->layout);
+  if (pipeline_stats_) pci.flags = vk::PipelineCreateFlagBits::eCaptureStatisticsKHR;
   try {
-    e->pipeline = vk::raii::Pipeline(device_, vk_pipeline_cache_,
-                                     vk::ComputePipelineCreateInfo({}, stage, *e->layout));
+    e->pipeline = vk::raii::Pipeline(device_, vk_pipeline_cache_, pci);
   } catch (const vk::SystemError& err) {
     throw DeviceError(fmt::format("creating pipeline {} on {} failed: {}", shader_name(k.shader),
                                   caps_.name, err.what()));
   }
+  if (pipeline_stats_) log_pipeline_stats(k, *e->pipeline);
   return *pipelines_.emplace(std::move(key), std::move(e)).first->second;
+}
+
+void VulkanDevice::log_pipeline_stats(const Kernel& k, vk::Pipeline pipeline) const {
+  const auto execs = device_.getPipelineExecutablePropertiesKHR(vk::PipelineInfoKHR(pipeline));
+  for (uint32_t i = 0; i < execs.size(); ++i) {
+    std::string line;
+    for (const auto& st :
+         device_.getPipelineExecutableStatisticsKHR(vk::PipelineExecutableInfoKHR(pipeline, i)))
+      line += fmt::format(" {}={}", std::string_view(st.name.data()), stat_value(st));
+    spdlog::info("pipeline {} spec [{}]:{}", shader_name(k.shader), fmt::join(k.spec, ","), line);
+  }
 }
 
 std::unique_ptr<RecorderBackend> VulkanDevice::make_recorder() { return make_vk_recorder(*this); }

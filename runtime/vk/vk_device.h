@@ -66,6 +66,7 @@ class VulkanDevice final : public Device, public Allocator {
   struct Pool;
   Pool& pool_for(MemoryKind kind);
   void copy_staged(const BufferView& dst_or_src, void* host, size_t bytes, bool to_device);
+  void log_pipeline_stats(const Kernel& k, vk::Pipeline pipeline) const;
 
   Instance* inst_;
   DeviceCaps caps_;
@@ -77,6 +78,7 @@ class VulkanDevice final : public Device, public Allocator {
   vk::raii::CommandPool transfer_pool_ = nullptr;
   vk::raii::Fence transfer_fence_ = nullptr;
   vk::raii::PipelineCache vk_pipeline_cache_ = nullptr;
+  bool pipeline_stats_ = false;  // KVZ_PIPELINE_STATS and the device can report them
   std::map<std::vector<uint32_t>, std::unique_ptr<PipelineEntry>> pipelines_;
   std::vector<std::unique_ptr<Pool>> pools_;  // indexed by MemoryKind
   std::mutex mutex_;

@@ -1,6 +1,7 @@
 // The tensor-core matmul (shaders/matmul_coopmat.comp, built for VK_NV_cooperative_matrix and
 // VK_KHR_cooperative_matrix) against a double reference on awkward shapes, through each extension
 // the device (and build) has. Skips on devices without cooperative matrices (lavapipe).
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -51,7 +52,7 @@ struct Shape {
 // subnormals, so each operand may also lose up to the smallest normal f16 in absolute terms.
 constexpr double kF16Unit = 1.0 / 2048.0, kF32Eps = 1.2e-7, kF16MinNormal = 6.11e-5;
 
-void check_shape(Device& gpu, DType t, const Shape& s, bool forced) {
+void check_shape(Device& gpu, DType t, const Shape& s, const detail::MatmulOptions& opt) {
   Rng rng(uint64_t(s.m * 1000003 + s.n * 101 + s.k) ^ uint64_t(t));
   std::vector<float> x = rng.uniform_vec(size_t(s.m * s.k)), bias;
   if (s.bias) bias = rng.uniform_vec(size_t(s.n));
@@ -63,8 +64,6 @@ void check_shape(Device& gpu, DType t, const Shape& s, bool forced) {
   a.y = alloc_tensor(gpu, keep, DType::kF32, {s.m, s.n});
   if (s.bias) a.bias = upload_f32(gpu, keep, {s.n}, bias);
   Recorder rec(gpu);
-  detail::MatmulOptions opt;
-  opt.force_coopmat = forced;
   detail::matmul_with(rec, a, opt);
   rec.finish();
   const std::vector<float> got = download_f32(gpu, a.y);
@@ -93,10 +92,14 @@ void check_shape(Device& gpu, DType t, const Shape& s, bool forced) {
         ++n_bad;
       }
     }
-  EXPECT_EQ(n_bad, 0u) << dtype_name(t) << " m " << s.m << " n " << s.n << " k " << s.k << " bias "
-                       << s.bias << ": worst index " << worst << " (row " << worst / size_t(s.n)
-                       << ", col " << worst % size_t(s.n) << ") exceeds its bound by "
-                       << worst_excess << "; max abs error " << max_abs;
+  EXPECT_EQ(n_bad, 0u) << dtype_name(t) << " tile " << opt.coopmat_tile[0] << ","
+                       << opt.coopmat_tile[1] << "," << opt.coopmat_tile[2] << ","
+                       << opt.coopmat_tile[3] << "," << opt.coopmat_tile[4] << ","
+                       << opt.coopmat_tile[5] << " m " << s.m << " n " << s.n << " k " << s.k
+                       << " bias " << s.bias << ": worst index " << worst << " (row "
+                       << worst / size_t(s.n) << ", col " << worst % size_t(s.n)
+                       << ") exceeds its bound by " << worst_excess << "; max abs error "
+                       << max_abs;
 }
 
 class MatmulCoopmatTest : public VkTest,
@@ -131,8 +134,30 @@ TEST_P(MatmulCoopmatTest, MatchesReference) {
   for (const Shape& s :
        {Shape{33, 96, 256, true}, Shape{100, 4160, 256, false}, Shape{512, 96, 4096, true},
         Shape{129, 130, 512, false}, Shape{1100, 136, 512, true}})
-    check_shape(*gpu, t, s, false);
-  if (t == DType::kF16 || t == DType::kQ4_K) check_shape(*gpu, t, {33, 4160, 4096, true}, false);
+    check_shape(*gpu, t, s, {});
+  if (t == DType::kF16 || t == DType::kQ4_K) check_shape(*gpu, t, {33, 4160, 4096, true}, {});
+}
+
+// Every tile shape the tuning override (KVZ_MATMUL_TILE) may pick: 4 to 16 subgroups, one or two
+// shared stages, k tiles of 32 and 64, fragments per subgroup from 2 x 2 to 4 x 4, on shapes with
+// partial tiles.
+TEST_P(MatmulCoopmatTest, OtherTiles) {
+  const auto [t, api] = GetParam();
+  const detail::ScopedCoopmatApi scope(api);
+  if (t != DType::kF16 && t != DType::kQ4_K) GTEST_SKIP() << "tiles are checked on f16 and q4_k";
+  for (const std::array<uint32_t, 6> tile : {std::array<uint32_t, 6>{2, 4, 4, 2, 2, 32},
+                                             {4, 2, 2, 4, 2, 32},
+                                             {4, 2, 4, 4, 1, 32},
+                                             {2, 4, 4, 4, 1, 32},
+                                             {4, 4, 4, 2, 1, 32},
+                                             {2, 2, 2, 2, 2, 32},
+                                             {2, 2, 4, 4, 1, 64},
+                                             {2, 4, 4, 2, 2, 64}}) {
+    detail::MatmulOptions opt;
+    opt.coopmat_tile = tile;
+    for (const Shape& s : {Shape{129, 130, 512, true}, Shape{300, 4160, 256, false}})
+      check_shape(*gpu, t, s, opt);
+  }
 }
 
 // Below the token threshold the op picks the scalar kernel; forced, the tensor-core one must
@@ -140,9 +165,11 @@ TEST_P(MatmulCoopmatTest, MatchesReference) {
 TEST_P(MatmulCoopmatTest, ForcedOnFewTokens) {
   const auto [t, api] = GetParam();
   const detail::ScopedCoopmatApi scope(api);
+  detail::MatmulOptions forced;
+  forced.force_coopmat = true;
   for (const Shape& s : {Shape{2, 17, 256, true}, Shape{31, 64, 512, false}})
-    check_shape(*gpu, t, s, true);
-  if (!is_quantized(t)) check_shape(*gpu, t, {50, 70, 40, true}, true);  // k not a tile multiple
+    check_shape(*gpu, t, s, forced);
+  if (!is_quantized(t)) check_shape(*gpu, t, {50, 70, 40, true}, forced);  // k not a tile multiple
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulCoopmatTest,

@@ -1,0 +1,16 @@
+// Tuning overrides read from the environment, for measurements only (bench/gpu_run.sh sweeps
+// them): each op documents its own variables next to the default they replace.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace kvz {
+
+// The unsigned value of environment variable `name`; 0 when it is unset or not a number.
+uint32_t env_u32(const char* name);
+// Comma-separated unsigned values of `name` ("2,4,4,2"); empty when unset or when any entry is
+// not a number.
+std::vector<uint32_t> env_u32_list(const char* name);
+
+}  // namespace kvz
