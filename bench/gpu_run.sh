@@ -82,8 +82,10 @@ case "${1:-all}" in
     # shaders/matvec_wide.comp) side by side with the f16 matvec, then the workgroup size / rows
     # sweep (MATVEC_SWEEP), then decode end to end per variant (KVZ_MATVEC_VARIANT; the forward
     # pass passes no x8 scratch, so 4 would run as 3 there).
-    timeout 240 $B/kvz_bench --benchmark_filter='BM_matvec/llama3_8b_.*_(f16|q4_k(_v[0-4])?)/' \
-      --benchmark_min_time=0.2 --benchmark_out="$OUT/bench_matvec.json" --benchmark_out_format=json \
+    # KVZ_PIPELINE_STATS=1: the driver's registers / spills per pipeline, into the log.
+    KVZ_PIPELINE_STATS=1 timeout 240 $B/kvz_bench \
+      --benchmark_filter='BM_matvec/llama3_8b_.*_(f16|q4_k(_v[0-4])?)/' --benchmark_min_time=0.2 \
+      --benchmark_out="$OUT/bench_matvec.json" --benchmark_out_format=json \
       2>&1 | tee "$OUT/bench_matvec.txt" | grep -E "^BM_|q4k_variants" | cut -c1-160
     timeout 300 $B/kvz_bench \
       --benchmark_filter="${MATVEC_SWEEP:-BM_matvec/llama3_8b_(attn|ffn_up|ffn_down)_.*_q4_k_wg.*_v[0-4]/}" \
