@@ -162,7 +162,7 @@ struct MatmulCase {
     cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
     return dot_tolerance(x, wf, s.m, s.n, s.k);
   }
-  // Matvec variant 3 rounds x to int8 per 32 values (dx = amax_g / 127, round to nearest), so each
+  // Matvec variants 3, 4 round x to int8 per 32 values (dx = amax_g / 127, to nearest), so each
   // x value moves by at most amax_g / 254 and a row by at most sum_g amax_g / 254 * sum_{i in g}
   // |w_i| on top of the fp32 bound (1% slack for the fp32 rounding of dx and x / dx).
   double int8_tolerance() const {
@@ -183,9 +183,10 @@ struct MatmulCase {
     }
     return tolerance() + 1.01 * worst;
   }
-  // The same case with x rounded as matvec variant 3 rounds it (round(x * 127 / amax) * amax / 127
-  // per 32 values): variant 3 must match its reference within the fp32 bound, plus one rounding
-  // step dx_g |w_i| in case the GPU rounds one x value on the other side of a tie.
+  // The same case with x rounded as matvec variants 3, 4 round it (round(x * 127 / amax) * amax /
+  // 127 per 32 values): they must match its reference within the fp32 bound, plus one rounding
+  // step dx_g |w_i| in case the GPU (which may fuse x * inv + 1.5 * 2^23 into one FMA) rounds one
+  // x value lying within an ulp of a .5 boundary the other way.
   MatmulCase int8_rounded(double* flip_tol) const {
     MatmulCase q = *this;
     std::vector<float> wf(size_t(s.n * s.k));
