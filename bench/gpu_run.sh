@@ -8,6 +8,7 @@
 #   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
 #   bench/gpu_run.sh decode  # decode attention kernels and their tuning overrides
 #   bench/gpu_run.sh e2e128k # KVzip phases at 128K context (E2E_QUANT, E2E_DEPTH)
+#   bench/gpu_run.sh matvec  # Q4_K decode matvec variants side by side, their sweep, decode e2e
 #   bench/gpu_run.sh tiles   # tensor-core tile sweep: KVZ_MATMUL_TILE (matmul) and KVZ_ATTN_NSG
 #                            # (prefill attention), each config checked by the coopmat tests first
 #   bench/gpu_run.sh decode  # decode attention: tiled vs decode kernel, then a tuning sweep of the
@@ -75,6 +76,25 @@ case "${1:-all}" in
     # Where decode time goes: GPU time per op kind (timestamps around every op) at 4K depth.
     KVZ_PROFILE=1 timeout 120 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 32 -d 4096 \
       --kvzip-depth 0 -r 1 2>&1 | tee "$OUT/profile_llama8b_q4k.md" | grep -E "decode/|GPU time"
+    ;;
+  matvec)
+    # Q4_K decode matvec variants (detail::MatmulOptions::matvec_variant 0-4: shaders/matvec.comp,
+    # shaders/matvec_wide.comp) side by side with the f16 matvec, then the workgroup size / rows
+    # sweep (MATVEC_SWEEP), then decode end to end per variant (KVZ_MATVEC_VARIANT; the forward
+    # pass passes no x8 scratch, so 4 would run as 3 there).
+    # KVZ_PIPELINE_STATS=1: the driver's registers / spills per pipeline, into the log.
+    KVZ_PIPELINE_STATS=1 timeout 240 $B/kvz_bench \
+      --benchmark_filter='BM_matvec/llama3_8b_.*_(f16|q4_k(_v[0-4])?)/' --benchmark_min_time=0.2 \
+      --benchmark_out="$OUT/bench_matvec.json" --benchmark_out_format=json \
+      2>&1 | tee "$OUT/bench_matvec.txt" | grep -E "^BM_|q4k_variants" | cut -c1-160
+    timeout 300 $B/kvz_bench \
+      --benchmark_filter="${MATVEC_SWEEP:-BM_matvec/llama3_8b_(attn|ffn_up|ffn_down)_.*_q4_k_wg.*_v[0-4]/}" \
+      --benchmark_min_time=0.05 2>&1 | tee "$OUT/bench_matvec_sweep.txt" | grep -E "^BM_" | cut -c1-160
+    for v in 0 1 2 3; do
+      echo "== KVZ_MATVEC_VARIANT=$v"
+      KVZ_MATVEC_VARIANT=$v timeout 120 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 \
+        -d 0 --kvzip-depth 0 -r 1 2>"$OUT/bench_e2e_matvec_v$v.err" | tee "$OUT/bench_e2e_matvec_v$v.md"
+    done
     ;;
   tiles)
     F=${TILE_FILTER:-'BM_matmul/llama3_8b_(attn_4096x4096_f16_m4096|ffn_up_14336x4096_f16_m(512|4096)|ffn_(up_14336x4096|down_4096x14336)_q4_k_m512)/'}

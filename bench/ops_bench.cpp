@@ -7,7 +7,9 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -53,6 +55,7 @@ std::vector<uint8_t> random_weights(DType t, int64_t n, int64_t k, uint64_t seed
 struct Problem {
   std::vector<Buffer> keep;
   MatmulArgs args;
+  Tensor x8;  // matvec variant 4 scratch: x rounded to int8, [matvec_x8_elems(k)] 32-bit
   Problem(Device& dev, DType t, int64_t m, int64_t n, int64_t k,
           std::vector<float>* x_out = nullptr, std::vector<uint8_t>* w_out = nullptr) {
     std::vector<float> x(size_t(m * k));
@@ -68,6 +71,7 @@ struct Problem {
     args.x = alloc(DType::kF32, {m, k}, x.data());
     args.w = alloc(t, {n, k}, w.data());
     args.y = alloc(DType::kF32, {m, n}, nullptr);
+    if (m == 1) x8 = alloc(DType::kI32, {detail::matvec_x8_elems(k)}, nullptr);
     if (x_out) *x_out = std::move(x);
     if (w_out) *w_out = std::move(w);
   }
@@ -75,27 +79,36 @@ struct Problem {
 
 // Checks the device result once against the CPU reference on a small shape of the same type and
 // the same kernel choice. The tensor-core kernel rounds x and w to f16 (2 * 2^-11 relative).
-bool check_once(DType t, int64_t m, const detail::MatmulOptions& opt) {
+bool check_once(DType t, int64_t m, detail::MatmulOptions opt) {
   Device& dev = bench_device();
   const int64_t n = 96, k = 512;
   std::vector<float> x;
   std::vector<uint8_t> w;
   Problem p(dev, t, m, n, k, &x, &w);
+  opt.matvec_x8 = p.x8;
   Recorder rec(dev);
   detail::matmul_with(rec, p.args, opt);
   rec.finish();
   const double rel = double(k) * 1.2e-7 + (opt.allow_coopmat ? 1.0 / 1024 : 0.0);
+  // Matvec variants 3, 4 round x to int8 per 32 values: each x value moves by <= amax_32 / 254.
+  const bool int8_x = m == 1 && detail::matvec_variant(t, opt) >= 3;
   std::vector<float> got(size_t(m * n)), ref(size_t(m * n)), wf(size_t(n * k));
   dev.download(p.args.y, got.data());
   cpu::dequantize_rows(t, w.data(), k, 0, n, wf.data());
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      double s = 0, mag = 0;
+      double s = 0, mag = 0, e8 = 0;
       for (int64_t c = 0; c < k; ++c) {
         s += double(x[i * k + c]) * wf[j * k + c];
         mag += std::fabs(double(x[i * k + c]) * wf[j * k + c]);
       }
-      if (std::fabs(got[i * n + j] - s) > rel * mag + 1e-4) return false;
+      for (int64_t g = 0; int8_x && g < k; g += 32) {
+        double amax = 0, sw = 0;
+        for (int64_t c = g; c < g + 32; ++c)
+          amax = std::max(amax, std::fabs(double(x[i * k + c]))), sw += std::fabs(wf[j * k + c]);
+        e8 += 1.01 * amax / 254 * sw;
+      }
+      if (std::fabs(got[i * n + j] - s) > rel * mag + e8 + 1e-4) return false;
     }
   return true;
 }
@@ -109,6 +122,7 @@ void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t 
   }
   Device& dev = bench_device();
   Problem p(dev, t, m, n, k);
+  opt.matvec_x8 = p.x8;
   const double flops = 2.0 * double(m) * double(n) * double(k);
   const double bytes = double(p.args.w.nbytes() + p.args.x.nbytes() + p.args.y.nbytes());
   bench::time_gpu(
@@ -124,13 +138,31 @@ constexpr WeightShape kShapes[] = {
     {"llama3_8b_ffn_down_4096x14336", 4096, 14336},  {"qwen2_5_7b_ffn_up_18944x3584", 18944, 3584},
     {"qwen2_5_7b_ffn_down_3584x18944", 3584, 18944},
 };
+constexpr WeightShape kDecodeShapes[] = {
+    {"llama3_8b_qkv_6144x4096", 6144, 4096},
+    {"llama3_8b_ffn_gate_up_28672x4096", 28672, 4096},
+    {"llama3_8b_lm_head_128256x4096", 128256, 4096},
+};
 constexpr int64_t kPrefillTokens = 512;
+constexpr uint32_t kMatvecVariants = 4;  // detail::MatmulOptions::matvec_variant 0..4 (Q4_K)
 
 void register_matmul(const std::string& name, DType t, int64_t m, int64_t n, int64_t k,
                      detail::MatmulOptions opt = {}) {
   benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, opt)
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
+}
+
+// BM_matvec/<suffix>: the default matvec (KVZ_MATVEC_VARIANT applies); for Q4_K also
+// BM_matvec/<suffix>_v<N>, each variant at its default workgroup size and rows, side by side.
+void register_matvec_variants(const std::string& suffix, DType t, int64_t n, int64_t k) {
+  register_matmul("BM_matvec/" + suffix, t, 1, n, k);
+  if (t != DType::kQ4_K) return;
+  for (uint32_t v = 0; v <= kMatvecVariants; ++v) {
+    detail::MatmulOptions o;
+    o.matvec_variant = v, o.matvec_env = false;
+    register_matmul(fmt::format("BM_matvec/{}_v{}", suffix, v), t, 1, n, k, o);
+  }
 }
 
 const bool kRegistered = [] {
@@ -151,19 +183,25 @@ const bool kRegistered = [] {
         register_matmul("BM_matmul/" + suffix + "_m512_nfirst", t, kPrefillTokens, s.n, s.k,
                         nfirst);
       }
-      register_matmul("BM_matvec/" + suffix, t, 1, s.n, s.k);
-      // Other shapes of the decode matvec: workgroup size, rows per workgroup, Q4_K mapping.
-      for (uint32_t wg : {64u, 128u, 256u})
-        for (uint32_t rows : {1u, 2u, 4u, 8u})
-          for (uint32_t v : {0u, 1u}) {
+      register_matvec_variants(suffix, t, s.n, s.k);
+      // Other shapes of the decode matvec: workgroup size, rows per workgroup, Q4_K variant
+      // (wg 32 on 32-lane devices: one subgroup per workgroup owns its rows).
+      for (uint32_t wg : {32u, 64u, 128u, 256u})
+        for (uint32_t rows : {1u, 2u, 4u, 8u, 16u})
+          for (uint32_t v = 0; v <= kMatvecVariants; ++v) {
             if (v > 0 && t != DType::kQ4_K) continue;
+            if (rows == 16 && v < 2) continue;  // the wide variants share x over more rows
             if (wg % caps.subgroup_size != 0 || wg > caps.max_workgroup_invocations) continue;
             detail::MatmulOptions o;
-            o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = v;
+            o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = v, o.matvec_env = false;
             register_matmul(fmt::format("BM_matvec/{}_wg{}_r{}_v{}", suffix, wg, rows, v), t, 1,
                             s.n, s.k, o);
           }
     }
+  // Decode-only shapes: the fused QKV and gate+up projections and the LM head.
+  for (const WeightShape& s : kDecodeShapes)
+    for (DType t : {DType::kF16, DType::kQ4_K})
+      register_matvec_variants(std::string(s.name) + "_" + std::string(dtype_name(t)), t, s.n, s.k);
   // Square prefill GEMM, m = n = k = 4096 (LLaMA-3-8B attention projection over 4K tokens), and
   // the FFN up projection over 4K tokens.
   register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096", DType::kF16, 4096, 4096, 4096);
@@ -187,6 +225,13 @@ const bool kRegistered = [] {
               : "tiled 64x64x32, 4x4 per thread, 256 threads");
   benchmark::AddCustomContext("kvz_matvec_variant",
                               caps.subgroup_arith ? "2 rows/wg, subgroupAdd" : "2 rows/wg, shared");
+  benchmark::AddCustomContext(
+      "kvz_matvec_q4k_variants",
+      fmt::format("_v0 contiguous lanes (default), _v1 earlier mapping, _v2 matvec_wide float "
+                  "nibbles, _v3 matvec_wide int8 dot ({}), _v4 _v3 on x rounded by quantize_x8 "
+                  "first; wide: 4 rows/wg; KVZ_MATVEC_VARIANT={}",
+                  caps.int8_dot ? "OpSDot" : "integer math",
+                  std::getenv("KVZ_MATVEC_VARIANT") ? std::getenv("KVZ_MATVEC_VARIANT") : "unset"));
   return true;
 }();
 

@@ -5,6 +5,8 @@
 // Fast loops where the layout allows: f16/bf16 rows read 8 values (16 bytes) at a time when
 // k % 8 == 0; Q4_K gives each block to 8 threads, each decoding its two scales once and 32
 // values from one 16-byte load of quants (blocks are 144 bytes: 16-byte aligned).
+// Q4_K variants (MatmulOptions::matvec_variant, KVZ_MATVEC_VARIANT): 0 that loop (the default),
+// 1 the earlier mapping (below); 2 float, 3 and 4 int8 dot: shaders/matvec_wide.comp.
 // Bindings: 0 x f32 [k] read | 1 w W_<TYPE> [n, k] read | 2 bias f32 [col0 + n] read (any buffer
 //           when has_bias == 0) | 3 y f32 [col0 + n] write
 // Push: m (== 1), n, k, has_bias, col0 (w may be a row chunk of a larger weight: it writes

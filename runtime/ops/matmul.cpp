@@ -160,11 +160,24 @@ Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t
            group_m ? group_m : kCoopmatGroupM, tile.stages, tile.bk},
           coopmat_required_subgroup_size(rec.caps(), api)};
 }
-// Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it.
+// KVZ_MATVEC_VARIANT (measurements, e.g. kvz_bench or kvzip bench): the Q4_K matvec variant
+// used where the options leave it at 0 (see detail::MatmulOptions::matvec_variant).
+uint32_t env_matvec_variant() {
+  static const uint32_t v = env_u32("KVZ_MATVEC_VARIANT");
+  return v;
+}
+constexpr uint32_t kMatvecMaxVariant = 4;
+constexpr uint32_t kMatvecWideRows = 4;  // matvec_wide: x prepared once per unit serves more rows
+
+// Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it. Q4_K
+// variants 2, 3 and 4 are shaders/matvec_wide.comp (int8 dot with OpSDot where available).
 Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& opt,
                    uint32_t& rows_per_wg) {
   const DeviceCaps& caps = rec.caps();
-  rows_per_wg = opt.matvec_rows ? opt.matvec_rows : 2;
+  const uint32_t v = detail::matvec_variant(t, opt);
+  KVZ_CHECK(v <= kMatvecMaxVariant, "matvec: variant {} (0..{})", v, kMatvecMaxVariant);
+  const bool wide = t == DType::kQ4_K && v >= 2;
+  rows_per_wg = opt.matvec_rows ? opt.matvec_rows : wide ? kMatvecWideRows : 2;
   const bool sub = opt.allow_subgroup && caps.subgroup_arith && caps.subgroup_size >= 4 &&
                    caps.subgroup_size <= 128;
   uint32_t wg = sub ? std::max<uint32_t>(caps.subgroup_size, 64) : 64;
@@ -174,7 +187,19 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
                   (!sub || (wg % caps.subgroup_size == 0 && wg / caps.subgroup_size <= 32)),
               "matvec: workgroup size {}", wg);
   }
-  return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg, opt.matvec_variant}};
+  // Shared partial sums of matvec.comp / matvec_wide.comp: NR x 32 (subgroups) or NR x 1024.
+  const uint64_t shared_bytes = 4ull * rows_per_wg * (sub ? 32 : 1024);
+  KVZ_CHECK(
+      rows_per_wg >= 1 && (!caps.shared_memory_bytes || shared_bytes <= caps.shared_memory_bytes),
+      "matvec: {} rows per workgroup need {} bytes of shared memory", rows_per_wg, shared_bytes);
+  if (wide) {
+    const bool idot = v >= 3 && opt.allow_int_dot && caps.int8_dot;
+    const ShaderId id =
+        sub ? (idot ? ShaderId::kMatvecWideQ4KSubgroupIdot : ShaderId::kMatvecWideQ4KSubgroup)
+            : (idot ? ShaderId::kMatvecWideQ4KIdot : ShaderId::kMatvecWideQ4K);
+    return {id, {wg, rows_per_wg, v}};
+  }
+  return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg, v}};
 }
 
 // Whether the tensor-core matmul of an [n, k] chunk of block weights first dequantises it into
@@ -201,7 +226,8 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
     uint32_t nr = 0;
     Kernel kern = pick_matvec(rec, wt, opt, nr);
     const uint32_t groups = div_up(n, nr), gx = std::min<uint32_t>(groups, 32768);
-    rec.dispatch(kern, {a.x, c.t, bias, a.y}, push, {gx, div_up(groups, gx)});
+    const Tensor& x = detail::matvec_variant(wt, opt) == 4 ? opt.matvec_x8 : a.x;
+    rec.dispatch(kern, {x, c.t, bias, a.y}, push, {gx, div_up(groups, gx)});
     return;
   }
   const CoopmatApi api = coopmat_api(rec.caps());
@@ -266,6 +292,13 @@ int64_t matmul_scratch_elems(const DeviceCaps& caps, const Tensor& w, int64_t ma
   return used ? n * k : 0;
 }
 
+uint32_t detail::matvec_variant(DType t, const MatmulOptions& opt) {
+  const uint32_t v = t == DType::kQ4_K && opt.matvec_variant == 0 && opt.matvec_env
+                         ? env_matvec_variant()
+                         : opt.matvec_variant;
+  return v == 4 && !opt.matvec_x8.defined() ? 3 : v;
+}
+
 void matmul(Recorder& rec, const MatmulArgs& a) { detail::matmul_with(rec, a, {}); }
 
 void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions& opt) {
@@ -283,6 +316,13 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
   if (m == 0 || n == 0) return;
   if (rec.is_cpu()) return cpu::matmul_fast(a);
   check_gpu_weight(rec, wt, "matmul");
+  if (m == 1 && detail::matvec_variant(wt, opt) == 4) {  // x rounded once for every row chunk
+    KVZ_CHECK(opt.matvec_x8.nbytes() >= 4 * uint64_t(detail::matvec_x8_elems(k)),
+              "matvec: x8 scratch {} for k {}", opt.matvec_x8.shape_str(), k);
+    const uint32_t push = uint32_t(k);
+    constexpr uint32_t kWg = 64;
+    rec.dispatch({ShaderId::kQuantizeX8, {kWg}}, {a.x, opt.matvec_x8}, push, {div_up(k / 32, kWg)});
+  }
   // A weight above maxStorageBufferRange is bound as row chunks; each writes its y columns.
   for (const RowChunk& c : binding_chunks(a.w, rec.caps())) matmul_chunk(rec, a, c, opt);
 }

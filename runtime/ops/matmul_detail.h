@@ -22,13 +22,28 @@ struct MatmulOptions {
   uint32_t coopmat_group_m = 0;
   // matmul_coopmat tile {SG_M, SG_N, FM, FN, STAGES, BK} (0s: the default for m; matmul.cpp).
   std::array<uint32_t, 6> coopmat_tile = {};
-  uint32_t matvec_rows = 0;     // matvec rows per workgroup (0: the default)
-  uint32_t matvec_wg = 0;       // matvec workgroup size (0: the default)
-  uint32_t matvec_variant = 0;  // matvec Q4_K thread mapping: 0 contiguous lanes, 1 the earlier one
+  uint32_t matvec_rows = 0;  // matvec rows per workgroup (0: the default)
+  uint32_t matvec_wg = 0;    // matvec workgroup size (0: the default)
+  // matvec Q4_K variant (shaders/matvec.comp, shaders/matvec_wide.comp): 0 contiguous lanes (the
+  // default), 1 the earlier mapping, 2 64-value units per thread with float nibbles, 3 the same
+  // units with x rounded to int8 per 32 values and integer dot products (needs a tolerance for
+  // that rounding: amax_32 / 254 per x value), 4 variant 3 on x rounded once per call into
+  // matvec_x8 (shaders/quantize_x8.comp; without that scratch variant 3 runs). Variant 4 records
+  // two dependent dispatches: never inside a Recorder::Concurrent group (the forward pass groups
+  // its q/k/v and gate/up matmuls).
+  uint32_t matvec_variant = 0;
+  bool matvec_env = true;     // KVZ_MATVEC_VARIANT=1..4 replaces Q4_K variant 0 (measurements)
+  bool allow_int_dot = true;  // variants 3, 4: OpSDot where DeviceCaps::int8_dot, else integer math
+  Tensor matvec_x8 = {};      // variant 4 scratch: >= matvec_x8_elems(k) 32-bit elements, any dtype
 };
 void matmul_with(Recorder& rec, const MatmulArgs& args, const MatmulOptions& opt);
 // y = f16(w) for a block-quantised w [n, k] into y [n, k] f16 (GPU only): the matmul's pre-pass.
 void dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y);
+// The matvec variant matmul_with(opt) runs for weights of type t (KVZ_MATVEC_VARIANT applied;
+// 4 without opt.matvec_x8 runs as 3).
+uint32_t matvec_variant(DType t, const MatmulOptions& opt);
+// 32-bit elements of the variant 4 scratch for x of k values: int8 x (k / 4) + (dx, sum) per 32.
+constexpr int64_t matvec_x8_elems(int64_t k) { return k / 4 + k / 16; }
 
 // Fewest tokens for which matmul() picks the cooperative-matrix kernel.
 constexpr int64_t kCoopmatMinTokens = 32;

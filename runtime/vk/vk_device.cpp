@@ -136,6 +136,11 @@ VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd)
     link(coopmat_khr);
     enable.push_back(kExtCoopMatKhr);
   }
+  vk::PhysicalDeviceShaderIntegerDotProductFeatures int_dot;  // extension enabled above
+  if (caps_.int8_dot) {
+    int_dot.shaderIntegerDotProduct = VK_TRUE;
+    link(int_dot);
+  }
   vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR exec_props;
   if (pipeline_stats_) {
     exec_props.pipelineExecutableInfo = VK_TRUE;

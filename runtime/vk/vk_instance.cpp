@@ -262,7 +262,14 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
     c.coopmat_khr = false;
   }
   if (c.coopmat_khr) c.coopmat_khr = khr_coopmat_usable(pd);
-  if (p.apiVersion >= VK_API_VERSION_1_3) c.int8_dot = true;  // core in 1.3
+  // Integer dot products: the extension (the instance asks for Vulkan 1.2, so the 1.3 core feature
+  // is reached through it; runtime/vk/vk_device.cpp enables both) and its feature.
+  if (c.int8_dot) {
+    auto dot = pd.getFeatures2<vk::PhysicalDeviceFeatures2,
+                               vk::PhysicalDeviceShaderIntegerDotProductFeatures>();
+    c.int8_dot =
+        dot.get<vk::PhysicalDeviceShaderIntegerDotProductFeatures>().shaderIntegerDotProduct;
+  }
   if (c.coopmat_nv) {  // the extension alone is not enough: the feature and compute-stage support
     auto nv = pd.getFeatures2<vk::PhysicalDeviceFeatures2,
                               vk::PhysicalDeviceCooperativeMatrixFeaturesNV>();

@@ -1,5 +1,6 @@
 // Dequantisation goldens (bit-exact vs the Python gguf package), the fast CPU matmul vs the scalar
 // reference, and GPU matmul / matvec / embedding vs the CPU reference for every weight type.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -161,6 +162,47 @@ struct MatmulCase {
     cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
     return dot_tolerance(x, wf, s.m, s.n, s.k);
   }
+  // Matvec variants 3, 4 round x to int8 per 32 values (dx = amax_g / 127, to nearest), so each
+  // x value moves by at most amax_g / 254 and a row by at most sum_g amax_g / 254 * sum_{i in g}
+  // |w_i| on top of the fp32 bound (1% slack for the fp32 rounding of dx and x / dx).
+  double int8_tolerance() const {
+    std::vector<float> wf(size_t(s.n * s.k));
+    cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
+    double worst = 0;
+    for (int64_t j = 0; j < s.n; ++j) {
+      double e = 0;
+      for (int64_t g = 0; g < s.k; g += 32) {
+        double amax = 0, sw = 0;
+        for (int64_t i = g; i < g + 32; ++i) {
+          amax = std::max(amax, std::fabs(double(x[size_t(i)])));
+          sw += std::fabs(double(wf[size_t(j * s.k + i)]));
+        }
+        e += amax / 254 * sw;
+      }
+      worst = std::max(worst, e);
+    }
+    return tolerance() + 1.01 * worst;
+  }
+  // The same case with x rounded as matvec variants 3, 4 round it (round(x * 127 / amax) * amax /
+  // 127 per 32 values): they must match its reference within the fp32 bound, plus one rounding
+  // step dx_g |w_i| in case the GPU (which may fuse x * inv + 1.5 * 2^23 into one FMA) rounds one
+  // x value lying within an ulp of a .5 boundary the other way.
+  MatmulCase int8_rounded(double* flip_tol) const {
+    MatmulCase q = *this;
+    std::vector<float> wf(size_t(s.n * s.k));
+    cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
+    *flip_tol = 0;
+    for (int64_t g = 0; g < s.k; g += 32) {
+      float amax = 0;
+      for (int64_t i = g; i < g + 32; ++i) amax = std::max(amax, std::fabs(x[size_t(i)]));
+      const float inv = amax > 0 ? 127.0f / amax : 0.0f, dx = amax / 127.0f;
+      for (int64_t i = g; i < g + 32; ++i) q.x[size_t(i)] = std::nearbyint(x[size_t(i)] * inv) * dx;
+      for (int64_t j = 0; j < s.n; ++j)
+        for (int64_t i = g; i < g + 32; ++i)
+          *flip_tol = std::max(*flip_tol, double(dx) * std::fabs(wf[size_t(j * s.k + i)]));
+    }
+    return q;
+  }
 };
 
 std::vector<Shape> shapes_for(DType t) {
@@ -215,22 +257,29 @@ TEST_P(MatmulTest, EmbeddingMatchesReference) {
                         run_embedding(*cpu, t, table, n_vocab, d, ids), 6.2e-5, 1e-6));
 }
 
-// Every decode matvec shape the benchmarks sweep (workgroup size, rows per workgroup, Q4_K thread
-// mapping), with n not a multiple of the rows and a block count not a multiple of the step.
-TEST_P(MatmulTest, MatvecShapesMatchReference) {
-  const DType t = GetParam();
-  if (t != DType::kQ4_K && t != DType::kF16 && t != DType::kQ8_0) GTEST_SKIP() << "covered above";
+// Every decode matvec shape the benchmarks sweep (workgroup size, rows per workgroup, Q4_K
+// variant), with n not a multiple of the rows and a block count not a multiple of the step.
+// Variants: 0 and 1 here, the matvec_wide ones (2-4) in MatvecWideShapesMatchReference; their
+// 16 rows per workgroup are left to the bench's check (lavapipe compiles them for ~10 s).
+void check_matvec_shapes(Device& gpu, Device& cpu, DType t,
+                         std::initializer_list<uint32_t> rows_set,
+                         std::initializer_list<uint32_t> variants) {
   MatmulCase c(t, {1, 131, 1280, false}, 5);
-  const auto ref = c.run(*cpu, true);
-  for (uint32_t wg : {64u, 128u, 256u})
-    for (uint32_t rows : {1u, 3u, 8u})
-      for (uint32_t variant : {0u, 1u}) {
-        const uint32_t sg = gpu->caps().subgroup_size;
+  const auto ref = c.run(cpu, true);
+  const double tol_int8 = t == DType::kQ4_K ? c.int8_tolerance() : 0.0;
+  std::vector<Buffer> keep;
+  const Tensor x8 = alloc_tensor(gpu, keep, DType::kI32, {detail::matvec_x8_elems(c.s.k)});
+  const uint32_t sg = gpu.caps().subgroup_size;
+  for (uint32_t wg : {32u, 64u, 128u, 256u})
+    for (uint32_t rows : rows_set)
+      for (uint32_t variant : variants) {
         if (wg % sg != 0 || wg / sg > 32) continue;
         detail::MatmulOptions o;
         o.allow_coopmat = false;
-        o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = variant;
-        EXPECT_TRUE(all_close(c.run_with(*gpu, false, o), ref, c.tolerance()))
+        o.matvec_env = false;
+        o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = variant, o.matvec_x8 = x8;
+        EXPECT_TRUE(
+            all_close(c.run_with(gpu, false, o), ref, variant >= 3 ? tol_int8 : c.tolerance()))
             << "wg " << wg << " rows " << rows << " variant " << variant;
       }
 }
@@ -261,6 +310,68 @@ TEST_P(MatmulTest, DequantF16MatchesCpu) {
     }
   }
   EXPECT_EQ(bad, 0u) << dtype_name(t);
+}
+
+TEST_P(MatmulTest, MatvecShapesMatchReference) {
+  const DType t = GetParam();
+  if (t != DType::kQ4_K && t != DType::kF16 && t != DType::kQ8_0) GTEST_SKIP() << "covered above";
+  if (t == DType::kQ4_K)
+    check_matvec_shapes(*gpu, *cpu, t, {1u, 3u, 8u}, {0u, 1u});
+  else
+    check_matvec_shapes(*gpu, *cpu, t, {1u, 3u, 8u}, {0u});
+}
+
+TEST_P(MatmulTest, MatvecWideShapesMatchReference) {
+  if (GetParam() != DType::kQ4_K) GTEST_SKIP() << "Q4_K only";
+  check_matvec_shapes(*gpu, *cpu, DType::kQ4_K, {1u, 3u, 8u}, {2u, 3u, 4u});
+}
+
+// The Q4_K matvec_wide variants (2 float, 3 and 4 int8 dot, 4 on x rounded by its own pass; with
+// OpSDot where the device has it and with plain integer math) on every decode shape above plus a
+// long row (224 units for 64 threads), with and without subgroupAdd. x has an all-zero 32-value
+// group (dx = 0) and an outlier 100x the others (a coarse dx for its group). Variants 3 and 4 are
+// also held to the tighter comparison with a reference on the int8-rounded x.
+TEST_P(MatmulTest, MatvecWideMatchesReference) {
+  if (GetParam() != DType::kQ4_K) GTEST_SKIP() << "Q4_K only";
+  std::vector<Shape> shapes;
+  for (const Shape& s : shapes_for(DType::kQ4_K))
+    if (s.m == 1) shapes.push_back(s);
+  shapes.push_back({1, 131, 1280, true});
+  shapes.push_back({1, 9, 14336, false});
+  for (const Shape& s : shapes) {
+    MatmulCase c(DType::kQ4_K, s, uint64_t(s.n * 31 + s.k));
+    if (s.k >= 512) {
+      std::fill(c.x.begin() + 64, c.x.begin() + 96, 0.0f);
+      c.x[200] = 100.0f;
+    }
+    const auto ref = c.run(*cpu, true);
+    const double tol_f32 = c.tolerance(), tol_int8 = c.int8_tolerance();
+    double flip_tol = 0;
+    const MatmulCase c8 = c.int8_rounded(&flip_tol);
+    const auto ref8 = c8.run(*cpu, true);
+    const double tol_ref8 = c8.tolerance() + flip_tol;
+    std::vector<Buffer> keep;
+    const Tensor x8 = alloc_tensor(*gpu, keep, DType::kI32, {detail::matvec_x8_elems(s.k)});
+    for (uint32_t variant : {2u, 3u, 4u})
+      for (bool sub : {true, false})
+        for (bool int_dot : {true, false}) {
+          if (variant == 2 && !int_dot) continue;
+          detail::MatmulOptions o;
+          o.allow_coopmat = false;
+          o.matvec_env = false;
+          o.allow_subgroup = sub, o.allow_int_dot = int_dot, o.matvec_variant = variant;
+          o.matvec_x8 = x8;
+          const auto got = c.run_with(*gpu, false, o);
+          EXPECT_TRUE(all_close(got, ref, variant >= 3 ? tol_int8 : tol_f32))
+              << "variant " << variant << " n " << s.n << " k " << s.k << " bias " << s.bias
+              << " subgroup " << sub << " int dot " << (int_dot && gpu->caps().int8_dot);
+          if (variant >= 3) {
+            EXPECT_TRUE(all_close(got, ref8, tol_ref8))
+                << "vs int8-rounded x: variant " << variant << " n " << s.n << " k " << s.k
+                << " subgroup " << sub << " int dot " << (int_dot && gpu->caps().int8_dot);
+          }
+        }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, MatmulTest, ::testing::ValuesIn(kWeightTypes),
@@ -304,6 +415,19 @@ TEST_P(MatmulSplitTest, ChunkedWeightsMatchReference) {
       if (s.m == 1) {
         EXPECT_TRUE(all_close(c.run(*split, false, false), ref, c.tolerance()))
             << "no-subgroup matvec, " << n_chunks << " chunks, n " << s.n;
+      }
+      if (s.m == 1 && t == DType::kQ4_K) {  // matvec_wide per chunk; variant 4 rounds x once
+        std::vector<Buffer> keep;
+        detail::MatmulOptions o;
+        o.allow_coopmat = false;
+        o.matvec_env = false;
+        o.matvec_x8 = alloc_tensor(*split, keep, DType::kI32, {detail::matvec_x8_elems(k)});
+        for (uint32_t variant : {2u, 3u, 4u}) {
+          o.matvec_variant = variant;
+          EXPECT_TRUE(all_close(c.run_with(*split, false, o), ref,
+                                variant >= 3 ? c.int8_tolerance() : c.tolerance()))
+              << "variant " << variant << ", " << n_chunks << " chunks, n " << s.n;
+        }
       }
     }
 }
