@@ -67,6 +67,7 @@ struct AttnProblem {
     a.lens = alloc(DType::kI32, {kKvHeads}, lens.data());
     a.out = alloc(DType::kF32, {n_q, kHeads, kHeadDim});
     a.scale = 1.0f / std::sqrt(float(kHeadDim));
+    a.rows_sorted = true;  // row t of every head holds position t, as a KvCache would
     const int64_t scratch =
         paged_attention_scratch_elems(n_q, kHeads, kHeadDim, max_blocks * kKvBlockTokens);
     if (scratch > 0) a.scratch = alloc(DType::kF32, {scratch});

@@ -164,6 +164,7 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     pa.block_table = kv.block_table;
     pa.lens = kv.lens;
     pa.out = attn3;
+    pa.rows_sorted = true;  // KvCache keeps each head's positions increasing
     pa.scale = c.attn_scale;
     pa.window = local ? c.sliding_window : 0;
     pa.softcap = c.attn_softcap;

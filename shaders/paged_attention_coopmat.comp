@@ -17,7 +17,10 @@
 //           6 lens i32 [n_kv_heads] | 7 dst f32 [n_q, n_heads, HD]
 // Push: n_q, n_heads, group, max_blocks, window, n_split (unused), scale, softcap.
 // Spec: 0 = workgroup size (32 * NSG: subgroups of 32), 1 = HD (multiple of 16, <= 128),
-//       2 = NSG (a multiple of 4).
+//       2 = NSG (a multiple of 4), 3 = SKIP (measurements only, wrong results: bit 1 skips
+//       Q K^T, 2 the softmax, 4 P V, 8 the key/value loads; KVZ_ATTN_SKIP), 4 = SORTED (1: the
+//       positions increase along each head's rows, so the key loop stops at the first tile that
+//       starts past every query of the workgroup; PagedAttentionArgs::rows_sorted).
 // Grid: (ceil(n_q * group / QT), n_kv_heads, 1).
 #include "common.glsl"
 #include "coopmat.glsl"
@@ -29,9 +32,10 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 256;
 layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint NSG = 8;
+layout(constant_id = 3) const uint SKIP = 0;
+layout(constant_id = 4) const uint SORTED = 0;
 const uint QT = 16u * NSG;  // query rows per workgroup
 const uint KT = 32u;        // keys per tile: one paged block
-const uint KT8 = KT / 8u;
 const uint HK = KT / 2u;    // keys of S per lane in the scalar softmax step
 const float RESCALE_AT = 8.0;
 
@@ -58,8 +62,9 @@ shared uvec4 kv[2u * KT * (HD / 8u + 1u)];  // K rows [0, KT), V [KT, 2 KT); fir
 #include "attn_coopmat.glsl"
 // Per thread and tile: K_N uvec4 of keys and as many of values.
 const uint K_N = (KT * HD8 + WG - 1u) / WG;
+const uint KT2 = KT / 2u;         // f16 pairs per row of P
 shared float ss[NSG * 16u * KT];  // per subgroup: S (16 x KT, f32), or an O fragment (16 x 16)
-shared uvec4 ps[NSG * 16u * KT8]; // per subgroup: P (16 x KT, f16)
+shared uint ps[NSG * 16u * KT2];  // per subgroup: P (16 x KT, f16 pairs)
 shared float row_alpha[QT];       // per row: rescale factor of the pending rescale, then 1 / l
 shared int kpos[KT];
 shared int row_qpos[QT];
@@ -79,7 +84,7 @@ void fetch_tile(uint h, uint t0, uint len) {
   [[unroll]] for (uint i = 0; i < K_N; ++i) {
     const uint e = tid + i * WG, j = e / HD8, c = e % HD8, t = t0 + j;
     rk[i] = uvec4(0u), rv[i] = uvec4(0u);
-    if (e < KT * HD8 && t < len) {
+    if ((SKIP & 8u) == 0u && e < KT * HD8 && t < len) {
       const uint s = kv_slot(h, t) * HD8 + c;
       rk[i] = k_pool[s];
       rv[i] = v_pool[s];
@@ -139,7 +144,7 @@ void main() {
   // Scalar work on S: lane handles row r = lane % 16 of the subgroup's 16 and keys
   // [half_ * HK, half_ * HK + HK).
   const uint r = lane % 16u, half_ = lane / 16u, my_row = sg * 16u + r;
-  const uint srow = (sg * 16u + r) * KT;
+  const uint srow = (sg * 16u + r) * KT;  // this lane's row of S
   const int qp = row_qpos[my_row];
   float m = NEG_BIG, l = 0.0;
   CM_ACC o[HD / 16u];
@@ -151,9 +156,11 @@ void main() {
   for (uint t0 = 0; t0 < len; t0 += KT, ++it) {
     stage_tile(it);
     barrier();
+    if (SORTED != 0u && kpos[0] > tile_qmax) break;  // uniform: this and later tiles are unseen
     if (t0 + KT < len) fetch_tile(h, t0 + KT, len);  // in flight during the math below
     if (tile_any[it % 3u] != 0u) {  // uniform: skip fully masked tiles
       // S = Q K^T for this subgroup's 16 rows.
+      if ((SKIP & 1u) == 0u)
       [[unroll]] for (uint j = 0; j < KT / 16u; ++j) {
         CM_ACC s = CM_ACC(0.0);
         [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
@@ -165,14 +172,19 @@ void main() {
       }
       subgroupMemoryBarrierShared();
       subgroupBarrier();
+      // The lane's HK keys as HK / 2 pairs, visited from pair r on: at each step the 16 rows
+      // read 8 different pairs (a row of S is 32 banks wide: in key order all 16 rows would read
+      // the same bank). e[2 i2 + b] is key half_ HK + 2 ((i2 + r) % (HK / 2)) + b.
       float e[HK];
       float tmax = NEG_BIG;
-      [[unroll]] for (uint i = 0; i < HK; ++i) {
-        const uint j = half_ * HK + i;
-        float s = ss[srow + j];
+      if ((SKIP & 2u) == 0u) {
+      [[unroll]] for (uint i2 = 0; i2 < HK / 2u; ++i2) {
+        const uint j = half_ * HK + 2u * ((i2 + r) % (HK / 2u));
+        vec2 s = vec2(ss[srow + j], ss[srow + j + 1u]);
         if (p.softcap > 0.0) s = p.softcap * tanh(s / p.softcap);
-        e[i] = visible(kpos[j], qp) ? s : NEG_BIG;
-        tmax = max(tmax, e[i]);
+        e[2u * i2] = visible(kpos[j], qp) ? s.x : NEG_BIG;
+        e[2u * i2 + 1u] = visible(kpos[j + 1u], qp) ? s.y : NEG_BIG;
+        tmax = max(tmax, max(e[2u * i2], e[2u * i2 + 1u]));
       }
       tmax = max(tmax, subgroupShuffleXor(tmax, 16u));
       const bool raise = tmax > m + RESCALE_AT;
@@ -200,18 +212,17 @@ void main() {
         e[i] = e[i] > 0.5 * NEG_BIG ? exp(e[i] - m) : 0.0;
         l += e[i];
       }
-      [[unroll]] for (uint c8 = 0; c8 < HK / 8u; ++c8)
-        ps[(sg * 16u + r) * KT8 + half_ * (HK / 8u) + c8] =
-            uvec4(packHalf2x16(vec2(e[8u * c8], e[8u * c8 + 1u])),
-                  packHalf2x16(vec2(e[8u * c8 + 2u], e[8u * c8 + 3u])),
-                  packHalf2x16(vec2(e[8u * c8 + 4u], e[8u * c8 + 5u])),
-                  packHalf2x16(vec2(e[8u * c8 + 6u], e[8u * c8 + 7u])));
+      [[unroll]] for (uint i2 = 0; i2 < HK / 2u; ++i2)
+        ps[(sg * 16u + r) * KT2 + half_ * (HK / 2u) + (i2 + r) % (HK / 2u)] =
+            packHalf2x16(vec2(e[2u * i2], e[2u * i2 + 1u]));
+      }
       subgroupMemoryBarrierShared();
       subgroupBarrier();
       // O += P V.
+      if ((SKIP & 4u) == 0u)
       [[unroll]] for (uint j = 0; j < KT / 16u; ++j) {
         CM_A pa;
-        CM_LOAD_ROW(pa, ps, (sg * 16u) * KT8 + 2u * j, KT8);
+        CM_LOAD_ROW(pa, ps, (sg * 16u) * KT2 + 8u * j, KT2);
         [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
           CM_B vb;
           CM_LOAD_ROW(vb, kv, (KT + j * 16u) * LD + 2u * c, LD);

@@ -213,6 +213,12 @@ uint32_t attn_coopmat_subgroups() {
   }();
   return v;
 }
+// KVZ_ATTN_SKIP: phases the prefill kernel leaves out, for a knock-out profile (wrong results;
+// shaders/paged_attention_coopmat.comp, spec SKIP).
+uint32_t attn_coopmat_skip() {
+  static const uint32_t v = env_u32("KVZ_ATTN_SKIP") & 15u;
+  return v;
+}
 // Whether the tensor-core attention kernels run through `api` for this head_dim (subgroups of 32).
 bool attn_coopmat_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
   const uint64_t kt = kKvBlockTokens,
@@ -247,11 +253,12 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
     const uint32_t tiles = div_up(d.n_q * d.group, 16 * nsg);
     KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
               d.n_kv_heads);
-    rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kPagedAttentionCoopmat,
-                                     ShaderId::kPagedAttentionCoopmatKhr,
-                                     {32 * nsg, uint32_t(d.head_dim), nsg}),
-                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
-                 {tiles, uint32_t(d.n_kv_heads)});
+    rec.dispatch(
+        attn_coopmat_kernel(
+            rec.caps(), api, ShaderId::kPagedAttentionCoopmat, ShaderId::kPagedAttentionCoopmatKhr,
+            {32 * nsg, uint32_t(d.head_dim), nsg, attn_coopmat_skip(), a.rows_sorted ? 1u : 0u}),
+        {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
+        {tiles, uint32_t(d.n_kv_heads)});
     return;
   }
   if (const auto plan = pick_decode(rec.caps(), d, a.allow_decode_kernel))

@@ -25,6 +25,9 @@ struct PagedAttentionArgs {
   int window = 0;
   float softcap = 0.0f;
   Tensor scratch;  // optional, f32, >= paged_attention_scratch_elems(...) elements
+  // The caller guarantees that positions increase along each head's rows (KvCache does): the
+  // prefill kernel then stops at the first key tile past all of its queries.
+  bool rows_sorted = false;
   // false: always the tiled kernel (A/B benchmarks). The environment variable
   // KVZ_NO_FAST_DECODE=1 does the same for every call.
   bool allow_decode_kernel = true;

@@ -127,6 +127,7 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
   a.k_pool = c.k, a.v_pool = c.v, a.pos_pool = c.pos, a.block_table = c.table, a.lens = c.lens;
   a.out = alloc_tensor(dev, keep, DType::kF32, {nq, nh, hd});
   a.scale = p.scale, a.window = tc.window, a.softcap = tc.softcap;
+  a.rows_sorted = !tc.shuffle_pos;  // make_problem sorts each head's positions unless shuffled
   if (tc.split) {
     const int64_t n = paged_attention_scratch_elems(tc.n_q, tc.n_heads, tc.head_dim,
                                                     p.cache.max_blocks * kKvBlockTokens);
