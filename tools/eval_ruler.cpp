@@ -22,6 +22,22 @@ int64_t context_budget(const Tokenizer& tok, const std::vector<EvalQuery>& queri
          (o.max_new_tokens > 0 ? o.max_new_tokens : ruler_max_new_tokens(o.task));
 }
 
+// The context render(n) for the largest n in [lo, hi] within context_budget (render's token count
+// grows with n). Throws InputError naming `smallest` (what render(lo) holds) when even that does
+// not fit.
+template <class Render>
+std::string fit_context(const Tokenizer& tok, const TaskOptions& o, int64_t length,
+                        const std::vector<EvalQuery>& queries, int64_t lo, int64_t hi,
+                        Render render, const std::string& smallest) {
+  const int64_t budget = context_budget(tok, queries, o, length);
+  auto fits = [&](int64_t m) { return n_tokens(tok, render(m)) <= budget; };
+  if (!fits(lo))
+    throw InputError(
+        fmt::format("{}: --length {} is too short for {}: {} tokens, {} left for the context",
+                    o.task, length, smallest, n_tokens(tok, render(lo)), budget));
+  return render(largest_fitting(lo, hi, fits));
+}
+
 EvalQuery match_all_query(std::string question, std::string answer_prefix,
                           std::vector<std::string> answers) {
   return {std::move(question), std::move(answers), std::move(answer_prefix), Metric::kAllContained};
@@ -236,18 +252,13 @@ std::vector<EvalSample> ruler_niah(const NiahConfig& c, const TaskOptions& o,
                       singular ? "is" : "are"),
           std::move(answers)));
     }
-    const int64_t budget = context_budget(tok, e.queries, o, length);
     auto render = [&](int64_t n) {
       return intro + niah_haystack(c, essay, wl, needles, keys, depths, n, hay_seed);
     };
-    auto fits = [&](int64_t m) { return n_tokens(tok, render(m)) <= budget; };
-    const int64_t lo = c.haystack == Haystack::kEssay ? 1 : 0;
-    if (!fits(lo))
-      throw InputError(fmt::format(
-          "{}: --length {} is too short for the task text and {} needles ({} tokens left)", c.task,
-          length, needles.size(), budget));
-    const int64_t hi = c.haystack == Haystack::kEssay ? 8 * std::max<int64_t>(length, 1) : length;
-    e.context = render(largest_fitting(lo, hi, fits));
+    const bool essay_words = c.haystack == Haystack::kEssay;
+    e.context = fit_context(tok, o, length, e.queries, essay_words ? 1 : 0,
+                            essay_words ? 8 * std::max<int64_t>(length, 1) : length, render,
+                            fmt::format("the task text and {} needles", needles.size()));
     out.push_back(std::move(e));
   }
   return out;
@@ -350,18 +361,12 @@ std::vector<EvalSample> ruler_vt(const TaskOptions& o, const Tokenizer& tok) {
       e.queries.push_back(match_all_query(vt_question(real.values[ic]),
                                           vt_answer_prefix(kHops + 1, real.values[ic]),
                                           real.names[ic]));
-    const int64_t budget = context_budget(tok, e.queries, o, length);
     auto render = [&](int64_t n) {
       return shot + kVtTask + vt_haystack(real.statements, n, real_seed);
     };
-    auto fits = [&](int64_t m) { return n_tokens(tok, render(m)) <= budget; };
-    if (!fits(0))
-      throw InputError(fmt::format(
-          "ruler_vt: --length {} is too short: the one-shot example, the task text and {} chain(s) "
-          "alone take {} of the {} tokens left for the context",
-          length, n_chains, n_tokens(tok, render(0)), budget));
-    const int64_t n = largest_fitting(0, std::max<int64_t>(length, 1), fits);
-    e.context = render(n);
+    e.context =
+        fit_context(tok, o, length, e.queries, 0, std::max<int64_t>(length, 1), render,
+                    fmt::format("the one-shot example, the task text and {} chain(s)", n_chains));
     out.push_back(std::move(e));
   }
   return out;
@@ -431,21 +436,16 @@ std::vector<EvalSample> ruler_cwe(const TaskOptions& o, const Tokenizer& tok) {
     EvalSample e;
     e.id = fmt::format("ruler_cwe-{}-{}", length, s);
     e.queries.push_back(match_all_query(kCweQuestion, kCweAnswerPrefix, answers));
-    const int64_t budget = context_budget(tok, e.queries, o, length);
     std::string shot = full_shot;
     auto render = [&](int64_t n) {
       return shot + kCweTask +
              cwe_list(words, shot_n, static_cast<size_t>(n), freq_c, freq_u, list_seed);
     };
-    auto fits = [&](int64_t m) { return n_tokens(tok, render(m)) <= budget; };
     const auto lo = static_cast<int64_t>(kCweCommon);
-    if (!fits(lo)) shot.clear();
-    if (!fits(lo))
-      throw InputError(fmt::format(
-          "ruler_cwe: --length {} is too short for the task text and 10 words x {} ({} tokens "
-          "left)",
-          length, freq_c, budget));
-    e.context = render(largest_fitting(lo, static_cast<int64_t>(words.size() - shot_n), fits));
+    if (n_tokens(tok, render(lo)) > context_budget(tok, e.queries, o, length)) shot.clear();
+    e.context =
+        fit_context(tok, o, length, e.queries, lo, static_cast<int64_t>(words.size() - shot_n),
+                    render, fmt::format("the task text and 10 words x {}", freq_c));
     out.push_back(std::move(e));
   }
   return out;
@@ -502,15 +502,10 @@ std::vector<EvalSample> ruler_fwe(const TaskOptions& o, const Tokenizer& tok) {
     e.id = fmt::format("ruler_fwe-{}-{}", length, s);
     e.queries.push_back(
         match_all_query(kFweQuestion, kFweAnswerPrefix, {vocab[1], vocab[2], vocab[3]}));
-    const int64_t budget = context_budget(tok, e.queries, o, length);
     auto render = [&](int64_t n) { return kFweTask + fwe_text(vocab, n, text_seed); };
-    auto fits = [&](int64_t m) { return n_tokens(tok, render(m)) <= budget; };
     constexpr int64_t kLo = 27;  // the smallest count at which the rank-4 word appears
-    if (!fits(kLo))
-      throw InputError(fmt::format(
-          "ruler_fwe: --length {} is too short for the task text and {} words ({} tokens left)",
-          length, kLo, budget));
-    e.context = render(largest_fitting(kLo, 2 * length, fits));
+    e.context = fit_context(tok, o, length, e.queries, kLo, 2 * length, render,
+                            fmt::format("the task text and {} words", kLo));
     out.push_back(std::move(e));
   }
   return out;
@@ -570,14 +565,8 @@ std::vector<EvalSample> ruler_qa(const TaskOptions& o, const Tokenizer& tok) {
         text += fmt::format("{}Document {}:\n{}", i ? "\n\n" : "", i + 1, docs[chosen[i]]);
       return text;
     };
-    const int64_t budget = context_budget(tok, e.queries, o, length);
-    auto fits = [&](int64_t m) { return n_tokens(tok, render(m)) <= budget; };
-    if (!fits(1))
-      throw InputError(fmt::format(
-          "ruler_qa: --length {} is too short for the task text and the gold paragraph ({} "
-          "tokens left)",
-          length, budget));
-    e.context = render(largest_fitting(1, std::max<int64_t>(1, length / 8), fits));
+    e.context = fit_context(tok, o, length, e.queries, 1, std::max<int64_t>(1, length / 8), render,
+                            "the task text and the gold paragraph");
     out.push_back(std::move(e));
   }
   return out;
