@@ -70,21 +70,23 @@ struct NiahConfig {
   Kind key = Kind::kWords, value = Kind::kNumbers;
   int k = 1, v = 1, q = 1;
   int max_new_tokens = 32;  // RULER: 128; the answer prefix is given, the values come first
-  uint64_t salt = 0;        // sample s draws from Rng(seed * 1000003 + salt + s)
+  // Sample s draws from Rng(seed * 1000003 + salt + s); the salts of all tasks are >= 1,000
+  // apart, so no two tasks share a sample's stream (--num < 1,000).
+  uint64_t salt = 0;
 };
 
 constexpr NiahConfig kNiah[] = {
     {"ruler_s1", "niah_single_1", Haystack::kNoise, Kind::kWords, Kind::kNumbers, 1, 1, 1, 32,
      51001},
     {"ruler_s2", "niah_single_2", Haystack::kEssay, Kind::kWords, Kind::kNumbers, 1, 1, 1, 32,
-     51002},
-    {"ruler_s3", "niah_single_3", Haystack::kEssay, Kind::kWords, Kind::kUuids, 1, 1, 1, 64, 51003},
+     56002},
+    {"ruler_s3", "niah_single_3", Haystack::kEssay, Kind::kWords, Kind::kUuids, 1, 1, 1, 64, 57003},
     {"ruler_mk", "niah_multikey_1", Haystack::kEssay, Kind::kWords, Kind::kNumbers, 4, 1, 1, 32,
      31337},
     {"ruler_mv", "niah_multivalue", Haystack::kEssay, Kind::kWords, Kind::kNumbers, 1, 4, 1, 64,
-     51006},
+     58006},
     {"ruler_mq", "niah_multiquery", Haystack::kEssay, Kind::kWords, Kind::kNumbers, 4, 1, 4, 64,
-     51007},
+     59007},
 };
 
 const NiahConfig* niah_config(std::string_view task) {

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 #include <regex>
+#include <set>
 #include <string>
 
 #include "runtime/error.h"
@@ -138,6 +139,20 @@ TEST(RulerNiah, NeedlesAndTexts) {
   const EvalSample s1 = make_task(opts("ruler_s1", kLength), tok512())[0];
   EXPECT_GT(count(s1.context, "The grass is green. The sky is blue."), 10u);
   EXPECT_EQ(count(s1.context, "\nOne of the special magic numbers for "), 1u);
+}
+
+// Each task draws its samples from its own streams: no two NIAH tasks ask about the same key.
+TEST(RulerNiah, TasksDoNotShareSamples) {
+  std::set<std::string> keys;
+  size_t n = 0;
+  for (const char* task : {"ruler_s1", "ruler_s2", "ruler_s3", "ruler_mk", "ruler_mv", "ruler_mq"})
+    for (const EvalSample& e : make_task(opts(task, kLength), tok512())) {
+      const std::string& q = e.queries.at(0).question;
+      const size_t at = q.find(" for ") + 5;
+      keys.insert(q.substr(at, q.find(" mentioned") - at));
+      ++n;
+    }
+  EXPECT_EQ(keys.size(), n);
 }
 
 // --queries N asks N disjoint key sets of one context.
