@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
   for (std::string_view t : ruler_task_names()) tasks.emplace_back(t);
   tasks.emplace_back("gsm8k");
   eval->add_option("--task", ev.task,
-                   "squad | niah | kv | ruler_{s1,s2,s3,mk,mv,mq,vt,cwe,fwe,qa} | gsm8k")
+                   "squad | niah | kv | ruler_{s1,s2,s3,mk,mk2,mk3,mv,mq,vt,cwe,fwe,qa} | gsm8k")
       ->check(CLI::IsMember(tasks));
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
   eval->add_option("--methods", ev.methods,

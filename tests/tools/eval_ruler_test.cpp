@@ -92,8 +92,8 @@ TEST_P(RulerTask, TooShortIsAnInputError) {
 
 INSTANTIATE_TEST_SUITE_P(All, RulerTask,
                          ::testing::Values("ruler_s1", "ruler_s2", "ruler_s3", "ruler_mk",
-                                           "ruler_mv", "ruler_mq", "ruler_vt", "ruler_cwe",
-                                           "ruler_fwe", "ruler_qa"),
+                                           "ruler_mk2", "ruler_mk3", "ruler_mv", "ruler_mq",
+                                           "ruler_vt", "ruler_cwe", "ruler_fwe", "ruler_qa"),
                          [](const ::testing::TestParamInfo<const char*>& p) {
                            return std::string(p.param);
                          });
@@ -145,7 +145,8 @@ TEST(RulerNiah, NeedlesAndTexts) {
 TEST(RulerNiah, TasksDoNotShareSamples) {
   std::set<std::string> keys;
   size_t n = 0;
-  for (const char* task : {"ruler_s1", "ruler_s2", "ruler_s3", "ruler_mk", "ruler_mv", "ruler_mq"})
+  for (const char* task : {"ruler_s1", "ruler_s2", "ruler_s3", "ruler_mk", "ruler_mk2", "ruler_mk3",
+                           "ruler_mv", "ruler_mq"})
     for (const EvalSample& e : make_task(opts(task, kLength), tok512())) {
       const std::string& q = e.queries.at(0).question;
       const size_t at = q.find(" for ") + 5;
@@ -153,6 +154,25 @@ TEST(RulerNiah, TasksDoNotShareSamples) {
       ++n;
     }
   EXPECT_EQ(keys.size(), n);
+}
+
+// niah_multikey_2/3: the haystack is distractor needles, one per line; the asked key is in the
+// context once, in the one real needle.
+TEST(RulerNiah, NeedleHaystack) {
+  for (const char* task : {"ruler_mk2", "ruler_mk3"}) {
+    SCOPED_TRACE(task);
+    for (const EvalSample& e : make_task(opts(task, kLength), tok512())) {
+      const EvalQuery& q = e.queries.at(0);
+      const size_t at = q.question.find(" for ") + 5;
+      const std::string key = q.question.substr(at, q.question.find(" mentioned") - at);
+      EXPECT_EQ(count(e.context, key), 1u);
+      EXPECT_EQ(count(e.context, key + " is: " + q.answers.at(0) + "."), 1u);
+      const std::string hay = e.context.substr(e.context.find('\n') + 1);
+      const size_t lines = count(hay, "\n") + 1;
+      EXPECT_GE(lines, 4u);
+      EXPECT_EQ(count(hay, "One of the special magic "), lines);
+    }
+  }
 }
 
 // --queries N asks N disjoint key sets of one context.
