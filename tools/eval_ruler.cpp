@@ -436,22 +436,21 @@ std::vector<EvalSample> ruler_cwe(const TaskOptions& o, const Tokenizer& tok) {
     const std::vector<std::string> shot_answers(words.begin(), words.begin() + kCweCommon),
         answers(words.begin() + static_cast<int64_t>(shot_n),
                 words.begin() + static_cast<int64_t>(shot_n + kCweCommon));
-    const std::string full_shot = kCweTask + cwe_list(words, 0, shot_n, shot_c, shot_u, shot_seed) +
-                                  "\n" + kCweQuestion + kCweAnswerPrefix + " " +
-                                  numbered(shot_answers) + "\n";
+    std::string shot = kCweTask + cwe_list(words, 0, shot_n, shot_c, shot_u, shot_seed) + "\n" +
+                       kCweQuestion + kCweAnswerPrefix + " " + numbered(shot_answers) + "\n";
     EvalSample e;
     e.id = fmt::format("ruler_cwe-{}-{}", length, s);
     e.queries.push_back(match_all_query(kCweQuestion, kCweAnswerPrefix, answers));
-    std::string shot = full_shot;
     auto render = [&](int64_t n) {
       return shot + kCweTask +
              cwe_list(words, shot_n, static_cast<size_t>(n), freq_c, freq_u, list_seed);
     };
     const auto lo = static_cast<int64_t>(kCweCommon);
     if (n_tokens(tok, render(lo)) > context_budget(tok, e.queries, o, length)) shot.clear();
-    e.context =
-        fit_context(tok, o, length, e.queries, lo, static_cast<int64_t>(words.size() - shot_n),
-                    render, fmt::format("the task text and 10 words x {}", freq_c));
+    // Every word adds at least one token: n <= length bounds the search.
+    const int64_t hi = std::min(static_cast<int64_t>(words.size() - shot_n), length);
+    e.context = fit_context(tok, o, length, e.queries, lo, hi, render,
+                            fmt::format("the task text and 10 words x {}", freq_c));
     out.push_back(std::move(e));
   }
   return out;
