@@ -288,6 +288,7 @@ int run_eval(const EvalArgs& in) {
     to.num = a.num;
     to.length = a.length;
     to.queries = a.queries;
+    to.max_new_tokens = a.max_new_tokens;
     to.seed = a.seed;
     to.data_dir = a.data_dir.empty() ? KVZ_EVAL_DATA_DIR : a.data_dir;
     std::vector<EvalSample> samples = make_task(to, l.model->tokenizer());

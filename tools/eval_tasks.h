@@ -1,6 +1,6 @@
 // Evaluation tasks for `kvzip eval` (tools/): SQuAD multi-query, needle-in-a-haystack with several
-// needles, SCBench-style key-value retrieval, RULER-style multi-key NIAH and variable tracking
-// (shared/data/niah/RULER_TASKS.md) and GSM8K with the problem as context, built from the bundled
+// needles, SCBench-style key-value retrieval, the RULER-style tasks (tools/eval_ruler.h,
+// shared/data/niah/RULER_TASKS.md) and GSM8K with the problem as context, built from the bundled
 // data in tools/data/eval/, and their metrics (ALGORITHMS.md 5.2, 5.4). Samples are deterministic
 // for a given seed and tokenizer.
 #pragma once
@@ -18,6 +18,7 @@ namespace kvz::cli {
 enum class Metric {
   kAnyNormalized,  // 1 if any normalised gold answer is contained in the normalised prediction
   kAllContained,   // RULER string_match_all: fraction of the answers contained (case-insensitive)
+  kAnyContained,   // RULER string_match_part: 1 if any answer is contained (case-insensitive)
   kGsmNumber,      // KVzip: 1 if the gold string is contained in the (lowercased) text after the
                    // last "the answer is " (the whole prediction when the phrase is missing)
 };
@@ -36,10 +37,11 @@ struct EvalSample {
 };
 
 struct TaskOptions {
-  std::string task;    // squad | niah | kv | ruler_mk | ruler_vt | gsm8k
+  std::string task;    // squad | niah | kv | ruler_* (eval_ruler.h) | gsm8k
   int num = 0;         // samples (0 = the task's default)
-  int64_t length = 0;  // niah/kv context tokens (0 = the task's default)
-  int queries = 0;     // niah needles / kv queried keys per sample (0 = default)
+  int64_t length = 0;  // niah/kv/ruler context tokens (0 = the task's default)
+  int queries = 0;     // niah needles / kv queried keys / ruler queries per sample (0 = default)
+  int max_new_tokens = 0;  // RULER-style tasks reserve this many (0 = task_max_new_tokens)
   uint64_t seed = 1;
   std::string data_dir;  // tools/data/eval
 };

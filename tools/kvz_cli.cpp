@@ -4,6 +4,7 @@
 
 #include "runtime/error.h"
 #include "tools/commands.h"
+#include "tools/eval_ruler.h"
 
 int main(int argc, char** argv) {
   using namespace kvz::cli;
@@ -93,8 +94,12 @@ int main(int argc, char** argv) {
   auto* eval = app.add_subcommand("eval",
                                   "Accuracy vs kept ratio for KVzip and baselines (multi-query, "
                                   "one prefill + scoring per sample)");
-  eval->add_option("--task", ev.task, "squad | niah | kv | ruler_mk | ruler_vt | gsm8k")
-      ->check(CLI::IsMember({"squad", "niah", "kv", "ruler_mk", "ruler_vt", "gsm8k"}));
+  std::vector<std::string> tasks{"squad", "niah", "kv"};
+  for (std::string_view t : ruler_task_names()) tasks.emplace_back(t);
+  tasks.emplace_back("gsm8k");
+  eval->add_option("--task", ev.task,
+                   "squad | niah | kv | ruler_{s1,s2,s3,mk,mk2,mk3,mv,mq,vt,cwe,fwe,qa} | gsm8k")
+      ->check(CLI::IsMember(tasks));
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
   eval->add_option("--methods", ev.methods,
                    "kvzip,kvzip_head,snapkv,pyramidkv,tova,h2o,streaming,knorm,random,"
@@ -111,10 +116,11 @@ int main(int argc, char** argv) {
   eval->add_option("--length", ev.length,
                    "niah/kv/ruler context tokens (default 3000 / 2000 / 4096)");
   eval->add_option("--queries", ev.queries,
-                   "niah needles / kv keys / ruler_mk keys asked / ruler_vt chains per sample "
-                   "(default 4 / 4 / 1 / 1)");
+                   "niah needles / kv keys / ruler NIAH queries (keys asked) / ruler_vt chains / "
+                   "ruler_qa questions per sample (default 4 / 4 / 1 / 1 / 1; cwe, fwe: 1)");
   eval->add_option("-n,--max-new-tokens", ev.max_new_tokens,
-                   "Default: squad 24, niah 16, kv 48, ruler_mk 32, ruler_vt 30, gsm8k 512");
+                   "Default: squad 24, niah 16, kv 48, ruler NIAH 32 (s3, mv, mq: 64), ruler_vt "
+                   "30, ruler_cwe 120, ruler_fwe 50, ruler_qa 32, gsm8k 512");
   eval->add_option("--chunk", ev.chunk, "KVzip scoring chunk")->check(CLI::Range(16, 1 << 16));
   eval->add_option("--seed", ev.seed);
   eval->add_option("--data", ev.data_dir, "Directory of the bundled task data");
