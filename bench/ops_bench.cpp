@@ -71,7 +71,7 @@ struct Problem {
     args.x = alloc(DType::kF32, {m, k}, x.data());
     args.w = alloc(t, {n, k}, w.data());
     args.y = alloc(DType::kF32, {m, n}, nullptr);
-    if (m == 1) x8 = alloc(DType::kI32, {detail::matvec_x8_elems(k)}, nullptr);
+    if (m == 1) x8 = alloc(DType::kI32, {matvec_x8_elems(k)}, nullptr);
     if (x_out) *x_out = std::move(x);
     if (w_out) *w_out = std::move(w);
   }

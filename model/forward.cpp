@@ -3,6 +3,7 @@
 // residual.
 #include "model/forward.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <optional>
 #include <string_view>
@@ -62,6 +63,25 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
     for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
       if (t->defined()) w_scratch = std::max(w_scratch, matmul_scratch_elems(dev.caps(), *t, T));
   if (w_scratch > 0) w_scratch_ = make(DType::kF16, {w_scratch});
+  // Decode: x rounded to int8 once per input and shared by its Q4_K matvecs (matmul.h, x8).
+  bool x8 = false;
+  for (const LayerWeights& l : model.weights().layers)
+    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
+      x8 |= t->defined() && matvec_uses_x8(dev, t->dtype());
+  x8 |= matvec_uses_x8(dev, model.weights().output.dtype());
+  if (x8)
+    x8_ = make(DType::kI32, {matvec_x8_elems(std::max({int64_t{c.d_model}, qd, int64_t{c.d_ff}}))});
+}
+
+// x8_ holding x rounded by quantize_x8 when some of `ws` would use it for this x (decode), else
+// nothing (the matvecs then read x itself).
+Tensor Forward::round_x8(Recorder& rec, const Tensor& x, std::initializer_list<const Tensor*> ws) {
+  if (!x8_.defined() || x.rows() != 1 || x.cols() % 256 != 0) return {};
+  if (std::none_of(ws.begin(), ws.end(),
+                   [&](const Tensor* w) { return matvec_uses_x8(model_.device(), w->dtype()); }))
+    return {};
+  quantize_x8(rec, x, x8_);
+  return x8_;
 }
 
 void Forward::collect(Recorder& rec) {
@@ -121,11 +141,12 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
       mark("layer hook");
     }
     {
+      const Tensor hx8 = round_x8(rec, h, {&l.wq, &l.wk, &l.wv});
       std::optional<Recorder::Concurrent> group;
       if (!ws.defined()) group.emplace(rec);
-      matmul(rec, {h, l.wq, q, l.bq, ws});
-      matmul(rec, {h, l.wk, k, l.bk, ws});
-      matmul(rec, {h, l.wv, v, l.bv, ws});
+      matmul(rec, {h, l.wq, q, l.bq, ws, hx8});
+      matmul(rec, {h, l.wk, k, l.bk, ws, hx8});
+      matmul(rec, {h, l.wv, v, l.bv, ws, hx8});
     }
     mark("matmul qkv");
     if (c.qk_norm) {
@@ -175,21 +196,22 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
       pa.scratch = attn_scratch_;
     paged_attention(rec, pa);
     mark("attention");
-    matmul(rec, {attn, l.wo, o, {}, ws});
+    matmul(rec, {attn, l.wo, o, {}, ws, round_x8(rec, attn, {&l.wo})});
     mark("matmul o");
     if (c.post_norms) rms_norm(rec, {o, l.post_attn_norm, o, c.norm_eps});
     rms_norm(rec, {x, l.ffn_norm, h, c.norm_eps, 0.0f, o});  // x += o, then the FFN norm
     mark("norm/add");
     {
+      const Tensor hx8 = round_x8(rec, h, {&l.w_gate, &l.w_up});
       std::optional<Recorder::Concurrent> group;
       if (!ws.defined()) group.emplace(rec);
-      matmul(rec, {h, l.w_gate, g, {}, ws});
-      matmul(rec, {h, l.w_up, u, {}, ws});
+      matmul(rec, {h, l.w_gate, g, {}, ws, hx8});
+      matmul(rec, {h, l.w_up, u, {}, ws, hx8});
     }
     mark("matmul gate up");
     gated_act(rec, {g, u, g, c.act});
     mark("act");
-    matmul(rec, {g, l.w_down, o, {}, ws});
+    matmul(rec, {g, l.w_down, o, {}, ws, round_x8(rec, g, {&l.w_down})});
     mark("matmul down");
     if (c.post_norms) {
       rms_norm(rec, {o, l.post_ffn_norm, o, c.norm_eps});
@@ -209,7 +231,7 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
   if (n_logits > 0) {
     Tensor xl = x.slice(n - n_logits, n_logits), hl = h.slice(0, n_logits);
     if (n_logits < n) rms_norm(rec, {xl, w.output_norm, hl, c.norm_eps});
-    matmul(rec, {hl, w.output, logits_.slice(0, n_logits), {}});
+    matmul(rec, {hl, w.output, logits_.slice(0, n_logits), {}, {}, round_x8(rec, hl, {&w.output})});
     mark("lm head");
   }
   rec.submit();

@@ -316,15 +316,34 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
   if (m == 0 || n == 0) return;
   if (rec.is_cpu()) return cpu::matmul_fast(a);
   check_gpu_weight(rec, wt, "matmul");
-  if (m == 1 && detail::matvec_variant(wt, opt) == 4) {  // x rounded once for every row chunk
-    KVZ_CHECK(opt.matvec_x8.nbytes() >= 4 * uint64_t(detail::matvec_x8_elems(k)),
-              "matvec: x8 scratch {} for k {}", opt.matvec_x8.shape_str(), k);
-    const uint32_t push = uint32_t(k);
-    constexpr uint32_t kWg = 64;
-    rec.dispatch({ShaderId::kQuantizeX8, {kWg}}, {a.x, opt.matvec_x8}, push, {div_up(k / 32, kWg)});
+  // x rounded by the caller (MatmulArgs::x8): variant 4 on it, unless the options or
+  // KVZ_MATVEC_VARIANT pick another variant for a measurement.
+  const bool given_x8 = m == 1 && a.x8.defined() && wt == DType::kQ4_K && opt.matvec_variant == 0 &&
+                        (!opt.matvec_env || env_matvec_variant() == 0);
+  detail::MatmulOptions o = opt;
+  if (given_x8) {
+    KVZ_CHECK(a.x8.nbytes() >= 4 * uint64_t(matvec_x8_elems(k)), "matvec: x8 {} for k {}",
+              a.x8.shape_str(), k);
+    o.matvec_variant = 4, o.matvec_x8 = a.x8, o.matvec_env = false;
+  } else if (m == 1 && detail::matvec_variant(wt, opt) == 4) {  // rounded once for every chunk
+    quantize_x8(rec, a.x, opt.matvec_x8);
   }
   // A weight above maxStorageBufferRange is bound as row chunks; each writes its y columns.
-  for (const RowChunk& c : binding_chunks(a.w, rec.caps())) matmul_chunk(rec, a, c, opt);
+  for (const RowChunk& c : binding_chunks(a.w, rec.caps())) matmul_chunk(rec, a, c, o);
+}
+
+void quantize_x8(Recorder& rec, const Tensor& x, const Tensor& x8) {
+  const int64_t k = x.numel();
+  KVZ_CHECK(!rec.is_cpu() && x.dtype() == DType::kF32 && k % 256 == 0 &&
+                x8.nbytes() >= 4 * uint64_t(matvec_x8_elems(k)),
+            "quantize_x8: x {} -> x8 {} (GPU, k % 256 == 0)", x.shape_str(), x8.shape_str());
+  const uint32_t push = uint32_t(k);
+  constexpr uint32_t kWg = 64;
+  rec.dispatch({ShaderId::kQuantizeX8, {kWg}}, {x, x8}, push, {div_up(k / 32, kWg)});
+}
+
+bool matvec_uses_x8(const Device& dev, DType t) {
+  return t == DType::kQ4_K && dev.kind() != BackendKind::kCpu;
 }
 
 void embedding(Recorder& rec, const EmbeddingArgs& a) {

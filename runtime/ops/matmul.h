@@ -14,12 +14,23 @@ namespace kvz {
 // tensor cores with many rows (m >= 256) is dequantised into it once, then multiplied as f16
 // (same values: the kernel rounds w to f16 either way). It is written by this op: it must not be
 // in use by other work of a Recorder::Concurrent group.
+// x8: optional, x of a decode step (m == 1) already rounded by quantize_x8(): Q4_K weights then
+// run the int8 matvec on it (x rounded to int8 per 32 values; the per-block minimum term stays
+// exact), so that several matvecs on the same x round it once. Other weight types ignore it.
 struct MatmulArgs {
   Tensor x, w, y;
   Tensor bias;
   Tensor w_scratch = {};
+  Tensor x8 = {};
 };
 void matmul(Recorder& rec, const MatmulArgs& args);
+// 32-bit elements of a quantize_x8 result for x of k values: int8 x (k / 4) + (dx, sum) per 32.
+constexpr int64_t matvec_x8_elems(int64_t k) { return k / 4 + k / 16; }
+// x [1, k] f32 (k % 256 == 0) rounded to int8 per 32 values into x8 (>= matvec_x8_elems(k)
+// 32-bit elements), for MatmulArgs::x8 (GPU only: shaders/quantize_x8.comp).
+void quantize_x8(Recorder& rec, const Tensor& x, const Tensor& x8);
+// Whether matmul() on `dev` uses MatmulArgs::x8 for weights of type t (decode, Q4_K, Vulkan).
+bool matvec_uses_x8(const Device& dev, DType t);
 // Elements of the f16 w_scratch with which matmul() on `dev` dequantises w first for some m up to
 // max_m (0: it never would: not a block type, no tensor cores, too few rows, or too big to bind).
 int64_t matmul_scratch_elems(const DeviceCaps& caps, const Tensor& w, int64_t max_m);

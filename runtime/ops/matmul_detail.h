@@ -42,8 +42,6 @@ void dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y);
 // The matvec variant matmul_with(opt) runs for weights of type t (KVZ_MATVEC_VARIANT applied;
 // 4 without opt.matvec_x8 runs as 3).
 uint32_t matvec_variant(DType t, const MatmulOptions& opt);
-// 32-bit elements of the variant 4 scratch for x of k values: int8 x (k / 4) + (dx, sum) per 32.
-constexpr int64_t matvec_x8_elems(int64_t k) { return k / 4 + k / 16; }
 
 // Fewest tokens for which matmul() picks the cooperative-matrix kernel.
 constexpr int64_t kCoopmatMinTokens = 32;

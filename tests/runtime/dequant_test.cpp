@@ -152,11 +152,16 @@ struct MatmulCase {
       cpu::matmul_ref(a);
     } else {
       Recorder rec(dev);
+      if (given_x8) {  // the forward pass's way: x rounded once by the caller (MatmulArgs::x8)
+        a.x8 = alloc_tensor(dev, keep, DType::kI32, {matvec_x8_elems(s.k)});
+        quantize_x8(rec, a.x, a.x8);
+      }
       detail::matmul_with(rec, a, opt);
       rec.finish();
     }
     return download_f32(dev, a.y);
   }
+  bool given_x8 = false;
   double tolerance() const {
     std::vector<float> wf(size_t(s.n * s.k));
     cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
@@ -257,6 +262,26 @@ TEST_P(MatmulTest, EmbeddingMatchesReference) {
                         run_embedding(*cpu, t, table, n_vocab, d, ids), 6.2e-5, 1e-6));
 }
 
+// x rounded once by the caller (MatmulArgs::x8, as the forward pass does for Q4_K decode) gives
+// the same bits as variant 4 rounding it inside the op; other types ignore x8.
+TEST_P(MatmulTest, GivenX8MatchesVariant4) {
+  const DType t = GetParam();
+  if (!matvec_uses_x8(*gpu, t) && t != DType::kQ6_K) GTEST_SKIP() << "Q4_K and Q6_K";
+  MatmulCase c(t, {1, 130, 1024, true}, 21);
+  std::vector<Buffer> keep;
+  detail::MatmulOptions v4;
+  v4.allow_coopmat = false, v4.matvec_env = false;
+  if (t == DType::kQ4_K) {
+    v4.matvec_variant = 4;
+    v4.matvec_x8 = alloc_tensor(*gpu, keep, DType::kI32, {matvec_x8_elems(1024)});
+  }
+  const std::vector<float> want = c.run_with(*gpu, false, v4);
+  c.given_x8 = true;
+  detail::MatmulOptions plain;
+  plain.allow_coopmat = false, plain.matvec_env = false;
+  EXPECT_EQ(c.run_with(*gpu, false, plain), want) << dtype_name(t);
+}
+
 // Every decode matvec shape the benchmarks sweep (workgroup size, rows per workgroup, Q4_K
 // variant), with n not a multiple of the rows and a block count not a multiple of the step.
 // Variants: 0 and 1 here, the matvec_wide ones (2-4) in MatvecWideShapesMatchReference; their
@@ -268,7 +293,7 @@ void check_matvec_shapes(Device& gpu, Device& cpu, DType t,
   const auto ref = c.run(cpu, true);
   const double tol_int8 = t == DType::kQ4_K ? c.int8_tolerance() : 0.0;
   std::vector<Buffer> keep;
-  const Tensor x8 = alloc_tensor(gpu, keep, DType::kI32, {detail::matvec_x8_elems(c.s.k)});
+  const Tensor x8 = alloc_tensor(gpu, keep, DType::kI32, {matvec_x8_elems(c.s.k)});
   const uint32_t sg = gpu.caps().subgroup_size;
   for (uint32_t wg : {32u, 64u, 128u, 256u})
     for (uint32_t rows : rows_set)
@@ -351,7 +376,7 @@ TEST_P(MatmulTest, MatvecWideMatchesReference) {
     const auto ref8 = c8.run(*cpu, true);
     const double tol_ref8 = c8.tolerance() + flip_tol;
     std::vector<Buffer> keep;
-    const Tensor x8 = alloc_tensor(*gpu, keep, DType::kI32, {detail::matvec_x8_elems(s.k)});
+    const Tensor x8 = alloc_tensor(*gpu, keep, DType::kI32, {matvec_x8_elems(s.k)});
     for (uint32_t variant : {2u, 3u, 4u})
       for (bool sub : {true, false})
         for (bool int_dot : {true, false}) {
@@ -421,7 +446,7 @@ TEST_P(MatmulSplitTest, ChunkedWeightsMatchReference) {
         detail::MatmulOptions o;
         o.allow_coopmat = false;
         o.matvec_env = false;
-        o.matvec_x8 = alloc_tensor(*split, keep, DType::kI32, {detail::matvec_x8_elems(k)});
+        o.matvec_x8 = alloc_tensor(*split, keep, DType::kI32, {matvec_x8_elems(k)});
         for (uint32_t variant : {2u, 3u, 4u}) {
           o.matvec_variant = variant;
           EXPECT_TRUE(all_close(c.run_with(*split, false, o), ref,
