@@ -140,11 +140,15 @@ CoopmatTile pick_coopmat_tile(const DeviceCaps& caps, uint32_t sg, DType wt, int
   if (o[0] == 0 && env.size() == 6) std::copy(env.begin(), env.end(), o.begin());
   if (o[0] == 0) return default_coopmat_tile(wt, m);
   const CoopmatTile t{o[0], o[1], o[2], o[3], o[4], o[5]};
-  KVZ_CHECK(std::all_of(o.begin(), o.begin() + 5, [](uint32_t v) { return v >= 1 && v <= 8; }) &&
-                t.stages <= 2 && (t.bk == 32 || t.bk == 64) && coopmat_tile_fits(caps, sg, t),
-            "matmul_coopmat: tile {}x{} subgroups of {}x{} fragments, {} stages of k {}, does not "
-            "fit the device",
-            t.sg_m, t.sg_n, t.fm, t.fn, t.stages, t.bk);
+  // A tuning override is user input: a clear error, not an abort.
+  if (!std::all_of(o.begin(), o.begin() + 5, [](uint32_t v) { return v >= 1 && v <= 8; }) ||
+      t.stages > 2 || (t.bk != 32 && t.bk != 64) || !coopmat_tile_fits(caps, sg, t))
+    throw DeviceError(
+        fmt::format("matmul_coopmat: tile {}x{} subgroups of {}x{} fragments, {} stages of k {} "
+                    "(KVZ_MATMUL_TILE or MatmulOptions) does not fit {} ({} bytes of shared "
+                    "memory, {} invocations)",
+                    t.sg_m, t.sg_n, t.fm, t.fn, t.stages, t.bk, caps.name, caps.shared_memory_bytes,
+                    caps.max_workgroup_invocations));
   return t;
 }
 Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t m,
