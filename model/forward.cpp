@@ -57,18 +57,17 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
     scratch = std::max(
         scratch, paged_attention_scratch_elems(n_q, c.n_heads, c.head_dim, c.max_context + 64));
   if (scratch > 0) attn_scratch_ = make(DType::kF32, {scratch});
-  // f16 scratch for the matmuls' dequantising pre-pass on many tokens (runtime/ops/matmul.h).
+  // From the layer weights (runtime/ops/matmul.h): the f16 scratch of the matmuls' dequantising
+  // pre-pass on many tokens, and whether decode rounds x to int8 once per input for Q4_K matvecs.
   int64_t w_scratch = 0;
+  bool x8 = matvec_uses_x8(dev, model.weights().output.dtype());
   for (const LayerWeights& l : model.weights().layers)
-    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
-      if (t->defined()) w_scratch = std::max(w_scratch, matmul_scratch_elems(dev.caps(), *t, T));
+    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      if (!t->defined()) continue;
+      w_scratch = std::max(w_scratch, matmul_scratch_elems(dev.caps(), *t, T));
+      x8 |= matvec_uses_x8(dev, t->dtype());
+    }
   if (w_scratch > 0) w_scratch_ = make(DType::kF16, {w_scratch});
-  // Decode: x rounded to int8 once per input and shared by its Q4_K matvecs (matmul.h, x8).
-  bool x8 = false;
-  for (const LayerWeights& l : model.weights().layers)
-    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down})
-      x8 |= t->defined() && matvec_uses_x8(dev, t->dtype());
-  x8 |= matvec_uses_x8(dev, model.weights().output.dtype());
   if (x8)
     x8_ = make(DType::kI32, {matvec_x8_elems(std::max({int64_t{c.d_model}, qd, int64_t{c.d_ff}}))});
 }

@@ -209,12 +209,17 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
 // Whether the tensor-core matmul of an [n, k] chunk of block weights first dequantises it into
 // a.w_scratch (MatmulArgs): from kMatmulDequantMinTokens rows on, where the pass (n k (2 + bits /
 // 8) bytes of traffic) costs less than dequantising every w tile once per tile of rows.
+// dequant_pass_applies holds the conditions on the weight and the rows alone (matmul_scratch_elems
+// sizes the scratch by them); uses_dequant_pass adds the scratch given.
 constexpr uint32_t kDequantWg = 256;
+bool dequant_pass_applies(const DeviceCaps& caps, DType wt, int64_t m, int64_t n, int64_t k) {
+  return m >= kMatmulDequantMinTokens && variant(kDequantF16, wt) != kNone &&
+         uint64_t(n * k) * 2 <= caps.max_storage_buffer_range;
+}
 bool uses_dequant_pass(const DeviceCaps& caps, const MatmulArgs& a, DType wt, int64_t m, int64_t n,
                        int64_t k) {
-  return m >= kMatmulDequantMinTokens && variant(kDequantF16, wt) != kNone &&
-         a.w_scratch.defined() && a.w_scratch.dtype() == DType::kF16 &&
-         a.w_scratch.numel() >= n * k && uint64_t(n * k) * 2 <= caps.max_storage_buffer_range;
+  return dequant_pass_applies(caps, wt, m, n, k) && a.w_scratch.defined() &&
+         a.w_scratch.dtype() == DType::kF16 && a.w_scratch.numel() >= n * k;
 }
 
 // One dispatch of y[:, col0 .. col0 + n_c) = x . w_c^T (+ bias) for the row chunk w_c of the
@@ -289,10 +294,8 @@ void detail::dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y) {
 int64_t matmul_scratch_elems(const DeviceCaps& caps, const Tensor& w, int64_t max_m) {
   const DType t = w.dtype();
   const int64_t n = w.rows(), k = w.cols();
-  const bool used = max_m >= kMatmulDequantMinTokens && is_weight_type(t) &&
-                    variant(kDequantF16, t) != kNone && k % 8 == 0 &&
-                    detail::coopmat_matmul_supported(caps, DType::kF16, coopmat_api(caps)) &&
-                    uint64_t(n * k) * 2 <= caps.max_storage_buffer_range;
+  const bool used = is_weight_type(t) && dequant_pass_applies(caps, t, max_m, n, k) && k % 8 == 0 &&
+                    detail::coopmat_matmul_supported(caps, DType::kF16, coopmat_api(caps));
   return used ? n * k : 0;
 }
 
