@@ -250,6 +250,13 @@ Tensor KvCache::dst_slots(int il) const {
                 {cfg_.n_kv_heads, pending_});
 }
 
+int64_t KvCache::max_rows(int il) const {
+  int64_t m = 0;
+  for (const Head& h : layers_[il].heads)
+    m = std::max<int64_t>(m, static_cast<int64_t>(h.pos.size()));
+  return m;
+}
+
 KvCache::LayerView KvCache::layer(int il) const {
   const Layer& l = layers_[il];
   const int64_t hd = cfg_.head_dim;

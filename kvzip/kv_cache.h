@@ -85,6 +85,8 @@ class KvCache {
   int64_t rows(int il, int ih) const {
     return static_cast<int64_t>(layers_[il].heads[ih].pos.size());
   }
+  // Rows of the longest head of layer il.
+  int64_t max_rows(int il) const;
   // Original positions of the rows of head ih of layer il, in row order (host mirror).
   const std::vector<int32_t>& positions(int il, int ih) const { return layers_[il].heads[ih].pos; }
   int64_t total_rows() const;

@@ -13,6 +13,7 @@
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/paged_attention.h"
 #include "runtime/ops/rms_norm.h"
+#include "runtime/tuning.h"
 
 namespace kvz {
 
@@ -28,8 +29,7 @@ KvCacheConfig kv_cache_config(const ModelConfig& c) {
 
 Forward::Forward(const Model& model, int max_tokens, int max_logits)
     : model_(model), max_tokens_(max_tokens), max_logits_(max_logits) {
-  const char* prof = std::getenv("KVZ_PROFILE");
-  profile_ = prof && *prof && std::string_view(prof) != "0";
+  profile_ = env_flag("KVZ_PROFILE");
   const ModelConfig& c = model.config();
   Device& dev = model.device();
   const int64_t T = max_tokens, qd = int64_t{c.n_heads} * c.head_dim,
@@ -184,7 +184,8 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     pa.block_table = kv.block_table;
     pa.lens = kv.lens;
     pa.out = attn3;
-    pa.rows_sorted = true;  // KvCache keeps each head's positions increasing
+    pa.rows_sorted = true;             // KvCache keeps each head's positions increasing
+    pa.max_rows = cache.max_rows(il);  // includes this append's rows
     pa.scale = c.attn_scale;
     pa.window = local ? c.sliding_window : 0;
     pa.softcap = c.attn_softcap;

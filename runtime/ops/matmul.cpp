@@ -10,7 +10,7 @@
 #include "runtime/cpu/matmul_cpu.h"
 #include "runtime/ops/binding_chunks.h"
 #include "runtime/ops/matmul_detail.h"
-#include "runtime/ops/tuning.h"
+#include "runtime/tuning.h"
 
 namespace kvz {
 namespace {

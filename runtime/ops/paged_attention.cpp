@@ -13,7 +13,7 @@
 #include "runtime/cpu/attention_fast.h"
 #include "runtime/ops/coopmat.h"
 #include "runtime/ops/row_grid.h"
-#include "runtime/ops/tuning.h"
+#include "runtime/tuning.h"
 
 namespace kvz {
 namespace {
@@ -73,14 +73,15 @@ AttnPush attn_push(const cpu::AttnDims& d, const PagedAttentionArgs& a, uint32_t
 // key row spread over the lanes of a subgroup, many split-K workgroups per head.
 constexpr int64_t kDecodeMaxRows = 16;   // n_q * group served by the decode kernel
 constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers: 2 x 8 per row)
-// Shares per KV head, each >= kDecodeMinRowsPerSplit rows: 8 KV heads x 512 shares of a 128K
+// Shares per KV head, each >= kDecodeMinRowsPerSplitDefault rows: 8 KV heads x 512 shares of a 128K
 // cache are ~4000 short workgroups, so the GPU stays busy to the end also when heads are ragged
 // (a short head simply has fewer non-empty shares). With n_q queries at most
 // decode_max_splits() / n_q shares, which also bounds the scratch to that many x n_heads x
 // (head_dim + 2) per query. KVZ_DECODE_SPLITS (<= 512, the combine pass's limit) overrides the
 // cap for measurements.
 constexpr int64_t kDecodeMaxSplitsDefault = 512;
-constexpr int64_t kDecodeMinRowsPerSplit = 128;
+constexpr int64_t kDecodeMinRowsPerSplitDefault = 128;
+constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row blocks, whole steps
 int64_t decode_max_splits() {
   static const int64_t v = [] {
     const uint32_t e = env_u32("KVZ_DECODE_SPLITS");
@@ -88,13 +89,19 @@ int64_t decode_max_splits() {
   }();
   return v;
 }
-constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row blocks, whole steps
+// KVZ_DECODE_MIN_ROWS (a multiple of kDecodeChunkAlign) overrides the rows per share below which
+// decode splits no further.
+int64_t decode_min_rows_per_split() {
+  static const int64_t v = [] {
+    const uint32_t e = env_u32("KVZ_DECODE_MIN_ROWS");
+    return e >= kDecodeChunkAlign && e % kDecodeChunkAlign == 0 ? int64_t(e)
+                                                                : kDecodeMinRowsPerSplitDefault;
+  }();
+  return v;
+}
 
 bool decode_disabled_by_env() {
-  static const bool off = [] {
-    const char* e = std::getenv("KVZ_NO_FAST_DECODE");
-    return e && *e && std::strcmp(e, "0") != 0;
-  }();
+  static const bool off = env_flag("KVZ_NO_FAST_DECODE");
   return off;
 }
 
@@ -102,7 +109,7 @@ bool decode_disabled_by_env() {
 // two >= the subgroup size), KVZ_DECODE_KPI (keys per lane group per step: loads in flight) and
 // KVZ_DECODE_LPK (lanes per key row, a power of two: fewer lanes, fewer shuffles and less
 // redundant softmax work per key, more registers); KVZ_DECODE_PREFETCH=0/1 (next step's loads
-// issued before this step's math). Read through runtime/ops/tuning.h.
+// issued before this step's math). Read through runtime/tuning.h.
 
 // Rows per split-K share, the same for every KV head: a short (ragged) head simply has fewer
 // non-empty shares, so every busy workgroup does about the same work. Depends only on max_rows
@@ -113,7 +120,7 @@ struct DecodeSplit {
 DecodeSplit pick_decode_split(int64_t n_q, int64_t max_rows) {
   const int64_t rows = std::max<int64_t>(max_rows, 1);
   const int64_t max_splits = std::max<int64_t>(1, decode_max_splits() / std::max<int64_t>(n_q, 1));
-  const int64_t n = std::clamp<int64_t>(rows / kDecodeMinRowsPerSplit, 1, max_splits);
+  const int64_t n = std::clamp<int64_t>(rows / decode_min_rows_per_split(), 1, max_splits);
   const int64_t chunk = div_up(div_up(rows, n), kDecodeChunkAlign) * kDecodeChunkAlign;
   return {div_up(rows, chunk), chunk};
 }
@@ -168,8 +175,10 @@ void record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnD
 
 void record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
                    const DecodePlan& pl) {
-  DecodeSplit sp = pick_decode_split(d.n_q, d.max_blocks * kKvBlockTokens);
-  if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, d.max_blocks * kKvBlockTokens)};
+  const int64_t cap = d.max_blocks * kKvBlockTokens;
+  const int64_t rows = a.max_rows > 0 ? std::min(a.max_rows, cap) : cap;
+  DecodeSplit sp = pick_decode_split(d.n_q, rows);
+  if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows)};
   const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
   KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
             "paged_attention: scratch {} < {} f32 elements", a.scratch.shape_str(), need);

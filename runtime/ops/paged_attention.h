@@ -28,6 +28,11 @@ struct PagedAttentionArgs {
   // The caller guarantees that positions increase along each head's rows (KvCache does): the
   // prefill kernel then stops at the first key tile past all of its queries.
   bool rows_sorted = false;
+  // Optional bound on every head's row count (lens[h] <= max_rows), e.g. the longest head of a
+  // KvCache layer; 0: the block table's capacity. Decode sizes its split-K shares by it, so a
+  // table with spare capacity does not launch (and combine) empty shares. A bound below some
+  // lens[h] drops that head's rows past it.
+  int64_t max_rows = 0;
   // false: always the tiled kernel (A/B benchmarks). The environment variable
   // KVZ_NO_FAST_DECODE=1 does the same for every call.
   bool allow_decode_kernel = true;

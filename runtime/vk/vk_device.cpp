@@ -11,6 +11,8 @@
 #include <string>
 #include <string_view>
 
+#include "runtime/tuning.h"
+
 namespace kvz::gpu {
 
 namespace {
@@ -28,10 +30,7 @@ bool has_ext(const std::vector<vk::ExtensionProperties>& exts, const char* name)
 // KVZ_PIPELINE_STATS=1: log the driver's statistics of every pipeline created (registers, shared
 // memory, spills; VK_KHR_pipeline_executable_properties) for kernel tuning.
 bool pipeline_stats_wanted() {
-  static const bool on = [] {
-    const char* e = std::getenv("KVZ_PIPELINE_STATS");
-    return e && *e && std::strcmp(e, "0") != 0;
-  }();
+  static const bool on = env_flag("KVZ_PIPELINE_STATS");
   return on;
 }
 

@@ -33,13 +33,15 @@ struct HostCache {
   }
 };
 
-HostCache make_cache(Rng& rng, int n_kv_heads, int head_dim, const std::vector<int>& lens) {
+// spare: block-table entries per head past the longest head (rows there are garbage).
+HostCache make_cache(Rng& rng, int n_kv_heads, int head_dim, const std::vector<int>& lens,
+                     int spare = 1) {
   HostCache c;
   c.n_kv_heads = n_kv_heads, c.head_dim = head_dim;
   c.lens.assign(lens.begin(), lens.end());
   for (int l : lens)
     c.max_blocks = std::max(c.max_blocks, (l + kKvBlockTokens - 1) / kKvBlockTokens);
-  c.max_blocks += 1;  // spare capacity: rows past lens[h] hold garbage that must be ignored
+  c.max_blocks += spare;  // spare capacity: rows past lens[h] hold garbage that must be ignored
   c.n_blocks = n_kv_heads * c.max_blocks + 2;
   std::vector<int32_t> blocks(c.n_blocks);
   std::iota(blocks.begin(), blocks.end(), 0);
@@ -72,9 +74,11 @@ struct Case {
   int head_dim, n_heads, n_kv_heads, n_q, cached;  // cached: mean rows per head before the queries
   int window = 0;
   float softcap = 0;
-  bool split = false;        // pass split-K scratch
-  bool shuffle_pos = false;  // positions not monotonic in row order
-  bool empty_head = false;   // the last KV head holds no rows at all
+  bool split = false;          // pass split-K scratch
+  bool shuffle_pos = false;    // positions not monotonic in row order
+  bool empty_head = false;     // the last KV head holds no rows at all
+  int spare_blocks = 1;        // block-table capacity per head past the longest head
+  bool max_rows_hint = false;  // pass PagedAttentionArgs::max_rows = the longest head
 };
 
 // Builds a prefill/decode problem: head h holds cached_h old rows (positions < base, with gaps;
@@ -93,7 +97,7 @@ Problem make_problem(const Case& tc, uint64_t seed) {
   for (int h = 0; h < tc.n_kv_heads; ++h)
     lens[h] = tc.n_q + int(rng.next() % (2 * tc.cached + 1)) + (h == 0 ? 1 : 0);
   if (tc.empty_head) lens.back() = 0;
-  Problem p{make_cache(rng, tc.n_kv_heads, tc.head_dim, lens), {}, {}, 0};
+  Problem p{make_cache(rng, tc.n_kv_heads, tc.head_dim, lens, tc.spare_blocks), {}, {}, 0};
   const int32_t base = 3 * (tc.cached + 2);
   for (int h = 0; h < tc.n_kv_heads; ++h) {
     const int old = lens[h] - tc.n_q;
@@ -128,6 +132,7 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
   a.out = alloc_tensor(dev, keep, DType::kF32, {nq, nh, hd});
   a.scale = p.scale, a.window = tc.window, a.softcap = tc.softcap;
   a.rows_sorted = !tc.shuffle_pos;  // make_problem sorts each head's positions unless shuffled
+  if (tc.max_rows_hint) a.max_rows = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
   if (tc.split) {
     const int64_t n = paged_attention_scratch_elems(tc.n_q, tc.n_heads, tc.head_dim,
                                                     p.cache.max_blocks * kKvBlockTokens);
@@ -279,7 +284,15 @@ const Case kCases[] = {
     Case{"dec_hd12_gqa2_nq1_split", 12, 4, 2, 1, 500, 0, 0, true},
     Case{"dec_hd128_gqa8_empty_head_split", 128, 16, 2, 1, 700, 0, 0, true, false, true},
     Case{"dec_hd64_gqa8_nq2_window_unsorted", 64, 16, 2, 2, 1000, 100, 0, true, true},
-    Case{"dec_hd128_gqa1_nq1_short", 128, 2, 2, 1, 20}};
+    Case{"dec_hd128_gqa1_nq1_short", 128, 2, 2, 1, 20},
+    // A block table with much spare capacity (a cache that grew, or was pruned): split-K shares
+    // sized by the capacity, and by the longest head (max_rows).
+    Case{"dec_hd128_gqa4_spare_capacity", 128, 8, 2, 1, 600, 0, 0, true, false, false, 100},
+    Case{"dec_hd128_gqa4_spare_max_rows", 128, 8, 2, 1, 600, 0, 0, true, false, false, 100, true},
+    Case{"dec_hd64_gqa8_nq2_max_rows_window", 64, 16, 2, 2, 3000, 300, 0, true, false, false, 7,
+         true},
+    Case{"dec_hd128_gqa4_empty_head_max_rows", 128, 8, 2, 1, 400, 0, 0, true, false, true, 50,
+         true}};
 std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
   return param_info.param.name;
 }

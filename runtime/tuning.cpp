@@ -1,10 +1,15 @@
-#include "runtime/ops/tuning.h"
+#include "runtime/tuning.h"
 
 #include <charconv>
 #include <cstdlib>
 #include <string_view>
 
 namespace kvz {
+
+bool env_flag(const char* name) {
+  const char* e = std::getenv(name);
+  return e && *e && std::string_view(e) != "0";
+}
 
 uint32_t env_u32(const char* name) {
   const std::vector<uint32_t> v = env_u32_list(name);

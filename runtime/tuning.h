@@ -1,11 +1,15 @@
-// Tuning overrides read from the environment, for measurements only (bench/gpu_run.sh sweeps
-// them): each op documents its own variables next to the default they replace.
+// Tuning and diagnostic switches read from the environment, for measurements only
+// (bench/gpu_run.sh sweeps them): each user documents its own variables next to the default they
+// replace.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 namespace kvz {
+
+// Whether environment variable `name` is set to something other than "" or "0".
+bool env_flag(const char* name);
 
 // The unsigned value of environment variable `name`; 0 when it is unset or not a number.
 uint32_t env_u32(const char* name);
