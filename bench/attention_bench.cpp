@@ -141,6 +141,7 @@ void bm_attn_score(benchmark::State& state) {
   a.q = p.attn.q, a.k_pool = p.attn.k_pool, a.block_table = p.attn.block_table;
   a.score = p.alloc(DType::kF32, {kKvHeads, t1 - t0});
   a.lse = p.alloc(DType::kF32, {n_q, kHeads});
+  a.q16 = p.alloc(DType::kF16, {n_q, kHeads, kHeadDim});
   a.n_sink = n_sink, a.t0 = t0, a.t1 = t1, a.s0 = s0, a.scale = p.attn.scale;
   const double pass1 = double(n_q) * (n_sink + (t1 - t0)) + double(n_q) * (n_q + 1) / 2;
   const double pass2 = double(n_q) * (t1 - t0);

@@ -149,13 +149,21 @@ const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& pr
     feed(tokens, 0, {}, &lh, forward_.max_tokens());
     next_pos_ = saved;  // reconstruction tokens reuse positions N.. for every chunk
   };
-  if (!lse_buf_)
-    lse_buf_ = model_.device().alloc(static_cast<size_t>(forward_.max_tokens()) *
-                                     static_cast<size_t>(model_.config().n_heads) * 4);
+  const ModelConfig& c = model_.config();
+  const int64_t max_rows = static_cast<int64_t>(forward_.max_tokens()) * c.n_heads;
+  if (!lse_buf_) lse_buf_ = model_.device().alloc(static_cast<size_t>(max_rows) * 4);
+  // The tensor-core kernel's f16 queries (runtime/ops/paged_attention.h AttnScoreArgs::q16).
+  const bool want_q16 = model_.device().kind() != BackendKind::kCpu &&
+                        paged_attention_coopmat_supported(model_.device().caps(), c.head_dim);
+  if (want_q16 && !q16_buf_)
+    q16_buf_ = model_.device().alloc(static_cast<size_t>(max_rows * c.head_dim) * 2);
   ScoreKernel kernel = [&](Recorder& r, int, const AttnScoreArgs& args) {
     AttnScoreArgs a = args;
-    a.lse = lse_buf_.tensor(DType::kF32, {forward_.max_tokens(), model_.config().n_heads})
-                .slice(0, args.q.dim(0));
+    const int64_t n_q = args.q.dim(0);
+    a.lse = lse_buf_.tensor(DType::kF32, {forward_.max_tokens(), c.n_heads}).slice(0, n_q);
+    if (want_q16)
+      a.q16 = q16_buf_.tensor(DType::kF16, {forward_.max_tokens(), c.n_heads, c.head_dim})
+                  .slice(0, n_q);
     attn_score(r, a);
   };
   scores_ = score_context(rec_, *cache_, context_tokens_, n_prefix_,

@@ -170,6 +170,7 @@ class Session {
   bool retain_ = false;
   double kept_fraction_ = 1.0;
   Buffer lse_buf_;  // [forward max_tokens, n_heads] f32 row log-sum-exp of the scoring kernel
+  Buffer q16_buf_;  // [forward max_tokens, n_heads, head_dim] f16 (tensor-core scoring only)
   double prefill_ms_ = 0, score_ms_ = 0;
   // Online KVzap (set_kvzap): scorer, evictor, recorded context scores, and the lowest position
   // the evictor may decide (n_prefix, or the query start inside generate without update_cache).

@@ -8,14 +8,18 @@
 //            walks the key units u (sinks, then the chunk, then the input rows up to its last
 //            query) in tiles of 32; S = Q K^T on the tensor cores, then an exact online max / sum
 //            per row in registers (two lanes per row, merged at the end).
+//            It also writes the scaled f16 queries it staged to q16, for PASS_MAX.
 //  PASS_MAX: score[h, j - t0] = max_{g, i} exp(scale q_i . k_j - lse[i, h * group + g]) for
 //            j in [t0, t1) (every query sees the whole chunk: no mask). A workgroup owns 16 NSG
 //            chunk rows, 16 per subgroup as A fragments in registers, and walks all query rows in
-//            blocks of 64: S^T = K Q^T on the tensor cores, column maxima in registers.
+//            blocks of 64 (the next block's f16 rows and lse load into registers during the
+//            math): S^T = K Q^T on the tensor cores, column maxima of s - lse in registers, one
+//            exp per chunk row at the end (exp is increasing).
 // Q is rounded to f16 after scaling; S, the sums and lse stay f32.
 // Bindings: 0 q f32 [n_q, n_heads, HD] | 1 k_pool f16 [n_slots, HD] (uvec4)
 //           2 block_table i32 [n_kv_heads, max_blocks] | 3 lse f32 [n_q, n_heads]
-//           4 score f32 [n_kv_heads, t1 - t0] (PASS_MAX)
+//           4 PASS_LSE: q16 f16 [n_q, n_heads, HD] (uvec4) write; PASS_MAX: score f32
+//           [n_kv_heads, t1 - t0] write | 5 PASS_MAX: q16 read
 // Push: n_q, n_heads, group, max_blocks, n_sink, t0, t1, s0, scale.
 // Spec: 0 = workgroup size (32 * NSG: subgroups of 32), 1 = HD (multiple of 16, <= 128), 2 = NSG.
 // Grid: PASS_LSE (ceil(n_q * group / (16 NSG)), n_kv_heads); PASS_MAX (ceil((t1 - t0) /
@@ -38,9 +42,11 @@ layout(std430, binding = 1) readonly buffer KP { uvec4 k_pool[]; };
 layout(std430, binding = 2) readonly buffer BT { int block_table[]; };
 #if defined(PASS_LSE)
 layout(std430, binding = 3) writeonly buffer LSE { float lse[]; };
+layout(std430, binding = 4) writeonly buffer Q16 { uvec4 q16[]; };
 #else
 layout(std430, binding = 3) readonly buffer LSE { float lse[]; };
 layout(std430, binding = 4) writeonly buffer SCORE { float score[]; };
+layout(std430, binding = 5) readonly buffer Q16 { uvec4 q16[]; };
 #endif
 layout(push_constant) uniform Push {
   uint n_q;
@@ -97,6 +103,10 @@ void main() {
     if (sg * 16u >= r0 && sg * 16u < r0 + KT)
       [[unroll]] for (uint c = 0; c < HD / 16u; ++c)
         CM_LOAD_ROW(qa[c], kv, (sg * 16u - r0) * LD + 2u * c, LD);
+    for (uint e = tid; e < KT * HD8; e += WG) {  // the f16 rows for PASS_MAX
+      const uint row = row0 + r0 + e / HD8;
+      if (row < n_rows) q16[q_base(h, row) / 8u + e % HD8] = kv[(e / HD8) * LD + e % HD8];
+    }
     barrier();
   }
   const uint i_max = (min(row0 + RT, n_rows) - 1u) / p.group;
@@ -152,6 +162,18 @@ void main() {
 #else  // PASS_MAX
 shared float ss[NSG * 16u * QB];  // per subgroup: S^T (16 chunk rows x QB query rows)
 shared float rlse[QB];
+const uint Q_N = (QB * HD8 + WG - 1u) / WG;
+uvec4 rq[Q_N];  // the next query block's f16 rows, in flight during the math
+float rl;       // and its lse (threads < QB)
+
+void fetch_q(uint h, uint b0, uint n_rows) {
+  const uint tid = gl_LocalInvocationID.x;
+  [[unroll]] for (uint i = 0; i < Q_N; ++i) {
+    const uint e = tid + i * WG, row = b0 + e / HD8;
+    rq[i] = (e < QB * HD8 && row < n_rows) ? q16[q_base(h, row) / 8u + e % HD8] : uvec4(0u);
+  }
+  if (tid < QB) rl = b0 + tid < n_rows ? lse[q_base(h, b0 + tid) / HD] : -NEG_BIG;
+}
 
 void main() {
   const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.y, sg = gl_SubgroupID;
@@ -172,11 +194,16 @@ void main() {
   }
   // Lane: chunk row r = lane % 16, query rows [half_ * QB/2, half_ * QB/2 + QB/2) of a block.
   const uint r = lane % 16u, half_ = lane / 16u;
-  float cm = 0.0;
+  float cm = NEG_BIG;  // max of s - lse so far
+  fetch_q(h, 0u, n_rows);
   for (uint b0 = 0; b0 < n_rows; b0 += QB) {
-    stage_q(h, b0, n_rows, 0u, QB);
-    if (tid < QB) rlse[tid] = b0 + tid < n_rows ? lse[q_base(h, b0 + tid) / HD] : -NEG_BIG;
+    [[unroll]] for (uint i = 0; i < Q_N; ++i) {
+      const uint e = tid + i * WG;
+      if (e < QB * HD8) kv[(e / HD8) * LD + e % HD8] = rq[i];
+    }
+    if (tid < QB) rlse[tid] = rl;
     barrier();
+    if (b0 + QB < n_rows) fetch_q(h, b0 + QB, n_rows);
     [[unroll]] for (uint f = 0; f < QB / 16u; ++f) {
       CM_ACC s = CM_ACC(0.0);
       [[unroll]] for (uint c = 0; c < HD / 16u; ++c) {
@@ -190,12 +217,12 @@ void main() {
     subgroupBarrier();
     for (uint i = 0; i < QB / 2u; ++i) {
       const uint qr = half_ * (QB / 2u) + i;
-      cm = max(cm, exp(ss[(sg * 16u + r) * QB + qr] - rlse[qr]));
+      cm = max(cm, ss[(sg * 16u + r) * QB + qr] - rlse[qr]);
     }
     barrier();  // kv and rlse are restaged next
   }
   cm = max(cm, subgroupShuffleXor(cm, 16u));
   const uint j = j0 + sg * 16u + r;
-  if (half_ == 0u && j < m_t) score[h * m_t + j] = cm;
+  if (half_ == 0u && j < m_t) score[h * m_t + j] = cm > 0.5 * NEG_BIG ? exp(cm) : 0.0;
 }
 #endif

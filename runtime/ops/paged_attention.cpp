@@ -309,6 +309,10 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
     // Tensor cores (shaders/attn_score_coopmat.comp): 8 subgroups x 16 query rows for the
     // log-sum-exp pass, 4 subgroups x 16 chunk rows for the column maxima.
     constexpr uint32_t kLseSubgroups = 8, kMaxSubgroups = 4;
+    KVZ_CHECK(a.q16.defined() && a.q16.dtype() == DType::kF16 &&
+                  a.q16.numel() >= d.n_q * d.n_heads * d.head_dim,
+              "attn_score: q16 scratch {} must hold [n_q {}, n_heads {}, head_dim {}] f16",
+              a.q16.shape_str(), d.n_q, d.n_heads, d.head_dim);
     const uint32_t hd = uint32_t(d.head_dim);
     const uint32_t q_tiles = div_up(d.n_q * d.group, 16 * kLseSubgroups),
                    k_tiles = div_up(a.t1 - a.t0, 16 * kMaxSubgroups);
@@ -316,11 +320,12 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
     rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kAttnScoreCoopmatLse,
                                      ShaderId::kAttnScoreCoopmatLseKhr,
                                      {32 * kLseSubgroups, hd, kLseSubgroups}),
-                 {a.q, a.k_pool, a.block_table, a.lse}, push, {q_tiles, uint32_t(d.n_kv_heads)});
+                 {a.q, a.k_pool, a.block_table, a.lse, a.q16}, push,
+                 {q_tiles, uint32_t(d.n_kv_heads)});
     rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kAttnScoreCoopmatMax,
                                      ShaderId::kAttnScoreCoopmatMaxKhr,
                                      {32 * kMaxSubgroups, hd, kMaxSubgroups}),
-                 {a.q, a.k_pool, a.block_table, a.lse, a.score}, push,
+                 {a.q, a.k_pool, a.block_table, a.lse, a.score, a.q16}, push,
                  {k_tiles, uint32_t(d.n_kv_heads)});
     return;
   }

@@ -74,6 +74,10 @@ struct AttnScoreArgs {
   Tensor k_pool, block_table;
   Tensor score;
   Tensor lse;  // scratch, [n_q, n_heads] f32
+  // Scratch, n_q x n_heads x head_dim f16 (any shape): the scaled f16 queries pass 1 hands to
+  // pass 2; required where attn_score runs on tensor cores (paged_attention_coopmat_supported),
+  // ignored elsewhere.
+  Tensor q16;
   int n_sink = 0;
   int t0 = 0, t1 = 0;
   int s0 = 0;

@@ -442,6 +442,7 @@ std::vector<float> run_score(Device& dev, const ScoreCase& tc, const ScoreProble
   const std::vector<float> nan(size_t(tc.n_kv_heads) * tc.m_t, std::nanf(""));
   a.score = upload_f32(dev, keep, {tc.n_kv_heads, tc.m_t}, nan);
   a.lse = alloc_tensor(dev, keep, DType::kF32, {nq, nh});
+  a.q16 = alloc_tensor(dev, keep, DType::kF16, {nq, nh, hd});
   a.n_sink = tc.n_sink, a.t0 = tc.t0, a.t1 = tc.t0 + tc.m_t, a.s0 = p.s0, a.scale = p.scale;
   if (path == Path::kRef) cpu::attn_score_ref(a);
   if (path == Path::kFast1 || path == Path::kFast3)
