@@ -72,15 +72,22 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
     x8_ = make(DType::kI32, {matvec_x8_elems(std::max({int64_t{c.d_model}, qd, int64_t{c.d_ff}}))});
 }
 
-// x8_ holding x rounded by quantize_x8 when some of `ws` would use it for this x (decode), else
-// nothing (the matvecs then read x itself).
-Tensor Forward::round_x8(Recorder& rec, const Tensor& x, std::initializer_list<const Tensor*> ws) {
+// x8_, to be filled with x rounded by quantize_x8 (or by the op writing x, in the same
+// dispatch), when some of `ws` would use it for this x (decode); else nothing (the matvecs then
+// read x itself).
+Tensor Forward::x8_for(const Tensor& x, std::initializer_list<const Tensor*> ws) const {
   if (!x8_.defined() || x.rows() != 1 || x.cols() % 256 != 0) return {};
   if (std::none_of(ws.begin(), ws.end(),
                    [&](const Tensor* w) { return matvec_uses_x8(model_.device(), w->dtype()); }))
     return {};
-  quantize_x8(rec, x, x8_);
   return x8_;
+}
+
+// x8_for(x, ws), filled from x by a quantize_x8 of its own.
+Tensor Forward::round_x8(Recorder& rec, const Tensor& x, std::initializer_list<const Tensor*> ws) {
+  const Tensor x8 = x8_for(x, ws);
+  if (x8.defined()) quantize_x8(rec, x, x8);
+  return x8;
 }
 
 void Forward::collect(Recorder& rec) {
@@ -133,14 +140,15 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
   for (int il = 0; il < c.n_layers; ++il) {
     const LayerWeights& l = w.layers[il];
     const bool local = c.sliding(il);
-    rms_norm(rec, {x, l.attn_norm, h, c.norm_eps, 0.0f, pending});
+    // Decode: the norm also rounds h to int8 for the Q4_K matvecs (one dispatch fewer).
+    const Tensor hx8 = x8_for(h, {&l.wq, &l.wk, &l.wv});
+    rms_norm(rec, {x, l.attn_norm, h, c.norm_eps, 0.0f, pending, hx8});
     mark("norm/add");
     if (hidden) {
       (*hidden)(rec, il, h);
       mark("layer hook");
     }
     {
-      const Tensor hx8 = round_x8(rec, h, {&l.wq, &l.wk, &l.wv});
       std::optional<Recorder::Concurrent> group;
       if (!ws.defined()) group.emplace(rec);
       matmul(rec, {h, l.wq, q, l.bq, ws, hx8});
@@ -199,19 +207,20 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     matmul(rec, {attn, l.wo, o, {}, ws, round_x8(rec, attn, {&l.wo})});
     mark("matmul o");
     if (c.post_norms) rms_norm(rec, {o, l.post_attn_norm, o, c.norm_eps});
-    rms_norm(rec, {x, l.ffn_norm, h, c.norm_eps, 0.0f, o});  // x += o, then the FFN norm
+    const Tensor fx8 = x8_for(h, {&l.w_gate, &l.w_up});
+    rms_norm(rec, {x, l.ffn_norm, h, c.norm_eps, 0.0f, o, fx8});  // x += o, then the FFN norm
     mark("norm/add");
     {
-      const Tensor hx8 = round_x8(rec, h, {&l.w_gate, &l.w_up});
       std::optional<Recorder::Concurrent> group;
       if (!ws.defined()) group.emplace(rec);
-      matmul(rec, {h, l.w_gate, g, {}, ws, hx8});
-      matmul(rec, {h, l.w_up, u, {}, ws, hx8});
+      matmul(rec, {h, l.w_gate, g, {}, ws, fx8});
+      matmul(rec, {h, l.w_up, u, {}, ws, fx8});
     }
     mark("matmul gate up");
-    gated_act(rec, {g, u, g, c.act});
+    const Tensor gx8 = x8_for(g, {&l.w_down});
+    gated_act(rec, {g, u, g, c.act, gx8});
     mark("act");
-    matmul(rec, {g, l.w_down, o, {}, ws, round_x8(rec, g, {&l.w_down})});
+    matmul(rec, {g, l.w_down, o, {}, ws, gx8});
     mark("matmul down");
     if (c.post_norms) {
       rms_norm(rec, {o, l.post_ffn_norm, o, c.norm_eps});
@@ -221,17 +230,18 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     // Hand finished layers to the GPU while the rest is recorded.
     if (il % kLayersPerSubmit == kLayersPerSubmit - 1) rec.submit();
   }
+  const Tensor hl = h.slice(0, n_logits), lx8 = x8_for(hl, {&w.output});
   if (n_logits == n) {
-    rms_norm(rec, {x, w.output_norm, h, c.norm_eps, 0.0f, pending});
+    rms_norm(rec, {x, w.output_norm, h, c.norm_eps, 0.0f, pending, lx8});
     pending = {};
   } else if (pending.defined()) {
     add(rec, {x, pending, x});  // the whole residual stream stays up to date
     pending = {};
   }
   if (n_logits > 0) {
-    Tensor xl = x.slice(n - n_logits, n_logits), hl = h.slice(0, n_logits);
-    if (n_logits < n) rms_norm(rec, {xl, w.output_norm, hl, c.norm_eps});
-    matmul(rec, {hl, w.output, logits_.slice(0, n_logits), {}, {}, round_x8(rec, hl, {&w.output})});
+    Tensor xl = x.slice(n - n_logits, n_logits);
+    if (n_logits < n) rms_norm(rec, {xl, w.output_norm, hl, c.norm_eps, 0.0f, {}, lx8});
+    matmul(rec, {hl, w.output, logits_.slice(0, n_logits), {}, {}, lx8});
     mark("lm head");
   }
   rec.submit();

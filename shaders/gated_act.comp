@@ -4,12 +4,21 @@
 // Bindings: 0 gate f32 [n_elems] read | 1 up f32 [n_elems] read | 2 y f32 [n_elems] write (may alias gate)
 // Push: n_elems, groups_per_y. Spec: 0 = workgroup size, 1 = ACT.
 // Grid: ceil(n_elems / wg) workgroups as (groups_per_y, ceil(groups / groups_per_y)), x <= 65535.
+// Variant x8 (WITH_X8): y also rounded to int8 per 32 values (shaders/include/x8.glsl) as
+// quantize_x8 would round it afterwards (n_elems % 256 == 0); one thread per 32-value group, so
+// the grid counts n_elems / 32 threads. Binding 3 x8 u32 [n_elems / 4 + n_elems / 16] write.
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint ACT = 0;
 layout(std430, binding = 0) readonly buffer G { float gate[]; };
 layout(std430, binding = 1) readonly buffer U { float up[]; };
 layout(std430, binding = 2) writeonly buffer Y { float y[]; };
+#ifdef WITH_X8
+layout(std430, binding = 3) writeonly buffer XQ4 { uvec4 xq4[]; };
+layout(std430, binding = 3) writeonly buffer XQ2 { vec2 xds[]; };
+#define X8_STORE
+#include "x8.glsl"
+#endif
 layout(push_constant) uniform Push {
   uint n_elems;
   uint groups_per_y;
@@ -37,5 +46,19 @@ float act(float x) {
 void main() {
   uint i = (gl_WorkGroupID.y * p.groups_per_y + gl_WorkGroupID.x) * gl_WorkGroupSize.x +
            gl_LocalInvocationID.x;
+#ifdef WITH_X8
+  if (i >= p.n_elems / 32u) return;
+  vec4 yv[8];
+  [[unroll]] for (uint j = 0; j < 32u; ++j) {
+    const uint e = 32u * i + j;
+    yv[j / 4u][j % 4u] = act(gate[e]) * up[e];
+    y[e] = yv[j / 4u][j % 4u];
+  }
+  uint q[8];
+  float dx, s;
+  x8_round_32(yv, q, dx, s);
+  x8_store(i, p.n_elems, q, dx, s);
+#else
   if (i < p.n_elems) y[i] = act(gate[i]) * up[i];
+#endif
 }

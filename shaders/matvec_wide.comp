@@ -69,6 +69,7 @@ layout(push_constant) uniform Push {
   uint ldy;
 } p;
 
+#define X8_LOAD
 #include "x8.glsl"
 
 #if defined(USE_SUBGROUP)

@@ -11,6 +11,8 @@ layout(std430, binding = 0) readonly buffer X4 { vec4 x4[]; };
 layout(std430, binding = 1) writeonly buffer XQ4 { uvec4 xq4[]; };
 layout(std430, binding = 1) writeonly buffer XQ2 { vec2 xds[]; };
 layout(push_constant) uniform Push { uint k; } p;
+#define X8_LOAD
+#define X8_STORE
 #include "x8.glsl"
 
 void main() {
@@ -19,7 +21,5 @@ void main() {
   uint q[8];
   float dx, s;
   quantise_32(8u * g, q, dx, s);
-  xq4[2u * g] = uvec4(q[0], q[1], q[2], q[3]);
-  xq4[2u * g + 1u] = uvec4(q[4], q[5], q[6], q[7]);
-  xds[p.k / 8u + g] = vec2(dx, s);
+  x8_store(g, p.k, q, dx, s);
 }

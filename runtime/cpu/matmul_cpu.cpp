@@ -7,6 +7,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -165,6 +166,33 @@ void embedding_ref(const EmbeddingArgs& a) {
     dequantize_row(a.table.dtype(), row_ptr(a.table, ids[t]), y, d);
     if (a.scale != 1.0f)
       for (int64_t c = 0; c < d; ++c) y[c] *= a.scale;
+  }
+}
+
+void quantize_x8_ref(const Tensor& x, const Tensor& x8) {
+  const int64_t k = x.numel();
+  const float* xs = x.host<float>();
+  uint32_t* q = x8.host<uint32_t>();  // [k / 4] packed int8, then (dx, sum) per group as bits
+  for (int64_t g = 0; g < k / 32; ++g) {
+    const float* v = xs + 32 * g;
+    float amax = 0.0f, s = 0.0f;
+    for (int i = 0; i < 32; i += 4) {  // as the shader: vec4 by vec4, s += dot(x4, vec4(1))
+      amax = std::max(amax, std::max(std::max(std::abs(v[i]), std::abs(v[i + 1])),
+                                     std::max(std::abs(v[i + 2]), std::abs(v[i + 3]))));
+      s += ((v[i] + v[i + 1]) + v[i + 2]) + v[i + 3];
+    }
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (int i = 0; i < 32; i += 4) {
+      uint32_t word = 0;
+      for (int j = 0; j < 4; ++j) {
+        // The shader's x * inv + 1.5 * 2^23: the product rounded to an integer, ties to even.
+        const float r = std::nearbyint(v[i + j] * inv);
+        word |= uint32_t(uint8_t(int8_t(r))) << (8 * j);
+      }
+      q[8 * g + i / 4] = word;
+    }
+    q[k / 4 + 2 * g] = std::bit_cast<uint32_t>(amax / 127.0f);
+    q[k / 4 + 2 * g + 1] = std::bit_cast<uint32_t>(s);
   }
 }
 

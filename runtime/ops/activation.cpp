@@ -6,6 +6,7 @@
 #include <limits>
 #include <numbers>
 
+#include "runtime/ops/matmul.h"
 #include "runtime/ops/row_grid.h"
 
 namespace kvz {
@@ -16,15 +17,22 @@ void gated_act(Recorder& rec, const GatedActArgs& a) {
       "gated_act: f32 only");
   KVZ_CHECK(a.gate.numel() == a.up.numel() && a.gate.numel() == a.y.numel(),
             "gated_act: gate {} up {} y {}", a.gate.shape_str(), a.up.shape_str(), a.y.shape_str());
+  const bool x8 = a.x8.defined();
+  KVZ_CHECK(!x8 || quantize_x8_fits(a.y, a.x8), "gated_act: x8 {} for y {}", a.x8.shape_str(),
+            a.y.shape_str());
   if (a.gate.empty()) return;
   if (rec.is_cpu()) return cpu::gated_act_ref(a);
   constexpr uint32_t kWg = 256;
   struct Push {
     uint32_t n_elems, groups_per_y;
   } push{static_cast<uint32_t>(a.gate.numel()), 0};
+  const std::vector<uint32_t> spec = {kWg, static_cast<uint32_t>(a.act)};
+  if (x8) {  // one thread per 32 values
+    Grid grid = row_grid(div_up(push.n_elems / 32, kWg), push.groups_per_y);
+    return rec.dispatch({ShaderId::kGatedActX8, spec}, {a.gate, a.up, a.y, a.x8}, push, grid);
+  }
   Grid grid = row_grid(div_up(push.n_elems, kWg), push.groups_per_y);
-  rec.dispatch({ShaderId::kGatedAct, {kWg, static_cast<uint32_t>(a.act)}}, {a.gate, a.up, a.y},
-               push, grid);
+  rec.dispatch({ShaderId::kGatedAct, spec}, {a.gate, a.up, a.y}, push, grid);
 }
 
 void softmax(Recorder& rec, const SoftmaxArgs& a) {
@@ -66,6 +74,7 @@ void gated_act_ref(const GatedActArgs& a) {
   float* y = a.y.host<float>();
   for (int64_t i = 0; i < a.gate.numel(); ++i)
     y[i] = static_cast<float>(act_ref(g[i], a.act) * u[i]);
+  if (a.x8.defined()) quantize_x8_ref(a.y, a.x8);
 }
 
 void softmax_ref(const SoftmaxArgs& a) {

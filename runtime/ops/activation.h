@@ -8,9 +8,12 @@ namespace kvz {
 enum class Activation { kSilu, kGeluTanh, kGelu };
 
 // y = act(gate) * up, all f32 of the same shape ([n_tokens, d_ff]); y may alias gate.
+// x8: optional, y also rounded to int8 for MatmulArgs::x8 in the same dispatch: the same bits as
+// quantize_x8(y, x8) afterwards, all values as one vector (n_tokens * d_ff % 256 == 0).
 struct GatedActArgs {
   Tensor gate, up, y;
   Activation act = Activation::kSilu;
+  Tensor x8 = {};  // optional, [>= matvec_x8_elems(n_tokens * d_ff)] i32
 };
 void gated_act(Recorder& rec, const GatedActArgs& args);
 

@@ -339,11 +339,17 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
   for (const RowChunk& c : binding_chunks(a.w, rec.caps())) matmul_chunk(rec, a, c, o);
 }
 
+bool quantize_x8_fits(const Tensor& x, const Tensor& x8) {
+  const int64_t k = x.numel();
+  return x.dtype() == DType::kF32 && k % 256 == 0 &&
+         x8.nbytes() >= 4 * uint64_t(matvec_x8_elems(k));
+}
+
 void quantize_x8(Recorder& rec, const Tensor& x, const Tensor& x8) {
   const int64_t k = x.numel();
-  KVZ_CHECK(!rec.is_cpu() && x.dtype() == DType::kF32 && k % 256 == 0 &&
-                x8.nbytes() >= 4 * uint64_t(matvec_x8_elems(k)),
-            "quantize_x8: x {} -> x8 {} (GPU, k % 256 == 0)", x.shape_str(), x8.shape_str());
+  KVZ_CHECK(quantize_x8_fits(x, x8), "quantize_x8: x {} -> x8 {} (f32, k % 256 == 0)",
+            x.shape_str(), x8.shape_str());
+  if (rec.is_cpu()) return cpu::quantize_x8_ref(x, x8);
   const uint32_t push = uint32_t(k);
   constexpr uint32_t kWg = 64;
   rec.dispatch({ShaderId::kQuantizeX8, {kWg}}, {x, x8}, push, {div_up(k / 32, kWg)});

@@ -27,8 +27,11 @@ void matmul(Recorder& rec, const MatmulArgs& args);
 // 32-bit elements of a quantize_x8 result for x of k values: int8 x (k / 4) + (dx, sum) per 32.
 constexpr int64_t matvec_x8_elems(int64_t k) { return k / 4 + k / 16; }
 // x [1, k] f32 (k % 256 == 0) rounded to int8 per 32 values into x8 (>= matvec_x8_elems(k)
-// 32-bit elements), for MatmulArgs::x8 (GPU only: shaders/quantize_x8.comp).
+// 32-bit elements), for MatmulArgs::x8 (shaders/quantize_x8.comp; cpu::quantize_x8_ref). rms_norm
+// and gated_act can write the same bits as part of their own dispatch (their args' x8).
 void quantize_x8(Recorder& rec, const Tensor& x, const Tensor& x8);
+// Whether x (all its values as one vector) can be rounded into x8 by quantize_x8.
+bool quantize_x8_fits(const Tensor& x, const Tensor& x8);
 // Whether matmul() on `dev` uses MatmulArgs::x8 for weights of type t (decode, Q4_K, Vulkan).
 bool matvec_uses_x8(const Device& dev, DType t);
 // Elements of the f16 w_scratch with which matmul() on `dev` dequantises w first for some m up to
@@ -48,6 +51,8 @@ void embedding(Recorder& rec, const EmbeddingArgs& args);
 namespace cpu {
 void matmul_ref(const MatmulArgs& args);
 void embedding_ref(const EmbeddingArgs& args);
+// quantize_x8 on the host, in shaders/include/x8.glsl's arithmetic (same layout and rounding).
+void quantize_x8_ref(const Tensor& x, const Tensor& x8);
 // Dequantises n values (a multiple of the block size) of type t from src into dst (ggml layout).
 void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 }  // namespace cpu

@@ -5,6 +5,8 @@
 #include <bit>
 #include <cmath>
 
+#include "runtime/ops/matmul.h"
+
 namespace kvz {
 
 void rms_norm(Recorder& rec, const RmsNormArgs& a) {
@@ -15,6 +17,9 @@ void rms_norm(Recorder& rec, const RmsNormArgs& a) {
   const bool res = a.residual.defined();
   KVZ_CHECK(!res || (a.residual.dtype() == DType::kF32 && same_shape(a.x, a.residual)),
             "rms_norm: residual {} for x {}", a.residual.shape_str(), a.x.shape_str());
+  const bool x8 = a.x8.defined();
+  KVZ_CHECK(!x8 || (a.x.cols() % 32 == 0 && quantize_x8_fits(a.y, a.x8)),
+            "rms_norm: x8 {} for y {} (n_cols % 32 == 0)", a.x8.shape_str(), a.y.shape_str());
   if (rec.is_cpu()) return cpu::rms_norm_ref(a);
   // Enough threads for 4 vec4 each (the shader's register path), 64 to 1024.
   const uint32_t limit = std::min<uint32_t>(1024, rec.caps().max_workgroup_invocations);
@@ -26,8 +31,13 @@ void rms_norm(Recorder& rec, const RmsNormArgs& a) {
     uint32_t has_residual;
   } push{static_cast<uint32_t>(a.x.rows()), static_cast<uint32_t>(a.x.cols()), a.eps,
          a.weight_offset, res ? 1u : 0u};
-  rec.dispatch({ShaderId::kRmsNorm, {wg}}, {a.x, a.w, a.y, res ? a.residual : a.x}, push,
-               {push.n_rows});
+  const Tensor& r = res ? a.residual : a.x;
+  // The x8 variant keeps a row of y in shared memory beside the reduction's 1024 floats.
+  if (x8 && 4 * (1024 + uint64_t(push.n_cols)) <= rec.caps().shared_memory_bytes)
+    return rec.dispatch({ShaderId::kRmsNormX8, {wg, push.n_cols / 4}}, {a.x, a.w, a.y, r, a.x8},
+                        push, {push.n_rows});
+  rec.dispatch({ShaderId::kRmsNorm, {wg}}, {a.x, a.w, a.y, r}, push, {push.n_rows});
+  if (x8) quantize_x8(rec, a.y, a.x8);
 }
 
 namespace cpu {
@@ -46,6 +56,7 @@ void rms_norm_ref(const RmsNormArgs& a) {
     float scale = static_cast<float>(1.0 / std::sqrt(ss / double(cols) + a.eps));
     for (int64_t c = 0; c < cols; ++c) y[c] = x[c] * scale * (w[c] + a.weight_offset);
   }
+  if (a.x8.defined()) quantize_x8_ref(a.y, a.x8);
 }
 }  // namespace cpu
 

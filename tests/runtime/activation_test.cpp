@@ -1,10 +1,12 @@
 // GPU-vs-reference tests for gated activations and row softmax (tests/runtime).
 #include "runtime/ops/activation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <tuple>
 
+#include "runtime/ops/matmul.h"
 #include "tests/common/test_device.h"
 
 namespace kvz::test {
@@ -65,6 +67,47 @@ TEST_P(GatedActTest, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, GatedActTest,
                          ::testing::Combine(::testing::Values(1, 3),
                                             ::testing::Values(7, 257, 4099),
+                                            ::testing::Values(Activation::kSilu,
+                                                              Activation::kGeluTanh,
+                                                              Activation::kGelu)));
+
+// (n_rows, n_cols, activation)
+class GatedActX8Test : public VkTest, public ::testing::WithParamInterface<ActParam> {};
+
+// y rounded to int8 by the activation itself (GatedActArgs::x8), in place as in the forward pass:
+// y and x8 the same bits as the plain activation followed by quantize_x8, on each backend. The
+// first 32 values of up are 0 (a group with amax 0).
+TEST_P(GatedActX8Test, FusedEqualsActThenQuantize) {
+  const auto [rows, cols, act] = GetParam();
+  const int64_t r = rows, c = cols;
+  Rng rng(r * 17 + c);
+  auto gate = rng.uniform_vec(r * c, -8, 8), up = rng.uniform_vec(r * c, -2, 2);
+  std::fill_n(up.begin(), 32, 0.0f);
+  for (Device* dev : {gpu, cpu}) {
+    std::vector<uint32_t> got[2][2];  // [separate, fused][y, x8]
+    for (int fused = 0; fused < 2; ++fused) {
+      std::vector<Buffer> keep;
+      GatedActArgs a;
+      a.gate = a.y = upload_f32(*dev, keep, {r, c}, gate);
+      a.up = upload_f32(*dev, keep, {r, c}, up);
+      a.act = act;
+      const Tensor x8 = alloc_tensor(*dev, keep, DType::kI32, {matvec_x8_elems(r * c)});
+      Recorder rec(*dev);
+      if (fused) a.x8 = x8;
+      gated_act(rec, a);
+      if (!fused) quantize_x8(rec, a.y, x8);
+      rec.finish();
+      got[fused][0] = download_as<uint32_t>(*dev, a.y);
+      got[fused][1] = download_as<uint32_t>(*dev, x8);
+    }
+    for (int i = 0; i < 2; ++i) EXPECT_EQ(got[0][i], got[1][i]) << dev->caps().name << " " << i;
+  }
+}
+
+// Decode widths (1 x 4096, 1 x 14336 = Llama-3-8B d_ff), odd and even row counts.
+INSTANTIATE_TEST_SUITE_P(Shapes, GatedActX8Test,
+                         ::testing::Combine(::testing::Values(1, 3),
+                                            ::testing::Values(256, 4096, 14336),
                                             ::testing::Values(Activation::kSilu,
                                                               Activation::kGeluTanh,
                                                               Activation::kGelu)));

@@ -1,6 +1,7 @@
 // Dequantisation goldens (bit-exact vs the Python gguf package), the fast CPU matmul vs the scalar
 // reference, and GPU matmul / matvec / embedding vs the CPU reference for every weight type.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -280,6 +281,38 @@ TEST_P(MatmulTest, GivenX8MatchesVariant4) {
   detail::MatmulOptions plain;
   plain.allow_coopmat = false, plain.matvec_env = false;
   EXPECT_EQ(c.run_with(*gpu, false, plain), want) << dtype_name(t);
+}
+
+// cpu::quantize_x8_ref against shaders/quantize_x8.comp: the same layout; int8 values within 1
+// (a driver may round x * inv + 1.5 * 2^23 as one fma, or divide to within an ulp), dx within 2
+// ulp, group sums within the reordering of 32 fp32 adds. The first group is all zeros (amax 0).
+class QuantizeX8Test : public VkTest {};
+
+TEST_F(QuantizeX8Test, CpuMatchesGpu) {
+  const int64_t k = 1024;
+  Rng rng(9);
+  auto x = rng.uniform_vec(k, -3, 3);
+  std::fill_n(x.begin(), 32, 0.0f);
+  std::vector<uint32_t> got[2];
+  Device* devs[2] = {gpu, cpu};
+  for (int i = 0; i < 2; ++i) {
+    std::vector<Buffer> keep;
+    const Tensor xt = upload_f32(*devs[i], keep, {1, k}, x);
+    const Tensor x8 = alloc_tensor(*devs[i], keep, DType::kI32, {matvec_x8_elems(k)});
+    Recorder rec(*devs[i]);
+    quantize_x8(rec, xt, x8);
+    rec.finish();
+    got[i] = download_as<uint32_t>(*devs[i], x8);
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    auto value = [&](int d) { return int(int8_t(got[d][size_t(i / 4)] >> (8 * (i % 4)))); };
+    EXPECT_LE(std::abs(value(0) - value(1)), 1) << "value " << i;
+  }
+  auto as_float = [&](int d, int64_t j) { return std::bit_cast<float>(got[d][size_t(k / 4 + j)]); };
+  for (int64_t g = 0; g < k / 32; ++g) {
+    EXPECT_NEAR(as_float(0, 2 * g), as_float(1, 2 * g), 2.4e-7 * as_float(1, 2 * g)) << g;
+    EXPECT_NEAR(as_float(0, 2 * g + 1), as_float(1, 2 * g + 1), 32 * 3 * 32 * 1.2e-7) << g;
+  }
 }
 
 // Every decode matvec shape the benchmarks sweep (workgroup size, rows per workgroup, Q4_K

@@ -1,7 +1,10 @@
-// GPU-vs-reference tests for add and rms_norm (tests/runtime).
+// GPU-vs-reference tests for add and rms_norm, and rms_norm with its x8 output (tests/runtime).
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "runtime/ops/elementwise.h"
+#include "runtime/ops/matmul.h"
 #include "runtime/ops/rms_norm.h"
 #include "tests/common/test_device.h"
 
@@ -84,6 +87,51 @@ TEST_P(ElementwiseTest, RmsNormWithResidualMatchesAddThenNorm) {
 
 INSTANTIATE_TEST_SUITE_P(Sizes, ElementwiseTest,
                          ::testing::Values(1, 7, 64, 255, 257, 1000, 4096, 4099, 8192));
+
+// (n_rows, n_cols)
+using RmsNormX8Param = std::tuple<int, int>;
+class RmsNormX8Test : public VkTest, public ::testing::WithParamInterface<RmsNormX8Param> {};
+
+// y rounded to int8 by the norm itself (RmsNormArgs::x8): x, y and x8 the same bits as the plain
+// norm followed by quantize_x8, on each backend. The first 32 values of x and the residual are 0
+// (a group with amax 0).
+TEST_P(RmsNormX8Test, FusedEqualsNormThenQuantize) {
+  const auto [rows, cols] = GetParam();
+  const int64_t r = rows, c = cols;
+  Rng rng(r * 31 + c);
+  auto x = rng.uniform_vec(r * c, -2, 2), res = rng.uniform_vec(r * c), w = rng.uniform_vec(c);
+  std::fill_n(x.begin(), 32, 0.0f);
+  std::fill_n(res.begin(), 32, 0.0f);
+  for (Device* dev : {gpu, cpu}) {
+    std::vector<uint32_t> got[2][3];  // [separate, fused][x, y, x8]
+    for (int fused = 0; fused < 2; ++fused) {
+      std::vector<Buffer> keep;
+      RmsNormArgs a;
+      a.x = upload_f32(*dev, keep, {r, c}, x);
+      a.residual = upload_f32(*dev, keep, {r, c}, res);
+      a.w = upload_f32(*dev, keep, {c}, w);
+      a.y = alloc_tensor(*dev, keep, DType::kF32, {r, c});
+      a.weight_offset = 1.0f;
+      const Tensor x8 = alloc_tensor(*dev, keep, DType::kI32, {matvec_x8_elems(r * c)});
+      Recorder rec(*dev);
+      if (fused) a.x8 = x8;
+      rms_norm(rec, a);
+      if (!fused) quantize_x8(rec, a.y, x8);
+      rec.finish();
+      got[fused][0] = download_as<uint32_t>(*dev, a.x);
+      got[fused][1] = download_as<uint32_t>(*dev, a.y);
+      got[fused][2] = download_as<uint32_t>(*dev, x8);
+    }
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(got[0][i], got[1][i]) << dev->caps().name << " " << i;
+  }
+}
+
+// Decode (1 x 4096), odd and even row counts, rows of 96 (3 groups), and a row too long for
+// shared memory on small devices (the op then runs quantize_x8 after the norm).
+INSTANTIATE_TEST_SUITE_P(Shapes, RmsNormX8Test,
+                         ::testing::Values(RmsNormX8Param{1, 4096}, RmsNormX8Param{3, 256},
+                                           RmsNormX8Param{2, 4096}, RmsNormX8Param{8, 96},
+                                           RmsNormX8Param{5, 1024}, RmsNormX8Param{1, 16384}));
 
 }  // namespace
 }  // namespace kvz::test
