@@ -15,6 +15,8 @@
 // Push: n_rows, n_cols, eps, weight_offset, has_residual.
 // Spec: 0 = workgroup size (power of two <= 1024).
 #include "common.glsl"
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 layout(local_size_x_id = 0) in;
 #ifdef WITH_X8
 layout(constant_id = 1) const uint X8_N4 = 1;
@@ -40,17 +42,18 @@ layout(push_constant) uniform Push {
   uint has_residual;
 } p;
 
-shared float partial[1024];
+shared float partial[1024];  // one sum per subgroup (any subgroup size, down to 1)
 
+// The workgroup's sum of s: subgroup sums, then every invocation adds those in order (the same
+// order everywhere, so every invocation gets the same bits). One barrier instead of a tree's
+// log2(workgroup size): a decode step's single row waits on them.
 float row_sum(float s) {
-  const uint tid = gl_LocalInvocationID.x;
-  partial[tid] = s;
+  s = subgroupAdd(s);
+  if (subgroupElect()) partial[gl_SubgroupID] = s;
   barrier();
-  for (uint stride = gl_WorkGroupSize.x / 2; stride > 0; stride /= 2) {
-    if (tid < stride) partial[tid] += partial[tid + stride];
-    barrier();
-  }
-  return partial[0];
+  float t = 0.0;
+  for (uint i = 0; i < gl_NumSubgroups; ++i) t += partial[i];
+  return t;
 }
 
 // y[row, :] (also in ys4) rounded into x8, after every thread wrote its part of ys4.

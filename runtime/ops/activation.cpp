@@ -27,8 +27,9 @@ void gated_act(Recorder& rec, const GatedActArgs& a) {
     uint32_t n_elems, groups_per_y;
   } push{static_cast<uint32_t>(a.gate.numel()), 0};
   const std::vector<uint32_t> spec = {kWg, static_cast<uint32_t>(a.act)};
-  if (x8) {  // one thread per 32 values
-    Grid grid = row_grid(div_up(push.n_elems / 32, kWg), push.groups_per_y);
+  if (x8) {  // whole workgroups: quantize_x8_fits means n_elems % 256 == 0
+    static_assert(kWg == 256);
+    Grid grid = row_grid(push.n_elems / kWg, push.groups_per_y);
     return rec.dispatch({ShaderId::kGatedActX8, spec}, {a.gate, a.up, a.y, a.x8}, push, grid);
   }
   Grid grid = row_grid(div_up(push.n_elems, kWg), push.groups_per_y);
