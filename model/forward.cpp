@@ -83,13 +83,6 @@ Tensor Forward::x8_for(const Tensor& x, std::initializer_list<const Tensor*> ws)
   return x8_;
 }
 
-// x8_for(x, ws), filled from x by a quantize_x8 of its own.
-Tensor Forward::round_x8(Recorder& rec, const Tensor& x, std::initializer_list<const Tensor*> ws) {
-  const Tensor x8 = x8_for(x, ws);
-  if (x8.defined()) quantize_x8(rec, x, x8);
-  return x8;
-}
-
 void Forward::collect(Recorder& rec) {
   if (!profile_) return;
   for (const TimedSpan& t : rec.timings()) {
@@ -202,9 +195,10 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
                                       static_cast<int>(kv.block_table.dim(1)) * kKvBlockTokens) <=
             attn_scratch_.numel())
       pa.scratch = attn_scratch_;
+    pa.x8 = x8_for(attn, {&l.wo});  // rounded in the split-K combine pass where there is one
     paged_attention(rec, pa);
     mark("attention");
-    matmul(rec, {attn, l.wo, o, {}, ws, round_x8(rec, attn, {&l.wo})});
+    matmul(rec, {attn, l.wo, o, {}, ws, pa.x8});
     mark("matmul o");
     if (c.post_norms) rms_norm(rec, {o, l.post_attn_norm, o, c.norm_eps});
     const Tensor fx8 = x8_for(h, {&l.w_gate, &l.w_up});

@@ -66,7 +66,6 @@ class Forward {
   Tensor w_scratch_;     // f16 dequantised weight for prefill matmuls (may be undefined)
   Tensor x8_;            // decode: x rounded to int8 for Q4_K matvecs (may be undefined)
   Tensor x8_for(const Tensor& x, std::initializer_list<const Tensor*> ws) const;
-  Tensor round_x8(Recorder& rec, const Tensor& x, std::initializer_list<const Tensor*> ws);
   bool profile_ = false;
   std::map<std::string, OpTime> profile_table_;
 };

@@ -7,15 +7,27 @@
 //             (running max m_s, denominator l_s); also bound as vec4 (head_dim % 4 == 0)
 //           1 out     f32 [n_rows, head_dim] write
 // Push: n_rows (= n_q * n_heads), head_dim, n_split (<= 2 * WG), rows_per_y.
-// Spec: 0 = WG (workgroup size, a power of two >= head_dim / 4).
+// Spec: 0 = WG (workgroup size, a power of two >= head_dim / 4, >= the subgroup size).
 // Grid: one workgroup per row, row = y * rows_per_y + x. Threads split (column, split) pairs so
 // that each issues few dependent loads, then reduce over splits in shared memory.
+// Variant x8 (WITH_X8): out also rounded to int8 per 32 values (shaders/include/x8.glsl) as
+// quantize_x8 over all n_rows * head_dim values would (head_dim % 32 == 0, head_dim <= 4 WG).
+// Binding 2 x8 u32 [n / 4 + n / 16], n = n_rows * head_dim, write.
 #include "common.glsl"
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 256;
 layout(std430, binding = 0) readonly buffer SC { float scratch[]; };
 layout(std430, binding = 0) readonly buffer SC4 { vec4 scratch4[]; };
 layout(std430, binding = 1) writeonly buffer O { float out_[]; };
+#ifdef WITH_X8
+layout(std430, binding = 2) writeonly buffer XQ4 { uvec4 xq4[]; };
+layout(std430, binding = 2) writeonly buffer XQ2 { vec2 xds[]; };
+#define X8_STORE
+#include "x8.glsl"
+shared vec4 orow[WG];  // this row's output, head_dim / 4 vec4
+#endif
 layout(push_constant) uniform Push {
   uint n_rows;
   uint head_dim;
@@ -25,18 +37,21 @@ layout(push_constant) uniform Push {
 
 const float NEG_BIG = -1.0e30;
 
-shared float red[WG];
+shared float red[WG];      // one value per subgroup
 shared float ws[2 * WG];  // e^(m_s - M), 0 for empty splits
 shared vec4 red4[WG];
 
-// Tree reduction over the workgroup of red[]: max (is_max) or sum; result in red[0].
-void reduce(bool is_max) {
-  for (uint stride = WG / 2u; stride > 0u; stride >>= 1) {
-    barrier();
-    const uint t = gl_LocalInvocationID.x;
-    if (t < stride) red[t] = is_max ? max(red[t], red[t + stride]) : red[t] + red[t + stride];
-  }
+// The workgroup's max (is_max) or sum of v: subgroup reductions, then every invocation combines
+// the subgroups' results in order (the same bits everywhere). Begins with a barrier: red[] is
+// reused, the previous call's readers must be done.
+float reduce(float v, bool is_max) {
+  v = is_max ? subgroupMax(v) : subgroupAdd(v);
   barrier();
+  if (subgroupElect()) red[gl_SubgroupID] = v;
+  barrier();
+  float t = is_max ? NEG_BIG : 0.0;
+  for (uint i = 0; i < gl_NumSubgroups; ++i) t = is_max ? max(t, red[i]) : t + red[i];
+  return t;
 }
 
 void main() {
@@ -46,10 +61,7 @@ void main() {
   float m0 = NEG_BIG, m1 = NEG_BIG;
   if (tid < p.n_split) m0 = scratch[ml0 + (tid * p.n_rows + row) * 2u];
   if (tid + WG < p.n_split) m1 = scratch[ml0 + ((tid + WG) * p.n_rows + row) * 2u];
-  red[tid] = max(m0, m1);
-  reduce(true);
-  const float mx = red[0];
-  barrier();
+  const float mx = reduce(max(m0, m1), true);
   float lsum = 0.0;
   for (uint s = tid; s < 2u * WG; s += WG) {
     const float ms = s == tid ? m0 : m1;
@@ -57,9 +69,7 @@ void main() {
     ws[s] = w;
     if (w > 0.0) lsum += w * scratch[ml0 + (s * p.n_rows + row) * 2u + 1u];
   }
-  red[tid] = lsum;
-  reduce(false);
-  const float l = red[0];
+  const float l = reduce(lsum, false);
   // Columns c (4 floats each) x slices of the splits.
   const uint hd4 = p.head_dim / 4u, slices = WG / hd4, c = tid % hd4, sl = tid / hd4;
   vec4 acc = vec4(0.0);
@@ -87,5 +97,19 @@ void main() {
     acc = l > 0.0 ? acc / l : vec4(0.0);
     const uint b = row * p.head_dim + 4u * c;
     out_[b] = acc.x, out_[b + 1u] = acc.y, out_[b + 2u] = acc.z, out_[b + 3u] = acc.w;
+#ifdef WITH_X8
+    orow[c] = acc;
+#endif
   }
+#ifdef WITH_X8
+  barrier();
+  if (tid < p.head_dim / 32u) {  // group tid of this row: vec4s 8 tid .. 8 tid + 7
+    vec4 xv[8];
+    [[unroll]] for (uint i = 0; i < 8u; ++i) xv[i] = orow[8u * tid + i];
+    uint q[8];
+    float dx, s;
+    x8_round_32(xv, q, dx, s);
+    x8_store(row * (p.head_dim / 32u) + tid, p.n_rows * p.head_dim, q, dx, s);
+  }
+#endif
 }

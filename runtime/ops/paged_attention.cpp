@@ -12,6 +12,7 @@
 #include "runtime/cpu/attention_dims.h"
 #include "runtime/cpu/attention_fast.h"
 #include "runtime/ops/coopmat.h"
+#include "runtime/ops/matmul.h"
 #include "runtime/ops/row_grid.h"
 #include "runtime/tuning.h"
 
@@ -161,8 +162,9 @@ std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const cpu::AttnDim
   return pl;
 }
 
-// Records the merge of n_split partial results in scratch into out.
-void record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
+// Records the merge of n_split partial results in scratch into out (and into a.x8 where the
+// combine can round it: returns whether it did).
+bool record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
                     int64_t n_split) {
   struct CombinePush {
     uint32_t n_rows, head_dim, n_split, rows_per_y;
@@ -170,10 +172,17 @@ void record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnD
   constexpr uint32_t kCombineWg = 256;  // n_split <= 2 * kCombineWg, head_dim / 4 <= kCombineWg
   KVZ_CHECK(n_split <= 2 * kCombineWg, "paged_attention: {} splits", n_split);
   const Grid grid = row_grid(cp.n_rows, cp.rows_per_y);
+  if (a.x8.defined() && d.head_dim % 32 == 0) {
+    rec.dispatch({ShaderId::kPagedAttentionCombineX8, {kCombineWg}}, {a.scratch, a.out, a.x8}, cp,
+                 grid);
+    return true;
+  }
   rec.dispatch({ShaderId::kPagedAttentionCombine, {kCombineWg}}, {a.scratch, a.out}, cp, grid);
+  return false;
 }
 
-void record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
+// Returns whether a.x8 was written (by the combine pass).
+bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
                    const DecodePlan& pl) {
   const int64_t cap = d.max_blocks * kKvBlockTokens;
   const int64_t rows = a.max_rows > 0 ? std::min(a.max_rows, cap) : cap;
@@ -192,7 +201,7 @@ void record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDi
   rec.dispatch({ShaderId::kPagedDecode, {pl.wg, pl.hd, pl.lpk, pl.gr, pl.kpi, pl.prefetch}},
                {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
                {pl.row_tiles, uint32_t(d.n_kv_heads), uint32_t(sp.n_split)});
-  if (sp.n_split > 1) record_combine(rec, a, d, sp.n_split);
+  return sp.n_split > 1 && record_combine(rec, a, d, sp.n_split);
 }
 
 }  // namespace
@@ -251,10 +260,14 @@ bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim)
   return attn_coopmat_fits(caps, coopmat_api(caps), head_dim);
 }
 
-void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
-  const cpu::AttnDims d = cpu::check_paged_attention(a);
-  if (d.n_q == 0) return;
-  if (rec.is_cpu()) return cpu::paged_attention_fast(a);
+namespace {
+
+// paged_attention without its x8 output unless the split-K combine wrote it (the return value).
+bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d) {
+  if (rec.is_cpu()) {
+    cpu::paged_attention_fast(a);
+    return false;
+  }
   const CoopmatApi api = coopmat_api(rec.caps());
   if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_coopmat_fits(rec.caps(), api, d.head_dim)) {
     const uint32_t nsg = attn_coopmat_subgroups();
@@ -268,7 +281,7 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
             {32 * nsg, uint32_t(d.head_dim), nsg, attn_coopmat_skip(), a.rows_sorted ? 1u : 0u}),
         {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
         {tiles, uint32_t(d.n_kv_heads)});
-    return;
+    return false;
   }
   if (const auto plan = pick_decode(rec.caps(), d, a.allow_decode_kernel))
     return record_decode(rec, a, d, *plan);
@@ -288,7 +301,17 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
   rec.dispatch({ShaderId::kPagedAttention, {t.hd, t.qt, t.kt}},
                {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
                {tiles, uint32_t(d.n_kv_heads), uint32_t(n_split)});
-  if (n_split > 1) record_combine(rec, a, d, n_split);
+  return n_split > 1 && record_combine(rec, a, d, n_split);
+}
+
+}  // namespace
+
+void paged_attention(Recorder& rec, const PagedAttentionArgs& a) {
+  const cpu::AttnDims d = cpu::check_paged_attention(a);
+  KVZ_CHECK(!a.x8.defined() || quantize_x8_fits(a.out, a.x8), "paged_attention: x8 {} for out {}",
+            a.x8.shape_str(), a.out.shape_str());
+  if (d.n_q == 0) return;
+  if (!record_paged_attention(rec, a, d) && a.x8.defined()) quantize_x8(rec, a.out, a.x8);
 }
 
 void attn_score(Recorder& rec, const AttnScoreArgs& a) {

@@ -33,6 +33,10 @@ struct PagedAttentionArgs {
   // table with spare capacity does not launch (and combine) empty shares. A bound below some
   // lens[h] drops that head's rows past it.
   int64_t max_rows = 0;
+  // Optional: out also rounded to int8 per 32 values for the Q4_K decode matvec, exactly as
+  // quantize_x8(out, x8) would (runtime/ops/matmul.h; quantize_x8_fits(out, x8) must hold). Fused
+  // into the split-K combine pass where one runs and head_dim % 32 == 0, else a quantize_x8 after.
+  Tensor x8;
   // false: always the tiled kernel (A/B benchmarks). The environment variable
   // KVZ_NO_FAST_DECODE=1 does the same for every call.
   bool allow_decode_kernel = true;

@@ -1,6 +1,7 @@
 // Tests of paged attention and KVzip reconstruction scoring (tests/runtime): Vulkan and the fast
 // CPU path vs the CPU reference on ragged paged caches, and the CPU references vs dense formulas
 // written here.
+#include "runtime/ops/matmul.h"
 #include "runtime/ops/paged_attention.h"
 
 #include <algorithm>
@@ -119,9 +120,11 @@ Problem make_problem(const Case& tc, uint64_t seed) {
 // fast path with a thread count.
 enum class Path { kOp, kOpTiled, kRef, kFast1, kFast3 };
 
-// used_decode (optional): set to whether the op picked the decode kernel.
+// used_decode (optional): set to whether the op picked the decode kernel. x8 (optional, kOp only):
+// also ask the op for the int8-rounded output (PagedAttentionArgs::x8) and return it there.
 std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
-                                 Path path = Path::kOp, bool* used_decode = nullptr) {
+                                 Path path = Path::kOp, bool* used_decode = nullptr,
+                                 std::vector<int32_t>* x8 = nullptr) {
   std::vector<Buffer> keep;
   const DevCache c = upload_cache(dev, keep, p.cache);
   const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
@@ -142,6 +145,8 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
   if (path == Path::kRef) cpu::paged_attention_ref(a);
   if (path == Path::kFast1 || path == Path::kFast3)
     cpu::paged_attention_fast(a, path == Path::kFast1 ? 1 : 3);
+  if (x8)
+    a.x8 = alloc_tensor(dev, keep, DType::kI32, {matvec_x8_elems(nq * nh * hd)});
   if (path == Path::kOp || path == Path::kOpTiled) {
     a.allow_decode_kernel = path == Path::kOp;
     if (used_decode) *used_decode = paged_attention_uses_decode_kernel(dev.caps(), a);
@@ -149,6 +154,7 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
     paged_attention(rec, a);
     rec.finish();
   }
+  if (x8) *x8 = download_as<int32_t>(dev, a.x8);
   return download_f32(dev, a.out);
 }
 
@@ -404,6 +410,34 @@ void check_no_visible_rows(Device& dev) {
           ASSERT_EQ(o[d], 0.0f) << "query " << i << " head " << hq;
     }
 }
+// PagedAttentionArgs::x8 (the o matvec's int8 input in decode): the same bits as quantize_x8 on
+// the output, whether the split-K combine rounds it (split) or a quantize_x8 runs after (short,
+// unsplit, prefill).
+void check_x8_output(Device& dev) {
+  for (const char* name : {"dec_hd128_gqa4_nq1_split", "dec_hd128_gqa1_nq1_short",
+                           "dec_hd128_gqa4_spare_max_rows", "dec_hd64_gqa8_nq2_max_rows_window",
+                           "hd128_gqa4_prefill_offset"}) {
+    const auto it = std::find_if(std::begin(kCases), std::end(kCases),
+                                 [&](const Case& c) { return c.name == name; });
+    ASSERT_NE(it, std::end(kCases)) << name;
+    const Case& tc = *it;
+    const Problem p = make_problem(tc, 23);
+    std::vector<int32_t> fused;
+    const std::vector<float> out = run_attention(dev, tc, p, Path::kOp, nullptr, &fused);
+    const int64_t n = int64_t(tc.n_q) * tc.n_heads * tc.head_dim;
+    ASSERT_EQ(n % 256, 0) << name;
+    std::vector<Buffer> keep;
+    const Tensor x = upload_f32(dev, keep, {1, n}, out);
+    const Tensor want = alloc_tensor(dev, keep, DType::kI32, {matvec_x8_elems(n)});
+    Recorder rec(dev);
+    quantize_x8(rec, x, want);
+    rec.finish();
+    EXPECT_EQ(fused, download_as<int32_t>(dev, want)) << name;
+  }
+}
+TEST_F(VkTest, PagedAttentionX8IsQuantizeOfOutput) { check_x8_output(*gpu); }
+TEST(PagedAttentionFast, X8IsQuantizeOfOutput) { check_x8_output(cpu_device()); }
+
 TEST_F(VkTest, PagedAttentionNoVisibleRowsGivesZeros) { check_no_visible_rows(*gpu); }
 TEST(PagedAttentionFast, NoVisibleRowsGivesZeros) { check_no_visible_rows(cpu_device()); }
 
