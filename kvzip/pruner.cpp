@@ -55,12 +55,10 @@ KeepSet keep_all(const Scores& s, int64_t n_prefix, int64_t n_rows,
                [](int, int, int64_t) { return true; });
 }
 
-struct PairRef {
-  int64_t j;
-  int il, ih;
-};
-
-// Exact budget: everything above the n_keep-th largest score, then the ties at it by position.
+// Exact budget: everything above the n_keep-th largest score, then the ties at it in the order
+// (position, layer, head). No sort: ties are counted per position, the position where the budget
+// runs out found by a prefix sum, and only there the (layer, head) order decides (a random-weight
+// model's scores are mostly exact zeros, millions of ties at the threshold).
 KeepSet prune_exact(const Scores& s, const std::vector<float>& all, double ratio, int64_t n_prefix,
                     int64_t n_rows, const std::vector<bool>& prunable) {
   const auto n_keep = static_cast<int64_t>(std::llround(ratio * static_cast<double>(all.size())));
@@ -73,31 +71,38 @@ KeepSet prune_exact(const Scores& s, const std::vector<float>& all, double ratio
                    std::greater<float>());
   const float thr = sorted[static_cast<size_t>(n_keep - 1)];
   int64_t above = 0;
-  std::vector<PairRef> ties;
+  std::vector<int64_t> ties_at(static_cast<size_t>(s.n_ctx), 0);  // ties per position
   for (int il = 0; il < s.n_layers; ++il) {
     if (!prunable_layer(prunable, il)) continue;
     for (int ih = 0; ih < s.n_kv_heads; ++ih)
       for (int64_t j = 0; j < s.n_ctx; ++j) {
-        float x = key(s.at(il, ih, j));
-        if (x > thr)
-          ++above;
-        else if (x == thr)
-          ties.push_back({j, il, ih});
+        const float x = key(s.at(il, ih, j));
+        above += x > thr;
+        ties_at[static_cast<size_t>(j)] += x == thr;
       }
   }
-  std::sort(ties.begin(), ties.end(), [](const PairRef& a, const PairRef& b) {
-    return a.j != b.j ? a.j < b.j : a.il != b.il ? a.il < b.il : a.ih < b.ih;
-  });
-  const int64_t n_ties_kept = n_keep - above;
-  KVZ_CHECK(n_ties_kept > 0 && n_ties_kept <= static_cast<int64_t>(ties.size()),
-            "threshold bookkeeping");
-  std::vector<uint8_t> tie_keep(s.data.size(), 0);
-  for (int64_t i = 0; i < n_ties_kept; ++i)
-    tie_keep[s.index(ties[i].il, ties[i].ih, ties[i].j)] = 1;
+  // Ties at positions < j_cut are kept, at j_cut the first `rest` in (layer, head) order.
+  int64_t rest = n_keep - above, j_cut = 0;
+  KVZ_CHECK(rest > 0, "threshold bookkeeping");
+  while (j_cut < s.n_ctx && ties_at[static_cast<size_t>(j_cut)] < rest)
+    rest -= ties_at[static_cast<size_t>(j_cut++)];
+  KVZ_CHECK(j_cut < s.n_ctx, "threshold bookkeeping");
+  std::vector<uint8_t> keep_at_cut(static_cast<size_t>(s.n_layers) * s.n_kv_heads, 0);
+  for (int il = 0; il < s.n_layers && rest > 0; ++il) {
+    if (!prunable_layer(prunable, il)) continue;
+    for (int ih = 0; ih < s.n_kv_heads && rest > 0; ++ih)
+      if (key(s.at(il, ih, j_cut)) == thr) {
+        keep_at_cut[static_cast<size_t>(il) * s.n_kv_heads + ih] = 1;
+        --rest;
+      }
+  }
   return build(s.n_layers, s.n_kv_heads, n_prefix, s.n_ctx, n_rows, prunable,
                [&](int il, int ih, int64_t j) {
-                 float x = key(s.at(il, ih, j));
-                 return x > thr || (x == thr && tie_keep[s.index(il, ih, j)]);
+                 const float x = key(s.at(il, ih, j));
+                 return x > thr ||
+                        (x == thr &&
+                         (j < j_cut || (j == j_cut &&
+                                        keep_at_cut[static_cast<size_t>(il) * s.n_kv_heads + ih])));
                });
 }
 

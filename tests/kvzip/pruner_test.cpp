@@ -100,6 +100,25 @@ TEST(Pruner, TiesBreakByPositionThenLayerThenHead) {
   EXPECT_EQ(prune_pair(s, 0.2, n_prefix, n_rows).rows, k.rows);
 }
 
+// Scores with four distinct values (most pairs tied at the threshold, as a random-weight model's
+// zeros are) and a layer that is not prunable, against the sorting reference.
+TEST(Pruner, ExactBudgetWithManyTiesMatchesReference) {
+  const int L = 3, H = 4;
+  const int64_t n_ctx = 57, n_prefix = 3, n_rows = n_prefix + n_ctx + 2;
+  const std::vector<bool> prunable{true, false, true};
+  Scores s = random_scores(L, H, n_ctx, 5);
+  for (float& x : s.data) x = std::floor(x * 4.0f) * 0.125f;
+  for (double ratio : {0.1, 0.3, 0.5, 0.77}) {
+    SCOPED_TRACE(ratio);
+    std::vector<Pair> want = reference_exact(s, ratio, prunable);
+    for (int ih = 0; ih < H; ++ih)  // the layer that is not prunable keeps every pair
+      for (int64_t j = 0; j < n_ctx; ++j) want.emplace_back(1, ih, j);
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(kept_pairs(prune_pair(s, ratio, n_prefix, n_rows, prunable), n_prefix, n_ctx, n_rows),
+              want);
+  }
+}
+
 TEST(Pruner, OriginalStrictThresholdEvictsTies) {
   const int L = 2, H = 2;
   const int64_t n_ctx = 50, n_prefix = 3, n_rows = 53;
