@@ -12,7 +12,9 @@
 #include "runtime/ops/elementwise.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/paged_attention.h"
+#include "runtime/ops/paged_kv.h"
 #include "runtime/ops/rms_norm.h"
+#include "runtime/ops/rope.h"
 #include "runtime/tuning.h"
 
 namespace kvz {
@@ -161,17 +163,17 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     ra.style = c.rope_style;
     ra.rot_dims = c.rot_dims;
     ra.attn_factor = local ? 1.0f : rope_attn_factor(c.rope_scaling);
-    {
-      Recorder::Concurrent group(rec);
-      ra.x = q3;
-      rope(rec, ra);
-      ra.x = k3;
-      rope(rec, ra);
-    }
-    mark("rope");
+    ra.x = q3;
     KvCache::LayerView kv = cache.layer(il);
-    kv_write(rec, {k3, v3, pos, cache.dst_slots(il), kv.k_pool, kv.v_pool, kv.pos_pool});
-    mark("kv write");
+    KvWriteArgs kw{k3, v3, pos, cache.dst_slots(il), kv.k_pool, kv.v_pool, kv.pos_pool};
+    // K is roped on its way into the pool (k3 itself stays unrotated: nothing reads it later).
+    kw.rope = {ra.inv_freq, ra.style, ra.rot_dims, ra.attn_factor};
+    {
+      Recorder::Concurrent group(rec);  // rope writes q3; kv_write reads k3, v3, writes the pools
+      rope(rec, ra);
+      kv_write(rec, kw);
+    }
+    mark("rope/kv write");
     if (hook) {
       (*hook)(rec, il, q3, kv);
       mark("layer hook");

@@ -11,9 +11,18 @@
 // Push: n_tokens, n_kv_heads, head_dim, n_slots, rows_per_y (= grid x). Spec: 0 = workgroup size.
 // Grid: one workgroup per (t, h) row, row = y * rows_per_y + x, x <= 65535; threads loop over head_dim.
 // Slots outside [0, n_slots) are skipped (the CPU reference aborts on them).
+// Variant rope (WITH_ROPE): k_new is stored rotated as rope.comp would rotate it in place at
+// positions pos_new (shaders/include/rope.glsl, the same code, so the same bits); k_new is not
+// modified. Binding 7 inv_freq f32 [rot_dims / 2] read; push also rot_dims, attn_factor; spec
+// 1 = NEOX (bool as uint).
 #include "common.glsl"
 #include "half.glsl"
 layout(local_size_x_id = 0) in;
+#ifdef WITH_ROPE
+#include "rope.glsl"
+layout(constant_id = 1) const uint NEOX = 1;
+layout(std430, binding = 7) readonly buffer F { float inv_freq[]; };
+#endif
 layout(std430, binding = 0) readonly buffer KN { float k_new[]; };
 layout(std430, binding = 1) readonly buffer VN { float v_new[]; };
 layout(std430, binding = 2) readonly buffer PN { int pos_new[]; };
@@ -27,6 +36,10 @@ layout(push_constant) uniform Push {
   uint head_dim;
   uint n_slots;
   uint rows_per_y;
+#ifdef WITH_ROPE
+  uint rot_dims;
+  float attn_factor;
+#endif
 } p;
 
 void main() {
@@ -38,9 +51,25 @@ void main() {
   if (slot < 0 || uint(slot) >= p.n_slots) return;
   uint src = row * p.head_dim;
   uint dst = uint(slot) * p.head_dim;
+#ifdef WITH_ROPE
+  const float t_pos = float(pos_new[t]);
+  const uint half_dims = p.rot_dims / 2;
+  for (uint i = gl_LocalInvocationID.x; i < half_dims; i += gl_WorkGroupSize.x) {
+    const vec2 cs = rope_cos_sin(t_pos, inv_freq[i], p.attn_factor);
+    const uvec2 d = rope_pair(i, half_dims, NEOX != 0);
+    const vec2 y = rope_rotate(k_new[src + d.x], k_new[src + d.y], cs);
+    k_pool[dst + d.x] = uint16_t(f32_to_f16_bits(y.x));
+    k_pool[dst + d.y] = uint16_t(f32_to_f16_bits(y.y));
+  }
+  for (uint d = p.rot_dims + gl_LocalInvocationID.x; d < p.head_dim; d += gl_WorkGroupSize.x)
+    k_pool[dst + d] = uint16_t(f32_to_f16_bits(k_new[src + d]));
+  for (uint d = gl_LocalInvocationID.x; d < p.head_dim; d += gl_WorkGroupSize.x)
+    v_pool[dst + d] = uint16_t(f32_to_f16_bits(v_new[src + d]));
+#else
   for (uint d = gl_LocalInvocationID.x; d < p.head_dim; d += gl_WorkGroupSize.x) {
     k_pool[dst + d] = uint16_t(f32_to_f16_bits(k_new[src + d]));
     v_pool[dst + d] = uint16_t(f32_to_f16_bits(v_new[src + d]));
   }
+#endif
   if (gl_LocalInvocationID.x == 0) pos_pool[slot] = pos_new[t];
 }

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <vector>
 
 #include "runtime/cpu/half.h"
 #include "runtime/ops/row_grid.h"
@@ -44,6 +46,19 @@ WriteDims check_write(const KvWriteArgs& a) {
   return d;
 }
 
+// The rope() that kv_write applies to k_new (x = k_new, pos = pos_new), if any.
+std::optional<RopeArgs> kv_rope(const KvWriteArgs& a, const WriteDims& d) {
+  if (!a.rope.inv_freq.defined()) return std::nullopt;
+  RopeArgs r;
+  r.x = a.k_new.reshape({d.n_tokens, d.n_kv_heads, d.head_dim});
+  r.pos = a.pos_new;
+  r.inv_freq = a.rope.inv_freq;
+  r.style = a.rope.style;
+  r.rot_dims = a.rope.rot_dims;
+  r.attn_factor = a.rope.attn_factor;
+  return r;
+}
+
 void check_gather(const KvGatherArgs& a) {
   check_pools(a.k_src, a.v_src, a.pos_src, "kv_gather src");
   check_pools(a.k_dst, a.v_dst, a.pos_dst, "kv_gather dst");
@@ -63,6 +78,8 @@ void check_gather(const KvGatherArgs& a) {
 void kv_write(Recorder& rec, const KvWriteArgs& a) {
   const WriteDims d = check_write(a);
   if (d.n_tokens == 0 || d.n_kv_heads == 0) return;
+  const std::optional<RopeArgs> r = kv_rope(a, d);
+  const int rot_dims = r ? rope_rot_dims(*r) : 0;
   if (rec.is_cpu()) return cpu::kv_write_ref(a);
   constexpr uint32_t kWg = 64;
   struct Push {
@@ -70,9 +87,22 @@ void kv_write(Recorder& rec, const KvWriteArgs& a) {
   } push{static_cast<uint32_t>(d.n_tokens), static_cast<uint32_t>(d.n_kv_heads),
          static_cast<uint32_t>(d.head_dim), static_cast<uint32_t>(d.n_slots), 0};
   Grid grid = row_grid(push.n_tokens * push.n_kv_heads, push.rows_per_y);
-  rec.dispatch({ShaderId::kKvWrite, {kWg}},
-               {a.k_new, a.v_new, a.pos_new, a.dst_slot, a.k_pool, a.v_pool, a.pos_pool}, push,
-               grid);
+  if (!r) {
+    rec.dispatch({ShaderId::kKvWrite, {kWg}},
+                 {a.k_new, a.v_new, a.pos_new, a.dst_slot, a.k_pool, a.v_pool, a.pos_pool}, push,
+                 grid);
+    return;
+  }
+  struct PushRope {
+    Push base;
+    uint32_t rot_dims;
+    float attn_factor;
+  } push_rope{push, static_cast<uint32_t>(rot_dims), a.rope.attn_factor};
+  const uint32_t neox = a.rope.style == RopeStyle::kNeox ? 1 : 0;
+  rec.dispatch(
+      {ShaderId::kKvWriteRope, {kWg, neox}},
+      {a.k_new, a.v_new, a.pos_new, a.dst_slot, a.k_pool, a.v_pool, a.pos_pool, a.rope.inv_freq},
+      push_rope, grid);
 }
 
 void kv_gather(Recorder& rec, const KvGatherArgs& a) {
@@ -95,6 +125,15 @@ namespace cpu {
 void kv_write_ref(const KvWriteArgs& a) {
   const WriteDims d = check_write(a);
   const float* k = a.k_new.host<float>();
+  std::vector<float> k_roped;  // with rope: k_new rotated by rope_ref, the very code rope() runs
+  if (std::optional<RopeArgs> r = kv_rope(a, d)) {
+    k_roped.assign(k, k + a.k_new.numel());
+    r->x = Tensor(BufferView{0, 0, k_roped.size() * sizeof(float),
+                             reinterpret_cast<std::byte*>(k_roped.data())},
+                  DType::kF32, {d.n_tokens, d.n_kv_heads, d.head_dim});
+    rope_ref(*r);
+    k = k_roped.data();
+  }
   const float* v = a.v_new.host<float>();
   const int32_t* pos = a.pos_new.host<int32_t>();
   const int32_t* slots = a.dst_slot.host<int32_t>();

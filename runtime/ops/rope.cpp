@@ -98,6 +98,8 @@ RopeDims check_rope(const RopeArgs& a) {
 
 }  // namespace
 
+int rope_rot_dims(const RopeArgs& a) { return static_cast<int>(check_rope(a).rot_dims); }
+
 void rope(Recorder& rec, const RopeArgs& a) {
   const RopeDims d = check_rope(a);
   if (a.x.empty()) return;

@@ -35,6 +35,9 @@ struct RopeArgs {
   float attn_factor = 1.0f;
 };
 void rope(Recorder& rec, const RopeArgs& args);
+// The rotated dims of `args` (rot_dims, or head_dim for 0), after checking shapes and dtypes as
+// rope() does (aborts on a mismatch).
+int rope_rot_dims(const RopeArgs& args);
 
 namespace cpu {
 void rope_ref(const RopeArgs& args);

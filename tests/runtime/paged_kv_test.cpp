@@ -1,4 +1,5 @@
-// GPU-vs-reference tests for the paged KV ops kv_write and kv_gather (tests/runtime).
+// GPU-vs-reference tests for the paged KV ops kv_write and kv_gather, and kv_write with RoPE
+// fused in against rope() then kv_write (tests/runtime).
 #include "runtime/ops/paged_kv.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <tuple>
 
 #include "runtime/cpu/half.h"
+#include "runtime/ops/rope.h"
 #include "tests/common/test_device.h"
 
 namespace kvz::test {
@@ -194,6 +196,84 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PagedKvTest,
                          ::testing::Combine(::testing::Values(64, 128, 256),
                                             ::testing::Values(1, 4, 8),
                                             ::testing::Values(1, 33, 100)));
+
+// (head_dim, n_heads, n_kv_heads, style, partial rotation, n_tokens)
+using RopeShape = std::tuple<int, int, int, RopeStyle, bool, int>;
+class KvWriteRopeTest : public VkTest, public ::testing::WithParamInterface<RopeShape> {};
+
+// The forward pass's fused step, rope(q) beside kv_write with rope, against the separate one,
+// rope(q), rope(k), then kv_write: the same q and pools, bit for bit, on each backend.
+TEST_P(KvWriteRopeTest, FusedEqualsRopeThenWrite) {
+  const auto [head_dim, n_heads, n_kv_heads, style, partial, n_tokens] = GetParam();
+  Rng rng(head_dim * 31 + n_heads * 7 + n_kv_heads * 3 + n_tokens + partial);
+  const Layout l = make_layout(rng, n_kv_heads, n_tokens);
+  const size_t n_slots = size_t(l.n_blocks) * kKvBlockTokens;
+  const auto k0 = random_bits(rng, n_slots * head_dim), v0 = random_bits(rng, n_slots * head_dim);
+  const auto pos0 = random_i32(rng, n_slots);
+  const int64_t nt = n_tokens, nq = n_heads, nh = n_kv_heads, hd = head_dim;
+  const int rot_dims = partial ? head_dim / 4 * 3 / 2 * 2 : head_dim;  // 48 of 64, 96 of 128 ...
+  const auto q = rng.uniform_vec(nt * nq * hd, -3, 3), k = rng.uniform_vec(nt * nh * hd, -3, 3),
+             v = rng.uniform_vec(nt * nh * hd, -3, 3);
+  // Positions: small ones, and large ones that take the exact range reduction's integer path.
+  std::vector<int32_t> pos(n_tokens), dst(n_kv_heads * n_tokens);
+  for (int t = 0; t < n_tokens; ++t) pos[t] = t % 2 ? t : static_cast<int32_t>(rng.next() % 200000);
+  for (int h = 0; h < n_kv_heads; ++h)
+    for (int t = 0; t < n_tokens; ++t) dst[h * n_tokens + t] = l.slot(h, l.lens[h] + t);
+  RopeScaling sc{RopeScaling::Type::kYarn, 4.0f};
+  const auto freqs = rope_inv_freqs(1e6f, rot_dims, sc);
+
+  for (Device* dev : {gpu, cpu}) {
+    SCOPED_TRACE(dev == gpu ? "vulkan" : "cpu");
+    std::vector<Buffer> keep;
+    Pools out[2];
+    Tensor q_out[2], k_new[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      out[fused] = upload_pools(*dev, keep, l.n_blocks, head_dim, k0, v0, pos0);
+      RopeArgs ra;
+      ra.x = q_out[fused] = upload_f32(*dev, keep, {nt, nq, hd}, q);
+      ra.pos = upload(*dev, keep, DType::kI32, {nt}, pos.data());
+      ra.inv_freq = upload_f32(*dev, keep, {rot_dims / 2}, freqs);
+      ra.style = style;
+      ra.rot_dims = partial ? rot_dims : 0;
+      ra.attn_factor = rope_attn_factor(sc);
+      KvWriteArgs a;
+      a.k_new = k_new[fused] = upload_f32(*dev, keep, {nt, nh, hd}, k);
+      a.v_new = upload_f32(*dev, keep, {nt, nh, hd}, v);
+      a.pos_new = ra.pos;
+      a.dst_slot = upload(*dev, keep, DType::kI32, {nh, nt}, dst.data());
+      a.k_pool = out[fused].k, a.v_pool = out[fused].v, a.pos_pool = out[fused].pos;
+      Recorder rec(*dev);
+      if (fused) {
+        a.rope = {ra.inv_freq, ra.style, ra.rot_dims, ra.attn_factor};
+        Recorder::Concurrent group(rec);
+        rope(rec, ra);
+        kv_write(rec, a);
+      } else {
+        {
+          Recorder::Concurrent group(rec);
+          rope(rec, ra);
+          ra.x = a.k_new;
+          rope(rec, ra);
+        }
+        kv_write(rec, a);
+      }
+      rec.finish();
+    }
+    expect_same_pools(*dev, out[0], *dev, out[1]);
+    EXPECT_TRUE(download_as<uint32_t>(*dev, q_out[0]) == download_as<uint32_t>(*dev, q_out[1]))
+        << "q differs";
+    EXPECT_TRUE(download_f32(*dev, k_new[1]) == k) << "the fused kv_write modified k_new";
+    // rope() did rotate k in the separate path, so equal pools mean the fused one rotated too.
+    EXPECT_FALSE(download_f32(*dev, k_new[0]) == k);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, KvWriteRopeTest,
+                         ::testing::Combine(::testing::Values(64, 128, 256),
+                                            ::testing::Values(8),        // n_heads
+                                            ::testing::Values(1, 2, 8),  // n_kv_heads: GQA, MHA
+                                            ::testing::Values(RopeStyle::kNormal, RopeStyle::kNeox),
+                                            ::testing::Bool(), ::testing::Values(1, 5)));
 
 }  // namespace
 }  // namespace kvz::test
