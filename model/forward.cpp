@@ -224,7 +224,10 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     }
     pending = o;
     // Hand finished layers to the GPU while the rest is recorded.
-    if (il % kLayersPerSubmit == kLayersPerSubmit - 1) rec.submit();
+    // The GPU idles from the start of a step until the first submit: hand over the first layer
+    // at once (KVZ_NO_EARLY_SUBMIT=1: only every kLayersPerSubmit layers, for A/B runs).
+    static const bool submit_first = !env_flag("KVZ_NO_EARLY_SUBMIT");
+    if ((submit_first && il == 0) || il % kLayersPerSubmit == kLayersPerSubmit - 1) rec.submit();
   }
   const Tensor hl = h.slice(0, n_logits), lx8 = x8_for(hl, {&w.output});
   if (n_logits == n) {
