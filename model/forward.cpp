@@ -4,9 +4,7 @@
 #include "model/forward.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <optional>
-#include <string_view>
 
 #include "runtime/ops/activation.h"
 #include "runtime/ops/elementwise.h"
