@@ -291,6 +291,7 @@ int run_eval(const EvalArgs& in) {
     to.queries = a.queries;
     to.max_new_tokens = a.max_new_tokens;
     to.seed = a.seed;
+    to.vary_haystack = a.vary_haystack;
     to.data_dir = a.data_dir.empty() ? KVZ_EVAL_DATA_DIR : a.data_dir;
     std::vector<EvalSample> samples = make_task(to, l.model->tokenizer());
     std::optional<KvzapEval> kvzap;

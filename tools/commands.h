@@ -60,6 +60,7 @@ struct EvalArgs {
   int max_new_tokens = 0;  // 0 = task default
   int chunk = 2000;
   uint64_t seed = 1;
+  bool vary_haystack = false;
   bool report_only = false;
   std::string kvzap_dir;                 // KVzap weights (default tools/data/kvzap)
   std::optional<float> kvzap_threshold;  // fixed tau instead of one per --ratios entry

@@ -32,15 +32,18 @@ std::vector<EvalSample> squad(const TaskOptions& o) {
   return out;
 }
 
-// The first `n_tokens` tokens of the bundled essay haystack, as text.
-std::string haystack(const TaskOptions& o, const Tokenizer& tok, int64_t n_tokens) {
-  std::string text = read_file(o.data_dir + "/pg_essays_haystack.txt");
-  std::vector<int32_t> ids = tok.encode(text, false, false);
-  while (static_cast<int64_t>(ids.size()) < n_tokens) {  // repeat the text when more is needed
-    std::vector<int32_t> more = tok.encode(text, false, false);
-    ids.insert(ids.end(), more.begin(), more.end());
-  }
-  ids.resize(static_cast<size_t>(std::max<int64_t>(n_tokens, 0)));
+// `n_tokens` tokens of the bundled essay haystack, as text: from token `start` of the essay
+// (taken modulo its length), the essay repeated as often as needed.
+std::string haystack(const TaskOptions& o, const Tokenizer& tok, int64_t n_tokens,
+                     int64_t start = 0) {
+  const std::vector<int32_t> essay =
+      tok.encode(read_file(o.data_dir + "/pg_essays_haystack.txt"), false, false);
+  if (essay.empty()) throw InputError("niah: the bundled essay haystack is empty");
+  std::vector<int32_t> ids;
+  ids.reserve(static_cast<size_t>(std::max<int64_t>(n_tokens, 0)));
+  const auto size = static_cast<int64_t>(essay.size());
+  for (int64_t i = 0; i < n_tokens; ++i)
+    ids.push_back(essay[static_cast<size_t>((start + i) % size)]);
   return tok.decode(ids, true);
 }
 
@@ -64,12 +67,14 @@ constexpr const char* kNouns[] = {"anchor", "badger",  "canyon", "dolphin", "eng
 std::vector<EvalSample> niah(const TaskOptions& o, const Tokenizer& tok) {
   const int64_t length = o.length > 0 ? o.length : 3000;
   const int n_needles = o.queries > 0 ? o.queries : 4, num = o.num > 0 ? o.num : 8;
+  const auto essay_tokens = static_cast<int64_t>(
+      tok.encode(read_file(o.data_dir + "/pg_essays_haystack.txt"), false, false).size());
   std::vector<EvalSample> out;
   for (int s = 0; s < num; ++s) {
     Rng rng(o.seed * 1000003 + static_cast<uint64_t>(s));
     std::vector<std::string> needles;
     EvalSample e;
-    e.id = fmt::format("niah-{}-{}", length, s);
+    e.id = fmt::format("niah-{}-{}{}", length, s, o.vary_haystack ? "-v" : "");
     int64_t needle_tokens = 0;
     std::vector<std::string> keys;
     while (static_cast<int>(keys.size()) < n_needles) {
@@ -88,7 +93,10 @@ std::vector<EvalSample> niah(const TaskOptions& o, const Tokenizer& tok) {
            {},
            Metric::kAnyNormalized});
     }
-    std::string text = haystack(o, tok, length - needle_tokens);
+    // --vary-haystack: sample s starts s / num of the way into the essay, so samples differ in
+    // text, not only in their needles.
+    const int64_t start = o.vary_haystack ? static_cast<int64_t>(s) * essay_tokens / num : 0;
+    std::string text = haystack(o, tok, length - needle_tokens, start);
     // Needle k goes at a depth drawn in [k/n, (k+1)/n), at a sentence end; insert from the back
     // so earlier offsets stay valid.
     std::vector<size_t> at(needles.size());

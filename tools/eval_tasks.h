@@ -43,7 +43,8 @@ struct TaskOptions {
   int queries = 0;     // niah needles / kv queried keys / ruler queries per sample (0 = default)
   int max_new_tokens = 0;  // RULER-style tasks reserve this many (0 = task_max_new_tokens)
   uint64_t seed = 1;
-  std::string data_dir;  // tools/data/eval
+  bool vary_haystack = false;  // niah: each sample's haystack starts elsewhere in the essay
+  std::string data_dir;        // tools/data/eval
 };
 
 // Builds the samples. Throws InputError on an unknown task or unreadable data.

@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
                    "30, ruler_cwe 120, ruler_fwe 50, ruler_qa 32, gsm8k 512");
   eval->add_option("--chunk", ev.chunk, "KVzip scoring chunk")->check(CLI::Range(16, 1 << 16));
   eval->add_option("--seed", ev.seed);
+  eval->add_flag("--vary-haystack", ev.vary_haystack,
+                 "niah: sample s starts s/num of the way into the essay (default: every sample "
+                 "starts at its beginning)");
   eval->add_option("--data", ev.data_dir, "Directory of the bundled task data");
   eval->add_flag("--report", ev.report_only, "Only print the table and plot from --out");
   eval->add_option("--kvzap-dir", ev.kvzap_dir, "KVzap weights folder (default tools/data/kvzap)");

@@ -243,6 +243,33 @@ TEST(RulerQa, GoldDocumentAndMetric) {
   }
 }
 
+// niah --vary-haystack: sample 0 is the plain sample 0; later samples keep their needles and
+// questions but take their haystack from further into the essay, so their texts differ.
+TEST(NiahTask, VaryHaystackMovesTheTextNotTheNeedles) {
+  TaskOptions plain = opts("niah", kLength);
+  plain.num = 3;
+  TaskOptions varied = plain;
+  varied.vary_haystack = true;
+  const std::vector<EvalSample> a = make_task(plain, tok512()), b = make_task(varied, tok512());
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(a[0].context, b[0].context);
+  EXPECT_NE(a[0].id, b[0].id);  // a results file never mixes the two
+  for (size_t s = 1; s < 3; ++s) {
+    EXPECT_NE(a[s].context, b[s].context) << s;
+    EXPECT_NE(b[0].context.substr(0, 200), b[s].context.substr(0, 200)) << s;
+    ASSERT_EQ(a[s].queries.size(), b[s].queries.size());
+    for (size_t q = 0; q < a[s].queries.size(); ++q) {
+      EXPECT_EQ(a[s].queries[q].question, b[s].queries[q].question);
+      ASSERT_FALSE(b[s].queries[q].answers.empty());
+      EXPECT_NE(b[s].context.find(b[s].queries[q].answers[0]), std::string::npos);
+    }
+    const int64_t n = n_tok(b[s].context);
+    EXPECT_GT(n, kLength * 9 / 10) << s;
+    EXPECT_LT(n, kLength * 11 / 10) << s;
+  }
+}
+
 TEST(RulerMetrics, StringMatchAllAndPart) {
   EvalQuery all{"q", {"Alpha", "beta", "gamma", "delta"}, "", Metric::kAllContained};
   EXPECT_DOUBLE_EQ(score_prediction(all, "ALPHA and Beta"), 0.5);
