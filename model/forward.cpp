@@ -165,7 +165,7 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
     KvCache::LayerView kv = cache.layer(il);
     KvWriteArgs kw{k3, v3, pos, cache.dst_slots(il), kv.k_pool, kv.v_pool, kv.pos_pool};
     // K is roped on its way into the pool (k3 itself stays unrotated: nothing reads it later).
-    kw.rope = {ra.inv_freq, ra.style, ra.rot_dims, ra.attn_factor};
+    kw.rope = ra;  // q's rotation
     {
       Recorder::Concurrent group(rec);  // rope writes q3; kv_write reads k3, v3, writes the pools
       rope(rec, ra);

@@ -50,12 +50,9 @@ WriteDims check_write(const KvWriteArgs& a) {
 std::optional<RopeArgs> kv_rope(const KvWriteArgs& a, const WriteDims& d) {
   if (!a.rope.inv_freq.defined()) return std::nullopt;
   RopeArgs r;
+  static_cast<RopeParams&>(r) = a.rope;
   r.x = a.k_new.reshape({d.n_tokens, d.n_kv_heads, d.head_dim});
   r.pos = a.pos_new;
-  r.inv_freq = a.rope.inv_freq;
-  r.style = a.rope.style;
-  r.rot_dims = a.rope.rot_dims;
-  r.attn_factor = a.rope.attn_factor;
   return r;
 }
 

@@ -20,19 +20,13 @@ constexpr int kKvBlockTokens = 32;
 // v_new[t, h, :] (f32, converted to f16) go to slot dst_slot[h, t]; pos_new[t] to pos_pool there.
 // k_new, v_new: [n_tokens, n_kv_heads, head_dim] f32; pos_new: [n_tokens] i32;
 // dst_slot: [n_kv_heads, n_tokens] i32.
-// With rope.inv_freq defined, K is stored as rope() with {x = k_new, pos = pos_new, and these
-// fields} would leave it, bit for bit, in the same dispatch (one dispatch and barrier fewer per
+// With rope.inv_freq defined, K is stored as rope() with x = k_new, pos = pos_new and this
+// rotation would leave it, bit for bit, in the same dispatch (one dispatch and barrier fewer per
 // layer); k_new itself is left unrotated.
-struct KvWriteRope {
-  Tensor inv_freq;  // [rot_dims / 2] f32
-  RopeStyle style = RopeStyle::kNeox;
-  int rot_dims = 0;  // 0 = head_dim
-  float attn_factor = 1.0f;
-};
 struct KvWriteArgs {
   Tensor k_new, v_new, pos_new, dst_slot;
   Tensor k_pool, v_pool, pos_pool;
-  KvWriteRope rope = {};
+  RopeParams rope = {};
 };
 void kv_write(Recorder& rec, const KvWriteArgs& args);
 

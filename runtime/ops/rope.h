@@ -25,14 +25,17 @@ std::vector<float> rope_inv_freqs(float base, int rot_dims, const RopeScaling& s
 // cos/sin multiplier (YaRN's 0.1 ln(factor) + 1; 1 otherwise).
 float rope_attn_factor(const RopeScaling& scaling);
 
-// In place on x: [n_tokens, n_heads, head_dim] f32; the first rot_dims dims of every head are
-// rotated by angle pos[t] * inv_freq[i]; cos/sin are multiplied by attn_factor.
-// pos: [n_tokens] i32; inv_freq: [rot_dims/2] f32.
-struct RopeArgs {
-  Tensor x, pos, inv_freq;
+// The rotation: the first rot_dims dims of every head are rotated by angle pos * inv_freq[i];
+// cos/sin are multiplied by attn_factor. Shared by rope() and the fused rope of kv_write().
+struct RopeParams {
+  Tensor inv_freq;  // [rot_dims / 2] f32
   RopeStyle style = RopeStyle::kNeox;
   int rot_dims = 0;  // 0 = head_dim
   float attn_factor = 1.0f;
+};
+// In place on x: [n_tokens, n_heads, head_dim] f32, token t at position pos[t] ([n_tokens] i32).
+struct RopeArgs : RopeParams {
+  Tensor x, pos;
 };
 void rope(Recorder& rec, const RopeArgs& args);
 // The rotated dims of `args` (rot_dims, or head_dim for 0), after checking shapes and dtypes as

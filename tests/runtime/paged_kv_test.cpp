@@ -244,7 +244,7 @@ TEST_P(KvWriteRopeTest, FusedEqualsRopeThenWrite) {
       a.k_pool = out[fused].k, a.v_pool = out[fused].v, a.pos_pool = out[fused].pos;
       Recorder rec(*dev);
       if (fused) {
-        a.rope = {ra.inv_freq, ra.style, ra.rot_dims, ra.attn_factor};
+        a.rope = ra;  // q's rotation
         Recorder::Concurrent group(rec);
         rope(rec, ra);
         kv_write(rec, a);
