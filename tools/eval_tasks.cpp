@@ -67,8 +67,11 @@ constexpr const char* kNouns[] = {"anchor", "badger",  "canyon", "dolphin", "eng
 std::vector<EvalSample> niah(const TaskOptions& o, const Tokenizer& tok) {
   const int64_t length = o.length > 0 ? o.length : 3000;
   const int n_needles = o.queries > 0 ? o.queries : 4, num = o.num > 0 ? o.num : 8;
-  const auto essay_tokens = static_cast<int64_t>(
-      tok.encode(read_file(o.data_dir + "/pg_essays_haystack.txt"), false, false).size());
+  const auto essay_tokens =
+      o.vary_haystack
+          ? static_cast<int64_t>(
+                tok.encode(read_file(o.data_dir + "/pg_essays_haystack.txt"), false, false).size())
+          : int64_t{0};
   std::vector<EvalSample> out;
   for (int s = 0; s < num; ++s) {
     Rng rng(o.seed * 1000003 + static_cast<uint64_t>(s));

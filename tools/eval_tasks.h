@@ -43,7 +43,7 @@ struct TaskOptions {
   int queries = 0;     // niah needles / kv queried keys / ruler queries per sample (0 = default)
   int max_new_tokens = 0;  // RULER-style tasks reserve this many (0 = task_max_new_tokens)
   uint64_t seed = 1;
-  bool vary_haystack = false;  // niah: each sample's haystack starts elsewhere in the essay
+  bool vary_haystack = false;  // niah: sample s's haystack starts s / num into the essay
   std::string data_dir;        // tools/data/eval
 };
 

@@ -125,7 +125,8 @@ int main(int argc, char** argv) {
   eval->add_option("--seed", ev.seed);
   eval->add_flag("--vary-haystack", ev.vary_haystack,
                  "niah: sample s starts s/num of the way into the essay (default: every sample "
-                 "starts at its beginning)");
+                 "starts at its beginning); the texts depend on --num, so resume a file with the "
+                 "same --num");
   eval->add_option("--data", ev.data_dir, "Directory of the bundled task data");
   eval->add_flag("--report", ev.report_only, "Only print the table and plot from --out");
   eval->add_option("--kvzap-dir", ev.kvzap_dir, "KVzap weights folder (default tools/data/kvzap)");
