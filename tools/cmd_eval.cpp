@@ -224,6 +224,7 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     s.set_scores(r.kvzap->scores(m, r.index));
     PruneResult pr = s.prune_threshold(cell.threshold, r.kvzap->window());
     EvalRow row = answer_all(s, r, m, cell.key, pr.kept_fraction);  // before ms_since(t0) runs
+    row.threshold = cell.threshold;
     emit(std::move(row), ms_since(t0));
   }
 }

@@ -85,6 +85,7 @@ std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
       r.ok = j.value("ok", std::vector<double>{});
       r.predictions = j.value("predictions", std::vector<std::string>{});
       r.ms = j.value("ms", 0.0);
+      if (j.contains("threshold")) r.threshold = j.at("threshold").get<double>();
       rows.push_back(std::move(r));
     } catch (const nlohmann::json::exception& e) {
       fmt::print(stderr, "{}:{}: skipping unreadable row ({})\n", path, lineno, e.what());
@@ -116,6 +117,7 @@ void append_row(const std::string& path, const EvalRow& r) {
                       {"ok", ok},
                       {"predictions", r.predictions},
                       {"ms", r.ms}};
+  if (r.threshold) j["threshold"] = *r.threshold;
   std::ofstream f(path, std::ios::app);
   // Invalid UTF-8 in a prediction (a token cut mid-character) is replaced, not thrown on.
   f << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <tuple>
@@ -20,6 +21,7 @@ struct EvalRow {
   std::vector<double> ok;                // [n_queries] score in [0, 1] (0/1 for most tasks)
   std::vector<std::string> predictions;  // [n_queries]
   double ms = 0;                         // prune + answers
+  std::optional<double> threshold;       // KVzap rows: the log-score threshold applied
 };
 
 // Key used for resuming: the ratio is compared at 4 significant digits.

@@ -85,7 +85,9 @@ file(STRINGS "${zout}" zrows)
 list(GET zrows 1 zrow)
 string(JSON zmethod GET "${zrow}" method)
 string(JSON zkept GET "${zrow}" kept_fraction)
-if(NOT zmethod STREQUAL "kvzap_mlp" OR NOT zkept LESS 1.0 OR NOT zkept GREATER 0.0)
+string(JSON ztau GET "${zrow}" threshold)
+if(NOT zmethod STREQUAL "kvzap_mlp" OR NOT zkept LESS 1.0 OR NOT zkept GREATER 0.0 OR
+   NOT ztau MATCHES "^-3(\\.0*)?$")
   message(FATAL_ERROR "kvzap fixed threshold row: ${zrow}")
 endif()
 
