@@ -32,13 +32,18 @@ std::vector<EvalSample> squad(const TaskOptions& o) {
   return out;
 }
 
-// `n_tokens` tokens of the bundled essay haystack, as text: from token `start` of the essay
-// (taken modulo its length), the essay repeated as often as needed.
-std::string haystack(const TaskOptions& o, const Tokenizer& tok, int64_t n_tokens,
-                     int64_t start = 0) {
-  const std::vector<int32_t> essay =
+// The bundled essay haystack as tokens (not empty).
+std::vector<int32_t> essay_tokens(const TaskOptions& o, const Tokenizer& tok) {
+  std::vector<int32_t> essay =
       tok.encode(read_file(o.data_dir + "/pg_essays_haystack.txt"), false, false);
   if (essay.empty()) throw InputError("niah: the bundled essay haystack is empty");
+  return essay;
+}
+
+// `n_tokens` tokens of the essay, as text: from token `start` (taken modulo its length), the
+// essay repeated as often as needed.
+std::string haystack(const Tokenizer& tok, const std::vector<int32_t>& essay, int64_t n_tokens,
+                     int64_t start) {
   std::vector<int32_t> ids;
   ids.reserve(static_cast<size_t>(std::max<int64_t>(n_tokens, 0)));
   const auto size = static_cast<int64_t>(essay.size());
@@ -67,11 +72,7 @@ constexpr const char* kNouns[] = {"anchor", "badger",  "canyon", "dolphin", "eng
 std::vector<EvalSample> niah(const TaskOptions& o, const Tokenizer& tok) {
   const int64_t length = o.length > 0 ? o.length : 3000;
   const int n_needles = o.queries > 0 ? o.queries : 4, num = o.num > 0 ? o.num : 8;
-  const auto essay_tokens =
-      o.vary_haystack
-          ? static_cast<int64_t>(
-                tok.encode(read_file(o.data_dir + "/pg_essays_haystack.txt"), false, false).size())
-          : int64_t{0};
+  const std::vector<int32_t> essay = essay_tokens(o, tok);  // once for every sample
   std::vector<EvalSample> out;
   for (int s = 0; s < num; ++s) {
     Rng rng(o.seed * 1000003 + static_cast<uint64_t>(s));
@@ -98,8 +99,9 @@ std::vector<EvalSample> niah(const TaskOptions& o, const Tokenizer& tok) {
     }
     // --vary-haystack: sample s starts s / num of the way into the essay, so samples differ in
     // text, not only in their needles.
-    const int64_t start = o.vary_haystack ? static_cast<int64_t>(s) * essay_tokens / num : 0;
-    std::string text = haystack(o, tok, length - needle_tokens, start);
+    const int64_t start =
+        o.vary_haystack ? static_cast<int64_t>(s) * static_cast<int64_t>(essay.size()) / num : 0;
+    std::string text = haystack(tok, essay, length - needle_tokens, start);
     // Needle k goes at a depth drawn in [k/n, (k+1)/n), at a sentence end; insert from the back
     // so earlier offsets stay valid.
     std::vector<size_t> at(needles.size());
