@@ -173,6 +173,8 @@ const bool kRegistered = [] {
         fast);
     reg("BM_paged_attention/llama3_8b_decode_32k" + sfx, bm_decode,
         std::vector<int>(kKvHeads, 32 * 1024), fast);
+    reg("BM_paged_attention/llama3_8b_decode_4k" + sfx, bm_decode,
+        std::vector<int>(kKvHeads, 4 * 1024), fast);
   }
   reg("BM_paged_attention/llama3_8b_prefill_4k_causal", bm_prefill, 4096);
   reg("BM_paged_attention/llama3_8b_prefill_16k_causal", bm_prefill, 16384);

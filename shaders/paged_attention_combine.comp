@@ -74,16 +74,18 @@ void main() {
   const uint hd4 = p.head_dim / 4u, slices = WG / hd4, c = tid % hd4, sl = tid / hd4;
   vec4 acc = vec4(0.0);
   if (sl < slices) {
-    // Four independent loads in flight per iteration; empty splits are selected away (their o_s
-    // may be garbage, even NaN).
+    // Four independent loads in flight per iteration. Empty splits are neither read (a ragged
+    // cache's short heads leave many: their bytes would be wasted) nor added (their o_s may be
+    // garbage, even NaN).
     uint s = sl;
     for (; s + 3u * slices < p.n_split; s += 4u * slices) {
       vec4 v[4];
-      [[unroll]] for (uint k = 0; k < 4u; ++k) v[k] = scratch4[((s + k * slices) * p.n_rows + row) * hd4 + c];
+      float w[4];
       [[unroll]] for (uint k = 0; k < 4u; ++k) {
-        const float w = ws[s + k * slices];
-        acc += w > 0.0 ? w * v[k] : vec4(0.0);
+        w[k] = ws[s + k * slices];
+        v[k] = w[k] > 0.0 ? scratch4[((s + k * slices) * p.n_rows + row) * hd4 + c] : vec4(0.0);
       }
+      [[unroll]] for (uint k = 0; k < 4u; ++k) acc += w[k] > 0.0 ? w[k] * v[k] : vec4(0.0);
     }
     for (; s < p.n_split; s += slices) {
       const float w = ws[s];

@@ -74,14 +74,19 @@ AttnPush attn_push(const cpu::AttnDims& d, const PagedAttentionArgs& a, uint32_t
 // key row spread over the lanes of a subgroup, many split-K workgroups per head.
 constexpr int64_t kDecodeMaxRows = 16;   // n_q * group served by the decode kernel
 constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers: 2 x 8 per row)
-// Shares per KV head, each >= kDecodeMinRowsPerSplitDefault rows: 8 KV heads x 512 shares of a 128K
-// cache are ~4000 short workgroups, so the GPU stays busy to the end also when heads are ragged
-// (a short head simply has fewer non-empty shares). With n_q queries at most
-// decode_max_splits() / n_q shares, which also bounds the scratch to that many x n_heads x
-// (head_dim + 2) per query. KVZ_DECODE_SPLITS (<= 512, the combine pass's limit) overrides the
-// cap for measurements.
+// Split-K shares per KV head: shares of decode_min_rows_per_split() rows up to
+// kDecodeSharesPerHead shares, then that many shares up to kDecodeMaxRowsPerSplit rows each, then
+// shares of that size. A share is one workgroup with a fixed start cost (its first loads' latency,
+// the merge, its partial result), so long heads want long shares and short ones many shares to
+// fill the GPU. H100 sweep (bench/results/2026-11-26f): best at 128 rows for 4K, 256 for 32K, 512
+// for 128K and for the 30%-kept ragged 128K cache (longest head 64K), which went from 0.40x to
+// 0.30x of the full cache's time. With n_q queries at most decode_max_splits() / n_q shares, which
+// also bounds the scratch to that many x n_heads x (head_dim + 2) per query. KVZ_DECODE_SPLITS
+// (<= 512, the combine pass's limit) overrides the cap for measurements.
 constexpr int64_t kDecodeMaxSplitsDefault = 512;
 constexpr int64_t kDecodeMinRowsPerSplitDefault = 128;
+constexpr int64_t kDecodeMaxRowsPerSplit = 512;
+constexpr int64_t kDecodeSharesPerHead = 128;
 constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row blocks, whole steps
 int64_t decode_max_splits() {
   static const int64_t v = [] {
@@ -114,16 +119,20 @@ bool decode_disabled_by_env() {
 
 // Rows per split-K share, the same for every KV head: a short (ragged) head simply has fewer
 // non-empty shares, so every busy workgroup does about the same work. Depends only on max_rows
-// so that the scratch size can be computed ahead.
+// so that the scratch size can be computed ahead: `bound` (>= n_split) never decreases with
+// max_rows, so the scratch for the largest max_rows serves every smaller one.
 struct DecodeSplit {
-  int64_t n_split, chunk;
+  int64_t n_split, chunk, bound;
 };
 DecodeSplit pick_decode_split(int64_t n_q, int64_t max_rows) {
   const int64_t rows = std::max<int64_t>(max_rows, 1);
   const int64_t max_splits = std::max<int64_t>(1, decode_max_splits() / std::max<int64_t>(n_q, 1));
-  const int64_t n = std::clamp<int64_t>(rows / decode_min_rows_per_split(), 1, max_splits);
+  const int64_t n = std::clamp<int64_t>(
+      std::max(std::min(rows / decode_min_rows_per_split(), kDecodeSharesPerHead),
+               rows / kDecodeMaxRowsPerSplit),
+      1, max_splits);
   const int64_t chunk = div_up(div_up(rows, n), kDecodeChunkAlign) * kDecodeChunkAlign;
-  return {div_up(rows, chunk), chunk};
+  return {div_up(rows, chunk), chunk, n};
 }
 
 struct DecodePlan {
@@ -187,7 +196,7 @@ bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDi
   const int64_t cap = d.max_blocks * kKvBlockTokens;
   const int64_t rows = a.max_rows > 0 ? std::min(a.max_rows, cap) : cap;
   DecodeSplit sp = pick_decode_split(d.n_q, rows);
-  if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows)};
+  if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows), 1};
   const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
   KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
             "paged_attention: scratch {} < {} f32 elements", a.scratch.shape_str(), need);
@@ -210,7 +219,7 @@ int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int ma
   // The tiled kernel's need, and the decode kernel's where n_q is small enough for it (its
   // choice also depends on the group and the device, unknown here: size for the larger).
   int64_t n_split = pick_splits(n_q, n_heads, max_rows);
-  if (n_q <= kDecodeMaxRows) n_split = std::max(n_split, pick_decode_split(n_q, max_rows).n_split);
+  if (n_q <= kDecodeMaxRows) n_split = std::max(n_split, pick_decode_split(n_q, max_rows).bound);
   return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) : 0;
 }
 
