@@ -85,9 +85,14 @@ std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
       r.ok = j.value("ok", std::vector<double>{});
       r.predictions = j.value("predictions", std::vector<std::string>{});
       r.ms = j.value("ms", 0.0);
-      if (j.contains("threshold")) r.threshold = j.at("threshold").get<double>();
+      // A threshold of +-inf (keep all / none) is written as a string; files written before that
+      // hold null there (the sign is lost: left unset).
+      if (const auto t = j.find("threshold"); t != j.end() && t->is_string())
+        r.threshold = std::stod(t->get<std::string>());
+      else if (t != j.end() && !t->is_null())
+        r.threshold = t->get<double>();
       rows.push_back(std::move(r));
-    } catch (const nlohmann::json::exception& e) {
+    } catch (const std::exception& e) {  // json's errors, or a threshold string stod rejects
       fmt::print(stderr, "{}:{}: skipping unreadable row ({})\n", path, lineno, e.what());
     }
   }
@@ -117,7 +122,12 @@ void append_row(const std::string& path, const EvalRow& r) {
                       {"ok", ok},
                       {"predictions", r.predictions},
                       {"ms", r.ms}};
-  if (r.threshold) j["threshold"] = *r.threshold;
+  if (r.threshold) {  // JSON has no infinity: "inf" / "-inf"
+    if (std::isfinite(*r.threshold))
+      j["threshold"] = *r.threshold;
+    else
+      j["threshold"] = *r.threshold > 0 ? "inf" : "-inf";
+  }
   std::ofstream f(path, std::ios::app);
   // Invalid UTF-8 in a prediction (a token cut mid-character) is replaced, not thrown on.
   f << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
