@@ -181,12 +181,19 @@ Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_pre
 }
 
 std::vector<std::string> known_methods() {
-  return {"kvzip",        "kvzip_head",
-          "snapkv",       "pyramidkv",
-          "tova",         "h2o",
-          "streaming",    "knorm",
-          "random",       "expected_attention",
-          "adakv_snapkv", "adakv_expected_attention"};
+  return {"kvzip",
+          "kvzip_head",
+          "snapkv",
+          "pyramidkv",
+          "tova",
+          "h2o",
+          "streaming",
+          "knorm",
+          "random",
+          "expected_attention",
+          "adakv_snapkv",
+          "adakv_expected_attention",
+          "expected_attention_e2"};
 }
 
 MethodInfo method_info(std::string_view name) {
@@ -203,6 +210,9 @@ MethodInfo method_info(std::string_view name) {
   if (name == "pyramidkv") return {"pyramidkv", Budget::kPyramid, true, false};
   if (name == "expected_attention")
     return {"expected_attention", Budget::kPerHead, false, false, true};
+  if (name == "expected_attention_e2")  // adakv_expected_attention's epsilon, per-head budget
+    return {
+        "expected_attention_e2", Budget::kPerHead, false, false, true, "expected_attention", 1e-2f};
   if (name == "adakv_snapkv") return {"adakv_snapkv", Budget::kAdaKv, true, false, false, "snapkv"};
   if (name == "adakv_expected_attention")
     return {"adakv_expected_attention", Budget::kAdaKv, false, false, true,

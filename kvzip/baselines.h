@@ -82,11 +82,13 @@ Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_pre
                          float scale);
 
 // The evaluation's method names: kvzip, kvzip_head, snapkv, pyramidkv, tova, h2o, streaming,
-// knorm, random, expected_attention, adakv_snapkv, adakv_expected_attention. pyramidkv = snapkv's
-// scores under pyramid budgets; kvzip_head = KVzip's head-level variant (per-model head scores, no
-// per-sample scoring); expected_attention is in kvzip/expected_attention.h; adakv_X = X's scores
-// under AdaKV budgets (kvpress AdaKVPress(X)), adakv_expected_attention with epsilon 1e-2 as the
-// kvpress leaderboard entry (kvpress' adakv_expected_attention_e2; plain expected_attention: 0).
+// knorm, random, expected_attention, adakv_snapkv, adakv_expected_attention,
+// expected_attention_e2. pyramidkv = snapkv's scores under pyramid budgets; kvzip_head = KVzip's
+// head-level variant (per-model head scores, no per-sample scoring); expected_attention is in
+// kvzip/expected_attention.h; adakv_X = X's scores under AdaKV budgets (kvpress AdaKVPress(X)),
+// adakv_expected_attention with epsilon 1e-2 as the kvpress leaderboard entry (kvpress'
+// adakv_expected_attention_e2; plain expected_attention: 0); expected_attention_e2 = epsilon 1e-2
+// under the per-head budget, to separate the two changes.
 struct MethodInfo {
   std::string name;
   Budget budget = Budget::kGlobal;

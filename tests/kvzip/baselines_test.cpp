@@ -167,6 +167,10 @@ TEST(Baselines, MethodTable) {
   EXPECT_EQ(e.scorer, "expected_attention");
   EXPECT_FLOAT_EQ(e.epsilon, 1e-2f);
   EXPECT_EQ(method_info("expected_attention").epsilon, 0.0f);
+  const MethodInfo e2 = method_info("expected_attention_e2");
+  EXPECT_EQ(e2.budget, Budget::kPerHead);
+  EXPECT_EQ(e2.scorer, "expected_attention");
+  EXPECT_FLOAT_EQ(e2.epsilon, 1e-2f);
   EXPECT_TRUE(method_info("snapkv").scorer.empty());
 }
 
