@@ -181,8 +181,19 @@ Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_pre
 }
 
 std::vector<std::string> known_methods() {
-  return {"kvzip", "kvzip_head", "snapkv", "pyramidkv", "tova",
-          "h2o",   "streaming",  "knorm",  "random",    "expected_attention"};
+  return {"kvzip",
+          "kvzip_head",
+          "snapkv",
+          "pyramidkv",
+          "tova",
+          "h2o",
+          "streaming",
+          "knorm",
+          "random",
+          "expected_attention",
+          "adakv_snapkv",
+          "adakv_expected_attention",
+          "expected_attention_e2"};
 }
 
 MethodInfo method_info(std::string_view name) {
@@ -190,13 +201,22 @@ MethodInfo method_info(std::string_view name) {
   // comparable across heads); a per-head budget where the method defines one (SnapKV as the
   // brief specifies, TOVA, StreamingLLM, Knorm, Random, Expected Attention as in kvpress'
   // ScorerPress); PyramidKV's layer budgets over SnapKV's scores; whole heads for KVzip's
-  // head-level variant (its head scores come from elsewhere, no per-sample scoring).
+  // head-level variant (its head scores come from elsewhere, no per-sample scoring); AdaKV's
+  // per-layer budgets over SnapKV's and Expected Attention's scores (the kvpress leaderboard's
+  // adakv_snapkv and adakv_expected_attention_e2).
   if (name == "kvzip") return {"kvzip", Budget::kGlobal, false, true};
   if (name == "kvzip_head") return {"kvzip_head", Budget::kHead, false, false};
   if (name == "snapkv") return {"snapkv", Budget::kPerHead, true, false};
   if (name == "pyramidkv") return {"pyramidkv", Budget::kPyramid, true, false};
   if (name == "expected_attention")
     return {"expected_attention", Budget::kPerHead, false, false, true};
+  if (name == "expected_attention_e2")  // adakv_expected_attention's epsilon, per-head budget
+    return {
+        "expected_attention_e2", Budget::kPerHead, false, false, true, "expected_attention", 1e-2f};
+  if (name == "adakv_snapkv") return {"adakv_snapkv", Budget::kAdaKv, true, false, false, "snapkv"};
+  if (name == "adakv_expected_attention")
+    return {"adakv_expected_attention", Budget::kAdaKv, false, false, true,
+            "expected_attention",       1e-2f};
   if (name == "tova") return {"tova", Budget::kPerHead, true, false};
   if (name == "h2o") return {"h2o", Budget::kGlobal, true, false};
   if (name == "streaming") return {"streaming", Budget::kPerHead, false, false};

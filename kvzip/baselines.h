@@ -18,9 +18,10 @@ namespace kvz {
 // How a method's scores become a kept set: one global threshold over every layer and head
 // (KVzip's non-uniform budgets, prune_pair), the same count in every head (prune_pair_uniform),
 // PyramidKV's linearly decreasing layer budgets, the same count in every head of a layer
-// (pyramid_budgets + prune_layer_budgets), or whole heads by context-independent head scores
-// (prune_head, ALGORITHMS.md 2.6).
-enum class Budget { kGlobal, kPerHead, kPyramid, kHead };
+// (pyramid_budgets + prune_layer_budgets), whole heads by context-independent head scores
+// (prune_head, ALGORITHMS.md 2.6), or AdaKV's per-layer budget shared by its heads with a
+// per-head safeguard (prune_adakv, ALGORITHMS.md 4).
+enum class Budget { kGlobal, kPerHead, kPyramid, kHead, kAdaKv };
 
 // What a query-aware scorer sees of one layer while the observation window (the first query's
 // tokens, appended after the context) runs through the model.
@@ -81,15 +82,21 @@ Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_pre
                          float scale);
 
 // The evaluation's method names: kvzip, kvzip_head, snapkv, pyramidkv, tova, h2o, streaming,
-// knorm, random, expected_attention. pyramidkv = snapkv's scores under pyramid budgets;
-// kvzip_head = KVzip's head-level variant (per-model head scores, no per-sample scoring);
-// expected_attention is in kvzip/expected_attention.h.
+// knorm, random, expected_attention, adakv_snapkv, adakv_expected_attention,
+// expected_attention_e2. pyramidkv = snapkv's scores under pyramid budgets; kvzip_head = KVzip's
+// head-level variant (per-model head scores, no per-sample scoring); expected_attention is in
+// kvzip/expected_attention.h; adakv_X = X's scores under AdaKV budgets (kvpress AdaKVPress(X)),
+// adakv_expected_attention with epsilon 1e-2 as the kvpress leaderboard entry (kvpress'
+// adakv_expected_attention_e2; plain expected_attention: 0); expected_attention_e2 = epsilon 1e-2
+// under the per-head budget, to separate the two changes.
 struct MethodInfo {
   std::string name;
   Budget budget = Budget::kGlobal;
   bool query_aware = false;        // needs the observation window
   bool needs_kvzip = false;        // needs the reconstruction scoring pass
   bool needs_query_stats = false;  // needs the prefill queries' statistics (QueryStats)
+  std::string scorer = {};         // the method whose scores it uses; empty: its own name
+  float epsilon = 0.0f;            // Expected Attention's (score + epsilon) * ||v||
 };
 // Throws InputError on an unknown name (the message lists the known ones).
 MethodInfo method_info(std::string_view name);

@@ -259,6 +259,64 @@ KeepSet prune_kvpress(const Scores& s, double ratio, int64_t n_prefix, int64_t n
   return k;
 }
 
+KeepSet prune_adakv(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
+                    const std::vector<bool>& prunable, double alpha) {
+  check_ratio(ratio);
+  check_shapes(s, n_prefix, n_rows, prunable);
+  KVZ_CHECK(alpha >= 0.0 && alpha <= 1.0, "AdaKV safeguard alpha {}", alpha);
+  const int H = s.n_kv_heads;
+  const int64_t n = s.n_ctx;
+  const auto n_kept = static_cast<int64_t>(static_cast<double>(n) * ratio);  // the uniform int()
+  const auto n_safe = static_cast<int64_t>(static_cast<double>(n_kept) * alpha);
+  std::vector<uint8_t> keep(s.data.size(), 0);
+  std::vector<uint8_t> forced(static_cast<size_t>(H * n));  // [n_kv_heads, n_ctx] of one layer
+  std::vector<int64_t> order(static_cast<size_t>(n)), flat(static_cast<size_t>(H * n));
+  for (int il = 0; il < s.n_layers; ++il) {
+    if (!prunable_layer(prunable, il)) continue;  // build() keeps such layers whole
+    auto score = [&](int64_t f) { return key(s.at(il, static_cast<int>(f / n), f % n)); };
+    // The safeguard: each head's top n_safe rows (kvpress scatters +max into them).
+    std::fill(forced.begin(), forced.end(), 0);
+    for (int ih = 0; ih < H; ++ih) {
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        return key(s.at(il, ih, a)) > key(s.at(il, ih, b));
+      });
+      for (int64_t i = 0; i < n_safe; ++i) forced[static_cast<size_t>(ih * n + order[i])] = 1;
+    }
+    // Layer-wide top H * n_kept over the flat index f = ih * n_ctx + j.
+    std::iota(flat.begin(), flat.end(), 0);
+    const auto better = [&](int64_t a, int64_t b) {
+      if (forced[static_cast<size_t>(a)] != forced[static_cast<size_t>(b)])
+        return forced[static_cast<size_t>(a)] > forced[static_cast<size_t>(b)];
+      const float sa = score(a), sb = score(b);
+      if (sa != sb) return sa > sb;
+      return a % n != b % n ? a % n < b % n : a < b;
+    };
+    const int64_t n_layer = H * n_kept;
+    std::nth_element(flat.begin(), flat.begin() + n_layer, flat.end(), better);
+    for (int64_t i = 0; i < n_layer; ++i) {
+      const int64_t f = flat[static_cast<size_t>(i)];
+      keep[s.index(il, static_cast<int>(f / n), f % n)] = 1;
+    }
+  }
+  return build(s.n_layers, H, n_prefix, n, n_rows, prunable,
+               [&](int il, int ih, int64_t j) { return keep[s.index(il, ih, j)] != 0; });
+}
+
+Scores keep_mask(const KeepSet& k, int64_t n_prefix, int64_t n_ctx) {
+  const auto L = static_cast<int>(k.rows.size());
+  const int H = L > 0 ? static_cast<int>(k.rows[0].size()) : 0;
+  Scores m(L, H, n_ctx);
+  for (int il = 0; il < L; ++il) {
+    KVZ_CHECK(static_cast<int>(k.rows[il].size()) == H, "layer {}: {} heads, not {}", il,
+              k.rows[il].size(), H);
+    for (int ih = 0; ih < H; ++ih)
+      for (int32_t row : k.rows[il][ih])
+        if (row >= n_prefix && row < n_prefix + n_ctx) m.at(il, ih, row - n_prefix) = 1.0f;
+  }
+  return m;
+}
+
 KeepSet prune_threshold(const Scores& s, float threshold, int window, int64_t n_prefix,
                         int64_t n_rows, const std::vector<bool>& prunable) {
   check_shapes(s, n_prefix, n_rows, prunable);

@@ -1,8 +1,8 @@
 // Which KV pairs survive (kvzip/): KVzip's global threshold over all layers and heads (non-uniform
-// head budgets), the uniform per-head variant, head-level pruning, and kvpress' bottom-k rule.
-// ALGORITHMS.md 2.1, 2.2, 2.6. `ratio` is always the fraction of context pairs KEPT (kvpress'
-// compression_ratio is 1 - ratio). Rows [0, n_prefix) are the system prefix, rows
-// [n_prefix, n_prefix + s.n_ctx) the scored context, later rows (queries, answers) are never
+// head budgets), the uniform per-head variant, head-level pruning, AdaKV's per-layer budgets and
+// kvpress' bottom-k rule. ALGORITHMS.md 2.1, 2.2, 2.6, 4. `ratio` is always the fraction of context
+// pairs KEPT (kvpress' compression_ratio is 1 - ratio). Rows [0, n_prefix) are the system prefix,
+// rows [n_prefix, n_prefix + s.n_ctx) the scored context, later rows (queries, answers) are never
 // evicted; n_rows = rows per head in the cache. Non-prunable layers keep every row.
 #pragma once
 
@@ -52,6 +52,18 @@ std::vector<int64_t> pyramid_budgets(int n_layers, int64_t n_ctx, double ratio, 
 // dropped head keeps only its prefix and later rows.
 KeepSet prune_head(const HeadScores& hs, double ratio, int64_t n_prefix, int64_t n_rows,
                    int64_t n_ctx, const std::vector<bool>& prunable = {});
+// AdaKV (ALGORITHMS.md 4, kvpress adakv_press): in every prunable layer with H KV heads,
+// n_kept = int(n_ctx * ratio) (prune_pair_uniform's per-head budget); each head's top
+// int(alpha * n_kept) rows are forced kept (AdaKV's safeguard), then the layer keeps H * n_kept
+// rows, the forced ones and the highest-scored others across all its heads: every layer keeps the
+// uniform split's total, heads get non-uniform shares. Ties: lower position first, then lower head
+// (within a head's safeguard: lower position first). NaN scores count as lowest.
+KeepSet prune_adakv(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
+                    const std::vector<bool>& prunable = {}, double alpha = 0.2);
+// The context rows of `k` as scores over [n_prefix, n_prefix + n_ctx): 1 for a kept pair, 0 for an
+// evicted one. prune_threshold(keep_mask(k, ...), 0.5, 0, ...) reproduces `k`: how a KeepSet from
+// a rule outside Session's prune levels (prune_adakv) is applied to a session's cache.
+Scores keep_mask(const KeepSet& k, int64_t n_prefix, int64_t n_ctx);
 // kvpress KVzipPress.compress_post: over all rows [0, n_prefix + n_ctx) of every prunable layer,
 // rows 0..3 (n_sink) score 1, the rest of the prefix 0 (never scored, so evicted first), context
 // rows their score; then the int(numel * (1 - ratio)) lowest are removed (ties: the later

@@ -13,6 +13,8 @@
 
 #include "kvzip/baselines.h"
 #include "kvzip/expected_attention.h"
+#include "kvzip/pruner.h"
+#include "model/forward.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 #include "tools/eval_kvzap.h"
@@ -100,11 +102,19 @@ Scores method_scores(Session& s, const MethodInfo& m, const Scores& kvzip,
                      uint64_t seed) {
   const ModelConfig& c = s.model().config();
   const int64_t n_prefix = s.n_prefix(), n_ctx = s.n_context();
+  if (!m.scorer.empty()) {  // adakv_X: X's scores, with the wrapper's epsilon
+    MethodInfo base = method_info(m.scorer);
+    base.epsilon = m.epsilon;
+    return method_scores(s, base, kvzip, obs, stats, seed);
+  }
   if (m.name == "kvzip") return kvzip;
   if (m.name == "snapkv" || m.name == "pyramidkv")  // pyramidkv differs by its budgets
     return snapkv_scores(obs, n_prefix, n_ctx, c.attn_scale);
-  if (m.name == "expected_attention")
-    return expected_attention_scores(*stats, s.cache(), n_prefix, n_ctx);
+  if (m.name == "expected_attention") {
+    ExpectedAttentionOptions o;
+    o.epsilon = m.epsilon;
+    return expected_attention_scores(*stats, s.cache(), n_prefix, n_ctx, o);
+  }
   if (m.name == "tova") return tova_scores(obs, n_prefix, n_ctx, c.attn_scale);
   if (m.name == "h2o") return h2o_window_scores(obs, n_prefix, n_ctx, c.attn_scale);
   // The system prefix is resident and serves as the attention sinks (ALGORITHMS.md 1.5).
@@ -112,6 +122,21 @@ Scores method_scores(Session& s, const MethodInfo& m, const Scores& kvzip,
     return streaming_scores(c.n_layers, c.n_kv_heads, n_ctx, n_prefix > 0 ? 0 : 4);
   if (m.name == "knorm") return knorm_scores(s.cache(), n_prefix, n_ctx);
   return random_scores(c.n_layers, c.n_kv_heads, n_ctx, seed);
+}
+
+// AdaKV (kvzip/pruner.h prune_adakv) over the session's scores. Session has no AdaKV level, so
+// the kept set is handed over as a 0/1 mask through the threshold rule (window 0: every context
+// pair decided), which reproduces it exactly.
+PruneResult apply_adakv(Session& s, double ratio) {
+  const int64_t n_prefix = s.n_prefix(), n_ctx = s.n_context();
+  const KeepSet keep = kvz::prune_adakv(s.scores(), ratio, n_prefix, n_prefix + n_ctx,
+                                        kv_cache_config(s.model().config()).prunable);
+  s.set_scores(keep_mask(keep, n_prefix, n_ctx));
+  PruneResult pr = s.prune_threshold(0.5f, 0);
+  KVZ_CHECK(pr.kept_fraction == keep.kept_fraction, "AdaKV kept {} of the pairs, applied {}",
+            keep.kept_fraction, pr.kept_fraction);
+  pr.ratio = ratio;
+  return pr;
 }
 
 struct SampleRun {
@@ -215,7 +240,8 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
                              : m->budget == Budget::kPyramid ? PruneLevel::kPyramid
                              : m->budget == Budget::kHead    ? PruneLevel::kHead
                                                              : PruneLevel::kPairUniform;
-    PruneResult pr = s.prune(ratio, level, r.head_scores);
+    PruneResult pr =
+        m->budget == Budget::kAdaKv ? apply_adakv(s, ratio) : s.prune(ratio, level, r.head_scores);
     EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
     emit(std::move(row), ms_since(t0));
   }

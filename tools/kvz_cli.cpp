@@ -103,7 +103,8 @@ int main(int argc, char** argv) {
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
   eval->add_option("--methods", ev.methods,
                    "kvzip,kvzip_head,snapkv,pyramidkv,tova,h2o,streaming,knorm,random,"
-                   "expected_attention,kvzap_linear,kvzap_mlp")
+                   "expected_attention,adakv_snapkv,adakv_expected_attention,expected_attention_e2,"
+                   "kvzap_linear,kvzap_mlp")
       ->delimiter(',');
   eval->add_option("--ratios", ev.ratios, "Kept ratios")
       ->delimiter(',')

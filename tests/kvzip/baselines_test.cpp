@@ -154,6 +154,24 @@ TEST(Baselines, MethodTable) {
   EXPECT_FALSE(method_info("knorm").query_aware);
   EXPECT_THROW(method_info("pyramid"), InputError);
   for (const std::string& m : known_methods()) EXPECT_EQ(method_info(m).name, m);
+  // AdaKV wrappers: the wrapped scorer's observations, AdaKV budgets; Expected Attention with the
+  // kvpress leaderboard's epsilon (its plain entry keeps kvpress' default 0).
+  const MethodInfo a = method_info("adakv_snapkv");
+  EXPECT_EQ(a.budget, Budget::kAdaKv);
+  EXPECT_TRUE(a.query_aware);
+  EXPECT_EQ(a.scorer, "snapkv");
+  const MethodInfo e = method_info("adakv_expected_attention");
+  EXPECT_EQ(e.budget, Budget::kAdaKv);
+  EXPECT_TRUE(e.needs_query_stats);
+  EXPECT_FALSE(e.query_aware);
+  EXPECT_EQ(e.scorer, "expected_attention");
+  EXPECT_FLOAT_EQ(e.epsilon, 1e-2f);
+  EXPECT_EQ(method_info("expected_attention").epsilon, 0.0f);
+  const MethodInfo e2 = method_info("expected_attention_e2");
+  EXPECT_EQ(e2.budget, Budget::kPerHead);
+  EXPECT_EQ(e2.scorer, "expected_attention");
+  EXPECT_FLOAT_EQ(e2.epsilon, 1e-2f);
+  EXPECT_TRUE(method_info("snapkv").scorer.empty());
 }
 
 // PyramidKV budgets: kvpress' get_layer_budget written out by hand for these cases (Python

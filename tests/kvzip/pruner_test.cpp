@@ -1,9 +1,11 @@
 // Pruning rules against independently computed kept sets (tests/kvzip): global exact budget with
-// position tie-break, the KVzip repo's strict threshold, uniform, head-level and kvpress variants.
+// position tie-break, the KVzip repo's strict threshold, uniform, head-level, kvpress and AdaKV
+// variants.
 #include "kvzip/pruner.h"
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <tuple>
 
 #include "tests/common/test_device.h"
@@ -268,6 +270,133 @@ TEST(Pruner, KvpressSinksScoreOneAndOtherPrefixRowsGoFirst) {
   Scores z(1, 1, 10);  // all-zero context scores
   KeepSet kz = prune_kvpress(z, 0.5, 2, 12);
   EXPECT_EQ(kz.rows[0][0], (std::vector<int32_t>{0, 1, 2, 3, 4, 5}));
+}
+
+// AdaKV reference written the kvpress way (adakv_press.py), per prunable layer: copy the scores,
+// scatter float max into each head's top int(n_kept * alpha) (ties: lower position first), then
+// evict the H * (n_ctx - n_kept) lowest of the layer, ties evicting the later position, then the
+// later head, first.
+std::vector<Pair> reference_adakv(const Scores& s, double ratio, const std::vector<bool>& prunable,
+                                  double alpha = 0.2) {
+  const int H = s.n_kv_heads;
+  const int64_t n = s.n_ctx;
+  const auto n_kept = static_cast<int64_t>(static_cast<double>(n) * ratio);
+  const auto n_safe = static_cast<int64_t>(static_cast<double>(n_kept) * alpha);
+  std::vector<Pair> out;
+  for (int il = 0; il < s.n_layers; ++il) {
+    if (!prunable.empty() && !prunable[il]) continue;
+    std::vector<std::vector<float>> sc(H);
+    for (int ih = 0; ih < H; ++ih) {
+      for (int64_t j = 0; j < n; ++j) sc[ih].push_back(s.at(il, ih, j));
+      std::vector<std::pair<float, int64_t>> top;  // (-score, position): ascending = best first
+      for (int64_t j = 0; j < n; ++j) top.emplace_back(-sc[ih][j], j);
+      std::sort(top.begin(), top.end());
+      for (int64_t i = 0; i < n_safe; ++i)
+        sc[ih][top[i].second] = std::numeric_limits<float>::max();
+    }
+    std::vector<std::tuple<float, int64_t, int>> low;  // (score, -position, -head): evict first
+    for (int ih = 0; ih < H; ++ih)
+      for (int64_t j = 0; j < n; ++j) low.emplace_back(sc[ih][j], -j, -ih);
+    std::sort(low.begin(), low.end());
+    const int64_t n_pruned = H * (n - n_kept);
+    for (size_t i = static_cast<size_t>(n_pruned); i < low.size(); ++i)
+      out.emplace_back(il, -std::get<2>(low[i]), -std::get<1>(low[i]));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(AdaKv, MatchesBruteForceReference) {
+  const int L = 3, H = 4;
+  const int64_t n_prefix = 3, n_ctx = 37, n_rows = n_prefix + n_ctx + 2;  // 2 query rows
+  for (uint64_t seed : {1u, 2u, 3u})
+    for (bool quantized : {false, true})  // quantized: many ties within and across heads
+      for (double ratio : {0.02, 0.1, 0.3, 0.5, 0.77, 0.99, 1.0}) {
+        Scores s = random_scores(L, H, n_ctx, seed);
+        if (quantized)
+          for (float& x : s.data) x = std::round(x * 3.0f) / 3.0f;
+        const KeepSet k = prune_adakv(s, ratio, n_prefix, n_rows);
+        const auto got = kept_pairs(k, n_prefix, n_ctx, n_rows);
+        EXPECT_EQ(got, reference_adakv(s, ratio, {}))
+            << "seed " << seed << " quantized " << quantized << " ratio " << ratio;
+        // Every layer keeps the uniform split's total; each head at least its safeguard.
+        const auto n_kept = static_cast<int64_t>(static_cast<double>(n_ctx) * ratio);
+        const auto n_safe = static_cast<int64_t>(static_cast<double>(n_kept) * 0.2);
+        for (int il = 0; il < L; ++il) {
+          int64_t layer = 0;
+          for (int ih = 0; ih < H; ++ih) {
+            const int64_t in_head = std::count_if(got.begin(), got.end(), [&](const Pair& p) {
+              return std::get<0>(p) == il && std::get<1>(p) == ih;
+            });
+            EXPECT_GE(in_head, n_safe) << il << " " << ih << " ratio " << ratio;
+            layer += in_head;
+          }
+          EXPECT_EQ(layer, H * n_kept) << il << " ratio " << ratio;
+        }
+        EXPECT_EQ(k.n_kept, L * H * n_kept);
+        EXPECT_EQ(k.n_total, L * H * n_ctx);
+      }
+}
+
+TEST(AdaKv, RatioOneKeepsEverything) {
+  const Scores s = random_scores(2, 3, 25, 9);
+  const KeepSet k = prune_adakv(s, 1.0, 2, 29);
+  EXPECT_EQ(k.rows, prune_pair(s, 1.0, 2, 29).rows);
+  EXPECT_EQ(k.n_kept, k.n_total);
+  EXPECT_DOUBLE_EQ(k.kept_fraction, 1.0);
+}
+
+TEST(AdaKv, LowRatioStillKeepsEachHeadsSafeguard) {
+  // Head 0 outscores every other head everywhere: without the safeguard it would take the whole
+  // layer budget. n_kept = int(40 * 0.2) = 8, safeguard int(8 * 0.2) = 1, layer budget 4 * 8.
+  const int L = 2, H = 4;
+  const int64_t n_ctx = 40;
+  Scores s = random_scores(L, H, n_ctx, 4);
+  for (int il = 0; il < L; ++il)
+    for (int64_t j = 0; j < n_ctx; ++j) s.at(il, 0, j) += 2.0f;
+  const KeepSet k = prune_adakv(s, 0.2, 0, n_ctx);
+  for (int il = 0; il < L; ++il) {
+    EXPECT_EQ(k.rows[il][0].size(), 29u);  // its safeguard row + the 28 left after the others'
+    for (int ih = 1; ih < H; ++ih) {
+      ASSERT_EQ(k.rows[il][ih].size(), 1u) << il << " " << ih;
+      int64_t best = 0;  // the head's own top row
+      for (int64_t j = 1; j < n_ctx; ++j)
+        if (s.at(il, ih, j) > s.at(il, ih, best)) best = j;
+      EXPECT_EQ(k.rows[il][ih][0], best);
+    }
+  }
+  // alpha = 1 is the uniform per-head rule.
+  EXPECT_EQ(prune_adakv(s, 0.3, 0, n_ctx, {}, 1.0).rows, prune_pair_uniform(s, 0.3, 0, n_ctx).rows);
+  // A budget below one pair per head keeps nothing of the context (kvpress: n_kept = 0).
+  EXPECT_EQ(prune_adakv(s, 0.01, 0, n_ctx).n_kept, 0);
+}
+
+TEST(AdaKv, NonPrunableLayersKeepEverything) {
+  const int L = 3, H = 2;
+  const int64_t n_prefix = 1, n_ctx = 20, n_rows = 21;
+  const Scores s = random_scores(L, H, n_ctx, 6);
+  const std::vector<bool> prunable{true, false, true};
+  const KeepSet k = prune_adakv(s, 0.4, n_prefix, n_rows, prunable);
+  for (int ih = 0; ih < H; ++ih) EXPECT_EQ(k.rows[1][ih].size(), static_cast<size_t>(n_rows));
+  auto got = kept_pairs(k, n_prefix, n_ctx, n_rows);
+  got.erase(
+      std::remove_if(got.begin(), got.end(), [](const Pair& p) { return std::get<0>(p) == 1; }),
+      got.end());
+  EXPECT_EQ(got, reference_adakv(s, 0.4, prunable));
+  EXPECT_EQ(k.n_total, 2 * H * n_ctx);
+}
+
+TEST(AdaKv, KeepMaskThroughTheThresholdRuleReproducesTheKeepSet) {
+  const int64_t n_prefix = 2, n_ctx = 30, n_rows = 35;
+  const Scores s = random_scores(3, 2, n_ctx, 8);
+  for (double ratio : {0.1, 0.45, 1.0}) {
+    const KeepSet k = prune_adakv(s, ratio, n_prefix, n_rows, {true, false, true});
+    const Scores m = keep_mask(k, n_prefix, n_ctx);
+    const KeepSet t = prune_threshold(m, 0.5f, 0, n_prefix, n_rows, {true, false, true});
+    EXPECT_EQ(t.rows, k.rows) << ratio;
+    EXPECT_EQ(t.n_kept, k.n_kept) << ratio;
+    EXPECT_EQ(t.kept_fraction, k.kept_fraction) << ratio;
+  }
 }
 
 }  // namespace

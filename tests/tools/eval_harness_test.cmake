@@ -11,7 +11,8 @@ include("${CMAKE_CURRENT_LIST_DIR}/eval_common.cmake")
 
 # NIAH with every method, then a resumed run.
 set(all_methods kvzip kvzip_head snapkv pyramidkv tova h2o streaming knorm random
-                expected_attention)
+                expected_attention adakv_snapkv adakv_expected_attention
+                expected_attention_e2)
 set(out "${WORK}/eval_harness.jsonl")
 set(heads "${WORK}/eval_harness_heads.json")
 file(REMOVE "${out}" "${WORK}/eval_harness.png" "${heads}")
