@@ -13,6 +13,7 @@ namespace {
 constexpr uint32_t kRing = 3;                // command buffers in flight per recorder
 constexpr uint32_t kMaxQueries = 4096;       // timestamps between two timings() calls
 constexpr size_t kStagingBytes = 256 << 10;  // first staging buffer of a ring slot (upload())
+constexpr size_t kMaxBindings = 16;          // storage buffers of one dispatch
 
 class VkRecorder final : public RecorderBackend {
  public:
@@ -50,9 +51,12 @@ class VkRecorder final : public RecorderBackend {
     if (concurrent_ < 2) barrier(cb);  // inside a concurrent group only before its first one
     upload_run_.clear();
     if (concurrent_ == 1) concurrent_ = 2;
-    std::vector<vk::DescriptorBufferInfo> infos;
-    std::vector<vk::WriteDescriptorSet> writes;
-    infos.reserve(bindings.size());
+    // Fixed arrays, not vectors: a decode step records some 400 dispatches, and the GPU waits
+    // for the recording when a pruned cache makes its layers short.
+    KVZ_CHECK(bindings.size() <= kMaxBindings, "{}: {} bindings", shader_name(k.shader),
+              bindings.size());
+    std::array<vk::DescriptorBufferInfo, kMaxBindings> infos;
+    std::array<vk::WriteDescriptorSet, kMaxBindings> writes;
     for (size_t i = 0; i < bindings.size(); ++i) {
       const BufferView& m = bindings[i].mem();
       size_t range = std::max<size_t>(m.size_bytes, 4);
@@ -64,13 +68,15 @@ class VkRecorder final : public RecorderBackend {
       KVZ_CHECK(m.offset_bytes % caps.storage_offset_alignment == 0,
                 "{}: binding {} offset {} not aligned to {}", shader_name(k.shader), i,
                 m.offset_bytes, caps.storage_offset_alignment);
-      infos.emplace_back(reinterpret_cast<VkBuffer>(m.handle), m.offset_bytes, range);
+      infos[i] =
+          vk::DescriptorBufferInfo(reinterpret_cast<VkBuffer>(m.handle), m.offset_bytes, range);
+      writes[i] = vk::WriteDescriptorSet(nullptr, static_cast<uint32_t>(i), 0, 1,
+                                         vk::DescriptorType::eStorageBuffer, nullptr, &infos[i]);
     }
-    for (size_t i = 0; i < bindings.size(); ++i)
-      writes.emplace_back(nullptr, static_cast<uint32_t>(i), 0, 1,
-                          vk::DescriptorType::eStorageBuffer, nullptr, &infos[i]);
     cb.bindPipeline(vk::PipelineBindPoint::eCompute, *pe.pipeline);
-    cb.pushDescriptorSetKHR(vk::PipelineBindPoint::eCompute, *pe.layout, 0, writes);
+    cb.pushDescriptorSetKHR(vk::PipelineBindPoint::eCompute, *pe.layout, 0,
+                            vk::ArrayProxy<const vk::WriteDescriptorSet>(
+                                static_cast<uint32_t>(bindings.size()), writes.data()));
     if (push_bytes)
       cb.getDispatcher()->vkCmdPushConstants(*cb, *pe.layout, VK_SHADER_STAGE_COMPUTE_BIT, 0,
                                              push_bytes, push);
