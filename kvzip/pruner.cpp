@@ -303,20 +303,6 @@ KeepSet prune_adakv(const Scores& s, double ratio, int64_t n_prefix, int64_t n_r
                [&](int il, int ih, int64_t j) { return keep[s.index(il, ih, j)] != 0; });
 }
 
-Scores keep_mask(const KeepSet& k, int64_t n_prefix, int64_t n_ctx) {
-  const auto L = static_cast<int>(k.rows.size());
-  const int H = L > 0 ? static_cast<int>(k.rows[0].size()) : 0;
-  Scores m(L, H, n_ctx);
-  for (int il = 0; il < L; ++il) {
-    KVZ_CHECK(static_cast<int>(k.rows[il].size()) == H, "layer {}: {} heads, not {}", il,
-              k.rows[il].size(), H);
-    for (int ih = 0; ih < H; ++ih)
-      for (int32_t row : k.rows[il][ih])
-        if (row >= n_prefix && row < n_prefix + n_ctx) m.at(il, ih, row - n_prefix) = 1.0f;
-  }
-  return m;
-}
-
 KeepSet prune_threshold(const Scores& s, float threshold, int window, int64_t n_prefix,
                         int64_t n_rows, const std::vector<bool>& prunable) {
   check_shapes(s, n_prefix, n_rows, prunable);

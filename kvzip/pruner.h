@@ -60,10 +60,6 @@ KeepSet prune_head(const HeadScores& hs, double ratio, int64_t n_prefix, int64_t
 // (within a head's safeguard: lower position first). NaN scores count as lowest.
 KeepSet prune_adakv(const Scores& s, double ratio, int64_t n_prefix, int64_t n_rows,
                     const std::vector<bool>& prunable = {}, double alpha = 0.2);
-// The context rows of `k` as scores over [n_prefix, n_prefix + n_ctx): 1 for a kept pair, 0 for an
-// evicted one. prune_threshold(keep_mask(k, ...), 0.5, 0, ...) reproduces `k`: how a KeepSet from
-// a rule outside Session's prune levels (prune_adakv) is applied to a session's cache.
-Scores keep_mask(const KeepSet& k, int64_t n_prefix, int64_t n_ctx);
 // kvpress KVzipPress.compress_post: over all rows [0, n_prefix + n_ctx) of every prunable layer,
 // rows 0..3 (n_sink) score 1, the rest of the prefix 0 (never scored, so evicted first), context
 // rows their score; then the int(numel * (1 - ratio)) lowest are removed (ties: the later

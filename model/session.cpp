@@ -204,6 +204,10 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
         throw InputError("prune() needs score() first (or --level head with head scores)");
       keep = prune_kvpress(scores_, ratio, n_prefix_, n_rows, prunable);
       break;
+    case PruneLevel::kAdaKv:
+      if (scores_.empty()) throw InputError("AdaKV pruning needs scores (set_scores) first");
+      keep = prune_adakv(scores_, ratio, n_prefix_, n_rows, prunable);
+      break;
     case PruneLevel::kPyramid:
       if (scores_.empty()) throw InputError("pyramid pruning needs scores (set_scores) first");
       keep =

@@ -62,8 +62,9 @@ struct PruneResult {
 
 // kPair: KVzip's global threshold; kPairUniform: the same number of pairs per head; kHead:
 // head-level scores; kKvpress: kvpress KVzipPress's bottom-k rule (parity with kvpress);
-// kPyramid: PyramidKV's linearly decreasing layer budgets, the same count in every head of a layer.
-enum class PruneLevel { kPair, kPairUniform, kHead, kKvpress, kPyramid };
+// kPyramid: PyramidKV's linearly decreasing layer budgets, the same count in every head of a layer;
+// kAdaKv: AdaKV's budget per layer shared by its heads, with a floor per head (prune_adakv).
+enum class PruneLevel { kPair, kPairUniform, kHead, kKvpress, kPyramid, kAdaKv };
 
 class KvzapScorer;
 

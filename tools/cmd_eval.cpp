@@ -13,8 +13,6 @@
 
 #include "kvzip/baselines.h"
 #include "kvzip/expected_attention.h"
-#include "kvzip/pruner.h"
-#include "model/forward.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 #include "tools/eval_kvzap.h"
@@ -124,21 +122,6 @@ Scores method_scores(Session& s, const MethodInfo& m, const Scores& kvzip,
   return random_scores(c.n_layers, c.n_kv_heads, n_ctx, seed);
 }
 
-// AdaKV (kvzip/pruner.h prune_adakv) over the session's scores. Session has no AdaKV level, so
-// the kept set is handed over as a 0/1 mask through the threshold rule (window 0: every context
-// pair decided), which reproduces it exactly.
-PruneResult apply_adakv(Session& s, double ratio) {
-  const int64_t n_prefix = s.n_prefix(), n_ctx = s.n_context();
-  const KeepSet keep = kvz::prune_adakv(s.scores(), ratio, n_prefix, n_prefix + n_ctx,
-                                        kv_cache_config(s.model().config()).prunable);
-  s.set_scores(keep_mask(keep, n_prefix, n_ctx));
-  PruneResult pr = s.prune_threshold(0.5f, 0);
-  KVZ_CHECK(pr.kept_fraction == keep.kept_fraction, "AdaKV kept {} of the pairs, applied {}",
-            keep.kept_fraction, pr.kept_fraction);
-  pr.ratio = ratio;
-  return pr;
-}
-
 struct SampleRun {
   const EvalArgs& a;
   const EvalSample& sample;
@@ -239,9 +222,9 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     const PruneLevel level = m->budget == Budget::kGlobal    ? PruneLevel::kPair
                              : m->budget == Budget::kPyramid ? PruneLevel::kPyramid
                              : m->budget == Budget::kHead    ? PruneLevel::kHead
+                             : m->budget == Budget::kAdaKv   ? PruneLevel::kAdaKv
                                                              : PruneLevel::kPairUniform;
-    PruneResult pr =
-        m->budget == Budget::kAdaKv ? apply_adakv(s, ratio) : s.prune(ratio, level, r.head_scores);
+    PruneResult pr = s.prune(ratio, level, r.head_scores);
     EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
     emit(std::move(row), ms_since(t0));
   }

@@ -386,18 +386,5 @@ TEST(AdaKv, NonPrunableLayersKeepEverything) {
   EXPECT_EQ(k.n_total, 2 * H * n_ctx);
 }
 
-TEST(AdaKv, KeepMaskThroughTheThresholdRuleReproducesTheKeepSet) {
-  const int64_t n_prefix = 2, n_ctx = 30, n_rows = 35;
-  const Scores s = random_scores(3, 2, n_ctx, 8);
-  for (double ratio : {0.1, 0.45, 1.0}) {
-    const KeepSet k = prune_adakv(s, ratio, n_prefix, n_rows, {true, false, true});
-    const Scores m = keep_mask(k, n_prefix, n_ctx);
-    const KeepSet t = prune_threshold(m, 0.5f, 0, n_prefix, n_rows, {true, false, true});
-    EXPECT_EQ(t.rows, k.rows) << ratio;
-    EXPECT_EQ(t.n_kept, k.n_kept) << ratio;
-    EXPECT_EQ(t.kept_fraction, k.kept_fraction) << ratio;
-  }
-}
-
 }  // namespace
 }  // namespace kvz::test

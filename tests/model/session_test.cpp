@@ -7,6 +7,8 @@
 #include <fstream>
 
 #include "kvzip/cache_file.h"
+#include "kvzip/pruner.h"
+#include "model/forward.h"
 #include "model/session.h"
 #include "runtime/ops/paged_attention.h"
 #include "tests/common/test_device.h"
@@ -94,6 +96,25 @@ TEST_P(SessionTest, PruneKeepsTheBudgetAndRetainRestores) {
   EXPECT_FALSE(s.generate("Who was lost?", greedy()).tokens.empty());
   s.restore_full();
   EXPECT_EQ(s.generate("Who was lost?", greedy()).tokens, full.tokens);
+}
+
+// PruneLevel::kAdaKv leaves exactly the rows prune_adakv selects from the session's scores.
+TEST_P(SessionTest, AdaKvLevelKeepsTheRowsPruneAdakvSelects) {
+  Session s(*model, options());
+  s.prefill(kContext);
+  s.score();
+  const KeepSet want = prune_adakv(s.scores(), 0.3, s.n_prefix(), s.n_prefix() + s.n_context(),
+                                   kv_cache_config(model->config()).prunable);
+  const PruneResult r = s.prune(0.3, PruneLevel::kAdaKv);
+  EXPECT_DOUBLE_EQ(r.kept_fraction, want.kept_fraction);
+  bool uneven = false;
+  for (int il = 0; il < model->config().n_layers; ++il)
+    for (int ih = 0; ih < model->config().n_kv_heads; ++ih) {
+      const std::vector<int32_t>& rows = want.rows[il][ih];  // rows of the full cache = positions
+      ASSERT_EQ(s.cache().positions(il, ih), rows) << il << "/" << ih;
+      uneven |= rows.size() != want.rows[il][0].size();
+    }
+  EXPECT_TRUE(uneven);  // AdaKV moved budget between heads, unlike the uniform split
 }
 
 TEST_P(SessionTest, UpdateCacheKeepsTheTurnOtherwiseDropsIt) {
