@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 
@@ -39,11 +41,22 @@ std::vector<int32_t> query_prompt(const Session& s, const EvalQuery& q) {
   return t;
 }
 
+// The observation window: the first query's prompt, and with --oracle-window (debug) its first
+// gold answer in quotes after it, as the model would have generated it.
+std::vector<int32_t> window_tokens(const Session& s, const EvalQuery& query, bool oracle) {
+  std::vector<int32_t> t = query_prompt(s, query);
+  if (oracle && !query.answers.empty()) {
+    std::vector<int32_t> a =
+        s.model().tokenizer().encode("\"" + query.answers[0] + "\"", false, false);
+    t.insert(t.end(), a.begin(), a.end());
+  }
+  return t;
+}
+
 // Everything the query-aware scorers need from one pass of the first query over the full cache.
-std::vector<ObservedLayer> observe_first_query(Session& s, const EvalQuery& query) {
+std::vector<ObservedLayer> observe_first_query(Session& s, const std::vector<int32_t>& window) {
   const ModelConfig& c = s.model().config();
   Device& dev = s.model().device();
-  std::vector<int32_t> window = query_prompt(s, query);
   const auto n_obs = static_cast<int64_t>(window.size());
   std::vector<ObservedLayer> obs(static_cast<size_t>(c.n_layers));
   LayerHook hook = [&](Recorder& rec, int il, const Tensor& q, const KvCache::LayerView&) {
@@ -120,6 +133,70 @@ Scores method_scores(Session& s, const MethodInfo& m, const Scores& kvzip,
     return streaming_scores(c.n_layers, c.n_kv_heads, n_ctx, n_prefix > 0 ? 0 : 4);
   if (m.name == "knorm") return knorm_scores(s.cache(), n_prefix, n_ctx);
   return random_scores(c.n_layers, c.n_kv_heads, n_ctx, seed);
+}
+
+// --dump-kept (debug): after a prune, how many (layer, KV head) pairs still hold each context
+// token from 32 tokens before the first query's first gold answer (the key, for `kv`) to 4 after
+// it, read back from the cache's positions, and the kept count per layer and head over the
+// answer's tokens. Nothing is written when the answer is not in the context (nor for KVzap cells).
+void dump_kept(Session& s, const std::string& path, const EvalSample& sample, int index,
+               const std::string& method, double ratio, const std::string& window) {
+  const EvalQuery& q = sample.queries.at(0);
+  if (q.answers.empty()) return;
+  const Tokenizer& tok = s.model().tokenizer();
+  const std::vector<int32_t> ctx = tok.encode(sample.context, false, false);
+  if (static_cast<int64_t>(ctx.size()) != s.n_context()) return;
+  // Context token j spells bytes [off[j], off[j + 1]) of its pieces put together.
+  std::string text;
+  std::vector<size_t> off(ctx.size() + 1, 0);
+  for (size_t j = 0; j < ctx.size(); ++j) {
+    text += tok.token_piece(ctx[j]);
+    off[j + 1] = text.size();
+  }
+  const size_t at = text.find(q.answers[0]);
+  if (at == std::string::npos) return;
+  int64_t a0 = -1, a1 = -1;
+  const size_t end = at + q.answers[0].size();
+  for (size_t j = 0; j < ctx.size(); ++j)
+    if (off[j + 1] > at && off[j] < end) {
+      if (a0 < 0) a0 = static_cast<int64_t>(j);
+      a1 = static_cast<int64_t>(j) + 1;
+    }
+  if (a0 < 0) return;
+  const int64_t lo = std::max<int64_t>(0, a0 - 32),
+                hi = std::min<int64_t>(static_cast<int64_t>(ctx.size()), a1 + 4);
+  const ModelConfig& c = s.model().config();
+  std::vector<int> count(static_cast<size_t>(hi - lo), 0);
+  nlohmann::json per_layer = nlohmann::json::array();
+  for (int il = 0; il < c.n_layers; ++il) {
+    nlohmann::json heads = nlohmann::json::array();
+    for (const HeadRows& r : s.cache().read_layer(il)) {
+      int in_answer = 0;
+      for (int32_t p : r.pos) {
+        const int64_t j = p - s.n_prefix();
+        if (j >= lo && j < hi) ++count[static_cast<size_t>(j - lo)];
+        in_answer += j >= a0 && j < a1;
+      }
+      heads.push_back(in_answer);
+    }
+    per_layer.push_back(heads);
+  }
+  nlohmann::json tokens = nlohmann::json::array();
+  for (int64_t j = lo; j < hi; ++j) tokens.push_back(tok.token_piece(ctx[static_cast<size_t>(j)]));
+  nlohmann::json out = {{"sample", index},
+                        {"method", method},
+                        {"ratio", ratio},
+                        {"answer", q.answers[0]},
+                        {"first", lo},
+                        {"answer_tokens", nlohmann::json::array({a0, a1})},
+                        {"pairs", c.n_layers * c.n_kv_heads},
+                        {"tokens", tokens},
+                        {"kept_pairs", count},
+                        {"answer_kept_per_layer_head", per_layer}};
+  if (!window.empty()) out["window"] = window;
+  std::ofstream f(path, std::ios::app);
+  f << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  if (!f) throw InputError("cannot write " + path);
 }
 
 struct SampleRun {
@@ -211,7 +288,8 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
       co.chunk = r.a.chunk;
       kvzip = s.score(co);
     }
-    if (m->query_aware && obs.empty()) obs = observe_first_query(s, r.sample.queries.at(0));
+    if (m->query_aware && obs.empty())
+      obs = observe_first_query(s, window_tokens(s, r.sample.queries.at(0), r.a.oracle_window));
     scores[m->name] = method_scores(s, *m, kvzip, obs, stats ? &*stats : nullptr,
                                     r.a.seed * 7919 + static_cast<uint64_t>(r.index));
   }
@@ -225,6 +303,11 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
                              : m->budget == Budget::kAdaKv   ? PruneLevel::kAdaKv
                                                              : PruneLevel::kPairUniform;
     PruneResult pr = s.prune(ratio, level, r.head_scores);
+    if (!r.a.dump_kept.empty())
+      dump_kept(s, r.a.dump_kept, r.sample, r.index, m->name, ratio,
+                m->query_aware ? s.model().tokenizer().decode(
+                                     window_tokens(s, r.sample.queries.at(0), r.a.oracle_window))
+                               : std::string());
     EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
     emit(std::move(row), ms_since(t0));
   }

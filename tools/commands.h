@@ -68,6 +68,8 @@ struct EvalArgs {
   std::string level = "pair";  // "head": the kvzip method runs as kvzip_head
   std::string head_scores;     // kvzip_head's head scores (default: from the first sample)
   std::string save_head_scores;
+  std::string dump_kept;       // debug: which heads keep the first query's gold answer (JSON lines)
+  bool oracle_window = false;  // debug: the first query's gold answer joins the observation window
 };
 int run_eval(const EvalArgs& args);
 

@@ -142,6 +142,13 @@ int main(int argc, char** argv) {
                    "once from the first sample)");
   eval->add_option("--save-head-scores", ev.save_head_scores,
                    "Write the head scores kvzip_head used to FILE");
+  eval->add_option("--dump-kept", ev.dump_kept,
+                   "Debug: append per (sample, method, ratio) how many (layer, KV head) pairs "
+                   "keep each context token around the first query's gold answer (JSON lines)");
+  eval->add_flag("--oracle-window", ev.oracle_window,
+                 "Debug: append the first query's gold answer (in quotes) to the query-aware "
+                 "baselines' observation window, as if the answer had been generated; an oracle, "
+                 "not a method: write its rows to their own --out");
 
   KvzapTrainArgs kt;
   auto* kvzap = app.add_subcommand(
