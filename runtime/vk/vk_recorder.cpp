@@ -51,8 +51,7 @@ class VkRecorder final : public RecorderBackend {
     if (concurrent_ < 2) barrier(cb);  // inside a concurrent group only before its first one
     upload_run_.clear();
     if (concurrent_ == 1) concurrent_ = 2;
-    // Fixed arrays, not vectors: a decode step records some 400 dispatches, and the GPU waits
-    // for the recording when a pruned cache makes its layers short.
+    // Fixed arrays, not vectors: no heap allocation per dispatch (a decode step records some 400).
     KVZ_CHECK(bindings.size() <= kMaxBindings, "{}: {} bindings", shader_name(k.shader),
               bindings.size());
     std::array<vk::DescriptorBufferInfo, kMaxBindings> infos;

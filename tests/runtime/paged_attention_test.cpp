@@ -1,8 +1,8 @@
 // Tests of paged attention and KVzip reconstruction scoring (tests/runtime): Vulkan and the fast
 // CPU path vs the CPU reference on ragged paged caches, and the CPU references vs dense formulas
 // written here.
-#include "runtime/ops/matmul.h"
 #include "runtime/ops/paged_attention.h"
+#include "runtime/ops/matmul.h"
 
 #include <algorithm>
 #include <cmath>
@@ -145,8 +145,7 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
   if (path == Path::kRef) cpu::paged_attention_ref(a);
   if (path == Path::kFast1 || path == Path::kFast3)
     cpu::paged_attention_fast(a, path == Path::kFast1 ? 1 : 3);
-  if (x8)
-    a.x8 = alloc_tensor(dev, keep, DType::kI32, {matvec_x8_elems(nq * nh * hd)});
+  if (x8) a.x8 = alloc_tensor(dev, keep, DType::kI32, {matvec_x8_elems(nq * nh * hd)});
   if (path == Path::kOp || path == Path::kOpTiled) {
     a.allow_decode_kernel = path == Path::kOp;
     if (used_decode) *used_decode = paged_attention_uses_decode_kernel(dev.caps(), a);
@@ -414,9 +413,9 @@ void check_no_visible_rows(Device& dev) {
 // the output, whether the split-K combine rounds it (split) or a quantize_x8 runs after (short,
 // unsplit, prefill).
 void check_x8_output(Device& dev) {
-  for (const char* name : {"dec_hd128_gqa4_nq1_split", "dec_hd128_gqa1_nq1_short",
-                           "dec_hd128_gqa4_spare_max_rows", "dec_hd64_gqa8_nq2_max_rows_window",
-                           "hd128_gqa4_prefill_offset"}) {
+  for (const char* name :
+       {"dec_hd128_gqa4_nq1_split", "dec_hd128_gqa1_nq1_short", "dec_hd128_gqa4_spare_max_rows",
+        "dec_hd64_gqa8_nq2_max_rows_window", "hd128_gqa4_prefill_offset"}) {
     const auto it = std::find_if(std::begin(kCases), std::end(kCases),
                                  [&](const Case& c) { return c.name == name; });
     ASSERT_NE(it, std::end(kCases)) << name;
@@ -610,6 +609,20 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreFastTest, ::testing::ValuesIn(kScoreCa
                          score_case_name);
 INSTANTIATE_TEST_SUITE_P(Tiling, AttnScoreFastTest, ::testing::ValuesIn(kFastScoreCases),
                          score_case_name);
+
+// The scratch sized for a cache's capacity must serve every shorter max_rows: the decode split
+// count (shares grow with the head, runtime/ops/paged_attention.cpp) never needs more for fewer
+// rows. Checked over 1 .. 300K rows for the decode shapes (1-4 queries, GQA 32/8, head_dim 128).
+TEST(PagedAttentionScratch, NeverShrinksAsRowsGrow) {
+  for (int n_q : {1, 2, 4}) {
+    int64_t prev = 0;
+    for (int rows = 1; rows <= 300000; rows += rows < 4096 ? 1 : 61) {
+      const int64_t n = paged_attention_scratch_elems(n_q, 32, 128, rows);
+      ASSERT_GE(n, prev) << "n_q " << n_q << ", " << rows << " rows";
+      prev = n;
+    }
+  }
+}
 
 }  // namespace
 }  // namespace kvz::test
