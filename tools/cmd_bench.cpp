@@ -99,6 +99,25 @@ class Table {
   nlohmann::json json_ = nlohmann::json::array();
 };
 
+// After a prune: how uneven the heads are. Decode attention sizes its split-K shares by each
+// layer's longest head, so a long head among short ones leaves few workgroups busy.
+void print_head_spread(Session& s, double ratio) {
+  const ModelConfig& c = s.model().config();
+  double sum_rows = 0, sum_longest = 0, sum_ratio = 0;
+  for (int il = 0; il < c.n_layers; ++il) {
+    const auto longest = static_cast<double>(s.cache().max_rows(il));
+    double rows = 0;
+    for (int ih = 0; ih < c.n_kv_heads; ++ih) rows += static_cast<double>(s.cache().rows(il, ih));
+    const double mean = rows / c.n_kv_heads;
+    sum_rows += mean, sum_longest += longest, sum_ratio += mean > 0 ? longest / mean : 0.0;
+  }
+  const double L = c.n_layers;
+  fmt::print(stderr,
+             "kvzip r={}: rows per KV head (layer means) {:.0f}, longest head {:.0f}, longest / "
+             "mean {:.2f}\n",
+             ratio, sum_rows / L, sum_longest / L, sum_ratio / L);
+}
+
 }  // namespace
 
 int run_bench(const BenchArgs& a) {
@@ -182,6 +201,7 @@ int run_bench(const BenchArgs& a) {
         PruneResult pr = s.prune(a.ratios[i]);
         prune_ms[i].push_back(pr.ms);
         kv_mib[i].push_back(static_cast<double>(pr.bytes_after) / (1 << 20));
+        if (r == 0) print_head_spread(s, a.ratios[i]);
         if (r == 0) profile_section("KVzip prefill and scoring");  // empty after the first ratio
         warm_up();
         GenerateResult g = s.generate_tokens(random_tokens(tok, 1, static_cast<uint32_t>(r)), gen);
