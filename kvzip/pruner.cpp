@@ -106,6 +106,15 @@ KeepSet prune_exact(const Scores& s, const std::vector<float>& all, double ratio
                });
 }
 
+// The context rows of head (il, ih) in `order` (n_ctx long), highest score first; ties keep
+// position order, NaN scores come last.
+void rank_rows(const Scores& s, int il, int ih, std::vector<int64_t>& order) {
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return key(s.at(il, ih, a)) > key(s.at(il, ih, b));
+  });
+}
+
 }  // namespace
 
 void check_ratio(double ratio) {
@@ -161,10 +170,7 @@ KeepSet prune_layer_budgets(const Scores& s, const std::vector<int64_t>& n_kept,
     KVZ_CHECK(budget >= 0 && budget <= s.n_ctx, "layer {} budget {} of {} rows", il, budget,
               s.n_ctx);
     for (int ih = 0; ih < s.n_kv_heads; ++ih) {
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-        return key(s.at(il, ih, a)) > key(s.at(il, ih, b));
-      });
+      rank_rows(s, il, ih, order);
       for (int64_t i = 0; i < budget; ++i) keep[s.index(il, ih, order[i])] = 1;
     }
   }
@@ -277,10 +283,7 @@ KeepSet prune_adakv(const Scores& s, double ratio, int64_t n_prefix, int64_t n_r
     // The safeguard: each head's top n_safe rows (kvpress scatters +max into them).
     std::fill(forced.begin(), forced.end(), 0);
     for (int ih = 0; ih < H; ++ih) {
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-        return key(s.at(il, ih, a)) > key(s.at(il, ih, b));
-      });
+      rank_rows(s, il, ih, order);
       for (int64_t i = 0; i < n_safe; ++i) forced[static_cast<size_t>(ih * n + order[i])] = 1;
     }
     // Layer-wide top H * n_kept over the flat index f = ih * n_ctx + j.
