@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
+#include "kvzip/baselines.h"
 #include "runtime/error.h"
 #include "tools/commands.h"
 #include "tools/eval_ruler.h"
@@ -101,11 +102,9 @@ int main(int argc, char** argv) {
                    "squad | niah | kv | ruler_{s1,s2,s3,mk,mk2,mk3,mv,mq,vt,cwe,fwe,qa} | gsm8k")
       ->check(CLI::IsMember(tasks));
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
-  eval->add_option("--methods", ev.methods,
-                   "kvzip,kvzip_head,snapkv,pyramidkv,tova,h2o,streaming,knorm,random,"
-                   "expected_attention,adakv_snapkv,adakv_expected_attention,expected_attention_e2,"
-                   "kvzap_linear,kvzap_mlp")
-      ->delimiter(',');
+  std::string methods;  // the scorers' names (kvzip/baselines.h), then the KVzap surrogates
+  for (const std::string& m : kvz::known_methods()) methods += m + ",";
+  eval->add_option("--methods", ev.methods, methods + "kvzap_linear,kvzap_mlp")->delimiter(',');
   eval->add_option("--ratios", ev.ratios, "Kept ratios")
       ->delimiter(',')
       ->check(CLI::Range(1e-6, 1.0));
