@@ -279,6 +279,7 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
 
   // Scores of every method that still has work, all from the full cache.
   Scores kvzip;
+  std::vector<int32_t> window;  // the observation window, once a query-aware method needs it
   std::vector<ObservedLayer> obs;
   std::map<std::string, Scores> scores;
   for (const auto& [m, ratio] : todo) {
@@ -288,8 +289,10 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
       co.chunk = r.a.chunk;
       kvzip = s.score(co);
     }
-    if (m->query_aware && obs.empty())
-      obs = observe_first_query(s, window_tokens(s, r.sample.queries.at(0), r.a.oracle_window));
+    if (m->query_aware && obs.empty()) {
+      window = window_tokens(s, r.sample.queries.at(0), r.a.oracle_window);
+      obs = observe_first_query(s, window);
+    }
     scores[m->name] = method_scores(s, *m, kvzip, obs, stats ? &*stats : nullptr,
                                     r.a.seed * 7919 + static_cast<uint64_t>(r.index));
   }
@@ -305,9 +308,7 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     PruneResult pr = s.prune(ratio, level, r.head_scores);
     if (!r.a.dump_kept.empty())
       dump_kept(s, r.a.dump_kept, r.sample, r.index, m->name, ratio,
-                m->query_aware ? s.model().tokenizer().decode(
-                                     window_tokens(s, r.sample.queries.at(0), r.a.oracle_window))
-                               : std::string());
+                m->query_aware ? s.model().tokenizer().decode(window) : std::string());
     EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
     emit(std::move(row), ms_since(t0));
   }
