@@ -203,17 +203,14 @@ void KvCache::begin_append(int n_tokens, std::span<const int32_t> positions) {
     KVZ_CHECK(positions[i] > positions[i - 1], "append positions not increasing at {}", i);
   const int64_t H = cfg_.n_kv_heads;
   // New blocks per layer; checked against the binding limit before any layer changes.
-  std::vector<int64_t> needs(static_cast<size_t>(cfg_.n_layers), 0);
+  const std::vector<int64_t> needs = append_needs(n_tokens);
   for (int il = 0; il < cfg_.n_layers; ++il) {
     const Layer& l = layers_[il];
-    int64_t& need = needs[static_cast<size_t>(il)];
-    for (const Head& h : l.heads) {
+    for (const Head& h : l.heads)
       KVZ_CHECK(h.pos.empty() || h.pos.back() < positions[0],
                 "append at position {} after position {}", positions[0], h.pos.back());
-      need += blocks_for(static_cast<int64_t>(h.pos.size()) + n_tokens) -
-              static_cast<int64_t>(h.blocks.size());
-    }
     const int64_t in_use = l.cap_blocks - static_cast<int64_t>(l.free.size());
+    const int64_t need = needs[static_cast<size_t>(il)];
     if (in_use + need > max_pool_blocks()) check_capacity(tokens_per_head(in_use + need));
   }
   pending_ = n_tokens;
@@ -241,6 +238,32 @@ void KvCache::begin_append(int n_tokens, std::span<const int32_t> positions) {
     slots_ = dev_->alloc(std::max(slots.size() * 4, 2 * slots_.size()));
   upload(sub_view(slots_.view(), 0, slots.size() * 4), slots.data(), slots.size() * 4);
   write_all_lens();
+}
+
+std::vector<int64_t> KvCache::append_needs(int n_tokens) const {
+  std::vector<int64_t> needs(static_cast<size_t>(cfg_.n_layers), 0);
+  for (int il = 0; il < cfg_.n_layers; ++il)
+    for (const Head& h : layers_[il].heads)
+      needs[static_cast<size_t>(il)] += blocks_for(static_cast<int64_t>(h.pos.size()) + n_tokens) -
+                                        static_cast<int64_t>(h.blocks.size());
+  return needs;
+}
+
+bool KvCache::append_in_place(int n_tokens) const {
+  // The slot list of begin_append (slots_offset(n_layers) with n_tokens pending).
+  const size_t slot_bytes =
+      part_offset(cfg_.n_layers, static_cast<size_t>(cfg_.n_kv_heads) * n_tokens * 4);
+  if (slot_bytes > slots_.size()) return false;
+  const std::vector<int64_t> needs = append_needs(n_tokens);
+  for (int il = 0; il < cfg_.n_layers; ++il) {
+    const Layer& l = layers_[il];
+    if (needs[static_cast<size_t>(il)] > static_cast<int64_t>(l.free.size()) || !l.table)
+      return false;  // the pools grow, or the table is new
+    for (const Head& h : l.heads)
+      if (blocks_for(static_cast<int64_t>(h.pos.size()) + n_tokens) > l.table_stride)
+        return false;  // a wider block table
+  }
+  return true;
 }
 
 Tensor KvCache::dst_slots(int il) const {

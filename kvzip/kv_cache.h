@@ -70,8 +70,12 @@ class KvCache {
   // already cached; the host mirror (positions()) records them, kv_write writes them to the pool.
   void begin_append(int n_tokens, std::span<const int32_t> positions);
   // The same, with the index writes recorded on `rec` in stream order (no host wait): the
-  // decode path. Blocks may still be reallocated (pool growth), so finish earlier work first.
+  // decode path. Buffers may still be reallocated (pool growth), so finish earlier work first
+  // unless append_in_place(n_tokens).
   void begin_append(Recorder& rec, int n_tokens, std::span<const int32_t> positions);
+  // Whether begin_append(n_tokens, ...) keeps every device buffer (pools, block tables, the slot
+  // list): it may then be recorded while earlier work that reads the cache still runs.
+  bool append_in_place(int n_tokens) const;
   // [n_kv_heads, n_tokens] i32 slots of the pending append (valid until the next mutation).
   Tensor dst_slots(int il) const;
   LayerView layer(int il) const;
@@ -137,6 +141,8 @@ class KvCache {
   size_t part_offset(int il, size_t part_bytes) const;
   size_t lens_offset(int il) const;
   size_t slots_offset(int il) const;
+  // New blocks each layer needs for n_tokens more rows on every head.
+  std::vector<int64_t> append_needs(int n_tokens) const;
   void fill_lens(int il, int32_t* out) const;  // the [H] row lengths of layer il
   // Host bytes into an index buffer: through rec_ when set (begin_append(rec, ...)), else at once.
   void upload(const BufferView& dst, const void* src, size_t bytes);

@@ -96,15 +96,32 @@ void Forward::collect(Recorder& rec) {
 void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
                   std::span<const int32_t> positions, KvCache& cache, int n_logits,
                   const LayerHook* hook, const HiddenHook* hidden) {
+  KVZ_CHECK(positions.size() == tokens.size(), "{} tokens at {} positions", tokens.size(),
+            positions.size());
+  run_(rec, tokens, nullptr, positions, cache, n_logits, hook, hidden);
+}
+
+void Forward::run(Recorder& rec, const Tensor& ids, std::span<const int32_t> positions,
+                  KvCache& cache, int n_logits) {
+  KVZ_CHECK(ids.dtype() == DType::kI32 && ids.numel() == static_cast<int64_t>(positions.size()),
+            "device ids {} for {} positions", ids.shape_str(), positions.size());
+  run_(rec, {}, &ids, positions, cache, n_logits, nullptr, nullptr);
+}
+
+void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor* device_ids,
+                   std::span<const int32_t> positions, KvCache& cache, int n_logits,
+                   const LayerHook* hook, const HiddenHook* hidden) {
   const ModelConfig& c = model_.config();
   const Weights& w = model_.weights();
-  const int64_t n = static_cast<int64_t>(tokens.size());
-  KVZ_CHECK(n > 0 && n <= max_tokens_ && positions.size() == tokens.size(), "forward of {} tokens",
-            n);
+  const int64_t n = static_cast<int64_t>(positions.size());
+  KVZ_CHECK(n > 0 && n <= max_tokens_, "forward of {} tokens", n);
   KVZ_CHECK(n_logits >= 0 && n_logits <= std::min<int64_t>(n, max_logits_));
   const int64_t H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
 
-  rec.finish();  // index buffers below are host-written: nothing in flight may read them
+  // The index writes below go in stream order. Host-token runs still finish earlier work first
+  // (their callers' hooks may rely on it); device-token runs only when the cache reallocates a
+  // buffer that work in flight may read.
+  if (!device_ids || !cache.append_in_place(static_cast<int>(n))) rec.finish();
   if (profile_) collect(rec);
   const char* phase = n == 1 ? "decode/" : "prefill/";
   auto mark = [&](const char* op) {
@@ -112,7 +129,10 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
   };
   mark("start");
   Tensor ids = ids_.slice(0, n), pos = pos_.slice(0, n);
-  rec.upload(ids.mem(), tokens.data(), tokens.size_bytes());
+  if (device_ids)
+    rec.copy(*device_ids, ids);
+  else
+    rec.upload(ids.mem(), tokens.data(), tokens.size_bytes());
   rec.upload(pos.mem(), positions.data(), positions.size_bytes());
   cache.begin_append(rec, static_cast<int>(n), positions);
 

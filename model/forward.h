@@ -37,6 +37,12 @@ class Forward {
   void run(Recorder& rec, std::span<const int32_t> tokens, std::span<const int32_t> positions,
            KvCache& cache, int n_logits, const LayerHook* hook = nullptr,
            const HiddenHook* hidden = nullptr);
+  // The same for tokens that GPU work recorded earlier writes (e.g. the previous step's sampled
+  // id): ids is i32 with positions.size() elements, read in stream order. Unlike the run above it
+  // does not wait for earlier work unless the cache must reallocate (KvCache::append_in_place), so
+  // it can be recorded while the step that writes ids still runs.
+  void run(Recorder& rec, const Tensor& ids, std::span<const int32_t> positions, KvCache& cache,
+           int n_logits);
   // [max_logits, n_vocab] f32.
   const Tensor& logits() const { return logits_; }
 
@@ -66,6 +72,10 @@ class Forward {
   Tensor w_scratch_;     // f16 dequantised weight for prefill matmuls (may be undefined)
   Tensor x8_;            // decode: x rounded to int8 for Q4_K matvecs (may be undefined)
   Tensor x8_for(const Tensor& x, std::initializer_list<const Tensor*> ws) const;
+  // Both run()s: the ids come from `tokens` (uploaded) or from `device_ids` (copied).
+  void run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor* device_ids,
+            std::span<const int32_t> positions, KvCache& cache, int n_logits, const LayerHook* hook,
+            const HiddenHook* hidden);
   bool profile_ = false;
   std::map<std::string, OpTime> profile_table_;
 };

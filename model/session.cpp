@@ -2,6 +2,7 @@
 #include "model/session.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 
 #include "kvzip/cache_file.h"
@@ -9,6 +10,7 @@
 #include "runtime/ops/coopmat.h"
 #include "runtime/ops/paged_attention.h"
 #include "runtime/ops/sampling.h"
+#include "runtime/tuning.h"
 
 namespace kvz {
 namespace {
@@ -329,30 +331,36 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
   r.n_prompt_tokens = static_cast<int>(prompt.size());
   int32_t start_pos = next_pos_;
   Device& dev = model_.device();
-  std::vector<Buffer> keep;
-  // Host-visible: the sampled id and the uniform draw move without a staged copy.
-  keep.push_back(dev.alloc(4, MemoryKind::kReadback));
-  Tensor next = keep.back().tensor(DType::kI32, {1});
-  keep.push_back(dev.alloc(4, MemoryKind::kUpload));
-  Tensor uni = keep.back().tensor(DType::kF32, {1});
+  // Host-visible: the sampled ids move without a staged copy. Two, so that the host reads one
+  // step's id while the next step writes the other.
+  std::array<Buffer, 2> next_buf = {dev.alloc(4, MemoryKind::kReadback),
+                                    dev.alloc(4, MemoryKind::kReadback)};
+  const std::array<Tensor, 2> next = {next_buf[0].tensor(DType::kI32, {1}),
+                                      next_buf[1].tensor(DType::kI32, {1})};
+  Buffer uni_buf = dev.alloc(4);  // the uniform draw of sampling, written in stream order
+  const Tensor uni = uni_buf.tensor(DType::kF32, {1});
   uint64_t rng = opts.seed * 0x9E3779B97F4A7C15ull + 1;
 
-  auto pick = [&]() -> int32_t {
+  // Records the choice of the next token from the logits into `dst` and submits; returns the
+  // ticket to wait for before reading dst.
+  auto record_pick = [&](const Tensor& dst) -> uint64_t {
     Tensor logits = forward_.logits().slice(0, 1);
     if (opts.temperature <= 0.0f) {
-      argmax(rec_, {logits, next});
+      argmax(rec_, {logits, dst});
     } else {
       rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
       float u = static_cast<float>(rng >> 40) / static_cast<float>(1 << 24);
-      rec_.finish();
-      dev.upload(uni, &u);
-      sample(rec_, {logits, uni, next, opts.temperature, opts.top_k, opts.top_p});
+      rec_.upload(uni.mem(), &u, sizeof u);
+      sample(rec_, {logits, uni, dst, opts.temperature, opts.top_k, opts.top_p});
     }
-    rec_.finish();
-    int32_t id = 0;
-    dev.download(next, &id);
-    return id;
+    return rec_.submit();
   };
+  // Decode ahead (GenerateOptions::decode_ahead): step i + 1, its embedding reading the id the
+  // GPU picked, is recorded and submitted before token i is read back; the step fed with a stop
+  // token is then undone. KVzap decides rows on the host after each step, so it decodes one step
+  // at a time.
+  static const bool no_ahead = env_flag("KVZ_NO_DECODE_AHEAD");
+  const bool ahead = opts.decode_ahead && !no_ahead && !kvzap_;
 
   // Without update_cache only this turn's rows may be decided (they are dropped afterwards).
   const int32_t saved_min_pos = kvzap_min_pos_;
@@ -362,19 +370,43 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
   r.prefill_ms = ms_since(t0);
   t0 = std::chrono::steady_clock::now();
   std::string streamed;
+  uint64_t ticket = record_pick(next[0]);
   for (int i = 0; i < opts.max_new_tokens; ++i) {
-    int32_t id = pick();
-    if (!opts.ignore_eos &&
-        (std::find(stops.begin(), stops.end(), id) != stops.end() || tok.is_eog(id)))
+    const Tensor& cur = next[i % 2];
+    const bool more = i + 1 < opts.max_new_tokens;
+    uint64_t next_ticket = 0;
+    if (ahead && more) {
+      const int32_t pos = next_pos_;
+      forward_.run(rec_, cur, std::span<const int32_t>(&pos, 1), *cache_, 1);
+      ++next_pos_;
+      next_ticket = record_pick(next[(i + 1) % 2]);
+    }
+    rec_.wait_for(ticket);
+    int32_t id = 0;
+    dev.download(cur, &id);
+    const auto is = [id](const std::vector<int32_t>& ids) {
+      return std::find(ids.begin(), ids.end(), id) != ids.end();
+    };
+    if ((!opts.ignore_eos && (is(stops) || tok.is_eog(id))) || is(opts.stop_tokens)) {
+      if (ahead && more) {  // the step fed with the stop token
+        rec_.wait();
+        --next_pos_;
+        cache_->truncate(next_pos_);
+      }
       break;
+    }
     r.tokens.push_back(id);
     std::string text = tok.decode(r.tokens, true);
     if (opts.on_text && text.size() > streamed.size())
       opts.on_text(std::string_view(text).substr(streamed.size()));
     streamed = text;
-    if (i + 1 < opts.max_new_tokens)
+    if (!ahead && more) {
       feed(std::span<const int32_t>(&id, 1), 1, {}, nullptr, 0, true);
+      next_ticket = record_pick(next[(i + 1) % 2]);
+    }
+    ticket = next_ticket;
   }
+  rec_.wait();
   r.decode_ms = ms_since(t0);
   r.text = tok.decode(r.tokens, true);
   if (!opts.update_cache) {

@@ -41,8 +41,12 @@ struct GenerateOptions {
   int top_k = 0;
   float top_p = 1.0f;
   uint64_t seed = 0;
-  bool update_cache = false;                      // keep query/answer pairs (multi-turn)
-  bool ignore_eos = false;                        // decode exactly max_new_tokens (benchmarks)
+  bool update_cache = false;         // keep query/answer pairs (multi-turn)
+  bool ignore_eos = false;           // decode exactly max_new_tokens (benchmarks)
+  std::vector<int32_t> stop_tokens;  // ids that also end the answer (beside the model's own)
+  // Record step i + 1 before reading token i back, so that the GPU does not wait for the host
+  // between tokens (same tokens; off with KVzap, and everywhere with KVZ_NO_DECODE_AHEAD=1).
+  bool decode_ahead = true;
   std::function<void(std::string_view)> on_text;  // streamed decoded text
 };
 

@@ -49,6 +49,10 @@ class RecorderBackend {
   virtual void end_concurrent() {}
   virtual void submit() = 0;
   virtual void wait() = 0;
+  // Submissions so far (a ticket for wait_for), and a wait for the first `n` of them. Backends
+  // that run work at once keep the defaults.
+  virtual uint64_t submitted() const { return 0; }
+  virtual void wait_for(uint64_t /*n*/) {}
   virtual std::vector<TimedSpan> timings() = 0;
 };
 
@@ -91,8 +95,16 @@ class Recorder {
     Recorder& rec_;
   };
 
-  void submit() { impl_->submit(); }
+  // Hands the recorded work to the GPU; returns a ticket for wait_for() that covers it and all
+  // work submitted before.
+  uint64_t submit() {
+    impl_->submit();
+    return impl_->submitted();
+  }
   void wait() { impl_->wait(); }
+  // Waits until the work of `ticket` (a submit() result) has run; later submissions may still be
+  // running, so the host can read one step's result while the GPU works on the next.
+  void wait_for(uint64_t ticket) { impl_->wait_for(ticket); }
   void finish() {
     impl_->submit();
     impl_->wait();

@@ -10,7 +10,9 @@
 namespace kvz::gpu {
 namespace {
 
-constexpr uint32_t kRing = 3;                // command buffers in flight per recorder
+// Command buffers in flight per recorder: a decode step submits up to 7 (model/forward.cpp), and
+// the next step is recorded while one runs (Session::generate_tokens).
+constexpr uint32_t kRing = 16;
 constexpr uint32_t kMaxQueries = 4096;       // timestamps between two timings() calls
 constexpr size_t kStagingBytes = 256 << 10;  // first staging buffer of a ring slot (upload())
 constexpr size_t kMaxBindings = 16;          // storage buffers of one dispatch
@@ -163,6 +165,8 @@ class VkRecorder final : public RecorderBackend {
   }
 
   void wait() override { wait_value(submitted_); }
+  uint64_t submitted() const override { return submitted_; }
+  void wait_for(uint64_t n) override { wait_value(std::min(n, submitted_)); }
 
   std::vector<TimedSpan> timings() override {
     std::vector<TimedSpan> out;

@@ -129,6 +129,38 @@ TEST_P(SessionTest, UpdateCacheKeepsTheTurnOtherwiseDropsIt) {
   EXPECT_GT(s.cache().total_rows(), rows);
 }
 
+// Decoding ahead (step i + 1 recorded before token i is read back) changes nothing: the same
+// tokens, greedy and sampled, and after a stop token the same cache as one step at a time.
+TEST_P(SessionTest, DecodeAheadGivesTheSameTokensAndCache) {
+  Session a(*model, options()), b(*model, options());
+  a.prefill(kContext);
+  b.prefill(kContext);
+  GenerateOptions on = greedy(), off = greedy();
+  off.decode_ahead = false;
+  EXPECT_EQ(a.generate("Who was lost?", on).tokens, b.generate("Who was lost?", off).tokens);
+  on.temperature = off.temperature = 0.8f;
+  on.seed = off.seed = 7;
+  EXPECT_EQ(a.generate("Who was lost?", on).tokens, b.generate("Who was lost?", off).tokens);
+  // Up to a stop token, kept in the cache: the step fed with the stop token is undone. The stop
+  // is the first token of the greedy answer from the 6th on that did not occur before.
+  on = greedy(), off = greedy();
+  off.decode_ahead = false;
+  const std::vector<int32_t> full = b.generate("Who was lost?", off).tokens;
+  size_t at = 5;
+  while (at < full.size() &&
+         std::find(full.begin(), full.begin() + at, full[at]) != full.begin() + at)
+    ++at;
+  ASSERT_LT(at, full.size());
+  on.stop_tokens = off.stop_tokens = {full[at]};
+  on.update_cache = off.update_cache = true;
+  const GenerateResult ra = a.generate("Who was lost?", on), rb = b.generate("Who was lost?", off);
+  EXPECT_EQ(ra.tokens, std::vector<int32_t>(full.begin(), full.begin() + at));
+  EXPECT_EQ(rb.tokens, ra.tokens);
+  EXPECT_EQ(a.cache().total_rows(), b.cache().total_rows());
+  EXPECT_EQ(a.cache().positions(0, 0), b.cache().positions(0, 0));
+  EXPECT_EQ(a.generate("Where?", greedy()).tokens, b.generate("Where?", greedy()).tokens);
+}
+
 // A copy of `full` whose evicted rows are moved to a position no query reaches (pos_j <= q_pos
 // fails for every query): the full cache with those pairs masked.
 std::unique_ptr<KvCache> masked_copy(Device& dev, Recorder& rec, const KvCache& full,
