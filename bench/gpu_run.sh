@@ -3,6 +3,8 @@
 # the PyTorch references in the same command (same machine, same driver). Writes logs and JSON to
 # $OUT (default ./gpu-out). Binaries come prebuilt in .gl/bin with their shared libraries in
 # .gl/lib (the lent GPU machine has no compilers or package registry).
+#   bench/gpu_run.sh targets # every issue-6 figure in one call (about 9 minutes on an H100), then
+#                            # the target table from them (bench/targets.py)
 #   bench/gpu_run.sh tests   # the three GoogleTest suites on the GPU
 #   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
 #   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
@@ -31,6 +33,25 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 $B/kvzip devices 2>&1 | tee "$OUT/devices.txt" | head -30
 
 case "${1:-all}" in
+  targets)
+    timeout 150 $B/kvz_bench --benchmark_min_time=0.2 --benchmark_out="$OUT/ops.json" --benchmark_out_format=json \
+      --benchmark_filter='BM_matmul/llama3_8b_(attn_4096x4096_f16_m4096|ffn_up_14336x4096_f16_m512|ffn_down_4096x14336_f16_m512)/|BM_paged_attention/llama3_8b_(prefill_(4k|16k)_causal|decode_128k(_ragged30)?)/' \
+      >"$OUT/ops.txt" 2>&1
+    echo "kvz_bench rc=$?"
+    timeout 200 python3 bench/torch_ref.py >"$OUT/torch.jsonl" 2>"$OUT/torch.err"
+    echo "torch_ref rc=$?"
+    M=synthetic:llama3.1-8b
+    for run in "q4k 120 $M:q4_k -p 512 -n 64 -d 0,4096 --kvzip-depth 0 -r 2" \
+               "f16 90 $M:f16 -p 4096 -n 0 -d 0 --kvzip-depth 0 -r 2" \
+               "kvzip32k 120 $M:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 --ratios 1,0.3 -r 1" \
+               "kvzip128k 300 $M:q4_k -p 512 -n 64 -d 0 --kvzip-depth 130000 --ratios 1,0.3 -r 1"; do
+      set -- $run
+      name=$1 limit=$2; shift 2
+      timeout "$limit" $B/kvzip bench -m "$@" --json "$OUT/$name.json" >"$OUT/$name.md" 2>"$OUT/$name.err"
+      echo "kvzip bench $name rc=$?"
+    done
+    python3 bench/targets.py "$OUT" | tee "$OUT/targets.md"
+    ;;
   tests)
     for t in runtime kvzip model; do
       timeout "${TEST_TIMEOUT:-240}" $B/kvz_${t}_tests --gtest_brief=1 --gtest_filter="${TEST_FILTER:-*}" \

@@ -128,6 +128,8 @@ int run_bench(const BenchArgs& a) {
   Table t(a);
   t.header(m.config().name, quant,
            fmt::format("{} ({})", l.device->caps().name, l.device->caps().driver));
+  // The bytes a decode step reads at least once (bench/targets.py's bandwidth bound).
+  t.row("weights", 0, {static_cast<double>(m.weights().bytes) / (1 << 20)}, "MiB");
   std::vector<int32_t> prefix;
   if (tok.bos_id() >= 0)
     prefix.push_back(tok.bos_id());
