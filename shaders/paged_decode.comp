@@ -15,8 +15,8 @@
 //           6 lens        i32 [n_kv_heads]                   read
 //           7 dst         f32: n_split == 1: out [n_q, n_heads, head_dim] (normalised), write; else
 //                         scratch: partials in paged_attention_combine.comp's layout (o, then m
-//                         and l), and with FUSE u32 counters [row tiles, n_kv_heads] at ctr0
-//                         (zero on entry, left zero); read and write (coherent)
+//                         and l), with FUSE also u32 counters [n_kv_heads, row tiles, 1 +
+//                         ceil(n_split / 16)] at ctr0 (zero on entry, left zero); coherent
 //           8 out         f32 [n_q, n_heads, head_dim] write (FUSE and n_split > 1)
 //           9 x8          u32 quantize_x8 layout of out (variant x8 only, head_dim % 32 == 0)
 // Push: n_q, n_heads, group, max_blocks, window, n_split, scale, softcap, chunk (rows per split,
@@ -264,5 +264,5 @@ void main() {
     }
     barrier();
   }
-  if (FUSE && p.n_split > 1u && last_share(n_live, tid)) merge_shares(h, row0, n_live, tid);
+  if (FUSE && p.n_split > 1u) merge_if_last(h, row0, split, n_live, tid);
 }

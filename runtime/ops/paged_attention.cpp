@@ -76,19 +76,26 @@ constexpr int64_t kDecodeMaxRows = 16;   // n_q * group served by the decode ker
 constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers: 2 x 8 per row)
 constexpr int64_t kDecodeMaxRowTiles = (kDecodeMaxRows + kDecodeRowsPerWg - 1) / kDecodeRowsPerWg;
 // Split-K merge fused into the decode kernel (shaders/include/decode_merge.glsl): the last share
-// of each (row tile, KV head) to finish merges them, counted by a u32 counter in the scratch's
-// last decode_counter_elems(n_heads) elements (row tiles x n_kv_heads of them are used; zero
-// before every call, left zero after it). KVZ_DECODE_COMBINE=1 (or
-// PagedAttentionArgs::fuse_decode_combine = false) runs the separate combine pass instead.
-int64_t decode_counter_elems(int64_t n_heads) { return kDecodeMaxRowTiles * n_heads; }
-// The merging workgroup reads all n_split partials of its rows alone (the combine pass spreads
-// them over a workgroup per query row), so long caches may still prefer the combine pass:
-// KVZ_DECODE_FUSE_MAX_SPLITS=n fuses only calls with at most n shares (unset: all), to find the
-// crossover.
+// of each (row tile, KV head) to finish merges them (in two levels, groups of kDecodeMergeGroup
+// shares first, beyond that many), counted by u32 counters in the scratch's last
+// decode_counter_elems(n_heads) elements: 1 + ceil(n_split / kDecodeMergeGroup) per row tile and
+// KV head (n_split <= kDecodeMaxFusedSplits); zero before every call, left zero after it.
+// KVZ_DECODE_COMBINE=1 (or PagedAttentionArgs::fuse_decode_combine = false) runs the separate
+// combine pass instead.
+constexpr int64_t kDecodeMergeGroup = 16;  // MG in decode_merge.glsl
+constexpr int64_t kDecodeMaxFusedSplits = 512;
+int64_t decode_counter_elems(int64_t n_heads) {
+  return kDecodeMaxRowTiles * n_heads * (1 + kDecodeMaxFusedSplits / kDecodeMergeGroup);
+}
+// A merging workgroup reads up to max(16, n_split / 16) partials of its rows alone (the combine
+// pass spreads them over a workgroup per query row), so long caches may still prefer the combine
+// pass: KVZ_DECODE_FUSE_MAX_SPLITS=n fuses only calls with at most n shares (unset: all), to find
+// the crossover.
 bool decode_fuses(int64_t n_split) {
   static const bool off = env_flag("KVZ_DECODE_COMBINE");
   static const uint32_t max_splits = env_u32("KVZ_DECODE_FUSE_MAX_SPLITS");
-  return !off && (max_splits == 0 || n_split <= int64_t{max_splits});
+  return !off && n_split <= kDecodeMaxFusedSplits &&
+         (max_splits == 0 || n_split <= int64_t{max_splits});
 }
 // Shared memory of shaders/include/decode_merge.glsl besides the kernel's: weights of 64 shares
 // per row, the rows' denominators, the last-share flag.
@@ -259,6 +266,8 @@ int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int ma
   if (n_q <= kDecodeMaxRows) n_split = std::max(n_split, pick_decode_split(n_q, max_rows).bound);
   return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) + decode_counter_elems(n_heads) : 0;
 }
+
+int64_t paged_attention_counter_elems(int n_heads) { return decode_counter_elems(n_heads); }
 
 bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAttentionArgs& a) {
   return pick_decode(caps, cpu::check_paged_attention(a), a.allow_decode_kernel).has_value();

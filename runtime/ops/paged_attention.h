@@ -70,9 +70,11 @@ bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAtten
 
 // f32 elements of split-K scratch paged_attention uses for these sizes (0: it will not split);
 // max_rows = block_table.dim(1) * kKvBlockTokens. Size the scratch for the largest call (decode
-// with the largest cache); a larger buffer is fine. Never decreases as max_rows grows. The last
-// 2 * n_heads elements (of whatever size the scratch has) are the decode merge's counters.
+// with the largest cache); a larger buffer is fine. Never decreases as max_rows grows.
 int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int max_rows);
+// The last this many elements of a split-K scratch (whatever its size) hold the decode merge's
+// counters (included in paged_attention_scratch_elems): zero before and after every call.
+int64_t paged_attention_counter_elems(int n_heads);
 
 // Reconstruction scoring (KVzip, ALGORITHMS.md 1.3), generic form: for every KV head h and target
 // row j in [t0, t1) of the head's rows,

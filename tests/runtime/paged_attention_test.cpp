@@ -139,12 +139,13 @@ Tensor alloc_scratch(Device& dev, std::vector<Buffer>& keep, int64_t n) {
   return t;
 }
 
-// The decode merge's counters (the scratch's last 2 n_heads elements) must be zero after a call.
+// The decode merge's counters (the scratch's last elements) must be zero after a call.
 void expect_counters_zero(Device& dev, const Tensor& scratch, int n_heads) {
   const std::vector<uint32_t> sc = download_as<uint32_t>(dev, scratch);
-  ASSERT_GE(sc.size(), size_t(2 * n_heads));
-  for (size_t i = sc.size() - 2 * n_heads; i < sc.size(); ++i)
-    ASSERT_EQ(sc[i], 0u) << "counter " << i - (sc.size() - 2 * n_heads) << " left non-zero";
+  const size_t n = size_t(paged_attention_counter_elems(n_heads));
+  ASSERT_GE(sc.size(), n);
+  for (size_t i = sc.size() - n; i < sc.size(); ++i)
+    ASSERT_EQ(sc[i], 0u) << "counter " << i - (sc.size() - n) << " left non-zero";
 }
 
 // used_decode (optional): set to whether the op picked the decode kernel. x8 (optional, kOp only):
