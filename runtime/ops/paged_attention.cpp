@@ -98,7 +98,7 @@ bool decode_fuses(int64_t n_split) {
          (max_splits == 0 || n_split <= int64_t{max_splits});
 }
 // Shared memory of shaders/include/decode_merge.glsl besides the kernel's: weights of 64 shares
-// per row, the rows' denominators, the last-share flag.
+// per row, the rows' maxima and denominators, the last-share flag.
 constexpr uint64_t kDecodeMergeShares = 64;
 // Split-K shares per KV head: shares of decode_min_rows_per_split() rows up to
 // kDecodeSharesPerHead shares, then that many shares up to kDecodeMaxRowsPerSplit rows each, then
@@ -192,7 +192,7 @@ std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const cpu::AttnDim
   pl.prefetch = env_pf && *env_pf ? std::strcmp(env_pf, "0") != 0 : pl.gr <= 4;
   const uint64_t nlg = pl.wg / pl.lpk,
                  shared_bytes = 4 * (std::max<uint64_t>(nlg, pl.gr) * pl.hd + 2 * nlg * pl.gr +
-                                     pl.gr * (kDecodeMergeShares + 1) + 1);
+                                     pl.gr * (kDecodeMergeShares + 2) + 1);
   if ((caps.shared_memory_bytes && shared_bytes > caps.shared_memory_bytes) ||
       (caps.max_workgroup_invocations && pl.wg > caps.max_workgroup_invocations))
     return std::nullopt;

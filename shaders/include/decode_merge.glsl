@@ -17,7 +17,7 @@ const uint MP = GR * HD4;                       // (row, vec4 column) pairs
 const uint MS = WG / MP > 0u ? WG / MP : 1u;    // share slices per pair (threads per pair)
 const uint MPT = (MP + WG - 1u) / WG;           // pairs per thread
 const uint MSB = 64u;                           // shares per block of weights
-const uint MG = 16u;  // shares per first-level group (runtime/ops/paged_attention.cpp mirrors it)
+const uint MG = 16u;                            // shares per first-level group (kDecodeMergeGroup)
 shared float sh_w[GR * MSB];                    // e^(m_s - M_r) of one block, 0: skip the share
 shared float sh_ml[2u * GR];                    // M_r and L_r of the GR rows
 shared uint sh_last;
