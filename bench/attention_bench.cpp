@@ -10,7 +10,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "bench/bench_timing.h"
@@ -71,12 +70,7 @@ struct AttnProblem {
     a.rows_sorted = true;  // row t of every head holds position t, as a KvCache would
     const int64_t scratch =
         paged_attention_scratch_elems(n_q, kHeads, kHeadDim, max_blocks * kKvBlockTokens);
-    if (scratch > 0) {  // zeroed once: the decode merge's counters (runtime/ops/paged_attention.h)
-      a.scratch = alloc(DType::kF32, {scratch});
-      Recorder rec(dev);
-      rec.fill_zero(a.scratch);
-      rec.finish();
-    }
+    if (scratch > 0) a.scratch = alloc(DType::kF32, {scratch});
     for (int h = 0; h < kKvHeads; ++h) {
       rows_read += lens[h];
       for (int i = 0; i < n_q; ++i)  // causal: query i sees rows with position <= q_pos0 + i
@@ -116,17 +110,13 @@ bool check_decode_once() {
   return ok;
 }
 
-// allow_decode_kernel false: the tiled (prefill) kernel, for comparison; fuse false: the decode
-// kernel's split-K shares merged by the separate combine pass (as KVZ_DECODE_COMBINE=1).
-void bm_decode(benchmark::State& state, std::vector<int> lens, bool allow_decode_kernel,
-               bool fuse) {
+// allow_decode_kernel false: the tiled (prefill) kernel, for comparison.
+void bm_decode(benchmark::State& state, std::vector<int> lens, bool allow_decode_kernel) {
   if (!check_decode_once()) return state.SkipWithError("differs from the CPU reference");
   AttnProblem p(bench_device(), lens, 1, 1 << 30);
   p.attn.allow_decode_kernel = allow_decode_kernel;
-  p.attn.fuse_decode_combine = fuse;
-  state.SetLabel(!paged_attention_uses_decode_kernel(bench_device().caps(), p.attn) ? "tiled"
-                 : fuse                                                             ? "decode"
-                        : "decode+combine");
+  state.SetLabel(paged_attention_uses_decode_kernel(bench_device().caps(), p.attn) ? "decode"
+                                                                                   : "tiled");
   const double bytes = double(p.rows_read) * kHeadDim * 2 * 2;
   time_it(
       state, [&](Recorder& rec) { paged_attention(rec, p.attn); }, bytes,
@@ -174,27 +164,25 @@ const bool kRegistered = [] {
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
   };
-  // _tiled: the same decode on the prefill (tiled) kernel, the one used before paged_decode.comp;
-  // _combine: split-K merged by a second dispatch, as before the merge was fused.
-  for (const auto& [fast, fuse] : {std::pair{true, true}, {true, false}, {false, true}}) {
-    const std::string sfx = !fast ? "_tiled" : fuse ? "" : "_combine";
+  // _tiled: the same decode on the prefill (tiled) kernel, the one used before paged_decode.comp.
+  for (const bool fast : {true, false}) {
+    const std::string sfx = fast ? "" : "_tiled";
     reg("BM_paged_attention/llama3_8b_decode_128k" + sfx, bm_decode,
-        std::vector<int>(kKvHeads, k128K), fast, fuse);
+        std::vector<int>(kKvHeads, k128K), fast);
     reg("BM_paged_attention/llama3_8b_decode_128k_ragged30" + sfx, bm_decode, ragged_lens(k128K),
-        fast, fuse);
+        fast);
     reg("BM_paged_attention/llama3_8b_decode_32k" + sfx, bm_decode,
-        std::vector<int>(kKvHeads, 32 * 1024), fast, fuse);
+        std::vector<int>(kKvHeads, 32 * 1024), fast);
     reg("BM_paged_attention/llama3_8b_decode_4k" + sfx, bm_decode,
-        std::vector<int>(kKvHeads, 4 * 1024), fast, fuse);
+        std::vector<int>(kKvHeads, 4 * 1024), fast);
   }
   reg("BM_paged_attention/llama3_8b_prefill_4k_causal", bm_prefill, 4096);
   reg("BM_paged_attention/llama3_8b_prefill_16k_causal", bm_prefill, 16384);
   reg("BM_attn_score/llama3_8b_chunk2000", bm_attn_score);
   benchmark::AddCustomContext(
       "kvz_attention_variant",
-      "decode: paged_decode (key rows over subgroup lanes, 16-byte loads, split-K shares merged "
-      "by the last one to finish, _combine: by a second pass; label says which ran); prefill and "
-      "_tiled: flash tiles "
+      "decode: paged_decode (key rows over subgroup lanes, 16-byte loads, split-K up to 128 "
+      "shares/head + combine; label says which kernel ran); prefill and _tiled: flash tiles "
       "QTx32 keys, 128 threads, split-K up to 64 + combine");
   // Tensor-core prefill and scoring: which cooperative-matrix build ran (KVZ_COOPMAT=nv|khr|off).
   benchmark::AddCustomContext("kvz_coopmat",

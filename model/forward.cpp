@@ -56,12 +56,7 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
   for (int n_q = 1; n_q <= kMaxSplitQueries; ++n_q)
     scratch = std::max(
         scratch, paged_attention_scratch_elems(n_q, c.n_heads, c.head_dim, c.max_context + 64));
-  if (scratch > 0) {  // zeroed once: paged_attention's decode merge counters start at zero
-    attn_scratch_ = make(DType::kF32, {scratch});
-    Recorder rec(dev);
-    rec.fill_zero(attn_scratch_);
-    rec.finish();
-  }
+  if (scratch > 0) attn_scratch_ = make(DType::kF32, {scratch});
   // From the layer weights (runtime/ops/matmul.h): the f16 scratch of the matmuls' dequantising
   // pre-pass on many tokens, and whether decode rounds x to int8 once per input for Q4_K matvecs.
   int64_t w_scratch = 0;

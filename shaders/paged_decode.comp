@@ -13,22 +13,15 @@
 //           4 pos_pool    i32 [n_slots]                      read
 //           5 block_table i32 [n_kv_heads, max_blocks]       read
 //           6 lens        i32 [n_kv_heads]                   read
-//           7 dst         f32: n_split == 1: out [n_q, n_heads, head_dim] (normalised), write; else
-//                         scratch: partials in paged_attention_combine.comp's layout (o, then m
-//                         and l), with FUSE also u32 counters [n_kv_heads, row tiles, 1 +
-//                         ceil(n_split / 16)] at ctr0 (zero on entry, left zero); coherent
-//           8 out         f32 [n_q, n_heads, head_dim] write (FUSE and n_split > 1)
-//           9 x8          u32 quantize_x8 layout of out (variant x8 only, head_dim % 32 == 0)
+//           7 dst         f32 write: n_split == 1: out [n_q, n_heads, head_dim] (normalised); else
+//                         scratch in paged_attention_combine.comp's layout (o, then m and l).
 // Push: n_q, n_heads, group, max_blocks, window, n_split, scale, softcap, chunk (rows per split,
-//       a multiple of WG / LPK * KPI), ctr0 (FUSE: the counters' first element in scratch).
+//       a multiple of WG / LPK * KPI).
 // Spec: 0 = WG (workgroup size, a multiple of the subgroup size), 1 = HD (head_dim, multiple of 8,
 //       <= 256), 2 = LPK (lanes per key: a power of two <= the subgroup size), 3 = GR (query rows
 //       per workgroup), 4 = KPI (keys per lane group per step), 5 = PREFETCH (issue the next
-//       step's loads before this step's math: twice the loads in flight, more registers), 6 = FUSE
-//       (split-K merged in this dispatch by the last share of each row tile: decode_merge.glsl).
+//       step's loads before this step's math: twice the loads in flight, more registers).
 // Grid: (ceil(n_q * group / GR), n_kv_heads, n_split).
-// Variant x8 (WITH_X8, with FUSE): out also rounded to int8 per 32 values (include/x8.glsl), the
-// same bits as quantize_x8 over all n_q * n_heads * head_dim values.
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
 #include "common.glsl"
@@ -39,7 +32,6 @@ layout(constant_id = 2) const uint LPK = 16;
 layout(constant_id = 3) const uint GR = 4;
 layout(constant_id = 4) const uint KPI = 4;
 layout(constant_id = 5) const bool PREFETCH = false;
-layout(constant_id = 6) const bool FUSE = false;
 const uint HD8 = HD / 8u;                 // 16-byte chunks per row
 const uint CPL = (HD8 + LPK - 1u) / LPK;  // chunks per lane (lanes past HD8 hold zeros)
 const uint NLG = WG / LPK;                // lane groups per workgroup
@@ -54,16 +46,7 @@ layout(std430, binding = 3) readonly buffer VP { uvec4 v_pool[]; };
 layout(std430, binding = 4) readonly buffer PP { int pos_pool[]; };
 layout(std430, binding = 5) readonly buffer BT { int block_table[]; };
 layout(std430, binding = 6) readonly buffer LN { int lens[]; };
-layout(std430, binding = 7) coherent buffer DST { float dst[]; };
-layout(std430, binding = 7) coherent buffer DST4 { vec4 dst4[]; };
-layout(std430, binding = 7) coherent buffer CTR { uint ctr[]; };
-layout(std430, binding = 8) writeonly buffer OUT { float out_[]; };
-#ifdef WITH_X8
-layout(std430, binding = 9) writeonly buffer XQ4 { uvec4 xq4[]; };
-layout(std430, binding = 9) writeonly buffer XQ2 { vec2 xds[]; };
-#define X8_STORE
-#include "x8.glsl"
-#endif
+layout(std430, binding = 7) writeonly buffer DST { float dst[]; };
 layout(push_constant) uniform Push {
   uint n_q;
   uint n_heads;
@@ -74,12 +57,9 @@ layout(push_constant) uniform Push {
   float scale;
   float softcap;
   uint chunk;
-  uint ctr0;
 } p;
 
-// [max(NLG, GR), HD] one row's lane-group partial outputs for the merge; FUSE also: the merge's
-// per-slice sums (<= WG vec4) and the merged rows [GR, HD] for the x8 rounding.
-shared vec4 sh_o[(NLG > GR ? NLG : GR) * HD8 * 2];
+shared vec4 sh_o[NLG * HD8 * 2];  // [NLG, HD] one row's partial outputs, for the merge
 shared float sh_m[NLG * GR], sh_l[NLG * GR];
 
 vec4 lo4(uvec4 b) { return vec4(unpackHalf2x16(b.x), unpackHalf2x16(b.y)); }
@@ -112,8 +92,6 @@ uint q_index(uint h, uint row) {
   return (row / p.group) * p.n_heads + h * p.group + row % p.group;
 }
 
-#include "decode_merge.glsl"
-
 void main() {
   // Lanes of one lane group are consecutive invocations of one subgroup.
   const uint tid = gl_SubgroupID * gl_SubgroupSize + gl_SubgroupInvocationID;
@@ -123,11 +101,7 @@ void main() {
   const uint len = uint(clamp(lens[h], 0, int(p.max_blocks * 32u)));
   const uint k_begin = min(len, split * p.chunk), k_end = min(len, k_begin + p.chunk);
   const uint ml0 = p.n_split * n_all * HD;  // scratch: m and l after the partial outputs
-  // FUSE: a share past the head's rows (short head) is neither counted nor merged; a head without
-  // rows runs share 0 with no keys (its merge writes zeros).
-  const uint n_live = min(p.n_split, max((len + p.chunk - 1u) / p.chunk, 1u));
-  if (FUSE && split >= n_live) return;
-  if (!FUSE && k_begin == k_end && p.n_split > 1u) {  // empty share (short head): empty partial
+  if (k_begin == k_end && p.n_split > 1u) {  // empty share (short head): an empty partial
     if (tid < GR && row0 + tid < n_rows) {
       const uint b = ml0 + (split * n_all + q_index(h, row0 + tid)) * 2u;
       dst[b] = NEG_BIG;
@@ -264,5 +238,4 @@ void main() {
     }
     barrier();
   }
-  if (FUSE && p.n_split > 1u) merge_if_last(h, row0, split, n_live, tid);
 }

@@ -74,32 +74,6 @@ AttnPush attn_push(const cpu::AttnDims& d, const PagedAttentionArgs& a, uint32_t
 // key row spread over the lanes of a subgroup, many split-K workgroups per head.
 constexpr int64_t kDecodeMaxRows = 16;   // n_q * group served by the decode kernel
 constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers: 2 x 8 per row)
-constexpr int64_t kDecodeMaxRowTiles = (kDecodeMaxRows + kDecodeRowsPerWg - 1) / kDecodeRowsPerWg;
-// Split-K merge fused into the decode kernel (shaders/include/decode_merge.glsl): the last share
-// of each (row tile, KV head) to finish merges them (in two levels, groups of kDecodeMergeGroup
-// shares first, beyond that many), counted by u32 counters in the scratch's last
-// decode_counter_elems(n_heads) elements: 1 + ceil(n_split / kDecodeMergeGroup) per row tile and
-// KV head (n_split <= kDecodeMaxFusedSplits); zero before every call, left zero after it.
-// KVZ_DECODE_COMBINE=1 (or PagedAttentionArgs::fuse_decode_combine = false) runs the separate
-// combine pass instead.
-constexpr int64_t kDecodeMergeGroup = 16;  // MG in decode_merge.glsl
-constexpr int64_t kDecodeMaxFusedSplits = 512;
-int64_t decode_counter_elems(int64_t n_heads) {
-  return kDecodeMaxRowTiles * n_heads * (1 + kDecodeMaxFusedSplits / kDecodeMergeGroup);
-}
-// A merging workgroup reads up to max(16, n_split / 16) partials of its rows alone (the combine
-// pass spreads them over a workgroup per query row), so long caches may still prefer the combine
-// pass: KVZ_DECODE_FUSE_MAX_SPLITS=n fuses only calls with at most n shares (unset: all), to find
-// the crossover.
-bool decode_fuses(int64_t n_split) {
-  static const bool off = env_flag("KVZ_DECODE_COMBINE");
-  static const uint32_t max_splits = env_u32("KVZ_DECODE_FUSE_MAX_SPLITS");
-  return !off && n_split <= kDecodeMaxFusedSplits &&
-         (max_splits == 0 || n_split <= int64_t{max_splits});
-}
-// Shared memory of shaders/include/decode_merge.glsl besides the kernel's: weights of 64 shares
-// per row, the rows' maxima and denominators, the last-share flag.
-constexpr uint64_t kDecodeMergeShares = 64;
 // Split-K shares per KV head: shares of decode_min_rows_per_split() rows up to
 // kDecodeSharesPerHead shares, then that many shares up to kDecodeMaxRowsPerSplit rows each, then
 // shares of that size. A share is one workgroup with a fixed start cost (its first loads' latency,
@@ -162,7 +136,7 @@ DecodeSplit pick_decode_split(int64_t n_q, int64_t max_rows) {
 }
 
 struct DecodePlan {
-  uint32_t wg, hd, lpk, gr, kpi, prefetch;  // spec constants 0-5 of paged_decode.comp
+  uint32_t wg, hd, lpk, gr, kpi, prefetch;  // spec constants of paged_decode.comp
   uint32_t row_tiles;
 };
 
@@ -190,9 +164,7 @@ std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const cpu::AttnDim
   // Prefetch costs KPI x CPL x 8 registers per lane: on where the rows' q and o leave room.
   static const char* env_pf = std::getenv("KVZ_DECODE_PREFETCH");
   pl.prefetch = env_pf && *env_pf ? std::strcmp(env_pf, "0") != 0 : pl.gr <= 4;
-  const uint64_t nlg = pl.wg / pl.lpk,
-                 shared_bytes = 4 * (std::max<uint64_t>(nlg, pl.gr) * pl.hd + 2 * nlg * pl.gr +
-                                     pl.gr * (kDecodeMergeShares + 2) + 1);
+  const uint64_t nlg = pl.wg / pl.lpk, shared_bytes = 4 * nlg * (pl.hd + 2 * pl.gr);
   if ((caps.shared_memory_bytes && shared_bytes > caps.shared_memory_bytes) ||
       (caps.max_workgroup_invocations && pl.wg > caps.max_workgroup_invocations))
     return std::nullopt;
@@ -218,42 +190,26 @@ bool record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnD
   return false;
 }
 
-// Returns whether a.x8 was written (by the fused merge or the combine pass).
+// Returns whether a.x8 was written (by the combine pass).
 bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
                    const DecodePlan& pl) {
   const int64_t cap = d.max_blocks * kKvBlockTokens;
   const int64_t rows = a.max_rows > 0 ? std::min(a.max_rows, cap) : cap;
   DecodeSplit sp = pick_decode_split(d.n_q, rows);
   if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows), 1};
-  // Partials, then (after any call's partials) the fused merge's counters at the end.
-  const int64_t n_ctr = decode_counter_elems(d.n_heads),
-                need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2) + n_ctr;
-  KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need &&
-                                a.scratch.numel() <= int64_t{UINT32_MAX}),
-            "paged_attention: scratch {} must hold {} .. 2^32 f32 elements", a.scratch.shape_str(),
-            need);
-  const bool fuse = sp.n_split > 1 && a.fuse_decode_combine && decode_fuses(sp.n_split);
-  const bool x8 = fuse && a.x8.defined() && d.head_dim % 32 == 0;
+  const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
+  KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
+            "paged_attention: scratch {} < {} f32 elements", a.scratch.shape_str(), need);
   struct DecodePush {
     AttnPush attn;
-    uint32_t chunk, ctr0;
-  } push{attn_push(d, a, uint32_t(sp.n_split)), uint32_t(sp.chunk),
-         fuse ? uint32_t(a.scratch.numel() - n_ctr) : 0u};
+    uint32_t chunk;
+  } push{attn_push(d, a, uint32_t(sp.n_split)), uint32_t(sp.chunk)};
   KVZ_CHECK(d.n_kv_heads <= 65535 && sp.n_split <= 65535, "paged_attention: grid {} x {}",
             d.n_kv_heads, sp.n_split);
   const Tensor& dst = sp.n_split > 1 ? a.scratch : a.out;
-  const Kernel k{x8 ? ShaderId::kPagedDecodeX8 : ShaderId::kPagedDecode,
-                 {pl.wg, pl.hd, pl.lpk, pl.gr, pl.kpi, pl.prefetch, fuse ? 1u : 0u}};
-  const Grid grid{pl.row_tiles, uint32_t(d.n_kv_heads), uint32_t(sp.n_split)};
-  if (x8)
-    rec.dispatch(
-        k, {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst, a.out, a.x8},
-        push, grid);
-  else
-    rec.dispatch(k,
-                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst, a.out},
-                 push, grid);
-  if (fuse) return x8;
+  rec.dispatch({ShaderId::kPagedDecode, {pl.wg, pl.hd, pl.lpk, pl.gr, pl.kpi, pl.prefetch}},
+               {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
+               {pl.row_tiles, uint32_t(d.n_kv_heads), uint32_t(sp.n_split)});
   return sp.n_split > 1 && record_combine(rec, a, d, sp.n_split);
 }
 
@@ -264,10 +220,8 @@ int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int ma
   // choice also depends on the group and the device, unknown here: size for the larger).
   int64_t n_split = pick_splits(n_q, n_heads, max_rows);
   if (n_q <= kDecodeMaxRows) n_split = std::max(n_split, pick_decode_split(n_q, max_rows).bound);
-  return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) + decode_counter_elems(n_heads) : 0;
+  return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) : 0;
 }
-
-int64_t paged_attention_counter_elems(int n_heads) { return decode_counter_elems(n_heads); }
 
 bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAttentionArgs& a) {
   return pick_decode(caps, cpu::check_paged_attention(a), a.allow_decode_kernel).has_value();

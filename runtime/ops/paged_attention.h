@@ -13,15 +13,10 @@ namespace kvz {
 // q: [n_q, n_heads, head_dim] f32 (post-RoPE); q_pos: [n_q] i32; out: [n_q, n_heads, head_dim] f32.
 // head_dim: any multiple of 4 in [4, 256]. Rows t >= lens[h] are ignored; lens[h] is clamped to the
 // block table's capacity (max_blocks * 32).
-// scratch (optional) enables split-K: several workgroups share one KV head's rows and their
-// partial results are merged (decode: by the last of them, in the same dispatch; prefill: a second
-// pass), which decode over long caches needs to fill the GPU. Give it at least
+// scratch (optional) enables split-K: several workgroups share one KV head's rows and a second
+// pass combines them, which decode over long caches needs to fill the GPU. Give it at least
 // paged_attention_scratch_elems(n_q, n_heads, head_dim, max_blocks * 32) f32 elements (any shape);
 // when it is not defined() (or that count is 0) the op runs unsplit. The CPU backend ignores it.
-// Its last elements hold the decode merge's counters: zero the whole scratch once after
-// allocating it (Recorder::fill_zero); every call leaves them zero again, so one scratch serves
-// every later call (of the same n_heads) without being cleared. Calls sharing one scratch must
-// be ordered (one Recorder stream), as for any buffer both write.
 struct PagedAttentionArgs {
   Tensor q, q_pos;
   Tensor k_pool, v_pool, pos_pool, block_table, lens;
@@ -29,7 +24,7 @@ struct PagedAttentionArgs {
   float scale = 1.0f;
   int window = 0;
   float softcap = 0.0f;
-  Tensor scratch;  // optional, f32, >= paged_attention_scratch_elems(...) elements, zeroed once
+  Tensor scratch;  // optional, f32, >= paged_attention_scratch_elems(...) elements
   // The caller guarantees that positions increase along each head's rows (KvCache does): the
   // prefill kernel then stops at the first key tile past all of its queries.
   bool rows_sorted = false;
@@ -40,16 +35,11 @@ struct PagedAttentionArgs {
   int64_t max_rows = 0;
   // Optional: out also rounded to int8 per 32 values for the Q4_K decode matvec, exactly as
   // quantize_x8(out, x8) would (runtime/ops/matmul.h; quantize_x8_fits(out, x8) must hold). Fused
-  // into the split-K merge (decode kernel or combine pass) where one runs and head_dim % 32 == 0,
-  // else a quantize_x8 after.
+  // into the split-K combine pass where one runs and head_dim % 32 == 0, else a quantize_x8 after.
   Tensor x8;
   // false: always the tiled kernel (A/B benchmarks). The environment variable
   // KVZ_NO_FAST_DECODE=1 does the same for every call.
   bool allow_decode_kernel = true;
-  // false: the decode kernel's split-K shares are merged by a separate combine pass (two
-  // dispatches, as before the merge was fused; A/B benchmarks). The environment variable
-  // KVZ_DECODE_COMBINE=1 does the same for every call.
-  bool fuse_decode_combine = true;
 };
 // Vulkan: few query rows per KV head (n_q * group <= 16, head_dim % 8 == 0, subgroup shuffles)
 // run a bandwidth-bound decode kernel (shaders/paged_decode.comp), everything else the tiled
@@ -70,11 +60,8 @@ bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAtten
 
 // f32 elements of split-K scratch paged_attention uses for these sizes (0: it will not split);
 // max_rows = block_table.dim(1) * kKvBlockTokens. Size the scratch for the largest call (decode
-// with the largest cache); a larger buffer is fine. Never decreases as max_rows grows.
+// with the largest cache); a larger buffer is fine.
 int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int max_rows);
-// The last this many elements of a split-K scratch (whatever its size) hold the decode merge's
-// counters (included in paged_attention_scratch_elems): zero before and after every call.
-int64_t paged_attention_counter_elems(int n_heads);
 
 // Reconstruction scoring (KVzip, ALGORITHMS.md 1.3), generic form: for every KV head h and target
 // row j in [t0, t1) of the head's rows,

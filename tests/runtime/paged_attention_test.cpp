@@ -10,7 +10,6 @@
 #include <numeric>
 #include <string>
 #include <tuple>
-#include <utility>
 
 #include "runtime/cpu/attention_fast.h"
 #include "runtime/cpu/half.h"
@@ -81,14 +80,7 @@ struct Case {
   bool empty_head = false;     // the last KV head holds no rows at all
   int spare_blocks = 1;        // block-table capacity per head past the longest head
   bool max_rows_hint = false;  // pass PagedAttentionArgs::max_rows = the longest head
-  std::vector<int> lens = {};  // rows per KV head (n_kv_heads of them) instead of random ones
 };
-
-// c with explicit rows per KV head (Case::lens).
-Case with_lens(Case c, std::vector<int> lens) {
-  c.lens = std::move(lens);
-  return c;
-}
 
 // Builds a prefill/decode problem: head h holds cached_h old rows (positions < base, with gaps;
 // ragged across heads) followed by the n_q new rows at positions base + i; query i sits at base +
@@ -106,7 +98,6 @@ Problem make_problem(const Case& tc, uint64_t seed) {
   for (int h = 0; h < tc.n_kv_heads; ++h)
     lens[h] = tc.n_q + int(rng.next() % (2 * tc.cached + 1)) + (h == 0 ? 1 : 0);
   if (tc.empty_head) lens.back() = 0;
-  if (!tc.lens.empty()) lens = tc.lens;
   Problem p{make_cache(rng, tc.n_kv_heads, tc.head_dim, lens, tc.spare_blocks), {}, {}, 0};
   const int32_t base = 3 * (tc.cached + 2);
   for (int h = 0; h < tc.n_kv_heads; ++h) {
@@ -125,28 +116,9 @@ Problem make_problem(const Case& tc, uint64_t seed) {
 }
 
 // Which implementation runs: the op (its device's path: Vulkan, or the CPU backend's fast path;
-// kOpTiled: never the decode kernel; kOpCombine: decode's split-K merged by the separate combine
-// pass, as KVZ_DECODE_COMBINE=1 does), or on the CPU device directly the scalar reference or the
+// kOpTiled: never the decode kernel), or on the CPU device directly the scalar reference or the
 // fast path with a thread count.
-enum class Path { kOp, kOpTiled, kOpCombine, kRef, kFast1, kFast3 };
-
-// The split-K scratch for these calls, zeroed once as paged_attention requires.
-Tensor alloc_scratch(Device& dev, std::vector<Buffer>& keep, int64_t n) {
-  const Tensor t = alloc_tensor(dev, keep, DType::kF32, {n});
-  Recorder rec(dev);
-  rec.fill_zero(t);
-  rec.finish();
-  return t;
-}
-
-// The decode merge's counters (the scratch's last elements) must be zero after a call.
-void expect_counters_zero(Device& dev, const Tensor& scratch, int n_heads) {
-  const std::vector<uint32_t> sc = download_as<uint32_t>(dev, scratch);
-  const size_t n = size_t(paged_attention_counter_elems(n_heads));
-  ASSERT_GE(sc.size(), n);
-  for (size_t i = sc.size() - n; i < sc.size(); ++i)
-    ASSERT_EQ(sc[i], 0u) << "counter " << i - (sc.size() - n) << " left non-zero";
-}
+enum class Path { kOp, kOpTiled, kRef, kFast1, kFast3 };
 
 // used_decode (optional): set to whether the op picked the decode kernel. x8 (optional, kOp only):
 // also ask the op for the int8-rounded output (PagedAttentionArgs::x8) and return it there.
@@ -168,20 +140,18 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
     const int64_t n = paged_attention_scratch_elems(tc.n_q, tc.n_heads, tc.head_dim,
                                                     p.cache.max_blocks * kKvBlockTokens);
     EXPECT_GT(n, 0) << "case meant to split does not";
-    if (n > 0) a.scratch = alloc_scratch(dev, keep, n);
+    if (n > 0) a.scratch = alloc_tensor(dev, keep, DType::kF32, {n});
   }
   if (path == Path::kRef) cpu::paged_attention_ref(a);
   if (path == Path::kFast1 || path == Path::kFast3)
     cpu::paged_attention_fast(a, path == Path::kFast1 ? 1 : 3);
   if (x8) a.x8 = alloc_tensor(dev, keep, DType::kI32, {matvec_x8_elems(nq * nh * hd)});
-  if (path == Path::kOp || path == Path::kOpTiled || path == Path::kOpCombine) {
-    a.allow_decode_kernel = path != Path::kOpTiled;
-    a.fuse_decode_combine = path != Path::kOpCombine;
+  if (path == Path::kOp || path == Path::kOpTiled) {
+    a.allow_decode_kernel = path == Path::kOp;
     if (used_decode) *used_decode = paged_attention_uses_decode_kernel(dev.caps(), a);
     Recorder rec(dev);
     paged_attention(rec, a);
     rec.finish();
-    if (a.scratch.defined()) expect_counters_zero(dev, a.scratch, tc.n_heads);
   }
   if (x8) *x8 = download_as<int32_t>(dev, a.x8);
   return download_f32(dev, a.out);
@@ -284,11 +254,6 @@ TEST_P(PagedAttentionTest, MatchesReference) {
         all_close(run_attention(*gpu, tc, p, Path::kOpTiled), ref, attention_tol(tc, max_len)))
         << "tiled kernel";
   }
-  if (decode && tc.split) {
-    EXPECT_TRUE(
-        all_close(run_attention(*gpu, tc, p, Path::kOpCombine), ref, attention_tol(tc, max_len)))
-        << "decode kernel, separate combine pass";
-  }
 }
 
 TEST_P(PagedAttentionRefTest, MatchesDenseFormula) {
@@ -332,17 +297,7 @@ const Case kCases[] = {
     Case{"dec_hd64_gqa8_nq2_max_rows_window", 64, 16, 2, 2, 3000, 300, 0, true, false, false, 7,
          true},
     Case{"dec_hd128_gqa4_empty_head_max_rows", 128, 8, 2, 1, 400, 0, 0, true, false, true, 50,
-         true},
-    // Split-K merged by the decode kernel's last share: many shares, heads of very different
-    // lengths (long, a few rows, empty: shares past a head's rows are skipped), several row tiles
-    // (n_q * group 12 and 16: two workgroups of rows per KV head), a window that leaves whole
-    // shares without a visible key.
-    with_lens(Case{"fused_hd128_gqa4_ragged_many_splits", 128, 16, 4, 1, 3000, 0, 0, true},
-              {9000, 0, 37, 4100}),
-    with_lens(Case{"fused_hd128_gqa4_nq3_row_tiles", 128, 8, 2, 3, 3000, 0, 0, true}, {6000, 700}),
-    with_lens(Case{"fused_hd64_gqa8_nq2_window_row_tiles", 64, 16, 2, 2, 3000, 300, 0, true},
-              {5000, 3}),
-    with_lens(Case{"fused_hd256_gqa2_nq2_softcap", 256, 4, 2, 2, 3000, 0, 20.0f, true}, {2500, 1})};
+         true}};
 std::string case_name(const ::testing::TestParamInfo<Case>& param_info) {
   return param_info.param.name;
 }
@@ -460,9 +415,7 @@ void check_no_visible_rows(Device& dev) {
 void check_x8_output(Device& dev) {
   for (const char* name :
        {"dec_hd128_gqa4_nq1_split", "dec_hd128_gqa1_nq1_short", "dec_hd128_gqa4_spare_max_rows",
-        "dec_hd64_gqa8_nq2_max_rows_window", "hd128_gqa4_prefill_offset",
-        "fused_hd128_gqa4_ragged_many_splits", "fused_hd128_gqa4_nq3_row_tiles",
-        "fused_hd64_gqa8_nq2_window_row_tiles", "fused_hd256_gqa2_nq2_softcap"}) {
+        "dec_hd64_gqa8_nq2_max_rows_window", "hd128_gqa4_prefill_offset"}) {
     const auto it = std::find_if(std::begin(kCases), std::end(kCases),
                                  [&](const Case& c) { return c.name == name; });
     ASSERT_NE(it, std::end(kCases)) << name;
@@ -482,58 +435,6 @@ void check_x8_output(Device& dev) {
   }
 }
 TEST_F(VkTest, PagedAttentionX8IsQuantizeOfOutput) { check_x8_output(*gpu); }
-
-// One scratch, zeroed once, serves consecutive decode calls of other lengths and query counts in
-// one stream (one of them merged by the combine pass): each fused merge must leave its counters
-// zero for the next call, or a later call's merge would not run (its out stays NaN) or run early.
-void check_scratch_reuse(Device& dev) {
-  struct Call {
-    int n_q;
-    std::vector<int> lens;
-    bool combine = false;
-  };
-  const Call calls[] = {{1, {6000, 50}},         {3, {700, 2000}}, {1, {0, 129}},
-                        {2, {4000, 4000}, true}, {1, {6000, 50}},  {4, {64, 3000}}};
-  std::vector<Buffer> keep;
-  std::vector<Problem> probs;
-  std::vector<Case> cases;
-  int64_t n_scratch = 0;
-  for (const Call& c : calls) {
-    cases.push_back(with_lens(Case{"reuse", 128, 8, 2, c.n_q, 2000}, c.lens));
-    probs.push_back(make_problem(cases.back(), 100 + probs.size()));
-    n_scratch = std::max<int64_t>(
-        n_scratch, paged_attention_scratch_elems(c.n_q, 8, 128,
-                                                 probs.back().cache.max_blocks * kKvBlockTokens));
-  }
-  const Tensor scratch = alloc_scratch(dev, keep, n_scratch);
-  std::vector<PagedAttentionArgs> args;
-  for (size_t i = 0; i < probs.size(); ++i) {
-    const Problem& p = probs[i];
-    const DevCache c = upload_cache(dev, keep, p.cache);
-    const int64_t nq = calls[i].n_q;
-    PagedAttentionArgs a;
-    a.q = upload_f32(dev, keep, {nq, 8, 128}, p.q);
-    a.q_pos = upload(dev, keep, DType::kI32, {nq}, p.q_pos.data());
-    a.k_pool = c.k, a.v_pool = c.v, a.pos_pool = c.pos, a.block_table = c.table, a.lens = c.lens;
-    a.out = upload_f32(dev, keep, {nq, 8, 128}, std::vector<float>(p.q.size(), std::nanf("")));
-    a.scale = p.scale, a.rows_sorted = true, a.scratch = scratch;
-    a.fuse_decode_combine = !calls[i].combine;
-    args.push_back(a);
-  }
-  Recorder rec(dev);
-  for (const PagedAttentionArgs& a : args) paged_attention(rec, a);
-  rec.finish();
-  for (size_t i = 0; i < probs.size(); ++i) {
-    const int max_len = *std::max_element(calls[i].lens.begin(), calls[i].lens.end());
-    EXPECT_TRUE(all_close(download_f32(dev, args[i].out),
-                          run_attention(cpu_device(), cases[i], probs[i], Path::kRef),
-                          attention_tol(cases[i], max_len)))
-        << "call " << i;
-  }
-  expect_counters_zero(dev, scratch, 8);
-}
-TEST_F(VkTest, PagedAttentionScratchReusedAcrossCalls) { check_scratch_reuse(*gpu); }
-TEST(PagedAttentionFast, ScratchReusedAcrossCalls) { check_scratch_reuse(cpu_device()); }
 TEST(PagedAttentionFast, X8IsQuantizeOfOutput) { check_x8_output(cpu_device()); }
 
 TEST_F(VkTest, PagedAttentionNoVisibleRowsGivesZeros) { check_no_visible_rows(*gpu); }
