@@ -21,10 +21,13 @@ void rms_norm(Recorder& rec, const RmsNormArgs& a) {
   KVZ_CHECK(!x8 || (a.x.cols() % 32 == 0 && quantize_x8_fits(a.y, a.x8)),
             "rms_norm: x8 {} for y {} (n_cols % 32 == 0)", a.x8.shape_str(), a.y.shape_str());
   if (rec.is_cpu()) return cpu::rms_norm_ref(a);
-  // Enough threads for 4 vec4 each (the shader's register path), 64 to 1024.
+  // Enough threads for 4 vec4 each (the shader's register path), 64 to 1024; one row (decode)
+  // gets up to one vec4 per thread: its time is latency, not throughput.
   const uint32_t limit = std::min<uint32_t>(1024, rec.caps().max_workgroup_invocations);
+  const int64_t per_thread = a.x.rows() == 1 ? 4 : 16;
   const uint32_t wg = std::clamp<uint32_t>(
-      std::bit_ceil(static_cast<uint32_t>((a.x.cols() + 15) / 16)), std::min(64u, limit), limit);
+      std::bit_ceil(static_cast<uint32_t>((a.x.cols() + per_thread - 1) / per_thread)),
+      std::min(64u, limit), limit);
   struct Push {
     uint32_t n_rows, n_cols;
     float eps, weight_offset;

@@ -3,6 +3,7 @@
 #include "runtime/ops/sampling.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <numeric>
 #include <vector>
@@ -24,7 +25,8 @@ void argmax(Recorder& rec, const ArgmaxArgs& a) {
   check_logits(a.logits, a.out, "argmax");
   if (a.out.empty()) return;
   if (rec.is_cpu()) return cpu::argmax_ref(a);
-  constexpr uint32_t kWg = 256;
+  // One row (a decode step) is a chain of load latencies: as many threads as the device allows.
+  const uint32_t kWg = std::min<uint32_t>(1024, std::bit_floor(rec.caps().max_workgroup_invocations));
   struct Push {
     uint32_t n_rows, n_vocab, rows_per_y;
   } push{static_cast<uint32_t>(a.logits.rows()), static_cast<uint32_t>(a.logits.cols()), 0};

@@ -61,7 +61,7 @@ TEST_P(ArgmaxTest, MatchesReferenceWithTiesToLowestIndex) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, ArgmaxTest,
                          ::testing::Values(Shape{1, 1}, Shape{3, 7}, Shape{4, 257}, Shape{2, 4099},
-                                           Shape{1, 262144}));
+                                           Shape{3, 4096}, Shape{1, 262144}));
 
 // (n_vocab, temperature, top_k, top_p)
 using SampleParam = std::tuple<int, float, int, float>;
