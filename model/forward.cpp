@@ -128,11 +128,9 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
     if (profile_) rec.timestamp(std::string(phase) + op);
   };
   mark("start");
-  Tensor ids = ids_.slice(0, n), pos = pos_.slice(0, n);
-  if (device_ids)
-    rec.copy(*device_ids, ids);
-  else
-    rec.upload(ids.mem(), tokens.data(), tokens.size_bytes());
+  // Device ids are read where they are (no copy: a transfer and a barrier less per step).
+  Tensor ids = device_ids ? *device_ids : ids_.slice(0, n), pos = pos_.slice(0, n);
+  if (!device_ids) rec.upload(ids.mem(), tokens.data(), tokens.size_bytes());
   rec.upload(pos.mem(), positions.data(), positions.size_bytes());
   cache.begin_append(rec, static_cast<int>(n), positions);
 
@@ -243,9 +241,17 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
     pending = o;
     // Hand finished layers to the GPU while the rest is recorded.
     // The GPU idles from the start of a step until the first submit: hand over the first layer
-    // at once (KVZ_NO_EARLY_SUBMIT=1: only every kLayersPerSubmit layers, for A/B runs).
+    // at once (KVZ_NO_EARLY_SUBMIT=1: only every kLayersPerSubmit layers, for A/B runs). A step
+    // recorded ahead (device ids) finds the GPU busy with the previous one: each submission
+    // costs GPU time, so it is submitted whole, by the caller, with what it records after it
+    // (KVZ_AHEAD_SUBMIT_LAYERS=n: every n layers instead, for A/B runs).
     static const bool submit_first = !env_flag("KVZ_NO_EARLY_SUBMIT");
-    if ((submit_first && il == 0) || il % kLayersPerSubmit == kLayersPerSubmit - 1) rec.submit();
+    static const uint32_t ahead_layers = env_u32("KVZ_AHEAD_SUBMIT_LAYERS");
+    if (device_ids) {
+      if (ahead_layers && il % ahead_layers == ahead_layers - 1) rec.submit();
+    } else if ((submit_first && il == 0) || il % kLayersPerSubmit == kLayersPerSubmit - 1) {
+      rec.submit();
+    }
   }
   const Tensor hl = h.slice(0, n_logits), lx8 = x8_for(hl, {&w.output});
   if (n_logits == n) {
@@ -261,7 +267,7 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
     matmul(rec, {hl, w.output, logits_.slice(0, n_logits), {}, {}, lx8});
     mark("lm head");
   }
-  rec.submit();
+  if (!device_ids) rec.submit();
 }
 
 }  // namespace kvz

@@ -40,7 +40,8 @@ class Forward {
   // The same for tokens that GPU work recorded earlier writes (e.g. the previous step's sampled
   // id): ids is i32 with positions.size() elements, read in stream order. Unlike the run above it
   // does not wait for earlier work unless the cache must reallocate (KvCache::append_in_place), so
-  // it can be recorded while the step that writes ids still runs.
+  // it can be recorded while the step that writes ids still runs. It leaves the submit to the
+  // caller (one submission per step, with what the caller records after it).
   void run(Recorder& rec, const Tensor& ids, std::span<const int32_t> positions, KvCache& cache,
            int n_logits);
   // [max_logits, n_vocab] f32.
