@@ -26,12 +26,13 @@ void argmax(Recorder& rec, const ArgmaxArgs& a) {
   if (a.out.empty()) return;
   if (rec.is_cpu()) return cpu::argmax_ref(a);
   // One row (a decode step) is a chain of load latencies: as many threads as the device allows.
-  const uint32_t kWg = std::min<uint32_t>(1024, std::bit_floor(rec.caps().max_workgroup_invocations));
+  const uint32_t wg =
+      std::min<uint32_t>(1024, std::bit_floor(rec.caps().max_workgroup_invocations));
   struct Push {
     uint32_t n_rows, n_vocab, rows_per_y;
   } push{static_cast<uint32_t>(a.logits.rows()), static_cast<uint32_t>(a.logits.cols()), 0};
   Grid grid = row_grid(push.n_rows, push.rows_per_y);
-  rec.dispatch({ShaderId::kArgmax, {kWg}}, {a.logits, a.out}, push, grid);
+  rec.dispatch({ShaderId::kArgmax, {wg}}, {a.logits, a.out}, push, grid);
 }
 
 void sample(Recorder& rec, const SampleArgs& a) {
