@@ -10,8 +10,9 @@
 namespace kvz::gpu {
 namespace {
 
-// Command buffers in flight per recorder: a decode step submits up to 7 (model/forward.cpp), and
-// the next step is recorded while one runs (Session::generate_tokens).
+// Command buffers in flight per recorder: a prefill chunk or a step decoded one at a time submits
+// up to 6 (model/forward.cpp), and generation records a step ahead while one runs
+// (Session::generate_tokens).
 constexpr uint32_t kRing = 16;
 constexpr uint32_t kMaxQueries = 4096;       // timestamps between two timings() calls
 constexpr size_t kStagingBytes = 256 << 10;  // first staging buffer of a ring slot (upload())
