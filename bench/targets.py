@@ -99,7 +99,7 @@ def main():
         ref = ref["TFLOPs"] if ref else None
         r = ours / ref if ours and ref else None
         add(label, fmt_num(ours, " TFLOP/s"), fmt_num(ref, " (torch)"), fmt_num(r and 100 * r, "%"), ">= 60%",
-            r is not None and r >= 0.6 if r else None)
+            r >= 0.6 if r else None)
 
     for ctx, bench in ((4096, "BM_paged_attention/llama3_8b_prefill_4k_causal"),
                        (16384, "BM_paged_attention/llama3_8b_prefill_16k_causal")):
