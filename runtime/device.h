@@ -27,6 +27,14 @@ struct CoopMatShape {
   std::string ext;             // "KHR" or "NV"
 };
 
+// One workgroup-scope shape family of VK_NV_cooperative_matrix2's flexible dimensions: matrices of
+// any multiple of the granularities (up to coopmat2_max_dimension) for workgroups of exactly
+// `workgroup` invocations.
+struct CoopMat2Shape {
+  uint32_t m_gran = 0, n_gran = 0, k_gran = 0, workgroup = 0;
+  std::string a_type, c_type;
+};
+
 // Probed once when the device opens; every variant choice reads it (B3).
 struct DeviceCaps {
   std::string name;
@@ -52,7 +60,11 @@ struct DeviceCaps {
   uint32_t max_workgroup_subgroups = 0;  // maxComputeWorkgroupSubgroups (with size control)
   bool coopmat_khr = false;  // VK_KHR_cooperative_matrix (feature on, compute stage supported)
   bool coopmat_nv = false;   // VK_NV_cooperative_matrix
-  bool coopmat2_nv = false;  // VK_NV_cooperative_matrix2
+  // VK_NV_cooperative_matrix2 with workgroup scope, flexible dimensions, tensor addressing and
+  // per-element operations (what the *_cm2 kernels use; device creation enables its features).
+  bool coopmat2_nv = false;
+  std::vector<CoopMat2Shape> coopmat2_shapes;
+  uint32_t coopmat2_max_dimension = 0;
   std::vector<CoopMatShape> coopmat_shapes;
   uint32_t shared_memory_bytes = 0;
   uint32_t max_workgroup_invocations = 0;

@@ -32,9 +32,13 @@ int run_devices() {
         if (s.ext == ext) fmt::print("  {}x{}x{} {}->{}", s.m, s.n, s.k, s.a_type, s.c_type);
       fmt::print("\n");
     }
-    fmt::print("   coopmat NV2 {}  tensor-core kernels: {} (usable: nv {}, khr {}; KVZ_COOPMAT)",
-               c.coopmat2_nv, coopmat_api_name(coopmat_api(c)),
-               coopmat_api_usable(c, CoopmatApi::kNv), coopmat_api_usable(c, CoopmatApi::kKhr));
+    fmt::print("   coopmat NV2 {}", c.coopmat2_nv);
+    for (const auto& s : c.coopmat2_shapes)
+      fmt::print("  {}x{}x{}/{} {}->{}", s.m_gran, s.n_gran, s.k_gran, s.workgroup, s.a_type,
+                 s.c_type);
+    fmt::print("\n   tensor-core kernels: {} (usable: nv {}, khr {}, cm2 {}; KVZ_COOPMAT)",
+               coopmat_api_name(coopmat_api(c)), coopmat_api_usable(c, CoopmatApi::kNv),
+               coopmat_api_usable(c, CoopmatApi::kKhr), coopmat_api_usable(c, CoopmatApi::kCm2));
     fmt::print(
         "\n   device-local {:.1f} GiB  max binding {} MiB  max allocation {} MiB  timestamps {}\n",
         c.device_local_bytes / 1073741824.0, c.max_storage_buffer_range >> 20,

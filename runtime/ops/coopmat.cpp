@@ -30,8 +30,9 @@ std::optional<CoopmatApi> env_api() {
     if (!e || !*e || std::strcmp(e, "auto") == 0) return std::nullopt;
     if (std::strcmp(e, "nv") == 0) return CoopmatApi::kNv;
     if (std::strcmp(e, "khr") == 0) return CoopmatApi::kKhr;
+    if (std::strcmp(e, "cm2") == 0) return CoopmatApi::kCm2;
     if (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0) return CoopmatApi::kOff;
-    throw InputError(std::string("KVZ_COOPMAT=") + e + ": expected auto, nv, khr or off");
+    throw InputError(std::string("KVZ_COOPMAT=") + e + ": expected auto, nv, khr, cm2 or off");
   }();
   return api;
 }
@@ -46,12 +47,20 @@ bool has_f16_shape(const DeviceCaps& caps, const char* ext) {
 
 }  // namespace
 
+const CoopMat2Shape* coopmat2_f16_shape(const DeviceCaps& caps, uint32_t workgroup) {
+  for (const CoopMat2Shape& s : caps.coopmat2_shapes)
+    if (s.workgroup == workgroup && s.a_type == "f16" && s.c_type == "f32") return &s;
+  return nullptr;
+}
+
 std::string_view coopmat_api_name(CoopmatApi api) {
   switch (api) {
     case CoopmatApi::kNv:
       return "nv";
     case CoopmatApi::kKhr:
       return "khr";
+    case CoopmatApi::kCm2:
+      return "cm2";
     default:
       return "off";
   }
@@ -61,13 +70,17 @@ bool coopmat_api_usable(const DeviceCaps& caps, CoopmatApi api) {
   if (api == CoopmatApi::kOff) return true;
   if (!caps.fp16 || !caps.storage16 || !caps.memory_model) return false;
   if (api == CoopmatApi::kNv) return caps.coopmat_nv && has_f16_shape(caps, "NV");
+  if (api == CoopmatApi::kCm2 &&
+      (!caps.coopmat2_nv || !coopmat2_f16_shape(caps, kCm2Workgroup) ||
+       spirv(ShaderId::kMatmulCm2).empty() || !coopmat_api_usable(caps, CoopmatApi::kKhr)))
+    return false;
   // KHR: modules exist only where the build found a compiler for them (all or none).
   return caps.coopmat_khr && has_f16_shape(caps, "KHR") && coopmat_subgroup_size(caps, api) != 0 &&
          !spirv(ShaderId::kPagedAttentionCoopmatKhr).empty();
 }
 
 uint32_t coopmat_required_subgroup_size(const DeviceCaps& caps, CoopmatApi api) {
-  if (api != CoopmatApi::kKhr || caps.subgroup_size == kSubgroup) return 0;
+  if (!uses_khr_modules(api) || caps.subgroup_size == kSubgroup) return 0;
   const bool can = caps.subgroup_size_control && caps.subgroup_size_min <= kSubgroup &&
                    kSubgroup <= caps.subgroup_size_max &&
                    caps.max_workgroup_subgroups >= kMaxSubgroups;
@@ -75,7 +88,7 @@ uint32_t coopmat_required_subgroup_size(const DeviceCaps& caps, CoopmatApi api) 
 }
 
 uint32_t coopmat_subgroup_size(const DeviceCaps& caps, CoopmatApi api) {
-  if (api == CoopmatApi::kKhr) {
+  if (uses_khr_modules(api)) {
     if (caps.subgroup_size == kSubgroup) return kSubgroup;
     return coopmat_required_subgroup_size(caps, api);  // 0: 32 is out of reach
   }
@@ -85,7 +98,7 @@ uint32_t coopmat_subgroup_size(const DeviceCaps& caps, CoopmatApi api) {
 CoopmatApi coopmat_api(const DeviceCaps& caps) {
   if (const auto& o = override_api()) return coopmat_api_usable(caps, *o) ? *o : CoopmatApi::kOff;
   if (const auto e = env_api()) return coopmat_api_usable(caps, *e) ? *e : CoopmatApi::kOff;
-  for (CoopmatApi api : {CoopmatApi::kKhr, CoopmatApi::kNv})
+  for (CoopmatApi api : {CoopmatApi::kCm2, CoopmatApi::kKhr, CoopmatApi::kNv})
     if (coopmat_api_usable(caps, api)) return api;
   return CoopmatApi::kOff;
 }

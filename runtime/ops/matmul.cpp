@@ -159,11 +159,48 @@ Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t
   const uint32_t group_m = opt.coopmat_group_m ? opt.coopmat_group_m : env_group_m;
   bm = tile.bm();
   bn = tile.bn();
-  return {variant(api == CoopmatApi::kKhr ? kMatmulCoopmatKhr : kMatmulCoopmat, t),
+  return {variant(uses_khr_modules(api) ? kMatmulCoopmatKhr : kMatmulCoopmat, t),
           {sg * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n, tile.fm, tile.fn,
            group_m ? group_m : kCoopmatGroupM, tile.stages, tile.bk},
           coopmat_required_subgroup_size(rec.caps(), api)};
 }
+// VK_NV_cooperative_matrix2 GEMM (shaders/matmul_cm2.comp) for f16 weights: one BM x BN
+// workgroup-scope accumulator per workgroup of kCm2Workgroup invocations, k tiles of BK.
+// Opt-in (KVZ_CM2_MATMUL=1 with the cm2 api): on the H100 it ran at 0.5-0.8x of the KHR kernel
+// with f32 activations (bench/RESULTS.md), so by default the cm2 api multiplies with the KHR one.
+// KVZ_CM2_TILE=bm,bn,bk overrides the default (measurements); sizes must be multiples of the
+// device's granularities and at most its largest dimension.
+struct Cm2Tile {
+  uint32_t bm, bn, bk;
+};
+constexpr Cm2Tile kCm2Large = {128, 256, 32}, kCm2Small = {64, 128, 32};
+bool cm2_matmul_wanted() {
+  static const bool v = env_u32("KVZ_CM2_MATMUL") == 1;
+  return v;
+}
+bool cm2_tile_fits(const DeviceCaps& caps, Cm2Tile t) {
+  const CoopMat2Shape* s = coopmat2_f16_shape(caps, kCm2Workgroup);
+  const uint32_t most = caps.coopmat2_max_dimension;
+  return s && s->m_gran && s->n_gran && s->k_gran && t.bm % s->m_gran == 0 &&
+         t.bn % s->n_gran == 0 && t.bk % s->k_gran == 0 &&
+         (!most || std::max({t.bm, t.bn, t.bk}) <= most);
+}
+Kernel pick_matmul_cm2(const Recorder& rec, int64_t m, uint32_t& bm, uint32_t& bn) {
+  static const std::vector<uint32_t> env = env_u32_list("KVZ_CM2_TILE");
+  Cm2Tile t = m >= kCoopmatLargeMinTokens ? kCm2Large : kCm2Small;
+  if (env.size() == 3) {
+    t = {env[0], env[1], env[2]};
+    if (!cm2_tile_fits(rec.caps(), t))  // a tuning override is user input
+      throw DeviceError(fmt::format("matmul_cm2: tile {}x{}x{} (KVZ_CM2_TILE) does not fit {}",
+                                    t.bm, t.bn, t.bk, rec.caps().name));
+  }
+  bm = t.bm;
+  bn = t.bn;
+  static const uint32_t env_group_m = env_u32("KVZ_MATMUL_GROUP_M");  // measurements
+  return {ShaderId::kMatmulCm2,
+          {kCm2Workgroup, t.bm, t.bn, t.bk, env_group_m ? env_group_m : kCoopmatGroupM}};
+}
+
 // KVZ_MATVEC_VARIANT (measurements, e.g. kvz_bench or kvzip bench): the Q4_K matvec variant
 // used where the options leave it at 0 (see detail::MatmulOptions::matvec_variant).
 uint32_t env_matvec_variant() {
@@ -254,7 +291,11 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
       detail::dequantize_f16(rec, c.t, w);
     }
     uint32_t bm = 0, bn = 0;
-    Kernel kern = pick_matmul_coopmat(rec, api, w.dtype(), m, opt, bm, bn);
+    const bool cm2 = api == CoopmatApi::kCm2 && (opt.cm2_matmul || cm2_matmul_wanted()) &&
+                     w.dtype() == DType::kF16 && opt.coopmat_tile[0] == 0 &&
+                     cm2_tile_fits(rec.caps(), kCm2Large) && cm2_tile_fits(rec.caps(), kCm2Small);
+    Kernel kern = cm2 ? pick_matmul_cm2(rec, m, bm, bn)
+                      : pick_matmul_coopmat(rec, api, w.dtype(), m, opt, bm, bn);
     const uint32_t tiles = div_up(n, bn) * div_up(m, bm), gx = std::min<uint32_t>(tiles, 32768);
     rec.dispatch(kern, {a.x, w, bias, a.y}, push, {gx, div_up(tiles, gx)});
     return;

@@ -16,6 +16,9 @@ struct MatmulOptions {
   // f16 tolerances.
   bool allow_coopmat = true;
   bool force_coopmat = false;  // tests: use it for any m > 1 wherever coopmat_api() allows
+  // With the cm2 api, f16 weights multiply in shaders/matmul_cm2.comp (otherwise only with
+  // KVZ_CM2_MATMUL=1: it is slower than the KHR kernel on the H100; matmul.cpp).
+  bool cm2_matmul = false;
   // Block weights with MatmulArgs::w_scratch and m >= 256: dequantise to f16 first (matmul.h).
   bool allow_dequant_pass = true;
   // matmul_coopmat tile raster: rows of tiles per group (0: the default, 8; 1: n fastest).

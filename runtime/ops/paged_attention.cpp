@@ -257,16 +257,47 @@ bool attn_coopmat_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim)
          head_dim <= 128 && shared_bytes <= caps.shared_memory_bytes &&
          32 * sg <= caps.max_workgroup_invocations;
 }
+// VK_NV_cooperative_matrix2 prefill (shaders/paged_attention_cm2.comp): BR query rows per
+// workgroup of WG invocations; on the H100 128 rows on 256 invocations ran 1.7x faster than 64 on
+// 128 (bench/RESULTS.md). KVZ_ATTN_CM2_BR=64|128|256 and KVZ_ATTN_CM2_WG=128|256 override them
+// (measurements).
+constexpr uint32_t kAttnCm2Rows = 128, kAttnCm2Wg = 256;
+uint32_t attn_cm2_rows() {
+  static const uint32_t v = [] {
+    const uint32_t e = env_u32("KVZ_ATTN_CM2_BR");
+    return e == 64 || e == 128 || e == 256 ? e : kAttnCm2Rows;
+  }();
+  return v;
+}
+uint32_t attn_cm2_wg() {
+  static const uint32_t v = [] {
+    const uint32_t e = env_u32("KVZ_ATTN_CM2_WG");
+    return e == 128 || e == 256 ? e : kAttnCm2Wg;
+  }();
+  return v;
+}
+bool attn_cm2_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
+  if (api != CoopmatApi::kCm2 || head_dim % 16 != 0 || head_dim > 128) return false;
+  const uint32_t br = attn_cm2_rows(), wg = attn_cm2_wg(), hd = uint32_t(head_dim),
+                 bc = uint32_t(kKvBlockTokens);
+  const CoopMat2Shape* s = coopmat2_f16_shape(caps, wg);
+  const uint64_t shared_bytes = uint64_t(br) * (hd / 8 + 1) * 16;  // the staged queries
+  return s && s->m_gran && s->n_gran && s->k_gran && br % s->m_gran == 0 && hd % s->n_gran == 0 &&
+         hd % s->k_gran == 0 && bc % s->n_gran == 0 && bc % s->k_gran == 0 &&
+         shared_bytes <= caps.shared_memory_bytes && wg <= caps.max_workgroup_invocations &&
+         !spirv(ShaderId::kPagedAttentionCm2).empty();
+}
 // The NV or KHR build of a tensor-core attention kernel, with the subgroup size it requests.
 Kernel attn_coopmat_kernel(const DeviceCaps& caps, CoopmatApi api, ShaderId nv, ShaderId khr,
                            std::vector<uint32_t> spec) {
-  return {api == CoopmatApi::kKhr ? khr : nv, std::move(spec),
+  return {uses_khr_modules(api) ? khr : nv, std::move(spec),
           coopmat_required_subgroup_size(caps, api)};
 }
 }  // namespace
 
 bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim) {
-  return attn_coopmat_fits(caps, coopmat_api(caps), head_dim);
+  const CoopmatApi api = coopmat_api(caps);
+  return attn_cm2_fits(caps, api, head_dim) || attn_coopmat_fits(caps, api, head_dim);
 }
 
 namespace {
@@ -278,6 +309,17 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
     return false;
   }
   const CoopmatApi api = coopmat_api(rec.caps());
+  if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_cm2_fits(rec.caps(), api, d.head_dim)) {
+    const uint32_t br = attn_cm2_rows();
+    const uint32_t tiles = div_up(d.n_q * d.group, br);
+    KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
+              d.n_kv_heads);
+    rec.dispatch({ShaderId::kPagedAttentionCm2,
+                  {attn_cm2_wg(), uint32_t(d.head_dim), br, a.rows_sorted ? 1u : 0u}},
+                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out},
+                 attn_push(d, a, 1), {tiles, uint32_t(d.n_kv_heads)});
+    return false;
+  }
   if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_coopmat_fits(rec.caps(), api, d.head_dim)) {
     const uint32_t nsg = attn_coopmat_subgroups();
     const AttnPush push = attn_push(d, a, 1);

@@ -42,4 +42,42 @@ struct CoopMatDevicePropertiesKhr {
 using PFN_GetCoopMatPropsKhr = VkResult(VKAPI_PTR*)(VkPhysicalDevice, uint32_t*,
                                                     CoopMatPropertiesKhr*);
 
+// VK_NV_cooperative_matrix2 (extension 594), likewise newer than Debian 12's headers.
+constexpr VkStructureType kStructCoopMat2FeaturesNv = static_cast<VkStructureType>(1000593000);
+constexpr VkStructureType kStructCoopMatFlexDimsNv = static_cast<VkStructureType>(1000593001);
+constexpr VkStructureType kStructCoopMat2PropertiesNv = static_cast<VkStructureType>(1000593002);
+constexpr uint32_t kScopeWorkgroupKhr = 2;  // VkScopeKHR
+// VkPhysicalDeviceCooperativeMatrix2FeaturesNV
+struct CoopMat2FeaturesNv {
+  VkStructureType sType = kStructCoopMat2FeaturesNv;
+  void* pNext = nullptr;
+  VkBool32 cooperativeMatrixWorkgroupScope = VK_FALSE;
+  VkBool32 cooperativeMatrixFlexibleDimensions = VK_FALSE;
+  VkBool32 cooperativeMatrixReductions = VK_FALSE;
+  VkBool32 cooperativeMatrixConversions = VK_FALSE;
+  VkBool32 cooperativeMatrixPerElementOperations = VK_FALSE;
+  VkBool32 cooperativeMatrixTensorAddressing = VK_FALSE;
+  VkBool32 cooperativeMatrixBlockLoads = VK_FALSE;
+};
+// VkPhysicalDeviceCooperativeMatrix2PropertiesNV
+struct CoopMat2PropertiesNv {
+  VkStructureType sType = kStructCoopMat2PropertiesNv;
+  void* pNext = nullptr;
+  uint32_t cooperativeMatrixWorkgroupScopeMaxWorkgroupSize = 0;
+  uint32_t cooperativeMatrixFlexibleDimensionsMaxDimension = 0;
+  uint32_t cooperativeMatrixWorkgroupScopeReservedSharedMemory = 0;
+};
+// VkCooperativeMatrixFlexibleDimensionsPropertiesNV
+struct CoopMatFlexDimsNv {
+  VkStructureType sType = kStructCoopMatFlexDimsNv;
+  void* pNext = nullptr;
+  uint32_t MGranularity = 0, NGranularity = 0, KGranularity = 0;
+  uint32_t AType = 0, BType = 0, CType = 0, ResultType = 0;  // VkComponentTypeKHR
+  VkBool32 saturatingAccumulation = VK_FALSE;
+  uint32_t scope = 0;  // VkScopeKHR
+  uint32_t workgroupInvocations = 0;
+};
+using PFN_GetCoopMatFlexDimsNv = VkResult(VKAPI_PTR*)(VkPhysicalDevice, uint32_t*,
+                                                      CoopMatFlexDimsNv*);
+
 }  // namespace kvz::gpu

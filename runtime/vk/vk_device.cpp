@@ -134,6 +134,16 @@ VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd)
     link(coopmat_khr);
     enable.push_back(kExtCoopMatKhr);
   }
+  // VK_NV_cooperative_matrix2: every feature the device has (the *_cm2 kernels need four of them,
+  // probe_caps checked those).
+  CoopMat2FeaturesNv coopmat2;
+  if (caps_.coopmat2_nv) {
+    VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, &coopmat2, {}};
+    pd.getDispatcher()->vkGetPhysicalDeviceFeatures2(static_cast<VkPhysicalDevice>(*pd), &f2);
+    coopmat2.pNext = nullptr;
+    link(coopmat2);
+    enable.push_back(kExtCoopMat2Nv);
+  }
   vk::PhysicalDeviceShaderIntegerDotProductFeatures int_dot;  // extension enabled above
   if (caps_.int8_dot) {
     int_dot.shaderIntegerDotProduct = VK_TRUE;

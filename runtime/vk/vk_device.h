@@ -25,6 +25,7 @@ struct Instance {
   std::atomic<uint64_t> validation_messages{0};
   bool validation = false;
   uint32_t validation_layer_version = 0;  // specVersion of VK_LAYER_KHRONOS_validation when on
+  uint32_t api_version = 0;               // VkApplicationInfo::apiVersion asked for
 };
 // Throws DeviceError if no Vulkan loader or instance is available.
 Instance& instance();

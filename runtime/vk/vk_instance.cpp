@@ -53,7 +53,12 @@ std::unique_ptr<Instance> create_instance() {
                    "kvzip: KVZ_VALIDATION set but VK_LAYER_KHRONOS_validation is missing\n");
     }
   }
-  vk::ApplicationInfo app("kvzip-vk", 1, "kvzip-vk", 1, VK_API_VERSION_1_2);
+  // Vulkan 1.3 where the loader has it: the cm2 kernels are SPIR-V 1.6 modules (glslang compiles
+  // GL_NV_cooperative_matrix2 for nothing older); everything else needs 1.2.
+  inst->api_version = inst->context.enumerateInstanceVersion() >= VK_API_VERSION_1_3
+                          ? VK_API_VERSION_1_3
+                          : VK_API_VERSION_1_2;
+  vk::ApplicationInfo app("kvzip-vk", 1, "kvzip-vk", 1, inst->api_version);
   vk::InstanceCreateInfo ci({}, &app, layers, exts);
   inst->instance = vk::raii::Instance(inst->context, ci);
   if (inst->validation) {
@@ -120,15 +125,53 @@ void probe_coopmat(const vk::raii::PhysicalDevice& pd, DeviceCaps& caps) {
   }
 }
 
+// The feature and property structs of an extension newer than Debian 12's headers (ours, in
+// runtime/vk/vk_common.h), filled through the *2 queries.
+template <class Features, class Properties>
+void query_ext(const vk::raii::PhysicalDevice& pd, Features& feat, Properties& props) {
+  VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, &feat, {}};
+  pd.getDispatcher()->vkGetPhysicalDeviceFeatures2(static_cast<VkPhysicalDevice>(*pd), &f2);
+  VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &props, {}};
+  pd.getDispatcher()->vkGetPhysicalDeviceProperties2(static_cast<VkPhysicalDevice>(*pd), &p2);
+}
+
+// VK_NV_cooperative_matrix2 counts with the features the *_cm2 kernels use (workgroup scope,
+// flexible dimensions, tensor addressing, per-element operations) on top of usable KHR cooperative
+// matrices; its workgroup-scope f16 shapes are listed.
+void probe_coopmat2(const vk::raii::PhysicalDevice& pd, DeviceCaps& caps) {
+  if (!caps.coopmat2_nv) return;
+  caps.coopmat2_nv = false;
+  // SPIR-V 1.6 (the modules) needs Vulkan 1.3 on both the instance and the device.
+  if (!caps.coopmat_khr || instance().api_version < VK_API_VERSION_1_3 ||
+      pd.getProperties().apiVersion < VK_API_VERSION_1_3)
+    return;
+  CoopMat2FeaturesNv feat;
+  CoopMat2PropertiesNv props;
+  query_ext(pd, feat, props);
+  if (!feat.cooperativeMatrixWorkgroupScope || !feat.cooperativeMatrixFlexibleDimensions ||
+      !feat.cooperativeMatrixTensorAddressing || !feat.cooperativeMatrixPerElementOperations)
+    return;
+  auto fn = reinterpret_cast<PFN_GetCoopMatFlexDimsNv>(pd.getDispatcher()->vkGetInstanceProcAddr(
+      *instance().instance, "vkGetPhysicalDeviceCooperativeMatrixFlexibleDimensionsPropertiesNV"));
+  uint32_t n = 0;
+  if (!fn || fn(*pd, &n, nullptr) != VK_SUCCESS || n == 0) return;
+  std::vector<CoopMatFlexDimsNv> dims(n);
+  if (fn(*pd, &n, dims.data()) != VK_SUCCESS) return;
+  for (const auto& d : dims)
+    if (d.scope == kScopeWorkgroupKhr && d.AType == d.BType && d.CType == d.ResultType)
+      caps.coopmat2_shapes.push_back({d.MGranularity, d.NGranularity, d.KGranularity,
+                                      d.workgroupInvocations, component_name(d.AType),
+                                      component_name(d.CType)});
+  caps.coopmat2_max_dimension = props.cooperativeMatrixFlexibleDimensionsMaxDimension;
+  caps.coopmat2_nv = !caps.coopmat2_shapes.empty();
+}
+
 // VK_KHR_cooperative_matrix counts only with its feature on and compute-stage support (the
 // structs are ours: Debian 12's headers predate the extension).
 bool khr_coopmat_usable(const vk::raii::PhysicalDevice& pd) {
   CoopMatFeaturesKhr feat;
-  VkPhysicalDeviceFeatures2 f2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, &feat, {}};
-  pd.getDispatcher()->vkGetPhysicalDeviceFeatures2(static_cast<VkPhysicalDevice>(*pd), &f2);
   CoopMatDevicePropertiesKhr props;
-  VkPhysicalDeviceProperties2 p2{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, &props, {}};
-  pd.getDispatcher()->vkGetPhysicalDeviceProperties2(static_cast<VkPhysicalDevice>(*pd), &p2);
+  query_ext(pd, feat, props);
   return feat.cooperativeMatrix && (props.cooperativeMatrixSupportedStages &
                                     static_cast<VkShaderStageFlags>(VK_SHADER_STAGE_COMPUTE_BIT));
 }
@@ -285,6 +328,7 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
     if ((q.queueFlags & vk::QueueFlagBits::eCompute) && q.timestampValidBits > 0)
       c.timestamps = true;
   probe_coopmat(pd, c);
+  probe_coopmat2(pd, c);
   return c;
 }
 

@@ -1,6 +1,7 @@
 // The tensor-core matmul (shaders/matmul_coopmat.comp, built for VK_NV_cooperative_matrix and
-// VK_KHR_cooperative_matrix) against a double reference on awkward shapes, through each extension
-// the device (and build) has. Skips on devices without cooperative matrices (lavapipe).
+// VK_KHR_cooperative_matrix, and shaders/matmul_cm2.comp for VK_NV_cooperative_matrix2's f16
+// weights) against a double reference on awkward shapes, through each extension the device (and
+// build) has. Skips on devices without cooperative matrices (lavapipe).
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -52,8 +53,10 @@ struct Shape {
 // subnormals, so each operand may also lose up to the smallest normal f16 in absolute terms.
 constexpr double kF16Unit = 1.0 / 2048.0, kF32Eps = 1.2e-7, kF16MinNormal = 6.11e-5;
 
-void check_shape(Device& gpu, DType t, const Shape& s, const detail::MatmulOptions& opt,
+void check_shape(Device& gpu, DType t, const Shape& s, const detail::MatmulOptions& given,
                  bool scratch = false) {
+  detail::MatmulOptions opt = given;
+  opt.cm2_matmul = true;  // the cm2 api's own kernel for f16 weights (not its default)
   Rng rng(uint64_t(s.m * 1000003 + s.n * 101 + s.k) ^ uint64_t(t));
   std::vector<float> x = rng.uniform_vec(size_t(s.m * s.k)), bias;
   if (s.bias) bias = rng.uniform_vec(size_t(s.n));
@@ -184,6 +187,22 @@ TEST_P(MatmulCoopmatTest, OtherTiles) {
   }
 }
 
+// Weights above maxStorageBufferRange (lowered to 64 KiB) are bound as row chunks: each dispatch
+// writes its own columns [col0, col0 + n) of y's rows, with and without bias (x and y stay within
+// the range: few tokens, so the tensor-core kernel is forced).
+TEST_P(MatmulCoopmatTest, ChunkedWeights) {
+  const auto [t, api] = GetParam();
+  const detail::ScopedCoopmatApi scope(api);
+  if (t != DType::kF16 && t != DType::kQ4_K) GTEST_SKIP() << "checked on f16 and q4_k";
+  Device* split = vk_device_with_range(64 << 10);
+  ASSERT_NE(split, nullptr);
+  detail::MatmulOptions forced;
+  forced.force_coopmat = true;
+  const int64_t k = t == DType::kF16 ? 480 : 256;
+  for (const Shape& s : {Shape{32, 500, k, true}, Shape{20, 700, k, false}})
+    check_shape(*split, t, s, forced);
+}
+
 // Below the token threshold the op picks the scalar kernel; forced, the tensor-core one must
 // still handle tiles that are nearly all padding.
 TEST_P(MatmulCoopmatTest, ForcedOnFewTokens) {
@@ -196,15 +215,15 @@ TEST_P(MatmulCoopmatTest, ForcedOnFewTokens) {
   if (!is_quantized(t)) check_shape(*gpu, t, {50, 70, 40, true}, forced);  // k not a tile multiple
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, MatmulCoopmatTest,
-                         ::testing::Combine(::testing::Values(DType::kF16, DType::kBF16,
-                                                              DType::kQ8_0, DType::kQ4_1,
-                                                              DType::kQ4_K, DType::kQ6_K),
-                                            ::testing::Values(CoopmatApi::kNv, CoopmatApi::kKhr)),
-                         [](const auto& p) {
-                           return std::string(dtype_name(std::get<0>(p.param))) + "_" +
-                                  std::string(coopmat_api_name(std::get<1>(p.param)));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Types, MatmulCoopmatTest,
+    ::testing::Combine(::testing::Values(DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_1,
+                                         DType::kQ4_K, DType::kQ6_K),
+                       ::testing::Values(CoopmatApi::kNv, CoopmatApi::kKhr, CoopmatApi::kCm2)),
+    [](const auto& p) {
+      return std::string(dtype_name(std::get<0>(p.param))) + "_" +
+             std::string(coopmat_api_name(std::get<1>(p.param)));
+    });
 
 }  // namespace
 }  // namespace kvz::test

@@ -319,8 +319,9 @@ INSTANTIATE_TEST_SUITE_P(Prefill, PagedAttentionTest, ::testing::ValuesIn(kPrefi
                          case_name);
 
 // The tensor-core kernels through each cooperative-matrix extension (NV and KHR builds of the same
-// sources) whatever the op would pick by itself; skipped where the device or build lacks one.
-const CoopmatApi kCoopmatApis[] = {CoopmatApi::kNv, CoopmatApi::kKhr};
+// sources, and the cm2 prefill kernel) whatever the op would pick by itself; skipped where the
+// device or build lacks one.
+const CoopmatApi kCoopmatApis[] = {CoopmatApi::kNv, CoopmatApi::kKhr, CoopmatApi::kCm2};
 template <class C>
 std::string api_case_name(const ::testing::TestParamInfo<std::tuple<C, CoopmatApi>>& info) {
   return std::get<0>(info.param).name + std::string("_") +
