@@ -30,8 +30,8 @@ constexpr bool uses_khr_modules(CoopmatApi api) {
 bool coopmat_api_usable(const DeviceCaps& caps, CoopmatApi api);
 
 // The api the ops use: a detail::ScopedCoopmatApi override if one is active; else the environment,
-// KVZ_COOPMAT=nv|khr|off (an api the device cannot run means off) or KVZ_NO_COOPMAT=1 (off);
-// KVZ_COOPMAT=cm2 likewise; else cm2 where usable (its matmul: bench/RESULTS.md), then KHR (on the
+// KVZ_COOPMAT=nv|khr|cm2|off (an api the device cannot run means off) or KVZ_NO_COOPMAT=1 (off);
+// else cm2 where usable (its prefill attention is faster: bench/RESULTS.md), then KHR (on the
 // H200 the same kernels built for KHR ran 10-15% faster than for NV: bench/RESULTS.md), then NV,
 // then off. The environment is read once.
 CoopmatApi coopmat_api(const DeviceCaps& caps);
