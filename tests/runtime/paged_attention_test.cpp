@@ -35,8 +35,10 @@ struct HostCache {
 };
 
 // spare: block-table entries per head past the longest head (rows there are garbage).
+// Blocks are shuffled over the pool; with `runs`, each head's blocks are consecutive in the pool
+// except blocks 2..4, reversed (kernels that read two adjacent blocks at once see both cases).
 HostCache make_cache(Rng& rng, int n_kv_heads, int head_dim, const std::vector<int>& lens,
-                     int spare = 1) {
+                     int spare = 1, bool runs = false) {
   HostCache c;
   c.n_kv_heads = n_kv_heads, c.head_dim = head_dim;
   c.lens.assign(lens.begin(), lens.end());
@@ -46,8 +48,11 @@ HostCache make_cache(Rng& rng, int n_kv_heads, int head_dim, const std::vector<i
   c.n_blocks = n_kv_heads * c.max_blocks + 2;
   std::vector<int32_t> blocks(c.n_blocks);
   std::iota(blocks.begin(), blocks.end(), 0);
-  shuffle(rng, blocks);
+  if (!runs) shuffle(rng, blocks);
   c.table.assign(blocks.begin(), blocks.begin() + size_t(n_kv_heads) * c.max_blocks);
+  if (runs && c.max_blocks >= 5)
+    for (int h = 0; h < n_kv_heads; ++h)
+      std::reverse(c.table.begin() + h * c.max_blocks + 2, c.table.begin() + h * c.max_blocks + 5);
   const size_t slots = size_t(c.n_blocks) * kKvBlockTokens;
   c.pos.resize(slots);
   for (auto& p : c.pos) p = static_cast<int32_t>(rng.next() % 100000);  // garbage by default
@@ -80,6 +85,7 @@ struct Case {
   bool empty_head = false;     // the last KV head holds no rows at all
   int spare_blocks = 1;        // block-table capacity per head past the longest head
   bool max_rows_hint = false;  // pass PagedAttentionArgs::max_rows = the longest head
+  bool block_runs = false;     // make_cache(runs): blocks mostly adjacent in the pool
 };
 
 // Builds a prefill/decode problem: head h holds cached_h old rows (positions < base, with gaps;
@@ -98,7 +104,8 @@ Problem make_problem(const Case& tc, uint64_t seed) {
   for (int h = 0; h < tc.n_kv_heads; ++h)
     lens[h] = tc.n_q + int(rng.next() % (2 * tc.cached + 1)) + (h == 0 ? 1 : 0);
   if (tc.empty_head) lens.back() = 0;
-  Problem p{make_cache(rng, tc.n_kv_heads, tc.head_dim, lens, tc.spare_blocks), {}, {}, 0};
+  Problem p{
+      make_cache(rng, tc.n_kv_heads, tc.head_dim, lens, tc.spare_blocks, tc.block_runs), {}, {}, 0};
   const int32_t base = 3 * (tc.cached + 2);
   for (int h = 0; h < tc.n_kv_heads; ++h) {
     const int old = lens[h] - tc.n_q;
@@ -306,15 +313,19 @@ INSTANTIATE_TEST_SUITE_P(Shapes, PagedAttentionRefTest, ::testing::ValuesIn(kCas
 
 // Prefill shapes for the tensor-core kernel (>= kAttnCoopmatMinRows rows per KV head, head_dim a
 // multiple of 16): ragged heads with an existing cache, GQA 1/3/4/8, a window with soft-cap,
-// unsorted positions, rows not a multiple of the 64-row tile. Where the device has no such
-// kernel they run on the scalar one.
+// unsorted positions, rows not a multiple of the 64-row tile; blocks adjacent in the pool. Where
+// the device has no such kernel they run on the scalar one.
 const Case kPrefillCases[] = {
     Case{"smollm_hd64_gqa3_prefill_empty", 64, 9, 3, 150, 0},
     Case{"hd128_gqa4_prefill_after_cache", 128, 8, 2, 200, 300},
     Case{"hd128_gqa8_window_softcap", 128, 16, 2, 100, 150, 64, 30.0f},
     Case{"hd64_gqa1_unsorted_window", 64, 2, 2, 80, 90, 50, 0, false, true},
     Case{"hd80_gqa2_prefill", 80, 4, 2, 70, 40},
-    Case{"hd96_gqa4_prefill_long", 96, 4, 1, 300, 700}};
+    Case{"hd96_gqa4_prefill_long", 96, 4, 1, 300, 700},
+    Case{"hd128_gqa4_prefill_block_runs", 128, 8, 2, 200, 300, 0, 0, false, false, false, 1, false,
+         true},
+    Case{"hd64_gqa3_window_softcap_block_runs", 64, 9, 3, 150, 260, 100, 20.0f, false, false, false,
+         1, false, true}};
 INSTANTIATE_TEST_SUITE_P(Prefill, PagedAttentionTest, ::testing::ValuesIn(kPrefillCases),
                          case_name);
 
