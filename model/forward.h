@@ -73,7 +73,7 @@ class Forward {
   Tensor w_scratch_;     // f16 dequantised weight for prefill matmuls (may be undefined)
   Tensor x8_;            // decode: x rounded to int8 for Q4_K matvecs (may be undefined)
   Tensor x8_for(const Tensor& x, std::initializer_list<const Tensor*> ws) const;
-  // Both run()s: the ids come from `tokens` (uploaded) or from `device_ids` (copied).
+  // Both run()s: the ids come from `tokens` (uploaded) or from `device_ids` (read in place).
   void run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor* device_ids,
             std::span<const int32_t> positions, KvCache& cache, int n_logits, const LayerHook* hook,
             const HiddenHook* hidden);

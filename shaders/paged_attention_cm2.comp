@@ -31,9 +31,7 @@ layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint BR = 64;
 layout(constant_id = 3) const uint SORTED = 0;
-const uint BC = 32u;       // keys per tile: one paged block
-const uint HD8 = HD / 8u;  // uvec4 (8 halves) per staged row of Q
-const uint LD = HD8 + 1u;  // staged row stride: 16-byte rows, skewed banks
+const uint BC = 32u;  // keys per tile: one paged block
 const int INT_MAX = 2147483647, INT_MIN = -2147483647 - 1;
 #define NEG_INF uintBitsToFloat(0xFF800000u)
 const float M_INIT = -1.0e30;  // finite: exp(m_old - m) stays a number on fully masked rows
@@ -57,7 +55,8 @@ layout(push_constant) uniform Push {
   float softcap;
 } p;
 
-shared uvec4 qs[BR * LD];
+shared uvec4 kv[BR * (HD / 8u + 1u)];  // the staged queries (include/attn_coopmat.glsl)
+#include "attn_coopmat.glsl"
 
 #define MAT_S coopmat<float, gl_ScopeWorkgroup, BR, BC, gl_MatrixUseAccumulator>
 #define MAT_O coopmat<float, gl_ScopeWorkgroup, BR, HD, gl_MatrixUseAccumulator>
@@ -88,10 +87,6 @@ float max_of(const in uint32_t r, const in uint32_t c, const in float a, const i
 float max_reduce(const in float a, const in float b) { return max(a, b); }
 float smear(const in float a, const in float b) { return a; }
 
-// Query row `row` (= i * group + g, query head h * group + g) of KV head h, as its q element base.
-uint q_base(uint h, uint row) {
-  return ((row / p.group) * p.n_heads + h * p.group + row % p.group) * HD;
-}
 float store_out(const in uint32_t r, const in uint32_t c, const in float v, const in uint row0,
                 const in uint h) {
   const uint row = row0 + r;
@@ -100,25 +95,15 @@ float store_out(const in uint32_t r, const in uint32_t c, const in float v, cons
 }
 
 void main() {
-  const uint tid = gl_LocalInvocationID.x, h = gl_WorkGroupID.y;
+  const uint h = gl_WorkGroupID.y;
   const uint n_rows = p.n_q * p.group, row0 = gl_WorkGroupID.x * BR;
   if (row0 >= n_rows) return;  // whole workgroup
 
   // Scaled f16 queries through shared memory into the A operand.
-  for (uint e = tid; e < BR * HD8; e += WG) {
-    const uint r = e / HD8, c = e % HD8, row = row0 + r;
-    vec4 a = vec4(0.0), b = vec4(0.0);
-    if (row < n_rows) {
-      const uint base = q_base(h, row) + 8u * c;
-      a = vec4(q[base], q[base + 1u], q[base + 2u], q[base + 3u]) * p.scale;
-      b = vec4(q[base + 4u], q[base + 5u], q[base + 6u], q[base + 7u]) * p.scale;
-    }
-    qs[r * LD + c] = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy),
-                           packHalf2x16(b.zw));
-  }
+  stage_q(h, row0, n_rows, 0u, BR);
   barrier();
   MAT_Q qm;
-  coopMatLoad(qm, qs, 0, LD, gl_CooperativeMatrixLayoutRowMajor);
+  coopMatLoad(qm, kv, 0, LD, gl_CooperativeMatrixLayoutRowMajor);
 
   // The workgroup's query positions (every invocation computes the same).
   int qmin = INT_MAX, qmax = INT_MIN;
