@@ -1,8 +1,9 @@
-// Attention benchmarks (bench/): paged decode over a 128K-token cache (full and ragged 30 % kept;
-// decode kernel and, _tiled, the prefill kernel) and a 32K one,
-// 4K causal prefill and KVzip reconstruction scoring (chunk 2000), Llama-3-8B head shapes (32 query
-// / 8 KV heads, head_dim 128). GPU time from timestamp queries; counters GB/s (K/V bytes read)
-// and TFLOP/s (2 flops per multiply-add of QK^T and PV over visible rows).
+// Attention benchmarks (bench/), Llama-3-8B head shapes (32 query / 8 KV heads, head_dim 128):
+// paged decode over a 128K-token cache (full and ragged 30 % kept; decode kernel and, _tiled, the
+// prefill kernel) and a 32K one; 4K and 16K causal prefill; the KVzip phases' attention at 32K
+// (the last 2048-token prefill chunk, a reconstruction chunk over the whole context); KVzip
+// reconstruction scoring (chunk 2000). GPU time from timestamp queries; counters GB/s (K/V bytes
+// read) and TFLOP/s (2 flops per multiply-add of QK^T and PV over visible rows).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -123,9 +124,10 @@ void bm_decode(benchmark::State& state, std::vector<int> lens, bool allow_decode
       4.0 * kHeadDim * p.visible_pairs);
 }
 
-void bm_prefill(benchmark::State& state, int n_q) {
+// n_q queries appended at positions cached.. after `cached` rows (0: a causal prefill from empty).
+void bm_prefill(benchmark::State& state, int n_q, int cached) {
   if (!check_decode_once()) return state.SkipWithError("differs from the CPU reference");
-  AttnProblem p(bench_device(), std::vector<int>(kKvHeads, n_q), n_q, 0);
+  AttnProblem p(bench_device(), std::vector<int>(kKvHeads, cached + n_q), n_q, cached);
   const double bytes = double(p.rows_read) * kHeadDim * 2 * 2;
   time_it(
       state, [&](Recorder& rec) { paged_attention(rec, p.attn); }, bytes,
@@ -176,8 +178,12 @@ const bool kRegistered = [] {
     reg("BM_paged_attention/llama3_8b_decode_4k" + sfx, bm_decode,
         std::vector<int>(kKvHeads, 4 * 1024), fast);
   }
-  reg("BM_paged_attention/llama3_8b_prefill_4k_causal", bm_prefill, 4096);
-  reg("BM_paged_attention/llama3_8b_prefill_16k_causal", bm_prefill, 16384);
+  reg("BM_paged_attention/llama3_8b_prefill_4k_causal", bm_prefill, 4096, 0);
+  reg("BM_paged_attention/llama3_8b_prefill_16k_causal", bm_prefill, 16384, 0);
+  // The KVzip phases' shapes at 32K: the last 2048-token prefill chunk, and a reconstruction
+  // chunk (2000 context tokens + prompt) over the whole 32K context.
+  reg("BM_paged_attention/llama3_8b_prefill_chunk2048_after_30k", bm_prefill, 2048, 30720);
+  reg("BM_paged_attention/llama3_8b_reconstruct_2256_after_32k", bm_prefill, 2256, 32768);
   reg("BM_attn_score/llama3_8b_chunk2000", bm_attn_score);
   benchmark::AddCustomContext(
       "kvz_attention_variant",

@@ -1,5 +1,6 @@
 #include "runtime/tuning.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <string_view>
@@ -14,6 +15,13 @@ bool env_flag(const char* name) {
 uint32_t env_u32(const char* name) {
   const std::vector<uint32_t> v = env_u32_list(name);
   return v.size() == 1 ? v[0] : 0u;
+}
+
+uint32_t env_pick(const char* name, std::initializer_list<uint32_t> allowed, uint32_t fallback) {
+  const std::vector<uint32_t> v = env_u32_list(name);
+  return v.size() == 1 && std::find(allowed.begin(), allowed.end(), v[0]) != allowed.end()
+             ? v[0]
+             : fallback;
 }
 
 std::vector<uint32_t> env_u32_list(const char* name) {

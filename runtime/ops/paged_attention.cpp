@@ -234,10 +234,7 @@ constexpr uint32_t kAttnCoopmatSubgroups = 8;
 
 namespace {
 uint32_t attn_coopmat_subgroups() {
-  static const uint32_t v = [] {
-    const uint32_t e = env_u32("KVZ_ATTN_NSG");
-    return e == 4 ? e : kAttnCoopmatSubgroups;
-  }();
+  static const uint32_t v = env_pick("KVZ_ATTN_NSG", {4}, kAttnCoopmatSubgroups);
   return v;
 }
 // KVZ_ATTN_SKIP: phases the prefill kernel leaves out, for a knock-out profile (wrong results;
@@ -263,17 +260,11 @@ bool attn_coopmat_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim)
 // (measurements).
 constexpr uint32_t kAttnCm2Rows = 128, kAttnCm2Wg = 256;
 uint32_t attn_cm2_rows() {
-  static const uint32_t v = [] {
-    const uint32_t e = env_u32("KVZ_ATTN_CM2_BR");
-    return e == 64 || e == 128 || e == 256 ? e : kAttnCm2Rows;
-  }();
+  static const uint32_t v = env_pick("KVZ_ATTN_CM2_BR", {64, 128, 256}, kAttnCm2Rows);
   return v;
 }
 uint32_t attn_cm2_wg() {
-  static const uint32_t v = [] {
-    const uint32_t e = env_u32("KVZ_ATTN_CM2_WG");
-    return e == 128 || e == 256 ? e : kAttnCm2Wg;
-  }();
+  static const uint32_t v = env_pick("KVZ_ATTN_CM2_WG", {128, 256}, kAttnCm2Wg);
   return v;
 }
 bool attn_cm2_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
