@@ -9,6 +9,7 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "bench/bench_timing.h"
@@ -148,20 +149,25 @@ std::vector<SmallOp> small_ops() {
                        },
                        4.0 * kVocab);
                  }});
-  ops.push_back({"BM_sample/llama3_8b_vocab_top40_p0.9", [](benchmark::State& st) {
-                   SampleArgs a;
-                   a.temperature = 0.8f, a.top_k = 40, a.top_p = 0.9f;
-                   run(
-                       st, [&a](Tensors&, Recorder& rec) { sample(rec, a); },
-                       [&a](Tensors& t) {
-                         a.logits = t.make(DType::kF32, {1, kVocab}, 1);
-                         a.uniform = t.make(DType::kF32, {1}, 2);
-                         const float u = 0.5f;  // the draw in [0, 1)
-                         bench::device().upload(a.uniform, &u);
-                         a.out = t.make(DType::kI32, {1});
-                       },
-                       4.0 * kVocab);
-                 }});
+  // Sampling at the CLI's defaults (temperature only) and with top-k 40 / top-p 0.9; the radix
+  // kernel where the device has subgroup arithmetic (KVZ_SAMPLE_BISECT=1: the bisection one).
+  for (const auto& [name, top_k, top_p] :
+       {std::tuple{"BM_sample/llama3_8b_vocab_temp", 0, 1.0f},
+        std::tuple{"BM_sample/llama3_8b_vocab_top40_p0.9", 40, 0.9f}})
+    ops.push_back({name, [top_k = top_k, top_p = top_p](benchmark::State& st) {
+                     SampleArgs a;
+                     a.temperature = 0.8f, a.top_k = top_k, a.top_p = top_p;
+                     run(
+                         st, [&a](Tensors&, Recorder& rec) { sample(rec, a); },
+                         [&a](Tensors& t) {
+                           a.logits = t.make(DType::kF32, {1, kVocab}, 1);
+                           a.uniform = t.make(DType::kF32, {1}, 2);
+                           const float u = 0.5f;  // the draw in [0, 1)
+                           bench::device().upload(a.uniform, &u);
+                           a.out = t.make(DType::kI32, {1});
+                         },
+                         4.0 * kVocab);
+                   }});
   return ops;
 }
 

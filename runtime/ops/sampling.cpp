@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "runtime/ops/row_grid.h"
+#include "runtime/tuning.h"
 
 namespace kvz {
 namespace {
@@ -18,6 +19,9 @@ void check_logits(const Tensor& logits, const Tensor& out, const char* what) {
                 out.numel() == logits.rows() && logits.cols() > 0 && logits.cols() < (1 << 24),
             "{}: logits {} out {}", what, logits.shape_str(), out.shape_str());
 }
+
+// KVZ_SAMPLE_BISECT=1: the bisection kernel even where the radix one runs (tests, A/B runs).
+bool radix_disabled() { return env_flag("KVZ_SAMPLE_BISECT"); }
 
 }  // namespace
 
@@ -43,6 +47,16 @@ void sample(Recorder& rec, const SampleArgs& a) {
   if (a.temperature <= 0) return argmax(rec, {a.logits, a.out});  // greedy
   if (a.out.empty()) return;
   if (rec.is_cpu()) return cpu::sample_ref(a);
+  // Radix select with subgroup sums (shaders/sample_radix.comp) where the device has subgroup
+  // arithmetic: as many threads as allowed, at most 128 subgroups; else bisection on 256 threads.
+  const DeviceCaps& caps = rec.caps();
+  const uint32_t min_sg = caps.subgroup_size_control && caps.subgroup_size_min > 0
+                              ? caps.subgroup_size_min
+                              : caps.subgroup_size;
+  const uint32_t radix_wg = std::min<uint32_t>(
+      {1024, std::bit_floor(std::max<uint32_t>(caps.max_workgroup_invocations, 1)),
+       128 * std::bit_floor(std::max<uint32_t>(min_sg, 1))});
+  const bool radix = caps.subgroup_arith && min_sg >= 1 && radix_wg >= 32 && !radix_disabled();
   constexpr uint32_t kWg = 256;
   struct Push {
     uint32_t n_rows, n_vocab, rows_per_y, top_k;
@@ -54,7 +68,10 @@ void sample(Recorder& rec, const SampleArgs& a) {
          1.0f / a.temperature,
          a.top_p};
   Grid grid = row_grid(push.n_rows, push.rows_per_y);
-  rec.dispatch({ShaderId::kSample, {kWg}}, {a.logits, a.uniform, a.out}, push, grid);
+  if (radix)
+    rec.dispatch({ShaderId::kSampleRadix, {radix_wg}}, {a.logits, a.uniform, a.out}, push, grid);
+  else
+    rec.dispatch({ShaderId::kSample, {kWg}}, {a.logits, a.uniform, a.out}, push, grid);
 }
 
 namespace cpu {
