@@ -70,7 +70,9 @@ struct AttnProblem {
     a.scale = 1.0f / std::sqrt(float(kHeadDim));
     a.rows_sorted = true;  // row t of every head holds position t, as a KvCache would
     const int64_t scratch =
-        paged_attention_scratch_elems(n_q, kHeads, kHeadDim, max_blocks * kKvBlockTokens);
+        std::max(paged_attention_scratch_elems(n_q, kHeads, kHeadDim, max_blocks * kKvBlockTokens),
+                 paged_attention_prefill_scratch_elems(dev.caps(), n_q, kHeads, kKvHeads, kHeadDim,
+                                                       max_blocks * kKvBlockTokens));
     if (scratch > 0) a.scratch = alloc(DType::kF32, {scratch});
     for (int h = 0; h < kKvHeads; ++h) {
       rows_read += lens[h];

@@ -56,6 +56,11 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
   for (int n_q = 1; n_q <= kMaxSplitQueries; ++n_q)
     scratch = std::max(
         scratch, paged_attention_scratch_elems(n_q, c.n_heads, c.head_dim, c.max_context + 64));
+  // ... and for prefill-sized runs where the device's prefill kernel splits long heads.
+  if (T > kMaxSplitQueries)
+    scratch = std::max(
+        scratch, paged_attention_prefill_scratch_elems(dev.caps(), int(T), c.n_heads, c.n_kv_heads,
+                                                       c.head_dim, c.max_context + int(T)));
   if (scratch > 0) attn_scratch_ = make(DType::kF32, {scratch});
   // From the layer weights (runtime/ops/matmul.h): the f16 scratch of the matmuls' dequantising
   // pre-pass on many tokens, and whether decode rounds x to int8 once per input for Q4_K matvecs.
@@ -208,7 +213,9 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
     pa.scale = c.attn_scale;
     pa.window = local ? c.sliding_window : 0;
     pa.softcap = c.attn_softcap;
-    if (attn_scratch_.defined() && n <= kMaxSplitQueries &&
+    // Split-K scratch where it holds what the kernels would split into (the cm2 prefill kernel
+    // checks its own need and runs unsplit without).
+    if (attn_scratch_.defined() &&
         paged_attention_scratch_elems(static_cast<int>(n), c.n_heads, c.head_dim,
                                       static_cast<int>(kv.block_table.dim(1)) * kKvBlockTokens) <=
             attn_scratch_.numel())

@@ -1,7 +1,9 @@
 #version 450
 // paged_attention_cm2: the prefill form of paged_attention.comp with VK_NV_cooperative_matrix2
 // (workgroup-scope matrices, tensor loads, row reductions, per-element operations). Same contract
-// and bindings (runtime/ops/paged_attention.h), unsplit: dst is always the normalised output.
+// and bindings (runtime/ops/paged_attention.h). Split (n_split > 1): workgroup z covers key tiles
+// [z split_tiles, (z + 1) split_tiles) of its head and dst is paged_attention_combine.comp's
+// scratch (O unnormalised, then m and l per row); else dst is the normalised output.
 // A workgroup owns BR query rows (row = i * group + g) of KV head h. Keys come in tiles of BC = 32
 // rows, one paged block each, read with tensor loads (rows past the head's length read as zeros).
 // Per tile: S = Q K^T, soft-cap and mask per element, then the online softmax on whole matrices
@@ -12,12 +14,12 @@
 // Bindings: 0 q f32 [n_q, n_heads, HD] | 1 q_pos i32 [n_q] | 2 k_pool f16 [n_slots, HD]
 //           3 v_pool (same) | 4 pos_pool i32 [n_slots] | 5 block_table i32 [n_kv_heads, max_blocks]
 //           6 lens i32 [n_kv_heads] | 7 dst f32 [n_q, n_heads, HD]
-// Push: n_q, n_heads, group, max_blocks, window, n_split (unused), scale, softcap.
+// Push: n_q, n_heads, group, max_blocks, window, n_split, scale, softcap, split_tiles.
 // Spec: 0 = workgroup size (one of the device's workgroup-scope sizes), 1 = HD (a multiple of the
 //       device's granularities), 2 = BR (likewise), 3 = SORTED (1: positions increase along
 //       each head's rows, so the key loop stops at the first tile past every query of the
 //       workgroup, skips tiles before a sliding window and masks only where needed).
-// Grid: (ceil(n_q * group / BR), n_kv_heads, 1).
+// Grid: (ceil(n_q * group / BR), n_kv_heads, n_split).
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int32 : require
 #extension GL_EXT_shader_16bit_storage : require
@@ -53,6 +55,7 @@ layout(push_constant) uniform Push {
   uint n_split;
   float scale;
   float softcap;
+  uint split_tiles;
 } p;
 
 shared uvec4 kv[BR * (HD / 8u + 1u)];  // the staged queries (include/attn_coopmat.glsl)
@@ -94,6 +97,22 @@ float store_out(const in uint32_t r, const in uint32_t c, const in float v, cons
   return v;
 }
 
+// Split: this workgroup's share of the combine's scratch, O [n_split, n_q * n_heads, HD] and then
+// (m, l) [n_split, n_q * n_heads, 2].
+float store_part(const in uint32_t r, const in uint32_t c, const in float v, const in uint row0,
+                 const in uint h) {
+  const uint row = row0 + r;
+  if (row < p.n_q * p.group) dst[gl_WorkGroupID.z * p.n_q * p.n_heads * HD + q_base(h, row) + c] = v;
+  return v;
+}
+float store_ml(const in uint32_t r, const in uint32_t c, const in float v, const in uint row0,
+               const in uint h, const in uint which) {
+  const uint row = row0 + r, n_rows = p.n_q * p.n_heads;
+  if (c == 0u && row < p.n_q * p.group)
+    dst[p.n_split * n_rows * HD + (gl_WorkGroupID.z * n_rows + q_base(h, row) / HD) * 2u + which] = v;
+  return v;
+}
+
 void main() {
   const uint h = gl_WorkGroupID.y;
   const uint n_rows = p.n_q * p.group, row0 = gl_WorkGroupID.x * BR;
@@ -118,7 +137,10 @@ void main() {
   tensorLayoutNV<2, gl_CooperativeMatrixClampModeConstantNV> lkv =
       createTensorLayoutNV(2, gl_CooperativeMatrixClampModeConstantNV);
 
-  for (uint t0 = 0; t0 < len; t0 += BC) {
+  const uint t_begin = gl_WorkGroupID.z * p.split_tiles * BC;
+  const uint t_end =  // the last share runs to the head's end whatever max_rows said
+      gl_WorkGroupID.z + 1u < p.n_split ? min(len, t_begin + p.split_tiles * BC) : len;
+  for (uint t0 = t_begin; t0 < t_end; t0 += BC) {
     const uint slot0 = uint(block_table[h * p.max_blocks + t0 / BC]) * BC;
     const uint valid = min(BC, len - t0);
     bool full = false;  // every row sees every key of the tile
@@ -156,6 +178,12 @@ void main() {
     o = coopMatMulAdd(pa, v, o * alpha_o);
   }
 
+  if (p.n_split > 1u) {  // m stays M_INIT (the combine's "no key") where the share saw none
+    coopMatPerElementNV(o, o, store_part, row0, h);
+    coopMatPerElementNV(m, m, store_ml, row0, h, 0u);
+    coopMatPerElementNV(l, l, store_ml, row0, h, 1u);
+    return;
+  }
   MAT_O inv_l;
   coopMatReduceNV(inv_l, l, gl_CooperativeMatrixReduceRowNV, smear);
   [[unroll]] for (uint i = 0; i < inv_l.length(); ++i)

@@ -278,6 +278,27 @@ bool attn_cm2_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
          shared_bytes <= caps.shared_memory_bytes && wg <= caps.max_workgroup_invocations &&
          !spirv(ShaderId::kPagedAttentionCm2).empty();
 }
+// Split-K of the cm2 prefill kernel: heads of at least kCm2SplitMinRows rows get their key range
+// cut in kCm2Splits shares (then the combine pass) when the grid is small (under
+// kCm2SplitMaxWorkgroups workgroups: a few waves on a large GPU, where whole rounds of long
+// workgroups leave SMs idle at the end). detail::ScopedCm2Splits forces a count (tests);
+// KVZ_ATTN_CM2_SPLITS=n does too (1: never split; measurements).
+constexpr int64_t kCm2SplitMinRows = 16384, kCm2Splits = 2, kCm2SplitMaxWorkgroups = 2048;
+int64_t& forced_cm2_splits() {
+  static int64_t v = 0;
+  return v;
+}
+int64_t cm2_splits(int64_t n_rows, int64_t n_kv_heads, int64_t max_rows) {
+  if (forced_cm2_splits() > 0) return forced_cm2_splits();
+  static const int64_t env = env_u32("KVZ_ATTN_CM2_SPLITS");
+  if (env > 0) return std::min<int64_t>(env, 64);
+  const int64_t workgroups = div_up(n_rows, int64_t(attn_cm2_rows())) * n_kv_heads;
+  return max_rows >= kCm2SplitMinRows && workgroups < kCm2SplitMaxWorkgroups ? kCm2Splits : 1;
+}
+int64_t cm2_scratch_elems(int64_t n_splits, int64_t n_q, int64_t n_heads, int64_t head_dim) {
+  return n_splits > 1 ? n_splits * n_q * n_heads * (head_dim + 2) : 0;
+}
+
 // The NV or KHR build of a tensor-core attention kernel, with the subgroup size it requests.
 Kernel attn_coopmat_kernel(const DeviceCaps& caps, CoopmatApi api, ShaderId nv, ShaderId khr,
                            std::vector<uint32_t> spec) {
@@ -285,6 +306,21 @@ Kernel attn_coopmat_kernel(const DeviceCaps& caps, CoopmatApi api, ShaderId nv, 
           coopmat_required_subgroup_size(caps, api)};
 }
 }  // namespace
+
+int64_t paged_attention_prefill_scratch_elems(const DeviceCaps& caps, int n_q, int n_heads,
+                                              int n_kv_heads, int head_dim, int max_rows) {
+  if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 ||
+      int64_t(n_q) * (n_heads / n_kv_heads) < kAttnCoopmatMinRows ||
+      !attn_cm2_fits(caps, coopmat_api(caps), head_dim))
+    return 0;
+  return cm2_scratch_elems(cm2_splits(int64_t(n_q) * (n_heads / n_kv_heads), n_kv_heads, max_rows),
+                           n_q, n_heads, head_dim);
+}
+
+detail::ScopedCm2Splits::ScopedCm2Splits(int64_t n) : saved_(forced_cm2_splits()) {
+  forced_cm2_splits() = n;
+}
+detail::ScopedCm2Splits::~ScopedCm2Splits() { forced_cm2_splits() = saved_; }
 
 bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim) {
   const CoopmatApi api = coopmat_api(caps);
@@ -305,11 +341,24 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
     const uint32_t tiles = div_up(d.n_q * d.group, br);
     KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
               d.n_kv_heads);
+    const int64_t cap = d.max_blocks * kKvBlockTokens;
+    const int64_t max_rows = a.max_rows > 0 ? std::min(a.max_rows, cap) : cap;
+    const int64_t blocks = std::max<int64_t>(1, div_up(max_rows, kKvBlockTokens));
+    int64_t n_split = std::min(cm2_splits(d.n_q * d.group, d.n_kv_heads, max_rows), blocks);
+    if (n_split > 1 &&
+        (!a.scratch.defined() || a.scratch.dtype() != DType::kF32 ||
+         a.scratch.numel() < cm2_scratch_elems(n_split, d.n_q, d.n_heads, d.head_dim)))
+      n_split = 1;  // no (large enough) scratch: one share per head
+    struct Cm2Push {
+      AttnPush attn;
+      uint32_t split_tiles;
+    } push{attn_push(d, a, uint32_t(n_split)), uint32_t(div_up(blocks, n_split))};
     rec.dispatch({ShaderId::kPagedAttentionCm2,
                   {attn_cm2_wg(), uint32_t(d.head_dim), br, a.rows_sorted ? 1u : 0u}},
-                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out},
-                 attn_push(d, a, 1), {tiles, uint32_t(d.n_kv_heads)});
-    return false;
+                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens,
+                  n_split > 1 ? a.scratch : a.out},
+                 push, {tiles, uint32_t(d.n_kv_heads), uint32_t(n_split)});
+    return n_split > 1 && record_combine(rec, a, d, n_split);
   }
   if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_coopmat_fits(rec.caps(), api, d.head_dim)) {
     const uint32_t nsg = attn_coopmat_subgroups();

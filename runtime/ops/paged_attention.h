@@ -62,6 +62,26 @@ bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAtten
 // max_rows = block_table.dim(1) * kKvBlockTokens. Size the scratch for the largest call (decode
 // with the largest cache); a larger buffer is fine.
 int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int max_rows);
+// The same for prefill-sized calls on a device with `caps`: the NV cooperative-matrix-2 kernel
+// splits long heads' keys in a small grid (0: it will not split here). The larger of the two
+// serves both.
+int64_t paged_attention_prefill_scratch_elems(const DeviceCaps& caps, int n_q, int n_heads,
+                                              int n_kv_heads, int head_dim, int max_rows);
+
+namespace detail {
+// While alive, the cm2 prefill kernel splits every head's keys n ways where a large enough
+// scratch is passed (tests; 0 = its own rule).
+class ScopedCm2Splits {
+ public:
+  explicit ScopedCm2Splits(int64_t n);
+  ~ScopedCm2Splits();
+  ScopedCm2Splits(const ScopedCm2Splits&) = delete;
+  ScopedCm2Splits& operator=(const ScopedCm2Splits&) = delete;
+
+ private:
+  int64_t saved_;
+};
+}  // namespace detail
 
 // Reconstruction scoring (KVzip, ALGORITHMS.md 1.3), generic form: for every KV head h and target
 // row j in [t0, t1) of the head's rows,

@@ -144,8 +144,11 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
   a.rows_sorted = !tc.shuffle_pos;  // make_problem sorts each head's positions unless shuffled
   if (tc.max_rows_hint) a.max_rows = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
   if (tc.split) {
-    const int64_t n = paged_attention_scratch_elems(tc.n_q, tc.n_heads, tc.head_dim,
-                                                    p.cache.max_blocks * kKvBlockTokens);
+    const int max_rows = p.cache.max_blocks * kKvBlockTokens;
+    const int64_t n =
+        std::max(paged_attention_scratch_elems(tc.n_q, tc.n_heads, tc.head_dim, max_rows),
+                 paged_attention_prefill_scratch_elems(dev.caps(), tc.n_q, tc.n_heads,
+                                                       tc.n_kv_heads, tc.head_dim, max_rows));
     EXPECT_GT(n, 0) << "case meant to split does not";
     if (n > 0) a.scratch = alloc_tensor(dev, keep, DType::kF32, {n});
   }
@@ -358,6 +361,28 @@ INSTANTIATE_TEST_SUITE_P(Prefill, PagedAttentionCoopmatTest,
                          ::testing::Combine(::testing::ValuesIn(kPrefillCases),
                                             ::testing::ValuesIn(kCoopmatApis)),
                          api_case_name<Case>);
+
+// The cm2 prefill kernel with each head's keys split in 3 shares and the combine pass (its rule
+// splits only heads of 16K rows and more), on the same cases.
+class PagedAttentionCm2SplitTest : public VkTest, public ::testing::WithParamInterface<Case> {};
+
+TEST_P(PagedAttentionCm2SplitTest, MatchesReference) {
+  const Case& tc = GetParam();
+  Case split = tc;  // the device run gets the scratch, the reference none
+  split.split = true;
+  const detail::ScopedCoopmatApi scope(CoopmatApi::kCm2);
+  const detail::ScopedCm2Splits splits(3);
+  if (!runs_coopmat(*gpu, tc) ||
+      paged_attention_prefill_scratch_elems(gpu->caps(), tc.n_q, tc.n_heads, tc.n_kv_heads,
+                                            tc.head_dim, 1 << 20) == 0)
+    GTEST_SKIP() << gpu->caps().name << ": no cm2 tensor-core prefill for head_dim " << tc.head_dim;
+  const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
+  EXPECT_TRUE(all_close(run_attention(*gpu, split, p, Path::kOp),
+                        run_attention(*cpu, tc, p, Path::kRef), coopmat_attention_tol(tc)))
+      << "cm2 prefill kernel, keys split in 3";
+}
+INSTANTIATE_TEST_SUITE_P(Prefill, PagedAttentionCm2SplitTest, ::testing::ValuesIn(kPrefillCases),
+                         case_name);
 
 // Shapes that stress the fast CPU path's tiling: more query rows than one work item, a group of
 // 3 (SmolLM2), prefill from an empty cache, long decode, a window shorter than the chunk.
