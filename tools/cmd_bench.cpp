@@ -143,6 +143,11 @@ int run_bench(const BenchArgs& a) {
   GenerateOptions gen;
   gen.max_new_tokens = a.n_gen;
   gen.ignore_eos = true;
+  gen.temperature = a.temperature, gen.top_k = a.top_k, gen.top_p = a.top_p, gen.seed = 1;
+  // Decode rows name their sampling when they sample ("tg64 t=0.8 k=40 p=0.9"); greedy: "tg64".
+  const std::string tg = a.temperature > 0 ? fmt::format("tg{} t={} k={} p={}", a.n_gen,
+                                                         a.temperature, a.top_k, a.top_p)
+                                           : fmt::format("tg{}", a.n_gen);
   // KVZ_PROFILE: the GPU time per op of the runs since the last section, then start afresh.
   auto profile_section = [&](const std::string& title) {
     print_op_profile(s.op_profile(), title);
@@ -180,7 +185,7 @@ int run_bench(const BenchArgs& a) {
         GenerateResult g = s.generate_tokens(random_tokens(tok, 1, static_cast<uint32_t>(r)), gen);
         tps.push_back(static_cast<double>(g.tokens.size()) / g.decode_ms * 1e3);
       }
-      t.row(fmt::format("tg{}", a.n_gen), depth, tps, "tok/s");
+      t.row(tg, depth, tps, "tok/s");
     }
   }
   profile_section("pp/tg runs");
@@ -189,7 +194,7 @@ int run_bench(const BenchArgs& a) {
     const int64_t D = a.kvzip_depth;
     auto ctx = random_tokens(tok, D, 99);
     std::vector<double> prefill_ms, score_ms;
-    std::vector<std::vector<double>> prune_ms(a.ratios.size()), tg(a.ratios.size()),
+    std::vector<std::vector<double>> prune_ms(a.ratios.size()), tg_tps(a.ratios.size()),
         kv_mib(a.ratios.size());
     for (int r = 0; r < a.reps; ++r) {
       Progress bar("prefill", "tok");
@@ -207,7 +212,7 @@ int run_bench(const BenchArgs& a) {
         if (r == 0) profile_section("KVzip prefill and scoring");  // empty after the first ratio
         warm_up();
         GenerateResult g = s.generate_tokens(random_tokens(tok, 1, static_cast<uint32_t>(r)), gen);
-        tg[i].push_back(static_cast<double>(g.tokens.size()) / g.decode_ms * 1e3);
+        tg_tps[i].push_back(static_cast<double>(g.tokens.size()) / g.decode_ms * 1e3);
         if (r == 0)
           profile_section(fmt::format("KVzip decode at ratio {}, depth {}", a.ratios[i], D));
       }
@@ -217,7 +222,7 @@ int run_bench(const BenchArgs& a) {
     for (size_t i = 0; i < a.ratios.size(); ++i) {
       t.row(fmt::format("kvzip prune r={}", a.ratios[i]), D, prune_ms[i], "ms");
       t.row(fmt::format("kvzip KV r={}", a.ratios[i]), D, kv_mib[i], "MiB");
-      t.row(fmt::format("kvzip tg{} r={}", a.n_gen, a.ratios[i]), D, tg[i], "tok/s");
+      t.row(fmt::format("kvzip {} r={}", tg, a.ratios[i]), D, tg_tps[i], "tok/s");
     }
   }
   t.save();

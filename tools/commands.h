@@ -47,6 +47,9 @@ struct BenchArgs {
   int64_t kvzip_depth = 4096;                          // 0 = skip the KVzip phases
   bool no_retain = false;  // prune the live cache (ratios compound) instead of a retained copy
   std::vector<double> ratios{1.0, 0.5, 0.3, 0.1};
+  float temperature = 0.0f;  // decode tests: 0 = greedy (argmax), else sampled
+  int top_k = 0;
+  float top_p = 1.0f;
 };
 int run_bench(const BenchArgs& args);
 

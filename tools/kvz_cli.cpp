@@ -89,6 +89,10 @@ int main(int argc, char** argv) {
   bench->add_option("--ratios", b.ratios, "Kept ratios")
       ->delimiter(',')
       ->check(CLI::Range(1e-6, 1.0));
+  bench->add_option("--temp", b.temperature, "Decode tests sample at this temperature (0 = greedy)")
+      ->check(CLI::Range(0.0, 100.0));
+  bench->add_option("--top-k", b.top_k, "Sampling: top-k (0 = all)")->check(CLI::NonNegativeNumber);
+  bench->add_option("--top-p", b.top_p, "Sampling: top-p")->check(CLI::Range(0.0, 1.0));
   bench->add_option("--json", b.json, "Also write the rows as JSON");
 
   EvalArgs ev;
