@@ -56,7 +56,7 @@ void sample(Recorder& rec, const SampleArgs& a) {
   const uint32_t radix_wg = std::min<uint32_t>(
       {1024, std::bit_floor(std::max<uint32_t>(caps.max_workgroup_invocations, 1)),
        128 * std::bit_floor(std::max<uint32_t>(min_sg, 1))});
-  const bool radix = caps.subgroup_arith && min_sg >= 1 && radix_wg >= 32 && !radix_disabled();
+  const bool radix = caps.subgroup_arith && radix_wg >= 32 && !radix_disabled();
   constexpr uint32_t kWg = 256;
   struct Push {
     uint32_t n_rows, n_vocab, rows_per_y, top_k;
