@@ -190,11 +190,17 @@ bool record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnD
   return false;
 }
 
+// The longest head's rows the kernels may assume: the caller's max_rows hint, capped by the block
+// table (the table's capacity without a hint).
+int64_t max_rows_of(const PagedAttentionArgs& a, const cpu::AttnDims& d) {
+  const int64_t cap = d.max_blocks * kKvBlockTokens;
+  return a.max_rows > 0 ? std::min(a.max_rows, cap) : cap;
+}
+
 // Returns whether a.x8 was written (by the combine pass).
 bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
                    const DecodePlan& pl) {
-  const int64_t cap = d.max_blocks * kKvBlockTokens;
-  const int64_t rows = a.max_rows > 0 ? std::min(a.max_rows, cap) : cap;
+  const int64_t rows = max_rows_of(a, d);
   DecodeSplit sp = pick_decode_split(d.n_q, rows);
   if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows), 1};
   const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
@@ -341,8 +347,7 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
     const uint32_t tiles = div_up(d.n_q * d.group, br);
     KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
               d.n_kv_heads);
-    const int64_t cap = d.max_blocks * kKvBlockTokens;
-    const int64_t max_rows = a.max_rows > 0 ? std::min(a.max_rows, cap) : cap;
+    const int64_t max_rows = max_rows_of(a, d);
     const int64_t blocks = std::max<int64_t>(1, div_up(max_rows, kKvBlockTokens));
     int64_t n_split = std::min(cm2_splits(d.n_q * d.group, d.n_kv_heads, max_rows), blocks);
     if (n_split > 1 &&
