@@ -15,22 +15,10 @@
 // the lowest index among equal weights, as the reference's (prob desc, index asc) order does.
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
-layout(std430, binding = 0) readonly buffer L { float logits[]; };
-layout(std430, binding = 1) readonly buffer U { float uniform_in[]; };
-layout(std430, binding = 2) writeonly buffer O { int out_idx[]; };
-layout(push_constant) uniform Push {
-  uint n_rows;
-  uint n_vocab;
-  uint rows_per_y;
-  uint top_k;
-  float inv_temperature;
-  float top_p;
-} p;
+#include "sample_row.glsl"
 
 const uint kAboveOne = 0x3f800001u;  // bits of the first float above 1: no weight reaches it
 shared float red[1024];
-uint base;
-float row_max;
 
 // Op 0 = sum, 1 = max, 2 = min; every thread gets the result.
 float reduce(float v, uint op) {
@@ -66,11 +54,7 @@ float kept(uint t, bool as_mass) {
 void main() {
   uint row = gl_WorkGroupID.y * p.rows_per_y + gl_WorkGroupID.x;
   if (row >= p.n_rows) return;  // uniform per workgroup
-  uint tid = gl_LocalInvocationID.x;
-  base = row * p.n_vocab;
-  float m = -1.0 / 0.0;
-  for (uint j = tid; j < p.n_vocab; j += gl_WorkGroupSize.x) m = max(m, logits[base + j]);
-  row_max = reduce(m, 1u);
+  start_row(row);
 
   // Invariant of each bisection: lo satisfies the predicate, hi does not.
   uint tau = 0u;
@@ -98,10 +82,5 @@ void main() {
     uint mid = lo + (hi - lo) / 2u;
     if (kept(mid, true) > target) lo = mid; else hi = mid;
   }
-  // Lowest index whose weight is exactly the crossing weight (indices < 2^24 are exact floats).
-  float first = float(p.n_vocab);
-  for (uint j = tid; j < p.n_vocab; j += gl_WorkGroupSize.x)
-    if (weight_bits(j) == lo) first = min(first, float(j));
-  first = reduce(first, 2u);
-  if (tid == 0) out_idx[row] = int(min(first, float(p.n_vocab - 1u)));
+  write_first_index(row, lo);  // the crossing weight
 }

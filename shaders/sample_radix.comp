@@ -18,24 +18,12 @@
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #include "common.glsl"
 layout(local_size_x_id = 0) in;
-layout(std430, binding = 0) readonly buffer L { float logits[]; };
-layout(std430, binding = 1) readonly buffer U { float uniform_in[]; };
-layout(std430, binding = 2) writeonly buffer O { int out_idx[]; };
-layout(push_constant) uniform Push {
-  uint n_rows;
-  uint n_vocab;
-  uint rows_per_y;
-  uint top_k;
-  float inv_temperature;
-  float top_p;
-} p;
+#include "sample_row.glsl"
 
 const uint kMaxSubgroups = 128u;
 const uint kOne = 0x3f800000u;  // bits of 1.0, the largest weight
 shared float part[kMaxSubgroups * 32u];  // per subgroup: 16 bin counts, then 16 bin masses
 shared float tot[32];                    // the workgroup's bins
-uint base;
-float row_max;
 
 uint weight_bits(uint j) {
   const uint b = floatBitsToUint(exp((logits[base + j] - row_max) * p.inv_temperature));
@@ -121,20 +109,10 @@ uint cut(uint lo, uint mode, float goal) {
 void main() {
   const uint row = gl_WorkGroupID.y * p.rows_per_y + gl_WorkGroupID.x;
   if (row >= p.n_rows) return;  // uniform per workgroup
-  const uint tid = gl_LocalInvocationID.x;
-  base = row * p.n_vocab;
-  float mx = -1.0 / 0.0;
-  for (uint j = tid; j < p.n_vocab; j += gl_WorkGroupSize.x) mx = max(mx, logits[base + j]);
-  row_max = reduce(mx, 1u);
+  start_row(row);
 
   uint tau = 0u;
   if (p.top_k != 0u && p.top_k < p.n_vocab) tau = cut(0u, 0u, float(p.top_k));
   if (p.top_p < 1.0) tau = cut(tau, 1u, p.top_p);
-  const uint t = cut(tau, 2u, min(uniform_in[row], 0.99999994));
-  // Lowest index whose weight is exactly t (indices < 2^24 are exact floats).
-  float first = float(p.n_vocab);
-  for (uint j = tid; j < p.n_vocab; j += gl_WorkGroupSize.x)
-    if (weight_bits(j) == t) first = min(first, float(j));
-  first = reduce(first, 2u);
-  if (tid == 0u) out_idx[row] = int(min(first, float(p.n_vocab - 1u)));
+  write_first_index(row, cut(tau, 2u, min(uniform_in[row], 0.99999994)));
 }
