@@ -3,17 +3,9 @@
 # at r 0.3 than at r 1), a sampled decode row, and bad input refused with its cause. Run by ctest
 # with KVZIP (the binary), SRC (the repo root) and WORK (a scratch folder); KVZIP_DEVICE picks
 # the backend.
-set(model ${SRC}/tests/data/stories260K/stories260K.bin)
+include(${CMAKE_CURRENT_LIST_DIR}/cli_common.cmake)
 set(json ${WORK}/bench_cli_$ENV{KVZIP_DEVICE}.json)
 file(REMOVE ${json})
-
-function(kvzip_ok out_var)
-  execute_process(COMMAND ${KVZIP} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "kvzip ${ARGN} failed (${rc}):\n${out}\n${err}")
-  endif()
-  set(${out_var} "${out}" PARENT_SCOPE)
-endfunction()
 
 kvzip_ok(out bench -m ${model} -p 16 -n 8 -d 0,32 --kvzip-depth 96 --chunk 32 --ratios 1,0.3
          -r 2 --json ${json})

@@ -2,18 +2,10 @@
 # cache file, answer from the full and the compressed cache, answer again from the file, and refuse
 # a corrupted file with a one-line error naming the cause. Run by ctest with KVZIP (the binary),
 # SRC (the repo root) and WORK (a scratch folder); KVZIP_DEVICE picks the backend.
-set(model ${SRC}/tests/data/stories260K/stories260K.bin)
+include(${CMAKE_CURRENT_LIST_DIR}/cli_common.cmake)
 set(ctx ${SRC}/tests/data/stories260K/context.txt)
 set(cache ${WORK}/run_cli_$ENV{KVZIP_DEVICE}.kvz)
 file(REMOVE ${cache})
-
-function(kvzip_ok out_var)
-  execute_process(COMMAND ${KVZIP} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "kvzip ${ARGN} failed (${rc}):\n${out}\n${err}")
-  endif()
-  set(${out_var} "${out}" PARENT_SCOPE)
-endfunction()
 
 kvzip_ok(out compress -m ${model} --context ${ctx} --chunk 32 --ratio 0.3 -o ${cache})
 if(NOT out MATCHES "30.0% of context pairs kept")
