@@ -199,6 +199,12 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
       (*hook)(rec, il, q3, kv);
       mark("layer hook");
     }
+    // Without logits nothing reads what the last layer computes after its cache append and its
+    // hook (x_ is private): a context prefill or a reconstruction pass stops here.
+    if (n_logits == 0 && il == c.n_layers - 1) {
+      pending = {};
+      break;
+    }
     PagedAttentionArgs pa;
     pa.q = q3;
     pa.q_pos = pos;

@@ -32,8 +32,9 @@ class Forward {
 
   int max_tokens() const { return max_tokens_; }
   // Appends tokens at `positions` to `cache` and runs every layer. If n_logits > 0, the logits
-  // of the last n_logits tokens are computed into logits() rows [0, n_logits). The work is
-  // recorded on `rec` and submitted; call rec.wait() (or finish) before reading results.
+  // of the last n_logits tokens are computed into logits() rows [0, n_logits); with n_logits == 0
+  // the last layer ends after its cache append and its hook (nothing else of it is observable). The
+  // work is recorded on `rec` and submitted; call rec.wait() (or finish) before reading results.
   void run(Recorder& rec, std::span<const int32_t> tokens, std::span<const int32_t> positions,
            KvCache& cache, int n_logits, const LayerHook* hook = nullptr,
            const HiddenHook* hidden = nullptr);
