@@ -18,7 +18,10 @@
 // Spec: 0 = workgroup size (one of the device's workgroup-scope sizes), 1 = HD (a multiple of the
 //       device's granularities), 2 = BR (likewise), 3 = SORTED (1: positions increase along
 //       each head's rows, so the key loop stops at the first tile past every query of the
-//       workgroup, skips tiles before a sliding window and masks only where needed).
+//       workgroup, skips tiles before a sliding window and masks only where needed), 4 = HOIST (1:
+//       V's tile is loaded with K's at the start of a step, so that both loads are in flight
+//       together, at the cost of V's registers during the softmax; runtime/ops/paged_attention.cpp
+//       has the measurements).
 // Grid: (ceil(n_q * group / BR), n_kv_heads, n_split).
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
 #extension GL_EXT_shader_explicit_arithmetic_types_int32 : require
@@ -33,6 +36,7 @@ layout(constant_id = 0) const uint WG = 128;
 layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint BR = 64;
 layout(constant_id = 3) const uint SORTED = 0;
+layout(constant_id = 4) const uint HOIST = 0;
 const uint BC = 32u;  // keys per tile: one paged block
 const int INT_MAX = 2147483647, INT_MIN = -2147483647 - 1;
 #define NEG_INF uintBitsToFloat(0xFF800000u)
@@ -156,6 +160,8 @@ void main() {
     lt = setTensorLayoutStrideNV(lt, HD, 1);
     MAT_KT kt;
     coopMatLoadTensorNV(kt, k_pool, slot0 * HD, sliceTensorLayoutNV(lt, 0, BC, 0, HD), transposed);
+    MAT_V v;
+    if (HOIST != 0u) coopMatLoadTensorNV(v, v_pool, slot0 * HD, sliceTensorLayoutNV(lt, 0, BC, 0, HD));
     MAT_S s = coopMatMulAdd(qm, kt, MAT_S(0.0));
     if (!full)
       coopMatPerElementNV(s, s, mask_score, row0, slot0, valid);
@@ -171,8 +177,7 @@ void main() {
     coopMatPerElementNV(alpha, m_old - m, exp_of);
     const MAT_P pa = MAT_P(pm);
     l = alpha * l + coopMatMulAdd(pa, ones, MAT_S(0.0));
-    MAT_V v;
-    coopMatLoadTensorNV(v, v_pool, slot0 * HD, sliceTensorLayoutNV(lt, 0, BC, 0, HD));
+    if (HOIST == 0u) coopMatLoadTensorNV(v, v_pool, slot0 * HD, sliceTensorLayoutNV(lt, 0, BC, 0, HD));
     MAT_O alpha_o;
     coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, smear);
     o = coopMatMulAdd(pa, v, o * alpha_o);

@@ -273,6 +273,14 @@ uint32_t attn_cm2_wg() {
   static const uint32_t v = env_pick("KVZ_ATTN_CM2_WG", {128, 256}, kAttnCm2Wg);
   return v;
 }
+// The kernel's HOIST (V loaded with K). On the H100 (bench/RESULTS.md, 2026-11-26j) it took 6%
+// off a 2048-query chunk after 30K keys and off a 2256-query reconstruction chunk after 32K, and
+// 3-4% off the 32K KVzip prefill and scoring; a causal prefill from the start gains nothing (4K:
+// the same, 16K: 1% slower). KVZ_ATTN_CM2_HOIST=0 turns it off (measurements).
+uint32_t attn_cm2_hoist() {
+  static const uint32_t v = env_pick("KVZ_ATTN_CM2_HOIST", {0, 1}, 1);
+  return v;
+}
 bool attn_cm2_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
   if (api != CoopmatApi::kCm2 || head_dim % 16 != 0 || head_dim > 128) return false;
   const uint32_t br = attn_cm2_rows(), wg = attn_cm2_wg(), hd = uint32_t(head_dim),
@@ -358,11 +366,12 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
       AttnPush attn;
       uint32_t split_tiles;
     } push{attn_push(d, a, uint32_t(n_split)), uint32_t(div_up(blocks, n_split))};
-    rec.dispatch({ShaderId::kPagedAttentionCm2,
-                  {attn_cm2_wg(), uint32_t(d.head_dim), br, a.rows_sorted ? 1u : 0u}},
-                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens,
-                  n_split > 1 ? a.scratch : a.out},
-                 push, {tiles, uint32_t(d.n_kv_heads), uint32_t(n_split)});
+    rec.dispatch(
+        {ShaderId::kPagedAttentionCm2,
+         {attn_cm2_wg(), uint32_t(d.head_dim), br, a.rows_sorted ? 1u : 0u, attn_cm2_hoist()}},
+        {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens,
+         n_split > 1 ? a.scratch : a.out},
+        push, {tiles, uint32_t(d.n_kv_heads), uint32_t(n_split)});
     return n_split > 1 && record_combine(rec, a, d, n_split);
   }
   if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_coopmat_fits(rec.caps(), api, d.head_dim)) {
