@@ -10,6 +10,7 @@
 #include <cmath>
 #include <functional>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,7 @@ struct AttnProblem {
     a.out = alloc(DType::kF32, {n_q, kHeads, kHeadDim});
     a.scale = 1.0f / std::sqrt(float(kHeadDim));
     a.rows_sorted = true;  // row t of every head holds position t, as a KvCache would
+    a.total_rows = std::accumulate(lens.begin(), lens.end(), int64_t(0));  // as the forward does
     const int64_t scratch =
         std::max(paged_attention_scratch_elems(n_q, kHeads, kHeadDim, max_blocks * kKvBlockTokens),
                  paged_attention_prefill_scratch_elems(dev.caps(), n_q, kHeads, kKvHeads, kHeadDim,

@@ -67,6 +67,9 @@ struct DeviceCaps {
   uint32_t coopmat2_max_dimension = 0;
   std::vector<CoopMatShape> coopmat_shapes;
   uint32_t shared_memory_bytes = 0;
+  // Streaming multiprocessors (VK_NV_shader_sm_builtins) or compute units
+  // (VK_AMD_shader_core_properties); 0 where the driver does not say (Intel, lavapipe).
+  uint32_t compute_units = 0;
   uint32_t max_workgroup_invocations = 0;
   std::array<uint32_t, 3> max_workgroup_count{};
   uint64_t max_storage_buffer_range = 0;  // largest tensor one binding can see

@@ -20,11 +20,10 @@ int run_devices() {
                c.storage16, c.storage8, c.int8, c.int8_dot, c.bf16);
     fmt::print(
         "   subgroup {} (arithmetic {}, shuffle {}, size control {}: {}..{})  shared memory {} KiB "
-        " "
-        "max workgroup {}\n",
+        " max workgroup {}  compute units {}\n",
         c.subgroup_size, c.subgroup_arith, c.subgroup_shuffle, c.subgroup_size_control,
         c.subgroup_size_min, c.subgroup_size_max, c.shared_memory_bytes / 1024,
-        c.max_workgroup_invocations);
+        c.max_workgroup_invocations, c.compute_units ? std::to_string(c.compute_units) : "unknown");
     for (const char* ext : {"KHR", "NV"}) {
       const bool has = std::string_view(ext) == "KHR" ? c.coopmat_khr : c.coopmat_nv;
       fmt::print("   coopmat {} {}", ext, has);

@@ -117,23 +117,45 @@ bool decode_disabled_by_env() {
 // redundant softmax work per key, more registers); KVZ_DECODE_PREFETCH=0/1 (next step's loads
 // issued before this step's math). Read through runtime/tuning.h.
 
+// paged_decode's workgroups resident on one SM of the H100 (128 invocations at 168 registers: 12
+// of 64 warps) and the share size that fills one round of them, below.
+constexpr int64_t kDecodeWorkgroupsPerCu = 3;
+
+}  // namespace
+
 // Rows per split-K share, the same for every KV head: a short (ragged) head simply has fewer
-// non-empty shares, so every busy workgroup does about the same work. Depends only on max_rows
-// so that the scratch size can be computed ahead: `bound` (>= n_split) never decreases with
-// max_rows, so the scratch for the largest max_rows serves every smaller one.
-struct DecodeSplit {
-  int64_t n_split, chunk, bound;
-};
-DecodeSplit pick_decode_split(int64_t n_q, int64_t max_rows) {
+// non-empty shares, so every busy workgroup does about the same work. The rule above depends
+// only on max_rows, so that the scratch size can be computed ahead: `bound` (>= n_split) never
+// decreases with max_rows, so the scratch for the largest max_rows serves every smaller one.
+// Where the device's compute units are known, shares then grow (never shrink: n_split stays
+// within the bound) until all heads' shares make about one round of resident workgroups. On
+// the H100 (bench/results/2026-11-26j, call 6) one round beat the rule alone at every length
+// the rule splits coarsely: 128K 233 -> 210 us (49 shares per head instead of 256), 32K 74.5 ->
+// 62.7 us, the 30%-kept ragged cache 82.2 -> 71.5 us; two rounds were close, 5.9 rounds were
+// not (230 us). KVZ_DECODE_WAVE=0 keeps the rule alone (measurements).
+detail::DecodeSplit detail::decode_split(int64_t n_q, int64_t max_rows, int64_t total_rows,
+                                         int64_t n_kv_heads, int64_t row_tiles,
+                                         uint32_t compute_units) {
   const int64_t rows = std::max<int64_t>(max_rows, 1);
   const int64_t max_splits = std::max<int64_t>(1, decode_max_splits() / std::max<int64_t>(n_q, 1));
   const int64_t n = std::clamp<int64_t>(
       std::max(std::min(rows / decode_min_rows_per_split(), kDecodeSharesPerHead),
                rows / kDecodeMaxRowsPerSplit),
       1, max_splits);
-  const int64_t chunk = div_up(div_up(rows, n), kDecodeChunkAlign) * kDecodeChunkAlign;
+  int64_t chunk = div_up(div_up(rows, n), kDecodeChunkAlign) * kDecodeChunkAlign;
+  static const bool wave = env_pick("KVZ_DECODE_WAVE", {0, 1}, 1) != 0;
+  // Each head's last share is partial: with shares of `chunk` rows the heads take at most
+  // total / chunk + n_kv_heads workgroups (times row_tiles), which must fit the round.
+  const int64_t round = int64_t(compute_units) * kDecodeWorkgroupsPerCu;
+  const int64_t tiles = std::max<int64_t>(row_tiles, 1), heads = std::max<int64_t>(n_kv_heads, 1);
+  if (wave && total_rows > 0 && round > 2 * heads * tiles) {
+    const int64_t fill = div_up(total_rows, round / tiles - heads);
+    chunk = std::max(chunk, div_up(fill, kDecodeChunkAlign) * kDecodeChunkAlign);
+  }
   return {div_up(rows, chunk), chunk, n};
 }
+
+namespace {
 
 struct DecodePlan {
   uint32_t wg, hd, lpk, gr, kpi, prefetch;  // spec constants of paged_decode.comp
@@ -201,7 +223,10 @@ int64_t max_rows_of(const PagedAttentionArgs& a, const cpu::AttnDims& d) {
 bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
                    const DecodePlan& pl) {
   const int64_t rows = max_rows_of(a, d);
-  DecodeSplit sp = pick_decode_split(d.n_q, rows);
+  const int64_t total =
+      a.total_rows > 0 ? std::min(a.total_rows, rows * d.n_kv_heads) : rows * d.n_kv_heads;
+  detail::DecodeSplit sp = detail::decode_split(d.n_q, rows, total, d.n_kv_heads, pl.row_tiles,
+                                                rec.caps().compute_units);
   if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows), 1};
   const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
   KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
@@ -225,7 +250,8 @@ int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int ma
   // The tiled kernel's need, and the decode kernel's where n_q is small enough for it (its
   // choice also depends on the group and the device, unknown here: size for the larger).
   int64_t n_split = pick_splits(n_q, n_heads, max_rows);
-  if (n_q <= kDecodeMaxRows) n_split = std::max(n_split, pick_decode_split(n_q, max_rows).bound);
+  if (n_q <= kDecodeMaxRows)
+    n_split = std::max(n_split, detail::decode_split(n_q, max_rows, 0, 1, 1, 0).bound);
   return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) : 0;
 }
 

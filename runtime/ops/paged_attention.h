@@ -33,6 +33,11 @@ struct PagedAttentionArgs {
   // table with spare capacity does not launch (and combine) empty shares. A bound below some
   // lens[h] drops that head's rows past it.
   int64_t max_rows = 0;
+  // Optional: the rows of all KV heads together (the sum of lens); 0: max_rows x n_kv_heads.
+  // Decode sizes its shares so that they fill the GPU about once (where the device says how many
+  // compute units it has): a ragged cache needs fewer, larger shares than its longest head alone
+  // would ask for.
+  int64_t total_rows = 0;
   // Optional: out also rounded to int8 per 32 values for the Q4_K decode matvec, exactly as
   // quantize_x8(out, x8) would (runtime/ops/matmul.h; quantize_x8_fits(out, x8) must hold). Fused
   // into the split-K combine pass where one runs and head_dim % 32 == 0, else a quantize_x8 after.
@@ -69,6 +74,17 @@ int64_t paged_attention_prefill_scratch_elems(const DeviceCaps& caps, int n_q, i
                                               int n_kv_heads, int head_dim, int max_rows);
 
 namespace detail {
+// The decode kernel's split-K plan: n_split shares of `chunk` rows per KV head (a multiple of 64;
+// shorter heads use fewer), for n_q queries over n_kv_heads heads of at most max_rows rows,
+// total_rows in all heads together (0: unknown), row_tiles workgroups per share, on a device of
+// compute_units SMs or CUs (0: unknown). bound >= n_split sizes the scratch
+// (paged_attention_scratch_elems).
+struct DecodeSplit {
+  int64_t n_split, chunk, bound;
+};
+DecodeSplit decode_split(int64_t n_q, int64_t max_rows, int64_t total_rows, int64_t n_kv_heads,
+                         int64_t row_tiles, uint32_t compute_units);
+
 // While alive, the cm2 prefill kernel splits every head's keys n ways where a large enough
 // scratch is passed (tests; 0 = its own rule).
 class ScopedCm2Splits {

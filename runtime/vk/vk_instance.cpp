@@ -280,6 +280,7 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
   c.storage8 = f12.storageBuffer8BitAccess;
   c.storage16 = f11.storageBuffer16BitAccess;
   c.memory_model = f12.vulkanMemoryModel;
+  bool sm_builtins = false, amd_cores = false;
   for (const auto& e : pd.enumerateDeviceExtensionProperties(nullptr)) {
     std::string n = e.extensionName.data();
     if (n == VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME) c.int8_dot = true;
@@ -288,6 +289,20 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
     if (n == kExtCoopMat2Nv) c.coopmat2_nv = true;
     if (n == kExtBf16Khr) c.bf16 = true;
     if (n == VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME) c.subgroup_size_control = true;
+    if (n == VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME) sm_builtins = true;
+    if (n == VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME) amd_cores = true;
+  }
+  if (sm_builtins) {
+    c.compute_units = pd.getProperties2<vk::PhysicalDeviceProperties2,
+                                        vk::PhysicalDeviceShaderSMBuiltinsPropertiesNV>()
+                          .get<vk::PhysicalDeviceShaderSMBuiltinsPropertiesNV>()
+                          .shaderSMCount;
+  } else if (amd_cores) {
+    const auto a = pd.getProperties2<vk::PhysicalDeviceProperties2,
+                                     vk::PhysicalDeviceShaderCorePropertiesAMD>()
+                       .get<vk::PhysicalDeviceShaderCorePropertiesAMD>();
+    c.compute_units =
+        a.shaderEngineCount * a.shaderArraysPerEngineCount * a.computeUnitsPerShaderArray;
   }
   if (c.subgroup_size_control) probe_subgroup_size_control(pd, c);
   // A validation layer older than VK_KHR_cooperative_matrix (Vulkan 1.3.255; Debian 12 ships

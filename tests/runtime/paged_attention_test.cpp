@@ -661,5 +661,49 @@ TEST(PagedAttentionScratch, NeverShrinksAsRowsGrow) {
   }
 }
 
+// Where the device says how many compute units it has, decode shares grow until all heads'
+// shares fit one round of resident workgroups (3 per unit): never more shares than the scratch
+// bound, whole 64-row shares that cover the longest head, never smaller shares than without the
+// unit count, and where the shares did grow, at most one round of workgroups, at least 60% full
+// (each head's partial last share counted: runtime/ops/paged_attention.cpp).
+TEST(PagedAttentionDecodeSplit, FillsOneRoundWhereUnitsAreKnown) {
+  std::vector<int64_t> ragged;  // 30% kept, 10% .. 50% per head, as bench/attention_bench.cpp
+  for (int h = 0; h < 8; ++h) ragged.push_back(int64_t(131072 * (0.1 + 0.4 * h / 7)));
+  const std::vector<std::vector<int64_t>> caches = {std::vector<int64_t>(8, 131072),
+                                                    std::vector<int64_t>(8, 32768),
+                                                    ragged,
+                                                    std::vector<int64_t>(8, 4096),
+                                                    std::vector<int64_t>(8, 39001),
+                                                    std::vector<int64_t>(8, 8192),
+                                                    std::vector<int64_t>(8, 300000),
+                                                    {65536, 0, 0, 0, 0, 0, 0, 0},
+                                                    std::vector<int64_t>(8, 1000)};
+  int grew = 0;
+  for (const uint32_t units : {132u, 108u, 60u, 28u, 16u}) {
+    for (const auto& lens : caches) {
+      const int64_t max_rows = *std::max_element(lens.begin(), lens.end());
+      const int64_t total = std::accumulate(lens.begin(), lens.end(), int64_t(0));
+      const auto plain = detail::decode_split(1, max_rows, total, 8, 1, 0);
+      const auto s = detail::decode_split(1, max_rows, total, 8, 1, units);
+      SCOPED_TRACE(fmt::format("{} units, longest head {}, {} rows", units, max_rows, total));
+      EXPECT_EQ(s.bound, plain.bound);
+      EXPECT_LE(s.n_split, s.bound);
+      EXPECT_EQ(s.chunk % 64, 0);
+      EXPECT_GE(s.n_split * s.chunk, max_rows);
+      EXPECT_GE(s.chunk, plain.chunk);
+      if (s.chunk == plain.chunk) continue;
+      ++grew;
+      int64_t workgroups = 0;
+      for (const int64_t len : lens) workgroups += (len + s.chunk - 1) / s.chunk;
+      EXPECT_LE(workgroups, 3 * int64_t(units));
+      EXPECT_GE(workgroups, 0.6 * 3 * units);
+    }
+  }
+  EXPECT_GE(grew, 30);  // the rule did apply to most of these caches
+  // Unknown units: the rule alone.
+  const auto none = detail::decode_split(1, 131072, 8 * 131072, 8, 1, 0);
+  EXPECT_EQ(none.chunk, 512);
+}
+
 }  // namespace
 }  // namespace kvz::test
