@@ -120,6 +120,7 @@ bool decode_disabled_by_env() {
 // paged_decode's workgroups resident on one SM of the H100 (128 invocations at 168 registers: 12
 // of 64 warps) and the share size that fills one round of them, below.
 constexpr int64_t kDecodeWorkgroupsPerCu = 3;
+constexpr uint32_t kVendorNvidia = 0x10DE;
 
 }  // namespace
 
@@ -225,8 +226,11 @@ bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDi
   const int64_t rows = max_rows_of(a, d);
   const int64_t total =
       a.total_rows > 0 ? std::min(a.total_rows, rows * d.n_kv_heads) : rows * d.n_kv_heads;
-  detail::DecodeSplit sp = detail::decode_split(d.n_q, rows, total, d.n_kv_heads, pl.row_tiles,
-                                                rec.caps().compute_units);
+  // The round's size (kDecodeWorkgroupsPerCu) was measured on NVIDIA only: other vendors keep
+  // the rule alone until someone measures theirs (AMD reports its CUs too).
+  const uint32_t units = rec.caps().vendor_id == kVendorNvidia ? rec.caps().compute_units : 0;
+  detail::DecodeSplit sp =
+      detail::decode_split(d.n_q, rows, total, d.n_kv_heads, pl.row_tiles, units);
   if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows), 1};
   const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
   KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),

@@ -34,9 +34,9 @@ struct PagedAttentionArgs {
   // lens[h] drops that head's rows past it.
   int64_t max_rows = 0;
   // Optional: the rows of all KV heads together (the sum of lens); 0: max_rows x n_kv_heads.
-  // Decode sizes its shares so that they fill the GPU about once (where the device says how many
-  // compute units it has): a ragged cache needs fewer, larger shares than its longest head alone
-  // would ask for.
+  // Decode sizes its shares so that they fill the GPU about once (on NVIDIA, which reports its
+  // SM count): a ragged cache needs fewer, larger shares than its longest head alone would ask
+  // for.
   int64_t total_rows = 0;
   // Optional: out also rounded to int8 per 32 values for the Q4_K decode matvec, exactly as
   // quantize_x8(out, x8) would (runtime/ops/matmul.h; quantize_x8_fits(out, x8) must hold). Fused
