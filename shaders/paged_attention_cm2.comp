@@ -161,7 +161,8 @@ void main() {
     MAT_KT kt;
     coopMatLoadTensorNV(kt, k_pool, slot0 * HD, sliceTensorLayoutNV(lt, 0, BC, 0, HD), transposed);
     MAT_V v;
-    if (HOIST != 0u) coopMatLoadTensorNV(v, v_pool, slot0 * HD, sliceTensorLayoutNV(lt, 0, BC, 0, HD));
+    if (HOIST != 0u)
+      coopMatLoadTensorNV(v, v_pool, slot0 * HD, sliceTensorLayoutNV(lt, 0, BC, 0, HD));
     MAT_S s = coopMatMulAdd(qm, kt, MAT_S(0.0));
     if (!full)
       coopMatPerElementNV(s, s, mask_score, row0, slot0, valid);
@@ -177,7 +178,8 @@ void main() {
     coopMatPerElementNV(alpha, m_old - m, exp_of);
     const MAT_P pa = MAT_P(pm);
     l = alpha * l + coopMatMulAdd(pa, ones, MAT_S(0.0));
-    if (HOIST == 0u) coopMatLoadTensorNV(v, v_pool, slot0 * HD, sliceTensorLayoutNV(lt, 0, BC, 0, HD));
+    if (HOIST == 0u)
+      coopMatLoadTensorNV(v, v_pool, slot0 * HD, sliceTensorLayoutNV(lt, 0, BC, 0, HD));
     MAT_O alpha_o;
     coopMatReduceNV(alpha_o, alpha, gl_CooperativeMatrixReduceRowNV, smear);
     o = coopMatMulAdd(pa, v, o * alpha_o);

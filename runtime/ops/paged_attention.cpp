@@ -130,10 +130,10 @@ constexpr uint32_t kVendorNvidia = 0x10DE;
 // decreases with max_rows, so the scratch for the largest max_rows serves every smaller one.
 // Where the device's compute units are known, shares then grow (never shrink: n_split stays
 // within the bound) until all heads' shares make about one round of resident workgroups. On
-// the H100 (bench/results/2026-11-26j, call 6) one round beat the rule alone at every length
-// the rule splits coarsely: 128K 233 -> 210 us (49 shares per head instead of 256), 32K 74.5 ->
-// 62.7 us, the 30%-kept ragged cache 82.2 -> 71.5 us; two rounds were close, 5.9 rounds were
-// not (230 us). KVZ_DECODE_WAVE=0 keeps the rule alone (measurements).
+// the H100 (bench/results/2026-11-26j, calls 6 and 7) one round beat the rule alone wherever the
+// rule made more than a round: 128K 233 -> 205-211 us (48 shares per head instead of 256), 32K
+// 74.2 -> 62.8 us, the 30%-kept ragged cache 82.2 -> 71.5 us; by hand, two rounds were close,
+// 5.9 rounds were not (230 us). KVZ_DECODE_WAVE=0 keeps the rule alone (measurements).
 detail::DecodeSplit detail::decode_split(int64_t n_q, int64_t max_rows, int64_t total_rows,
                                          int64_t n_kv_heads, int64_t row_tiles,
                                          uint32_t compute_units) {
