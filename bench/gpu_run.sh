@@ -6,6 +6,7 @@
 #   bench/gpu_run.sh targets # every issue-6 figure in one call (about 9 minutes on an H100), then
 #                            # the target table from them (bench/targets.py)
 #   bench/gpu_run.sh tests   # the three GoogleTest suites on the GPU
+#   bench/gpu_run.sh check   # tests, then targets (the table's raw files in targets_raw.tgz)
 #   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
 #   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
 #   bench/gpu_run.sh decode  # decode attention kernels and their tuning overrides
@@ -51,6 +52,15 @@ case "${1:-all}" in
       echo "kvzip bench $name rc=$?"
     done
     python3 bench/targets.py "$OUT" | tee "$OUT/targets.md"
+    # The lent machine returns few files per call: everything but the table goes in one archive.
+    (shopt -s nullglob; cd "$OUT" && tar czf targets_raw.tgz ops.* torch.* q4k.* f16.* kvzip32k.* kvzip128k.* &&
+      rm -f ops.* torch.* q4k.* f16.* kvzip32k.* kvzip128k.*)
+    ;;
+  check)
+    # The start of a GPU session: the three suites, then the whole target table (about 7 minutes
+    # on an H100).
+    "$0" tests
+    "$0" targets
     ;;
   tests)
     for t in runtime kvzip model; do
