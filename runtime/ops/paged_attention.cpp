@@ -194,6 +194,12 @@ std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const cpu::AttnDim
   return pl;
 }
 
+// f32 elements of paged_attention_combine.comp's scratch for n_split shares (O, then m and l, per
+// share and query row), as every split-K kernel writes it; 0 unsplit.
+int64_t combine_scratch_elems(int64_t n_split, int64_t n_q, int64_t n_heads, int64_t head_dim) {
+  return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) : 0;
+}
+
 // Records the merge of n_split partial results in scratch into out (and into a.x8 where the
 // combine can round it: returns whether it did).
 bool record_combine(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDims& d,
@@ -232,7 +238,7 @@ bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDi
   detail::DecodeSplit sp =
       detail::decode_split(d.n_q, rows, total, d.n_kv_heads, pl.row_tiles, units);
   if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows), 1};
-  const int64_t need = sp.n_split * d.n_q * d.n_heads * (d.head_dim + 2);
+  const int64_t need = combine_scratch_elems(sp.n_split, d.n_q, d.n_heads, d.head_dim);
   KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
             "paged_attention: scratch {} < {} f32 elements", a.scratch.shape_str(), need);
   struct DecodePush {
@@ -256,7 +262,7 @@ int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int ma
   int64_t n_split = pick_splits(n_q, n_heads, max_rows);
   if (n_q <= kDecodeMaxRows)
     n_split = std::max(n_split, detail::decode_split(n_q, max_rows, 0, 1, 1, 0).bound);
-  return n_split > 1 ? n_split * n_q * n_heads * (head_dim + 2) : 0;
+  return combine_scratch_elems(n_split, n_q, n_heads, head_dim);
 }
 
 bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAttentionArgs& a) {
@@ -339,9 +345,6 @@ int64_t cm2_splits(int64_t n_rows, int64_t n_kv_heads, int64_t max_rows) {
   const int64_t workgroups = div_up(n_rows, int64_t(attn_cm2_rows())) * n_kv_heads;
   return max_rows >= kCm2SplitMinRows && workgroups < kCm2SplitMaxWorkgroups ? kCm2Splits : 1;
 }
-int64_t cm2_scratch_elems(int64_t n_splits, int64_t n_q, int64_t n_heads, int64_t head_dim) {
-  return n_splits > 1 ? n_splits * n_q * n_heads * (head_dim + 2) : 0;
-}
 
 // The NV or KHR build of a tensor-core attention kernel, with the subgroup size it requests.
 Kernel attn_coopmat_kernel(const DeviceCaps& caps, CoopmatApi api, ShaderId nv, ShaderId khr,
@@ -357,8 +360,9 @@ int64_t paged_attention_prefill_scratch_elems(const DeviceCaps& caps, int n_q, i
       int64_t(n_q) * (n_heads / n_kv_heads) < kAttnCoopmatMinRows ||
       !attn_cm2_fits(caps, coopmat_api(caps), head_dim))
     return 0;
-  return cm2_scratch_elems(cm2_splits(int64_t(n_q) * (n_heads / n_kv_heads), n_kv_heads, max_rows),
-                           n_q, n_heads, head_dim);
+  return combine_scratch_elems(
+      cm2_splits(int64_t(n_q) * (n_heads / n_kv_heads), n_kv_heads, max_rows), n_q, n_heads,
+      head_dim);
 }
 
 detail::ScopedCm2Splits::ScopedCm2Splits(int64_t n) : saved_(forced_cm2_splits()) {
@@ -390,7 +394,7 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
     int64_t n_split = std::min(cm2_splits(d.n_q * d.group, d.n_kv_heads, max_rows), blocks);
     if (n_split > 1 &&
         (!a.scratch.defined() || a.scratch.dtype() != DType::kF32 ||
-         a.scratch.numel() < cm2_scratch_elems(n_split, d.n_q, d.n_heads, d.head_dim)))
+         a.scratch.numel() < combine_scratch_elems(n_split, d.n_q, d.n_heads, d.head_dim)))
       n_split = 1;  // no (large enough) scratch: one share per head
     struct Cm2Push {
       AttnPush attn;
