@@ -317,10 +317,15 @@ void KvCache::truncate(int32_t end_pos) {
   pending_ = 0;
 }
 
+int64_t KvCache::layer_rows(int il) const {
+  int64_t n = 0;
+  for (const Head& h : layers_[il].heads) n += static_cast<int64_t>(h.pos.size());
+  return n;
+}
+
 int64_t KvCache::total_rows() const {
   int64_t n = 0;
-  for (const Layer& l : layers_)
-    for (const Head& h : l.heads) n += static_cast<int64_t>(h.pos.size());
+  for (int il = 0; il < static_cast<int>(layers_.size()); ++il) n += layer_rows(il);
   return n;
 }
 

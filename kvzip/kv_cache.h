@@ -91,6 +91,8 @@ class KvCache {
   }
   // Rows of the longest head of layer il.
   int64_t max_rows(int il) const;
+  // Rows of all heads of layer il together.
+  int64_t layer_rows(int il) const;
   // Original positions of the rows of head ih of layer il, in row order (host mirror).
   const std::vector<int32_t>& positions(int il, int ih) const { return layers_[il].heads[ih].pos; }
   int64_t total_rows() const;

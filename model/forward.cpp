@@ -216,7 +216,7 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
     pa.out = attn3;
     pa.rows_sorted = true;             // KvCache keeps each head's positions increasing
     pa.max_rows = cache.max_rows(il);  // includes this append's rows
-    for (int ih = 0; ih < c.n_kv_heads; ++ih) pa.total_rows += cache.rows(il, ih);
+    pa.total_rows = cache.layer_rows(il);
     pa.scale = c.attn_scale;
     pa.window = local ? c.sliding_window : 0;
     pa.softcap = c.attn_softcap;
