@@ -36,7 +36,7 @@ $B/kvzip devices 2>&1 | tee "$OUT/devices.txt" | head -30
 case "${1:-all}" in
   targets)
     timeout 150 $B/kvz_bench --benchmark_min_time=0.2 --benchmark_out="$OUT/ops.json" --benchmark_out_format=json \
-      --benchmark_filter='BM_matmul/llama3_8b_(attn_4096x4096_f16_m4096|ffn_up_14336x4096_f16_m512|ffn_down_4096x14336_f16_m512)/|BM_paged_attention/llama3_8b_(prefill_(4k|16k)_causal|decode_128k(_ragged30)?)/' \
+      --benchmark_filter='BM_matmul/llama3_8b_(attn_4096x4096_f16_m4096|ffn_up_14336x4096_f16_m512|ffn_down_4096x14336_f16_m512)/|BM_paged_attention/llama3_8b_(prefill_(4k|16k)_causal|decode_128k(_ragged30)?)/|BM_coopmat_peak/khr_(registers|two_barriers)_c1_2x2x4x4/' \
       >"$OUT/ops.txt" 2>&1
     echo "kvz_bench rc=$?"
     timeout 200 python3 bench/torch_ref.py >"$OUT/torch.jsonl" 2>"$OUT/torch.err"

@@ -8,16 +8,19 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bench/bench_timing.h"
 #include "runtime/cpu/dequant.h"
 #include "runtime/device.h"
+#include "runtime/ops/coopmat_peak.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/matmul_detail.h"
 
@@ -165,6 +168,53 @@ void register_matvec_variants(const std::string& suffix, DType t, int64_t n, int
   }
 }
 
+// BM_coopmat_peak/<api>_<mode>_<sg_m>x<sg_n>x<fm>x<fn>: the tensor-core ceiling probe
+// (runtime/ops/coopmat_peak.h), matmul_coopmat's inner loop with no global memory in it: 16
+// workgroups per compute unit (or 2112) of `iters` 16-deep k steps. TFLOP/s is what a Vulkan kernel
+// of that tile shape can reach: from registers alone, from shared memory, and with matmul's
+// barrier per 32-deep tile.
+void run_coopmat_peak(benchmark::State& state, CoopmatApi api, detail::CoopmatPeakArgs a) {
+  Device& dev = bench_device();
+  a.workgroups = 16 * (dev.caps().compute_units ? dev.caps().compute_units : 132);
+  a.iters = 2048;
+  std::vector<Buffer> keep;
+  const int64_t rows = 16 * (a.fm * a.sg_m + a.fn * a.sg_n);
+  keep.push_back(dev.alloc(size_t(rows * 32 * 2)));
+  a.src = keep.back().tensor(DType::kF16, {rows, 32});
+  std::vector<uint16_t> ones(size_t(rows * 32), 0x3C00);  // 1.0: sums stay finite
+  dev.upload(a.src, ones.data());
+  keep.push_back(dev.alloc(size_t(detail::coopmat_peak_outputs(a) * 4)));
+  a.y = keep.back().tensor(DType::kF32, {detail::coopmat_peak_outputs(a)});
+  bench::time_gpu(
+      state, dev, [&](Recorder& rec) { detail::coopmat_peak(rec, api, a); }, 0,
+      detail::coopmat_peak_flops(a));
+}
+
+void register_coopmat_peak(const DeviceCaps& caps) {
+  constexpr std::pair<detail::CoopmatPeakMode, const char*> kModes[] = {
+      {detail::CoopmatPeakMode::kRegisters, "registers"},
+      {detail::CoopmatPeakMode::kShared, "shared"},
+      {detail::CoopmatPeakMode::kSharedBarrier, "barrier"},
+      {detail::CoopmatPeakMode::kSharedTwoBarriers, "two_barriers"}};
+  for (CoopmatApi api : {CoopmatApi::kNv, CoopmatApi::kKhr}) {
+    if (!coopmat_api_usable(caps, api)) continue;
+    // matmul_coopmat's f16 tile (2 x 2 subgroups of 4 x 4 fragments) and 8 subgroups of 2 x 4;
+    // c1 / c2: the shared memory of its one-stage / two-stage form.
+    for (const auto [sg_m, sg_n, fm, fn] : {std::array<uint32_t, 4>{2, 2, 4, 4}, {4, 2, 2, 4}})
+      for (const auto& [mode, mode_name] : kModes)
+        for (const uint32_t copies : {1u, 2u}) {
+          detail::CoopmatPeakArgs a;
+          a.mode = mode, a.sg_m = sg_m, a.sg_n = sg_n, a.fm = fm, a.fn = fn, a.copies = copies;
+          const std::string name =
+              fmt::format("BM_coopmat_peak/{}_{}_c{}_{}x{}x{}x{}", coopmat_api_name(api), mode_name,
+                          copies, sg_m, sg_n, fm, fn);
+          benchmark::RegisterBenchmark(name.c_str(), run_coopmat_peak, api, a)
+              ->UseManualTime()
+              ->Unit(benchmark::kMicrosecond);
+        }
+  }
+}
+
 const bool kRegistered = [] {
   const DeviceCaps& caps = bench_device().caps();
   const CoopmatApi api = coopmat_api(caps);  // KVZ_COOPMAT=nv|khr|off picks it
@@ -213,6 +263,7 @@ const bool kRegistered = [] {
     register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096_scalar", DType::kF16, 4096, 4096,
                     4096, scalar);
   }
+  register_coopmat_peak(caps);
   benchmark::AddCustomContext("kvz_device", caps.name);
   benchmark::AddCustomContext("kvz_driver", caps.driver);
   const bool coopmat = detail::coopmat_matmul_supported(caps, DType::kF16, api);

@@ -169,6 +169,17 @@ def main():
     print("|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    # Context for the matmul rows, not a target: what a Vulkan kernel gets from the tensor cores
+    # here (BM_coopmat_peak: matmul_coopmat's tile and inner loop with no global memory in it).
+    peak = metric("BM_coopmat_peak/khr_registers_c1_2x2x4x4", "TFLOP/s")
+    loop = metric("BM_coopmat_peak/khr_two_barriers_c1_2x2x4x4", "TFLOP/s")
+    mm = metric("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096", "TFLOP/s")
+    ref = torch_pick(refs, "matmul", dtype="torch.float16", m=4096, n=4096, k=4096)
+    if peak and loop and mm and ref:
+        print(f"\nTensor-core ceiling through Vulkan (KHR 16x16x16 fragments, BM_coopmat_peak): "
+              f"{peak:.1f} TFLOP/s from registers ({100 * peak / ref['TFLOPs']:.1f}% of torch's 4096^3), "
+              f"{loop:.1f} with matmul_coopmat's shared-memory loads and two barriers per k tile; "
+              f"its 4096^3 matmul reaches {100 * mm / loop:.1f}% of the latter.")
     if out.missing:
         print(f"\nMissing from {out.root}: {', '.join(sorted(set(out.missing)))}")
 

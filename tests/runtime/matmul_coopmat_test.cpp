@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "runtime/cpu/dequant.h"
+#include "runtime/ops/coopmat_peak.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/matmul_detail.h"
 #include "tests/common/test_device.h"
@@ -224,6 +225,64 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(dtype_name(std::get<0>(p.param))) + "_" +
              std::string(coopmat_api_name(std::get<1>(p.param)));
     });
+
+// The ceiling probe (shaders/coopmat_peak.comp, bench/ BM_coopmat_peak) computes what it claims:
+// every subgroup's fragment products, repeated, from registers and from shared memory. Small
+// integers in f16 keep every sum exact.
+class CoopmatPeakTest : public VkTest, public ::testing::WithParamInterface<CoopmatApi> {};
+
+TEST_P(CoopmatPeakTest, MatchesReference) {
+  const CoopmatApi api = GetParam();
+  if (!coopmat_api_usable(gpu->caps(), api))
+    GTEST_SKIP() << gpu->caps().name << ": no usable " << coopmat_api_name(api);
+  for (const auto [sg_m, sg_n, fm, fn] : {std::array<uint32_t, 4>{2, 2, 4, 4}, {1, 2, 2, 3}})
+    for (const auto mode :
+         {detail::CoopmatPeakMode::kRegisters, detail::CoopmatPeakMode::kShared,
+          detail::CoopmatPeakMode::kSharedBarrier, detail::CoopmatPeakMode::kSharedTwoBarriers})
+      for (const uint32_t copies : {1u, 2u}) {
+        detail::CoopmatPeakArgs a;
+        a.workgroups = 3, a.iters = 6, a.mode = mode, a.copies = copies;
+        a.sg_m = sg_m, a.sg_n = sg_n, a.fm = fm, a.fn = fn;
+        const int64_t bm = 16 * fm * sg_m, bn = 16 * fn * sg_n;
+        Rng rng(bm * 7 + bn + uint32_t(mode));
+        std::vector<float> src(size_t((bm + bn) * 32));
+        std::vector<uint16_t> half(src.size());
+        for (size_t i = 0; i < src.size(); ++i) {
+          src[i] = float(int(rng.next() % 5) - 2);
+          half[i] = cpu::f32_to_f16(src[i]);
+        }
+        std::vector<Buffer> keep;
+        a.src = upload(*gpu, keep, DType::kF16, {bm + bn, 32}, half.data());
+        a.y = alloc_tensor(*gpu, keep, DType::kF32, {detail::coopmat_peak_outputs(a)});
+        Recorder rec(*gpu);
+        detail::coopmat_peak(rec, api, a);
+        rec.finish();
+        const std::vector<float> got = download_f32(*gpu, a.y);
+        const bool regs = mode == detail::CoopmatPeakMode::kRegisters;
+        const int depth = regs ? 16 : 32, reps = regs ? int(a.iters) : int(a.iters) / 2;
+        size_t bad = 0;
+        for (uint32_t g = 0; g < a.workgroups; ++g)
+          for (uint32_t s = 0; s < sg_m * sg_n; ++s)
+            for (uint32_t i = 0; i < fm; ++i)
+              for (uint32_t j = 0; j < fn; ++j)
+                for (int r = 0; r < 16; ++r)
+                  for (int c = 0; c < 16; ++c) {
+                    const int64_t row = 16 * ((s % sg_m) * fm + i) + r;
+                    const int64_t col = bm + 16 * ((s / sg_m) * fn + j) + c;
+                    double ref = 0;
+                    for (int k = 0; k < depth; ++k) ref += src[row * 32 + k] * src[col * 32 + k];
+                    const size_t at =
+                        size_t(((g * sg_m * sg_n + s) * fm * fn + i * fn + j) * 256 + r * 16 + c);
+                    bad += got[at] != float(ref * reps);
+                  }
+        EXPECT_EQ(bad, 0u) << "mode " << uint32_t(mode) << ", " << copies << " copies, " << sg_m
+                           << "x" << sg_n << " subgroups of " << fm << "x" << fn << " fragments";
+      }
+}
+
+INSTANTIATE_TEST_SUITE_P(Apis, CoopmatPeakTest,
+                         ::testing::Values(CoopmatApi::kNv, CoopmatApi::kKhr),
+                         [](const auto& p) { return std::string(coopmat_api_name(p.param)); });
 
 }  // namespace
 }  // namespace kvz::test
