@@ -83,4 +83,9 @@ std::unique_ptr<Device> open_device(std::string_view selector) {
   throw DeviceError(fmt::format("KVZIP_DEVICE={}: no device name contains it", sel));
 }
 
+uint32_t occupancy_units(const DeviceCaps& caps) {
+  constexpr uint32_t kVendorNvidia = 0x10DE;
+  return caps.vendor_id == kVendorNvidia ? caps.compute_units : 0;
+}
+
 }  // namespace kvz

@@ -80,6 +80,11 @@ struct DeviceCaps {
   double timestamp_period_ns = 0;
 };
 
+// The compute units that the ops' occupancy rules (decode split-K shares, matmul tiles) size their
+// grids by: compute_units on NVIDIA, the only vendor whose residency was measured
+// (bench/RESULTS.md); 0 elsewhere, where the rules keep their defaults until someone measures.
+uint32_t occupancy_units(const DeviceCaps& caps);
+
 class Allocator {
  public:
   virtual ~Allocator() = default;

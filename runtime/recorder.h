@@ -86,14 +86,24 @@ class Recorder {
   // may overlap them (no barrier between them). Work before and after stays ordered.
   class Concurrent {
    public:
-    explicit Concurrent(Recorder& rec) : rec_(rec) { rec_.impl_->begin_concurrent(); }
-    ~Concurrent() { rec_.impl_->end_concurrent(); }
+    explicit Concurrent(Recorder& rec) : rec_(rec) {
+      rec_.impl_->begin_concurrent();
+      ++rec_.concurrent_depth_;
+    }
+    ~Concurrent() {
+      --rec_.concurrent_depth_;
+      rec_.impl_->end_concurrent();
+    }
     Concurrent(const Concurrent&) = delete;
     Concurrent& operator=(const Concurrent&) = delete;
 
    private:
     Recorder& rec_;
   };
+
+  // Whether a Concurrent scope is open: what is recorded now shares the GPU with the rest of the
+  // group, so a grid's size alone does not say how busy the GPU is.
+  bool in_concurrent() const { return concurrent_depth_ > 0; }
 
   // Hands the recorded work to the GPU; returns a ticket for wait_for() that covers it and all
   // work submitted before.
@@ -115,6 +125,7 @@ class Recorder {
  private:
   Device* dev_;
   std::unique_ptr<RecorderBackend> impl_;
+  int concurrent_depth_ = 0;
 };
 
 inline uint32_t div_up(uint64_t a, uint64_t b) { return static_cast<uint32_t>((a + b - 1) / b); }

@@ -117,9 +117,21 @@ struct CoopmatTile {
 constexpr CoopmatTile kCoopmatPlain = {2, 2, 4, 4, 1, 32}, kCoopmatBlocks = {4, 4, 4, 2, 1, 32},
                       kCoopmatSmall = {2, 2, 2, 4, 1, 32};
 constexpr int64_t kCoopmatLargeMinTokens = 256;
-CoopmatTile default_coopmat_tile(DType t, int64_t m) {
+// Workgroups of the f16/bf16 128 x 128 tile resident per compute unit: at 243 registers
+// (KVZ_PIPELINE_STATS=1) two of 128 invocations fit the H100's 64K registers.
+constexpr int64_t kCoopmatPlainPerUnit = 2;
+// Where 128 x 128 tiles would not fill one round of resident workgroups (`units` known: m 512 with
+// LLaMA-3-8B's down projection is 128 tiles for 264 slots), 64 x 128 tiles, twice as many, run
+// faster. H100 (bench/RESULTS.md, eleventh session): 512x4096x14336 135.5 -> 147.2 TFLOP/s,
+// 512x3584x18944 113 -> 127-130, 512x4096x4096 130 -> 140; 512x14336x4096 (448 tiles) ran 30%
+// slower with them, so a full round keeps the large tile. The caller passes units 0 inside a
+// Recorder::Concurrent group, whose dispatches fill the GPU together.
+CoopmatTile default_coopmat_tile(DType t, int64_t m, int64_t n, uint32_t units) {
   if (m < kCoopmatLargeMinTokens) return kCoopmatSmall;
-  return t == DType::kF16 || t == DType::kBF16 ? kCoopmatPlain : kCoopmatBlocks;
+  if (t != DType::kF16 && t != DType::kBF16) return kCoopmatBlocks;
+  const CoopmatTile big = kCoopmatPlain;
+  const int64_t tiles = div_up(m, int64_t(big.bm())) * div_up(n, int64_t(big.bn()));
+  return units > 0 && tiles < int64_t(units) * kCoopmatPlainPerUnit ? kCoopmatSmall : big;
 }
 uint32_t coopmat_shared_bytes(CoopmatTile t) {
   const uint32_t row_bytes = (t.bk + 8) * 2;  // bk staged halves + 16 bytes of padding
@@ -130,15 +142,16 @@ bool coopmat_tile_fits(const DeviceCaps& caps, uint32_t sg, CoopmatTile t) {
          coopmat_shared_bytes(t) <= caps.shared_memory_bytes;
 }
 constexpr uint32_t kCoopmatGroupM = 8;
-// The tile for m rows: opt.coopmat_tile, else KVZ_MATMUL_TILE=sg_m,sg_n,fm,fn,stages,bk
-// (measurements), else the default; an override the device cannot run (workgroup size, shared
+// The tile for m rows by n: opt.coopmat_tile, else KVZ_MATMUL_TILE=sg_m,sg_n,fm,fn,stages,bk
+// (measurements), else the default (`concurrent`: recorded inside a Recorder::Concurrent group);
+// an override the device cannot run (workgroup size, shared
 // memory) is refused.
-CoopmatTile pick_coopmat_tile(const DeviceCaps& caps, uint32_t sg, DType wt, int64_t m,
-                              const detail::MatmulOptions& opt) {
+CoopmatTile pick_coopmat_tile(const DeviceCaps& caps, uint32_t sg, DType wt, int64_t m, int64_t n,
+                              bool concurrent, const detail::MatmulOptions& opt) {
   static const std::vector<uint32_t> env = env_u32_list("KVZ_MATMUL_TILE");
   std::array<uint32_t, 6> o = opt.coopmat_tile;
   if (o[0] == 0 && env.size() == 6) std::copy(env.begin(), env.end(), o.begin());
-  if (o[0] == 0) return default_coopmat_tile(wt, m);
+  if (o[0] == 0) return default_coopmat_tile(wt, m, n, concurrent ? 0 : occupancy_units(caps));
   const CoopmatTile t{o[0], o[1], o[2], o[3], o[4], o[5]};
   // A tuning override is user input: a clear error, not an abort.
   if (!std::all_of(o.begin(), o.begin() + 5, [](uint32_t v) { return v >= 1 && v <= 8; }) ||
@@ -151,10 +164,10 @@ CoopmatTile pick_coopmat_tile(const DeviceCaps& caps, uint32_t sg, DType wt, int
                     caps.max_workgroup_invocations));
   return t;
 }
-Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t m,
+Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t m, int64_t n,
                            const detail::MatmulOptions& opt, uint32_t& bm, uint32_t& bn) {
   const uint32_t sg = coopmat_subgroup_size(rec.caps(), api);
-  const CoopmatTile tile = pick_coopmat_tile(rec.caps(), sg, t, m, opt);
+  const CoopmatTile tile = pick_coopmat_tile(rec.caps(), sg, t, m, n, rec.in_concurrent(), opt);
   static const uint32_t env_group_m = env_u32("KVZ_MATMUL_GROUP_M");  // measurements
   const uint32_t group_m = opt.coopmat_group_m ? opt.coopmat_group_m : env_group_m;
   bm = tile.bm();
@@ -295,7 +308,7 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
                      w.dtype() == DType::kF16 && opt.coopmat_tile[0] == 0 &&
                      cm2_tile_fits(rec.caps(), kCm2Large) && cm2_tile_fits(rec.caps(), kCm2Small);
     Kernel kern = cm2 ? pick_matmul_cm2(rec, m, bm, bn)
-                      : pick_matmul_coopmat(rec, api, w.dtype(), m, opt, bm, bn);
+                      : pick_matmul_coopmat(rec, api, w.dtype(), m, n, opt, bm, bn);
     const uint32_t tiles = div_up(n, bn) * div_up(m, bm), gx = std::min<uint32_t>(tiles, 32768);
     rec.dispatch(kern, {a.x, w, bias, a.y}, push, {gx, div_up(tiles, gx)});
     return;
@@ -307,12 +320,18 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
 
 }  // namespace
 
+std::pair<uint32_t, uint32_t> detail::coopmat_default_tile(DType t, int64_t m, int64_t n,
+                                                           uint32_t units) {
+  const CoopmatTile tile = default_coopmat_tile(t, m, n, units);
+  return {tile.bm(), tile.bn()};
+}
+
 bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatApi api) {
   if (api == CoopmatApi::kOff || !is_weight_type(t) || variant(kMatmulCoopmat, t) == kNone)
     return false;
   const uint32_t sg = coopmat_subgroup_size(caps, api);
   return coopmat_api_usable(caps, api) && sg >= 8 && sg <= 64 &&
-         coopmat_tile_fits(caps, sg, default_coopmat_tile(t, kCoopmatLargeMinTokens)) &&
+         coopmat_tile_fits(caps, sg, default_coopmat_tile(t, kCoopmatLargeMinTokens, 0, 0)) &&
          coopmat_tile_fits(caps, sg, kCoopmatSmall);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <utility>
 
 #include "runtime/ops/coopmat.h"
 #include "runtime/ops/matmul.h"
@@ -45,6 +46,10 @@ void dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y);
 // The matvec variant matmul_with(opt) runs for weights of type t (KVZ_MATVEC_VARIANT applied;
 // 4 without opt.matvec_x8 runs as 3).
 uint32_t matvec_variant(DType t, const MatmulOptions& opt);
+
+// The default matmul_coopmat tile (rows of x, rows of w) for m tokens by n outputs of weight type
+// t on a device with `units` occupancy units (occupancy_units(); 0: not known).
+std::pair<uint32_t, uint32_t> coopmat_default_tile(DType t, int64_t m, int64_t n, uint32_t units);
 
 // Fewest tokens for which matmul() picks the cooperative-matrix kernel.
 constexpr int64_t kCoopmatMinTokens = 32;

@@ -120,7 +120,6 @@ bool decode_disabled_by_env() {
 // paged_decode's workgroups resident on one SM of the H100 (128 invocations at 168 registers: 12
 // of 64 warps) and the share size that fills one round of them, below.
 constexpr int64_t kDecodeWorkgroupsPerCu = 3;
-constexpr uint32_t kVendorNvidia = 0x10DE;
 
 }  // namespace
 
@@ -234,7 +233,7 @@ bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDi
       a.total_rows > 0 ? std::min(a.total_rows, rows * d.n_kv_heads) : rows * d.n_kv_heads;
   // The round's size (kDecodeWorkgroupsPerCu) was measured on NVIDIA only: other vendors keep
   // the rule alone until someone measures theirs (AMD reports its CUs too).
-  const uint32_t units = rec.caps().vendor_id == kVendorNvidia ? rec.caps().compute_units : 0;
+  const uint32_t units = occupancy_units(rec.caps());
   detail::DecodeSplit sp =
       detail::decode_split(d.n_q, rows, total, d.n_kv_heads, pl.row_tiles, units);
   if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows), 1};

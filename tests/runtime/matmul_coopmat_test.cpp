@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "runtime/cpu/dequant.h"
 #include "runtime/ops/coopmat_peak.h"
@@ -225,6 +226,40 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(dtype_name(std::get<0>(p.param))) + "_" +
              std::string(coopmat_api_name(std::get<1>(p.param)));
     });
+
+// The default tile: 128 x 128 for plain weights from 256 tokens, 64 x 128 below, and 64 x 128 also
+// where 128 x 128 tiles would not fill one round of resident workgroups (2 per unit) on a device
+// whose units are known; block types keep 256 x 128. Host-only: runs everywhere.
+TEST(MatmulCoopmatTile, SmallTileWhereLargeOnesLeaveUnitsIdle) {
+  using Tile = std::pair<uint32_t, uint32_t>;
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 100, 4096, 132), Tile(64, 128));
+  // m 512: the down projection's 4 x 32 = 128 tiles, the up projection's 4 x 112 = 448.
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 512, 4096, 132), Tile(64, 128));
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kBF16, 512, 3584, 132), Tile(64, 128));
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 512, 14336, 132), Tile(128, 128));
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 1024, 4096, 132), Tile(64, 128));   // 256
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 1056, 4096, 132), Tile(128, 128));  // 288
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 2048, 4096, 132), Tile(128, 128));
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 512, 4096, 0), Tile(128, 128));  // unknown
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kQ4_K, 512, 4096, 132), Tile(256, 128));
+}
+
+// The matmul passes no units inside a Recorder::Concurrent group (its dispatches share the GPU):
+// the recorder says when one is open, nested groups included.
+TEST(MatmulCoopmatTile, RecorderKnowsConcurrentGroups) {
+  Recorder rec(cpu_device());
+  EXPECT_FALSE(rec.in_concurrent());
+  {
+    Recorder::Concurrent outer(rec);
+    EXPECT_TRUE(rec.in_concurrent());
+    {
+      Recorder::Concurrent inner(rec);
+      EXPECT_TRUE(rec.in_concurrent());
+    }
+    EXPECT_TRUE(rec.in_concurrent());
+  }
+  EXPECT_FALSE(rec.in_concurrent());
+}
 
 // The ceiling probe (shaders/coopmat_peak.comp, bench/ BM_coopmat_peak) computes what it claims:
 // every subgroup's fragment products, repeated, from registers and from shared memory. Small
