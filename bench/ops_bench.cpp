@@ -272,8 +272,7 @@ const bool kRegistered = [] {
       coopmat ? fmt::format("m >= 32: coopmat {} 16x16x16 f16->f32, one shared stage, k 32; "
                             "f16/bf16 128x128 tiles (4 subgroups), block types 256x128 (16); "
                             "64x128 below 256 tokens or where 128x128 tiles fill less than a round "
-                            "(NVIDIA); grouped "
-                            "raster; _scalar: tiled 64x64x32 fp32",
+                            "(NVIDIA); grouped raster; _scalar: tiled 64x64x32 fp32",
                             coopmat_api_name(api))
               : "tiled 64x64x32, 4x4 per thread, 256 threads");
   benchmark::AddCustomContext("kvz_matvec_variant",

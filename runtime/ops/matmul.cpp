@@ -122,16 +122,16 @@ constexpr int64_t kCoopmatLargeMinTokens = 256;
 constexpr int64_t kCoopmatPlainPerUnit = 2;
 // Where 128 x 128 tiles would not fill one round of resident workgroups (`units` known: m 512 with
 // LLaMA-3-8B's down projection is 128 tiles for 264 slots), 64 x 128 tiles, twice as many, run
-// faster. H100 (bench/RESULTS.md, eleventh session): 512x4096x14336 135.5 -> 147.2 TFLOP/s,
-// 512x3584x18944 113 -> 127-130, 512x4096x4096 130 -> 140; 512x14336x4096 (448 tiles) ran 30%
-// slower with them, so a full round keeps the large tile. The caller passes units 0 inside a
-// Recorder::Concurrent group, whose dispatches fill the GPU together.
+// faster. H100 (bench/RESULTS.md, eleventh session): 512x4096x14336 135.2 -> 147.3 TFLOP/s,
+// 512x3584x18944 113.1 -> 127.7-130.2, 512x4096x4096 130.9 -> 140.2; 512x14336x4096 (448 tiles)
+// ran 30% slower with them, so a full round keeps the large tile. The caller passes units 0
+// inside a Recorder::Concurrent group, whose dispatches fill the GPU together.
 CoopmatTile default_coopmat_tile(DType t, int64_t m, int64_t n, uint32_t units) {
   if (m < kCoopmatLargeMinTokens) return kCoopmatSmall;
   if (t != DType::kF16 && t != DType::kBF16) return kCoopmatBlocks;
-  const CoopmatTile big = kCoopmatPlain;
-  const int64_t tiles = div_up(m, int64_t(big.bm())) * div_up(n, int64_t(big.bn()));
-  return units > 0 && tiles < int64_t(units) * kCoopmatPlainPerUnit ? kCoopmatSmall : big;
+  const int64_t tiles =
+      div_up(m, int64_t(kCoopmatPlain.bm())) * div_up(n, int64_t(kCoopmatPlain.bn()));
+  return units > 0 && tiles < int64_t(units) * kCoopmatPlainPerUnit ? kCoopmatSmall : kCoopmatPlain;
 }
 uint32_t coopmat_shared_bytes(CoopmatTile t) {
   const uint32_t row_bytes = (t.bk + 8) * 2;  // bk staged halves + 16 bytes of padding
@@ -143,15 +143,14 @@ bool coopmat_tile_fits(const DeviceCaps& caps, uint32_t sg, CoopmatTile t) {
 }
 constexpr uint32_t kCoopmatGroupM = 8;
 // The tile for m rows by n: opt.coopmat_tile, else KVZ_MATMUL_TILE=sg_m,sg_n,fm,fn,stages,bk
-// (measurements), else the default (`concurrent`: recorded inside a Recorder::Concurrent group);
-// an override the device cannot run (workgroup size, shared
-// memory) is refused.
+// (measurements), else the default for `units` (default_coopmat_tile); an override the device
+// cannot run (workgroup size, shared memory) is refused.
 CoopmatTile pick_coopmat_tile(const DeviceCaps& caps, uint32_t sg, DType wt, int64_t m, int64_t n,
-                              bool concurrent, const detail::MatmulOptions& opt) {
+                              uint32_t units, const detail::MatmulOptions& opt) {
   static const std::vector<uint32_t> env = env_u32_list("KVZ_MATMUL_TILE");
   std::array<uint32_t, 6> o = opt.coopmat_tile;
   if (o[0] == 0 && env.size() == 6) std::copy(env.begin(), env.end(), o.begin());
-  if (o[0] == 0) return default_coopmat_tile(wt, m, n, concurrent ? 0 : occupancy_units(caps));
+  if (o[0] == 0) return default_coopmat_tile(wt, m, n, units);
   const CoopmatTile t{o[0], o[1], o[2], o[3], o[4], o[5]};
   // A tuning override is user input: a clear error, not an abort.
   if (!std::all_of(o.begin(), o.begin() + 5, [](uint32_t v) { return v >= 1 && v <= 8; }) ||
@@ -167,7 +166,8 @@ CoopmatTile pick_coopmat_tile(const DeviceCaps& caps, uint32_t sg, DType wt, int
 Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t m, int64_t n,
                            const detail::MatmulOptions& opt, uint32_t& bm, uint32_t& bn) {
   const uint32_t sg = coopmat_subgroup_size(rec.caps(), api);
-  const CoopmatTile tile = pick_coopmat_tile(rec.caps(), sg, t, m, n, rec.in_concurrent(), opt);
+  const uint32_t units = rec.in_concurrent() ? 0 : occupancy_units(rec.caps());
+  const CoopmatTile tile = pick_coopmat_tile(rec.caps(), sg, t, m, n, units, opt);
   static const uint32_t env_group_m = env_u32("KVZ_MATMUL_GROUP_M");  // measurements
   const uint32_t group_m = opt.coopmat_group_m ? opt.coopmat_group_m : env_group_m;
   bm = tile.bm();
