@@ -1,21 +1,25 @@
 // Cache file writer and validating reader (kvzip/).
 #include "kvzip/cache_file.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "kvzip/checksum.h"
+#include "runtime/atomic_file.h"
 
 namespace kvz {
 namespace {
 
 constexpr char kMagic[8] = {'K', 'V', 'Z', 'C', 'A', 'C', 'H', 'E'};
-constexpr uint32_t kVersion = 1;
+// 2: the model identity is XXH3-128 of all weights (model/identity.h); positions, keys, scores
+// and tokens validated on load. Version 1 files are refused (recompress the context).
+constexpr uint32_t kVersion = 2;
+// Positions beyond any supported context (ModelConfig::kMaxContext); keeps position arithmetic
+// far from int32 overflow.
+constexpr int32_t kMaxPosition = 1 << 24;
 
 class Writer {
  public:
@@ -90,42 +94,12 @@ void save_cache_file(const std::string& path, const KvCache& cache, const CacheF
   if (has) w.bytes(scores->data.data(), scores->data.size() * 4);
   w.put(fnv1a64(w.buf().data(), w.buf().size()));
 
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw InputError(fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
-  size_t done = 0;
-  while (done < w.buf().size()) {
-    ssize_t n = ::write(fd, w.buf().data() + done, w.buf().size() - done);
-    if (n <= 0) {
-      ::close(fd);
-      std::remove(tmp.c_str());
-      throw InputError(fmt::format("writing {} failed: {}", tmp, std::strerror(errno)));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    std::remove(tmp.c_str());
-    throw InputError(fmt::format("flushing {} failed: {}", tmp, std::strerror(errno)));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw InputError(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(errno)));
-  }
-  // Make the rename itself durable (best effort: some file systems refuse fsync on directories).
-  std::string dir =
-      path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  write_file_atomic(path, w.buf());
 }
 
 LoadedCache load_cache_file(const std::string& path, Device& dev,
                             const std::string& expected_identity) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw InputError("cannot open cache file " + path);
-  std::vector<uint8_t> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  const std::vector<uint8_t> b = read_regular_file(path);
   if (b.size() < sizeof(kMagic) + 4 + 8 + 1 + 8)
     throw FormatError(fmt::format("{}: truncated cache file ({} bytes)", path, b.size()));
   if (std::memcmp(b.data(), kMagic, sizeof(kMagic)) != 0)
@@ -174,11 +148,20 @@ LoadedCache load_cache_file(const std::string& path, Device& dev,
   if (!cfg.prunable.empty() && static_cast<int>(cfg.prunable.size()) != cfg.n_layers)
     throw FormatError(fmt::format("{}: {} prunable flags for {} layers", path, cfg.prunable.size(),
                                   cfg.n_layers));
-  if (out.meta.n_prefix < 0 || out.meta.n_context < 0 ||
-      static_cast<int64_t>(out.meta.tokens.size()) != out.meta.n_prefix + out.meta.n_context)
+  const CacheFileMeta& m = out.meta;
+  if (m.n_prefix < 0 || m.n_context < 0 ||
+      static_cast<int64_t>(m.tokens.size()) != m.n_prefix + m.n_context)
     throw FormatError(fmt::format("{}: {} tokens for a {}-token prefix and a {}-token context",
-                                  path, out.meta.tokens.size(), out.meta.n_prefix,
-                                  out.meta.n_context));
+                                  path, m.tokens.size(), m.n_prefix, m.n_context));
+  if (m.next_pos < m.n_prefix + m.n_context || m.next_pos <= 0 || m.next_pos > kMaxPosition)
+    throw FormatError(
+        fmt::format("{}: next position {} (a {}-token prefix and context, at most {})", path,
+                    m.next_pos, m.n_prefix + m.n_context, kMaxPosition));
+  if (!(m.kept_fraction >= 0 && m.kept_fraction <= 1))
+    throw FormatError(fmt::format("{}: kept fraction {} outside [0, 1]", path, m.kept_fraction));
+  for (size_t i = 0; i < m.tokens.size(); ++i)
+    if (m.tokens[i] < 0)
+      throw FormatError(fmt::format("{}: token {} has id {}", path, i, m.tokens[i]));
   const size_t hd = static_cast<size_t>(cfg.head_dim);
   std::vector<std::vector<HeadRows>> rows(
       static_cast<size_t>(cfg.n_layers),
@@ -195,10 +178,16 @@ LoadedCache load_cache_file(const std::string& path, Device& dev,
       r.bytes(h.pos.data(), n * 4, "positions");
       r.bytes(h.k.data(), n * hd * 2, "keys");
       r.bytes(h.v.data(), n * hd * 2, "values");
-      for (size_t t = 1; t < h.pos.size(); ++t)
-        if (h.pos[t] <= h.pos[t - 1])
-          throw FormatError(
-              fmt::format("{}: positions not increasing at row {} of a head", path, t));
+      for (size_t t = 0; t < h.pos.size(); ++t)
+        if ((t > 0 && h.pos[t] <= h.pos[t - 1]) || h.pos[t] < 0 || h.pos[t] >= m.next_pos)
+          throw FormatError(fmt::format(
+              "{}: position {} at row {} of a head (increasing, in [0, next position {}))", path,
+              h.pos[t], t, m.next_pos));
+      for (const std::vector<uint16_t>* kv : {&h.k, &h.v})
+        for (size_t i = 0; i < kv->size(); ++i)
+          if (((*kv)[i] & 0x7c00) == 0x7c00)  // f16 exponent all ones: infinity or NaN
+            throw FormatError(fmt::format("{}: a non-finite {} (f16 bits {:#06x})", path,
+                                          kv == &h.k ? "key" : "value", (*kv)[i]));
     }
   if (r.get<uint8_t>("score flag")) {
     const size_t n_scores = static_cast<size_t>(cfg.n_layers * cfg.n_kv_heads) *
@@ -208,6 +197,8 @@ LoadedCache load_cache_file(const std::string& path, Device& dev,
                                     n_scores, r.pos()));
     out.scores = Scores(cfg.n_layers, cfg.n_kv_heads, out.meta.n_context);
     r.bytes(out.scores.data.data(), out.scores.data.size() * 4, "scores");
+    for (float s : out.scores.data)
+      if (!std::isfinite(s)) throw FormatError(fmt::format("{}: a non-finite score", path));
   }
   if (r.pos() != b.size() - 8)
     throw FormatError(fmt::format("{}: {} trailing bytes", path, b.size() - 8 - r.pos()));

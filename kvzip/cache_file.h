@@ -1,6 +1,6 @@
 // Compressed-cache files (kvzip/): a versioned, checksummed container for a (compressed) KV cache
-// and what is needed to answer queries from it later. Written to path.tmp, fsynced, renamed, so an
-// interrupted write never leaves a file that loads.
+// and what is needed to answer queries from it later. Written through the atomic writer
+// (runtime/atomic_file.h), so an interrupted or failed write never leaves a file that loads.
 //
 // Layout (little-endian): "KVZCACHE" | u32 version | u64 header bytes | JSON header |
 //   per layer, per KV head: u32 n_rows | i32 pos[n] | f16 K[n][d] | f16 V[n][d] |
@@ -35,8 +35,7 @@ struct LoadedCache {
 };
 // Throws FormatError naming the cause (bad magic or version, truncation, checksum mismatch,
 // inconsistent header, or a model identity other than `expected_identity` when that is non-empty)
-// and InputError when the file cannot be opened. Only a completely written file loads: the
-// writer's path.tmp is never read.
+// and InputError when the file cannot be opened. Only a completely written file loads.
 LoadedCache load_cache_file(const std::string& path, Device& dev,
                             const std::string& expected_identity);
 

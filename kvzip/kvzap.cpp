@@ -11,13 +11,16 @@
 #include <limits>
 
 #include "kvzip/checksum.h"
+#include "runtime/atomic_file.h"
 #include "runtime/error.h"
 
 namespace kvz {
 namespace {
 
 constexpr char kMagic[8] = {'K', 'V', 'Z', 'A', 'P', 'W', '0', '1'};
-constexpr uint32_t kVersion = 1;
+// 2: the model identity is XXH3-128 of all weights (model/identity.h). Version 1 files carry
+// the older identity, which cannot be checked, so they are refused: retrain or re-stamp.
+constexpr uint32_t kVersion = 2;
 constexpr uint32_t kMaxDim = 1u << 20;  // sanity bound on every header size
 
 float gelu(float x) { return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f)); }
@@ -113,16 +116,11 @@ void KvzapModel::save(const std::string& path) const {
     for (const std::vector<float>* t : {&l.w1, &l.b1, &l.w2, &l.b2}) put(t->data(), t->size() * 4);
   const uint64_t sum = fnv1a64(buf.data(), buf.size());
   put(&sum, 8);
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-  f.close();
-  if (!f) throw InputError(fmt::format("cannot write KVzap weights '{}'", path));
+  write_file_atomic(path, buf);
 }
 
 KvzapModel KvzapModel::load(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw InputError(fmt::format("cannot open KVzap weights '{}'", path));
-  const std::vector<uint8_t> b{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+  const std::vector<uint8_t> b = read_regular_file(path);
   size_t at = 0;
   auto get = [&](void* dst, size_t n, const char* what) {
     if (n > b.size() - at)
@@ -169,8 +167,11 @@ KvzapModel KvzapModel::load(const std::string& path) {
   KvzapModel m(k, static_cast<int>(L), static_cast<int>(D), static_cast<int>(F),
                static_cast<int>(H), std::move(id));
   for (KvzapLayer& l : m.layers_)
-    for (std::vector<float>* t : {&l.w1, &l.b1, &l.w2, &l.b2})
+    for (std::vector<float>* t : {&l.w1, &l.b1, &l.w2, &l.b2}) {
       get(t->data(), t->size() * 4, "weights");
+      for (float w : *t)
+        if (!std::isfinite(w)) throw FormatError(fmt::format("{}: a non-finite weight", path));
+    }
   return m;
 }
 

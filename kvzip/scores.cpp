@@ -2,12 +2,19 @@
 #include "kvzip/scores.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "runtime/atomic_file.h"
 #include "runtime/error.h"
 
 namespace kvz {
+namespace {
+// 2: the model identity is XXH3-128 of all weights (model/identity.h); version 1 files are
+// refused (recompute them with --save-head-scores).
+constexpr int kHeadScoresVersion = 2;
+}  // namespace
 
 HeadScores HeadScores::from(const Scores& s, std::string model_identity) {
   HeadScores h;
@@ -24,28 +31,24 @@ HeadScores HeadScores::from(const Scores& s, std::string model_identity) {
 }
 
 void HeadScores::save(const std::string& path) const {
-  nlohmann::json j = {{"format", "kvzip-head-scores"}, {"version", 1},
+  nlohmann::json j = {{"format", "kvzip-head-scores"}, {"version", kHeadScoresVersion},
                       {"model", model_identity},       {"n_layers", n_layers},
                       {"n_kv_heads", n_kv_heads},      {"scores", data}};
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    if (!f) throw InputError("cannot write " + tmp);
-    f << j.dump(1) << "\n";
-    if (!f) throw InputError("writing " + tmp + " failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw InputError("cannot rename " + tmp + " to " + path);
+  write_file_atomic(path, j.dump(1) + "\n");
 }
 
 HeadScores HeadScores::load(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) throw InputError("cannot read head scores " + path);
+  const std::vector<uint8_t> bytes = read_regular_file(path);
   HeadScores h;
   try {
-    auto j = nlohmann::json::parse(f);
-    if (j.at("format") != "kvzip-head-scores" || j.at("version") != 1)
-      throw FormatError(path + ": not a kvzip head-score file (format/version)");
+    auto j = nlohmann::json::parse(bytes.begin(), bytes.end());
+    if (j.at("format") != "kvzip-head-scores")
+      throw FormatError(path + ": not a kvzip head-score file (format)");
+    if (j.at("version") != kHeadScoresVersion)
+      throw FormatError(
+          fmt::format("{}: head-score file version {} (this build reads {}; "
+                      "recompute it with --save-head-scores)",
+                      path, j.at("version").dump(), kHeadScoresVersion));
     h.n_layers = j.at("n_layers").get<int>();
     h.n_kv_heads = j.at("n_kv_heads").get<int>();
     h.model_identity = j.at("model").get<std::string>();
@@ -54,9 +57,11 @@ HeadScores HeadScores::load(const std::string& path) {
     throw FormatError(path + ": malformed head-score file: " + e.what());
   }
   if (h.n_layers <= 0 || h.n_kv_heads <= 0 ||
-      h.data.size() != static_cast<size_t>(h.n_layers * h.n_kv_heads))
+      h.data.size() != static_cast<size_t>(int64_t{h.n_layers} * h.n_kv_heads))
     throw FormatError(fmt::format("{}: {} scores for {} layers x {} heads", path, h.data.size(),
                                   h.n_layers, h.n_kv_heads));
+  for (float s : h.data)
+    if (!std::isfinite(s)) throw FormatError(fmt::format("{}: a non-finite head score", path));
   return h;
 }
 

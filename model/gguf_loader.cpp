@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/gguf_reader.h"
+#include "model/identity.h"
 #include "model/layer_weights_loader.h"
 #include "model/model.h"
 #include "runtime/ops/matmul.h"
@@ -115,6 +116,7 @@ class TensorLoader {
     expect_shape(*t, {n});
     std::vector<float> f(static_cast<size_t>(n));
     cpu::dequantize_row(t->dtype, t->data, f.data(), n);
+    check_finite(f.data(), n, g_.name(), name);
     done(t->n_bytes);
     return upload_weight(dev_, w_, DType::kF32, {n}, f.data(), f.size() * 4);
   }
@@ -123,6 +125,9 @@ class TensorLoader {
     if (!t) return {};
     std::vector<float> f(static_cast<size_t>(t->n_elems()));
     cpu::dequantize_row(t->dtype, t->data, f.data(), t->n_elems());
+    check_finite(f.data(), t->n_elems(), g_.name(), name);
+    for (float x : f)
+      if (x <= 0) throw FormatError(fmt::format("{}: tensor '{}' holds {}", g_.name(), name, x));
     return f;
   }
 
@@ -149,22 +154,26 @@ class TensorLoader {
   size_t total_ = 0, loaded_ = 0;
 };
 
-std::string identity_of(const GgufReader& g, const ModelConfig& c) {
+std::string identity_of(const GgufReader& g, const ModelConfig& c, const Tokenizer& tok,
+                        const std::string& path, const std::string& id_cache) {
   std::vector<TensorSample> samples;
   for (const auto& t : g.tensors()) samples.push_back({t.name, t.n_bytes, t.data});
-  return model_identity(c, samples);
+  return model_identity(c, tensor_hash(samples, {path}, id_cache), tok);
 }
 
 }  // namespace
 
 std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path,
-                                       const LoadProgress& progress) {
+                                       const LoadProgress& progress, const std::string& id_cache) {
   GgufReader g(path);
   const ArchInfo& ai = arch_info(g);
   ModelConfig c = read_config(g, ai);
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(g));
   c.n_vocab = tok->n_vocab();
   c.validate(g.name());
+  std::vector<std::string_view> names;
+  for (const GgufTensor& t : g.tensors()) names.push_back(t.name);
+  check_layer_count(names, "blk.", c.n_layers, g.name());
   Weights w;
   TensorLoader ld(dev, g, w, progress);
   const int64_t d = c.d_model;
@@ -176,7 +185,7 @@ std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path,
   for (int il = 0; il < c.n_layers; ++il)
     w.layers.push_back(load_layer_weights(ld, c, il, kGgufLayerNames));
   upload_rope_tables(dev, w, c, ld.host_vec("rope_freqs.weight"));
-  std::string id = identity_of(g, c);
+  std::string id = identity_of(g, c, *tok, path, id_cache);
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));
 }
 

@@ -3,9 +3,11 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 #include <vector>
 
+#include "model/identity.h"
+#include "model/mapped_file.h"
 #include "model/model.h"
 
 namespace kvz {
@@ -22,13 +24,27 @@ std::string find_tokenizer(const std::filesystem::path& model) {
                     ": llama2.c checkpoint without tokenizer.bin / tok*.bin beside it");
 }
 
+// Sum of products of non-negative sizes, or nullopt when it overflows 64 bits (a crafted header
+// must not wrap the size check below and send the loader past the end of the file).
+std::optional<uint64_t> checked_sum_of_products(
+    std::initializer_list<std::initializer_list<int64_t>> terms) {
+  uint64_t sum = 0;
+  for (const auto& term : terms) {
+    uint64_t prod = 1;
+    for (int64_t f : term)
+      if (f < 0 || __builtin_mul_overflow(prod, static_cast<uint64_t>(f), &prod)) return {};
+    if (__builtin_add_overflow(sum, prod, &sum)) return {};
+  }
+  return sum;
+}
+
 }  // namespace
 
 std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
-                                          const LoadProgress& progress) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw InputError("cannot open " + path);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+                                          const LoadProgress& progress,
+                                          const std::string& id_cache) {
+  const MappedFile file(path);
+  const std::span<const uint8_t> bytes = file.bytes();
   int32_t h[7];
   if (bytes.size() < sizeof(h)) throw FormatError(path + ": truncated llama2.c header");
   std::memcpy(h, bytes.data(), sizeof(h));
@@ -42,9 +58,12 @@ std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
   c.n_heads = h[3];
   c.n_kv_heads = h[4];
   c.tied_embeddings = h[5] > 0;
-  c.n_vocab = std::abs(h[5]);
+  c.n_vocab = h[5] == INT32_MIN ? -1 : std::abs(h[5]);
   c.max_context = h[6];
   c.head_dim = c.n_heads > 0 ? c.d_model / c.n_heads : 0;
+  if (c.n_heads > 0 && c.d_model % c.n_heads)
+    throw FormatError(
+        fmt::format("{}: d_model {} is not a multiple of {} heads", path, c.d_model, c.n_heads));
   c.rot_dims = c.head_dim;
   c.rope_style = RopeStyle::kNormal;  // llama2.c rotates adjacent pairs
   c.rope_base = c.rope_base_local = 10000.0f;
@@ -55,11 +74,13 @@ std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
   const int64_t d = c.d_model, L = c.n_layers, kv = int64_t{c.n_kv_heads} * c.head_dim, ff = c.d_ff,
                 V = c.n_vocab;
   size_t off = sizeof(h);
-  size_t expect = off + 4 * static_cast<size_t>(V * d + L * d * 2 + L * d * d * 2 + L * kv * d * 2 +
-                                                L * ff * d * 3 + d);
-  if (bytes.size() < expect)
-    throw FormatError(fmt::format("{}: truncated llama2.c checkpoint ({} bytes, need {})", path,
-                                  bytes.size(), expect));
+  const auto n_floats =
+      checked_sum_of_products({{V, d}, {L, d, 2}, {L, d, d, 2}, {L, kv, d, 2}, {L, ff, d, 3}, {d}});
+  if (!n_floats || *n_floats > (bytes.size() - off) / 4)
+    throw FormatError(fmt::format(
+        "{}: truncated llama2.c checkpoint ({} bytes, its header needs "
+        "{} floats)",
+        path, bytes.size(), n_floats ? fmt::format("{}", *n_floats) : std::string("over 2^64")));
   auto take = [&](int64_t n) {
     const float* p = reinterpret_cast<const float*>(bytes.data() + off);
     off += static_cast<size_t>(n) * 4;
@@ -98,18 +119,26 @@ std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
     w.layers.push_back(std::move(l));
   }
   w.output_norm = up(rms_final, {d});
+  check_finite(rms_att, L * d, path, "rms_att_weight");
+  check_finite(rms_ffn, L * d, path, "rms_ffn_weight");
+  check_finite(rms_final, d, path, "rms_final_weight");
   if (c.tied_embeddings) {
     w.output = w.tok_embd;
   } else {
-    take(int64_t{c.max_context} * c.head_dim);  // freq_cis_real + imag (unused)
+    const int64_t n_freq = int64_t{c.max_context} * c.head_dim;  // freq_cis real + imag (unused)
+    if ((bytes.size() - std::min(off, bytes.size())) / 4 < static_cast<size_t>(n_freq + V * d))
+      throw FormatError(path + ": truncated classifier weights");
+    take(n_freq);
     if (bytes.size() < off + static_cast<size_t>(V * d) * 4)
       throw FormatError(path + ": truncated classifier weights");
     w.output = up(take(V * d), {V, d});
   }
   upload_rope_tables(dev, w, c, {});
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_llama2c(find_tokenizer(path)));
-  std::string id =
-      fmt::format("llama2c:{}:L{}:d{}:{}", c.name, c.n_layers, c.d_model, bytes.size());
+  // The whole file after the header is weights (and the unused RoPE tables).
+  const std::vector<TensorSample> all = {
+      {"llama2c", bytes.size() - sizeof(h), bytes.data() + sizeof(h)}};
+  std::string id = model_identity(c, tensor_hash(all, {path}, id_cache), *tok);
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));
 }
 

@@ -18,33 +18,69 @@ Model::Model(Device& dev, ModelConfig cfg, Weights w, std::unique_ptr<Tokenizer>
       template_(chat_template_for(*tokenizer_, config_.arch_name)),
       identity_(std::move(identity)) {}
 
-std::unique_ptr<Model> Model::load(Device& dev, const std::string& path,
-                                   const LoadProgress& progress) {
+namespace {
+
+std::unique_ptr<Model> load_by_format(Device& dev, const std::string& path,
+                                      const LoadProgress& progress, const std::string& id_cache) {
   namespace fs = std::filesystem;
-  if (!fs::exists(path)) throw InputError("model not found: " + path);
-  if (fs::is_directory(path)) return load_safetensors_model(dev, path, progress);
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    throw InputError(fmt::format("cannot open model {}: {}", path, ec.message()));
+  if (!fs::exists(st)) throw InputError("model not found: " + path);
+  if (fs::is_directory(st)) return load_safetensors_model(dev, path, progress, id_cache);
   auto ext = fs::path(path).extension().string();
   if (ext == ".safetensors") {
     const std::string dir = fs::path(path).parent_path().string();
-    return load_safetensors_model(dev, dir.empty() ? "." : dir, progress);
+    return load_safetensors_model(dev, dir.empty() ? "." : dir, progress, id_cache);
   }
-  if (ext == ".gguf") return load_gguf_model(dev, path, progress);
-  if (ext == ".bin") return load_llama2c_model(dev, path, progress);
+  if (ext == ".gguf") return load_gguf_model(dev, path, progress, id_cache);
+  if (ext == ".bin") return load_llama2c_model(dev, path, progress, id_cache);
   throw InputError("unsupported model path " + path +
                    " (expected a .gguf file, a llama2.c .bin or a Hugging Face model folder)");
 }
 
-std::string model_identity(const ModelConfig& c, const std::vector<TensorSample>& tensors) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const void* p, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const uint8_t*>(p)[i]) * 1099511628211ull;
-  };
-  for (const TensorSample& t : tensors) {
-    mix(t.name.data(), t.name.size());
-    mix(&t.n_bytes, sizeof(t.n_bytes));
-    mix(t.data, std::min<size_t>(t.n_bytes, 64));
+}  // namespace
+
+// Library exceptions that input can still raise from deep inside a loader (a file-system error on
+// a sibling file, an allocation a corrupt size asks for) become typed errors naming the path.
+std::unique_ptr<Model> Model::load(Device& dev, const std::string& path,
+                                   const LoadProgress& progress,
+                                   const std::string& identity_cache_dir) {
+  try {
+    return load_by_format(dev, path, progress, identity_cache_dir);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw InputError(fmt::format("loading {}: {}", path, e.what()));
+  } catch (const std::bad_alloc&) {
+    throw OutOfMemory(fmt::format("loading {}: out of host memory", path));
+  } catch (const std::exception& e) {
+    throw FormatError(fmt::format("loading {}: {}", path, e.what()));
   }
-  return fmt::format("{}:{}:L{}:d{}:{:016x}", c.arch_name, c.name, c.n_layers, c.d_model, h);
+}
+
+void check_finite(const float* v, int64_t n, const std::string& source, std::string_view tensor) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i]))
+      throw FormatError(
+          fmt::format("{}: tensor '{}' holds {} at index {}", source, tensor, v[i], i));
+}
+
+void check_layer_count(const std::vector<std::string_view>& tensor_names, std::string_view prefix,
+                       int n_layers, const std::string& source) {
+  for (std::string_view name : tensor_names) {
+    if (!name.starts_with(prefix)) continue;
+    int64_t il = 0;
+    size_t i = prefix.size();
+    for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && il <= n_layers; ++i)
+      il = il * 10 + (name[i] - '0');
+    if (i > prefix.size() && il >= n_layers)
+      throw FormatError(
+          fmt::format("{}: tensor '{}' belongs to a layer past the {} the metadata "
+                      "declares",
+                      source, name, n_layers));
+  }
 }
 
 Tensor upload_weight(Device& dev, Weights& w, DType dtype, std::initializer_list<int64_t> shape,

@@ -14,6 +14,10 @@ namespace kvz {
 enum class Arch { kLlama, kQwen2, kQwen3, kGemma3 };
 
 struct ModelConfig {
+  // Upper bounds validate() enforces (far above real models; they keep size products in range).
+  static constexpr int kMaxLayers = 1024, kMaxDim = 1 << 16, kMaxHeads = 1024, kMaxFf = 1 << 20,
+                       kMaxVocab = 1 << 24, kMaxContext = 1 << 24;
+
   Arch arch = Arch::kLlama;
   std::string arch_name;  // "llama", "qwen2", "qwen3", "gemma3"
   std::string name;       // general.name or the file name

@@ -1,11 +1,14 @@
 // Hugging Face model folders (config.json + *.safetensors + tokenizer.json): hyperparameters and
 // quirks per model_type, tensor-name map, upload (model/).
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "model/identity.h"
 #include "model/layer_weights_loader.h"
+#include "model/mapped_file.h"
 #include "model/model.h"
 #include "model/safetensors_reader.h"
 #include "runtime/cpu/dequant.h"
@@ -35,10 +38,9 @@ constexpr HfArchInfo kHfArchs[] = {
 class HfConfig {
  public:
   explicit HfConfig(const std::string& path) : file_(path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw InputError(fmt::format("cannot open {}", path));
+    const MappedFile f(path);  // a regular file only: a named pipe must not block the load
     try {
-      j_ = json::parse(f);
+      j_ = json::parse(f.bytes().begin(), f.bytes().end());
     } catch (const json::exception& e) {
       throw FormatError(fmt::format("{}: invalid JSON: {}", path, e.what()));
     }
@@ -50,8 +52,13 @@ class HfConfig {
   std::string str(const char* k) const {
     return get(k, &json::is_string, "a string").get<std::string>();
   }
+  // Range-checked: 2^33 + 2 must not read as 2.
   int integer(const char* k) const {
-    return get(k, &json::is_number_integer, "an integer").get<int>();
+    const json& v = get(k, &json::is_number_integer, "an integer");
+    if (v.is_number_unsigned() ? v.get<uint64_t>() > INT32_MAX
+                               : v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX)
+      throw error(fmt::format("key '{}' = {} is out of range", k, v.dump()));
+    return v.get<int>();
   }
   int integer(const char* k, int def) const { return has(k) ? integer(k) : def; }
   float number(const char* k) const { return get(k, &json::is_number, "a number").get<float>(); }
@@ -146,6 +153,7 @@ void read_gemma3(const HfConfig& h, ModelConfig& c) {
   } else {
     const int pattern =
         h.integer("sliding_window_pattern", h.integer("_sliding_window_pattern", 6));
+    if (pattern <= 0) throw h.error(fmt::format("sliding_window_pattern {}", pattern));
     for (int il = 0; il < c.n_layers; ++il) c.layer_sliding[il] = (il + 1) % pattern != 0;
   }
   const std::string act = h.str("hidden_activation");
@@ -153,7 +161,9 @@ void read_gemma3(const HfConfig& h, ModelConfig& c) {
     throw h.error(fmt::format("hidden_activation '{}' unsupported", act));
 }
 
-ModelConfig read_hf_config(const HfConfig& h, const HfArchInfo& ai, const std::string& dir) {
+// A mistyped nested value (rope_theta "abc", rope_type 7) surfaces as a json type_error from
+// deep inside; it becomes a FormatError naming the file.
+ModelConfig read_hf_config(const HfConfig& h, const HfArchInfo& ai, const std::string& dir) try {
   ModelConfig c;
   c.arch = ai.arch;
   c.arch_name = ai.arch_name;
@@ -183,6 +193,8 @@ ModelConfig read_hf_config(const HfConfig& h, const HfArchInfo& ai, const std::s
   }
   c.validate(h.file());
   return c;
+} catch (const json::exception& e) {
+  throw h.error(fmt::format("malformed config: {}", e.what()));
 }
 
 class HfTensorLoader {
@@ -214,6 +226,7 @@ class HfTensorLoader {
     expect_shape(*t, {n});
     std::vector<float> f(static_cast<size_t>(n));
     cpu::dequantize_rows(t->dtype, t->data, n, 0, 1, f.data());
+    check_finite(f.data(), n, t->file, name);
     if (is_norm && norm_plus_one_)
       for (float& v : f) v += 1.0f;
     done(t->n_bytes);
@@ -241,16 +254,22 @@ class HfTensorLoader {
   size_t total_ = 0, loaded_ = 0;
 };
 
-std::string identity_of(const SafetensorsReader& st, const ModelConfig& c) {
+std::string identity_of(const SafetensorsReader& st, const ModelConfig& c, const Tokenizer& tok,
+                        const std::string& id_cache) {
   std::vector<TensorSample> samples;
-  for (const auto& t : st.tensors()) samples.push_back({t.name, t.n_bytes, t.data});
-  return model_identity(c, samples);
+  std::vector<std::string> files;
+  for (const auto& t : st.tensors()) {
+    samples.push_back({t.name, t.n_bytes, t.data});
+    if (std::find(files.begin(), files.end(), t.file) == files.end()) files.push_back(t.file);
+  }
+  return model_identity(c, tensor_hash(samples, files, id_cache), tok);
 }
 
 }  // namespace
 
 std::unique_ptr<Model> load_safetensors_model(Device& dev, const std::string& dir,
-                                              const LoadProgress& progress) {
+                                              const LoadProgress& progress,
+                                              const std::string& id_cache) {
   namespace fs = std::filesystem;
   const HfConfig h((fs::path(dir) / "config.json").string());
   const HfArchInfo& ai = hf_arch_info(h);
@@ -258,6 +277,9 @@ std::unique_ptr<Model> load_safetensors_model(Device& dev, const std::string& di
   auto tok = std::make_unique<Tokenizer>(
       Tokenizer::from_hf_json((fs::path(dir) / "tokenizer.json").string(), c.n_vocab));
   const SafetensorsReader st(dir);
+  std::vector<std::string_view> names;
+  for (const SafetensorsTensor& t : st.tensors()) names.push_back(t.name);
+  check_layer_count(names, "model.layers.", c.n_layers, dir);
   Weights w;
   HfTensorLoader ld(dev, st, w, dir, ai.norm_plus_one, progress);
   w.tok_embd = ld.matrix("model.embed_tokens.weight", c.n_vocab, c.d_model);
@@ -269,7 +291,7 @@ std::unique_ptr<Model> load_safetensors_model(Device& dev, const std::string& di
   for (int il = 0; il < c.n_layers; ++il)
     w.layers.push_back(load_layer_weights(ld, c, il, kHfLayerNames));
   upload_rope_tables(dev, w, c, {});
-  std::string id = identity_of(st, c);
+  std::string id = identity_of(st, c, *tok, id_cache);
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));
 }
 

@@ -199,6 +199,16 @@ PruneResult Session::prune(double ratio, PruneLevel level, const HeadScores* hea
     case PruneLevel::kHead:
       if (!head_scores)
         throw InputError("head-level pruning needs head scores (--head-scores FILE)");
+      if (head_scores->n_layers != model_.config().n_layers ||
+          head_scores->n_kv_heads != model_.config().n_kv_heads)
+        throw FormatError(
+            fmt::format("head scores for {} layers x {} KV heads do not fit the "
+                        "model's {} x {}",
+                        head_scores->n_layers, head_scores->n_kv_heads, model_.config().n_layers,
+                        model_.config().n_kv_heads));
+      if (head_scores->model_identity != model_.identity())
+        throw FormatError(fmt::format("head scores of model '{}', not of this model '{}'",
+                                      head_scores->model_identity, model_.identity()));
       keep = prune_head(*head_scores, ratio, n_prefix_, n_rows, n_context_, prunable);
       break;
     case PruneLevel::kKvpress:
@@ -449,6 +459,13 @@ void Session::load_cache(const std::string& path) {
       static_cast<int64_t>(m.tokens.size()) != m.n_prefix + m.n_context)
     throw FormatError(fmt::format("{}: token list of {} does not match prefix {} + context {}",
                                   path, m.tokens.size(), m.n_prefix, m.n_context));
+  if (m.next_pos > model_.config().max_context)
+    throw FormatError(fmt::format("{}: next position {} beyond the model's context of {}", path,
+                                  m.next_pos, model_.config().max_context));
+  for (int32_t id : m.tokens)
+    if (id < 0 || id >= model_.tokenizer().n_vocab())
+      throw FormatError(fmt::format("{}: token id {} outside the model's vocabulary of {}", path,
+                                    id, model_.tokenizer().n_vocab()));
   cache_ = std::move(lc.cache);
   full_cache_.reset();
   if (kvzap_) kvzap_->clear();  // loaded rows were never scored: KVzap keeps them

@@ -153,6 +153,11 @@ std::unique_ptr<Model> make_synthetic_model(Device& dev, const std::string& name
   if (it == all.end())
     throw InputError(fmt::format("unknown synthetic model '{}' (known: {})", name,
                                  fmt::join(synthetic_model_names(), ", ")));
+  if (weight_type != DType::kF16 && weight_type != DType::kBF16 && weight_type != DType::kF32 &&
+      weight_type != DType::kQ4_K)
+    throw InputError(fmt::format(
+        "synthetic weights in {} are not supported (f16, bf16, f32, q4_k)",
+        weight_type < DType::kSentinel ? dtype_name(weight_type) : std::string_view("that type")));
   ModelConfig c = it->config;
   c.name = fmt::format("synthetic-{}-{}", name, dtype_name(weight_type));
   if (n_layers != 0) {

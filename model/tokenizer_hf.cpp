@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "model/mapped_file.h"
 #include "model/pretokenizer.h"
 #include "model/tokenizer.h"
 #include "runtime/error.h"
@@ -16,14 +17,13 @@ namespace {
 using nlohmann::json;
 
 // Parses a JSON file; nullopt if it does not exist and `optional`.
+// Read through MappedFile: a regular file only (a named pipe must not block the load).
 std::optional<json> read_json(const std::filesystem::path& p, bool optional) {
-  std::ifstream f(p, std::ios::binary);
-  if (!f) {
-    if (optional) return std::nullopt;
-    throw InputError(fmt::format("cannot open {}", p.string()));
-  }
+  std::error_code ec;
+  if (optional && !std::filesystem::exists(p, ec)) return std::nullopt;
+  const MappedFile f(p.string());
   try {
-    return json::parse(f);
+    return json::parse(f.bytes().begin(), f.bytes().end());
   } catch (const json::exception& e) {
     throw FormatError(fmt::format("{}: invalid JSON: {}", p.string(), e.what()));
   }
@@ -125,7 +125,9 @@ bool normalizer_prepends(const json& n) {
 
 }  // namespace
 
-Tokenizer Tokenizer::from_hf_json(const std::string& path, int32_t pad_to) {
+// A mistyped value anywhere (added_tokens entries, ids, merges) surfaces as a json type_error; it
+// becomes a FormatError naming the file.
+Tokenizer Tokenizer::from_hf_json(const std::string& path, int32_t pad_to) try {
   namespace fs = std::filesystem;
   const json j = *read_json(path, false);
   const json& m = j.contains("model") ? j["model"] : json();
@@ -234,6 +236,8 @@ Tokenizer Tokenizer::from_hf_json(const std::string& path, int32_t pad_to) {
     t.merge_rank_.emplace(key, static_cast<int32_t>(rank));
   }
   return t;
+} catch (const json::exception& e) {
+  throw FormatError(fmt::format("{}: malformed tokenizer: {}", path, e.what()));
 }
 
 }  // namespace kvz

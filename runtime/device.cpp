@@ -1,6 +1,7 @@
 // Device selection (KVZIP_DEVICE), Buffer ownership and Recorder helpers (runtime/).
 #include "runtime/device.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <utility>
 
@@ -55,10 +56,20 @@ std::vector<DeviceCaps> list_devices() {
   return out;
 }
 
+namespace {
+// KVZIP_DEVICE set to something other than blanks; KVZIP_DEVICE= means unset.
+bool device_selected_by_env() {
+  const char* env = std::getenv("KVZIP_DEVICE");
+  if (!env) return false;
+  for (const char* p = env; *p; ++p)
+    if (!std::isspace(static_cast<unsigned char>(*p))) return true;
+  return false;
+}
+}  // namespace
+
 std::unique_ptr<Device> open_device(std::string_view selector) {
   std::string sel(selector);
-  if (sel.empty())
-    if (const char* env = std::getenv("KVZIP_DEVICE")) sel = env;
+  if (sel.empty() && device_selected_by_env()) sel = std::getenv("KVZIP_DEVICE");
   if (sel == "cpu") return cpu::make_cpu_device();
   auto devs = gpu::list_vulkan_devices();
   if (sel.empty()) {

@@ -28,12 +28,24 @@ std::string default_model_path() {
   return path;
 }
 
+namespace {
+// Where the weights hash of each model is remembered (model/identity.h): the XDG cache folder.
+std::string identity_cache_dir() {
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    return std::string(x) + "/kvzip/identity";
+  if (const char* h = std::getenv("HOME"); h && *h)
+    return std::string(h) + "/.cache/kvzip/identity";
+  return {};
+}
+}  // namespace
+
 Loaded load(const std::string& model_path) {
   Loaded l;
   // Inference policy of the CLI: with KVZIP_DEVICE unset and only a software Vulkan driver
   // (lavapipe) present, the CPU backend runs the same ops many times faster, so use it.
   // The library default (runtime/device.h) is unchanged; KVZIP_DEVICE=0 still picks lavapipe.
-  bool only_software = std::getenv("KVZIP_DEVICE") == nullptr;
+  const char* env = std::getenv("KVZIP_DEVICE");  // empty means unset, as in open_device()
+  bool only_software = env == nullptr || env[0] == '\0';
   for (const DeviceCaps& c : list_devices())
     if (c.type != "cpu" && !c.software) only_software = false;
   if (only_software) {
@@ -67,9 +79,12 @@ Loaded load(const std::string& model_path) {
         n_layers);
   } else {
     Progress bar("loading", "MiB");
-    l.model = Model::load(*l.device, model_path, [&](size_t done, size_t total) {
-      bar(static_cast<int64_t>(done >> 20), static_cast<int64_t>(total >> 20));
-    });
+    l.model = Model::load(
+        *l.device, model_path,
+        [&](size_t done, size_t total) {
+          bar(static_cast<int64_t>(done >> 20), static_cast<int64_t>(total >> 20));
+        },
+        identity_cache_dir());
   }
   const ModelConfig& c = l.model->config();
   fmt::print(stderr, "model: {} ({}, {} layers, d_model {}, heads {}/{}, {} of weights)\n", c.name,

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "runtime/atomic_file.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 
@@ -88,9 +89,7 @@ class Table {
   }
   void save() const {
     if (a_.json.empty()) return;
-    std::ofstream f(a_.json);
-    if (!f) throw InputError("cannot write " + a_.json);
-    f << json_.dump(1) << "\n";
+    write_file_atomic(a_.json, json_.dump(1) + "\n");
   }
 
  private:

@@ -15,6 +15,7 @@
 
 #include "kvzip/baselines.h"
 #include "kvzip/expected_attention.h"
+#include "runtime/atomic_file.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 #include "tools/eval_kvzap.h"
@@ -194,9 +195,8 @@ void dump_kept(Session& s, const std::string& path, const EvalSample& sample, in
                         {"kept_pairs", count},
                         {"answer_kept_per_layer_head", per_layer}};
   if (!window.empty()) out["window"] = window;
-  std::ofstream f(path, std::ios::app);
-  f << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
-  if (!f) throw InputError("cannot write " + path);
+  append_file_atomic(path,
+                     out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n');
 }
 
 struct SampleRun {

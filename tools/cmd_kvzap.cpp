@@ -9,6 +9,7 @@
 
 #include "kvzip/kvzap_train.h"
 #include "model/kvzap_data.h"
+#include "runtime/atomic_file.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 
@@ -162,7 +163,7 @@ int run_kvzap_train(const KvzapTrainArgs& a) {
       report[kind_name]["train_mse_last_epoch"] = last_loss;
     }
   }
-  std::ofstream(fmt::format("{}/{}.kvzap.json", a.out_dir, stem)) << report.dump(2) << "\n";
+  write_file_atomic(fmt::format("{}/{}.kvzap.json", a.out_dir, stem), report.dump(2) + "\n");
   return 0;
 }
 

@@ -10,7 +10,9 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
+#include "runtime/atomic_file.h"
 #include "runtime/error.h"
 
 namespace kvz::cli {
@@ -128,11 +130,8 @@ void append_row(const std::string& path, const EvalRow& r) {
     else
       j["threshold"] = *r.threshold > 0 ? "inf" : "-inf";
   }
-  std::ofstream f(path, std::ios::app);
   // Invalid UTF-8 in a prediction (a token cut mid-character) is replaced, not thrown on.
-  f << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
-  f.flush();
-  if (!f) throw InputError("cannot write " + path);
+  append_file_atomic(path, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n');
 }
 
 std::string markdown_table(const std::vector<EvalRow>& rows,
@@ -173,7 +172,7 @@ bool plot_png(const std::vector<EvalRow>& rows, const std::vector<std::string>& 
   }
   const std::string dat = png + ".dat", gp = png + ".gp";
   {
-    std::ofstream d(dat);
+    std::ostringstream d;
     for (const std::string& m : methods) {
       d << "# " << m << "\n";
       for (double r : ratios) {
@@ -182,9 +181,10 @@ bool plot_png(const std::vector<EvalRow>& rows, const std::vector<std::string>& 
       }
       d << "\n\n";
     }
+    write_file_atomic(dat, d.str());
   }
   {
-    std::ofstream g(gp);
+    std::ostringstream g;
     g << "set terminal pngcairo size 800,560 noenhanced\n"
       << "set output '" << png << "'\n"
       << "set title '" << title << "'\n"
@@ -195,6 +195,7 @@ bool plot_png(const std::vector<EvalRow>& rows, const std::vector<std::string>& 
       g << (i ? ", " : "") << "'" << dat << "' index " << i
         << " using 1:2 with linespoints lw 2 title '" << methods[i] << "'";
     g << "\n";
+    write_file_atomic(gp, g.str());
   }
   const std::string cmd = fmt::format("gnuplot '{}' 2>&1", gp);
   if (std::system(cmd.c_str()) != 0) {
