@@ -89,8 +89,11 @@ ModelConfig read_config(const GgufReader& g, const ArchInfo& ai) {
 
 class TensorLoader {
  public:
-  TensorLoader(Device& dev, const GgufReader& g, Weights& w, const LoadProgress& progress)
-      : dev_(dev), g_(g), w_(w), progress_(progress) {
+  // dry: check presence, shape and finite norms of every tensor asked for, upload nothing
+  // (a first pass, so that a bad file is refused before any device memory is allocated).
+  TensorLoader(Device& dev, const GgufReader& g, Weights& w, const LoadProgress& progress,
+               bool dry = false)
+      : dev_(dev), g_(g), w_(w), progress_(progress), dry_(dry) {
     for (const auto& t : g.tensors()) total_ += t.n_bytes;
   }
 
@@ -102,6 +105,7 @@ class TensorLoader {
       throw FormatError(fmt::format("{}: missing tensor '{}'", g_.name(), name));
     }
     expect_shape(*t, {cols, rows});
+    if (dry_) return {};
     return upload(*t, {rows, cols});
   }
   // A vector [n] converted to f32.
@@ -117,6 +121,7 @@ class TensorLoader {
     std::vector<float> f(static_cast<size_t>(n));
     cpu::dequantize_row(t->dtype, t->data, f.data(), n);
     check_finite(f.data(), n, g_.name(), name);
+    if (dry_) return {};
     done(t->n_bytes);
     return upload_weight(dev_, w_, DType::kF32, {n}, f.data(), f.size() * 4);
   }
@@ -151,8 +156,21 @@ class TensorLoader {
   const GgufReader& g_;
   Weights& w_;
   const LoadProgress& progress_;
+  bool dry_;
   size_t total_ = 0, loaded_ = 0;
 };
+
+// Every weight of the model through `ld`; sets c.tied_embeddings.
+void load_tensors(TensorLoader& ld, ModelConfig& c, Weights& w) {
+  const int64_t d = c.d_model;
+  w.tok_embd = ld.matrix("token_embd.weight", c.n_vocab, d);
+  w.output_norm = ld.vec("output_norm.weight", d);
+  w.output = ld.matrix("output.weight", c.n_vocab, d, /*optional=*/true);
+  c.tied_embeddings = !w.output.defined();
+  if (c.tied_embeddings) w.output = w.tok_embd;
+  for (int il = 0; il < c.n_layers; ++il)
+    w.layers.push_back(load_layer_weights(ld, c, il, kGgufLayerNames));
+}
 
 std::string identity_of(const GgufReader& g, const ModelConfig& c, const Tokenizer& tok,
                         const std::string& path, const std::string& id_cache) {
@@ -174,16 +192,15 @@ std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path,
   std::vector<std::string_view> names;
   for (const GgufTensor& t : g.tensors()) names.push_back(t.name);
   check_layer_count(names, "blk.", c.n_layers, g.name());
+  {
+    Weights none;
+    ModelConfig scratch = c;
+    TensorLoader check(dev, g, none, {}, /*dry=*/true);
+    load_tensors(check, scratch, none);
+  }
   Weights w;
   TensorLoader ld(dev, g, w, progress);
-  const int64_t d = c.d_model;
-  w.tok_embd = ld.matrix("token_embd.weight", c.n_vocab, d);
-  w.output_norm = ld.vec("output_norm.weight", d);
-  w.output = ld.matrix("output.weight", c.n_vocab, d, /*optional=*/true);
-  c.tied_embeddings = !w.output.defined();
-  if (c.tied_embeddings) w.output = w.tok_embd;
-  for (int il = 0; il < c.n_layers; ++il)
-    w.layers.push_back(load_layer_weights(ld, c, il, kGgufLayerNames));
+  load_tensors(ld, c, w);
   upload_rope_tables(dev, w, c, ld.host_vec("rope_freqs.weight"));
   std::string id = identity_of(g, c, *tok, path, id_cache);
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));

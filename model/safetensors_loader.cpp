@@ -199,9 +199,17 @@ ModelConfig read_hf_config(const HfConfig& h, const HfArchInfo& ai, const std::s
 
 class HfTensorLoader {
  public:
+  // dry: check presence, shape and finite norms of every tensor asked for, upload nothing
+  // (a first pass, so that a bad folder is refused before any device memory is allocated).
   HfTensorLoader(Device& dev, const SafetensorsReader& st, Weights& w, const std::string& dir,
-                 bool norm_plus_one, const LoadProgress& progress)
-      : dev_(dev), st_(st), w_(w), dir_(dir), norm_plus_one_(norm_plus_one), progress_(progress) {
+                 bool norm_plus_one, const LoadProgress& progress, bool dry = false)
+      : dev_(dev),
+        st_(st),
+        w_(w),
+        dir_(dir),
+        norm_plus_one_(norm_plus_one),
+        progress_(progress),
+        dry_(dry) {
     for (const auto& t : st.tensors()) total_ += t.n_bytes;
   }
 
@@ -215,6 +223,7 @@ class HfTensorLoader {
     const SafetensorsTensor* t = find(name, optional);
     if (!t) return {};
     expect_shape(*t, {rows, cols});
+    if (dry_) return {};
     Tensor out = upload_weight(dev_, w_, t->dtype, {rows, cols}, t->data, t->n_bytes);
     done(t->n_bytes);
     return out;
@@ -227,6 +236,7 @@ class HfTensorLoader {
     std::vector<float> f(static_cast<size_t>(n));
     cpu::dequantize_rows(t->dtype, t->data, n, 0, 1, f.data());
     check_finite(f.data(), n, t->file, name);
+    if (dry_) return {};
     if (is_norm && norm_plus_one_)
       for (float& v : f) v += 1.0f;
     done(t->n_bytes);
@@ -251,8 +261,22 @@ class HfTensorLoader {
   std::string dir_;
   bool norm_plus_one_;
   const LoadProgress& progress_;
+  bool dry_;
   size_t total_ = 0, loaded_ = 0;
 };
+
+// Every weight of the model through `ld`; sets c.tied_embeddings.
+void load_tensors(HfTensorLoader& ld, const HfConfig& h, const HfArchInfo& ai, ModelConfig& c,
+                  Weights& w) {
+  w.tok_embd = ld.matrix("model.embed_tokens.weight", c.n_vocab, c.d_model);
+  w.output_norm = ld.norm("model.norm.weight", c.d_model);
+  const bool tied = h.boolean("tie_word_embeddings", ai.tied_default);
+  w.output = ld.matrix("lm_head.weight", c.n_vocab, c.d_model, /*optional=*/tied);
+  c.tied_embeddings = !w.output.defined();
+  if (c.tied_embeddings) w.output = w.tok_embd;
+  for (int il = 0; il < c.n_layers; ++il)
+    w.layers.push_back(load_layer_weights(ld, c, il, kHfLayerNames));
+}
 
 std::string identity_of(const SafetensorsReader& st, const ModelConfig& c, const Tokenizer& tok,
                         const std::string& id_cache) {
@@ -280,16 +304,15 @@ std::unique_ptr<Model> load_safetensors_model(Device& dev, const std::string& di
   std::vector<std::string_view> names;
   for (const SafetensorsTensor& t : st.tensors()) names.push_back(t.name);
   check_layer_count(names, "model.layers.", c.n_layers, dir);
+  {
+    Weights none;
+    ModelConfig scratch = c;
+    HfTensorLoader check(dev, st, none, dir, ai.norm_plus_one, {}, /*dry=*/true);
+    load_tensors(check, h, ai, scratch, none);
+  }
   Weights w;
   HfTensorLoader ld(dev, st, w, dir, ai.norm_plus_one, progress);
-  w.tok_embd = ld.matrix("model.embed_tokens.weight", c.n_vocab, c.d_model);
-  w.output_norm = ld.norm("model.norm.weight", c.d_model);
-  const bool tied = h.boolean("tie_word_embeddings", ai.tied_default);
-  w.output = ld.matrix("lm_head.weight", c.n_vocab, c.d_model, /*optional=*/tied);
-  c.tied_embeddings = !w.output.defined();
-  if (c.tied_embeddings) w.output = w.tok_embd;
-  for (int il = 0; il < c.n_layers; ++il)
-    w.layers.push_back(load_layer_weights(ld, c, il, kHfLayerNames));
+  load_tensors(ld, h, ai, c, w);
   upload_rope_tables(dev, w, c, {});
   std::string id = identity_of(st, c, *tok, id_cache);
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));

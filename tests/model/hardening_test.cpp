@@ -72,6 +72,19 @@ TEST_F(ModelHardening, BlockCountAboveTheLayersPresent) {
   EXPECT_TRUE(throws<FormatError>([&] { Model::load(cpu_device(), gguf(o)); }, "missing tensor"));
 }
 
+// Every tensor is checked before the first upload: a file whose last layer is missing is
+// refused before any weight reaches the device (the progress callback counts uploads).
+TEST_F(ModelHardening, MissingLastLayerIsRefusedBeforeAnyUpload) {
+  TinyGguf o;
+  o.block_count = 3;
+  size_t uploads = 0;
+  EXPECT_THROW(Model::load(cpu_device(), gguf(o), [&](size_t, size_t) { ++uploads; }),
+               FormatError);
+  EXPECT_EQ(uploads, 0u);
+  EXPECT_NO_THROW(Model::load(cpu_device(), gguf({}), [&](size_t, size_t) { ++uploads; }));
+  EXPECT_GT(uploads, 0u);
+}
+
 TEST_F(ModelHardening, ContextLengthOutOfBounds) {
   for (uint32_t ctx : {0u, 0xFFFFFFFFu, 0x7FFFFFFFu}) {
     TinyGguf o;
