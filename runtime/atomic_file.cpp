@@ -8,7 +8,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 #include <random>
 
 #include "runtime/error.h"
@@ -165,14 +164,11 @@ std::vector<uint8_t> read_regular_file(const std::string& path) {
 }
 
 void append_file_atomic(const std::string& path, std::string_view text) {
-  std::string old;
-  {
-    std::ifstream in(path, std::ios::binary);
-    if (in) old.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    if (in.bad()) throw IoError(fmt::format("cannot read {} to append to it", path));
-  }
+  std::vector<uint8_t> old;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) old = read_regular_file(path);  // refuses a pipe, a folder
   AtomicFile f(path);
-  f.write(old);
+  f.write(old.data(), old.size());
   f.write(text);
   f.commit();
 }

@@ -3,6 +3,7 @@
 #include "runtime/atomic_file.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -80,6 +81,15 @@ TEST(AtomicFile, NeverFollowsALinkAtTheTemporaryName) {
   write_file_atomic(d + "/out.bin", std::string_view("output"));
   EXPECT_EQ(read_all(victim), "precious");
   EXPECT_EQ(read_all(d + "/out.bin"), "output");
+  std::filesystem::remove_all(d);
+}
+
+TEST(AtomicFile, AppendingToANamedPipeIsRefusedWithoutBlocking) {
+  const std::string d = make_scratch_dir("atomic");
+  ASSERT_EQ(::mkfifo((d + "/pipe").c_str(), 0600), 0);
+  EXPECT_THROW(append_file_atomic(d + "/pipe", "x\n"), Error);
+  EXPECT_THROW(read_regular_file(d + "/pipe"), InputError);
+  EXPECT_THROW(read_regular_file(d), InputError);
   std::filesystem::remove_all(d);
 }
 
