@@ -124,9 +124,9 @@ std::string model_identity(const ModelConfig& c, const std::string& tensor_hash,
                 c.sliding_window, c.rot_dims, static_cast<int>(c.rope_style),
                 static_cast<int>(c.act), static_cast<int>(r.type), r.original_context})
     field(v);
-  for (float v : {c.norm_eps, c.attn_scale, c.attn_softcap, c.rope_base, c.rope_base_local,
-                  r.factor, r.low_freq_factor, r.high_freq_factor, c.embedding_scale,
-                  c.final_softcap})
+  for (float v :
+       {c.norm_eps, c.attn_scale, c.attn_softcap, c.rope_base, c.rope_base_local, r.factor,
+        r.low_freq_factor, r.high_freq_factor, c.embedding_scale, c.final_softcap})
     field(v);
   for (bool v : {c.qkv_bias, c.qk_norm, c.post_norms, c.tied_embeddings}) field(v);
   field(sliding);

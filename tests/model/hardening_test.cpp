@@ -78,8 +78,7 @@ TEST_F(ModelHardening, MissingLastLayerIsRefusedBeforeAnyUpload) {
   TinyGguf o;
   o.block_count = 3;
   size_t uploads = 0;
-  EXPECT_THROW(Model::load(cpu_device(), gguf(o), [&](size_t, size_t) { ++uploads; }),
-               FormatError);
+  EXPECT_THROW(Model::load(cpu_device(), gguf(o), [&](size_t, size_t) { ++uploads; }), FormatError);
   EXPECT_EQ(uploads, 0u);
   EXPECT_NO_THROW(Model::load(cpu_device(), gguf({}), [&](size_t, size_t) { ++uploads; }));
   EXPECT_GT(uploads, 0u);
