@@ -45,7 +45,7 @@ class Reader {
       throw FormatError(
           fmt::format("{}: truncated cache file ({} at offset {} needs {} bytes, {} left)", path_,
                       what, pos_, n, b_.size() - pos_));
-    std::memcpy(dst, b_.data() + pos_, n);
+    if (n > 0) std::memcpy(dst, b_.data() + pos_, n);  // a head of 0 rows has no data()
     pos_ += n;
   }
   template <class T>

@@ -128,7 +128,7 @@ KvzapModel KvzapModel::load(const std::string& path) {
           fmt::format("{}: truncated KVzap weights file ({} at offset {} needs {} "
                       "bytes, {} left)",
                       path, what, at, n, b.size() - at));
-    std::memcpy(dst, b.data() + at, n);
+    if (n > 0) std::memcpy(dst, b.data() + at, n);  // an empty file has no data() to copy from
     at += n;
   };
   auto get32 = [&](const char* what) {
