@@ -26,14 +26,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import string
 import sys
 import time
 import types
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -234,12 +232,12 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     t0 = time.time()
     model, tok = load_model(args.model, args.cache, args.device)
-    import kvpress
     from kvpress import SnapKVPress
 
-    print(f"loaded {args.model} in {time.time() - t0:.1f} s: kvpress {kvpress.__version__ if hasattr(kvpress, '__version__') else ''}"
-          f" torch {torch.__version__} transformers {__import__('transformers').__version__} device {args.device}",
-          flush=True)
+    import importlib.metadata as md
+
+    print(f"loaded {args.model} in {time.time() - t0:.1f} s: kvpress {md.version('kvpress')} torch {torch.__version__} "
+          f"transformers {md.version('transformers')} device {args.device}", flush=True)
     cls = make_press_class()
     only = None if not args.only else {int(x) for x in args.only.split(",")}
     samples = [json.loads(line) for line in open(args.samples) if line.strip()]
