@@ -76,11 +76,12 @@ void Session::feed(std::span<const int32_t> tokens, int n_logits, const Progress
 }
 
 void Session::prefill(std::string_view context, const ProgressFn& progress, const LayerHook* hook) {
-  const Tokenizer& tok = model_.tokenizer();
-  std::vector<int32_t> prefix =
-      tok.encode(model_.chat_template().prefix + opts_.instruction, false, true);
-  std::vector<int32_t> ctx = tok.encode(context, false, false);
-  prefill_tokens(prefix, ctx, progress, hook);
+  std::vector<int32_t> ctx = model_.tokenizer().encode(context, false, false);
+  prefill_tokens(prefix_tokens(), ctx, progress, hook);
+}
+
+std::vector<int32_t> Session::prefix_tokens() const {
+  return model_.tokenizer().encode(model_.chat_template().prefix + opts_.instruction, false, true);
 }
 
 void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const int32_t> context,

@@ -151,6 +151,8 @@ class Session {
   double score_ms() const { return score_ms_; }
   // Tokens of a query turn: "\n\n" + query + postfix.
   std::vector<int32_t> query_tokens(std::string_view query) const;
+  // Tokens prefill() puts before the context: the system prefix and the instruction.
+  std::vector<int32_t> prefix_tokens() const;
   ReconstructionPrompts reconstruction_prompts(SinkPolicy variant = SinkPolicy::kOriginal) const;
 
  private:

@@ -18,7 +18,9 @@
 #include "runtime/atomic_file.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "tools/eval_dump.h"
 #include "tools/eval_kvzap.h"
+#include "tools/eval_methods.h"
 #include "tools/eval_report.h"
 #include "tools/eval_tasks.h"
 
@@ -32,16 +34,6 @@
 namespace kvz::cli {
 namespace {
 
-// A query's prompt tokens: the query turn, then the task's answer prefix if it has one.
-std::vector<int32_t> query_prompt(const Session& s, const EvalQuery& q) {
-  std::vector<int32_t> t = s.query_tokens(q.question);
-  if (!q.answer_prefix.empty()) {
-    std::vector<int32_t> p = s.model().tokenizer().encode(q.answer_prefix, false, false);
-    t.insert(t.end(), p.begin(), p.end());
-  }
-  return t;
-}
-
 // The observation window: the first query's prompt, and with --oracle-window (debug) its first
 // gold answer in quotes after it, as the model would have generated it.
 std::vector<int32_t> window_tokens(const Session& s, const EvalQuery& query, bool oracle) {
@@ -52,88 +44,6 @@ std::vector<int32_t> window_tokens(const Session& s, const EvalQuery& query, boo
     t.insert(t.end(), a.begin(), a.end());
   }
   return t;
-}
-
-// Everything the query-aware scorers need from one pass of the first query over the full cache.
-std::vector<ObservedLayer> observe_first_query(Session& s, const std::vector<int32_t>& window) {
-  const ModelConfig& c = s.model().config();
-  Device& dev = s.model().device();
-  const auto n_obs = static_cast<int64_t>(window.size());
-  std::vector<ObservedLayer> obs(static_cast<size_t>(c.n_layers));
-  LayerHook hook = [&](Recorder& rec, int il, const Tensor& q, const KvCache::LayerView&) {
-    rec.finish();  // q and this layer's new rows must be computed before they are read back
-    ObservedLayer& o = obs[static_cast<size_t>(il)];
-    o.n_heads = c.n_heads;
-    o.n_kv_heads = c.n_kv_heads;
-    o.head_dim = c.head_dim;
-    o.q.resize(static_cast<size_t>(q.numel()));
-    dev.download(q, o.q.data());
-    o.kv = s.cache().read_layer(il);
-    const std::vector<int32_t>& pos = o.kv[0].pos;
-    o.q_pos.assign(pos.end() - n_obs, pos.end());
-  };
-  s.observe_tokens(window, hook);
-  return obs;
-}
-
-// Each layer's RoPE as the forward applies it (sliding layers: local base, no scaling).
-std::vector<RopeSpec> rope_specs(const Model& model) {
-  const ModelConfig& c = model.config();
-  auto table = [&](const Tensor& t) {
-    std::vector<float> v(static_cast<size_t>(t.numel()));
-    model.device().download(t, v.data());
-    return v;
-  };
-  const std::vector<float> global = table(model.weights().rope_inv_freq),
-                           local = table(model.weights().rope_inv_freq_local);
-  std::vector<RopeSpec> out(static_cast<size_t>(c.n_layers));
-  for (int il = 0; il < c.n_layers; ++il)
-    out[static_cast<size_t>(il)] = {c.rope_style, c.sliding(il) ? local : global,
-                                    c.sliding(il) ? 1.0f : rope_attn_factor(c.rope_scaling)};
-  return out;
-}
-
-// Prefills the sample's context; with `stats`, every prefill query also feeds its statistics.
-void prefill(Session& s, const std::string& context, QueryStats* stats) {
-  if (!stats) return s.prefill(context);
-  Device& dev = s.model().device();
-  std::vector<int32_t> next(static_cast<size_t>(s.model().config().n_layers), 0);
-  std::vector<float> q;
-  LayerHook hook = [&](Recorder& rec, int il, const Tensor& qt, const KvCache::LayerView&) {
-    rec.finish();
-    q.resize(static_cast<size_t>(qt.numel()));
-    dev.download(qt, q.data());
-    stats->add(il, q, next[static_cast<size_t>(il)]);
-    next[static_cast<size_t>(il)] += static_cast<int32_t>(qt.dim(0));
-  };
-  s.prefill(context, {}, &hook);
-}
-
-Scores method_scores(Session& s, const MethodInfo& m, const Scores& kvzip,
-                     const std::vector<ObservedLayer>& obs, const QueryStats* stats,
-                     uint64_t seed) {
-  const ModelConfig& c = s.model().config();
-  const int64_t n_prefix = s.n_prefix(), n_ctx = s.n_context();
-  if (!m.scorer.empty()) {  // adakv_X: X's scores, with the wrapper's epsilon
-    MethodInfo base = method_info(m.scorer);
-    base.epsilon = m.epsilon;
-    return method_scores(s, base, kvzip, obs, stats, seed);
-  }
-  if (m.name == "kvzip") return kvzip;
-  if (m.name == "snapkv" || m.name == "pyramidkv")  // pyramidkv differs by its budgets
-    return snapkv_scores(obs, n_prefix, n_ctx, c.attn_scale);
-  if (m.name == "expected_attention") {
-    ExpectedAttentionOptions o;
-    o.epsilon = m.epsilon;
-    return expected_attention_scores(*stats, s.cache(), n_prefix, n_ctx, o);
-  }
-  if (m.name == "tova") return tova_scores(obs, n_prefix, n_ctx, c.attn_scale);
-  if (m.name == "h2o") return h2o_window_scores(obs, n_prefix, n_ctx, c.attn_scale);
-  // The system prefix is resident and serves as the attention sinks (ALGORITHMS.md 1.5).
-  if (m.name == "streaming")
-    return streaming_scores(c.n_layers, c.n_kv_heads, n_ctx, n_prefix > 0 ? 0 : 4);
-  if (m.name == "knorm") return knorm_scores(s.cache(), n_prefix, n_ctx);
-  return random_scores(c.n_layers, c.n_kv_heads, n_ctx, seed);
 }
 
 // --dump-kept (debug): after a prune, how many (layer, KV head) pairs still hold each context
@@ -300,12 +210,7 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
   for (const auto& [m, ratio] : todo) {
     t0 = std::chrono::steady_clock::now();
     if (m->budget != Budget::kHead) s.set_scores(scores[m->name]);
-    const PruneLevel level = m->budget == Budget::kGlobal    ? PruneLevel::kPair
-                             : m->budget == Budget::kPyramid ? PruneLevel::kPyramid
-                             : m->budget == Budget::kHead    ? PruneLevel::kHead
-                             : m->budget == Budget::kAdaKv   ? PruneLevel::kAdaKv
-                                                             : PruneLevel::kPairUniform;
-    PruneResult pr = s.prune(ratio, level, r.head_scores);
+    PruneResult pr = s.prune(ratio, prune_level(m->budget), r.head_scores);
     if (!r.a.dump_kept.empty())
       dump_kept(s, r.a.dump_kept, r.sample, r.index, m->name, ratio,
                 m->query_aware ? s.model().tokenizer().decode(window) : std::string());
@@ -359,6 +264,7 @@ std::string default_out(const EvalArgs& a) { return fmt::format("eval-{}.jsonl",
 
 int run_eval(const EvalArgs& in) {
   EvalArgs a = in;
+  if (!a.samples_file.empty()) a.task = "samples";
   if (a.out.empty()) a.out = default_out(a);
   std::vector<MethodInfo> methods;
   std::vector<std::string> names, kvzap_methods;
@@ -387,7 +293,14 @@ int run_eval(const EvalArgs& in) {
     to.seed = a.seed;
     to.vary_haystack = a.vary_haystack;
     to.data_dir = a.data_dir.empty() ? KVZ_EVAL_DATA_DIR : a.data_dir;
+    to.samples_file = a.samples_file;
     std::vector<EvalSample> samples = make_task(to, l.model->tokenizer());
+    if (!a.dump_samples.empty()) {  // the samples as token ids (and our scores), no evaluation
+      dump_samples(*l.model, samples,
+                   {a.dump_samples, a.dump_scores, a.task, a.chunk, a.max_new_tokens});
+      fmt::print("wrote {} samples to {}\n", samples.size(), a.dump_samples);
+      return 0;
+    }
     std::optional<KvzapEval> kvzap;
     if (!kvzap_methods.empty()) {
       KvzapEvalOptions ko{a.kvzap_dir.empty() ? KVZ_KVZAP_DIR : a.kvzap_dir,

@@ -3,6 +3,7 @@
 // `kvzip compress`: prefill, score, prune and save the cache to a file.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -10,6 +11,7 @@
 #include "kvzip/kvzap.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
+#include "tools/eval_methods.h"
 
 #ifndef KVZ_DEMO_DIR
 #define KVZ_DEMO_DIR "tools/data/demo"
@@ -102,6 +104,23 @@ Compressed prefill_kvzap(Session& zs, const KvzapModel& zm, const RunArgs& a,
   return c;
 }
 
+// --method M other than kvzip (kvzip/baselines.h): M's scores of the prefilled context, pruned
+// with M's budget as `kvzip eval` does; the query-aware methods observe the first query.
+Compressed compress_with(Session& s, const MethodInfo& m, double ratio, const std::string& query,
+                         const QueryStats* stats) {
+  auto t0 = std::chrono::steady_clock::now();
+  Scores kvzip;
+  if (m.needs_kvzip) kvzip = s.score();
+  std::vector<ObservedLayer> obs;
+  if (m.query_aware) obs = observe_first_query(s, s.query_tokens(query));
+  s.set_scores(method_scores(s, m, kvzip, obs, stats, 0));
+  Compressed c;
+  c.score_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  c.prune = s.prune(ratio, prune_level(m.budget));
+  return c;
+}
+
 }  // namespace
 
 int run_run(const RunArgs& a) {
@@ -117,6 +136,17 @@ int run_run(const RunArgs& a) {
   }
   for (const auto& q : a.queries) queries.push_back({q, ""});
   if (queries.empty()) throw InputError("no queries (-q) given");
+  // --method: kvzip (default; --level, --kvpress) or any other method of `kvzip eval`.
+  const bool other = a.method != "kvzip";
+  const MethodInfo method = method_info(a.method == "kvzip_head" ? "kvzip" : a.method);
+  if (other && a.method == "kvzip_head" && a.level != "head")
+    throw InputError("--method kvzip_head is --level head (give --head-scores FILE)");
+  if (other && a.method != "kvzip_head") {
+    if (!a.kvzap.empty() || !a.load_cache.empty() || a.kvpress || a.level != "pair")
+      throw InputError(fmt::format(
+          "--method {} does not combine with --kvzap, --load-cache, --kvpress or --level",
+          a.method));
+  }
 
   SessionOptions so;
   so.score_chunk = a.chunk;
@@ -143,13 +173,22 @@ int run_run(const RunArgs& a) {
   } else {
     std::string context = read_file(
         a.context_file.empty() ? std::string(KVZ_DEMO_DIR) + "/context.txt" : a.context_file);
-    Progress bar("prefill", "tok");
-    s.prefill(context, bar.fn());
+    std::optional<QueryStats> stats;  // Expected Attention's prefill statistics
+    if (method.needs_query_stats) {
+      const ModelConfig& cfg = l.model->config();
+      stats.emplace(cfg.n_layers, cfg.n_heads, cfg.head_dim, rope_specs(*l.model));
+      prefill(s, context, &*stats);
+    } else {
+      Progress bar("prefill", "tok");
+      s.prefill(context, bar.fn());
+    }
     prefill_ms = s.prefill_ms();
     bytes_full = s.cache().bytes_in_use();
     for (const auto& q : queries) full.push_back(s.generate(q.question, go));
     if (zs) {
       c = prefill_kvzap(*zs, *zm, a, context);
+    } else if (other && a.method != "kvzip_head") {
+      c = compress_with(s, method, a.ratio, queries[0].question, stats ? &*stats : nullptr);
     } else {
       c = compress(s, a.ratio, a.level, a.head_scores, a.chunk, a.kvpress);
     }
@@ -159,7 +198,7 @@ int run_run(const RunArgs& a) {
   std::vector<GenerateResult> comp;
   for (const auto& q : queries) comp.push_back(answer->generate(q.question, go));
   const std::string label = zs ? fmt::format("kvzap tau {:.2f}:", a.kvzap_threshold)
-                               : fmt::format("kvzip ratio {:.2f}:", a.ratio);
+                               : fmt::format("{} ratio {:.2f}:", a.method, a.ratio);
 
   int same = 0;
   for (size_t i = 0; i < queries.size(); ++i) {

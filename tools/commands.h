@@ -27,7 +27,8 @@ struct RunArgs {
   int max_new_tokens = 48;
   int chunk = 2000;
   bool kvpress = false;
-  std::string kvzap;  // KVzap weights file: online KVzap instead of KVzip
+  std::string method = "kvzip";  // any `kvzip eval` method (kvzip/baselines.h known_methods)
+  std::string kvzap;             // KVzap weights file: online KVzap instead of KVzip
   float kvzap_threshold = -4.0f;
   int kvzap_window = 128;
 };
@@ -73,6 +74,9 @@ struct EvalArgs {
   std::string save_head_scores;
   std::string dump_kept;       // debug: which heads keep the first query's gold answer (JSON lines)
   bool oracle_window = false;  // debug: the first query's gold answer joins the observation window
+  std::string dump_samples;    // write the samples as token ids (JSON lines) instead of evaluating
+  std::string dump_scores;     // with dump_samples: also our KVzip scores, DIR/<index>.f32
+  std::string samples_file;    // the user's samples (task "samples", read_samples_jsonl)
 };
 int run_eval(const EvalArgs& args);
 

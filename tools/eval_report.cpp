@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -145,22 +146,33 @@ std::string markdown_table(const std::vector<EvalRow>& rows,
   }
   out += "\n" + rule + "\n";
   const Cell full = cell(rows, "full", 1.0);
-  out += fmt::format("| full cache | {:.1f} abs ({} queries, {} samples) |", full.acc(), full.total,
-                     full.samples);
+  const auto [flo, fhi] = wilson_interval(full.correct, full.total);
+  out += fmt::format("| full cache | {:.1f} abs [{:.1f}, {:.1f}] ({} queries, {} samples) |",
+                     full.acc(), 100 * flo, 100 * fhi, full.total, full.samples);
   for (size_t i = 1; i < ratios.size(); ++i) out += " |";
   out += "\n";
   for (const std::string& m : methods) {
     out += fmt::format("| {} |", m);
     for (double r : ratios) {
       const Cell c = cell(rows, m, r);
-      out += c.empty() ? " – |" : fmt::format(" {:.1f} ({:.1f}) |", c.rel(), c.acc());
+      const auto [lo, hi] = wilson_interval(c.correct, c.total);
+      out += c.empty() ? " – |"
+                       : fmt::format(" {:.1f} ({:.1f} [{:.1f}, {:.1f}]) |", c.rel(), c.acc(),
+                                     100 * lo, 100 * hi);
     }
     out += "\n";
   }
   out +=
-      "\nCells: accuracy relative to the full cache on the same samples, % (absolute accuracy, %). "
-      "Columns: requested kept ratio.\n";
+      "\nCells: accuracy relative to the full cache on the same samples, % (absolute accuracy, "
+      "% [its 95 % Wilson interval]). Columns: requested kept ratio.\n";
   return out;
+}
+
+std::pair<double, double> wilson_interval(double k, int n, double z) {
+  if (n <= 0) return {0.0, 1.0};
+  const double nn = n, p = k / nn, d = 1 + z * z / nn, c = (p + z * z / (2 * nn)) / d,
+               h = z * std::sqrt(p * (1 - p) / nn + z * z / (4 * nn * nn)) / d;
+  return {std::max(0.0, c - h), std::min(1.0, c + h)};
 }
 
 bool plot_png(const std::vector<EvalRow>& rows, const std::vector<std::string>& methods,

@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace kvz::cli {
@@ -35,8 +36,13 @@ std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
 // Appends one row as a JSON line and flushes. Throws InputError if the file cannot be written.
 void append_row(const std::string& path, const EvalRow& row);
 
+// The Wilson score interval of a proportion k / n (k may be fractional: partial-credit metrics
+// count their summed scores), at z = 1.96 for 95 %; {0, 1} when n is 0.
+std::pair<double, double> wilson_interval(double k, int n, double z = 1.96);
+
 // Markdown table: one row per method, one column per ratio; cells = accuracy relative to the full
-// cache on the same samples (%), with the absolute accuracy in parentheses.
+// cache on the same samples (%), with the absolute accuracy and its 95 % Wilson interval in
+// parentheses.
 std::string markdown_table(const std::vector<EvalRow>& rows,
                            const std::vector<std::string>& methods,
                            const std::vector<double>& ratios);

@@ -199,14 +199,77 @@ std::vector<EvalSample> gsm8k(const TaskOptions& o, const Tokenizer& tok) {
 
 }  // namespace
 
+std::vector<EvalSample> read_samples_jsonl(const std::string& path, int num) {
+  const std::string text = read_file(path);
+  std::vector<EvalSample> out;
+  size_t line_no = 0;
+  for (size_t at = 0; at < text.size() && (num <= 0 || static_cast<int>(out.size()) < num);) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(at, end - at);
+    at = end + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto bad = [&](const std::string& why) {
+      return InputError(fmt::format("{}:{}: {}", path, line_no, why));
+    };
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw bad(std::string("not JSON: ") + e.what());
+    }
+    if (!j.is_object()) throw bad("not a JSON object");
+    EvalSample e;
+    if (j.contains("id")) {
+      if (!j["id"].is_string()) throw bad("\"id\" is not a string");
+      e.id = j["id"].get<std::string>();
+    } else {
+      e.id = fmt::format("line {}", line_no);
+    }
+    if (!j.contains("context") || !j["context"].is_string() ||
+        j["context"].get<std::string>().empty())
+      throw bad("\"context\" must be a non-empty string");
+    e.context = j["context"].get<std::string>();
+    const nlohmann::json &q = j.value("queries", nlohmann::json()),
+                         &a = j.value("answers", nlohmann::json());
+    if (!q.is_array() || q.empty()) throw bad("\"queries\" must be a non-empty list of strings");
+    if (!a.is_array() || a.size() != q.size())
+      throw bad(fmt::format("\"answers\" must be a list of {} entries, one per query", q.size()));
+    for (size_t i = 0; i < q.size(); ++i) {
+      if (!q[i].is_string() || q[i].get<std::string>().empty())
+        throw bad(fmt::format("query {} is not a non-empty string", i));
+      EvalQuery eq{q[i].get<std::string>(), {}, {}, Metric::kAnyNormalized};
+      if (a[i].is_string()) {
+        eq.answers.push_back(a[i].get<std::string>());
+      } else if (a[i].is_array() && !a[i].empty()) {
+        for (const auto& x : a[i]) {
+          if (!x.is_string()) throw bad(fmt::format("answer {} holds a non-string", i));
+          eq.answers.push_back(x.get<std::string>());
+        }
+      } else {
+        throw bad(fmt::format("answer {} is neither a string nor a non-empty list of strings", i));
+      }
+      bool any = false;
+      for (const std::string& g : eq.answers) any = any || !normalize_answer(g).empty();
+      if (!any) throw bad(fmt::format("answer {} is empty once normalised", i));
+      e.queries.push_back(std::move(eq));
+    }
+    out.push_back(std::move(e));
+  }
+  if (out.empty()) throw InputError(path + " holds no samples");
+  return out;
+}
+
 std::vector<EvalSample> make_task(const TaskOptions& o, const Tokenizer& tok) {
+  if (o.task == "samples") return read_samples_jsonl(o.samples_file, o.num);
   if (o.task == "squad") return squad(o);
   if (o.task == "niah") return niah(o, tok);
   if (o.task == "kv") return kv_retrieval(o, tok);
   if (is_ruler_task(o.task)) return make_ruler_task(o, tok);
   if (o.task == "gsm8k") return gsm8k(o, tok);
-  throw InputError(fmt::format("unknown task '{}' (known: squad, niah, kv, {}, gsm8k)", o.task,
-                               fmt::join(ruler_task_names(), ", ")));
+  throw InputError(fmt::format("unknown task '{}' (known: squad, niah, kv, {}, gsm8k, samples)",
+                               o.task, fmt::join(ruler_task_names(), ", ")));
 }
 
 int task_max_new_tokens(std::string_view task) {

@@ -37,7 +37,7 @@ struct EvalSample {
 };
 
 struct TaskOptions {
-  std::string task;    // squad | niah | kv | ruler_* (eval_ruler.h) | gsm8k
+  std::string task;    // squad | niah | kv | ruler_* (eval_ruler.h) | gsm8k | samples
   int num = 0;         // samples (0 = the task's default)
   int64_t length = 0;  // niah/kv/ruler context tokens (0 = the task's default)
   int queries = 0;     // niah needles / kv queried keys / ruler queries per sample (0 = default)
@@ -45,10 +45,17 @@ struct TaskOptions {
   uint64_t seed = 1;
   bool vary_haystack = false;  // niah: sample s's haystack starts s / num into the essay
   std::string data_dir;        // tools/data/eval
+  std::string samples_file;    // task "samples": the user's JSON lines (read_samples_jsonl)
 };
 
 // Builds the samples. Throws InputError on an unknown task or unreadable data.
 std::vector<EvalSample> make_task(const TaskOptions& o, const Tokenizer& tok);
+
+// A user's samples, one JSON object a line: {"id": str (optional), "context": str, "queries":
+// [str], "answers": [str | [str]]}, answer i belonging to query i (a list: any of them counts),
+// metric kAnyNormalized. At most `num` samples (0 = all); blank lines are skipped. Throws
+// InputError naming the line on anything else.
+std::vector<EvalSample> read_samples_jsonl(const std::string& path, int num = 0);
 
 // Tokens each task lets the model generate per query.
 int task_max_new_tokens(std::string_view task);

@@ -44,6 +44,10 @@ int main(int argc, char** argv) {
   run->add_option("--load-cache", r.load_cache, "Answer from a cache file written by `compress`");
   run->add_option("--save-cache", r.save_cache, "Write the compressed cache to this file");
   run->add_flag("--kvpress", r.kvpress, "kvpress-compatible scoring (4 sinks) and pruning");
+  run->add_option("--method", r.method,
+                  "Pruning method: kvzip (default), kvzip_head (= --level head) or any baseline of "
+                  "`kvzip eval` (query-aware ones observe the first -q)")
+      ->check(CLI::IsMember(kvz::known_methods()));
   run->add_option("--kvzap", r.kvzap,
                   "KVzap weights (.kvzap): evict online while prefilling and decoding instead of "
                   "KVzip");
@@ -102,9 +106,11 @@ int main(int argc, char** argv) {
   std::vector<std::string> tasks{"squad", "niah", "kv"};
   for (std::string_view t : ruler_task_names()) tasks.emplace_back(t);
   tasks.emplace_back("gsm8k");
-  eval->add_option("--task", ev.task,
-                   "squad | niah | kv | ruler_{s1,s2,s3,mk,mk2,mk3,mv,mq,vt,cwe,fwe,qa} | gsm8k")
-      ->check(CLI::IsMember(tasks));
+  auto* task_opt =
+      eval->add_option(
+              "--task", ev.task,
+              "squad | niah | kv | ruler_{s1,s2,s3,mk,mk2,mk3,mv,mq,vt,cwe,fwe,qa} | gsm8k")
+          ->check(CLI::IsMember(tasks));
   eval->add_option("-m,--model", ev.model, "GGUF file or llama2.c .bin (default: SmolLM2-135M)");
   std::string methods;  // the scorers' names (kvzip/baselines.h), then the KVzap surrogates
   for (const std::string& m : kvz::known_methods()) methods += m + ",";
@@ -152,6 +158,19 @@ int main(int argc, char** argv) {
                  "Debug: append the first query's gold answer (in quotes) to the query-aware "
                  "baselines' observation window, as if the answer had been generated; an oracle, "
                  "not a method: write its rows to their own --out");
+
+  auto* samples_opt = eval->add_option(
+      "--samples", ev.samples_file,
+      "Evaluate your own samples: JSON lines {\"id\", \"context\", \"queries\": [str], "
+      "\"answers\": [str | [str]]} (metric: a normalised answer is contained); docs/FIDELITY.md");
+  samples_opt->excludes(task_opt);
+  eval->add_option("--dump-samples", ev.dump_samples,
+                   "Write every sample as fed (token ids of prefix, context, KVzip "
+                   "reconstruction inputs, queries) to FILE (JSON lines) and exit; "
+                   "docs/FIDELITY.md");
+  eval->add_option("--dump-scores", ev.dump_scores,
+                   "With --dump-samples: also prefill, score and write each sample's KVzip "
+                   "scores to DIR/<index>.f32 (f32 [layers, KV heads, context])");
 
   KvzapTrainArgs kt;
   auto* kvzap = app.add_subcommand(

@@ -54,5 +54,41 @@ TEST(EvalReport, ThresholdsRoundTripIncludingInfinities) {
   std::filesystem::remove(path);
 }
 
+// Textbook values of the Wilson interval (Newcombe 1998, table I; and p = 1/2 at n = 100).
+TEST(EvalReport, WilsonInterval) {
+  auto near = [](std::pair<double, double> got, double lo, double hi) {
+    EXPECT_NEAR(got.first, lo, 5e-4);
+    EXPECT_NEAR(got.second, hi, 5e-4);
+  };
+  near(wilson_interval(81, 263), 0.2553, 0.3662);
+  near(wilson_interval(15, 148), 0.0624, 0.1605);
+  near(wilson_interval(0, 20), 0.0, 0.1611);
+  near(wilson_interval(1, 29), 0.0061, 0.1718);
+  near(wilson_interval(50, 100), 0.4038, 0.5962);
+  near(wilson_interval(0, 0), 0.0, 1.0);
+}
+
+// Every method cell shows the absolute accuracy's interval; the full cache's row too.
+TEST(EvalReport, TableShowsIntervals) {
+  std::vector<EvalRow> rows;
+  for (int s = 0; s < 2; ++s) {
+    EvalRow f = row(s, 1.0, std::nullopt), k = row(s, 0.3, std::nullopt);
+    f.method = "full";
+    f.n_queries = k.n_queries = 2;
+    f.ok = {1.0, 1.0};
+    k.ok = {1.0, 0.0};
+    f.correct = 2;
+    k.correct = 1;
+    k.method = "kvzip";
+    rows.push_back(f);
+    rows.push_back(k);
+  }
+  const std::string t = markdown_table(rows, {"kvzip"}, {0.3});
+  EXPECT_NE(t.find("| full cache | 100.0 abs [51.0, 100.0] (4 queries, 2 samples) |"),
+            std::string::npos)
+      << t;
+  EXPECT_NE(t.find("| kvzip | 50.0 (50.0 [15.0, 85.0]) |"), std::string::npos) << t;
+}
+
 }  // namespace
 }  // namespace kvz::cli
