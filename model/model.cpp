@@ -18,6 +18,13 @@ Model::Model(Device& dev, ModelConfig cfg, Weights w, std::unique_ptr<Tokenizer>
       template_(chat_template_for(*tokenizer_, config_.arch_name)),
       identity_(std::move(identity)) {}
 
+void Model::limit_context(int n_ctx) {
+  if (n_ctx <= 0 || n_ctx > config_.max_context)
+    throw InputError(fmt::format("context size {} outside 1..{} (the model's context length)",
+                                 n_ctx, config_.max_context));
+  config_.max_context = n_ctx;
+}
+
 namespace {
 
 std::unique_ptr<Model> load_by_format(Device& dev, const std::string& path,

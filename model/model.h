@@ -30,6 +30,9 @@ class Model {
                                      const std::string& identity_cache_dir = {});
 
   const ModelConfig& config() const { return config_; }
+  // Lowers the context length (llama.cpp's -c): sessions created afterwards size their buffers
+  // for n_ctx positions and refuse more. Throws InputError unless 0 < n_ctx <= the model's own.
+  void limit_context(int n_ctx);
   const Weights& weights() const { return weights_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const ChatTemplate& chat_template() const { return template_; }

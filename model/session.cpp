@@ -8,6 +8,7 @@
 #include "kvzip/cache_file.h"
 #include "model/kvzap_data.h"
 #include "runtime/ops/coopmat.h"
+#include "runtime/ops/logit_penalty.h"
 #include "runtime/ops/paged_attention.h"
 #include "runtime/ops/sampling.h"
 #include "runtime/tuning.h"
@@ -330,6 +331,10 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
   if (n_prefix_ + n_context_ <= 0)
     throw InputError("generate() needs prefill() or load_cache() first");
   if (prompt.empty()) throw InputError("empty query");
+  if (!(opts.repeat_penalty > 0) || !(opts.min_p >= 0 && opts.min_p < 1) || opts.repeat_last_n < 0)
+    throw InputError(
+        fmt::format("repeat penalty {} (must be > 0), min-p {} (0..1), last n {} (>= 0)",
+                    opts.repeat_penalty, opts.min_p, opts.repeat_last_n));
   const int64_t end = next_pos_ + static_cast<int64_t>(prompt.size()) + opts.max_new_tokens;
   if (end > model_.config().max_context)
     throw InputError(
@@ -351,11 +356,30 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
   Buffer uni_buf = dev.alloc(4);  // the uniform draw of sampling, written in stream order
   const Tensor uni = uni_buf.tensor(DType::kF32, {1});
   uint64_t rng = opts.seed * 0x9E3779B97F4A7C15ull + 1;
+  // Repetition history on the device, a ring of the last repeat_last_n ids (-1 = empty): each pick
+  // is copied in on the GPU, so decode ahead needs no host round trip. Seeded with the query's
+  // text tokens (not its template's special tokens, which include the stop token).
+  const bool penalize = opts.repeat_penalty != 1.0f && opts.repeat_last_n > 0;
+  const int64_t n_hist = penalize ? opts.repeat_last_n : 0;
+  Buffer hist_buf = dev.alloc(static_cast<size_t>(std::max<int64_t>(n_hist, 1)) * 4);
+  const Tensor hist = hist_buf.tensor(DType::kI32, {n_hist});
+  int64_t hist_slot = 0;
+  if (penalize) {
+    std::vector<int32_t> h(static_cast<size_t>(n_hist), -1);
+    for (int32_t t : prompt)
+      if (tok.token_type(t) == TokenType::kNormal) h[hist_slot++ % n_hist] = t;
+    rec_.upload(hist.mem(), h.data(), h.size() * 4);
+  }
+  const LogitPenaltyArgs pen{{}, hist, penalize ? opts.repeat_penalty : 1.0f, opts.min_p};
 
   // Records the choice of the next token from the logits into `dst` and submits; returns the
   // ticket to wait for before reading dst.
   auto record_pick = [&](const Tensor& dst) -> uint64_t {
     Tensor logits = forward_.logits().slice(0, 1);
+    LogitPenaltyArgs p = pen;
+    p.logits = logits;
+    if (opts.temperature <= 0.0f) p.min_p = 0;  // the most likely token always passes min-p
+    logit_penalty(rec_, p);
     if (opts.temperature <= 0.0f) {
       argmax(rec_, {logits, dst});
     } else {
@@ -364,6 +388,7 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
       rec_.upload(uni.mem(), &u, sizeof u);
       sample(rec_, {logits, uni, dst, opts.temperature, opts.top_k, opts.top_p});
     }
+    if (penalize) rec_.copy(dst, hist.slice(hist_slot++ % n_hist, 1));
     return rec_.submit();
   };
   // Decode ahead (GenerateOptions::decode_ahead): step i + 1, its embedding reading the id the

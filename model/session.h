@@ -41,6 +41,11 @@ struct GenerateOptions {
   int top_k = 0;
   float top_p = 1.0f;
   uint64_t seed = 0;
+  // llama.cpp's repetition penalty over the last repeat_last_n tokens (the query's text tokens,
+  // then the answer's) and min-p (runtime/ops/logit_penalty.h); 1 and 0 = off.
+  float repeat_penalty = 1.0f;
+  int repeat_last_n = 64;
+  float min_p = 0.0f;
   bool update_cache = false;         // keep query/answer pairs (multi-turn)
   bool ignore_eos = false;           // decode exactly max_new_tokens (benchmarks)
   std::vector<int32_t> stop_tokens;  // ids that also end the answer (beside the model's own)
@@ -149,6 +154,9 @@ class Session {
     forward_.clear_profile();
   }
   double score_ms() const { return score_ms_; }
+  // Fraction of the context pairs the cache keeps: 1 after prefill, the last prune's, or the loaded
+  // cache file's.
+  double kept_fraction() const { return kept_fraction_; }
   // Tokens of a query turn: "\n\n" + query + postfix.
   std::vector<int32_t> query_tokens(std::string_view query) const;
   // Tokens prefill() puts before the context: the system prefix and the instruction.

@@ -9,23 +9,29 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 namespace kvz::cli {
 
-std::string default_model_path() {
-  std::string dir;
-  if (const char* env = std::getenv("KVZIP_MODELS")) {
-    dir = env;
-  } else {
-    const char* home = std::getenv("HOME");
-    dir = std::string(home ? home : ".") + "/.cache/kvzip/models";
-  }
-  std::string path = dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!std::filesystem::exists(path))
-    throw InputError("default model " + path +
-                     " not found; run: tools/fetch_model.sh smollm2-135m");
-  return path;
+namespace {
+
+constexpr KnownModel kKnown[] = {
+    {"smollm2-135m", "SmolLM2-135M-Instruct.Q4_1.gguf", true},
+    {"gemma3-270m", "gemma-3-270m-q4_k_m.gguf", false},
+    {"qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b-instruct.gguf", true},
+};
+
+namespace fs = std::filesystem;
+
+}  // namespace
+
+std::span<const KnownModel> known_models() { return kKnown; }
+
+std::string models_dir() {
+  if (const char* env = std::getenv("KVZIP_MODELS"); env && *env) return env;
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : ".") + "/.cache/kvzip/models";
 }
 
 namespace {
@@ -39,7 +45,36 @@ std::string identity_cache_dir() {
 }
 }  // namespace
 
-Loaded load(const std::string& model_path) {
+std::string resolve_model(const std::string& m) {
+  const std::string name = m.empty() ? "smollm2-135m" : m;
+  if (name.rfind("synthetic:", 0) == 0) return name;
+  for (const KnownModel& k : kKnown) {
+    if (name != k.name) continue;
+    std::string path = models_dir() + "/" + k.file;
+    if (!fs::exists(path))
+      throw InputError(
+          fmt::format("model '{}' ({}) not found; run: tools/fetch_model.sh {}", name, path, name));
+    return path;
+  }
+  std::error_code ec;
+  const auto st = fs::status(name, ec);
+  if (ec || !fs::exists(st)) {
+    std::string names;
+    for (const KnownModel& k : kKnown)
+      names += fmt::format("{}{}", names.empty() ? "" : ", ", k.name);
+    throw InputError(fmt::format(
+        "-m {}: no such file or folder (a model file, a safetensors folder, synthetic:NAME, or one "
+        "of {})",
+        name, names));
+  }
+  if (!fs::is_regular_file(st) && !fs::is_directory(st))
+    throw InputError(fmt::format("-m {}: not a regular file or a folder", name));
+  return name;
+}
+
+std::string default_model_path() { return resolve_model(""); }
+
+Loaded load(const std::string& model_path, int ctx_size) {
   Loaded l;
   // Inference policy of the CLI: with KVZIP_DEVICE unset and only a software Vulkan driver
   // (lavapipe) present, the CPU backend runs the same ops many times faster, so use it.
@@ -86,10 +121,12 @@ Loaded load(const std::string& model_path) {
         },
         identity_cache_dir());
   }
+  if (ctx_size > 0) l.model->limit_context(ctx_size);
   const ModelConfig& c = l.model->config();
-  fmt::print(stderr, "model: {} ({}, {} layers, d_model {}, heads {}/{}, {} of weights)\n", c.name,
-             c.arch_name, c.n_layers, c.d_model, c.n_heads, c.n_kv_heads,
-             human_bytes(static_cast<double>(l.model->weights().bytes)));
+  fmt::print(stderr,
+             "model: {} ({}, {} layers, d_model {}, heads {}/{}, {} of weights, context {})\n",
+             c.name, c.arch_name, c.n_layers, c.d_model, c.n_heads, c.n_kv_heads,
+             human_bytes(static_cast<double>(l.model->weights().bytes)), c.max_context);
   return l;
 }
 
@@ -126,6 +163,73 @@ std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+std::string data_dir(std::string_view sub) {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path d = exe.parent_path().parent_path() / "share" / "kvzip-vk" / sub;
+    if (fs::is_directory(d, ec)) return d.string();
+  }
+  throw InputError(fmt::format(
+      "bundled data '{}' not found in share/kvzip-vk next to the binary's folder ({}); install "
+      "with cmake --install or run the binary from its build folder",
+      sub, exe.string()));
+}
+
+namespace {
+
+// "WHAT PATH" or, from a CLI11 validator (which names the option itself), "PATH".
+std::string named(std::string_view what, const std::string& path) {
+  return what.empty() ? path : fmt::format("{} {}", what, path);
+}
+
+}  // namespace
+
+void check_input_file(const std::string& path, std::string_view what) {
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (ec || !fs::exists(st)) throw InputError(named(what, path) + ": no such file");
+  if (!fs::is_regular_file(st)) throw InputError(named(what, path) + ": not a regular file");
+  if (::access(path.c_str(), R_OK) != 0) throw InputError(named(what, path) + ": not readable");
+}
+
+void check_output_file(const std::string& path, std::string_view what) {
+  if (path.empty()) return;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw InputError(named(what, path) + ": is a folder");
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  if (!fs::is_directory(dir, ec))
+    throw InputError(fmt::format("{}: folder {} does not exist", named(what, path), dir.string()));
+  if (::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw InputError(fmt::format("{}: folder {} is not writable", named(what, path), dir.string()));
+}
+
+std::string read_prompt(const std::optional<std::string>& prompt, const std::string& file) {
+  std::string text;
+  if (!file.empty()) {
+    text = read_file(file);
+  } else if (prompt && *prompt != "-") {
+    text = *prompt;
+  } else {
+    if (isatty(fileno(stdin)))
+      fmt::print(stderr, "reading the prompt from stdin (end it with Ctrl-D)\n");
+    std::stringstream ss;
+    ss << std::cin.rdbuf();
+    text = ss.str();
+  }
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw InputError(file.empty() ? "empty prompt (give -p TEXT, -f FILE or text on stdin)"
+                                  : "empty prompt file " + file);
+  return text;
+}
+
+std::string version_string() {
+  return fmt::format("kvzip {} (git {}, {} build; shaders: glslc, KHR coopmat {}, NV coopmat2 {})",
+                     KVZ_VERSION, KVZ_GIT_HASH, KVZ_BUILD_TYPE, KVZ_SHADERS_KHR ? "yes" : "no",
+                     KVZ_SHADERS_CM2 ? "yes" : "no");
 }
 
 }  // namespace kvz::cli

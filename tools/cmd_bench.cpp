@@ -70,11 +70,13 @@ class Table {
   explicit Table(const BenchArgs& a) : a_(a) {}
   void header(const std::string& model, const std::string& quant, const std::string& device) {
     model_ = model, quant_ = quant, device_ = device;
-    fmt::print("| model | quant | device | test | depth | value |\n|---|---|---|---|---|---|\n");
+    fmt::print(
+        "| model | quant | device | test | depth | value | unit "
+        "|\n|---|---|---|---|---|---|---|\n");
   }
   void row(const std::string& test, int64_t depth, const std::vector<double>& v, const char* unit) {
     Stat s = stat(v);
-    fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} {} |\n", model_, quant_, device_, test,
+    fmt::print("| {} | {} | {} | {} | {} | {:.2f} ± {:.2f} | {} |\n", model_, quant_, device_, test,
                depth, s.mean, s.std, unit);
     std::fflush(stdout);
     json_.push_back({{"model", model_},
@@ -120,7 +122,9 @@ void print_head_spread(Session& s, double ratio) {
 }  // namespace
 
 int run_bench(const BenchArgs& a) {
-  Loaded l = load(a.model.empty() ? default_model_path() : a.model);
+  if (a.no_retain && a.ratios.size() > 1)
+    throw InputError("--no-retain prunes the live cache: give one --ratios value");
+  Loaded l = load(resolve_model(a.model));
   const Model& m = *l.model;
   const Tokenizer& tok = m.tokenizer();
   const std::string quant(dtype_name(m.weights().layers.at(0).wq.dtype()));
@@ -142,7 +146,7 @@ int run_bench(const BenchArgs& a) {
   GenerateOptions gen;
   gen.max_new_tokens = a.n_gen;
   gen.ignore_eos = true;
-  gen.temperature = a.temperature, gen.top_k = a.top_k, gen.top_p = a.top_p, gen.seed = 1;
+  gen.temperature = a.temperature, gen.top_k = a.top_k, gen.top_p = a.top_p, gen.seed = a.seed;
   // Decode rows name their sampling when they sample ("tg64 t=0.8 k=40 p=0.9"); greedy: "tg64".
   const std::string tg = a.temperature > 0 ? fmt::format("tg{} t={} k={} p={}", a.n_gen,
                                                          a.temperature, a.top_k, a.top_p)
@@ -166,23 +170,30 @@ int run_bench(const BenchArgs& a) {
     auto ctx = random_tokens(tok, std::max<int64_t>(depth, 1), static_cast<uint32_t>(depth + 1));
     for (int64_t p : a.n_prompt) {
       std::vector<double> tps;
+      // Progress on stderr: the context prefilled before each repetition, then the repetitions.
+      Progress reps(fmt::format("pp{}@{}", p, depth), "reps");
       for (int r = -1; r < a.reps; ++r) {  // r = -1: untimed warm-up (pipelines, clocks)
-        s.prefill_tokens(prefix, ctx);
+        Progress ctx_bar(fmt::format("depth {}", depth), "tok");
+        s.prefill_tokens(prefix, ctx, depth >= 4096 ? ctx_bar.fn() : ProgressFn{});
         auto prompt = random_tokens(tok, p, static_cast<uint32_t>(r + 17));
         GenerateOptions one = gen;
         one.max_new_tokens = 1;
         GenerateResult g = s.generate_tokens(prompt, one);
         if (r >= 0) tps.push_back(static_cast<double>(p) / g.prefill_ms * 1e3);
+        reps(r + 1, a.reps + 1);
       }
       t.row(fmt::format("pp{}", p), depth, tps, "tok/s");
     }
     if (a.n_gen > 0) {
       std::vector<double> tps;
-      s.prefill_tokens(prefix, ctx);
+      Progress ctx_bar(fmt::format("depth {}", depth), "tok");
+      s.prefill_tokens(prefix, ctx, depth >= 4096 ? ctx_bar.fn() : ProgressFn{});
       warm_up();
+      Progress reps(fmt::format("{}@{}", tg, depth), "reps");
       for (int r = 0; r < a.reps; ++r) {
         GenerateResult g = s.generate_tokens(random_tokens(tok, 1, static_cast<uint32_t>(r)), gen);
         tps.push_back(static_cast<double>(g.tokens.size()) / g.decode_ms * 1e3);
+        reps(r + 1, a.reps);
       }
       t.row(tg, depth, tps, "tok/s");
     }

@@ -24,13 +24,6 @@
 #include "tools/eval_report.h"
 #include "tools/eval_tasks.h"
 
-#ifndef KVZ_EVAL_DATA_DIR
-#define KVZ_EVAL_DATA_DIR "tools/data/eval"
-#endif
-#ifndef KVZ_KVZAP_DIR
-#define KVZ_KVZAP_DIR "tools/data/kvzap"
-#endif
-
 namespace kvz::cli {
 namespace {
 
@@ -278,7 +271,7 @@ int run_eval(const EvalArgs& in) {
     names.push_back(methods.back().name);
   }
   for (double r : a.ratios) check_ratio(r);
-  const std::string model_path = a.model.empty() ? default_model_path() : a.model;
+  const std::string model_path = resolve_model(a.model);
   const std::string model_name = std::filesystem::path(model_path).filename().string();
   std::vector<double> table_ratios = a.ratios;
 
@@ -292,7 +285,7 @@ int run_eval(const EvalArgs& in) {
     to.max_new_tokens = a.max_new_tokens;
     to.seed = a.seed;
     to.vary_haystack = a.vary_haystack;
-    to.data_dir = a.data_dir.empty() ? KVZ_EVAL_DATA_DIR : a.data_dir;
+    to.data_dir = a.data_dir.empty() ? data_dir("eval") : a.data_dir;
     to.samples_file = a.samples_file;
     std::vector<EvalSample> samples = make_task(to, l.model->tokenizer());
     if (!a.dump_samples.empty()) {  // the samples as token ids (and our scores), no evaluation
@@ -303,7 +296,7 @@ int run_eval(const EvalArgs& in) {
     }
     std::optional<KvzapEval> kvzap;
     if (!kvzap_methods.empty()) {
-      KvzapEvalOptions ko{a.kvzap_dir.empty() ? KVZ_KVZAP_DIR : a.kvzap_dir,
+      KvzapEvalOptions ko{a.kvzap_dir.empty() ? data_dir("kvzap") : a.kvzap_dir,
                           std::filesystem::path(model_path).stem().string(), a.kvzap_threshold,
                           a.kvzap_window};
       kvzap.emplace(*l.model, samples, kvzap_methods, a.ratios, ko);

@@ -13,10 +13,6 @@
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 
-#ifndef KVZ_EVAL_DATA_DIR
-#define KVZ_EVAL_DATA_DIR "tools/data/eval"
-#endif
-
 namespace kvz::cli {
 namespace {
 
@@ -37,7 +33,7 @@ std::vector<std::vector<int32_t>> split_text(const Tokenizer& tok, const std::st
 // Default corpus: the essay haystack, then the SQuAD paragraphs from index `squad_from` on (the
 // evaluation's squad samples come first, so they stay unseen when --num <= squad_from).
 std::vector<std::string> default_corpus(int squad_from) {
-  const std::string dir = KVZ_EVAL_DATA_DIR;
+  const std::string dir = data_dir("eval");
   std::vector<std::string> texts{read_file(dir + "/pg_essays_haystack.txt")};
   auto j = nlohmann::json::parse(read_file(dir + "/squad_dev_first_paragraphs.json"));
   int i = 0;
@@ -105,7 +101,7 @@ Summary validate(const KvzapModel& m, const std::vector<KvzapLayerData>& val) {
 int run_kvzap_train(const KvzapTrainArgs& a) {
   if (a.prompt_tokens < 8 || a.val_every < 2)
     throw InputError("--prompt-tokens must be >= 8 and --val-every >= 2");
-  const std::string model_path = a.model.empty() ? default_model_path() : a.model;
+  const std::string model_path = resolve_model(a.model);
   Loaded l = load(model_path);
   const Model& m = *l.model;
   const ModelConfig& c = m.config();

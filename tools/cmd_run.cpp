@@ -12,25 +12,27 @@
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 #include "tools/eval_methods.h"
-
-#ifndef KVZ_DEMO_DIR
-#define KVZ_DEMO_DIR "tools/data/demo"
-#endif
+#include "tools/eval_tasks.h"
 
 namespace kvz::cli {
 namespace {
 
 struct DemoQuery {
-  std::string question, reference;
+  std::string question;
+  std::vector<std::string> references;  // empty for the user's own queries
 };
 
-std::vector<DemoQuery> demo_queries(size_t n) {
-  auto j = nlohmann::json::parse(read_file(std::string(KVZ_DEMO_DIR) + "/questions.json"));
+// The demo's questions (share/kvzip-vk/demo/questions.json; SOURCE.md there says how they were
+// chosen) with their reference answers.
+std::vector<DemoQuery> demo_queries() {
+  const std::string path = data_dir("demo") + "/questions.json";
+  auto j = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (j.is_discarded() || !j.contains("questions"))
+    throw FormatError(path + ": not the demo's JSON");
   std::vector<DemoQuery> out;
-  for (const auto& q : j["questions"]) {
-    if (out.size() == n) break;
-    out.push_back({q["question"].get<std::string>(), q["answers"][0].get<std::string>()});
-  }
+  for (const auto& q : j["questions"])
+    out.push_back(
+        {q.at("question").get<std::string>(), q.at("answers").get<std::vector<std::string>>()});
   return out;
 }
 
@@ -40,11 +42,31 @@ PruneLevel parse_level(const std::string& s) {
   return PruneLevel::kPair;
 }
 
-std::string one_line(std::string s) {
+// The answer on one line, cut to max_chars (0 = whole) where it is longer.
+std::string one_line(std::string s, int max_chars) {
   for (char& ch : s)
     if (ch == '\n' || ch == '\r') ch = ' ';
   while (!s.empty() && s.front() == ' ') s.erase(s.begin());
-  return s.size() > 100 ? s.substr(0, 97) + "..." : s;
+  const auto n = static_cast<size_t>(max_chars);
+  return max_chars > 0 && s.size() > n ? s.substr(0, n > 3 ? n - 3 : n) + "..." : s;
+}
+
+// Combinations refused before the model loads.
+void check_run_args(const RunArgs& a) {
+  const bool head = parse_level(a.level) == PruneLevel::kHead;
+  if (head && a.head_scores.empty() && a.load_cache.empty())
+    throw InputError("--level head needs --head-scores FILE");
+  if (head && !a.save_head_scores.empty())
+    throw InputError("--save-head-scores needs pair-level scoring (not --level head)");
+  if (!a.context_file.empty() && a.queries.empty())
+    throw InputError("--context needs at least one query (-q)");
+  if (!a.load_cache.empty() && a.queries.empty())
+    throw InputError("--load-cache needs at least one query (-q)");
+  if (!a.kvzap.empty() &&
+      (a.kvpress || head || !a.save_cache.empty() || !a.save_head_scores.empty()))
+    throw InputError(
+        "--kvzap does not combine with --kvpress, --level head, --save-cache or "
+        "--save-head-scores (KVzap evicts online, no KVzip scores or cache)");
 }
 
 struct Compressed {
@@ -123,19 +145,68 @@ Compressed compress_with(Session& s, const MethodInfo& m, double ratio, const st
 
 }  // namespace
 
-int run_run(const RunArgs& a) {
-  bool demo = a.context_file.empty() && a.queries.empty() && a.load_cache.empty();
-  Loaded l = load(a.model.empty() ? default_model_path() : a.model);
-  std::vector<DemoQuery> queries;
-  if (demo) {
-    queries = demo_queries(5);
-    fmt::print(
-        "kvzip demo: SmolLM2 answers questions about a bundled {} (SQuAD 'Normans') from its full "
-        "and its KVzip-compressed KV cache (ratio {}).\n\n",
-        "2,000-token Wikipedia text", a.ratio);
+namespace {
+
+// What answered from the compressed cache, as the output labels it.
+std::string method_label(const RunArgs& a, const Session& s) {
+  if (!a.kvzap.empty()) return fmt::format("kvzap tau {:.2f}", a.kvzap_threshold);
+  if (a.method != "kvzip") return fmt::format("{} ratio {:.2f}", a.method, a.ratio);
+  if (!a.load_cache.empty())
+    return fmt::format("cache file, {:.1f}% kept", 100.0 * s.kept_fraction());
+  const char* method = a.kvpress ? "kvpress" : "kvzip";
+  const std::string level = a.kvpress || a.level == "pair" ? "" : " " + a.level;
+  return fmt::format("{}{} ratio {:.2f}", method, level, a.ratio);
+}
+
+double decode_tps(const std::vector<GenerateResult>& rs) {
+  double toks = 0, ms = 0;
+  for (const auto& r : rs) toks += static_cast<double>(r.tokens.size()), ms += r.decode_ms;
+  return ms > 0 ? toks / ms * 1e3 : 0.0;
+}
+
+// Answers, each scored against its references where it has some (SQuAD's normalised containment,
+// the eval metric), then the summary line.
+void print_answers(const std::vector<DemoQuery>& qs, const std::vector<GenerateResult>& full,
+                   const std::vector<GenerateResult>& comp, const std::string& label,
+                   int max_chars) {
+  int n_full = 0, n_comp = 0, same = 0;
+  const bool scored = !qs.empty() && !qs[0].references.empty();
+  auto mark = [&](const std::string& text, size_t i, int& n) {
+    if (!scored) return std::string();
+    const bool ok = answer_matches(text, qs[i].references);
+    n += ok ? 1 : 0;
+    return std::string(ok ? "[correct] " : "[wrong]   ");
+  };
+  const std::string lab = label + ":";
+  for (size_t i = 0; i < qs.size(); ++i) {
+    fmt::print("Q{}: {}\n", i + 1, qs[i].question);
+    if (scored) {
+      std::string refs;
+      for (const auto& r : qs[i].references) refs += (refs.empty() ? "" : " | ") + r;
+      fmt::print("  {:28} {}\n", "reference:", refs);
+    }
+    if (!full.empty())
+      fmt::print("  {:28} {}{}\n", "full cache:", mark(full[i].text, i, n_full),
+                 one_line(full[i].text, max_chars));
+    fmt::print("  {:28} {}{}\n", lab, mark(comp[i].text, i, n_comp),
+               one_line(comp[i].text, max_chars));
+    if (!full.empty() && full[i].tokens == comp[i].tokens) ++same;
   }
-  for (const auto& q : a.queries) queries.push_back({q, ""});
-  if (queries.empty()) throw InputError("no queries (-q) given");
+  fmt::print("\n");
+  const size_t n = qs.size();
+  if (scored && !full.empty())
+    fmt::print("correct: full cache {}/{}, compressed {}/{}, identical {}/{}\n", n_full, n, n_comp,
+               n, same, n);
+  else if (scored)
+    fmt::print("correct: {}/{}\n", n_comp, n);
+  else if (!full.empty())
+    fmt::print("answers identical to the full cache: {}/{}\n", same, n);
+}
+
+}  // namespace
+
+int run_run(const RunArgs& a) {
+  check_run_args(a);
   // --method: kvzip (default; --level, --kvpress) or any other method of `kvzip eval`.
   const bool other = a.method != "kvzip";
   const MethodInfo method = method_info(a.method == "kvzip_head" ? "kvzip" : a.method);
@@ -147,6 +218,27 @@ int run_run(const RunArgs& a) {
           "--method {} does not combine with --kvzap, --load-cache, --kvpress or --level",
           a.method));
   }
+  const bool demo = a.context_file.empty() && a.queries.empty() && a.load_cache.empty();
+  const std::string model = resolve_model(a.model);
+  std::vector<DemoQuery> queries;
+  std::string context;
+  if (demo) {
+    queries = demo_queries();
+    context = read_file(data_dir("demo") + "/context.txt");
+  } else if (a.load_cache.empty()) {
+    context = read_file(a.context_file);
+  }
+  for (const auto& q : a.queries) queries.push_back({q, {}});
+  std::optional<KvzapModel> zm;
+  if (!a.kvzap.empty()) zm = KvzapModel::load(a.kvzap);
+
+  Loaded l = load(model, a.ctx_size);
+  if (demo)
+    fmt::print(
+        "kvzip demo: {} answers {} questions about a bundled 2,000-token Wikipedia text (SQuAD "
+        "'Normans') from its full KV cache and from a KVzip-compressed one keeping {:.0f}% of the "
+        "context's KV pairs; each answer is checked against SQuAD's reference answers.\n\n",
+        l.model->config().name, queries.size(), 100 * a.ratio);
 
   SessionOptions so;
   so.score_chunk = a.chunk;
@@ -159,20 +251,16 @@ int run_run(const RunArgs& a) {
   Compressed c;
   Session* answer = &s;  // the session the compressed answers come from
   std::unique_ptr<Session> zs;
-  std::optional<KvzapModel> zm;
-  if (!a.kvzap.empty()) {
-    if (!a.load_cache.empty()) throw InputError("--kvzap and --load-cache do not combine");
-    zm = KvzapModel::load(a.kvzap);
+  if (zm) {
     zs = std::make_unique<Session>(*l.model, so);
     answer = zs.get();
   }
   if (!a.load_cache.empty()) {
     s.load_cache(a.load_cache);
-    fmt::print("loaded {} ({} context tokens, {} of KV)\n", a.load_cache, s.n_context(),
+    fmt::print("loaded {} ({} context tokens, {:.1f}% of the context pairs kept, {} of KV)\n",
+               a.load_cache, s.n_context(), 100.0 * s.kept_fraction(),
                human_bytes(static_cast<double>(s.cache().bytes_in_use())));
   } else {
-    std::string context = read_file(
-        a.context_file.empty() ? std::string(KVZ_DEMO_DIR) + "/context.txt" : a.context_file);
     std::optional<QueryStats> stats;  // Expected Attention's prefill statistics
     if (method.needs_query_stats) {
       const ModelConfig& cfg = l.model->config();
@@ -184,7 +272,11 @@ int run_run(const RunArgs& a) {
     }
     prefill_ms = s.prefill_ms();
     bytes_full = s.cache().bytes_in_use();
-    for (const auto& q : queries) full.push_back(s.generate(q.question, go));
+    Progress qbar("answering", "queries");
+    for (const auto& q : queries) {
+      full.push_back(s.generate(q.question, go));
+      qbar(static_cast<int64_t>(full.size()), static_cast<int64_t>(queries.size()));
+    }
     if (zs) {
       c = prefill_kvzap(*zs, *zm, a, context);
     } else if (other && a.method != "kvzip_head") {
@@ -197,36 +289,19 @@ int run_run(const RunArgs& a) {
   }
   std::vector<GenerateResult> comp;
   for (const auto& q : queries) comp.push_back(answer->generate(q.question, go));
-  const std::string label = zs ? fmt::format("kvzap tau {:.2f}:", a.kvzap_threshold)
-                               : fmt::format("{} ratio {:.2f}:", a.method, a.ratio);
-
-  int same = 0;
-  for (size_t i = 0; i < queries.size(); ++i) {
-    fmt::print("Q{}: {}\n", i + 1, queries[i].question);
-    if (!queries[i].reference.empty()) fmt::print("  reference:        {}\n", queries[i].reference);
-    if (!full.empty()) fmt::print("  full cache:       {}\n", one_line(full[i].text));
-    fmt::print("  {:17} {}\n", label, one_line(comp[i].text));
-    if (!full.empty() && full[i].tokens == comp[i].tokens) ++same;
-  }
-  auto decode_tps = [](const std::vector<GenerateResult>& rs) {
-    double toks = 0, ms = 0;
-    for (const auto& r : rs) toks += static_cast<double>(r.tokens.size()), ms += r.decode_ms;
-    return ms > 0 ? toks / ms * 1e3 : 0.0;
-  };
-  fmt::print("\n");
+  print_answers(queries, full, comp, method_label(a, *answer), a.max_answer_chars);
   if (!full.empty()) {
-    fmt::print("answers identical to the full cache: {}/{}\n", same, queries.size());
     fmt::print("KV cache: {} -> {} ({:.1f}% of bytes; {:.1f}% of context pairs kept)\n",
                human_bytes(static_cast<double>(bytes_full)),
                human_bytes(static_cast<double>(c.prune.bytes_after)),
                100.0 * static_cast<double>(c.prune.bytes_after) / static_cast<double>(bytes_full),
                100.0 * c.prune.kept_fraction);
-    fmt::print(
-        "time: prefill {:.0f} ms ({} tokens, {:.1f} tok/s) | scoring {:.0f} ms | pruning {:.0f} "
-        "ms (kvzap: its prefill)\n",
-        prefill_ms, s.n_prefix() + s.n_context(),
-        static_cast<double>(s.n_prefix() + s.n_context()) / std::max(prefill_ms, 1e-3) * 1e3,
-        c.score_ms, c.prune.ms);
+    const int64_t n_prefilled = s.n_prefix() + s.n_context();
+    const std::string phases =
+        zs ? fmt::format("prefill with KVzap eviction {:.0f} ms", c.prune.ms)
+           : fmt::format("scoring {:.0f} ms | pruning {:.0f} ms", c.score_ms, c.prune.ms);
+    fmt::print("time: prefill {:.0f} ms ({} tokens, {:.1f} tok/s) | {}\n", prefill_ms, n_prefilled,
+               static_cast<double>(n_prefilled) / std::max(prefill_ms, 1e-3) * 1e3, phases);
     fmt::print("decode: full cache {:.1f} tok/s | compressed {:.1f} tok/s\n", decode_tps(full),
                decode_tps(comp));
   } else {
@@ -237,12 +312,18 @@ int run_run(const RunArgs& a) {
 }
 
 int run_compress(const CompressArgs& a) {
-  Loaded l = load(a.model.empty() ? default_model_path() : a.model);
+  if (parse_level(a.level) == PruneLevel::kHead && a.head_scores.empty())
+    throw InputError("--level head needs --head-scores FILE");
+  if (parse_level(a.level) == PruneLevel::kHead && !a.save_head_scores.empty())
+    throw InputError("--save-head-scores needs pair-level scoring (not --level head)");
+  const std::string model = resolve_model(a.model);
+  const std::string context = read_file(a.context_file);
+  Loaded l = load(model, a.ctx_size);
   SessionOptions so;
   so.score_chunk = a.chunk;
   Session s(*l.model, so);
   Progress bar("prefill", "tok");
-  s.prefill(read_file(a.context_file), bar.fn());
+  s.prefill(context, bar.fn());
   size_t before = s.cache().bytes_in_use();
   Compressed c = compress(s, a.ratio, a.level, a.head_scores, a.chunk, false);
   s.save_cache(a.output);

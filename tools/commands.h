@@ -10,10 +10,14 @@ namespace kvz::cli {
 int run_devices();
 
 struct GenerateArgs {
-  std::string model, prompt, context_file;
-  bool chat = false;
+  std::string model, prompt_file, context_file, system_prompt;
+  std::optional<std::string> prompt;  // absent or "-": read stdin (unless --chat or -f)
+  bool chat = false, raw = false;     // raw: no chat template around the context and prompt
+  int ctx_size = 0;                   // 0 = the model's context length
   int max_new_tokens = 128;
-  float temperature = 0.0f, top_p = 1.0f;
+  float temperature = 0.0f, top_p = 1.0f, min_p = 0.05f;
+  float repeat_penalty = 1.1f;
+  int repeat_last_n = 64;
   int top_k = 0;
   uint64_t seed = 0;
 };
@@ -24,6 +28,8 @@ struct RunArgs {
                                    save_head_scores;
   std::vector<std::string> queries;
   double ratio = 0.3;
+  int ctx_size = 0;
+  int max_answer_chars = 0;  // 0 = whole answers
   int max_new_tokens = 48;
   int chunk = 2000;
   bool kvpress = false;
@@ -37,6 +43,7 @@ int run_run(const RunArgs& args);
 struct CompressArgs {
   std::string model, context_file, output, level = "pair", head_scores, save_head_scores;
   double ratio = 0.3;
+  int ctx_size = 0;
   int chunk = 2000;
 };
 int run_compress(const CompressArgs& args);
@@ -51,6 +58,7 @@ struct BenchArgs {
   float temperature = 0.0f;  // decode tests: 0 = greedy (argmax), else sampled
   int top_k = 0;
   float top_p = 1.0f;
+  uint64_t seed = 1;
 };
 int run_bench(const BenchArgs& args);
 

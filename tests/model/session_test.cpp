@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "kvzip/cache_file.h"
 #include "kvzip/pruner.h"
@@ -184,6 +185,32 @@ std::unique_ptr<KvCache> masked_copy(Device& dev, Recorder& rec, const KvCache& 
     dev.upload(v.pos_pool, pos.data());
   }
   return masked;
+}
+
+// The repetition penalty's history lives on the device (each pick copied in): decoding ahead and
+// one step at a time give the same tokens; a prohibitive penalty over the whole answer leaves no
+// token repeated, which plain greedy decoding of this model does repeat.
+TEST_P(SessionTest, RepeatPenaltyAheadAndStepwiseAgree) {
+  Session a(*model, options()), b(*model, options());
+  a.prefill(kContext);
+  b.prefill(kContext);
+  GenerateOptions plain = greedy();
+  const std::vector<int32_t> looped = a.generate("Who was lost?", plain).tokens;
+  ASSERT_NE(std::set<int32_t>(looped.begin(), looped.end()).size(), looped.size());
+  GenerateOptions on = greedy(), off = greedy();
+  on.repeat_penalty = off.repeat_penalty = 1e6f;
+  on.repeat_last_n = off.repeat_last_n = 256;
+  off.decode_ahead = false;
+  const std::vector<int32_t> got = a.generate("Who was lost?", on).tokens;
+  EXPECT_EQ(got, b.generate("Who was lost?", off).tokens);
+  EXPECT_EQ(std::set<int32_t>(got.begin(), got.end()).size(), got.size());
+  on.repeat_penalty = off.repeat_penalty = 1.3f;  // sampled, with min-p
+  on.temperature = off.temperature = 0.9f;
+  on.min_p = off.min_p = 0.05f;
+  on.seed = off.seed = 3;
+  EXPECT_EQ(a.generate("Who was lost?", on).tokens, b.generate("Who was lost?", off).tokens);
+  on.repeat_penalty = 0;
+  EXPECT_THROW(a.generate("Who was lost?", on), InputError);
 }
 
 TEST_P(SessionTest, CompactedCacheAttentionEqualsMaskedFullCache) {

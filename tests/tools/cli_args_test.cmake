@@ -1,0 +1,105 @@
+# The CLI's arguments (tests/tools/): bad values and unusable files are refused in one line, exit 1,
+# before any model loads (no "device:" line); llama.cpp-style flags, prompts from stdin and -f,
+# --raw, -sys, -c, --version and defaults in --help; run's labels and --max-answer-chars. Run by
+# ctest with KVZIP, SRC and WORK; KVZIP_DEVICE picks the backend.
+include(${CMAKE_CURRENT_LIST_DIR}/cli_common.cmake)
+set(ctx ${SRC}/tests/data/stories260K/context.txt)
+set(work ${WORK}/cli_args_$ENV{KVZIP_DEVICE})
+file(REMOVE_RECURSE ${work})
+file(MAKE_DIRECTORY ${work}/empty_models)
+
+# Refused before the model loads: kvzip ARGN must exit 1 with stderr matching `want`.
+function(refused want)
+  execute_process(COMMAND ${KVZIP} ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err INPUT_FILE /dev/null)
+  if(NOT rc EQUAL 1 OR NOT err MATCHES "^kvzip: error: ${want}" OR err MATCHES "device:")
+    message(FATAL_ERROR "kvzip ${ARGN}: not refused before loading with '${want}' (${rc}):\n${out}\n${err}")
+  endif()
+  string(REGEX MATCHALL "\n" lines "${err}")
+  list(LENGTH lines n)
+  if(NOT n EQUAL 1)
+    message(FATAL_ERROR "kvzip ${ARGN}: ${n} lines on stderr, not one:\n${err}")
+  endif()
+endfunction()
+
+refused("--ratio: Value 1.5 not in range" run -m ${model} --context ${ctx} -q Who? --ratio 1.5)
+refused("--ratio: Value 0 not in range" compress -m ${model} --context ${ctx} -o ${work}/c.kvz --ratio 0)
+refused("--output: .*folder .* does not exist" compress -m ${model} --context ${ctx} -o ${work}/no/c.kvz)
+refused("--output: .* is a folder" compress -m ${model} --context ${ctx} -o ${work})
+refused("--save-cache: .*does not exist" run -m ${model} --context ${ctx} -q Who? --save-cache ${work}/no/c.kvz)
+refused("--json: .*does not exist" bench -m ${model} --json ${work}/no/b.json)
+refused("--context: .* not a regular file" generate -m ${model} --context ${work} -p hi)
+refused("--context: .* no such file" run -m ${model} --context ${work}/none.txt -q Who?)
+refused("--load-cache: .* not a regular file" run -m ${model} --load-cache ${work} -q Who?)
+refused("--file: .* no such file" generate -m ${model} -f ${work}/none.txt)
+refused(".*-p" bench -m ${model} -p -5)
+refused(".*-d" bench -m ${model} -d -1)
+refused("--n-predict: Value 0 not in range" generate -m ${model} -p hi -n 0)
+refused("--repeat-penalty: Value 0 not in range" generate -m ${model} -p hi --repeat-penalty 0)
+refused("--min-p: Value 1 not in range" generate -m ${model} -p hi --min-p 1)
+refused("-m .*none.gguf: no such file" generate -m ${work}/none.gguf -p hi)
+refused("--level head needs --head-scores" run -m ${model} --context ${ctx} -q Who? --level head)
+refused("--context needs at least one query" run -m ${model} --context ${ctx})
+refused("--kvzap does not combine" run -m ${model} --context ${ctx} -q Who? --kvpress
+        --kvzap ${SRC}/tests/data/stories260K/stories260K.mlp.kvzap)
+refused("empty prompt" generate -m ${model})
+set(ENV{KVZIP_MODELS} ${work}/empty_models)
+refused("model 'gemma3-270m' .* run: tools/fetch_model.sh gemma3-270m" generate -m gemma3-270m -p hi)
+unset(ENV{KVZIP_MODELS})
+# After loading: -c beyond the model's length, and a context longer than -c.
+execute_process(COMMAND ${KVZIP} generate -m ${model} -c 100000 -p hi RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "kvzip: error: context size 100000 outside 1..512")
+  message(FATAL_ERROR "-c 100000 was not refused (${rc}):\n${err}")
+endif()
+execute_process(COMMAND ${KVZIP} run -m ${model} -c 64 --context ${ctx} -q Who?
+                RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 1 OR NOT err MATCHES "does not fit the model's 64-token context")
+  message(FATAL_ERROR "a context over -c 64 was not refused (${rc}):\n${err}")
+endif()
+
+# --version and defaults in --help.
+kvzip_ok(out --version)
+if(NOT out MATCHES "^kvzip [0-9.]+ \\(git [0-9a-f]+|unknown, [A-Za-z]+ build; shaders: glslc, KHR coopmat (yes|no), NV coopmat2 (yes|no)\\)")
+  message(FATAL_ERROR "kvzip --version: ${out}")
+endif()
+kvzip_ok(out generate --help)
+foreach(want "--repeat-penalty [^\n]*=1.1\n" "--repeat-last-n [^\n]*=64\n" "--min-p [^\n]*=0.05\n"
+        "-c,--ctx-size [^\n]*=0\n" "-f,--file" "--raw" "--system-prompt" "default: smollm2-135m")
+  if(NOT out MATCHES "${want}")
+    message(FATAL_ERROR "generate --help lacks '${want}':\n${out}")
+  endif()
+endforeach()
+
+# Prompts: stdin (no -p, and -p -), -f, --raw, -sys.
+file(WRITE ${work}/prompt.txt "Who was lost?")
+foreach(args "" "-p;-")
+  execute_process(COMMAND ${KVZIP} generate -m ${model} ${args} -n 6 INPUT_FILE ${work}/prompt.txt
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0 OR NOT err MATCHES "prompt [0-9]+ tok" OR NOT out MATCHES "[a-zA-Z]")
+    message(FATAL_ERROR "generate ${args} with the prompt on stdin (${rc}):\n${out}\n${err}")
+  endif()
+endforeach()
+kvzip_ok(from_file generate -m ${model} -f ${work}/prompt.txt -n 6)
+kvzip_ok(from_arg generate -m ${model} -p "Who was lost?" -n 6)
+if(NOT from_file STREQUAL from_arg)
+  message(FATAL_ERROR "-f and -p gave different answers:\n${from_file}\n${from_arg}")
+endif()
+kvzip_ok(out generate -m ${model} --raw -p "Once upon a time" -n 8)
+kvzip_ok(out generate -m ${model} -sys "You tell stories." -p "Who was lost?" -n 6)
+# The repetition penalty changes what greedy decoding repeats.
+kvzip_ok(plain generate -m ${model} --raw -p "Once upon a time" -n 48 --repeat-penalty 1)
+kvzip_ok(penalised generate -m ${model} --raw -p "Once upon a time" -n 48 --repeat-penalty 1.5)
+if(plain STREQUAL penalised)
+  message(FATAL_ERROR "--repeat-penalty 1.5 changed nothing:\n${plain}")
+endif()
+
+# run: labels name what ran; answers whole unless --max-answer-chars cuts them.
+kvzip_ok(out run -m ${model} --context ${ctx} -q "Who was lost?" -n 24 --kvpress --chunk 32)
+if(NOT out MATCHES "kvpress ratio 0.30:" OR out MATCHES "kvzap" OR NOT out MATCHES "scoring [0-9]+ ms")
+  message(FATAL_ERROR "run --kvpress labels:\n${out}")
+endif()
+kvzip_ok(out run -m ${model} --context ${ctx} -q "Who was lost?" -n 24 --max-answer-chars 10 --chunk 32)
+if(NOT out MATCHES "full cache: +[^\n]......\\.\\.\\.\n")
+  message(FATAL_ERROR "run --max-answer-chars 10 did not cut the answer:\n${out}")
+endif()
+message(STATUS "kvzip argument validation, flags and labels OK")
