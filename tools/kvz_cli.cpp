@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "kvzip/baselines.h"
+#include "runtime/device.h"
 #include "runtime/error.h"
 #include "tools/commands.h"
 #include "tools/eval_ruler.h"
@@ -11,6 +12,12 @@ int main(int argc, char** argv) {
   using namespace kvz::cli;
   CLI::App app{"kvzip: query-agnostic KV-cache compression (KVzip) on Vulkan"};
   app.require_subcommand(0, 1);
+  // Global: before or after the subcommand (fallthrough), e.g. `kvzip bench -t 2 ...`.
+  int threads = 0;
+  app.add_option("-t,--threads", threads,
+                 "CPU backend threads (default 0: one per hardware thread)")
+      ->check(CLI::Range(0, 4096));
+  app.fallthrough();
   auto* devices = app.add_subcommand("devices", "List Vulkan devices and the CPU backend");
 
   GenerateArgs g;
@@ -170,6 +177,7 @@ int main(int argc, char** argv) {
   kvzap->add_option("--d-hidden", kt.d_hidden, "MLP hidden width (default d_model/8)");
 
   CLI11_PARSE(app, argc, argv);
+  kvz::set_cpu_threads(threads);
   try {
     if (devices->parsed()) return run_devices();
     if (gen->parsed()) return run_generate(g);
