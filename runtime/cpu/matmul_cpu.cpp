@@ -23,6 +23,7 @@ namespace {
 constexpr int64_t kQuantWRows = 16;  // weight rows unpacked per item: 16 x k codes
 constexpr int64_t kFloatWRows = 8;   // f32 weight rows converted per item
 constexpr int64_t kXRows = 64;       // x rows quantised per item of that pass
+constexpr int64_t kTileMinM = 8;     // fewer x rows (decode): unpack and dot row by row
 
 const std::byte* row_ptr(const Tensor& t, int64_t r) {
   return t.host<std::byte>() + size_t(r) * row_bytes(t.dtype(), t.cols());
@@ -63,8 +64,15 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
                            k,
                            kp,
                            t == DType::kQ8_0};
-    unpack_w_rows(t, w, r0, r1, wu);
-    qdot_tile(wu, r1 - r0, xq, 0, m, bias ? bias + r0 : nullptr, y + r0, n);
+    if (m >= kTileMinM) {
+      unpack_w_rows(t, w, r0, r1, wu);
+      qdot_tile(wu, r1 - r0, xq, 0, m, bias ? bias + r0 : nullptr, y + r0, n);
+      return;
+    }
+    for (int64_t r = r0; r < r1; ++r) {  // few x rows: one weight row at a time, read from L1
+      unpack_w_rows(t, w, r, r + 1, wu);
+      qdot_tile(wu, 1, xq, 0, m, bias ? bias + r : nullptr, y + r, n);
+    }
   });
 }
 

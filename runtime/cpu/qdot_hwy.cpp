@@ -147,11 +147,21 @@ inline void ScalesMinsK4(const uint8_t* q, uint8_t* out) {
 
 // s16[g] = d * sc[g / 2], b16[g] = -(dmin * mn[g / 2]) for the 16 groups of one K block.
 HWY_INLINE void KScales(const uint8_t* sm, float d, float dmin, float* s16, float* b16) {
-  uint8_t e[32];  // each scale, then each min, twice
+  HWY_ALIGN uint8_t e[32];  // each scale, then each min, twice
+#if HWY_TARGET == HWY_SCALAR
   for (int j = 0; j < 8; ++j) {
     e[2 * j] = e[2 * j + 1] = sm[j];
     e[16 + 2 * j] = e[17 + 2 * j] = sm[8 + j];
   }
+#else
+  const hn::Full128<uint8_t> db;
+  HWY_ALIGN static constexpr uint8_t kDup[32] = {0,  0,  1,  1,  2,  2,  3,  3,  4,  4,  5,
+                                                 5,  6,  6,  7,  7,  8,  8,  9,  9,  10, 10,
+                                                 11, 11, 12, 12, 13, 13, 14, 14, 15, 15};
+  const auto v = hn::LoadU(db, sm);
+  hn::Store(hn::TableLookupBytes(v, hn::Load(db, kDup)), db, e);
+  hn::Store(hn::TableLookupBytes(v, hn::Load(db, kDup + 16)), db, e + 16);
+#endif
   const hn::CappedTag<float, 16> df;
   const hn::Rebind<int32_t, decltype(df)> di;
   const hn::Rebind<uint8_t, decltype(df)> d8;
