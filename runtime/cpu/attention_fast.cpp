@@ -138,6 +138,41 @@ inline void accumulate_pv(const float* p, int n, const float* v, int64_t hd, flo
     for (int j = 0; j < n; ++j) acc[c0] += p[j] * v[j * hd + c0];
 }
 
+// accumulate_pv for 4 consecutive rows of acc ([4][hd]) with probabilities p[4][kKt]: each v row
+// loaded serves all 4.
+[[gnu::always_inline]] inline void accumulate_pv4(const float (*p)[kKt], int n, const float* v,
+                                                  int64_t hd, float* acc) {
+  int64_t c0 = 0;
+  for (; c0 + 16 <= hd; c0 += 16) {
+    float a0[16], a1[16], a2[16], a3[16];
+    for (int e = 0; e < 16; ++e) {
+      a0[e] = acc[c0 + e];
+      a1[e] = acc[hd + c0 + e];
+      a2[e] = acc[2 * hd + c0 + e];
+      a3[e] = acc[3 * hd + c0 + e];
+    }
+    for (int j = 0; j < n; ++j) {
+      const float p0 = p[0][j], p1 = p[1][j], p2 = p[2][j], p3 = p[3][j];
+      const float* vj = v + j * hd + c0;
+      for (int e = 0; e < 16; ++e) {
+        a0[e] += p0 * vj[e];
+        a1[e] += p1 * vj[e];
+        a2[e] += p2 * vj[e];
+        a3[e] += p3 * vj[e];
+      }
+    }
+    for (int e = 0; e < 16; ++e) {
+      acc[c0 + e] = a0[e];
+      acc[hd + c0 + e] = a1[e];
+      acc[2 * hd + c0 + e] = a2[e];
+      acc[3 * hd + c0 + e] = a3[e];
+    }
+  }
+  for (; c0 < hd; ++c0)
+    for (int r = 0; r < 4; ++r)
+      for (int j = 0; j < n; ++j) acc[r * hd + c0] += p[r][j] * v[j * hd + c0];
+}
+
 // First slot of rows [t, t + n) of KV head h (n rows within one block), checked.
 int64_t tile_slot(const AttnDims& d, const int32_t* table, int64_t h, int64_t t, int n) {
   const int64_t s = int64_t{table[h * d.max_blocks + t / kKt]} * kKt + t % kKt;
@@ -212,12 +247,19 @@ KVZ_CPU_CLONES void attention_item(const PagedAttentionArgs& a, const AttnDims& 
             s[j] = a.softcap * std::tanh(s[j] / a.softcap);
         }
         float alpha = 1.0f;
-        if (!online_update(s, b.m[r], b.l[r], alpha)) continue;
+        if (!online_update(s, b.m[r], b.l[r], alpha)) {
+          std::fill(s, s + kKt, 0.0f);  // nothing visible: adds nothing below
+          continue;
+        }
         float* acc = b.acc.data() + r * hd;
         if (alpha != 1.0f)
           for (int64_t c = 0; c < hd; ++c) acc[c] *= alpha;
-        accumulate_pv(s, n, b.v.data(), hd, acc);
       }
+      if (nr == 4)
+        accumulate_pv4(s4, n, b.v.data(), hd, b.acc.data() + r0 * hd);
+      else
+        for (int ir = 0; ir < nr; ++ir)
+          accumulate_pv(s4[ir], n, b.v.data(), hd, b.acc.data() + (r0 + ir) * hd);
     }
   }
   for (int64_t r = 0; r < qt.rows; ++r) {
