@@ -69,7 +69,12 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
       qdot_tile(wu, r1 - r0, xq, 0, m, bias ? bias + r0 : nullptr, y + r0, n);
       return;
     }
+    const size_t rb = row_bytes(t, k);
     for (int64_t r = r0; r < r1; ++r) {  // few x rows: one weight row at a time, read from L1
+      // Every line of the next row is requested first: decode reads each weight once, and the
+      // unpacking otherwise waits on memory line by line.
+      if (r + 1 < n)
+        for (size_t off = 0; off < rb; off += 64) __builtin_prefetch(w + size_t(r + 1) * rb + off);
       unpack_w_rows(t, w, r, r + 1, wu);
       qdot_tile(wu, 1, xq, 0, m, bias ? bias + r : nullptr, y + r, n);
     }
