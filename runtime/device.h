@@ -152,6 +152,11 @@ class Device {
 // Throws DeviceError if an explicit selector matches nothing.
 std::unique_ptr<Device> open_device(std::string_view selector = {});
 
+// Threads the CPU backend's kernels run on (one process-wide pool): n >= 1, or 0 for one per
+// hardware thread (the default). Applies to work started after the call.
+void set_cpu_threads(int n);
+int cpu_threads();
+
 // Every device the loader reports (plus the CPU backend last), with probed capabilities.
 std::vector<DeviceCaps> list_devices();
 

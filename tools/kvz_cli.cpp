@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "kvzip/baselines.h"
+#include "runtime/device.h"
 #include "runtime/error.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
@@ -80,6 +81,12 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", version_string(),
                        "Print the version, git hash, build type "
                        "and shader builds, then exit");
+  // Global: before or after the subcommand (fallthrough), e.g. `kvzip bench -t 2 ...`.
+  int threads = 0;
+  app.add_option("-t,--threads", threads,
+                 "CPU backend threads (default 0: one per hardware thread)")
+      ->check(CLI::Range(0, 4096));
+  app.fallthrough();
   auto* devices = app.add_subcommand("devices", "List Vulkan devices and the CPU backend");
 
   GenerateArgs g;
@@ -328,6 +335,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "kvzip: error: %s (kvzip --help lists the options)\n", e.what());
     return 1;
   }
+  kvz::set_cpu_threads(threads);
   try {
     if (devices->parsed()) return run_devices();
     if (gen->parsed()) return run_generate(g);

@@ -20,7 +20,7 @@ namespace kvz::cpu {
 namespace {
 
 constexpr int kKt = kKvBlockTokens;  // keys per tile: one cache block, contiguous slots
-constexpr int kRowsPerItem = 64;     // query rows (query x group head) per work item
+constexpr int kRowsPerItem = 256;    // query rows (query x group head) per work item
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // exp(x) in f32 without libm calls so loops over it vectorise: x = n ln2 + r, |r| <= ln2 / 2,
@@ -69,6 +69,41 @@ inline void row_logits(const float* q, int64_t hd, const float* kt, float scale,
   for (int j = 0; j < kKt; ++j) s[j] = scale * acc[j];
 }
 
+// row_logits for 4 query rows at once: each k column loaded serves all 4 (the loop is bound by
+// loads otherwise). s[r][j] = scale * q[r] . k_j.
+[[gnu::always_inline]] inline void row_logits4(const float* const* q, int64_t hd, const float* kt,
+                                               float scale, float (*s)[kKt]) {
+  float a0[kKt] = {}, a1[kKt] = {}, a2[kKt] = {}, a3[kKt] = {};
+  for (int64_t c = 0; c < hd; ++c) {
+    const float q0 = q[0][c], q1 = q[1][c], q2 = q[2][c], q3 = q[3][c];
+    const float* kc = kt + c * kKt;
+    for (int j = 0; j < kKt; ++j) {
+      a0[j] += q0 * kc[j];
+      a1[j] += q1 * kc[j];
+      a2[j] += q2 * kc[j];
+      a3[j] += q3 * kc[j];
+    }
+  }
+  for (int j = 0; j < kKt; ++j) {
+    s[0][j] = scale * a0[j];
+    s[1][j] = scale * a1[j];
+    s[2][j] = scale * a2[j];
+    s[3][j] = scale * a3[j];
+  }
+}
+
+// Logits of query rows [r0, r0 + nr) (nr <= 4) of a tile: row(r) gives row r's q.
+template <class RowFn>
+[[gnu::always_inline]] inline void tile_logits(RowFn&& row, int64_t r0, int nr, int64_t hd,
+                                               const float* kt, float scale, float (*s)[kKt]) {
+  if (nr == 4) {
+    const float* q[4] = {row(r0), row(r0 + 1), row(r0 + 2), row(r0 + 3)};
+    row_logits4(q, hd, kt, scale, s);
+  } else {
+    for (int i = 0; i < nr; ++i) row_logits(row(r0 + i), hd, kt, scale, s[i]);
+  }
+}
+
 // Folds one tile of logits s[kKt] (masked entries -inf) into the running max m and sum l and
 // leaves the tile's probabilities exp(s - m_new) in s; alpha = exp(m_old - m_new) rescales earlier
 // sums. Returns false (touching nothing) when every entry is masked.
@@ -101,6 +136,41 @@ inline void accumulate_pv(const float* p, int n, const float* v, int64_t hd, flo
   }
   for (; c0 < hd; ++c0)
     for (int j = 0; j < n; ++j) acc[c0] += p[j] * v[j * hd + c0];
+}
+
+// accumulate_pv for 4 consecutive rows of acc ([4][hd]) with probabilities p[4][kKt]: each v row
+// loaded serves all 4.
+[[gnu::always_inline]] inline void accumulate_pv4(const float (*p)[kKt], int n, const float* v,
+                                                  int64_t hd, float* acc) {
+  int64_t c0 = 0;
+  for (; c0 + 16 <= hd; c0 += 16) {
+    float a0[16], a1[16], a2[16], a3[16];
+    for (int e = 0; e < 16; ++e) {
+      a0[e] = acc[c0 + e];
+      a1[e] = acc[hd + c0 + e];
+      a2[e] = acc[2 * hd + c0 + e];
+      a3[e] = acc[3 * hd + c0 + e];
+    }
+    for (int j = 0; j < n; ++j) {
+      const float p0 = p[0][j], p1 = p[1][j], p2 = p[2][j], p3 = p[3][j];
+      const float* vj = v + j * hd + c0;
+      for (int e = 0; e < 16; ++e) {
+        a0[e] += p0 * vj[e];
+        a1[e] += p1 * vj[e];
+        a2[e] += p2 * vj[e];
+        a3[e] += p3 * vj[e];
+      }
+    }
+    for (int e = 0; e < 16; ++e) {
+      acc[c0 + e] = a0[e];
+      acc[hd + c0 + e] = a1[e];
+      acc[2 * hd + c0 + e] = a2[e];
+      acc[3 * hd + c0 + e] = a3[e];
+    }
+  }
+  for (; c0 < hd; ++c0)
+    for (int r = 0; r < 4; ++r)
+      for (int j = 0; j < n; ++j) acc[r * hd + c0] += p[r][j] * v[j * hd + c0];
 }
 
 // First slot of rows [t, t + n) of KV head h (n rows within one block), checked.
@@ -161,23 +231,35 @@ KVZ_CPU_CLONES void attention_item(const PagedAttentionArgs& a, const AttnDims& 
     if (p_min > qp_max || (a.window > 0 && int64_t{qp_min} - p_max >= a.window)) continue;
     load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, b.kt.data());
     load_v(a.v_pool.host<uint16_t>() + slot * hd, n, hd, b.v.data());
-    for (int64_t r = 0; r < qt.rows; ++r) {
-      const int32_t qp = q_pos[r / d.group];
-      float* s = b.s.data();
-      row_logits(qt.row(d, q, r), hd, b.kt.data(), a.scale, s);
-      for (int j = 0; j < kKt; ++j) {
-        const bool vis = j < n && kpos[j] <= qp && (a.window == 0 || qp - kpos[j] < a.window);
-        if (!vis)
-          s[j] = kNegInf;
-        else if (a.softcap > 0)
-          s[j] = a.softcap * std::tanh(s[j] / a.softcap);
+    for (int64_t r0 = 0; r0 < qt.rows; r0 += 4) {
+      const int nr = int(std::min<int64_t>(4, qt.rows - r0));
+      float s4[4][kKt];
+      tile_logits([&](int64_t r) { return qt.row(d, q, r); }, r0, nr, hd, b.kt.data(), a.scale, s4);
+      for (int ir = 0; ir < nr; ++ir) {
+        const int64_t r = r0 + ir;
+        const int32_t qp = q_pos[r / d.group];
+        float* s = s4[ir];
+        for (int j = 0; j < kKt; ++j) {
+          const bool vis = j < n && kpos[j] <= qp && (a.window == 0 || qp - kpos[j] < a.window);
+          if (!vis)
+            s[j] = kNegInf;
+          else if (a.softcap > 0)
+            s[j] = a.softcap * std::tanh(s[j] / a.softcap);
+        }
+        float alpha = 1.0f;
+        if (!online_update(s, b.m[r], b.l[r], alpha)) {
+          std::fill(s, s + kKt, 0.0f);  // nothing visible: adds nothing below
+          continue;
+        }
+        float* acc = b.acc.data() + r * hd;
+        if (alpha != 1.0f)
+          for (int64_t c = 0; c < hd; ++c) acc[c] *= alpha;
       }
-      float alpha = 1.0f;
-      if (!online_update(s, b.m[r], b.l[r], alpha)) continue;
-      float* acc = b.acc.data() + r * hd;
-      if (alpha != 1.0f)
-        for (int64_t c = 0; c < hd; ++c) acc[c] *= alpha;
-      accumulate_pv(s, n, b.v.data(), hd, acc);
+      if (nr == 4)
+        accumulate_pv4(s4, n, b.v.data(), hd, b.acc.data() + r0 * hd);
+      else
+        for (int ir = 0; ir < nr; ++ir)
+          accumulate_pv(s4[ir], n, b.v.data(), hd, b.acc.data() + (r0 + ir) * hd);
     }
   }
   for (int64_t r = 0; r < qt.rows; ++r) {
@@ -199,18 +281,23 @@ KVZ_CPU_CLONES void lse_range(const AttnScoreArgs& a, const AttnDims& d, const Q
   const float* q = a.q.host<float>();
   const int64_t hd = d.head_dim;
   std::vector<float> kt(hd * kKt);
-  float s[kKt];
+  float s[4][kKt];
   for (int64_t t = r0; t < r1; t = tile_end(t, r1)) {
     const int n = int(tile_end(t, r1) - t);
     const int64_t slot = tile_slot(d, table, qt.h, t, n);
     load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, kt.data());
-    for (int64_t r = 0; r < qt.rows; ++r) {
-      const int64_t last = self ? std::min<int64_t>(n, qt.i0 + r / d.group + a.s0 - t + 1) : n;
-      if (last <= 0) continue;
-      row_logits(qt.row(d, q, r), hd, kt.data(), a.scale, s);
-      for (int j = int(last); j < kKt; ++j) s[j] = kNegInf;
-      float alpha;
-      online_update(s, m[r], l[r], alpha);
+    for (int64_t q0 = 0; q0 < qt.rows; q0 += 4) {
+      const int nr = int(std::min<int64_t>(4, qt.rows - q0));
+      // Rows whose visible prefix is empty are computed and then dropped (self only).
+      tile_logits([&](int64_t r) { return qt.row(d, q, r); }, q0, nr, hd, kt.data(), a.scale, s);
+      for (int ir = 0; ir < nr; ++ir) {
+        const int64_t r = q0 + ir;
+        const int64_t last = self ? std::min<int64_t>(n, qt.i0 + r / d.group + a.s0 - t + 1) : n;
+        if (last <= 0) continue;
+        for (int j = int(last); j < kKt; ++j) s[ir][j] = kNegInf;
+        float alpha;
+        online_update(s[ir], m[r], l[r], alpha);
+      }
     }
   }
 }
@@ -235,14 +322,20 @@ KVZ_CPU_CLONES void score_max_item(const AttnScoreArgs& a, const AttnDims& d, in
   const int64_t slot = tile_slot(d, a.block_table.host<int32_t>(), h, t, n);
   std::vector<float> kt(hd * kKt);
   load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, kt.data());
-  float best[kKt], s[kKt];
+  float best[kKt], s[4][kKt];
   std::fill(best, best + kKt, kNegInf);
-  for (int64_t i = 0; i < d.n_q; ++i)
-    for (int64_t g = 0; g < d.group; ++g) {
-      const int64_t row = i * d.n_heads + h * d.group + g;
-      row_logits(a.q.host<float>() + row * hd, hd, kt.data(), a.scale, s);
-      for (int j = 0; j < kKt; ++j) best[j] = std::max(best[j], s[j] - lse[row]);
+  // Query row r = i * group + g is q row i * n_heads + h * group + g.
+  const auto qrow = [&](int64_t r) { return r / d.group * d.n_heads + h * d.group + r % d.group; };
+  const int64_t rows = d.n_q * d.group;
+  for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+    const int nr = int(std::min<int64_t>(4, rows - r0));
+    tile_logits([&](int64_t r) { return a.q.host<float>() + qrow(r) * hd; }, r0, nr, hd, kt.data(),
+                a.scale, s);
+    for (int ir = 0; ir < nr; ++ir) {
+      const float lr = lse[qrow(r0 + ir)];
+      for (int j = 0; j < kKt; ++j) best[j] = std::max(best[j], s[ir][j] - lr);
     }
+  }
   float* score = a.score.host<float>() + h * (a.t1 - a.t0) + (t - a.t0);
   for (int j = 0; j < n; ++j) score[j] = std::exp(best[j]);
 }

@@ -10,6 +10,9 @@
 #include <string>
 #include <thread>
 
+#include "runtime/cpu/parallel.h"
+#include "runtime/cpu/qdot.h"
+
 namespace kvz::cpu {
 namespace {
 
@@ -95,7 +98,8 @@ std::string cpu_model_name() {
 DeviceCaps cpu_caps() {
   DeviceCaps c;
   c.name = "CPU backend (" + cpu_model_name() + ")";
-  c.driver = fmt::format("kvzip-vk CPU, {} threads", std::thread::hardware_concurrency());
+  // The SIMD level the kernels dispatch to, e.g. "kvzip-vk CPU AVX3_DL, 2 threads".
+  c.driver = fmt::format("kvzip-vk CPU {}, {} threads", simd_target_name(), default_threads());
   c.type = "cpu";
   c.software = true;
   c.max_storage_buffer_range = UINT64_MAX;

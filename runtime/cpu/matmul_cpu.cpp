@@ -1,10 +1,10 @@
 // CPU matmul/embedding (runtime/cpu): the scalar references (dequantise a row, dot in double) and
-// the fast fallback: for many x rows, dequantise row panels once per call and multiply with Eigen;
-// for few (decode), dequantise each w row into an L1-resident buffer and dot it with every x row,
-// which reads the weights once and skips GEMM packing. Threads over panels / row groups.
+// the fast path: x quantised to int8 once per call, weight rows unpacked block by block into
+// per-thread buffers and multiplied in integer SIMD (runtime/cpu/qdot.h); f16/bf16/f32 weights
+// converted to f32 rows and multiplied in float SIMD. Work items are blocks of weight rows
+// (decode) or weight rows x x rows (prefill), pulled by the persistent pool's threads.
 #include "runtime/cpu/matmul_cpu.h"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -13,111 +13,92 @@
 
 #include "runtime/cpu/dequant.h"
 #include "runtime/cpu/parallel.h"
-#include "runtime/cpu/simd_clones.h"
+#include "runtime/cpu/qdot.h"
 
 namespace kvz::cpu {
 namespace {
 
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-constexpr int64_t kPanelRows = 64;   // rows of w dequantised at a time: 64 x k f32 stays in L2
-constexpr int64_t kMatvecMaxM = 8;   // fewer x rows than this take the fused row path
-constexpr int64_t kMatvecRows = 16;  // w rows per work item of the fused path
+// A work item is a block of weight rows against every x row (in 4-row register tiles), so each
+// weight row is unpacked once per call and its block stays in L2 while x streams past it.
+constexpr int64_t kQuantWRows = 16;  // weight rows unpacked per item: 16 x k codes
+constexpr int64_t kFloatWRows = 8;   // f32 weight rows converted per item
+constexpr int64_t kXRows = 64;       // x rows quantised per item of that pass
+constexpr int64_t kTileMinM = 8;     // fewer x rows (decode): unpack and dot row by row
 
 const std::byte* row_ptr(const Tensor& t, int64_t r) {
   return t.host<std::byte>() + size_t(r) * row_bytes(t.dtype(), t.cols());
 }
 
-// Output columns [n0, n1) of y: panel by panel, dequantise w rows then y_panel = x . w_panel^T.
-// panel: scratch of kPanelRows * k floats.
-void matmul_columns(const MatmulArgs& a, int64_t n0, int64_t n1, float* panel) {
+// A thread's scratch, grown on demand and kept: no allocation per call once warm.
+template <class T>
+T* grown(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+int64_t div_up(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+void matmul_quant(const MatmulArgs& a, int n_threads) {
   const int64_t m = a.x.rows(), k = a.x.cols(), n = a.w.rows();
-  Eigen::Map<const RowMat> x(a.x.host<float>(), m, k);
-  const float* bias = has_bias(a) ? a.bias.host<float>() : nullptr;
-  for (int64_t p0 = n0; p0 < n1; p0 += kPanelRows) {
-    const int64_t rows = std::min(kPanelRows, n1 - p0);
-    dequantize_rows(a.w.dtype(), a.w.host<std::byte>(), k, p0, rows, panel);
-    Eigen::Map<const RowMat> w(panel, rows, k);
-    Eigen::Map<RowMat, 0, Eigen::OuterStride<>> y(a.y.host<float>() + p0, m, rows,
-                                                  Eigen::OuterStride<>(n));
-    y.noalias() = x * w.transpose();
-    if (bias)
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < rows; ++j) y(i, j) += bias[p0 + j];
-  }
-}
-
-// Exact f16 -> f32; normal numbers inline, the rest through dequant.cpp's f16_to_f32.
-inline float half_to_float(const uint8_t* p) {
-  uint16_t h;
-  std::memcpy(&h, p, 2);
-  const uint32_t e = (h >> 10) & 0x1Fu;
-  if (e == 0 || e == 0x1F) return f16_to_f32(h);
-  return std::bit_cast<float>((uint32_t(h & 0x8000u) << 16) |
-                              ((uint32_t(h & 0x7FFFu) + (112u << 10)) << 13));
-}
-
-// One row of w to f32: loops the compiler vectorises for the common block types (the quants are
-// copied to locals first: byte pointers may alias y), dequantize_row for the others. Same float
-// operations as dequant.cpp, so the values are bit-identical.
-inline void dequant_row_fast(DType t, const uint8_t* w, float* y, int64_t k) {
-  switch (t) {
-    case DType::kF32:
-      std::memcpy(y, w, size_t(k) * 4);
-      return;
-    case DType::kQ8_0:
-      for (int64_t b = 0; b < k / 32; ++b, w += 34, y += 32) {
-        const float d = half_to_float(w);
-        int8_t q[32];
-        std::memcpy(q, w + 2, 32);
-        for (int j = 0; j < 32; ++j) y[j] = float(q[j]) * d;
-      }
-      return;
-    case DType::kQ4_0:
-      for (int64_t b = 0; b < k / 32; ++b, w += 18, y += 32) {
-        const float d = half_to_float(w);
-        uint8_t q[16];
-        std::memcpy(q, w + 2, 16);
-        for (int j = 0; j < 16; ++j) y[j] = d * float((q[j] & 0xF) - 8);
-        for (int j = 0; j < 16; ++j) y[j + 16] = d * float((q[j] >> 4) - 8);
-      }
-      return;
-    case DType::kQ4_1:
-      for (int64_t b = 0; b < k / 32; ++b, w += 20, y += 32) {
-        const float d = half_to_float(w), m = half_to_float(w + 2);
-        uint8_t q[16];
-        std::memcpy(q, w + 4, 16);
-        for (int j = 0; j < 16; ++j) y[j] = d * float(q[j] & 0xF) + m;
-        for (int j = 0; j < 16; ++j) y[j + 16] = d * float(q[j] >> 4) + m;
-      }
-      return;
-    default:
-      dequantize_row(t, w, y, k);
-  }
-}
-
-// f32 dot with 16 independent partial sums (vectorisable without reassociating a single sum).
-inline float dot(const float* x, const float* w, int64_t k) {
-  float acc[16] = {};
-  int64_t c = 0;
-  for (; c + 16 <= k; c += 16)
-    for (int e = 0; e < 16; ++e) acc[e] += x[c + e] * w[c + e];
-  float s = 0;
-  for (int e = 0; e < 16; ++e) s += acc[e];
-  for (; c < k; ++c) s += x[c] * w[c];
-  return s;
-}
-
-// Output columns [n0, n1) for few x rows: each w row is dequantised once into buf [k] f32.
-KVZ_CPU_CLONES void matvec_columns(const MatmulArgs& a, int64_t n0, int64_t n1, float* buf) {
-  const int64_t m = a.x.rows(), k = a.x.cols(), n = a.w.rows();
-  const size_t rb = row_bytes(a.w.dtype(), k);
-  const float* bias = has_bias(a) ? a.bias.host<float>() : nullptr;
+  const int64_t kp = qdot_padded(k), gp = kp / 16;
+  thread_local std::vector<int8_t> xq_codes;
+  thread_local std::vector<float> xq_scales;
+  float* xf = grown(xq_scales, size_t(2 * m * gp));
+  const XQuantRows xq{grown(xq_codes, size_t(m * kp)), xf, xf + m * gp, k, kp};
   const float* x = a.x.host<float>();
+  parallel_for(div_up(m, kXRows), m >= 2 * kXRows ? n_threads : 1, [&](int, int64_t b) {
+    quantize_x_rows(x, b * kXRows, std::min(m, (b + 1) * kXRows), xq);
+  });
+  const DType t = a.w.dtype();
+  const uint8_t* w = a.w.host<uint8_t>();
+  const float* bias = has_bias(a) ? a.bias.host<float>() : nullptr;
   float* y = a.y.host<float>();
-  for (int64_t j = n0; j < n1; ++j) {
-    dequant_row_fast(a.w.dtype(), a.w.host<uint8_t>() + size_t(j) * rb, buf, k);
-    for (int64_t i = 0; i < m; ++i) y[i * n + j] = dot(x + i * k, buf, k) + (bias ? bias[j] : 0.0f);
-  }
+  parallel_for(div_up(n, kQuantWRows), n_threads, [&](int, int64_t wb) {
+    const int64_t r0 = wb * kQuantWRows, r1 = std::min(n, r0 + kQuantWRows);
+    thread_local std::vector<uint8_t> codes;
+    thread_local std::vector<float> scales;
+    float* wf = grown(scales, size_t(2 * kQuantWRows * gp));
+    const WUnpackedRows wu{grown(codes, size_t(kQuantWRows * kp)),
+                           wf,
+                           wf + kQuantWRows * gp,
+                           k,
+                           kp,
+                           t == DType::kQ8_0};
+    if (m >= kTileMinM) {
+      unpack_w_rows(t, w, r0, r1, wu);
+      qdot_tile(wu, r1 - r0, xq, 0, m, bias ? bias + r0 : nullptr, y + r0, n);
+      return;
+    }
+    const size_t rb = row_bytes(t, k);
+    for (int64_t r = r0; r < r1; ++r) {  // few x rows: one weight row at a time, read from L1
+      // Every line of the next row is requested first: decode reads each weight once, and the
+      // unpacking otherwise waits on memory line by line.
+      if (r + 1 < n)
+        for (size_t off = 0; off < rb; off += 64) __builtin_prefetch(w + size_t(r + 1) * rb + off);
+      unpack_w_rows(t, w, r, r + 1, wu);
+      qdot_tile(wu, 1, xq, 0, m, bias ? bias + r : nullptr, y + r, n);
+    }
+  });
+}
+
+void matmul_float(const MatmulArgs& a, int n_threads) {
+  const int64_t m = a.x.rows(), k = a.x.cols(), n = a.w.rows();
+  const DType t = a.w.dtype();
+  const uint8_t* w = a.w.host<uint8_t>();
+  const float* x = a.x.host<float>();
+  const float* bias = has_bias(a) ? a.bias.host<float>() : nullptr;
+  float* y = a.y.host<float>();
+  parallel_for(div_up(n, kFloatWRows), n_threads, [&](int, int64_t wb) {
+    const int64_t r0 = wb * kFloatWRows, r1 = std::min(n, r0 + kFloatWRows);
+    const float* wr = reinterpret_cast<const float*>(w) + r0 * k;
+    if (t != DType::kF32) {
+      thread_local std::vector<float> rows;
+      float* buf = grown(rows, size_t(kFloatWRows * k));
+      float_w_rows(t, w, k, r0, r1, buf);
+      wr = buf;
+    }
+    fdot_tile(wr, r1 - r0, x, m, k, bias ? bias + r0 : nullptr, y + r0, n);
+  });
 }
 
 }  // namespace
@@ -142,19 +123,13 @@ void matmul_fast(const MatmulArgs& a, int n_threads) {
   const int64_t work = m * a.x.cols() * n;
   if (work < (int64_t{1} << 16)) n_threads = 1;
   if (n_threads <= 0) n_threads = default_threads();
-  const bool fused = m < kMatvecMaxM;
-  // Per-worker scratch: one w row (fused) or one dequantised panel.
-  const size_t scratch = size_t(a.x.cols()) * (fused ? 1 : kPanelRows);
-  std::vector<std::vector<float>> bufs(static_cast<size_t>(n_threads), std::vector<float>(scratch));
-  const int64_t step = fused ? kMatvecRows : kPanelRows;
-  parallel_for((n + step - 1) / step, n_threads, [&](int worker, int64_t it) {
-    const int64_t n0 = it * step, n1 = std::min(n, n0 + step);
-    float* buf = bufs[size_t(worker)].data();
-    if (fused)
-      matvec_columns(a, n0, n1, buf);
-    else
-      matmul_columns(a, n0, n1, buf);
-  });
+  const DType t = a.w.dtype();
+  if (qdot_supports(t))
+    matmul_quant(a, n_threads);
+  else if (t == DType::kF32 || t == DType::kF16 || t == DType::kBF16)
+    matmul_float(a, n_threads);
+  else
+    matmul_ref(a);
 }
 
 void embedding_ref(const EmbeddingArgs& a) {

@@ -9,10 +9,10 @@ namespace kvz::cpu {
 // A default-constructed Tensor (0-d) or a zero-length one means "no bias".
 inline bool has_bias(const MatmulArgs& a) { return a.bias.defined() && a.bias.numel() > 0; }
 
-// Same contract as matmul_ref. Many x rows: dequantises w to f32 in panels of rows and multiplies
-// with Eigen; few (decode): dequantises each w row once and dots it with every x row. Work spread
-// over n_threads threads (0 = hardware concurrency). Result equals the reference up to fp32
-// summation order.
+// Same contract as matmul_ref, through the SIMD kernels of runtime/cpu/qdot.h on n_threads
+// threads (0 = default_threads()). Block-quantised w: x is rounded to 8 bits per 32 values (the
+// result is matmul_ref of that x up to fp32 summation order); f32/f16/bf16 w: fp32 summation order
+// only.
 void matmul_fast(const MatmulArgs& args, int n_threads = 0);
 
 }  // namespace kvz::cpu

@@ -1,9 +1,13 @@
-// The CPU backend's worker pool (runtime/cpu): see parallel.h.
+// The CPU backend's worker pool (runtime/cpu): see parallel.h; set_cpu_threads (runtime/device.h).
 #include "runtime/cpu/parallel.h"
 
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <vector>
+
+#include "runtime/device.h"
+#include "runtime/error.h"
 
 namespace kvz::cpu {
 namespace {
@@ -23,7 +27,7 @@ class Pool {
   }
   int size() const { return int(threads_.size()); }
 
-  // Workers 1..n_threads-1 run fn; the caller runs fn(0). Callers are serialised by region_.
+  // Workers 1..n_threads-1 run fn; the caller runs fn(0). Callers hold region_mutex().
   void run(int n_threads, const std::function<void(int)>& fn) {
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -35,7 +39,6 @@ class Pool {
     done_.wait(lk, [&] { return pending_ == 0; });
     job_ = nullptr;
   }
-  std::mutex region_;  // held for one parallel region
 
  private:
   void loop(int w) {
@@ -63,19 +66,40 @@ class Pool {
   std::vector<std::thread> threads_;  // last: joined by the destructor before members go
 };
 
-Pool& pool() {
-  static Pool p(default_threads() - 1);
-  return p;
+std::atomic<int> g_threads{0};  // set_cpu_threads; 0 = hardware concurrency
+
+std::mutex& region_mutex() {  // held for one parallel region, and to replace the pool
+  static std::mutex m;
+  return m;
 }
 
 }  // namespace
 
+int default_threads() {
+  const int t = g_threads.load(std::memory_order_relaxed);
+  return t > 0 ? t : int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 void run_parallel(int n_threads, const std::function<void(int)>& fn) {
-  Pool& p = pool();
-  n_threads = std::min(n_threads, p.size() + 1);
-  std::unique_lock<std::mutex> region(p.region_, std::try_to_lock);
+  std::unique_lock<std::mutex> region(region_mutex(), std::try_to_lock);
   if (n_threads <= 1 || !region.owns_lock()) return fn(0);
-  p.run(n_threads, fn);
+  // Created on first use, grown (never shrunk) when more threads are asked for than it has.
+  static std::unique_ptr<Pool> pool;
+  if (!pool || pool->size() + 1 < n_threads) {
+    pool.reset();
+    pool = std::make_unique<Pool>(std::max(n_threads, default_threads()) - 1);
+  }
+  pool->run(n_threads, fn);
 }
 
 }  // namespace kvz::cpu
+
+namespace kvz {
+
+void set_cpu_threads(int n) {
+  KVZ_CHECK(n >= 0, "set_cpu_threads({})", n);
+  cpu::g_threads.store(n, std::memory_order_relaxed);
+}
+int cpu_threads() { return cpu::default_threads(); }
+
+}  // namespace kvz

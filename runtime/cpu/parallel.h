@@ -1,5 +1,5 @@
 // Fork-join loops for the CPU backend's fast paths (runtime/cpu): one process-wide pool of
-// hardware_concurrency - 1 workers sleeping on a condition variable (waking one costs a few us,
+// default_threads() - 1 workers sleeping on a condition variable (waking one costs a few us,
 // spawning a thread ~20-50 us, which decode pays ~200 times a token). Work items are pulled from
 // a shared counter, so uneven items (causal attention tiles) balance themselves.
 #pragma once
@@ -12,8 +12,9 @@
 
 namespace kvz::cpu {
 
-// Threads the CPU backend uses by default: the hardware concurrency (at least 1).
-inline int default_threads() { return int(std::max(1u, std::thread::hardware_concurrency())); }
+// Threads the CPU backend uses by default: set_cpu_threads (runtime/device.h), else the hardware
+// concurrency (at least 1).
+int default_threads();
 
 // Runs fn(worker) on `n_threads` threads (the caller is worker 0) and returns when all are done.
 // Another parallel region already running (a nested call, or a second caller thread) makes this

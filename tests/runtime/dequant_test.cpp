@@ -1,5 +1,7 @@
 // Dequantisation goldens (bit-exact vs the Python gguf package), the fast CPU matmul vs the scalar
 // reference, and GPU matmul / matvec / embedding vs the CPU reference for every weight type.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -10,6 +12,7 @@
 
 #include "runtime/cpu/dequant.h"
 #include "runtime/cpu/matmul_cpu.h"
+#include "runtime/cpu/qdot.h"
 #include "runtime/ops/binding_chunks.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/matmul_detail.h"
@@ -175,18 +178,19 @@ struct MatmulCase {
     std::vector<float> wf(size_t(s.n * s.k));
     cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
     double worst = 0;
-    for (int64_t j = 0; j < s.n; ++j) {
-      double e = 0;
-      for (int64_t g = 0; g < s.k; g += 32) {
-        double amax = 0, sw = 0;
-        for (int64_t i = g; i < g + 32; ++i) {
-          amax = std::max(amax, std::fabs(double(x[size_t(i)])));
-          sw += std::fabs(double(wf[size_t(j * s.k + i)]));
+    for (int64_t r = 0; r < s.m; ++r)  // every row of x
+      for (int64_t j = 0; j < s.n; ++j) {
+        double e = 0;
+        for (int64_t g = 0; g < s.k; g += 32) {
+          double amax = 0, sw = 0;
+          for (int64_t i = g; i < g + 32; ++i) {
+            amax = std::max(amax, std::fabs(double(x[size_t(r * s.k + i)])));
+            sw += std::fabs(double(wf[size_t(j * s.k + i)]));
+          }
+          e += amax / 254 * sw;
         }
-        e += amax / 254 * sw;
+        worst = std::max(worst, e);
       }
-      worst = std::max(worst, e);
-    }
     return tolerance() + 1.01 * worst;
   }
   // The same case with x rounded as matvec variants 3, 4 round it (round(x * 127 / amax) * amax /
@@ -198,14 +202,14 @@ struct MatmulCase {
     std::vector<float> wf(size_t(s.n * s.k));
     cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
     *flip_tol = 0;
-    for (int64_t g = 0; g < s.k; g += 32) {
+    for (int64_t g = 0; g < s.m * s.k; g += 32) {  // every row of x
       float amax = 0;
       for (int64_t i = g; i < g + 32; ++i) amax = std::max(amax, std::fabs(x[size_t(i)]));
       const float inv = amax > 0 ? 127.0f / amax : 0.0f, dx = amax / 127.0f;
       for (int64_t i = g; i < g + 32; ++i) q.x[size_t(i)] = std::nearbyint(x[size_t(i)] * inv) * dx;
       for (int64_t j = 0; j < s.n; ++j)
         for (int64_t i = g; i < g + 32; ++i)
-          *flip_tol = std::max(*flip_tol, double(dx) * std::fabs(wf[size_t(j * s.k + i)]));
+          *flip_tol = std::max(*flip_tol, double(dx) * std::fabs(wf[size_t(j * s.k + i % s.k)]));
     }
     return q;
   }
@@ -542,16 +546,37 @@ TEST(BindingChunksTest, CoverAlignedWithinRange) {
   EXPECT_THROW(binding_chunks(wide, caps), DeviceError);
 }
 
-// The CPU backend's fast path against the scalar reference: Eigen panels (m >= 8) and the fused
-// row path (m < 8, decode), n not a multiple of either's row group, enough work for threads.
-TEST(MatmulCpuTest, FastMatchesReference) {
+// The CPU backend's fast path against the scalar reference on every SIMD level this machine runs
+// (runtime/cpu/qdot.h): decode (m < 8) and prefill tiles, n not a multiple of the weight-row
+// block, m not a multiple of the 4-row register tile, k not a multiple of a 256-value step.
+// Block types round x to int8 per 32 values, so they must match the reference of that rounded x
+// within the fp32 bound (the rounding is specified: the test redoes it) and the exact-x reference
+// within the rounding bound (int8_tolerance); float types match within the fp32 bound.
+TEST(MatmulCpuTest, FastMatchesReferenceOnEverySimdLevel) {
   Device& dev = cpu_device();
+  const std::vector<int64_t> targets = cpu::simd_targets();
+  ASSERT_FALSE(targets.empty());
   for (DType t : kWeightTypes)
     for (Shape s : {Shape{1, 130, 512, false}, Shape{70, 130, 512, true}, Shape{3, 200, 256, false},
-                    Shape{7, 77, 256, true}, Shape{8, 65, 256, false}, Shape{1, 1000, 768, true}}) {
+                    Shape{7, 77, 768, true}, Shape{8, 65, 256, false}, Shape{1, 1000, 768, true},
+                    Shape{5, 33, 96, true}}) {
+      if (s.k % dtype_info(t).block_elems != 0) continue;
       MatmulCase c(t, s, 11);
-      EXPECT_TRUE(all_close(c.run(dev, false), c.run(dev, true), c.tolerance()))
-          << dtype_name(t) << " m " << s.m << " n " << s.n << " k " << s.k;
+      const std::vector<float> exact = c.run(dev, true);
+      double flip = 0;
+      const MatmulCase rounded = c.int8_rounded(&flip);
+      const std::vector<float> want = is_quantized(t) ? rounded.run(dev, true) : exact;
+      const double tol = is_quantized(t) ? rounded.tolerance() : c.tolerance();
+      const double tol_exact = is_quantized(t) ? c.int8_tolerance() : tol;
+      for (int64_t target : targets) {
+        cpu::simd_force_target(target);
+        const std::vector<float> got = c.run(dev, false);
+        const std::string where = fmt::format("{} on {}: m {} n {} k {}", dtype_name(t),
+                                              cpu::simd_name(target), s.m, s.n, s.k);
+        EXPECT_TRUE(all_close(got, want, tol)) << where;
+        EXPECT_TRUE(all_close(got, exact, tol_exact)) << where;
+      }
+      cpu::simd_force_target(0);
     }
 }
 

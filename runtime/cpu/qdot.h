@@ -1,0 +1,71 @@
+// SIMD kernels of the CPU matmul (runtime/cpu), compiled for every x86 level by Highway and
+// picked at run time (runtime/cpu/qdot_hwy.cpp): activations quantised to int8 once per row,
+// weight rows unpacked to unsigned 8-bit codes with a scale and offset per 16 values, and integer
+// dot products of the two; f16/bf16/f32 weights through float SIMD.
+//
+// Quantised x row (k % 32 == 0): q[k] int8 = round(x * 127 / amax) per 32 values, so that
+// x ~ d * q with d = amax / 127; d16[g] = d of 16-value group g (each 32-block's d twice);
+// s16[g] = d * sum of q over group g (the quantised group sum, for the weight offsets).
+// Unpacked weight row: w[i] = s[g] * u[i] + b[g] exactly (the dequantised value, f32 math
+// aside), u[i] in 0..63 (Q8_0: signed codes, b = 0). Hence for any row pair
+//   w . x_hat = sum_g s[g] d16[g] (u . q)_g + b[g] s16[g],  x_hat = d * q,
+// which is what dot_tile computes: weights exactly, x rounded to 8 bits per 32 values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/dtype.h"
+
+namespace kvz::cpu {
+
+// Rows are padded with zero codes and scales to a multiple of this many values: a kernel step
+// covers 16 groups of 16 at AVX-512 width.
+constexpr int64_t kQdotPad = 256;
+inline int64_t qdot_padded(int64_t k) { return (k + kQdotPad - 1) / kQdotPad * kQdotPad; }
+
+// m rows of int8 x codes, each row `stride` bytes (qdot_padded(k), zero padding), with d16 and
+// s16 of k / 16 floats per row.
+struct XQuantRows {
+  int8_t* q;
+  float* d16;
+  float* s16;
+  int64_t k, stride;
+};
+// n rows of unpacked weight codes, same layout; s16 / b16 the scale and offset of each group.
+struct WUnpackedRows {
+  uint8_t* u;
+  float* s16;
+  float* b16;
+  int64_t k, stride;
+  bool signed_codes;  // Q8_0: u holds int8 codes
+};
+
+// Weight types dot_tile handles (block-quantised); the others go through f32 rows.
+bool qdot_supports(DType t);
+
+// x rows [i0, i1) of x [*, k] f32 into xq (k % 32 == 0).
+void quantize_x_rows(const float* x, int64_t i0, int64_t i1, const XQuantRows& xq);
+// Weight rows [r0, r1) of w [*, k] (ggml blocks) into wu rows [0, r1 - r0).
+void unpack_w_rows(DType t, const uint8_t* w, int64_t r0, int64_t r1, const WUnpackedRows& wu);
+// y[i * ldy + j] = wu row j . x row i (+ bias[j]) for i in [0, m), j in [0, n).
+void qdot_tile(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t i0, int64_t m,
+               const float* bias, float* y, int64_t ldy);
+
+// Weight rows [r0, r1) of an f32/f16/bf16 w [*, k] as f32 into dst (row stride k).
+void float_w_rows(DType t, const uint8_t* w, int64_t k, int64_t r0, int64_t r1, float* dst);
+// y[i * ldy + j] = w row j . x row i (+ bias[j]); w [n, k] and x [m, k] f32, row stride k.
+void fdot_tile(const float* w, int64_t n, const float* x, int64_t m, int64_t k, const float* bias,
+               float* y, int64_t ldy);
+
+// The SIMD level the dispatcher picks ("AVX3_DL", "AVX2", ...): what the kernels above run.
+std::string simd_target_name();
+// The name of one Highway target (an element of simd_targets()).
+std::string simd_name(int64_t target);
+// Highway targets compiled into the kernels that this CPU runs, best first.
+std::vector<int64_t> simd_targets();
+// For tests: dispatch to `target` (one of simd_targets()) only; 0 restores the normal choice.
+void simd_force_target(int64_t target);
+
+}  // namespace kvz::cpu
