@@ -76,10 +76,8 @@ void Session::feed(std::span<const int32_t> tokens, int n_logits, const Progress
 }
 
 void Session::prefill(std::string_view context, const ProgressFn& progress, const LayerHook* hook) {
-  const Tokenizer& tok = model_.tokenizer();
-  std::vector<int32_t> prefix =
-      tok.encode(model_.chat_template().prefix + opts_.instruction, false, true);
-  std::vector<int32_t> ctx = tok.encode(context, false, false);
+  std::vector<int32_t> prefix = prefix_tokens(model_, opts_.instruction);
+  std::vector<int32_t> ctx = model_.tokenizer().encode(context, false, false);
   prefill_tokens(prefix, ctx, progress, hook);
 }
 
@@ -120,9 +118,18 @@ void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const in
   prefill_ms_ = ms_since(t0);
 }
 
+std::vector<int32_t> prefix_tokens(const Model& model, std::string_view instruction) {
+  return model.tokenizer().encode(model.chat_template().prefix + std::string(instruction), false,
+                                  true);
+}
+
+std::vector<int32_t> query_tokens(const Model& model, std::string_view query) {
+  std::string text = "\n\n" + std::string(strip(query)) + model.chat_template().postfix;
+  return model.tokenizer().encode(text, false, true);
+}
+
 std::vector<int32_t> Session::query_tokens(std::string_view query) const {
-  std::string text = "\n\n" + std::string(strip(query)) + model_.chat_template().postfix;
-  return model_.tokenizer().encode(text, false, true);
+  return kvz::query_tokens(model_, query);
 }
 
 ReconstructionPrompts Session::reconstruction_prompts(SinkPolicy variant) const {
