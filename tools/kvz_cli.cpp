@@ -169,6 +169,9 @@ int main(int argc, char** argv) {
   kvzap->add_option("--epochs", kt.epochs, "MLP epochs")->check(CLI::Range(1, 1000));
   kvzap->add_option("--d-hidden", kt.d_hidden, "MLP hidden width (default d_model/8)");
 
+  ServeArgs sv;
+  auto* serve = add_serve_options(app, sv);
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (devices->parsed()) return run_devices();
@@ -178,6 +181,7 @@ int main(int argc, char** argv) {
     if (bench->parsed()) return run_bench(b);
     if (eval->parsed()) return run_eval(ev);
     if (kvzap->parsed()) return run_kvzap_train(kt);
+    if (serve->parsed()) return run_serve(sv);
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const kvz::Error& e) {
