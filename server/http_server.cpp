@@ -14,6 +14,8 @@ namespace {
 
 using nlohmann::json;
 
+constexpr time_t kIoTimeoutS = 60;  // reading a request, writing a response
+
 int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -334,6 +336,11 @@ struct HttpServer::Impl {
       ++by_status[res.status];
     });
     http.set_payload_max_length(opts.max_body_bytes);
+    // The library's default of 5 s drops connections whose request arrives late on a busy
+    // machine (many clients connecting at once); a slow client still cannot hold a thread
+    // without end.
+    http.set_read_timeout(kIoTimeoutS);
+    http.set_write_timeout(kIoTimeoutS);
     const int threads = opts.threads > 0 ? opts.threads : 64;
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   }
