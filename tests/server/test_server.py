@@ -5,10 +5,13 @@ disconnects mid-stream."""
 import concurrent.futures
 import http.client
 import json
+import os
 import time
 
 import openai
 import pytest
+
+from conftest import MODEL
 
 CONTEXT = (
     "Once upon a time, there was a little girl named Lily. She loved to play outside in the park "
@@ -236,3 +239,17 @@ def test_disconnect_mid_stream_frees_the_slot(start_server):
     assert s.metric("kvzip_generated_tokens_total") < 400
     c = client(s)
     assert ask(c, s, "Hi", max_tokens=4).usage.completion_tokens == 4
+
+
+def test_kvzap_and_none_contexts(start_server):
+    zap = os.path.join(os.path.dirname(MODEL), "stories260K.linear.kvzap")
+    s = start_server("--kvzap", zap)
+    status, none = s.request("POST", "/v1/contexts", {"text": CONTEXT, "method": "none"})
+    assert status == 200 and none["kept_fraction"] == 1.0 and none["method"] == "none"
+    status, z = s.request("POST", "/v1/contexts",
+                          {"messages": [{"role": "user", "content": CONTEXT}], "method": "kvzap",
+                           "threshold": 0.0})
+    assert status == 200, z
+    assert z["method"] == "kvzap" and z["kept_fraction"] < 1.0 and z["kv_bytes"] < none["kv_bytes"]
+    c = client(s)
+    assert ask(c, s, QUESTIONS[0], z["id"]).usage.completion_tokens == 24
