@@ -41,6 +41,9 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
   };
   ids_ = make(DType::kI32, {T});
   pos_ = make(DType::kI32, {T});
+  seq_pos_stride_ =
+      static_cast<int64_t>(std::max<size_t>(dev.caps().storage_offset_alignment, 4) / 4);
+  seq_pos_ = make(DType::kI32, {int64_t{max_logits} * seq_pos_stride_});
   x_ = make(DType::kF32, {T, c.d_model});
   h_ = make(DType::kF32, {T, c.d_model});
   o_ = make(DType::kF32, {T, c.d_model});
@@ -103,18 +106,33 @@ void Forward::run(Recorder& rec, std::span<const int32_t> tokens,
                   const LayerHook* hook, const HiddenHook* hidden) {
   KVZ_CHECK(positions.size() == tokens.size(), "{} tokens at {} positions", tokens.size(),
             positions.size());
-  run_(rec, tokens, nullptr, positions, cache, n_logits, hook, hidden);
+  const Seq seq{&cache, 0, static_cast<int64_t>(positions.size())};
+  run_(rec, tokens, nullptr, positions, std::span<const Seq>(&seq, 1), n_logits, hook, hidden);
 }
 
 void Forward::run(Recorder& rec, const Tensor& ids, std::span<const int32_t> positions,
                   KvCache& cache, int n_logits) {
   KVZ_CHECK(ids.dtype() == DType::kI32 && ids.numel() == static_cast<int64_t>(positions.size()),
             "device ids {} for {} positions", ids.shape_str(), positions.size());
-  run_(rec, {}, &ids, positions, cache, n_logits, nullptr, nullptr);
+  const Seq seq{&cache, 0, static_cast<int64_t>(positions.size())};
+  run_(rec, {}, &ids, positions, std::span<const Seq>(&seq, 1), n_logits, nullptr, nullptr);
+}
+
+void Forward::run_batch(Recorder& rec, std::span<const int32_t> tokens,
+                        std::span<const int32_t> positions, std::span<KvCache* const> caches) {
+  KVZ_CHECK(tokens.size() == caches.size() && positions.size() == caches.size(),
+            "{} tokens at {} positions for {} caches", tokens.size(), positions.size(),
+            caches.size());
+  std::vector<Seq> seqs;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) KVZ_CHECK(caches[j] != caches[i], "cache {} repeats {}", i, j);
+    seqs.push_back({caches[i], static_cast<int64_t>(i), 1});
+  }
+  run_(rec, tokens, nullptr, positions, seqs, static_cast<int>(caches.size()), nullptr, nullptr);
 }
 
 void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor* device_ids,
-                   std::span<const int32_t> positions, KvCache& cache, int n_logits,
+                   std::span<const int32_t> positions, std::span<const Seq> seqs, int n_logits,
                    const LayerHook* hook, const HiddenHook* hidden) {
   const ModelConfig& c = model_.config();
   const Weights& w = model_.weights();
@@ -122,11 +140,16 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
   KVZ_CHECK(n > 0 && n <= max_tokens_, "forward of {} tokens", n);
   KVZ_CHECK(n_logits >= 0 && n_logits <= std::min<int64_t>(n, max_logits_));
   const int64_t H = c.n_heads, KV = c.n_kv_heads, hd = c.head_dim;
+  KVZ_CHECK(!seqs.empty() && seqs.back().row0 + seqs.back().n == n, "sequences cover {} rows", n);
+  KVZ_CHECK(seqs.size() == 1 || (!hook && !hidden), "layer hooks need one sequence");
 
   // The index writes below go in stream order. Host-token runs still finish earlier work first
   // (their callers' hooks may rely on it); device-token runs only when the cache reallocates a
   // buffer that work in flight may read.
-  if (!device_ids || !cache.append_in_place(static_cast<int>(n))) rec.finish();
+  const bool in_place = std::all_of(seqs.begin(), seqs.end(), [](const Seq& s) {
+    return s.cache->append_in_place(static_cast<int>(s.n));
+  });
+  if (!device_ids || !in_place) rec.finish();
   if (profile_) collect(rec);
   const char* phase = n == 1 ? "decode/" : "prefill/";
   auto mark = [&](const char* op) {
@@ -137,7 +160,23 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
   Tensor ids = device_ids ? *device_ids : ids_.slice(0, n), pos = pos_.slice(0, n);
   if (!device_ids) rec.upload(ids.mem(), tokens.data(), tokens.size_bytes());
   rec.upload(pos.mem(), positions.data(), positions.size_bytes());
-  cache.begin_append(rec, static_cast<int>(n), positions);
+  for (const Seq& s : seqs)
+    s.cache->begin_append(rec, static_cast<int>(s.n),
+                          positions.subspan(static_cast<size_t>(s.row0), static_cast<size_t>(s.n)));
+  // The positions of each sequence as a tensor of its own: `pos` itself for one sequence, else
+  // one-token sequences' positions copied to aligned offsets of seq_pos_.
+  if (seqs.size() > 1) {
+    KVZ_CHECK(static_cast<int64_t>(seqs.size()) <= max_logits_, "{} sequences", seqs.size());
+    std::vector<int32_t> sp(seqs.size() * static_cast<size_t>(seq_pos_stride_), 0);
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      KVZ_CHECK(seqs[i].n == 1, "batched sequences run one token each");
+      sp[i * static_cast<size_t>(seq_pos_stride_)] = positions[static_cast<size_t>(seqs[i].row0)];
+    }
+    rec.upload(seq_pos_.mem(), sp.data(), sp.size() * 4);
+  }
+  auto seq_pos = [&](size_t i) {
+    return seqs.size() == 1 ? pos : seq_pos_.slice(static_cast<int64_t>(i) * seq_pos_stride_, 1);
+  };
 
   Tensor x = x_.slice(0, n), h = h_.slice(0, n), o = o_.slice(0, n), q = q_.slice(0, n),
          k = k_.slice(0, n), v = v_.slice(0, n), attn = attn_.slice(0, n), g = gate_.slice(0, n),
@@ -185,18 +224,28 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
     ra.rot_dims = c.rot_dims;
     ra.attn_factor = local ? 1.0f : rope_attn_factor(c.rope_scaling);
     ra.x = q3;
-    KvCache::LayerView kv = cache.layer(il);
-    KvWriteArgs kw{k3, v3, pos, cache.dst_slots(il), kv.k_pool, kv.v_pool, kv.pos_pool};
-    // K is roped on its way into the pool (k3 itself stays unrotated: nothing reads it later).
-    kw.rope = ra;  // q's rotation
     {
-      Recorder::Concurrent group(rec);  // rope writes q3; kv_write reads k3, v3, writes the pools
+      // rope writes q3; each kv_write reads its rows of k3, v3 and writes its own cache's pools.
+      Recorder::Concurrent group(rec);
       rope(rec, ra);
-      kv_write(rec, kw);
+      for (size_t is = 0; is < seqs.size(); ++is) {
+        const Seq& s = seqs[is];
+        const KvCache::LayerView kv = s.cache->layer(il);
+        KvWriteArgs kw{k3.slice(s.row0, s.n),
+                       v3.slice(s.row0, s.n),
+                       seq_pos(is),
+                       s.cache->dst_slots(il),
+                       kv.k_pool,
+                       kv.v_pool,
+                       kv.pos_pool};
+        // K is roped on its way into the pool (k3 itself stays unrotated: nothing reads it later).
+        kw.rope = ra;  // q's rotation
+        kv_write(rec, kw);
+      }
     }
     mark("rope/kv write");
     if (hook) {
-      (*hook)(rec, il, q3, kv);
+      (*hook)(rec, il, q3, seqs[0].cache->layer(il));
       mark("layer hook");
     }
     // Without logits nothing reads what the last layer computes after its cache append and its
@@ -205,32 +254,39 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
       pending = {};
       break;
     }
-    PagedAttentionArgs pa;
-    pa.q = q3;
-    pa.q_pos = pos;
-    pa.k_pool = kv.k_pool;
-    pa.v_pool = kv.v_pool;
-    pa.pos_pool = kv.pos_pool;
-    pa.block_table = kv.block_table;
-    pa.lens = kv.lens;
-    pa.out = attn3;
-    pa.rows_sorted = true;             // KvCache keeps each head's positions increasing
-    pa.max_rows = cache.max_rows(il);  // includes this append's rows
-    pa.total_rows = cache.layer_rows(il);
-    pa.scale = c.attn_scale;
-    pa.window = local ? c.sliding_window : 0;
-    pa.softcap = c.attn_softcap;
-    // Split-K scratch where it holds what the kernels would split into (the cm2 prefill kernel
-    // checks its own need and runs unsplit without).
-    if (attn_scratch_.defined() &&
-        paged_attention_scratch_elems(static_cast<int>(n), c.n_heads, c.head_dim,
-                                      static_cast<int>(kv.block_table.dim(1)) * kKvBlockTokens) <=
-            attn_scratch_.numel())
-      pa.scratch = attn_scratch_;
-    pa.x8 = x8_for(attn, {&l.wo});  // rounded in the split-K combine pass where there is one
-    paged_attention(rec, pa);
+    // One attention per sequence, over its own cache (they share the split-K scratch, so they
+    // run one after another).
+    const Tensor ax8 = x8_for(attn, {&l.wo});  // rounded in the split-K combine pass if any
+    for (size_t is = 0; is < seqs.size(); ++is) {
+      const Seq& s = seqs[is];
+      const KvCache::LayerView kv = s.cache->layer(il);
+      PagedAttentionArgs pa;
+      pa.q = q3.slice(s.row0, s.n);
+      pa.q_pos = seq_pos(is);
+      pa.k_pool = kv.k_pool;
+      pa.v_pool = kv.v_pool;
+      pa.pos_pool = kv.pos_pool;
+      pa.block_table = kv.block_table;
+      pa.lens = kv.lens;
+      pa.out = attn3.slice(s.row0, s.n);
+      pa.rows_sorted = true;                // KvCache keeps each head's positions increasing
+      pa.max_rows = s.cache->max_rows(il);  // includes this append's rows
+      pa.total_rows = s.cache->layer_rows(il);
+      pa.scale = c.attn_scale;
+      pa.window = local ? c.sliding_window : 0;
+      pa.softcap = c.attn_softcap;
+      // Split-K scratch where it holds what the kernels would split into (the cm2 prefill kernel
+      // checks its own need and runs unsplit without).
+      if (attn_scratch_.defined() &&
+          paged_attention_scratch_elems(static_cast<int>(s.n), c.n_heads, c.head_dim,
+                                        static_cast<int>(kv.block_table.dim(1)) * kKvBlockTokens) <=
+              attn_scratch_.numel())
+        pa.scratch = attn_scratch_;
+      pa.x8 = ax8;
+      paged_attention(rec, pa);
+    }
     mark("attention");
-    matmul(rec, {attn, l.wo, o, {}, ws, pa.x8});
+    matmul(rec, {attn, l.wo, o, {}, ws, ax8});
     mark("matmul o");
     if (c.post_norms) rms_norm(rec, {o, l.post_attn_norm, o, c.norm_eps});
     const Tensor fx8 = x8_for(h, {&l.w_gate, &l.w_up});

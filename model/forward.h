@@ -45,6 +45,13 @@ class Forward {
   // caller (one submission per step, with what the caller records after it).
   void run(Recorder& rec, const Tensor& ids, std::span<const int32_t> positions, KvCache& cache,
            int n_logits);
+  // Continuous batching: one decode step of caches.size() independent sequences in one forward.
+  // Token i at positions[i] is appended to *caches[i] and attends to that cache only (each
+  // sequence its own ragged view); the matmuls run on all rows at once, so the weights are read
+  // once per step. Logits rows [0, caches.size()) are computed. The caches must be distinct;
+  // needs caches.size() <= max_tokens() and <= max_logits.
+  void run_batch(Recorder& rec, std::span<const int32_t> tokens, std::span<const int32_t> positions,
+                 std::span<KvCache* const> caches);
   // [max_logits, n_vocab] f32.
   const Tensor& logits() const { return logits_; }
 
@@ -66,6 +73,10 @@ class Forward {
   std::vector<Buffer> storage_;
   // Activations, each [max_tokens, width] f32 unless noted.
   Tensor ids_, pos_;  // [max_tokens] i32
+  // run_batch: sequence i's position at element i * seq_pos_stride_ (each binding offset must be
+  // aligned to the device's storage offset alignment). [max_logits * seq_pos_stride_] i32.
+  Tensor seq_pos_;
+  int64_t seq_pos_stride_ = 1;
   Tensor x_, h_, q_, k_, v_, attn_, o_, gate_, up_;
   Tensor logits_;  // [max_logits, n_vocab]
   static constexpr int kMaxSplitQueries = 16;
@@ -74,10 +85,16 @@ class Forward {
   Tensor w_scratch_;     // f16 dequantised weight for prefill matmuls (may be undefined)
   Tensor x8_;            // decode: x rounded to int8 for Q4_K matvecs (may be undefined)
   Tensor x8_for(const Tensor& x, std::initializer_list<const Tensor*> ws) const;
-  // Both run()s: the ids come from `tokens` (uploaded) or from `device_ids` (read in place).
+  // Rows [row0, row0 + n) of a run belong to one cache (one sequence).
+  struct Seq {
+    KvCache* cache = nullptr;
+    int64_t row0 = 0, n = 0;
+  };
+  // Every run: the ids come from `tokens` (uploaded) or from `device_ids` (read in place); each
+  // of `seqs` appends its rows to its cache and attends to it (hooks only with one sequence).
   void run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor* device_ids,
-            std::span<const int32_t> positions, KvCache& cache, int n_logits, const LayerHook* hook,
-            const HiddenHook* hidden);
+            std::span<const int32_t> positions, std::span<const Seq> seqs, int n_logits,
+            const LayerHook* hook, const HiddenHook* hidden);
   bool profile_ = false;
   std::map<std::string, OpTime> profile_table_;
 };

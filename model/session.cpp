@@ -82,7 +82,7 @@ void Session::prefill(std::string_view context, const ProgressFn& progress, cons
 }
 
 std::vector<int32_t> Session::prefix_tokens() const {
-  return model_.tokenizer().encode(model_.chat_template().prefix + opts_.instruction, false, true);
+  return kvz::prefix_tokens(model_, opts_.instruction);
 }
 
 void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const int32_t> context,
@@ -122,9 +122,18 @@ void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const in
   prefill_ms_ = ms_since(t0);
 }
 
+std::vector<int32_t> prefix_tokens(const Model& model, std::string_view instruction) {
+  return model.tokenizer().encode(model.chat_template().prefix + std::string(instruction), false,
+                                  true);
+}
+
+std::vector<int32_t> query_tokens(const Model& model, std::string_view query) {
+  std::string text = "\n\n" + std::string(strip(query)) + model.chat_template().postfix;
+  return model.tokenizer().encode(text, false, true);
+}
+
 std::vector<int32_t> Session::query_tokens(std::string_view query) const {
-  std::string text = "\n\n" + std::string(strip(query)) + model_.chat_template().postfix;
-  return model_.tokenizer().encode(text, false, true);
+  return kvz::query_tokens(model_, query);
 }
 
 ReconstructionPrompts Session::reconstruction_prompts(SinkPolicy variant) const {

@@ -77,6 +77,12 @@ enum class PruneLevel { kPair, kPairUniform, kHead, kKvpress, kPyramid, kAdaKv }
 
 class KvzapScorer;
 
+// Token ids of the system prefix (chat header + system message + open user turn) followed by
+// `instruction`, as Session::prefill puts them before the context.
+std::vector<int32_t> prefix_tokens(const Model& model, std::string_view instruction);
+// Token ids of a query turn after a cached context: "\n\n" + query + the template's postfix.
+std::vector<int32_t> query_tokens(const Model& model, std::string_view query);
+
 class Session {
  public:
   Session(const Model& model, SessionOptions opts = {});

@@ -5,6 +5,10 @@
 #include <string>
 #include <vector>
 
+namespace CLI {
+class App;
+}
+
 namespace kvz::cli {
 
 int run_devices();
@@ -95,5 +99,14 @@ struct KvzapTrainArgs {
       d_hidden = 0;  // 0 = d_model / 8
 };
 int run_kvzap_train(const KvzapTrainArgs& args);
+
+struct ServeArgs {
+  std::string model, host = "127.0.0.1", api_key, cache_dir, head_scores, kvzap, alias;
+  int port = 8080, parallel = 4, queue = 64, ctx_size = 0, prefill_chunk = 0;
+  size_t memory_budget = 0;
+};
+// `kvzip serve` (tools/cmd_serve.cpp): registers its options; run_serve when it was parsed.
+CLI::App* add_serve_options(CLI::App& app, ServeArgs& args);
+int run_serve(const ServeArgs& args);
 
 }  // namespace kvz::cli

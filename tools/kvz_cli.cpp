@@ -323,6 +323,9 @@ int main(int argc, char** argv) {
   kvzap->add_option("--epochs", kt.epochs, "MLP epochs")->check(CLI::Range(1, 1000));
   kvzap->add_option("--d-hidden", kt.d_hidden, "MLP hidden width (default d_model/8)");
 
+  ServeArgs sv;
+  auto* serve = add_serve_options(app, sv);
+
   try {
     app.parse(llama_cpp_spellings(argc, argv));
   } catch (const CLI::CallForHelp& e) {
@@ -344,6 +347,7 @@ int main(int argc, char** argv) {
     if (bench->parsed()) return run_bench(b);
     if (eval->parsed()) return run_eval(ev);
     if (kvzap->parsed()) return run_kvzap_train(kt);
+    if (serve->parsed()) return run_serve(sv);
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const std::exception& e) {  // kvz::Error and anything else: one line, exit 1

