@@ -14,74 +14,18 @@
 namespace kvz {
 namespace {
 
-constexpr size_t kNumTypes = static_cast<size_t>(DType::kSentinel);
-constexpr ShaderId kNone = static_cast<ShaderId>(-1);
-
-// Shader variant per weight DType (order of the DType enum; kI32 has none).
-using VariantTable = std::array<ShaderId, kNumTypes>;
-constexpr VariantTable kMatmul = {
-    ShaderId::kMatmulF32, ShaderId::kMatmulF16, ShaderId::kMatmulBf16, kNone,
-    ShaderId::kMatmulQ80, ShaderId::kMatmulQ40, ShaderId::kMatmulQ41,  ShaderId::kMatmulQ50,
-    ShaderId::kMatmulQ51, ShaderId::kMatmulQ4K, ShaderId::kMatmulQ5K,  ShaderId::kMatmulQ6K};
-constexpr VariantTable kMatvec = {
-    ShaderId::kMatvecF32, ShaderId::kMatvecF16, ShaderId::kMatvecBf16, kNone,
-    ShaderId::kMatvecQ80, ShaderId::kMatvecQ40, ShaderId::kMatvecQ41,  ShaderId::kMatvecQ50,
-    ShaderId::kMatvecQ51, ShaderId::kMatvecQ4K, ShaderId::kMatvecQ5K,  ShaderId::kMatvecQ6K};
-constexpr VariantTable kMatvecSubgroup = {
-    ShaderId::kMatvecF32Subgroup,  ShaderId::kMatvecF16Subgroup,
-    ShaderId::kMatvecBf16Subgroup, kNone,
-    ShaderId::kMatvecQ80Subgroup,  ShaderId::kMatvecQ40Subgroup,
-    ShaderId::kMatvecQ41Subgroup,  ShaderId::kMatvecQ50Subgroup,
-    ShaderId::kMatvecQ51Subgroup,  ShaderId::kMatvecQ4KSubgroup,
-    ShaderId::kMatvecQ5KSubgroup,  ShaderId::kMatvecQ6KSubgroup};
-// f32 weights keep the exact fp32 kernel: rounding them to f16 would drop the precision they
-// were stored with.
-constexpr VariantTable kMatmulCoopmat = {kNone,
-                                         ShaderId::kMatmulCoopmatF16,
-                                         ShaderId::kMatmulCoopmatBf16,
-                                         kNone,
-                                         ShaderId::kMatmulCoopmatQ80,
-                                         ShaderId::kMatmulCoopmatQ40,
-                                         ShaderId::kMatmulCoopmatQ41,
-                                         ShaderId::kMatmulCoopmatQ50,
-                                         ShaderId::kMatmulCoopmatQ51,
-                                         ShaderId::kMatmulCoopmatQ4K,
-                                         ShaderId::kMatmulCoopmatQ5K,
-                                         ShaderId::kMatmulCoopmatQ6K};
-constexpr VariantTable kMatmulCoopmatKhr = {kNone,
-                                            ShaderId::kMatmulCoopmatF16Khr,
-                                            ShaderId::kMatmulCoopmatBf16Khr,
-                                            kNone,
-                                            ShaderId::kMatmulCoopmatQ80Khr,
-                                            ShaderId::kMatmulCoopmatQ40Khr,
-                                            ShaderId::kMatmulCoopmatQ41Khr,
-                                            ShaderId::kMatmulCoopmatQ50Khr,
-                                            ShaderId::kMatmulCoopmatQ51Khr,
-                                            ShaderId::kMatmulCoopmatQ4KKhr,
-                                            ShaderId::kMatmulCoopmatQ5KKhr,
-                                            ShaderId::kMatmulCoopmatQ6KKhr};
-constexpr VariantTable kDequantF16 = {kNone,
-                                      kNone,
-                                      kNone,
-                                      kNone,
-                                      ShaderId::kDequantF16Q80,
-                                      ShaderId::kDequantF16Q40,
-                                      ShaderId::kDequantF16Q41,
-                                      ShaderId::kDequantF16Q50,
-                                      ShaderId::kDequantF16Q51,
-                                      ShaderId::kDequantF16Q4K,
-                                      ShaderId::kDequantF16Q5K,
-                                      ShaderId::kDequantF16Q6K};
-constexpr VariantTable kEmbedding = {ShaderId::kEmbeddingF32,  ShaderId::kEmbeddingF16,
-                                     ShaderId::kEmbeddingBf16, kNone,
-                                     ShaderId::kEmbeddingQ80,  ShaderId::kEmbeddingQ40,
-                                     ShaderId::kEmbeddingQ41,  ShaderId::kEmbeddingQ50,
-                                     ShaderId::kEmbeddingQ51,  ShaderId::kEmbeddingQ4K,
-                                     ShaderId::kEmbeddingQ5K,  ShaderId::kEmbeddingQ6K};
+// Shader variants per weight DType come from the generated registry (shaders/CMakeLists.txt:
+// one variant per type, cmake/embed_spirv.cmake's families); f32 weights have no tensor-core
+// variant: rounding them to f16 would drop the precision they were stored with.
+constexpr ShaderId kNone = ShaderId::kCount;
+static_assert(kShaderFamilyTypes == static_cast<uint32_t>(DType::kSentinel),
+              "cmake/embed_spirv.cmake KVZ_WEIGHT_TYPES must list every DType in order");
 
 bool is_weight_type(DType t) { return t < DType::kSentinel && t != DType::kI32; }
 
-ShaderId variant(const VariantTable& table, DType t) { return table[static_cast<size_t>(t)]; }
+ShaderId variant(ShaderFamily family, DType t) {
+  return shader_for(family, static_cast<uint32_t>(t));
+}
 
 void check_gpu_weight(const Recorder& rec, DType t, const char* op) {
   if (t != DType::kF32 && !rec.caps().storage16)
@@ -99,7 +43,7 @@ static_assert(sizeof(MatmulPush) == 24);
 // Tiled GEMM for m > 1: 64x64 output tile per workgroup of 256 threads (4x4 per thread).
 Kernel pick_matmul(const Recorder&, DType t) {
   constexpr uint32_t kBm = 64, kBn = 64;
-  return {variant(kMatmul, t), {(kBm / 4) * (kBn / 4), kBm, kBn}};
+  return {variant(ShaderFamily::kMatmul, t), {(kBm / 4) * (kBn / 4), kBm, kBn}};
 }
 // Tensor-core GEMM (shaders/matmul_coopmat.comp): SG_M x SG_N subgroups per workgroup, each owning
 // FM x FN fragments of 16x16 (f16 x f16 -> f32), STAGES shared k tiles of BK.
@@ -162,7 +106,9 @@ Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t
   const CoopmatTile tile = pick_coopmat_tile(rec.caps(), sg, t, m, n, slots, opt);
   bm = tile.bm();
   bn = tile.bn();
-  return {variant(uses_khr_modules(api) ? kMatmulCoopmatKhr : kMatmulCoopmat, t),
+  return {variant(uses_khr_modules(api) ? ShaderFamily::kMatmulCoopmatKhr
+                                        : ShaderFamily::kMatmulCoopmat,
+                  t),
           {sg * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n, tile.fm, tile.fn, opt.coopmat_group_m,
            tile.stages, tile.bk},
           coopmat_required_subgroup_size(rec.caps(), api)};
@@ -231,7 +177,8 @@ Kernel pick_matvec(const Recorder& rec, DType t, const MatmulTuning& opt, bool h
             : (idot ? ShaderId::kMatvecWideQ4KIdot : ShaderId::kMatvecWideQ4K);
     return {id, {wg, rows_per_wg, v}};
   }
-  return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg, v}};
+  return {variant(sub ? ShaderFamily::kMatvecSubgroup : ShaderFamily::kMatvec, t),
+          {wg, rows_per_wg, v}};
 }
 
 // Whether the tensor-core matmul of an [n, k] chunk of block weights first dequantises it into
@@ -241,7 +188,7 @@ Kernel pick_matvec(const Recorder& rec, DType t, const MatmulTuning& opt, bool h
 // sizes the scratch by them); uses_dequant_pass adds the scratch given.
 constexpr uint32_t kDequantWg = 256;
 bool dequant_pass_applies(const DeviceCaps& caps, DType wt, int64_t m, int64_t n, int64_t k) {
-  return m >= kMatmulDequantMinTokens && variant(kDequantF16, wt) != kNone &&
+  return m >= kMatmulDequantMinTokens && variant(ShaderFamily::kDequantF16, wt) != kNone &&
          uint64_t(n * k) * 2 <= caps.max_storage_buffer_range;
 }
 bool uses_dequant_pass(const DeviceCaps& caps, const MatmulArgs& a, DType wt, int64_t m, int64_t n,
@@ -305,7 +252,8 @@ std::pair<uint32_t, uint32_t> detail::coopmat_default_tile(DType t, int64_t m, i
 }
 
 bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatApi api) {
-  if (api == CoopmatApi::kOff || !is_weight_type(t) || variant(kMatmulCoopmat, t) == kNone)
+  if (api == CoopmatApi::kOff || !is_weight_type(t) ||
+      variant(ShaderFamily::kMatmulCoopmat, t) == kNone)
     return false;
   const uint32_t sg = coopmat_subgroup_size(caps, api);
   return coopmat_api_usable(caps, api) && sg >= 8 && sg <= 64 &&
@@ -316,8 +264,8 @@ bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatAp
 void detail::dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y) {
   const DType wt = w.dtype();
   const int64_t n = w.rows(), k = w.cols();
-  KVZ_CHECK(variant(kDequantF16, wt) != kNone && y.dtype() == DType::kF16 && y.rows() == n &&
-                y.cols() == k && k % dtype_info(wt).block_elems == 0,
+  KVZ_CHECK(variant(ShaderFamily::kDequantF16, wt) != kNone && y.dtype() == DType::kF16 &&
+                y.rows() == n && y.cols() == k && k % dtype_info(wt).block_elems == 0,
             "dequantize_f16: w {} -> y {}", w.shape_str(), y.shape_str());
   KVZ_CHECK(!rec.is_cpu(), "dequantize_f16: a GPU pre-pass");
   const uint32_t groups = div_up(div_up(n * k, 8), kDequantWg),
@@ -325,7 +273,7 @@ void detail::dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y) {
   struct Push {
     uint32_t n, k;
   };
-  rec.dispatch(Kernel{variant(kDequantF16, wt), {kDequantWg}}, {w, y},
+  rec.dispatch(Kernel{variant(ShaderFamily::kDequantF16, wt), {kDequantWg}}, {w, y},
                Push{uint32_t(n), uint32_t(k)}, {gx, div_up(groups, gx)});
 }
 
@@ -423,7 +371,7 @@ void embedding(Recorder& rec, const EmbeddingArgs& a) {
   if (chunks.size() > 1) group.emplace(rec);
   for (const RowChunk& c : chunks) {
     const Push push{uint32_t(n), uint32_t(d), a.scale, uint32_t(c.row0), uint32_t(c.t.dim(0))};
-    rec.dispatch({variant(kEmbedding, wt), {kWg}}, {a.ids, c.t, a.y}, push,
+    rec.dispatch({variant(ShaderFamily::kEmbedding, wt), {kWg}}, {a.ids, c.t, a.y}, push,
                  {uint32_t(n), div_up(d, 4 * kWg)});
   }
 }
