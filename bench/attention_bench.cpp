@@ -71,10 +71,10 @@ struct AttnProblem {
     a.scale = 1.0f / std::sqrt(float(kHeadDim));
     a.rows_sorted = true;  // row t of every head holds position t, as a KvCache would
     a.total_rows = std::accumulate(lens.begin(), lens.end(), int64_t(0));  // as the forward does
-    const int64_t scratch =
-        std::max(paged_attention_scratch_elems(n_q, kHeads, kHeadDim, max_blocks * kKvBlockTokens),
-                 paged_attention_prefill_scratch_elems(dev.caps(), n_q, kHeads, kKvHeads, kHeadDim,
-                                                       max_blocks * kKvBlockTokens));
+    const int64_t scratch = std::max(
+        paged_attention_scratch_elems(dev, n_q, kHeads, kHeadDim, max_blocks * kKvBlockTokens),
+        paged_attention_prefill_scratch_elems(dev, n_q, kHeads, kKvHeads, kHeadDim,
+                                              max_blocks * kKvBlockTokens));
     if (scratch > 0) a.scratch = alloc(DType::kF32, {scratch});
     for (int h = 0; h < kKvHeads; ++h) {
       rows_read += lens[h];
@@ -120,8 +120,7 @@ void bm_decode(benchmark::State& state, std::vector<int> lens, bool allow_decode
   if (!check_decode_once()) return state.SkipWithError("differs from the CPU reference");
   AttnProblem p(bench_device(), lens, 1, 1 << 30);
   p.attn.allow_decode_kernel = allow_decode_kernel;
-  state.SetLabel(paged_attention_uses_decode_kernel(bench_device().caps(), p.attn) ? "decode"
-                                                                                   : "tiled");
+  state.SetLabel(paged_attention_uses_decode_kernel(bench_device(), p.attn) ? "decode" : "tiled");
   const double bytes = double(p.rows_read) * kHeadDim * 2 * 2;
   time_it(
       state, [&](Recorder& rec) { paged_attention(rec, p.attn); }, bytes,
@@ -196,7 +195,7 @@ const bool kRegistered = [] {
       "QTx32 keys, 128 threads, split-K up to 64 + combine");
   // Tensor-core prefill and scoring: which cooperative-matrix build ran (KVZ_COOPMAT=nv|khr|off).
   benchmark::AddCustomContext("kvz_coopmat",
-                              std::string(coopmat_api_name(coopmat_api(bench_device().caps()))));
+                              std::string(coopmat_api_name(coopmat_api(bench_device()))));
   return true;
 }();
 

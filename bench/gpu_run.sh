@@ -109,7 +109,7 @@ case "${1:-all}" in
       --kvzip-depth 0 -r 1 2>&1 | tee "$OUT/profile_llama8b_q4k.md" | grep -E "decode/|GPU time"
     ;;
   matvec)
-    # Q4_K decode matvec variants (detail::MatmulOptions::matvec_variant 0-4: shaders/matvec.comp,
+    # Q4_K decode matvec variants (MatmulTuning::matvec_variant 0-4: shaders/matvec.comp,
     # shaders/matvec_wide.comp) side by side with the f16 matvec, then the workgroup size / rows
     # sweep (MATVEC_SWEEP), then decode end to end per variant (KVZ_MATVEC_VARIANT; the forward
     # pass passes no x8 scratch, so 4 would run as 3 there).

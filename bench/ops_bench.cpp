@@ -82,19 +82,18 @@ struct Problem {
 
 // Checks the device result once against the CPU reference on a small shape of the same type and
 // the same kernel choice. The tensor-core kernel rounds x and w to f16 (2 * 2^-11 relative).
-bool check_once(DType t, int64_t m, detail::MatmulOptions opt) {
+bool check_once(DType t, int64_t m, const MatmulTuning& opt) {
   Device& dev = bench_device();
   const int64_t n = 96, k = 512;
   std::vector<float> x;
   std::vector<uint8_t> w;
   Problem p(dev, t, m, n, k, &x, &w);
-  opt.matvec_x8 = p.x8;
   Recorder rec(dev);
-  detail::matmul_with(rec, p.args, opt);
+  detail::matmul_with(rec, p.args, opt, p.x8);
   rec.finish();
   const double rel = double(k) * 1.2e-7 + (opt.allow_coopmat ? 1.0 / 1024 : 0.0);
   // Matvec variants 3, 4 round x to int8 per 32 values: each x value moves by <= amax_32 / 254.
-  const bool int8_x = m == 1 && detail::matvec_variant(t, opt) >= 3;
+  const bool int8_x = m == 1 && detail::matvec_variant(t, opt, p.x8.defined()) >= 3;
   std::vector<float> got(size_t(m * n)), ref(size_t(m * n)), wf(size_t(n * k));
   dev.download(p.args.y, got.data());
   cpu::dequantize_rows(t, w.data(), k, 0, n, wf.data());
@@ -117,7 +116,7 @@ bool check_once(DType t, int64_t m, detail::MatmulOptions opt) {
 }
 
 void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t k,
-                detail::MatmulOptions opt) {
+                MatmulTuning opt) {
   // m 64 takes the same kernel as the timed m >= 32 (tensor cores where allowed and present).
   if (!check_once(t, m >= detail::kCoopmatMinTokens ? 64 : std::min<int64_t>(m, 3), opt)) {
     state.SkipWithError("result differs from the CPU reference");
@@ -125,11 +124,11 @@ void run_matmul(benchmark::State& state, DType t, int64_t m, int64_t n, int64_t 
   }
   Device& dev = bench_device();
   Problem p(dev, t, m, n, k);
-  opt.matvec_x8 = p.x8;
   const double flops = 2.0 * double(m) * double(n) * double(k);
   const double bytes = double(p.args.w.nbytes() + p.args.x.nbytes() + p.args.y.nbytes());
   bench::time_gpu(
-      state, dev, [&](Recorder& rec) { detail::matmul_with(rec, p.args, opt); }, bytes, flops);
+      state, dev, [&](Recorder& rec) { detail::matmul_with(rec, p.args, opt, p.x8); }, bytes,
+      flops);
 }
 
 struct WeightShape {
@@ -147,10 +146,13 @@ constexpr WeightShape kDecodeShapes[] = {
     {"llama3_8b_lm_head_128256x4096", 128256, 4096},
 };
 constexpr int64_t kPrefillTokens = 512;
-constexpr uint32_t kMatvecVariants = 4;  // detail::MatmulOptions::matvec_variant 0..4 (Q4_K)
+constexpr uint32_t kMatvecVariants = 4;  // MatmulTuning::matvec_variant 0..4 (Q4_K)
+
+// The device's matmul tuning (its KVZ_* overrides included), for benchmarks to start from.
+MatmulTuning device_matmul() { return bench_device().tuning().matmul; }
 
 void register_matmul(const std::string& name, DType t, int64_t m, int64_t n, int64_t k,
-                     detail::MatmulOptions opt = {}) {
+                     const MatmulTuning& opt = device_matmul()) {
   benchmark::RegisterBenchmark(name.c_str(), run_matmul, t, m, n, k, opt)
       ->UseManualTime()
       ->Unit(benchmark::kMicrosecond);
@@ -162,8 +164,8 @@ void register_matvec_variants(const std::string& suffix, DType t, int64_t n, int
   register_matmul("BM_matvec/" + suffix, t, 1, n, k);
   if (t != DType::kQ4_K) return;
   for (uint32_t v = 0; v <= kMatvecVariants; ++v) {
-    detail::MatmulOptions o;
-    o.matvec_variant = v, o.matvec_env = false;
+    MatmulTuning o = device_matmul();
+    o.matvec_variant = v;
     register_matmul(fmt::format("BM_matvec/{}_v{}", suffix, v), t, 1, n, k, o);
   }
 }
@@ -217,18 +219,18 @@ void register_coopmat_peak(const DeviceCaps& caps) {
 
 const bool kRegistered = [] {
   const DeviceCaps& caps = bench_device().caps();
-  const CoopmatApi api = coopmat_api(caps);  // KVZ_COOPMAT=nv|khr|off picks it
+  const CoopmatApi api = coopmat_api(bench_device());  // KVZ_COOPMAT=nv|khr|off picks it
   for (const WeightShape& s : kShapes)
     for (DType t : {DType::kF16, DType::kQ4_K}) {
       std::string suffix = std::string(s.name) + "_" + std::string(dtype_name(t));
       register_matmul("BM_matmul/" + suffix + "_m512", t, kPrefillTokens, s.n, s.k);
       if (detail::coopmat_matmul_supported(caps, t, api)) {
-        detail::MatmulOptions scalar;
+        MatmulTuning scalar = device_matmul();
         scalar.allow_coopmat = false;
         register_matmul("BM_matmul/" + suffix + "_m512_scalar", t, kPrefillTokens, s.n, s.k,
                         scalar);
         // The tile raster without grouping (n fastest), to show what grouping buys.
-        detail::MatmulOptions nfirst;
+        MatmulTuning nfirst = device_matmul();
         nfirst.coopmat_group_m = 1;
         register_matmul("BM_matmul/" + suffix + "_m512_nfirst", t, kPrefillTokens, s.n, s.k,
                         nfirst);
@@ -242,8 +244,8 @@ const bool kRegistered = [] {
             if (v > 0 && t != DType::kQ4_K) continue;
             if (rows == 16 && v < 2) continue;  // the wide variants share x over more rows
             if (wg % caps.subgroup_size != 0 || wg > caps.max_workgroup_invocations) continue;
-            detail::MatmulOptions o;
-            o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = v, o.matvec_env = false;
+            MatmulTuning o = device_matmul();
+            o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = v;
             register_matmul(fmt::format("BM_matvec/{}_wg{}_r{}_v{}", suffix, wg, rows, v), t, 1,
                             s.n, s.k, o);
           }
@@ -258,7 +260,7 @@ const bool kRegistered = [] {
   register_matmul("BM_matmul/llama3_8b_ffn_up_14336x4096_f16_m4096", DType::kF16, 4096, 14336,
                   4096);
   if (detail::coopmat_matmul_supported(caps, DType::kF16, api)) {
-    detail::MatmulOptions scalar;
+    MatmulTuning scalar = device_matmul();
     scalar.allow_coopmat = false;
     register_matmul("BM_matmul/llama3_8b_attn_4096x4096_f16_m4096_scalar", DType::kF16, 4096, 4096,
                     4096, scalar);
@@ -281,9 +283,8 @@ const bool kRegistered = [] {
       "kvz_matvec_q4k_variants",
       fmt::format("_v0 contiguous lanes (default), _v1 earlier mapping, _v2 matvec_wide float "
                   "nibbles, _v3 matvec_wide int8 dot ({}), _v4 _v3 on x rounded by quantize_x8 "
-                  "first; wide: 4 rows/wg; KVZ_MATVEC_VARIANT={}",
-                  caps.int8_dot ? "OpSDot" : "integer math",
-                  std::getenv("KVZ_MATVEC_VARIANT") ? std::getenv("KVZ_MATVEC_VARIANT") : "unset"));
+                  "first; wide: 4 rows/wg; default variant {} (KVZ_MATVEC_VARIANT)",
+                  caps.int8_dot ? "OpSDot" : "integer math", device_matmul().matvec_variant));
   return true;
 }();
 

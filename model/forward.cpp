@@ -29,7 +29,7 @@ KvCacheConfig kv_cache_config(const ModelConfig& c) {
 
 Forward::Forward(const Model& model, int max_tokens, int max_logits)
     : model_(model), max_tokens_(max_tokens), max_logits_(max_logits) {
-  profile_ = env_flag("KVZ_PROFILE");
+  profile_ = model.device().tuning().diagnostics.profile;
   const ModelConfig& c = model.config();
   Device& dev = model.device();
   const int64_t T = max_tokens, qd = int64_t{c.n_heads} * c.head_dim,
@@ -57,13 +57,13 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
   // Split-K scratch for decode-sized query counts over the longest cache the model allows.
   int64_t scratch = 0;
   for (int n_q = 1; n_q <= kMaxSplitQueries; ++n_q)
-    scratch = std::max(
-        scratch, paged_attention_scratch_elems(n_q, c.n_heads, c.head_dim, c.max_context + 64));
+    scratch = std::max(scratch, paged_attention_scratch_elems(dev, n_q, c.n_heads, c.head_dim,
+                                                              c.max_context + 64));
   // ... and for prefill-sized runs where the device's prefill kernel splits long heads.
   if (T > kMaxSplitQueries)
-    scratch = std::max(
-        scratch, paged_attention_prefill_scratch_elems(dev.caps(), int(T), c.n_heads, c.n_kv_heads,
-                                                       c.head_dim, c.max_context + int(T)));
+    scratch = std::max(scratch,
+                       paged_attention_prefill_scratch_elems(dev, int(T), c.n_heads, c.n_kv_heads,
+                                                             c.head_dim, c.max_context + int(T)));
   if (scratch > 0) attn_scratch_ = make(DType::kF32, {scratch});
   // From the layer weights (runtime/ops/matmul.h): the f16 scratch of the matmuls' dequantising
   // pre-pass on many tokens, and whether decode rounds x to int8 once per input for Q4_K matvecs.
@@ -72,7 +72,7 @@ Forward::Forward(const Model& model, int max_tokens, int max_logits)
   for (const LayerWeights& l : model.weights().layers)
     for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
       if (!t->defined()) continue;
-      w_scratch = std::max(w_scratch, matmul_scratch_elems(dev.caps(), *t, T));
+      w_scratch = std::max(w_scratch, matmul_scratch_elems(dev, *t, T));
       x8 |= matvec_uses_x8(dev, t->dtype());
     }
   if (w_scratch > 0) w_scratch_ = make(DType::kF16, {w_scratch});
@@ -278,7 +278,7 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
       // Split-K scratch where it holds what the kernels would split into (the cm2 prefill kernel
       // checks its own need and runs unsplit without).
       if (attn_scratch_.defined() &&
-          paged_attention_scratch_elems(static_cast<int>(s.n), c.n_heads, c.head_dim,
+          paged_attention_scratch_elems(model_.device(), static_cast<int>(s.n), c.n_heads, c.head_dim,
                                         static_cast<int>(kv.block_table.dim(1)) * kKvBlockTokens) <=
               attn_scratch_.numel())
         pa.scratch = attn_scratch_;
@@ -311,12 +311,13 @@ void Forward::run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor*
     pending = o;
     // Hand finished layers to the GPU while the rest is recorded.
     // The GPU idles from the start of a step until the first submit: hand over the first layer
-    // at once (KVZ_NO_EARLY_SUBMIT=1: only every kLayersPerSubmit layers, for A/B runs). A step
+    // at once (SubmitTuning::early_first_layer), then every kLayersPerSubmit layers. A step
     // recorded ahead (device ids) finds the GPU busy with the previous one: each submission
     // costs GPU time, so it is submitted whole, by the caller, with what it records after it
-    // (KVZ_AHEAD_SUBMIT_LAYERS=n: every n layers instead, for A/B runs).
-    static const bool submit_first = !env_flag("KVZ_NO_EARLY_SUBMIT");
-    static const uint32_t ahead_layers = env_u32("KVZ_AHEAD_SUBMIT_LAYERS");
+    // (SubmitTuning::ahead_layers: every n layers instead).
+    const SubmitTuning& st = model_.device().tuning().submit;
+    const bool submit_first = st.early_first_layer;
+    const uint32_t ahead_layers = st.ahead_layers;
     if (device_ids) {
       if (ahead_layers && il % ahead_layers == ahead_layers - 1) rec.submit();
     } else if ((submit_first && il == 0) || il % kLayersPerSubmit == kLayersPerSubmit - 1) {

@@ -30,14 +30,14 @@ std::string_view strip(std::string_view s) {
 
 Session::~Session() = default;
 
-int default_prefill_chunk(const DeviceCaps& caps) {
-  return coopmat_api(caps) != CoopmatApi::kOff ? kDefaultPrefillChunkTensorCores
-                                               : kDefaultPrefillChunk;
+int default_prefill_chunk(const Device& dev) {
+  return coopmat_api(dev) != CoopmatApi::kOff ? kDefaultPrefillChunkTensorCores
+                                              : kDefaultPrefillChunk;
 }
 
 namespace {
 SessionOptions resolved(SessionOptions o, const Model& model) {
-  if (o.prefill_chunk <= 0) o.prefill_chunk = default_prefill_chunk(model.device().caps());
+  if (o.prefill_chunk <= 0) o.prefill_chunk = default_prefill_chunk(model.device());
   return o;
 }
 }  // namespace
@@ -167,7 +167,7 @@ const Scores& Session::score(const CompressorOptions& opts, const ProgressFn& pr
   if (!lse_buf_) lse_buf_ = model_.device().alloc(static_cast<size_t>(max_rows) * 4);
   // The tensor-core kernel's f16 queries (runtime/ops/paged_attention.h AttnScoreArgs::q16).
   const bool want_q16 = model_.device().kind() != BackendKind::kCpu &&
-                        paged_attention_coopmat_supported(model_.device().caps(), c.head_dim);
+                        paged_attention_coopmat_supported(model_.device(), c.head_dim);
   if (want_q16 && !q16_buf_)
     q16_buf_ = model_.device().alloc(static_cast<size_t>(max_rows * c.head_dim) * 2);
   ScoreKernel kernel = [&](Recorder& r, int, const AttnScoreArgs& args) {
@@ -404,8 +404,7 @@ GenerateResult Session::generate_tokens(std::span<const int32_t> prompt,
   // GPU picked, is recorded and submitted before token i is read back; the step fed with a stop
   // token is then undone. KVzap decides rows on the host after each step, so it decodes one step
   // at a time.
-  static const bool no_ahead = env_flag("KVZ_NO_DECODE_AHEAD");
-  const bool ahead = opts.decode_ahead && !no_ahead && !kvzap_;
+  const bool ahead = opts.decode_ahead && model_.device().tuning().submit.decode_ahead && !kvzap_;
 
   // Without update_cache only this turn's rows may be decided (they are dropped afterwards).
   const int32_t saved_min_pos = kvzap_min_pos_;

@@ -22,10 +22,10 @@ namespace kvz {
 // (done, total) units of the current phase.
 using ProgressFn = std::function<void(int64_t, int64_t)>;
 
-// Synthetic LLaMA-3.1-8B on the H100, pp4096 (bench/RESULTS.md): chunks of 2048 ran 1.5x (f16)
-// and 1.6x (Q4_K) faster than chunks of 512; 2048 also fits the forward sized for scoring.
+// Prefill chunk: with tensor cores, long chunks keep the matmuls busy (bench/RESULTS.md, "Prefill
+// chunk"); 2048 also fits the forward sized for scoring.
 constexpr int kDefaultPrefillChunk = 512, kDefaultPrefillChunkTensorCores = 2048;
-int default_prefill_chunk(const DeviceCaps& caps);
+int default_prefill_chunk(const Device& dev);
 
 struct SessionOptions {
   // Tokens per forward during prefill; 0: kDefaultPrefillChunkTensorCores where matmuls run on

@@ -1,7 +1,6 @@
-// Device selection (KVZIP_DEVICE), Buffer ownership and Recorder helpers (runtime/).
+// Device selection (KVZIP_DEVICE) and its tuning, Buffer ownership and Recorder helpers (runtime/).
 #include "runtime/device.h"
 
-#include <cctype>
 #include <cstdlib>
 #include <utility>
 
@@ -51,27 +50,19 @@ int type_rank(const std::string& t) {
 }  // namespace
 
 std::vector<DeviceCaps> list_devices() {
-  std::vector<DeviceCaps> out = gpu::list_vulkan_devices();
+  std::vector<DeviceCaps> out = gpu::list_vulkan_devices(resolve_tuning({}, read_tuning_env()));
   out.push_back(cpu::cpu_caps());
   return out;
 }
 
 namespace {
-// KVZIP_DEVICE set to something other than blanks; KVZIP_DEVICE= means unset.
-bool device_selected_by_env() {
-  const char* env = std::getenv("KVZIP_DEVICE");
-  if (!env) return false;
-  for (const char* p = env; *p; ++p)
-    if (!std::isspace(static_cast<unsigned char>(*p))) return true;
-  return false;
-}
-}  // namespace
 
-std::unique_ptr<Device> open_device(std::string_view selector) {
-  std::string sel(selector);
-  if (sel.empty() && device_selected_by_env()) sel = std::getenv("KVZIP_DEVICE");
+// The device `sel` names, before its tuning is set. `diag` carries the diagnostic switches the
+// Vulkan layer needs while it opens the device.
+std::unique_ptr<Device> open_selected(std::string sel, const Tuning& diag) {
+  if (sel.empty()) sel = device_selector_from_env();
   if (sel == "cpu") return cpu::make_cpu_device();
-  auto devs = gpu::list_vulkan_devices();
+  auto devs = gpu::list_vulkan_devices(diag);
   if (sel.empty()) {
     int best = -1, best_rank = 99;
     for (size_t i = 0; i < devs.size(); ++i) {
@@ -79,7 +70,7 @@ std::unique_ptr<Device> open_device(std::string_view selector) {
       if (r < best_rank) best = static_cast<int>(i), best_rank = r;
     }
     if (best < 0) return cpu::make_cpu_device();
-    return gpu::open_vulkan_device(static_cast<size_t>(best));
+    return gpu::open_vulkan_device(static_cast<size_t>(best), diag);
   }
   char* end = nullptr;
   long idx = std::strtol(sel.c_str(), &end, 10);
@@ -87,16 +78,20 @@ std::unique_ptr<Device> open_device(std::string_view selector) {
     if (idx < 0 || static_cast<size_t>(idx) >= devs.size())
       throw DeviceError(
           fmt::format("KVZIP_DEVICE={}: there are {} Vulkan devices", sel, devs.size()));
-    return gpu::open_vulkan_device(static_cast<size_t>(idx));
+    return gpu::open_vulkan_device(static_cast<size_t>(idx), diag);
   }
   for (size_t i = 0; i < devs.size(); ++i)
-    if (devs[i].name.find(sel) != std::string::npos) return gpu::open_vulkan_device(i);
+    if (devs[i].name.find(sel) != std::string::npos) return gpu::open_vulkan_device(i, diag);
   throw DeviceError(fmt::format("KVZIP_DEVICE={}: no device name contains it", sel));
 }
 
-uint32_t occupancy_units(const DeviceCaps& caps) {
-  constexpr uint32_t kVendorNvidia = 0x10DE;
-  return caps.vendor_id == kVendorNvidia ? caps.compute_units : 0;
+}  // namespace
+
+std::unique_ptr<Device> open_device(std::string_view selector) {
+  const TuningEnv env = read_tuning_env();  // the environment's overrides, validated once
+  std::unique_ptr<Device> dev = open_selected(std::string(selector), env.apply({}));
+  dev->set_tuning(resolve_tuning(dev->caps(), env));
+  return dev;
 }
 
 }  // namespace kvz

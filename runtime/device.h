@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/tensor.h"
+#include "runtime/tuning.h"
 
 namespace kvz {
 
@@ -80,11 +81,6 @@ struct DeviceCaps {
   double timestamp_period_ns = 0;
 };
 
-// The compute units that the ops' occupancy rules (decode split-K shares, matmul tiles) size their
-// grids by: compute_units on NVIDIA, the only vendor whose residency was measured
-// (bench/RESULTS.md); 0 elsewhere, where the rules keep their defaults until someone measures.
-uint32_t occupancy_units(const DeviceCaps& caps);
-
 class Allocator {
  public:
   virtual ~Allocator() = default;
@@ -139,17 +135,44 @@ class Device {
   // Whether the Khronos validation layer is active on this device.
   virtual bool validation_enabled() const { return false; }
 
+  // The tunables in force (runtime/tuning.h): open_device resolves them from the capabilities and
+  // the environment; tests and benchmarks may replace them (ScopedTuning).
+  const Tuning& tuning() const { return tuning_; }
+  void set_tuning(const Tuning& t) { tuning_ = t; }
+
   // Convenience: allocate and fill.
   Buffer alloc_upload(const void* src, size_t bytes);
   void upload(const Tensor& dst, const void* src) { upload(dst.mem(), src, dst.nbytes()); }
   void download(const Tensor& src, void* dst) { download(src.mem(), dst, src.nbytes()); }
+
+ private:
+  Tuning tuning_;
+};
+
+// Tests and benchmarks: `dev` runs with `edit` applied to its tuning while this object lives.
+class ScopedTuning {
+ public:
+  template <class Edit>
+  ScopedTuning(Device& dev, Edit&& edit) : dev_(dev), saved_(dev.tuning()) {
+    Tuning t = saved_;
+    edit(t);
+    dev_.set_tuning(t);
+  }
+  ~ScopedTuning() { dev_.set_tuning(saved_); }
+  ScopedTuning(const ScopedTuning&) = delete;
+  ScopedTuning& operator=(const ScopedTuning&) = delete;
+
+ private:
+  Device& dev_;
+  Tuning saved_;
 };
 
 // Opens a device chosen by `selector`: "" picks the first discrete GPU, else integrated, else
 // any Vulkan device (lavapipe), else the CPU backend; "cpu" forces the CPU backend; a number is
 // a Vulkan device index; anything else matches a device-name substring. When selector is empty the
-// environment variable KVZIP_DEVICE is read. Validation layers are enabled when KVZ_VALIDATION=1.
-// Throws DeviceError if an explicit selector matches nothing.
+// environment variable KVZIP_DEVICE is read. The device's tuning (runtime/tuning.h) comes from its
+// capabilities and the KVZ_* variables, read here once. Throws DeviceError if an explicit selector
+// matches nothing, InputError for a bad KVZ_* value.
 std::unique_ptr<Device> open_device(std::string_view selector = {});
 
 // Threads the CPU backend's kernels run on (one process-wide pool): n >= 1, or 0 for one per
@@ -157,7 +180,8 @@ std::unique_ptr<Device> open_device(std::string_view selector = {});
 void set_cpu_threads(int n);
 int cpu_threads();
 
-// Every device the loader reports (plus the CPU backend last), with probed capabilities.
+// Every device the loader reports (plus the CPU backend last), with probed capabilities
+// (resolve_tuning gives the tuning each would open with).
 std::vector<DeviceCaps> list_devices();
 
 }  // namespace kvz

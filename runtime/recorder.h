@@ -62,6 +62,7 @@ class Recorder {
   Device& device() const { return *dev_; }
   bool is_cpu() const { return dev_->kind() == BackendKind::kCpu; }
   const DeviceCaps& caps() const { return dev_->caps(); }
+  const Tuning& tuning() const { return dev_->tuning(); }
 
   // One compute dispatch. Bindings become storage buffers 0..n-1 (std430), `push` the push-
   // constant block; `grid` counts workgroups. A barrier orders it after earlier work.

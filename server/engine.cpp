@@ -93,7 +93,7 @@ Engine::Engine(const Model& model, EngineOptions opts)
       store_(model, opts_.cache_dir, opts_.memory_budget),
       forward_(model,
                std::max(opts_.prefill_chunk > 0 ? opts_.prefill_chunk
-                                                : default_prefill_chunk(model.device().caps()),
+                                                : default_prefill_chunk(model.device()),
                         opts_.parallel),
                opts_.parallel),
       rec_(model.device()) {

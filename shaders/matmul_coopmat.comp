@@ -5,8 +5,8 @@
 // Software pipeline: the next k tile is read from global memory into registers while the tensor
 // cores work on the current one, then written to the other half of a double-buffered shared tile,
 // so each k step costs one barrier (STAGES == 2); with STAGES == 1 one shared tile is rewritten
-// between two barriers, which halves the shared memory, so more workgroups share an SM (on the
-// H100 a 128 x 128 tile ran 1.5x faster that way). Global reads are 16 bytes wide (x as vec4,
+// between two barriers, which halves the shared memory, so more workgroups share an SM (the
+// faster form for the default tiles: bench/RESULTS.md). Global reads are 16 bytes wide (x as vec4,
 // f16/bf16 w as 8 halves).
 // Bindings: 0 x f32 [m, k] read | 1 w W_<TYPE> [n, k] read (ggml blocks along k)
 //           2 bias f32 [col0 + n] read (any buffer when has_bias == 0) | 3 y f32 [m, ldy] write

@@ -5,7 +5,7 @@
 // Fast loops where the layout allows: f16/bf16 rows read 8 values (16 bytes) at a time when
 // k % 8 == 0; Q4_K gives each block to 8 threads, each decoding its two scales once and 32
 // values from one 16-byte load of quants (blocks are 144 bytes: 16-byte aligned).
-// Q4_K variants (MatmulOptions::matvec_variant, KVZ_MATVEC_VARIANT): 0 that loop (the default),
+// Q4_K variants (MatmulTuning::matvec_variant, KVZ_MATVEC_VARIANT): 0 that loop (the default),
 // 1 the earlier mapping (below); 2 float, 3 and 4 int8 dot: shaders/matvec_wide.comp.
 // Bindings: 0 x f32 [k] read | 1 w W_<TYPE> [n, k] read | 2 bias f32 [col0 + n] read (any buffer
 //           when has_bias == 0) | 3 y f32 [col0 + n] write
@@ -115,7 +115,7 @@ void main() {
       }
     }
   } else if (wg % 8u == 0u) {
-    // The earlier mapping (MatmulOptions::matvec_variant 1, for comparison): thread t takes
+    // The earlier mapping (MatmulTuning::matvec_variant 1, for comparison): thread t takes
     // eighth t % 8 of every (wg / 8)-th block: 16 quant bytes (one 16-byte load)
     // of chunk c = (t % 8) / 2 holding values 64 c + 16 q + i (low nibbles, sub-block 2 c) and
     // 64 c + 32 + 16 q + i (high nibbles, sub-block 2 c + 1), i < 16, q = t % 2.

@@ -1,6 +1,6 @@
 #version 450
 // matvec_wide: y[n] = w[n, k] . x[k] (+ bias[n]) for decode (m == 1) with Q4_K weights, giving
-// each thread more work per load than shaders/matvec.comp: MatmulOptions::matvec_variant 2, 3, 4
+// each thread more work per load than shaders/matvec.comp: MatmulTuning::matvec_variant 2, 3, 4
 // (runtime/ops/matmul.cpp; variants 0 and 1 are matvec.comp's Q4_K loops).
 // Work unit: one quarter c of a 256-value block = quant bytes 32 c .. 32 c + 31, whose low nibbles
 // are sub-block 2 c (values 64 c + i) and high nibbles sub-block 2 c + 1 (values 64 c + 32 + i),
@@ -8,8 +8,8 @@
 // rows of the workgroup: its 64 x values are read (as vec4) and prepared once, then per row one
 // 16-byte load of the block head (d, dmin, 12 scale bytes), two 16-byte loads of quants and one
 // decode of the unit's two scales and mins. Variant 0 spends one int-to-float conversion per
-// weight (16 per clock per SM on NVIDIA, an eighth of the FMA rate: the likely limit of its 31% of
-// copy bandwidth on the H200, not yet confirmed by a profile); these spend none per weight:
+// weight (an eighth of the FMA rate on NVIDIA: the likely limit of its bandwidth, not confirmed by
+// a profile); these spend none per weight:
 //   MODE 2 (float): (q & 0xF << s) | 0x4B000000 is the float 2^23 + n 2^s (s in {0, 4, 8, 12},
 //     after q >> 16 for bytes 2 and 3); minus 2^23 that is exactly n 2^s, and x is pre-scaled by
 //     2^-s once per unit (exact). fp32 FMA; same rounding class as variant 0.

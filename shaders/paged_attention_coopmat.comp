@@ -18,7 +18,7 @@
 // Push: n_q, n_heads, group, max_blocks, window, n_split (unused), scale, softcap.
 // Spec: 0 = workgroup size (32 * NSG: subgroups of 32), 1 = HD (multiple of 16, <= 128),
 //       2 = NSG (a multiple of 4), 3 = SKIP (measurements only, wrong results: bit 1 skips
-//       Q K^T, 2 the softmax, 4 P V, 8 the key/value loads; KVZ_ATTN_SKIP), 4 = SORTED (1: the
+//       Q K^T, 2 the softmax, 4 P V, 8 the key/value loads; KVZ_BENCH_ATTN_SKIP), 4 = SORTED (1: the
 //       positions increase along each head's rows, so the key loop stops at the first tile that
 //       starts past every query of the workgroup; PagedAttentionArgs::rows_sorted).
 // Grid: (ceil(n_q * group / QT), n_kv_heads, 1).

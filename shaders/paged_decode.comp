@@ -65,9 +65,7 @@ shared float sh_m[NLG * GR], sh_l[NLG * GR];
 vec4 lo4(uvec4 b) { return vec4(unpackHalf2x16(b.x), unpackHalf2x16(b.y)); }
 vec4 hi4(uvec4 b) { return vec4(unpackHalf2x16(b.z), unpackHalf2x16(b.w)); }
 
-uint kv_slot(uint h, uint t) {
-  return uint(block_table[h * p.max_blocks + t / 32u]) * 32u + t % 32u;
-}
+#include "kv_layout.glsl"
 
 // Loads of one step: key t0 + u * NLG + lg for u < KPI (this lane's chunks), zeros past k_end.
 uvec4 nk[KPI * CPL], nv[KPI * CPL];

@@ -1,10 +1,8 @@
-// Cooperative-matrix api choice for the tensor-core kernels (runtime/ops): capability checks, the
-// KVZ_COOPMAT / KVZ_NO_COOPMAT switches and the test override.
+// Cooperative-matrix api choice for the tensor-core kernels (runtime/ops): capability checks and
+// the tuning's preference.
 #include "runtime/ops/coopmat.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "kvz_shaders.h"
@@ -15,27 +13,6 @@ namespace {
 
 constexpr uint32_t kSubgroup = 32;     // what the attention kernels' lane arithmetic assumes
 constexpr uint32_t kMaxSubgroups = 8;  // per workgroup, in the largest coopmat kernel
-
-std::optional<CoopmatApi>& override_api() {
-  static std::optional<CoopmatApi> api;
-  return api;
-}
-
-// nullopt: no preference (auto).
-std::optional<CoopmatApi> env_api() {
-  static const std::optional<CoopmatApi> api = []() -> std::optional<CoopmatApi> {
-    const char* no = std::getenv("KVZ_NO_COOPMAT");
-    if (no && *no && std::strcmp(no, "0") != 0) return CoopmatApi::kOff;
-    const char* e = std::getenv("KVZ_COOPMAT");
-    if (!e || !*e || std::strcmp(e, "auto") == 0) return std::nullopt;
-    if (std::strcmp(e, "nv") == 0) return CoopmatApi::kNv;
-    if (std::strcmp(e, "khr") == 0) return CoopmatApi::kKhr;
-    if (std::strcmp(e, "cm2") == 0) return CoopmatApi::kCm2;
-    if (std::strcmp(e, "off") == 0 || std::strcmp(e, "0") == 0) return CoopmatApi::kOff;
-    throw InputError(std::string("KVZ_COOPMAT=") + e + ": expected auto, nv, khr, cm2 or off");
-  }();
-  return api;
-}
 
 bool has_f16_shape(const DeviceCaps& caps, const char* ext) {
   return std::any_of(caps.coopmat_shapes.begin(), caps.coopmat_shapes.end(),
@@ -95,17 +72,11 @@ uint32_t coopmat_subgroup_size(const DeviceCaps& caps, CoopmatApi api) {
   return caps.subgroup_size;
 }
 
-CoopmatApi coopmat_api(const DeviceCaps& caps) {
-  if (const auto& o = override_api()) return coopmat_api_usable(caps, *o) ? *o : CoopmatApi::kOff;
-  if (const auto e = env_api()) return coopmat_api_usable(caps, *e) ? *e : CoopmatApi::kOff;
+CoopmatApi coopmat_api(const DeviceCaps& caps, const Tuning& tuning) {
+  if (const auto& a = tuning.coopmat) return coopmat_api_usable(caps, *a) ? *a : CoopmatApi::kOff;
   for (CoopmatApi api : {CoopmatApi::kCm2, CoopmatApi::kKhr, CoopmatApi::kNv})
     if (coopmat_api_usable(caps, api)) return api;
   return CoopmatApi::kOff;
 }
-
-detail::ScopedCoopmatApi::ScopedCoopmatApi(CoopmatApi api) : saved_(override_api()) {
-  override_api() = api;
-}
-detail::ScopedCoopmatApi::~ScopedCoopmatApi() { override_api() = saved_; }
 
 }  // namespace kvz

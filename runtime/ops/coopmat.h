@@ -5,17 +5,13 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string_view>
 
 #include "runtime/device.h"
 
 namespace kvz {
 
-// kCm2: VK_NV_cooperative_matrix2 (workgroup-scope matrices with tensor loads, the *_cm2
-// kernels, where one exists) on top of VK_KHR_cooperative_matrix (every other tensor-core kernel
-// runs its KHR variant).
-enum class CoopmatApi { kOff, kNv, kKhr, kCm2 };
+// CoopmatApi: runtime/tuning.h.
 std::string_view coopmat_api_name(CoopmatApi api);  // "off", "nv", "khr", "cm2"
 // Whether the kernels of `api` without a cm2 form run their KHR variants (kKhr and kCm2).
 constexpr bool uses_khr_modules(CoopmatApi api) {
@@ -29,12 +25,11 @@ constexpr bool uses_khr_modules(CoopmatApi api) {
 // 256-invocation f16 -> f32 workgroup shape and its modules. kOff: always true.
 bool coopmat_api_usable(const DeviceCaps& caps, CoopmatApi api);
 
-// The api the ops use: a detail::ScopedCoopmatApi override if one is active; else the environment,
-// KVZ_COOPMAT=nv|khr|cm2|off (an api the device cannot run means off) or KVZ_NO_COOPMAT=1 (off);
-// else cm2 where usable (its prefill attention is faster: bench/RESULTS.md), then KHR (on the
-// H200 the same kernels built for KHR ran 10-15% faster than for NV: bench/RESULTS.md), then NV,
-// then off. The environment is read once.
-CoopmatApi coopmat_api(const DeviceCaps& caps);
+// The api the ops use: Tuning::coopmat where set (an api the device cannot run means off); else
+// cm2 where usable (its prefill attention is faster), then KHR (the same kernels ran faster built
+// for KHR than for NV), then NV, then off. bench/RESULTS.md has the measurements.
+CoopmatApi coopmat_api(const DeviceCaps& caps, const Tuning& tuning);
+inline CoopmatApi coopmat_api(const Device& dev) { return coopmat_api(dev.caps(), dev.tuning()); }
 
 // The workgroup size of the *_cm2 kernels, and the device's f16 x f16 -> f32 workgroup-scope shape
 // for a workgroup of that many invocations (nullptr: none).
@@ -45,20 +40,5 @@ const CoopMat2Shape* coopmat2_f16_shape(const DeviceCaps& caps, uint32_t workgro
 // default already is the size the kernels assume (32), and the subgroup size the kernels run with.
 uint32_t coopmat_required_subgroup_size(const DeviceCaps& caps, CoopmatApi api);
 uint32_t coopmat_subgroup_size(const DeviceCaps& caps, CoopmatApi api);
-
-namespace detail {
-// Tests and benchmarks: coopmat_api() returns `api` (off where the device cannot run it) while
-// this object lives. Not thread-safe; one at a time.
-class ScopedCoopmatApi {
- public:
-  explicit ScopedCoopmatApi(CoopmatApi api);
-  ~ScopedCoopmatApi();
-  ScopedCoopmatApi(const ScopedCoopmatApi&) = delete;
-  ScopedCoopmatApi& operator=(const ScopedCoopmatApi&) = delete;
-
- private:
-  std::optional<CoopmatApi> saved_;
-};
-}  // namespace detail
 
 }  // namespace kvz

@@ -10,79 +10,22 @@
 #include "runtime/cpu/matmul_cpu.h"
 #include "runtime/ops/binding_chunks.h"
 #include "runtime/ops/matmul_detail.h"
-#include "runtime/tuning.h"
 
 namespace kvz {
 namespace {
 
-constexpr size_t kNumTypes = static_cast<size_t>(DType::kSentinel);
-constexpr ShaderId kNone = static_cast<ShaderId>(-1);
-
-// Shader variant per weight DType (order of the DType enum; kI32 has none).
-using VariantTable = std::array<ShaderId, kNumTypes>;
-constexpr VariantTable kMatmul = {
-    ShaderId::kMatmulF32, ShaderId::kMatmulF16, ShaderId::kMatmulBf16, kNone,
-    ShaderId::kMatmulQ80, ShaderId::kMatmulQ40, ShaderId::kMatmulQ41,  ShaderId::kMatmulQ50,
-    ShaderId::kMatmulQ51, ShaderId::kMatmulQ4K, ShaderId::kMatmulQ5K,  ShaderId::kMatmulQ6K};
-constexpr VariantTable kMatvec = {
-    ShaderId::kMatvecF32, ShaderId::kMatvecF16, ShaderId::kMatvecBf16, kNone,
-    ShaderId::kMatvecQ80, ShaderId::kMatvecQ40, ShaderId::kMatvecQ41,  ShaderId::kMatvecQ50,
-    ShaderId::kMatvecQ51, ShaderId::kMatvecQ4K, ShaderId::kMatvecQ5K,  ShaderId::kMatvecQ6K};
-constexpr VariantTable kMatvecSubgroup = {
-    ShaderId::kMatvecF32Subgroup,  ShaderId::kMatvecF16Subgroup,
-    ShaderId::kMatvecBf16Subgroup, kNone,
-    ShaderId::kMatvecQ80Subgroup,  ShaderId::kMatvecQ40Subgroup,
-    ShaderId::kMatvecQ41Subgroup,  ShaderId::kMatvecQ50Subgroup,
-    ShaderId::kMatvecQ51Subgroup,  ShaderId::kMatvecQ4KSubgroup,
-    ShaderId::kMatvecQ5KSubgroup,  ShaderId::kMatvecQ6KSubgroup};
-// f32 weights keep the exact fp32 kernel: rounding them to f16 would drop the precision they
-// were stored with.
-constexpr VariantTable kMatmulCoopmat = {kNone,
-                                         ShaderId::kMatmulCoopmatF16,
-                                         ShaderId::kMatmulCoopmatBf16,
-                                         kNone,
-                                         ShaderId::kMatmulCoopmatQ80,
-                                         ShaderId::kMatmulCoopmatQ40,
-                                         ShaderId::kMatmulCoopmatQ41,
-                                         ShaderId::kMatmulCoopmatQ50,
-                                         ShaderId::kMatmulCoopmatQ51,
-                                         ShaderId::kMatmulCoopmatQ4K,
-                                         ShaderId::kMatmulCoopmatQ5K,
-                                         ShaderId::kMatmulCoopmatQ6K};
-constexpr VariantTable kMatmulCoopmatKhr = {kNone,
-                                            ShaderId::kMatmulCoopmatF16Khr,
-                                            ShaderId::kMatmulCoopmatBf16Khr,
-                                            kNone,
-                                            ShaderId::kMatmulCoopmatQ80Khr,
-                                            ShaderId::kMatmulCoopmatQ40Khr,
-                                            ShaderId::kMatmulCoopmatQ41Khr,
-                                            ShaderId::kMatmulCoopmatQ50Khr,
-                                            ShaderId::kMatmulCoopmatQ51Khr,
-                                            ShaderId::kMatmulCoopmatQ4KKhr,
-                                            ShaderId::kMatmulCoopmatQ5KKhr,
-                                            ShaderId::kMatmulCoopmatQ6KKhr};
-constexpr VariantTable kDequantF16 = {kNone,
-                                      kNone,
-                                      kNone,
-                                      kNone,
-                                      ShaderId::kDequantF16Q80,
-                                      ShaderId::kDequantF16Q40,
-                                      ShaderId::kDequantF16Q41,
-                                      ShaderId::kDequantF16Q50,
-                                      ShaderId::kDequantF16Q51,
-                                      ShaderId::kDequantF16Q4K,
-                                      ShaderId::kDequantF16Q5K,
-                                      ShaderId::kDequantF16Q6K};
-constexpr VariantTable kEmbedding = {ShaderId::kEmbeddingF32,  ShaderId::kEmbeddingF16,
-                                     ShaderId::kEmbeddingBf16, kNone,
-                                     ShaderId::kEmbeddingQ80,  ShaderId::kEmbeddingQ40,
-                                     ShaderId::kEmbeddingQ41,  ShaderId::kEmbeddingQ50,
-                                     ShaderId::kEmbeddingQ51,  ShaderId::kEmbeddingQ4K,
-                                     ShaderId::kEmbeddingQ5K,  ShaderId::kEmbeddingQ6K};
+// Shader variants per weight DType come from the generated registry (shaders/CMakeLists.txt:
+// one variant per type, cmake/embed_spirv.cmake's families); f32 weights have no tensor-core
+// variant: rounding them to f16 would drop the precision they were stored with.
+constexpr ShaderId kNone = ShaderId::kCount;
+static_assert(kShaderFamilyTypes == static_cast<uint32_t>(DType::kSentinel),
+              "cmake/embed_spirv.cmake KVZ_WEIGHT_TYPES must list every DType in order");
 
 bool is_weight_type(DType t) { return t < DType::kSentinel && t != DType::kI32; }
 
-ShaderId variant(const VariantTable& table, DType t) { return table[static_cast<size_t>(t)]; }
+ShaderId variant(ShaderFamily family, DType t) {
+  return shader_for(family, static_cast<uint32_t>(t));
+}
 
 void check_gpu_weight(const Recorder& rec, DType t, const char* op) {
   if (t != DType::kF32 && !rec.caps().storage16)
@@ -100,7 +43,7 @@ static_assert(sizeof(MatmulPush) == 24);
 // Tiled GEMM for m > 1: 64x64 output tile per workgroup of 256 threads (4x4 per thread).
 Kernel pick_matmul(const Recorder&, DType t) {
   constexpr uint32_t kBm = 64, kBn = 64;
-  return {variant(kMatmul, t), {(kBm / 4) * (kBn / 4), kBm, kBn}};
+  return {variant(ShaderFamily::kMatmul, t), {(kBm / 4) * (kBn / 4), kBm, kBn}};
 }
 // Tensor-core GEMM (shaders/matmul_coopmat.comp): SG_M x SG_N subgroups per workgroup, each owning
 // FM x FN fragments of 16x16 (f16 x f16 -> f32), STAGES shared k tiles of BK.
@@ -109,29 +52,24 @@ struct CoopmatTile {
   uint32_t bm() const { return 16 * fm * sg_m; }
   uint32_t bn() const { return 16 * fn * sg_n; }
 };
-// Defaults from a sweep on the H100 and H200 (bench/RESULTS.md, `bench/gpu_run.sh tiles`): one
-// shared stage beats two everywhere (half the shared memory, more workgroups per SM); f16/bf16 run
-// best as 4 subgroups of 64 x 64 (128 x 128 tiles), block types as 16 subgroups of 64 x 32
-// (256 x 128 tiles: each dequantised w tile serves twice the rows). Fewer than 256 tokens get
-// 64 x 128 tiles so that more workgroups share the GPU.
+// Defaults from a tile sweep (bench/RESULTS.md, `bench/gpu_run.sh tiles`): one shared stage (half
+// the shared memory, more workgroups per compute unit); f16/bf16 as 4 subgroups of 64 x 64
+// (128 x 128 tiles), block types as 16 subgroups of 64 x 32 (256 x 128 tiles: each dequantised w
+// tile serves twice the rows). Fewer than 256 tokens get 64 x 128 tiles so that more workgroups
+// share the GPU.
 constexpr CoopmatTile kCoopmatPlain = {2, 2, 4, 4, 1, 32}, kCoopmatBlocks = {4, 4, 4, 2, 1, 32},
                       kCoopmatSmall = {2, 2, 2, 4, 1, 32};
 constexpr int64_t kCoopmatLargeMinTokens = 256;
-// Workgroups of the f16/bf16 128 x 128 tile resident per compute unit: at 243 registers
-// (KVZ_PIPELINE_STATS=1) two of 128 invocations fit the H100's 64K registers.
-constexpr int64_t kCoopmatPlainPerUnit = 2;
-// Where 128 x 128 tiles would not fill one round of resident workgroups (`units` known: m 512 with
-// LLaMA-3-8B's down projection is 128 tiles for 264 slots), 64 x 128 tiles, twice as many, run
-// faster. H100 (bench/RESULTS.md, eleventh session): 512x4096x14336 135.2 -> 147.3 TFLOP/s,
-// 512x3584x18944 113.1 -> 127.7-130.2, 512x4096x4096 130.9 -> 140.2; 512x14336x4096 (448 tiles)
-// ran 30% slower with them, so a full round keeps the large tile. The caller passes units 0
-// inside a Recorder::Concurrent group, whose dispatches fill the GPU together.
-CoopmatTile default_coopmat_tile(DType t, int64_t m, int64_t n, uint32_t units) {
+// Where 128 x 128 tiles would not fill one round of resident workgroups (`slots`: occupancy units
+// x MatmulTuning::coopmat_plain_per_unit, 0 where unknown), 64 x 128 tiles, twice as many, run
+// faster; a full round keeps the large tile (bench/RESULTS.md, "Occupancy rules"). The caller
+// passes 0 inside a Recorder::Concurrent group, whose dispatches fill the GPU together.
+CoopmatTile default_coopmat_tile(DType t, int64_t m, int64_t n, uint32_t slots) {
   if (m < kCoopmatLargeMinTokens) return kCoopmatSmall;
   if (t != DType::kF16 && t != DType::kBF16) return kCoopmatBlocks;
   const int64_t tiles =
       div_up(m, int64_t(kCoopmatPlain.bm())) * div_up(n, int64_t(kCoopmatPlain.bn()));
-  return units > 0 && tiles < int64_t(units) * kCoopmatPlainPerUnit ? kCoopmatSmall : kCoopmatPlain;
+  return slots > 0 && tiles < int64_t(slots) ? kCoopmatSmall : kCoopmatPlain;
 }
 uint32_t coopmat_shared_bytes(CoopmatTile t) {
   const uint32_t row_bytes = (t.bk + 8) * 2;  // bk staged halves + 16 bytes of padding
@@ -141,56 +79,50 @@ bool coopmat_tile_fits(const DeviceCaps& caps, uint32_t sg, CoopmatTile t) {
   return sg * t.sg_m * t.sg_n <= caps.max_workgroup_invocations &&
          coopmat_shared_bytes(t) <= caps.shared_memory_bytes;
 }
-constexpr uint32_t kCoopmatGroupM = 8;
-// The tile for m rows by n: opt.coopmat_tile, else KVZ_MATMUL_TILE=sg_m,sg_n,fm,fn,stages,bk
-// (measurements), else the default for `units` (default_coopmat_tile); an override the device
-// cannot run (workgroup size, shared memory) is refused.
+// The tile for m rows by n: opt.coopmat_tile (KVZ_MATMUL_TILE) where set, else the default for
+// `slots` (default_coopmat_tile); an override the device cannot run (workgroup size, shared
+// memory) is refused.
 CoopmatTile pick_coopmat_tile(const DeviceCaps& caps, uint32_t sg, DType wt, int64_t m, int64_t n,
-                              uint32_t units, const detail::MatmulOptions& opt) {
-  static const std::vector<uint32_t> env = env_u32_list("KVZ_MATMUL_TILE");
-  std::array<uint32_t, 6> o = opt.coopmat_tile;
-  if (o[0] == 0 && env.size() == 6) std::copy(env.begin(), env.end(), o.begin());
-  if (o[0] == 0) return default_coopmat_tile(wt, m, n, units);
+                              uint32_t slots, const MatmulTuning& opt) {
+  const std::array<uint32_t, 6>& o = opt.coopmat_tile;
+  if (o[0] == 0) return default_coopmat_tile(wt, m, n, slots);
   const CoopmatTile t{o[0], o[1], o[2], o[3], o[4], o[5]};
   // A tuning override is user input: a clear error, not an abort.
   if (!std::all_of(o.begin(), o.begin() + 5, [](uint32_t v) { return v >= 1 && v <= 8; }) ||
       t.stages > 2 || (t.bk != 32 && t.bk != 64) || !coopmat_tile_fits(caps, sg, t))
     throw DeviceError(
         fmt::format("matmul_coopmat: tile {}x{} subgroups of {}x{} fragments, {} stages of k {} "
-                    "(KVZ_MATMUL_TILE or MatmulOptions) does not fit {} ({} bytes of shared "
+                    "(KVZ_MATMUL_TILE or MatmulTuning) does not fit {} ({} bytes of shared "
                     "memory, {} invocations)",
                     t.sg_m, t.sg_n, t.fm, t.fn, t.stages, t.bk, caps.name, caps.shared_memory_bytes,
                     caps.max_workgroup_invocations));
   return t;
 }
 Kernel pick_matmul_coopmat(const Recorder& rec, CoopmatApi api, DType t, int64_t m, int64_t n,
-                           const detail::MatmulOptions& opt, uint32_t& bm, uint32_t& bn) {
+                           const MatmulTuning& opt, uint32_t& bm, uint32_t& bn) {
   const uint32_t sg = coopmat_subgroup_size(rec.caps(), api);
-  const uint32_t units = rec.in_concurrent() ? 0 : occupancy_units(rec.caps());
-  const CoopmatTile tile = pick_coopmat_tile(rec.caps(), sg, t, m, n, units, opt);
-  static const uint32_t env_group_m = env_u32("KVZ_MATMUL_GROUP_M");  // measurements
-  const uint32_t group_m = opt.coopmat_group_m ? opt.coopmat_group_m : env_group_m;
+  const uint32_t slots =
+      rec.in_concurrent() ? 0 : rec.tuning().occupancy_units * opt.coopmat_plain_per_unit;
+  const CoopmatTile tile = pick_coopmat_tile(rec.caps(), sg, t, m, n, slots, opt);
   bm = tile.bm();
   bn = tile.bn();
-  return {variant(uses_khr_modules(api) ? kMatmulCoopmatKhr : kMatmulCoopmat, t),
-          {sg * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n, tile.fm, tile.fn,
-           group_m ? group_m : kCoopmatGroupM, tile.stages, tile.bk},
+  return {variant(uses_khr_modules(api) ? ShaderFamily::kMatmulCoopmatKhr
+                                        : ShaderFamily::kMatmulCoopmat,
+                  t),
+          {sg * tile.sg_m * tile.sg_n, tile.sg_m, tile.sg_n, tile.fm, tile.fn, opt.coopmat_group_m,
+           tile.stages, tile.bk},
           coopmat_required_subgroup_size(rec.caps(), api)};
 }
 // VK_NV_cooperative_matrix2 GEMM (shaders/matmul_cm2.comp) for f16 weights: one BM x BN
 // workgroup-scope accumulator per workgroup of kCm2Workgroup invocations, k tiles of BK.
-// Opt-in (KVZ_CM2_MATMUL=1 with the cm2 api): on the H100 it ran at 0.5-0.8x of the KHR kernel
-// with f32 activations (bench/RESULTS.md), so by default the cm2 api multiplies with the KHR one.
-// KVZ_CM2_TILE=bm,bn,bk overrides the default (measurements); sizes must be multiples of the
-// device's granularities and at most its largest dimension.
+// Opt-in (MatmulTuning::cm2_matmul): with f32 activations it ran slower than the KHR kernel
+// (bench/RESULTS.md), so by default the cm2 api multiplies with the KHR one. A tile override
+// (MatmulTuning::cm2_tile) must be multiples of the device's granularities and at most its largest
+// dimension.
 struct Cm2Tile {
   uint32_t bm, bn, bk;
 };
 constexpr Cm2Tile kCm2Large = {128, 256, 32}, kCm2Small = {64, 128, 32};
-bool cm2_matmul_wanted() {
-  static const bool v = env_u32("KVZ_CM2_MATMUL") == 1;
-  return v;
-}
 bool cm2_tile_fits(const DeviceCaps& caps, Cm2Tile t) {
   const CoopMat2Shape* s = coopmat2_f16_shape(caps, kCm2Workgroup);
   const uint32_t most = caps.coopmat2_max_dimension;
@@ -198,37 +130,29 @@ bool cm2_tile_fits(const DeviceCaps& caps, Cm2Tile t) {
          t.bn % s->n_gran == 0 && t.bk % s->k_gran == 0 &&
          (!most || std::max({t.bm, t.bn, t.bk}) <= most);
 }
-Kernel pick_matmul_cm2(const Recorder& rec, int64_t m, uint32_t& bm, uint32_t& bn) {
-  static const std::vector<uint32_t> env = env_u32_list("KVZ_CM2_TILE");
+Kernel pick_matmul_cm2(const Recorder& rec, const MatmulTuning& opt, int64_t m, uint32_t& bm,
+                       uint32_t& bn) {
   Cm2Tile t = m >= kCoopmatLargeMinTokens ? kCm2Large : kCm2Small;
-  if (env.size() == 3) {
-    t = {env[0], env[1], env[2]};
+  if (opt.cm2_tile[0] != 0) {
+    t = {opt.cm2_tile[0], opt.cm2_tile[1], opt.cm2_tile[2]};
     if (!cm2_tile_fits(rec.caps(), t))  // a tuning override is user input
       throw DeviceError(fmt::format("matmul_cm2: tile {}x{}x{} (KVZ_CM2_TILE) does not fit {}",
                                     t.bm, t.bn, t.bk, rec.caps().name));
   }
   bm = t.bm;
   bn = t.bn;
-  static const uint32_t env_group_m = env_u32("KVZ_MATMUL_GROUP_M");  // measurements
-  return {ShaderId::kMatmulCm2,
-          {kCm2Workgroup, t.bm, t.bn, t.bk, env_group_m ? env_group_m : kCoopmatGroupM}};
+  return {ShaderId::kMatmulCm2, {kCm2Workgroup, t.bm, t.bn, t.bk, opt.coopmat_group_m}};
 }
 
-// KVZ_MATVEC_VARIANT (measurements, e.g. kvz_bench or kvzip bench): the Q4_K matvec variant
-// used where the options leave it at 0 (see detail::MatmulOptions::matvec_variant).
-uint32_t env_matvec_variant() {
-  static const uint32_t v = env_u32("KVZ_MATVEC_VARIANT");
-  return v;
-}
 constexpr uint32_t kMatvecMaxVariant = 4;
 constexpr uint32_t kMatvecWideRows = 4;  // matvec_wide: x prepared once per unit serves more rows
 
 // Decode matvec: NR rows per workgroup; subgroupAdd reduction where the device has it. Q4_K
 // variants 2, 3 and 4 are shaders/matvec_wide.comp (int8 dot with OpSDot where available).
-Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& opt,
+Kernel pick_matvec(const Recorder& rec, DType t, const MatmulTuning& opt, bool has_x8,
                    uint32_t& rows_per_wg) {
   const DeviceCaps& caps = rec.caps();
-  const uint32_t v = detail::matvec_variant(t, opt);
+  const uint32_t v = detail::matvec_variant(t, opt, has_x8);
   KVZ_CHECK(v <= kMatvecMaxVariant, "matvec: variant {} (0..{})", v, kMatvecMaxVariant);
   const bool wide = t == DType::kQ4_K && v >= 2;
   rows_per_wg = opt.matvec_rows ? opt.matvec_rows : wide ? kMatvecWideRows : 2;
@@ -253,7 +177,8 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
             : (idot ? ShaderId::kMatvecWideQ4KIdot : ShaderId::kMatvecWideQ4K);
     return {id, {wg, rows_per_wg, v}};
   }
-  return {variant(sub ? kMatvecSubgroup : kMatvec, t), {wg, rows_per_wg, v}};
+  return {variant(sub ? ShaderFamily::kMatvecSubgroup : ShaderFamily::kMatvec, t),
+          {wg, rows_per_wg, v}};
 }
 
 // Whether the tensor-core matmul of an [n, k] chunk of block weights first dequantises it into
@@ -263,7 +188,7 @@ Kernel pick_matvec(const Recorder& rec, DType t, const detail::MatmulOptions& op
 // sizes the scratch by them); uses_dequant_pass adds the scratch given.
 constexpr uint32_t kDequantWg = 256;
 bool dequant_pass_applies(const DeviceCaps& caps, DType wt, int64_t m, int64_t n, int64_t k) {
-  return m >= kMatmulDequantMinTokens && variant(kDequantF16, wt) != kNone &&
+  return m >= kMatmulDequantMinTokens && variant(ShaderFamily::kDequantF16, wt) != kNone &&
          uint64_t(n * k) * 2 <= caps.max_storage_buffer_range;
 }
 bool uses_dequant_pass(const DeviceCaps& caps, const MatmulArgs& a, DType wt, int64_t m, int64_t n,
@@ -274,8 +199,8 @@ bool uses_dequant_pass(const DeviceCaps& caps, const MatmulArgs& a, DType wt, in
 
 // One dispatch of y[:, col0 .. col0 + n_c) = x . w_c^T (+ bias) for the row chunk w_c of the
 // weight starting at row col0 (the whole weight when it fits one binding).
-void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
-                  const detail::MatmulOptions& opt) {
+void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c, const MatmulTuning& opt,
+                  const Tensor& x8) {
   const DType wt = a.w.dtype();
   const int64_t m = a.x.rows(), k = a.x.cols(), n = c.t.dim(0);
   MatmulPush push{uint32_t(m),      uint32_t(n),         uint32_t(k), cpu::has_bias(a) ? 1u : 0u,
@@ -283,13 +208,13 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
   const Tensor& bias = cpu::has_bias(a) ? a.bias : a.x;  // bound but unread without bias
   if (m == 1) {
     uint32_t nr = 0;
-    Kernel kern = pick_matvec(rec, wt, opt, nr);
+    Kernel kern = pick_matvec(rec, wt, opt, x8.defined(), nr);
     const uint32_t groups = div_up(n, nr), gx = std::min<uint32_t>(groups, 32768);
-    const Tensor& x = detail::matvec_variant(wt, opt) == 4 ? opt.matvec_x8 : a.x;
+    const Tensor& x = detail::matvec_variant(wt, opt, x8.defined()) == 4 ? x8 : a.x;
     rec.dispatch(kern, {x, c.t, bias, a.y}, push, {gx, div_up(groups, gx)});
     return;
   }
-  const CoopmatApi api = coopmat_api(rec.caps());
+  const CoopmatApi api = coopmat_api(rec.caps(), rec.tuning());
   const bool coopmat = opt.allow_coopmat && k % 8 == 0 &&
                        detail::coopmat_matmul_supported(rec.caps(), wt, api) &&
                        (opt.force_coopmat || m >= detail::kCoopmatMinTokens);
@@ -304,10 +229,10 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
       detail::dequantize_f16(rec, c.t, w);
     }
     uint32_t bm = 0, bn = 0;
-    const bool cm2 = api == CoopmatApi::kCm2 && (opt.cm2_matmul || cm2_matmul_wanted()) &&
-                     w.dtype() == DType::kF16 && opt.coopmat_tile[0] == 0 &&
-                     cm2_tile_fits(rec.caps(), kCm2Large) && cm2_tile_fits(rec.caps(), kCm2Small);
-    Kernel kern = cm2 ? pick_matmul_cm2(rec, m, bm, bn)
+    const bool cm2 = api == CoopmatApi::kCm2 && opt.cm2_matmul && w.dtype() == DType::kF16 &&
+                     opt.coopmat_tile[0] == 0 && cm2_tile_fits(rec.caps(), kCm2Large) &&
+                     cm2_tile_fits(rec.caps(), kCm2Small);
+    Kernel kern = cm2 ? pick_matmul_cm2(rec, opt, m, bm, bn)
                       : pick_matmul_coopmat(rec, api, w.dtype(), m, n, opt, bm, bn);
     const uint32_t tiles = div_up(n, bn) * div_up(m, bm), gx = std::min<uint32_t>(tiles, 32768);
     rec.dispatch(kern, {a.x, w, bias, a.y}, push, {gx, div_up(tiles, gx)});
@@ -321,13 +246,14 @@ void matmul_chunk(Recorder& rec, const MatmulArgs& a, const RowChunk& c,
 }  // namespace
 
 std::pair<uint32_t, uint32_t> detail::coopmat_default_tile(DType t, int64_t m, int64_t n,
-                                                           uint32_t units) {
-  const CoopmatTile tile = default_coopmat_tile(t, m, n, units);
+                                                           uint32_t slots) {
+  const CoopmatTile tile = default_coopmat_tile(t, m, n, slots);
   return {tile.bm(), tile.bn()};
 }
 
 bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatApi api) {
-  if (api == CoopmatApi::kOff || !is_weight_type(t) || variant(kMatmulCoopmat, t) == kNone)
+  if (api == CoopmatApi::kOff || !is_weight_type(t) ||
+      variant(ShaderFamily::kMatmulCoopmat, t) == kNone)
     return false;
   const uint32_t sg = coopmat_subgroup_size(caps, api);
   return coopmat_api_usable(caps, api) && sg >= 8 && sg <= 64 &&
@@ -338,8 +264,8 @@ bool detail::coopmat_matmul_supported(const DeviceCaps& caps, DType t, CoopmatAp
 void detail::dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y) {
   const DType wt = w.dtype();
   const int64_t n = w.rows(), k = w.cols();
-  KVZ_CHECK(variant(kDequantF16, wt) != kNone && y.dtype() == DType::kF16 && y.rows() == n &&
-                y.cols() == k && k % dtype_info(wt).block_elems == 0,
+  KVZ_CHECK(variant(ShaderFamily::kDequantF16, wt) != kNone && y.dtype() == DType::kF16 &&
+                y.rows() == n && y.cols() == k && k % dtype_info(wt).block_elems == 0,
             "dequantize_f16: w {} -> y {}", w.shape_str(), y.shape_str());
   KVZ_CHECK(!rec.is_cpu(), "dequantize_f16: a GPU pre-pass");
   const uint32_t groups = div_up(div_up(n * k, 8), kDequantWg),
@@ -347,28 +273,29 @@ void detail::dequantize_f16(Recorder& rec, const Tensor& w, const Tensor& y) {
   struct Push {
     uint32_t n, k;
   };
-  rec.dispatch(Kernel{variant(kDequantF16, wt), {kDequantWg}}, {w, y},
+  rec.dispatch(Kernel{variant(ShaderFamily::kDequantF16, wt), {kDequantWg}}, {w, y},
                Push{uint32_t(n), uint32_t(k)}, {gx, div_up(groups, gx)});
 }
 
-int64_t matmul_scratch_elems(const DeviceCaps& caps, const Tensor& w, int64_t max_m) {
+int64_t matmul_scratch_elems(const Device& dev, const Tensor& w, int64_t max_m) {
+  const DeviceCaps& caps = dev.caps();
   const DType t = w.dtype();
   const int64_t n = w.rows(), k = w.cols();
   const bool used = is_weight_type(t) && dequant_pass_applies(caps, t, max_m, n, k) && k % 8 == 0 &&
-                    detail::coopmat_matmul_supported(caps, DType::kF16, coopmat_api(caps));
+                    detail::coopmat_matmul_supported(caps, DType::kF16, coopmat_api(dev));
   return used ? n * k : 0;
 }
 
-uint32_t detail::matvec_variant(DType t, const MatmulOptions& opt) {
-  const uint32_t v = t == DType::kQ4_K && opt.matvec_variant == 0 && opt.matvec_env
-                         ? env_matvec_variant()
-                         : opt.matvec_variant;
-  return v == 4 && !opt.matvec_x8.defined() ? 3 : v;
+uint32_t detail::matvec_variant(DType, const MatmulTuning& opt, bool has_x8) {
+  return opt.matvec_variant == 4 && !has_x8 ? 3 : opt.matvec_variant;
 }
 
-void matmul(Recorder& rec, const MatmulArgs& a) { detail::matmul_with(rec, a, {}); }
+void matmul(Recorder& rec, const MatmulArgs& a) {
+  detail::matmul_with(rec, a, rec.tuning().matmul);
+}
 
-void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions& opt) {
+void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulTuning& opt,
+                         const Tensor& x8_scratch) {
   const DType wt = a.w.dtype();
   KVZ_CHECK(is_weight_type(wt), "matmul: weights of type {}", dtype_name(wt));
   KVZ_CHECK(a.x.dtype() == DType::kF32 && a.y.dtype() == DType::kF32, "matmul: x {} y {} (f32)",
@@ -383,20 +310,20 @@ void detail::matmul_with(Recorder& rec, const MatmulArgs& a, const MatmulOptions
   if (m == 0 || n == 0) return;
   if (rec.is_cpu()) return cpu::matmul_fast(a);
   check_gpu_weight(rec, wt, "matmul");
-  // x rounded by the caller (MatmulArgs::x8): variant 4 on it, unless the options or
-  // KVZ_MATVEC_VARIANT pick another variant for a measurement.
-  const bool given_x8 = m == 1 && a.x8.defined() && wt == DType::kQ4_K && opt.matvec_variant == 0 &&
-                        (!opt.matvec_env || env_matvec_variant() == 0);
-  detail::MatmulOptions o = opt;
+  // x rounded by the caller (MatmulArgs::x8): variant 4 on it, unless the tuning picks another
+  // variant for a measurement.
+  const bool given_x8 = m == 1 && a.x8.defined() && wt == DType::kQ4_K && opt.matvec_variant == 0;
+  MatmulTuning o = opt;
+  Tensor x8 = x8_scratch;
   if (given_x8) {
     KVZ_CHECK(a.x8.nbytes() >= 4 * uint64_t(matvec_x8_elems(k)), "matvec: x8 {} for k {}",
               a.x8.shape_str(), k);
-    o.matvec_variant = 4, o.matvec_x8 = a.x8, o.matvec_env = false;
-  } else if (m == 1 && detail::matvec_variant(wt, opt) == 4) {  // rounded once for every chunk
-    quantize_x8(rec, a.x, opt.matvec_x8);
+    o.matvec_variant = 4, x8 = a.x8;
+  } else if (m == 1 && detail::matvec_variant(wt, opt, x8.defined()) == 4) {
+    quantize_x8(rec, a.x, x8);  // rounded once for every chunk
   }
   // A weight above maxStorageBufferRange is bound as row chunks; each writes its y columns.
-  for (const RowChunk& c : binding_chunks(a.w, rec.caps())) matmul_chunk(rec, a, c, o);
+  for (const RowChunk& c : binding_chunks(a.w, rec.caps())) matmul_chunk(rec, a, c, o, x8);
 }
 
 bool quantize_x8_fits(const Tensor& x, const Tensor& x8) {
@@ -444,7 +371,7 @@ void embedding(Recorder& rec, const EmbeddingArgs& a) {
   if (chunks.size() > 1) group.emplace(rec);
   for (const RowChunk& c : chunks) {
     const Push push{uint32_t(n), uint32_t(d), a.scale, uint32_t(c.row0), uint32_t(c.t.dim(0))};
-    rec.dispatch({variant(kEmbedding, wt), {kWg}}, {a.ids, c.t, a.y}, push,
+    rec.dispatch({variant(ShaderFamily::kEmbedding, wt), {kWg}}, {a.ids, c.t, a.y}, push,
                  {uint32_t(n), div_up(d, 4 * kWg)});
   }
 }

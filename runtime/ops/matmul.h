@@ -36,7 +36,7 @@ bool quantize_x8_fits(const Tensor& x, const Tensor& x8);
 bool matvec_uses_x8(const Device& dev, DType t);
 // Elements of the f16 w_scratch with which matmul() on `dev` dequantises w first for some m up to
 // max_m (0: it never would: not a block type, no tensor cores, too few rows, or too big to bind).
-int64_t matmul_scratch_elems(const DeviceCaps& caps, const Tensor& w, int64_t max_m);
+int64_t matmul_scratch_elems(const Device& dev, const Tensor& w, int64_t max_m);
 // Fewest rows of x for which matmul() uses a given w_scratch.
 constexpr int64_t kMatmulDequantMinTokens = 256;
 

@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstdlib>
-#include <cstring>
 #include <optional>
 
 #include "runtime/cpu/attention_dims.h"
@@ -14,7 +12,6 @@
 #include "runtime/ops/coopmat.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/row_grid.h"
-#include "runtime/tuning.h"
 
 namespace kvz {
 namespace {
@@ -74,52 +71,16 @@ AttnPush attn_push(const cpu::AttnDims& d, const PagedAttentionArgs& a, uint32_t
 // key row spread over the lanes of a subgroup, many split-K workgroups per head.
 constexpr int64_t kDecodeMaxRows = 16;   // n_q * group served by the decode kernel
 constexpr int64_t kDecodeRowsPerWg = 8;  // query rows per workgroup (registers: 2 x 8 per row)
-// Split-K shares per KV head: shares of decode_min_rows_per_split() rows up to
+// Split-K shares per KV head: shares of DecodeTuning::min_rows_per_split rows up to
 // kDecodeSharesPerHead shares, then that many shares up to kDecodeMaxRowsPerSplit rows each, then
 // shares of that size. A share is one workgroup with a fixed start cost (its first loads' latency,
 // the merge, its partial result), so long heads want long shares and short ones many shares to
-// fill the GPU. H100 sweep (bench/results/2026-11-26f): best at 128 rows for 4K, 256 for 32K, 512
-// for 128K and for the 30%-kept ragged 128K cache (longest head 64K), which went from 0.40x to
-// 0.30x of the full cache's time. With n_q queries at most decode_max_splits() / n_q shares, which
-// also bounds the scratch to that many x n_heads x (head_dim + 2) per query. KVZ_DECODE_SPLITS
-// (<= 512, the combine pass's limit) overrides the cap for measurements.
-constexpr int64_t kDecodeMaxSplitsDefault = 512;
-constexpr int64_t kDecodeMinRowsPerSplitDefault = 128;
+// fill the GPU (the sweep behind these sizes: bench/RESULTS.md). With n_q queries at most
+// DecodeTuning::max_splits / n_q shares (<= 512, the combine pass's limit), which also bounds the
+// scratch to that many x n_heads x (head_dim + 2) per query.
 constexpr int64_t kDecodeMaxRowsPerSplit = 512;
 constexpr int64_t kDecodeSharesPerHead = 128;
 constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row blocks, whole steps
-int64_t decode_max_splits() {
-  static const int64_t v = [] {
-    const uint32_t e = env_u32("KVZ_DECODE_SPLITS");
-    return e >= 1 && e <= 512 ? int64_t(e) : kDecodeMaxSplitsDefault;
-  }();
-  return v;
-}
-// KVZ_DECODE_MIN_ROWS (a multiple of kDecodeChunkAlign) overrides the rows per share below which
-// decode splits no further.
-int64_t decode_min_rows_per_split() {
-  static const int64_t v = [] {
-    const uint32_t e = env_u32("KVZ_DECODE_MIN_ROWS");
-    return e >= kDecodeChunkAlign && e % kDecodeChunkAlign == 0 ? int64_t(e)
-                                                                : kDecodeMinRowsPerSplitDefault;
-  }();
-  return v;
-}
-
-bool decode_disabled_by_env() {
-  static const bool off = env_flag("KVZ_NO_FAST_DECODE");
-  return off;
-}
-
-// Tuning overrides for measurements (0: the default): KVZ_DECODE_WG (workgroup size, a power of
-// two >= the subgroup size), KVZ_DECODE_KPI (keys per lane group per step: loads in flight) and
-// KVZ_DECODE_LPK (lanes per key row, a power of two: fewer lanes, fewer shuffles and less
-// redundant softmax work per key, more registers); KVZ_DECODE_PREFETCH=0/1 (next step's loads
-// issued before this step's math). Read through runtime/tuning.h.
-
-// paged_decode's workgroups resident on one SM of the H100 (128 invocations at 168 registers: 12
-// of 64 warps) and the share size that fills one round of them, below.
-constexpr int64_t kDecodeWorkgroupsPerCu = 3;
 
 }  // namespace
 
@@ -127,28 +88,26 @@ constexpr int64_t kDecodeWorkgroupsPerCu = 3;
 // non-empty shares, so every busy workgroup does about the same work. The rule above depends
 // only on max_rows, so that the scratch size can be computed ahead: `bound` (>= n_split) never
 // decreases with max_rows, so the scratch for the largest max_rows serves every smaller one.
-// Where the device's compute units are known, shares then grow (never shrink: n_split stays
-// within the bound) until all heads' shares make about one round of resident workgroups. On
-// the H100 (bench/results/2026-11-26j, calls 6 and 7) one round beat the rule alone wherever the
-// rule made more than a round: 128K 233 -> 205-211 us (48 shares per head instead of 256), 32K
-// 74.2 -> 62.8 us, the 30%-kept ragged cache 82.2 -> 71.5 us; by hand, two rounds were close,
-// 5.9 rounds were not (230 us). KVZ_DECODE_WAVE=0 keeps the rule alone (measurements).
-detail::DecodeSplit detail::decode_split(int64_t n_q, int64_t max_rows, int64_t total_rows,
-                                         int64_t n_kv_heads, int64_t row_tiles,
+// Where the resident workgroups are known (compute units x DecodeTuning::workgroups_per_unit),
+// shares then grow (never shrink: n_split stays within the bound) until all heads' shares make
+// about one round of them: one round beat the rule alone wherever the rule made more than a
+// round, two rounds were close, six were not (bench/RESULTS.md, "Occupancy rules").
+detail::DecodeSplit detail::decode_split(const DecodeTuning& t, int64_t n_q, int64_t max_rows,
+                                         int64_t total_rows, int64_t n_kv_heads, int64_t row_tiles,
                                          uint32_t compute_units) {
   const int64_t rows = std::max<int64_t>(max_rows, 1);
-  const int64_t max_splits = std::max<int64_t>(1, decode_max_splits() / std::max<int64_t>(n_q, 1));
+  const int64_t max_splits =
+      std::max<int64_t>(1, int64_t(t.max_splits) / std::max<int64_t>(n_q, 1));
   const int64_t n = std::clamp<int64_t>(
-      std::max(std::min(rows / decode_min_rows_per_split(), kDecodeSharesPerHead),
+      std::max(std::min(rows / int64_t(t.min_rows_per_split), kDecodeSharesPerHead),
                rows / kDecodeMaxRowsPerSplit),
       1, max_splits);
   int64_t chunk = div_up(div_up(rows, n), kDecodeChunkAlign) * kDecodeChunkAlign;
-  static const bool wave = env_pick("KVZ_DECODE_WAVE", {0, 1}, 1) != 0;
   // Each head's last share is partial: with shares of `chunk` rows the heads take at most
   // total / chunk + n_kv_heads workgroups (times row_tiles), which must fit the round.
-  const int64_t round = int64_t(compute_units) * kDecodeWorkgroupsPerCu;
+  const int64_t round = int64_t(compute_units) * t.workgroups_per_unit;
   const int64_t tiles = std::max<int64_t>(row_tiles, 1), heads = std::max<int64_t>(n_kv_heads, 1);
-  if (wave && total_rows > 0 && round > 2 * heads * tiles) {
+  if (t.fill_one_round && total_rows > 0 && round > 2 * heads * tiles) {
     const int64_t fill = div_up(total_rows, round / tiles - heads);
     chunk = std::max(chunk, div_up(fill, kDecodeChunkAlign) * kDecodeChunkAlign);
   }
@@ -164,28 +123,27 @@ struct DecodePlan {
 
 // The decode kernel's configuration, or nothing where it does not apply (then the tiled kernel
 // runs): head_dim % 8 (16-byte rows), subgroup shuffles with a known, fixed subgroup size.
-std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const cpu::AttnDims& d,
-                                      bool allowed) {
+std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const DecodeTuning& t,
+                                      const cpu::AttnDims& d, bool allowed) {
   const int64_t rows = d.n_q * d.group;
   const uint32_t sg = caps.subgroup_size;
-  if (!allowed || decode_disabled_by_env() || rows > kDecodeMaxRows || d.head_dim % 8 != 0 ||
+  if (!allowed || !t.fast_kernel || rows > kDecodeMaxRows || d.head_dim % 8 != 0 ||
       d.head_dim > 256 || !caps.subgroup_shuffle || sg == 0 || sg > 128 || !std::has_single_bit(sg))
     return std::nullopt;
   // Intel compiles SIMD8/16/32 per shader whatever subgroupSize says: lane groups would straddle.
   if (caps.vendor_id == 0x8086) return std::nullopt;
+  // Lanes per key row: fewer lanes, fewer shuffles and less redundant softmax work per key, more
+  // registers. Keys per step: loads in flight.
   DecodePlan pl{};
-  static const uint32_t env_wg = env_u32("KVZ_DECODE_WG"), env_kpi = env_u32("KVZ_DECODE_KPI"),
-                        env_lpk = env_u32("KVZ_DECODE_LPK");
-  pl.wg = std::max<uint32_t>(env_wg && std::has_single_bit(env_wg) ? env_wg : 128, sg);
+  pl.wg = std::max<uint32_t>(t.workgroup, sg);
   pl.hd = uint32_t(d.head_dim);
   pl.lpk = std::min<uint32_t>(std::bit_ceil(uint32_t(d.head_dim / 8)), sg);
-  if (env_lpk && std::has_single_bit(env_lpk)) pl.lpk = std::min(pl.lpk, env_lpk);
+  if (t.lanes_per_key) pl.lpk = std::min(pl.lpk, t.lanes_per_key);
   pl.row_tiles = uint32_t(div_up(rows, kDecodeRowsPerWg));
   pl.gr = uint32_t(div_up(rows, int64_t(pl.row_tiles)));
-  pl.kpi = env_kpi >= 1 && env_kpi <= 16 ? env_kpi : pl.gr <= 4 ? 4 : 2;
+  pl.kpi = t.keys_per_iter ? t.keys_per_iter : pl.gr <= 4 ? 4 : 2;
   // Prefetch costs KPI x CPL x 8 registers per lane: on where the rows' q and o leave room.
-  static const char* env_pf = std::getenv("KVZ_DECODE_PREFETCH");
-  pl.prefetch = env_pf && *env_pf ? std::strcmp(env_pf, "0") != 0 : pl.gr <= 4;
+  pl.prefetch = t.prefetch.value_or(pl.gr <= 4) ? 1 : 0;
   const uint64_t nlg = pl.wg / pl.lpk, shared_bytes = 4 * nlg * (pl.hd + 2 * pl.gr);
   if ((caps.shared_memory_bytes && shared_bytes > caps.shared_memory_bytes) ||
       (caps.max_workgroup_invocations && pl.wg > caps.max_workgroup_invocations))
@@ -231,11 +189,10 @@ bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDi
   const int64_t rows = max_rows_of(a, d);
   const int64_t total =
       a.total_rows > 0 ? std::min(a.total_rows, rows * d.n_kv_heads) : rows * d.n_kv_heads;
-  // The round's size (kDecodeWorkgroupsPerCu) was measured on NVIDIA only: other vendors keep
-  // the rule alone until someone measures theirs (AMD reports its CUs too).
-  const uint32_t units = occupancy_units(rec.caps());
-  detail::DecodeSplit sp =
-      detail::decode_split(d.n_q, rows, total, d.n_kv_heads, pl.row_tiles, units);
+  // Vendors without a measured round (runtime/tuning.cpp, kVendorRules) keep the rule alone.
+  const Tuning& tn = rec.tuning();
+  detail::DecodeSplit sp = detail::decode_split(tn.decode, d.n_q, rows, total, d.n_kv_heads,
+                                                pl.row_tiles, tn.occupancy_units);
   if (!a.scratch.defined()) sp = {1, std::max<int64_t>(1, rows), 1};
   const int64_t need = combine_scratch_elems(sp.n_split, d.n_q, d.n_heads, d.head_dim);
   KVZ_CHECK(sp.n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
@@ -255,39 +212,33 @@ bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDi
 
 }  // namespace
 
-int64_t paged_attention_scratch_elems(int n_q, int n_heads, int head_dim, int max_rows) {
+int64_t paged_attention_scratch_elems(const Device& dev, int n_q, int n_heads, int head_dim,
+                                      int max_rows) {
   // The tiled kernel's need, and the decode kernel's where n_q is small enough for it (its
   // choice also depends on the group and the device, unknown here: size for the larger).
   int64_t n_split = pick_splits(n_q, n_heads, max_rows);
   if (n_q <= kDecodeMaxRows)
-    n_split = std::max(n_split, detail::decode_split(n_q, max_rows, 0, 1, 1, 0).bound);
+    n_split = std::max(n_split,
+                       detail::decode_split(dev.tuning().decode, n_q, max_rows, 0, 1, 1, 0).bound);
   return combine_scratch_elems(n_split, n_q, n_heads, head_dim);
 }
 
-bool paged_attention_uses_decode_kernel(const DeviceCaps& caps, const PagedAttentionArgs& a) {
-  return pick_decode(caps, cpu::check_paged_attention(a), a.allow_decode_kernel).has_value();
+bool paged_attention_uses_decode_kernel(const Device& dev, const PagedAttentionArgs& a) {
+  return pick_decode(dev.caps(), dev.tuning().decode, cpu::check_paged_attention(a),
+                     a.allow_decode_kernel)
+      .has_value();
 }
 
-// Tensor-core prefill (shaders/paged_attention_coopmat.comp): 8 subgroups of 32, 16 query rows
-// each, key tiles of one paged block. KVZ_ATTN_NSG=4 (half the rows per workgroup) overrides the
-// subgroups for measurements.
+// Tensor-core prefill (shaders/paged_attention_coopmat.comp): AttentionTuning::coopmat_subgroups
+// subgroups of 32 (8; 4 halves the rows per workgroup), 16 query rows each, key tiles of one
+// paged block. Shared memory is sized for 8.
 constexpr uint32_t kAttnCoopmatSubgroups = 8;
 
 namespace {
-uint32_t attn_coopmat_subgroups() {
-  static const uint32_t v = env_pick("KVZ_ATTN_NSG", {4}, kAttnCoopmatSubgroups);
-  return v;
-}
-// KVZ_ATTN_SKIP: phases the prefill kernel leaves out, for a knock-out profile (wrong results;
-// shaders/paged_attention_coopmat.comp, spec SKIP).
-uint32_t attn_coopmat_skip() {
-  static const uint32_t v = env_u32("KVZ_ATTN_SKIP") & 15u;
-  return v;
-}
 // Whether the tensor-core attention kernels run through `api` for this head_dim (subgroups of 32).
-bool attn_coopmat_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
+bool attn_coopmat_fits(const DeviceCaps& caps, const Tuning& t, CoopmatApi api, int64_t head_dim) {
   const uint64_t kt = kKvBlockTokens,
-                 sg = std::max(attn_coopmat_subgroups(), kAttnCoopmatSubgroups);
+                 sg = std::max(t.attention.coopmat_subgroups, kAttnCoopmatSubgroups);
   const uint64_t shared_bytes = 2 * kt * (head_dim / 8 + 1) * 16  // K and V tiles
                                 + sg * 16 * kt * (4 + 2)          // S (f32) and P (f16)
                                 + sg * 16 * 8 + kt * 4 + 64;      // row and key bookkeeping
@@ -295,30 +246,12 @@ bool attn_coopmat_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim)
          head_dim <= 128 && shared_bytes <= caps.shared_memory_bytes &&
          32 * sg <= caps.max_workgroup_invocations;
 }
-// VK_NV_cooperative_matrix2 prefill (shaders/paged_attention_cm2.comp): BR query rows per
-// workgroup of WG invocations; on the H100 128 rows on 256 invocations ran 1.7x faster than 64 on
-// 128 (bench/RESULTS.md). KVZ_ATTN_CM2_BR=64|128|256 and KVZ_ATTN_CM2_WG=128|256 override them
-// (measurements).
-constexpr uint32_t kAttnCm2Rows = 128, kAttnCm2Wg = 256;
-uint32_t attn_cm2_rows() {
-  static const uint32_t v = env_pick("KVZ_ATTN_CM2_BR", {64, 128, 256}, kAttnCm2Rows);
-  return v;
-}
-uint32_t attn_cm2_wg() {
-  static const uint32_t v = env_pick("KVZ_ATTN_CM2_WG", {128, 256}, kAttnCm2Wg);
-  return v;
-}
-// The kernel's HOIST (V loaded with K). On the H100 (bench/RESULTS.md, 2026-11-26j) it took 6%
-// off a 2048-query chunk after 30K keys and off a 2256-query reconstruction chunk after 32K, and
-// 3-4% off the 32K KVzip prefill and scoring; a causal prefill from the start gains nothing (4K:
-// the same, 16K: 1% slower). KVZ_ATTN_CM2_HOIST=0 turns it off (measurements).
-uint32_t attn_cm2_hoist() {
-  static const uint32_t v = env_pick("KVZ_ATTN_CM2_HOIST", {0, 1}, 1);
-  return v;
-}
-bool attn_cm2_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
+// VK_NV_cooperative_matrix2 prefill (shaders/paged_attention_cm2.comp): AttentionTuning::cm2_rows
+// query rows per workgroup of cm2_workgroup invocations (128 on 256: the larger tile ran faster);
+// cm2_hoist loads V with K, which pays off for chunks after a long prefix (bench/RESULTS.md).
+bool attn_cm2_fits(const DeviceCaps& caps, const Tuning& t, CoopmatApi api, int64_t head_dim) {
   if (api != CoopmatApi::kCm2 || head_dim % 16 != 0 || head_dim > 128) return false;
-  const uint32_t br = attn_cm2_rows(), wg = attn_cm2_wg(), hd = uint32_t(head_dim),
+  const uint32_t br = t.attention.cm2_rows, wg = t.attention.cm2_workgroup, hd = uint32_t(head_dim),
                  bc = uint32_t(kKvBlockTokens);
   const CoopMat2Shape* s = coopmat2_f16_shape(caps, wg);
   const uint64_t shared_bytes = uint64_t(br) * (hd / 8 + 1) * 16;  // the staged queries
@@ -330,18 +263,11 @@ bool attn_cm2_fits(const DeviceCaps& caps, CoopmatApi api, int64_t head_dim) {
 // Split-K of the cm2 prefill kernel: heads of at least kCm2SplitMinRows rows get their key range
 // cut in kCm2Splits shares (then the combine pass) when the grid is small (under
 // kCm2SplitMaxWorkgroups workgroups: a few waves on a large GPU, where whole rounds of long
-// workgroups leave SMs idle at the end). detail::ScopedCm2Splits forces a count (tests);
-// KVZ_ATTN_CM2_SPLITS=n does too (1: never split; measurements).
+// workgroups leave compute units idle at the end). AttentionTuning::cm2_splits forces a count.
 constexpr int64_t kCm2SplitMinRows = 16384, kCm2Splits = 2, kCm2SplitMaxWorkgroups = 2048;
-int64_t& forced_cm2_splits() {
-  static int64_t v = 0;
-  return v;
-}
-int64_t cm2_splits(int64_t n_rows, int64_t n_kv_heads, int64_t max_rows) {
-  if (forced_cm2_splits() > 0) return forced_cm2_splits();
-  static const int64_t env = env_u32("KVZ_ATTN_CM2_SPLITS");
-  if (env > 0) return std::min<int64_t>(env, 64);
-  const int64_t workgroups = div_up(n_rows, int64_t(attn_cm2_rows())) * n_kv_heads;
+int64_t cm2_splits(const Tuning& t, int64_t n_rows, int64_t n_kv_heads, int64_t max_rows) {
+  if (t.attention.cm2_splits > 0) return t.attention.cm2_splits;
+  const int64_t workgroups = div_up(n_rows, int64_t(t.attention.cm2_rows)) * n_kv_heads;
   return max_rows >= kCm2SplitMinRows && workgroups < kCm2SplitMaxWorkgroups ? kCm2Splits : 1;
 }
 
@@ -353,25 +279,22 @@ Kernel attn_coopmat_kernel(const DeviceCaps& caps, CoopmatApi api, ShaderId nv, 
 }
 }  // namespace
 
-int64_t paged_attention_prefill_scratch_elems(const DeviceCaps& caps, int n_q, int n_heads,
+int64_t paged_attention_prefill_scratch_elems(const Device& dev, int n_q, int n_heads,
                                               int n_kv_heads, int head_dim, int max_rows) {
+  const Tuning& t = dev.tuning();
   if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 ||
       int64_t(n_q) * (n_heads / n_kv_heads) < kAttnCoopmatMinRows ||
-      !attn_cm2_fits(caps, coopmat_api(caps), head_dim))
+      !attn_cm2_fits(dev.caps(), t, coopmat_api(dev), head_dim))
     return 0;
   return combine_scratch_elems(
-      cm2_splits(int64_t(n_q) * (n_heads / n_kv_heads), n_kv_heads, max_rows), n_q, n_heads,
+      cm2_splits(t, int64_t(n_q) * (n_heads / n_kv_heads), n_kv_heads, max_rows), n_q, n_heads,
       head_dim);
 }
 
-detail::ScopedCm2Splits::ScopedCm2Splits(int64_t n) : saved_(forced_cm2_splits()) {
-  forced_cm2_splits() = n;
-}
-detail::ScopedCm2Splits::~ScopedCm2Splits() { forced_cm2_splits() = saved_; }
-
-bool paged_attention_coopmat_supported(const DeviceCaps& caps, int64_t head_dim) {
-  const CoopmatApi api = coopmat_api(caps);
-  return attn_cm2_fits(caps, api, head_dim) || attn_coopmat_fits(caps, api, head_dim);
+bool paged_attention_coopmat_supported(const Device& dev, int64_t head_dim) {
+  const CoopmatApi api = coopmat_api(dev);
+  return attn_cm2_fits(dev.caps(), dev.tuning(), api, head_dim) ||
+         attn_coopmat_fits(dev.caps(), dev.tuning(), api, head_dim);
 }
 
 namespace {
@@ -382,15 +305,16 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
     cpu::paged_attention_fast(a);
     return false;
   }
-  const CoopmatApi api = coopmat_api(rec.caps());
-  if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_cm2_fits(rec.caps(), api, d.head_dim)) {
-    const uint32_t br = attn_cm2_rows();
+  const Tuning& tn = rec.tuning();
+  const CoopmatApi api = coopmat_api(rec.caps(), tn);
+  if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_cm2_fits(rec.caps(), tn, api, d.head_dim)) {
+    const uint32_t br = tn.attention.cm2_rows;
     const uint32_t tiles = div_up(d.n_q * d.group, br);
     KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
               d.n_kv_heads);
     const int64_t max_rows = max_rows_of(a, d);
     const int64_t blocks = std::max<int64_t>(1, div_up(max_rows, kKvBlockTokens));
-    int64_t n_split = std::min(cm2_splits(d.n_q * d.group, d.n_kv_heads, max_rows), blocks);
+    int64_t n_split = std::min(cm2_splits(tn, d.n_q * d.group, d.n_kv_heads, max_rows), blocks);
     if (n_split > 1 &&
         (!a.scratch.defined() || a.scratch.dtype() != DType::kF32 ||
          a.scratch.numel() < combine_scratch_elems(n_split, d.n_q, d.n_heads, d.head_dim)))
@@ -399,35 +323,36 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
       AttnPush attn;
       uint32_t split_tiles;
     } push{attn_push(d, a, uint32_t(n_split)), uint32_t(div_up(blocks, n_split))};
-    rec.dispatch(
-        {ShaderId::kPagedAttentionCm2,
-         {attn_cm2_wg(), uint32_t(d.head_dim), br, a.rows_sorted ? 1u : 0u, attn_cm2_hoist()}},
-        {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens,
-         n_split > 1 ? a.scratch : a.out},
-        push, {tiles, uint32_t(d.n_kv_heads), uint32_t(n_split)});
+    rec.dispatch({ShaderId::kPagedAttentionCm2,
+                  {tn.attention.cm2_workgroup, uint32_t(d.head_dim), br, a.rows_sorted ? 1u : 0u,
+                   tn.attention.cm2_hoist ? 1u : 0u}},
+                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens,
+                  n_split > 1 ? a.scratch : a.out},
+                 push, {tiles, uint32_t(d.n_kv_heads), uint32_t(n_split)});
     return n_split > 1 && record_combine(rec, a, d, n_split);
   }
-  if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_coopmat_fits(rec.caps(), api, d.head_dim)) {
-    const uint32_t nsg = attn_coopmat_subgroups();
+  if (d.n_q * d.group >= kAttnCoopmatMinRows &&
+      attn_coopmat_fits(rec.caps(), tn, api, d.head_dim)) {
+    const uint32_t nsg = tn.attention.coopmat_subgroups;
     const AttnPush push = attn_push(d, a, 1);
     const uint32_t tiles = div_up(d.n_q * d.group, 16 * nsg);
     KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
               d.n_kv_heads);
-    rec.dispatch(
-        attn_coopmat_kernel(
-            rec.caps(), api, ShaderId::kPagedAttentionCoopmat, ShaderId::kPagedAttentionCoopmatKhr,
-            {32 * nsg, uint32_t(d.head_dim), nsg, attn_coopmat_skip(), a.rows_sorted ? 1u : 0u}),
-        {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
-        {tiles, uint32_t(d.n_kv_heads)});
+    rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kPagedAttentionCoopmat,
+                                     ShaderId::kPagedAttentionCoopmatKhr,
+                                     {32 * nsg, uint32_t(d.head_dim), nsg,
+                                      tn.attention.bench_skip_phases, a.rows_sorted ? 1u : 0u}),
+                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
+                 {tiles, uint32_t(d.n_kv_heads)});
     return false;
   }
-  if (const auto plan = pick_decode(rec.caps(), d, a.allow_decode_kernel))
+  if (const auto plan = pick_decode(rec.caps(), tn.decode, d, a.allow_decode_kernel))
     return record_decode(rec, a, d, *plan);
   const int64_t max_rows = d.max_blocks * kKvBlockTokens;
   const Tiles t = pick_tiles(rec.caps(), d.head_dim, d.n_q * d.group);
   int n_split = pick_splits(d.n_q, d.n_heads, max_rows);
-  const int64_t need =
-      paged_attention_scratch_elems(int(d.n_q), int(d.n_heads), int(d.head_dim), int(max_rows));
+  const int64_t need = paged_attention_scratch_elems(rec.device(), int(d.n_q), int(d.n_heads),
+                                                     int(d.head_dim), int(max_rows));
   if (!a.scratch.defined()) n_split = 1;
   KVZ_CHECK(n_split == 1 || (a.scratch.dtype() == DType::kF32 && a.scratch.numel() >= need),
             "paged_attention: scratch {} < {} f32 elements", a.scratch.shape_str(), need);
@@ -465,8 +390,8 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   } push{uint32_t(d.n_q),        uint32_t(d.n_heads), uint32_t(d.group),
          uint32_t(d.max_blocks), uint32_t(a.n_sink),  uint32_t(a.t0),
          uint32_t(a.t1),         uint32_t(a.s0),      a.scale};
-  const CoopmatApi api = coopmat_api(rec.caps());
-  if (attn_coopmat_fits(rec.caps(), api, d.head_dim)) {
+  const CoopmatApi api = coopmat_api(rec.caps(), rec.tuning());
+  if (attn_coopmat_fits(rec.caps(), rec.tuning(), api, d.head_dim)) {
     // Tensor cores (shaders/attn_score_coopmat.comp): 8 subgroups x 16 query rows for the
     // log-sum-exp pass, 4 subgroups x 16 chunk rows for the column maxima.
     constexpr uint32_t kLseSubgroups = 8, kMaxSubgroups = 4;

@@ -14,7 +14,7 @@
 
 namespace kvz {
 
-constexpr int kKvBlockTokens = 32;
+constexpr int kKvBlockTokens = 32;  // shaders/include/kv_layout.glsl KV_BLOCK mirrors it
 
 // Writes n_tokens new rows for every KV head: for head h and token t, k_new[t, h, :] and
 // v_new[t, h, :] (f32, converted to f16) go to slot dst_slot[h, t]; pos_new[t] to pos_pool there.

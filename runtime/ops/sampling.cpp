@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "runtime/ops/row_grid.h"
-#include "runtime/tuning.h"
 
 namespace kvz {
 namespace {
@@ -19,9 +18,6 @@ void check_logits(const Tensor& logits, const Tensor& out, const char* what) {
                 out.numel() == logits.rows() && logits.cols() > 0 && logits.cols() < (1 << 24),
             "{}: logits {} out {}", what, logits.shape_str(), out.shape_str());
 }
-
-// KVZ_SAMPLE_BISECT=1: the bisection kernel even where the radix one runs (tests, A/B runs).
-bool radix_disabled() { return env_flag("KVZ_SAMPLE_BISECT"); }
 
 }  // namespace
 
@@ -56,7 +52,7 @@ void sample(Recorder& rec, const SampleArgs& a) {
   const uint32_t radix_wg = std::min<uint32_t>(
       {1024, std::bit_floor(std::max<uint32_t>(caps.max_workgroup_invocations, 1)),
        128 * std::bit_floor(std::max<uint32_t>(min_sg, 1))});
-  const bool radix = caps.subgroup_arith && radix_wg >= 32 && !radix_disabled();
+  const bool radix = caps.subgroup_arith && radix_wg >= 32 && rec.tuning().sampling.radix;
   constexpr uint32_t kWg = 256;
   struct Push {
     uint32_t n_rows, n_vocab, rows_per_y, top_k;

@@ -26,13 +26,6 @@ bool has_ext(const std::vector<vk::ExtensionProperties>& exts, const char* name)
                      [&](const auto& e) { return std::strcmp(e.extensionName, name) == 0; });
 }
 
-// KVZ_PIPELINE_STATS=1: log the driver's statistics of every pipeline created (registers, shared
-// memory, spills; VK_KHR_pipeline_executable_properties) for kernel tuning.
-bool pipeline_stats_wanted() {
-  static const bool on = env_flag("KVZ_PIPELINE_STATS");
-  return on;
-}
-
 std::string stat_value(const vk::PipelineExecutableStatisticKHR& s) {
   switch (s.format) {
     case vk::PipelineExecutableStatisticFormatKHR::eBool32:
@@ -64,8 +57,9 @@ struct VulkanDevice::Pool {
   std::vector<std::unique_ptr<Block>> blocks;
 };
 
-VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd)
-    : inst_(&inst), caps_(probe_caps(pd)), physical_(pd) {
+VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd,
+                           const DiagnosticTuning& diag)
+    : inst_(&inst), caps_(probe_caps(pd, diag.max_storage_buffer_range)), physical_(pd) {
   auto qfs = pd.getQueueFamilyProperties();
   bool found = false;
   for (uint32_t i = 0; i < qfs.size() && !found; ++i)
@@ -79,11 +73,12 @@ VulkanDevice::VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd)
   for (const char* opt :
        {VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME})
     if (has_ext(exts, opt)) enable.push_back(opt);
-  pipeline_stats_ = pipeline_stats_wanted() &&
-                    has_ext(exts, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+  // Pipeline statistics (registers, shared memory, spills) are logged for kernel tuning.
+  pipeline_stats_ =
+      diag.pipeline_stats && has_ext(exts, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
   if (pipeline_stats_)
     enable.push_back(VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
-  else if (pipeline_stats_wanted())
+  else if (diag.pipeline_stats)
     spdlog::warn("KVZ_PIPELINE_STATS: {} lacks VK_KHR_pipeline_executable_properties", caps_.name);
 
   auto have = pd.getFeatures2<vk::PhysicalDeviceFeatures2, vk::PhysicalDeviceVulkan11Features,

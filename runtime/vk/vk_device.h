@@ -27,10 +27,12 @@ struct Instance {
   uint32_t validation_layer_version = 0;  // specVersion of VK_LAYER_KHRONOS_validation when on
   uint32_t api_version = 0;               // VkApplicationInfo::apiVersion asked for
 };
-// Throws DeviceError if no Vulkan loader or instance is available.
-Instance& instance();
+// Throws DeviceError if no Vulkan loader or instance is available. The first call creates the
+// instance, with the validation layer where `validation` (instance-wide from then on).
+Instance& instance(bool validation = false);
 
-DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd);
+// `max_storage_buffer_range`: a lower limit to report (0: the device's own).
+DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd, uint64_t max_storage_buffer_range = 0);
 
 struct PipelineEntry {
   vk::raii::DescriptorSetLayout set_layout = nullptr;
@@ -40,7 +42,7 @@ struct PipelineEntry {
 
 class VulkanDevice final : public Device, public Allocator {
  public:
-  VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd);
+  VulkanDevice(Instance& inst, const vk::raii::PhysicalDevice& pd, const DiagnosticTuning& diag);
   ~VulkanDevice() override;
 
   BackendKind kind() const override { return BackendKind::kVulkan; }

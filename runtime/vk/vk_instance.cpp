@@ -34,10 +34,8 @@ bool has_instance_ext(const vk::raii::Context& ctx, const char* name) {
   return false;
 }
 
-std::unique_ptr<Instance> create_instance() {
+std::unique_ptr<Instance> create_instance(bool want_validation) {
   auto inst = std::make_unique<Instance>();
-  const char* env = std::getenv("KVZ_VALIDATION");
-  bool want_validation = env && std::strcmp(env, "0") != 0;
   std::vector<const char*> layers, exts;
   if (want_validation) {
     if (has_layer(inst->context, "VK_LAYER_KHRONOS_validation") &&
@@ -195,14 +193,14 @@ void probe_subgroup_size_control(const vk::raii::PhysicalDevice& pd, DeviceCaps&
 
 }  // namespace
 
-Instance& instance() {
+Instance& instance(bool validation) {
   // Deliberately never destroyed: tearing the instance (and unloading the loader) down during
   // static destruction races the NVIDIA driver's own exit handlers and crashes at exit.
   static Instance* inst = nullptr;
   static std::string failure;
   if (!inst && failure.empty()) {
     try {
-      inst = create_instance().release();
+      inst = create_instance(validation).release();
     } catch (const std::exception& e) {
       failure = e.what();
     }
@@ -211,7 +209,7 @@ Instance& instance() {
   return *inst;
 }
 
-DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
+DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd, uint64_t max_storage_buffer_range) {
   DeviceCaps c;
   auto props2 =
       pd.getProperties2<vk::PhysicalDeviceProperties2, vk::PhysicalDeviceSubgroupProperties,
@@ -251,15 +249,11 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
   c.max_workgroup_invocations = p.limits.maxComputeWorkGroupInvocations;
   for (int i = 0; i < 3; ++i) c.max_workgroup_count[i] = p.limits.maxComputeWorkGroupCount[i];
   c.max_storage_buffer_range = p.limits.maxStorageBufferRange;
-  // KVZ_MAX_STORAGE_BUFFER_RANGE=bytes lowers (never raises) the limit, so that tests on any
-  // device exercise the row-chunked bindings of weights above it (runtime/ops/binding_chunks.h).
-  if (const char* e = std::getenv("KVZ_MAX_STORAGE_BUFFER_RANGE"); e && *e) {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(e, &end, 10);
-    if (*end != '\0' || v == 0)
-      throw DeviceError(fmt::format("KVZ_MAX_STORAGE_BUFFER_RANGE={} is not a byte count", e));
-    c.max_storage_buffer_range = std::min<uint64_t>(c.max_storage_buffer_range, v);
-  }
+  // A lowered limit (KVZ_MAX_STORAGE_BUFFER_RANGE) lets tests on any device exercise the
+  // row-chunked bindings of weights above it (runtime/ops/binding_chunks.h).
+  if (max_storage_buffer_range)
+    c.max_storage_buffer_range =
+        std::min<uint64_t>(c.max_storage_buffer_range, max_storage_buffer_range);
   c.storage_offset_alignment = static_cast<uint32_t>(p.limits.minStorageBufferOffsetAlignment);
   c.timestamp_period_ns = p.limits.timestampPeriod;
   auto maint3 =
@@ -348,9 +342,9 @@ DeviceCaps probe_caps(const vk::raii::PhysicalDevice& pd) {
 }
 
 namespace {
-std::vector<vk::raii::PhysicalDevice> physical_devices() {
+std::vector<vk::raii::PhysicalDevice> physical_devices(bool validation) {
   try {
-    return vk::raii::PhysicalDevices(instance().instance);
+    return vk::raii::PhysicalDevices(instance(validation).instance);
   } catch (const DeviceError&) {
     return {};
   } catch (const vk::SystemError&) {
@@ -359,17 +353,18 @@ std::vector<vk::raii::PhysicalDevice> physical_devices() {
 }
 }  // namespace
 
-std::vector<DeviceCaps> list_vulkan_devices() {
+std::vector<DeviceCaps> list_vulkan_devices(const Tuning& t) {
   std::vector<DeviceCaps> out;
-  for (const auto& pd : physical_devices()) out.push_back(probe_caps(pd));
+  for (const auto& pd : physical_devices(t.diagnostics.validation))
+    out.push_back(probe_caps(pd, t.diagnostics.max_storage_buffer_range));
   return out;
 }
 
-std::unique_ptr<Device> open_vulkan_device(size_t index) {
-  auto pds = physical_devices();
+std::unique_ptr<Device> open_vulkan_device(size_t index, const Tuning& t) {
+  auto pds = physical_devices(t.diagnostics.validation);
   if (index >= pds.size()) throw DeviceError(fmt::format("no Vulkan device {}", index));
   try {
-    return std::make_unique<VulkanDevice>(instance(), pds[index]);
+    return std::make_unique<VulkanDevice>(instance(), pds[index], t.diagnostics);
   } catch (const vk::SystemError& e) {
     throw DeviceError(fmt::format("opening Vulkan device {} failed: {}", index, e.what()));
   }

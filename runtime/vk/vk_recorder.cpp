@@ -220,8 +220,8 @@ class VkRecorder final : public RecorderBackend {
   }
 
   // The one barrier helper: all prior compute/transfer writes visible to later reads/writes.
-  // (A compute-only barrier between dispatches was measured on an H100: no difference, so the
-  // one barrier kind stays.)
+  // (A compute-only barrier between dispatches made no measurable difference, so the one
+  // barrier kind stays.)
   void barrier(const vk::raii::CommandBuffer& cb) {
     upload_run_.clear();
     using A = vk::AccessFlagBits;

@@ -8,10 +8,7 @@ const uint HD8 = HD / 8u;  // uvec4 (8 halves) per row
 const uint LD = HD8 + 1u;  // shared row stride in uvec4: 16-byte rows, skewed banks
 const float NEG_BIG = -1.0e30;
 
-// Slot of row t of KV head h (runtime/ops/paged_kv.h: blocks of 32 rows).
-uint kv_slot(uint h, uint t) {
-  return uint(block_table[h * p.max_blocks + t / 32u]) * 32u + t % 32u;
-}
+#include "kv_layout.glsl"
 
 // Query row `row` (= i * group + g, query head h * group + g) of KV head h, as its q element base.
 uint q_base(uint h, uint row) {

@@ -16,10 +16,7 @@ const float NEG_BIG = -1.0e30;  // masked score / empty running max (finite: no 
 shared vec4 qs[QT * HD4];  // [QT, HD] f32 queries, pre-multiplied by scale
 shared uint ks[KT * KS];   // [KT, HD] f16 pairs, padded rows
 
-// Slot of row t of KV head h (runtime/ops/paged_kv.h).
-uint kv_slot(uint h, uint t) {
-  return uint(block_table[h * p.max_blocks + t / 32u]) * 32u + t % 32u;
-}
+#include "kv_layout.glsl"
 
 // Stores key uvec2 chunk c (4 halves) of tile row j.
 void store_key(uint j, uint c, uvec2 bits) {

@@ -138,13 +138,14 @@ struct MatmulCase {
   }
   std::vector<float> run(Device& dev, bool reference, bool allow_subgroup = true,
                          size_t* n_chunks = nullptr) const {
-    detail::MatmulOptions opt;
+    MatmulTuning opt = dev.tuning().matmul;
     opt.allow_subgroup = allow_subgroup;
     opt.allow_coopmat = false;  // the f32-tolerance scalar kernels (matmul_coopmat_test: f16 one)
-    return run_with(dev, reference, opt, n_chunks);
+    return run_with(dev, reference, opt, {}, n_chunks);
   }
-  std::vector<float> run_with(Device& dev, bool reference, const detail::MatmulOptions& opt,
-                              size_t* n_chunks = nullptr) const {
+  // `x8`: the scratch of matvec variant 4 (x rounded once per call).
+  std::vector<float> run_with(Device& dev, bool reference, const MatmulTuning& opt,
+                              const Tensor& x8 = {}, size_t* n_chunks = nullptr) const {
     std::vector<Buffer> keep;
     MatmulArgs a;
     a.x = upload_f32(dev, keep, {s.m, s.k}, x);
@@ -160,7 +161,7 @@ struct MatmulCase {
         a.x8 = alloc_tensor(dev, keep, DType::kI32, {matvec_x8_elems(s.k)});
         quantize_x8(rec, a.x, a.x8);
       }
-      detail::matmul_with(rec, a, opt);
+      detail::matmul_with(rec, a, opt, x8);
       rec.finish();
     }
     return download_f32(dev, a.y);
@@ -274,16 +275,17 @@ TEST_P(MatmulTest, GivenX8MatchesVariant4) {
   if (!matvec_uses_x8(*gpu, t) && t != DType::kQ6_K) GTEST_SKIP() << "Q4_K and Q6_K";
   MatmulCase c(t, {1, 130, 1024, true}, 21);
   std::vector<Buffer> keep;
-  detail::MatmulOptions v4;
-  v4.allow_coopmat = false, v4.matvec_env = false;
+  MatmulTuning v4;
+  v4.allow_coopmat = false;
+  Tensor x8;
   if (t == DType::kQ4_K) {
     v4.matvec_variant = 4;
-    v4.matvec_x8 = alloc_tensor(*gpu, keep, DType::kI32, {matvec_x8_elems(1024)});
+    x8 = alloc_tensor(*gpu, keep, DType::kI32, {matvec_x8_elems(1024)});
   }
-  const std::vector<float> want = c.run_with(*gpu, false, v4);
+  const std::vector<float> want = c.run_with(*gpu, false, v4, x8);
   c.given_x8 = true;
-  detail::MatmulOptions plain;
-  plain.allow_coopmat = false, plain.matvec_env = false;
+  MatmulTuning plain;
+  plain.allow_coopmat = false;
   EXPECT_EQ(c.run_with(*gpu, false, plain), want) << dtype_name(t);
 }
 
@@ -336,12 +338,11 @@ void check_matvec_shapes(Device& gpu, Device& cpu, DType t,
     for (uint32_t rows : rows_set)
       for (uint32_t variant : variants) {
         if (wg % sg != 0 || wg / sg > 32) continue;
-        detail::MatmulOptions o;
+        MatmulTuning o;
         o.allow_coopmat = false;
-        o.matvec_env = false;
-        o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = variant, o.matvec_x8 = x8;
+        o.matvec_wg = wg, o.matvec_rows = rows, o.matvec_variant = variant;
         EXPECT_TRUE(
-            all_close(c.run_with(gpu, false, o), ref, variant >= 3 ? tol_int8 : c.tolerance()))
+            all_close(c.run_with(gpu, false, o, x8), ref, variant >= 3 ? tol_int8 : c.tolerance()))
             << "wg " << wg << " rows " << rows << " variant " << variant;
       }
 }
@@ -418,12 +419,10 @@ TEST_P(MatmulTest, MatvecWideMatchesReference) {
       for (bool sub : {true, false})
         for (bool int_dot : {true, false}) {
           if (variant == 2 && !int_dot) continue;
-          detail::MatmulOptions o;
+          MatmulTuning o;
           o.allow_coopmat = false;
-          o.matvec_env = false;
           o.allow_subgroup = sub, o.allow_int_dot = int_dot, o.matvec_variant = variant;
-          o.matvec_x8 = x8;
-          const auto got = c.run_with(*gpu, false, o);
+          const auto got = c.run_with(*gpu, false, o, x8);
           EXPECT_TRUE(all_close(got, ref, variant >= 3 ? tol_int8 : tol_f32))
               << "variant " << variant << " n " << s.n << " k " << s.k << " bias " << s.bias
               << " subgroup " << sub << " int dot " << (int_dot && gpu->caps().int8_dot);
@@ -480,13 +479,12 @@ TEST_P(MatmulSplitTest, ChunkedWeightsMatchReference) {
       }
       if (s.m == 1 && t == DType::kQ4_K) {  // matvec_wide per chunk; variant 4 rounds x once
         std::vector<Buffer> keep;
-        detail::MatmulOptions o;
+        MatmulTuning o;
         o.allow_coopmat = false;
-        o.matvec_env = false;
-        o.matvec_x8 = alloc_tensor(*split, keep, DType::kI32, {matvec_x8_elems(k)});
+        const Tensor x8 = alloc_tensor(*split, keep, DType::kI32, {matvec_x8_elems(k)});
         for (uint32_t variant : {2u, 3u, 4u}) {
           o.matvec_variant = variant;
-          EXPECT_TRUE(all_close(c.run_with(*split, false, o), ref,
+          EXPECT_TRUE(all_close(c.run_with(*split, false, o, x8), ref,
                                 variant >= 3 ? c.int8_tolerance() : c.tolerance()))
               << "variant " << variant << ", " << n_chunks << " chunks, n " << s.n;
         }

@@ -55,9 +55,9 @@ struct Shape {
 // subnormals, so each operand may also lose up to the smallest normal f16 in absolute terms.
 constexpr double kF16Unit = 1.0 / 2048.0, kF32Eps = 1.2e-7, kF16MinNormal = 6.11e-5;
 
-void check_shape(Device& gpu, DType t, const Shape& s, const detail::MatmulOptions& given,
+void check_shape(Device& gpu, DType t, const Shape& s, const MatmulTuning& given,
                  bool scratch = false) {
-  detail::MatmulOptions opt = given;
+  MatmulTuning opt = given;
   opt.cm2_matmul = true;  // the cm2 api's own kernel for f16 weights (not its default)
   Rng rng(uint64_t(s.m * 1000003 + s.n * 101 + s.k) ^ uint64_t(t));
   std::vector<float> x = rng.uniform_vec(size_t(s.m * s.k)), bias;
@@ -137,32 +137,33 @@ class MatmulCoopmatTest : public VkTest,
 // m 1100 takes the 128 x 128 tiles with a partial last row of tiles.
 TEST_P(MatmulCoopmatTest, MatchesReference) {
   const auto [t, api] = GetParam();
-  const detail::ScopedCoopmatApi scope(api);
+  const ScopedTuning scope(*gpu, [&](Tuning& tn) { tn.coopmat = api; });
   for (const Shape& s :
        {Shape{33, 96, 256, true}, Shape{100, 4160, 256, false}, Shape{512, 96, 4096, true},
         Shape{129, 130, 512, false}, Shape{1100, 136, 512, true}})
-    check_shape(*gpu, t, s, {});
-  if (t == DType::kF16 || t == DType::kQ4_K) check_shape(*gpu, t, {33, 4160, 4096, true}, {});
+    check_shape(*gpu, t, s, gpu->tuning().matmul);
+  if (t == DType::kF16 || t == DType::kQ4_K)
+    check_shape(*gpu, t, {33, 4160, 4096, true}, gpu->tuning().matmul);
 }
 
 // Block weights on many tokens with a scratch: dequantised to f16 first (dequant_f16.comp), then
 // the f16 kernel; with and without bias, partial tiles.
 TEST_P(MatmulCoopmatTest, DequantPass) {
   const auto [t, api] = GetParam();
-  const detail::ScopedCoopmatApi scope(api);
+  const ScopedTuning scope(*gpu, [&](Tuning& tn) { tn.coopmat = api; });
   if (!is_quantized(t)) GTEST_SKIP() << "the pre-pass is for block types";
   for (const Shape& s : {Shape{300, 4160, 256, true}, Shape{513, 130, 512, false}})
-    check_shape(*gpu, t, s, {}, true);
+    check_shape(*gpu, t, s, gpu->tuning().matmul, true);
 }
 
 // A tile the device cannot run (here: two stages of k 64 at 128 x 128 need 72 KiB of shared
 // memory) is refused with an error, not an abort or a failed pipeline.
 TEST_P(MatmulCoopmatTest, UnfitTileIsAnError) {
   const auto [t, api] = GetParam();
-  const detail::ScopedCoopmatApi scope(api);
+  const ScopedTuning scope(*gpu, [&](Tuning& tn) { tn.coopmat = api; });
   if (t != DType::kF16) GTEST_SKIP() << "checked on f16";
   if (gpu->caps().shared_memory_bytes >= 72 * 1024) GTEST_SKIP() << "the tile fits this device";
-  detail::MatmulOptions opt;
+  MatmulTuning opt = gpu->tuning().matmul;
   opt.coopmat_tile = {2, 4, 4, 2, 2, 64};
   EXPECT_THROW(check_shape(*gpu, t, {129, 130, 512, true}, opt), DeviceError);
 }
@@ -172,7 +173,7 @@ TEST_P(MatmulCoopmatTest, UnfitTileIsAnError) {
 // partial tiles.
 TEST_P(MatmulCoopmatTest, OtherTiles) {
   const auto [t, api] = GetParam();
-  const detail::ScopedCoopmatApi scope(api);
+  const ScopedTuning scope(*gpu, [&](Tuning& tn) { tn.coopmat = api; });
   if (t != DType::kF16 && t != DType::kQ4_K) GTEST_SKIP() << "tiles are checked on f16 and q4_k";
   for (const std::array<uint32_t, 6> tile : {std::array<uint32_t, 6>{2, 4, 4, 2, 2, 32},
                                              {4, 2, 2, 4, 2, 32},
@@ -182,7 +183,7 @@ TEST_P(MatmulCoopmatTest, OtherTiles) {
                                              {2, 2, 2, 2, 2, 32},
                                              {2, 2, 4, 4, 1, 64},
                                              {2, 4, 4, 2, 1, 64}}) {
-    detail::MatmulOptions opt;
+    MatmulTuning opt = gpu->tuning().matmul;
     opt.coopmat_tile = tile;
     for (const Shape& s : {Shape{129, 130, 512, true}, Shape{300, 4160, 256, false}})
       check_shape(*gpu, t, s, opt);
@@ -194,11 +195,12 @@ TEST_P(MatmulCoopmatTest, OtherTiles) {
 // the range: few tokens, so the tensor-core kernel is forced).
 TEST_P(MatmulCoopmatTest, ChunkedWeights) {
   const auto [t, api] = GetParam();
-  const detail::ScopedCoopmatApi scope(api);
+  const ScopedTuning scope(*gpu, [&](Tuning& tn) { tn.coopmat = api; });
   if (t != DType::kF16 && t != DType::kQ4_K) GTEST_SKIP() << "checked on f16 and q4_k";
   Device* split = vk_device_with_range(64 << 10);
   ASSERT_NE(split, nullptr);
-  detail::MatmulOptions forced;
+  const ScopedTuning split_scope(*split, [&](Tuning& tn) { tn.coopmat = api; });
+  MatmulTuning forced = split->tuning().matmul;
   forced.force_coopmat = true;
   const int64_t k = t == DType::kF16 ? 480 : 256;
   for (const Shape& s : {Shape{32, 500, k, true}, Shape{20, 700, k, false}})
@@ -209,8 +211,8 @@ TEST_P(MatmulCoopmatTest, ChunkedWeights) {
 // still handle tiles that are nearly all padding.
 TEST_P(MatmulCoopmatTest, ForcedOnFewTokens) {
   const auto [t, api] = GetParam();
-  const detail::ScopedCoopmatApi scope(api);
-  detail::MatmulOptions forced;
+  const ScopedTuning scope(*gpu, [&](Tuning& tn) { tn.coopmat = api; });
+  MatmulTuning forced = gpu->tuning().matmul;
   forced.force_coopmat = true;
   for (const Shape& s : {Shape{2, 17, 256, true}, Shape{31, 64, 512, false}})
     check_shape(*gpu, t, s, forced);
@@ -228,20 +230,26 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 // The default tile: 128 x 128 for plain weights from 256 tokens, 64 x 128 below, and 64 x 128 also
-// where 128 x 128 tiles would not fill one round of resident workgroups (2 per unit) on a device
-// whose units are known; block types keep 256 x 128. Host-only: runs everywhere.
+// where 128 x 128 tiles would not fill one round of resident workgroups (NVIDIA's rule: 2 per
+// unit, here 132 units) on a device whose units are known; block types keep 256 x 128. Host-only:
+// runs everywhere.
 TEST(MatmulCoopmatTile, SmallTileWhereLargeOnesLeaveUnitsIdle) {
   using Tile = std::pair<uint32_t, uint32_t>;
-  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 100, 4096, 132), Tile(64, 128));
+  DeviceCaps nv;
+  nv.vendor_id = 0x10DE, nv.compute_units = 132;
+  const Tuning tn = default_tuning(nv);
+  const uint32_t slots = tn.occupancy_units * tn.matmul.coopmat_plain_per_unit;
+  ASSERT_EQ(slots, 264u);
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 100, 4096, slots), Tile(64, 128));
   // m 512: the down projection's 4 x 32 = 128 tiles, the up projection's 4 x 112 = 448.
-  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 512, 4096, 132), Tile(64, 128));
-  EXPECT_EQ(detail::coopmat_default_tile(DType::kBF16, 512, 3584, 132), Tile(64, 128));
-  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 512, 14336, 132), Tile(128, 128));
-  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 1024, 4096, 132), Tile(64, 128));   // 256
-  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 1056, 4096, 132), Tile(128, 128));  // 288
-  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 2048, 4096, 132), Tile(128, 128));
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 512, 4096, slots), Tile(64, 128));
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kBF16, 512, 3584, slots), Tile(64, 128));
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 512, 14336, slots), Tile(128, 128));
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 1024, 4096, slots), Tile(64, 128));   // 256
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 1056, 4096, slots), Tile(128, 128));  // 288
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 2048, 4096, slots), Tile(128, 128));
   EXPECT_EQ(detail::coopmat_default_tile(DType::kF16, 512, 4096, 0), Tile(128, 128));  // unknown
-  EXPECT_EQ(detail::coopmat_default_tile(DType::kQ4_K, 512, 4096, 132), Tile(256, 128));
+  EXPECT_EQ(detail::coopmat_default_tile(DType::kQ4_K, 512, 4096, slots), Tile(256, 128));
 }
 
 // The matmul passes no units inside a Recorder::Concurrent group (its dispatches share the GPU):

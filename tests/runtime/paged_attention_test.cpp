@@ -146,9 +146,9 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
   if (tc.split) {
     const int max_rows = p.cache.max_blocks * kKvBlockTokens;
     const int64_t n =
-        std::max(paged_attention_scratch_elems(tc.n_q, tc.n_heads, tc.head_dim, max_rows),
-                 paged_attention_prefill_scratch_elems(dev.caps(), tc.n_q, tc.n_heads,
-                                                       tc.n_kv_heads, tc.head_dim, max_rows));
+        std::max(paged_attention_scratch_elems(dev, tc.n_q, tc.n_heads, tc.head_dim, max_rows),
+                 paged_attention_prefill_scratch_elems(dev, tc.n_q, tc.n_heads, tc.n_kv_heads,
+                                                       tc.head_dim, max_rows));
     EXPECT_GT(n, 0) << "case meant to split does not";
     if (n > 0) a.scratch = alloc_tensor(dev, keep, DType::kF32, {n});
   }
@@ -158,7 +158,7 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
   if (x8) a.x8 = alloc_tensor(dev, keep, DType::kI32, {matvec_x8_elems(nq * nh * hd)});
   if (path == Path::kOp || path == Path::kOpTiled) {
     a.allow_decode_kernel = path == Path::kOp;
-    if (used_decode) *used_decode = paged_attention_uses_decode_kernel(dev.caps(), a);
+    if (used_decode) *used_decode = paged_attention_uses_decode_kernel(dev, a);
     Recorder rec(dev);
     paged_attention(rec, a);
     rec.finish();
@@ -231,7 +231,7 @@ double coopmat_attention_tol(const Case& tc) {
 bool runs_coopmat(const Device& dev, const Case& tc) {
   return dev.kind() != BackendKind::kCpu &&
          int64_t(tc.n_q) * (tc.n_heads / tc.n_kv_heads) >= kAttnCoopmatMinRows &&
-         paged_attention_coopmat_supported(dev.caps(), tc.head_dim);
+         paged_attention_coopmat_supported(dev, tc.head_dim);
 }
 
 class PagedAttentionTest : public VkTest, public ::testing::WithParamInterface<Case> {};
@@ -348,7 +348,7 @@ class PagedAttentionCoopmatTest
 
 TEST_P(PagedAttentionCoopmatTest, MatchesReference) {
   const auto& [tc, api] = GetParam();
-  const detail::ScopedCoopmatApi scope(api);
+  const ScopedTuning scope(*gpu, [&](Tuning& tn) { tn.coopmat = api; });
   if (!runs_coopmat(*gpu, tc))
     GTEST_SKIP() << gpu->caps().name << ": no " << coopmat_api_name(api)
                  << " tensor-core prefill for head_dim " << tc.head_dim;
@@ -370,11 +370,13 @@ TEST_P(PagedAttentionCm2SplitTest, MatchesReference) {
   const Case& tc = GetParam();
   Case split = tc;  // the device run gets the scratch, the reference none
   split.split = true;
-  const detail::ScopedCoopmatApi scope(CoopmatApi::kCm2);
-  const detail::ScopedCm2Splits splits(3);
+  const ScopedTuning scope(*gpu, [](Tuning& tn) {
+    tn.coopmat = CoopmatApi::kCm2;
+    tn.attention.cm2_splits = 3;
+  });
   if (!runs_coopmat(*gpu, tc) ||
-      paged_attention_prefill_scratch_elems(gpu->caps(), tc.n_q, tc.n_heads, tc.n_kv_heads,
-                                            tc.head_dim, 1 << 20) == 0)
+      paged_attention_prefill_scratch_elems(*gpu, tc.n_q, tc.n_heads, tc.n_kv_heads, tc.head_dim,
+                                            1 << 20) == 0)
     GTEST_SKIP() << gpu->caps().name << ": no cm2 tensor-core prefill for head_dim " << tc.head_dim;
   const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
   EXPECT_TRUE(all_close(run_attention(*gpu, split, p, Path::kOp),
@@ -576,7 +578,7 @@ double score_rtol(const ScoreCase& tc, const ScoreProblem& p, bool coopmat) {
 TEST_P(AttnScoreTest, MatchesReference) {
   const ScoreCase& tc = GetParam();
   const ScoreProblem p = make_score_problem(tc);
-  const bool cm = paged_attention_coopmat_supported(gpu->caps(), tc.head_dim);
+  const bool cm = paged_attention_coopmat_supported(*gpu, tc.head_dim);
   EXPECT_TRUE(all_close(run_score(*gpu, tc, p), run_score(*cpu, tc, p, Path::kRef), 1e-6,
                         score_rtol(tc, p, cm)))
       << (cm ? "tensor-core kernels" : "scalar kernels");
@@ -589,8 +591,8 @@ class AttnScoreCoopmatTest
 
 TEST_P(AttnScoreCoopmatTest, MatchesReference) {
   const auto& [tc, api] = GetParam();
-  const detail::ScopedCoopmatApi scope(api);
-  if (!paged_attention_coopmat_supported(gpu->caps(), tc.head_dim))
+  const ScopedTuning scope(*gpu, [&](Tuning& tn) { tn.coopmat = api; });
+  if (!paged_attention_coopmat_supported(*gpu, tc.head_dim))
     GTEST_SKIP() << gpu->caps().name << ": no " << coopmat_api_name(api)
                  << " tensor-core scoring for head_dim " << tc.head_dim;
   const ScoreProblem p = make_score_problem(tc);
@@ -654,7 +656,7 @@ TEST(PagedAttentionScratch, NeverShrinksAsRowsGrow) {
   for (int n_q : {1, 2, 4}) {
     int64_t prev = 0;
     for (int rows = 1; rows <= 300000; rows += rows < 4096 ? 1 : 61) {
-      const int64_t n = paged_attention_scratch_elems(n_q, 32, 128, rows);
+      const int64_t n = paged_attention_scratch_elems(cpu_device(), n_q, 32, 128, rows);
       ASSERT_GE(n, prev) << "n_q " << n_q << ", " << rows << " rows";
       prev = n;
     }
@@ -662,10 +664,10 @@ TEST(PagedAttentionScratch, NeverShrinksAsRowsGrow) {
 }
 
 // Where the device says how many compute units it has, decode shares grow until all heads'
-// shares fit one round of resident workgroups (3 per unit): never more shares than the scratch
-// bound, whole 64-row shares that cover the longest head, never smaller shares than without the
-// unit count, and where the shares did grow, at most one round of workgroups, at least 60% full
-// (each head's partial last share counted: runtime/ops/paged_attention.cpp).
+// shares fit one round of resident workgroups (NVIDIA's rule: 3 per unit): never more shares than
+// the scratch bound, whole 64-row shares that cover the longest head, never smaller shares than
+// without the unit count, and where the shares did grow, at most one round of workgroups, at least
+// 60% full (each head's partial last share counted: runtime/ops/paged_attention.cpp).
 TEST(PagedAttentionDecodeSplit, FillsOneRoundWhereUnitsAreKnown) {
   std::vector<int64_t> ragged;  // 30% kept, 10% .. 50% per head, as bench/attention_bench.cpp
   for (int h = 0; h < 8; ++h) ragged.push_back(int64_t(131072 * (0.1 + 0.4 * h / 7)));
@@ -678,13 +680,17 @@ TEST(PagedAttentionDecodeSplit, FillsOneRoundWhereUnitsAreKnown) {
                                                     std::vector<int64_t>(8, 300000),
                                                     {65536, 0, 0, 0, 0, 0, 0, 0},
                                                     std::vector<int64_t>(8, 1000)};
+  DeviceCaps nv_caps;
+  nv_caps.vendor_id = 0x10DE, nv_caps.compute_units = 132;
+  const DecodeTuning nv = default_tuning(nv_caps).decode;
+  ASSERT_EQ(nv.workgroups_per_unit, 3u);
   int grew = 0;
   for (const uint32_t units : {132u, 108u, 60u, 28u, 16u}) {
     for (const auto& lens : caches) {
       const int64_t max_rows = *std::max_element(lens.begin(), lens.end());
       const int64_t total = std::accumulate(lens.begin(), lens.end(), int64_t(0));
-      const auto plain = detail::decode_split(1, max_rows, total, 8, 1, 0);
-      const auto s = detail::decode_split(1, max_rows, total, 8, 1, units);
+      const auto plain = detail::decode_split(nv, 1, max_rows, total, 8, 1, 0);
+      const auto s = detail::decode_split(nv, 1, max_rows, total, 8, 1, units);
       SCOPED_TRACE(fmt::format("{} units, longest head {}, {} rows", units, max_rows, total));
       EXPECT_EQ(s.bound, plain.bound);
       EXPECT_LE(s.n_split, s.bound);
@@ -701,7 +707,7 @@ TEST(PagedAttentionDecodeSplit, FillsOneRoundWhereUnitsAreKnown) {
   }
   EXPECT_GE(grew, 30);  // the rule did apply to most of these caches
   // Unknown units: the rule alone.
-  const auto none = detail::decode_split(1, 131072, 8 * 131072, 8, 1, 0);
+  const auto none = detail::decode_split(nv, 1, 131072, 8 * 131072, 8, 1, 0);
   EXPECT_EQ(none.chunk, 512);
 }
 
