@@ -179,6 +179,11 @@ std::unique_ptr<Device> open_device(std::string_view selector = {});
 // hardware thread (the default). Applies to work started after the call.
 void set_cpu_threads(int n);
 int cpu_threads();
+// Whether the CPU backend's matmuls with block-quantised weights round x to int8 per 32 values
+// and multiply in integer SIMD (fast; x moves by at most amax / 254 per value, as llama.cpp's
+// Q8 activations), or dequantise the weights to f32 and keep x exact (default: exact).
+void set_cpu_int8_activations(bool on);
+bool cpu_int8_activations();
 
 // Every device the loader reports (plus the CPU backend last), with probed capabilities
 // (resolve_tuning gives the tuning each would open with).

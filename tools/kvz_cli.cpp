@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
   app.add_option("-t,--threads", threads,
                  "CPU backend threads (default 0: one per hardware thread)")
       ->check(CLI::Range(0, 4096));
+  bool cpu_exact = false;
+  app.add_flag("--cpu-exact", cpu_exact,
+               "CPU backend: keep activations in f32 for quantised weights (slower; default "
+               "rounds them to int8 per 32 values)");
   app.fallthrough();
   auto* devices = app.add_subcommand("devices", "List Vulkan devices and the CPU backend");
 
@@ -339,6 +343,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   kvz::set_cpu_threads(threads);
+  kvz::set_cpu_int8_activations(!cpu_exact);
   try {
     if (devices->parsed()) return run_devices();
     if (gen->parsed()) return run_generate(g);

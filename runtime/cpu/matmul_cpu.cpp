@@ -14,6 +14,7 @@
 #include "runtime/cpu/dequant.h"
 #include "runtime/cpu/parallel.h"
 #include "runtime/cpu/qdot.h"
+#include "runtime/device.h"
 
 namespace kvz::cpu {
 namespace {
@@ -94,7 +95,10 @@ void matmul_float(const MatmulArgs& a, int n_threads) {
     if (t != DType::kF32) {
       thread_local std::vector<float> rows;
       float* buf = grown(rows, size_t(kFloatWRows * k));
-      float_w_rows(t, w, k, r0, r1, buf);
+      if (is_quantized(t))
+        dequantize_rows(t, w, k, r0, r1 - r0, buf);
+      else
+        float_w_rows(t, w, k, r0, r1, buf);
       wr = buf;
     }
     fdot_tile(wr, r1 - r0, x, m, k, bias ? bias + r0 : nullptr, y + r0, n);
@@ -124,9 +128,9 @@ void matmul_fast(const MatmulArgs& a, int n_threads) {
   if (work < (int64_t{1} << 16)) n_threads = 1;
   if (n_threads <= 0) n_threads = default_threads();
   const DType t = a.w.dtype();
-  if (qdot_supports(t))
+  if (qdot_supports(t) && cpu_int8_activations())
     matmul_quant(a, n_threads);
-  else if (t == DType::kF32 || t == DType::kF16 || t == DType::kBF16)
+  else if (qdot_supports(t) || t == DType::kF32 || t == DType::kF16 || t == DType::kBF16)
     matmul_float(a, n_threads);
   else
     matmul_ref(a);

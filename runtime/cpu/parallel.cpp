@@ -102,4 +102,10 @@ void set_cpu_threads(int n) {
 }
 int cpu_threads() { return cpu::default_threads(); }
 
+namespace {
+std::atomic<bool> g_int8{false};
+}  // namespace
+void set_cpu_int8_activations(bool on) { g_int8.store(on, std::memory_order_relaxed); }
+bool cpu_int8_activations() { return g_int8.load(std::memory_order_relaxed); }
+
 }  // namespace kvz

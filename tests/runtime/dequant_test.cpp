@@ -566,6 +566,9 @@ TEST(MatmulCpuTest, FastMatchesReferenceOnEverySimdLevel) {
       const std::vector<float> want = is_quantized(t) ? rounded.run(dev, true) : exact;
       const double tol = is_quantized(t) ? rounded.tolerance() : c.tolerance();
       const double tol_exact = is_quantized(t) ? c.int8_tolerance() : tol;
+      set_cpu_int8_activations(false);  // exact x: dequantised rows, f32 SIMD
+      EXPECT_TRUE(all_close(c.run(dev, false), exact, c.tolerance())) << dtype_name(t) << " exact";
+      set_cpu_int8_activations(true);
       for (int64_t target : targets) {
         cpu::simd_force_target(target);
         const std::vector<float> got = c.run(dev, false);
@@ -575,6 +578,7 @@ TEST(MatmulCpuTest, FastMatchesReferenceOnEverySimdLevel) {
         EXPECT_TRUE(all_close(got, exact, tol_exact)) << where;
       }
       cpu::simd_force_target(0);
+      set_cpu_int8_activations(false);
     }
 }
 
