@@ -1,4 +1,4 @@
-// RULER-style tasks (tools/). See eval_ruler.h; the recipes are shared/data/niah/RULER_TASKS.md
+// RULER-style tasks (tools/). See eval_ruler.h; the recipes are tools/data/eval/RULER_TASKS.md
 // (section numbers below refer to it) and ALGORITHMS.md 5.4.
 #include "tools/eval_ruler.h"
 

@@ -1,5 +1,5 @@
 // RULER-style synthetic tasks for `kvzip eval` (tools/), generated in our own code as
-// shared/data/niah/RULER_TASKS.md describes: the NIAH family (one generator, one configuration
+// tools/data/eval/RULER_TASKS.md describes: the NIAH family (one generator, one configuration
 // row per task), variable tracking, common and frequent words extraction, and multi-document QA
 // over the bundled SQuAD paragraphs. Samples are deterministic for a given seed and tokenizer;
 // every sample is fitted to --length tokens with the model's tokenizer, as RULER does.

@@ -157,7 +157,7 @@ std::vector<EvalSample> kv_retrieval(const TaskOptions& o, const Tokenizer& tok)
   return out;
 }
 
-// GSM8K as KVzip builds it (shared/data/gsm8k/SOURCE.md): the problem minus its last sentence is
+// GSM8K as KVzip builds it (tools/data/eval/SOURCE.md): the problem minus its last sentence is
 // the context, the last sentence the question; contexts under 72 tokens are skipped.
 std::vector<EvalSample> gsm8k(const TaskOptions& o, const Tokenizer& tok) {
   const int num = o.num > 0 ? o.num : 50;

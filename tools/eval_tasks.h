@@ -1,6 +1,6 @@
 // Evaluation tasks for `kvzip eval` (tools/): SQuAD multi-query, needle-in-a-haystack with several
 // needles, SCBench-style key-value retrieval, the RULER-style tasks (tools/eval_ruler.h,
-// shared/data/niah/RULER_TASKS.md) and GSM8K with the problem as context, built from the bundled
+// tools/data/eval/RULER_TASKS.md) and GSM8K with the problem as context, built from the bundled
 // data in tools/data/eval/, and their metrics (ALGORITHMS.md 5.2, 5.4). Samples are deterministic
 // for a given seed and tokenizer.
 #pragma once
