@@ -225,8 +225,9 @@ int run_run(const RunArgs& a) {
   if (demo) {
     queries = demo_queries();
     context = read_file(data_dir("demo") + "/context.txt");
-  } else if (a.load_cache.empty()) {
-    context = read_file(a.context_file);
+  } else if (a.load_cache.empty()) {  // -q without --context asks about the demo's text
+    context =
+        read_file(a.context_file.empty() ? data_dir("demo") + "/context.txt" : a.context_file);
   }
   for (const auto& q : a.queries) queries.push_back({q, {}});
   std::optional<KvzapModel> zm;
