@@ -39,20 +39,21 @@ void matvec_gate_up(Recorder& rec, const MatvecGateUpArgs& a) {
   }
   const DeviceCaps& caps = rec.caps();
   const MatmulTuning& opt = rec.tuning().matmul;
+  // Teams of 64 invocations, each with 8 rows of both weights (16 where a workgroup holds fewer
+  // than 256 invocations): the workgroup's 32 rows are one x8 group of y.
+  const uint32_t rows_per_team = caps.max_workgroup_invocations >= 256 ? 8 : 16,
+                 wg = 64 * 32 / rows_per_team;
   const bool sub = opt.allow_subgroup && caps.subgroup_arith && caps.subgroup_size >= 4 &&
-                   caps.subgroup_size <= 128;
+                   caps.subgroup_size <= 64;
   const bool idot = opt.allow_int_dot && caps.int8_dot;
   const ShaderId id =
       sub ? (idot ? ShaderId::kMatvecGateUpQ4KSubgroupIdot : ShaderId::kMatvecGateUpQ4KSubgroup)
           : (idot ? ShaderId::kMatvecGateUpQ4KIdot : ShaderId::kMatvecGateUpQ4K);
-  // 64 invocations (at least one subgroup, at most 32 of them), 8 rows of each weight per pass:
-  // the 32-row group of one workgroup is one x8 group of y.
-  const uint32_t wg = sub ? std::max<uint32_t>(caps.subgroup_size, 64) : 64, rows_per_pass = 8;
   struct Push {
     uint32_t n, k;
   } push{uint32_t(a.w_gate.rows()), uint32_t(a.w_gate.cols())};
   const uint32_t groups = push.n / 32, gx = std::min<uint32_t>(groups, 32768);
-  rec.dispatch({id, {wg, rows_per_pass, static_cast<uint32_t>(a.act)}},
+  rec.dispatch({id, {wg, rows_per_team, static_cast<uint32_t>(a.act)}},
                {a.x8, a.w_gate, a.w_up, a.y, a.y8}, push, {gx, div_up(groups, gx)});
 }
 
