@@ -1,8 +1,10 @@
 // BM_gate_up/<shape>_q4_k/{fused,unfused}: the decode gated MLP's gate and up matvecs and its
 // activation (runtime/ops/matvec_gate_up.h) as one dispatch against the three ops it replaces
-// (both matvecs side by side, a barrier, the activation), LLaMA-3.1-8B and Qwen2.5-7B shapes, x
-// and y rounded to int8 as in the forward pass. GB/s counts both weights once (bench/).
+// (both matvecs side by side, a barrier, the activation), _r<N>: N rows per team of 64,
+// LLaMA-3.1-8B and Qwen2.5-7B shapes, x and y rounded to int8 as in the forward pass. GB/s counts
+// both weights once (bench/).
 #include <benchmark/benchmark.h>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <cstring>
@@ -62,9 +64,11 @@ struct GateUp {
   }
 };
 
-void run_gate_up(benchmark::State& state, int64_t n, int64_t k, bool fused) {
+void run_gate_up(benchmark::State& state, int64_t n, int64_t k, bool fused, uint32_t rows) {
   Device& dev = bench::device();
+  const ScopedTuning scope(dev, [](Tuning& t) { t.matmul.fused_gate_up = true; });
   GateUp g(dev, n, k);
+  g.a.rows_per_team = rows;
   {
     Recorder rec(dev);
     if (!matvec_gate_up_fused(rec, g.a)) {
@@ -105,12 +109,16 @@ const bool kRegistered = [] {
   };
   for (const Shape s :
        {Shape{"llama3_8b_14336x4096", 14336, 4096}, Shape{"qwen2_5_7b_18944x3584", 18944, 3584}})
-    for (const bool fused : {true, false})
-      benchmark::RegisterBenchmark(
-          (std::string("BM_gate_up/") + s.name + "_q4_k/" + (fused ? "fused" : "unfused")).c_str(),
-          run_gate_up, s.n, s.k, fused)
+    for (const uint32_t rows : {0u, 2u, 4u, 8u, 16u, 32u, 99u}) {  // 99: the unfused ops
+      const bool fused = rows != 99;
+      if (fused && rows && 64 * 32 / rows > bench::device().caps().max_workgroup_invocations)
+        continue;
+      const std::string v = !fused ? "unfused" : rows ? fmt::format("fused_r{}", rows) : "fused";
+      benchmark::RegisterBenchmark((std::string("BM_gate_up/") + s.name + "_q4_k/" + v).c_str(),
+                                   run_gate_up, s.n, s.k, fused, fused ? rows : 0u)
           ->UseManualTime()
           ->Unit(benchmark::kMicrosecond);
+    }
   return true;
 }();
 

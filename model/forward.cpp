@@ -359,8 +359,8 @@ void Forward::ffn_(Recorder& rec, const Step& st, int il) {
   mark_(rec, st, "norm/add");
   const Tensor gx8 = x8_for(st.g, {&l.w_down});
   if (st.n == 1) {
-    // Decode: gate, up and the activation in one dispatch where the weights allow
-    // (runtime/ops/matvec_gate_up.h), else the same three ops as below.
+    // Decode: gate, up and the activation in one dispatch where the tuning and the weights allow
+    // (runtime/ops/matvec_gate_up.h: MatmulTuning::fused_gate_up), else the three ops below.
     matvec_gate_up(rec, {st.h, l.w_gate, l.w_up, st.g, st.u, c.act, fx8, gx8});
     mark_(rec, st, "matvec gate up act");
   } else {

@@ -16,6 +16,7 @@ bool matvec_gate_up_fused(const Recorder& rec, const MatvecGateUpArgs& a) {
          a.x8.defined() && a.y8.defined() && n % 256 == 0 && k % 256 == 0 &&
          a.x8.nbytes() >= 4 * uint64_t(matvec_x8_elems(k)) && quantize_x8_fits(a.y, a.y8) &&
          a.w_gate.nbytes() <= range && a.w_up.nbytes() <= range &&
+         rec.tuning().matmul.fused_gate_up &&
          rec.tuning().matmul.matvec_variant == 0;  // other variants are measurements of matmul
 }
 
@@ -41,8 +42,12 @@ void matvec_gate_up(Recorder& rec, const MatvecGateUpArgs& a) {
   const MatmulTuning& opt = rec.tuning().matmul;
   // Teams of 64 invocations, each with 8 rows of both weights (16 where a workgroup holds fewer
   // than 256 invocations): the workgroup's 32 rows are one x8 group of y.
-  const uint32_t rows_per_team = caps.max_workgroup_invocations >= 256 ? 8 : 16,
+  const uint32_t rows_per_team = a.rows_per_team                         ? a.rows_per_team
+                                 : caps.max_workgroup_invocations >= 256 ? 8
+                                                                         : 16,
                  wg = 64 * 32 / rows_per_team;
+  KVZ_CHECK(32 % rows_per_team == 0 && wg <= caps.max_workgroup_invocations,
+            "matvec_gate_up: {} rows per team", rows_per_team);
   const bool sub = opt.allow_subgroup && caps.subgroup_arith && caps.subgroup_size >= 4 &&
                    caps.subgroup_size <= 64;
   const bool idot = opt.allow_int_dot && caps.int8_dot;

@@ -19,10 +19,14 @@ struct MatvecGateUpArgs {
   Tensor x, w_gate, w_up, y, up;
   Activation act = Activation::kSilu;
   Tensor x8 = {}, y8 = {};
+  // Rows of each weight per team of 64 invocations in the fused kernel (1, 2, 4, 8, 16 or 32;
+  // 0: the rule in matvec_gate_up.cpp). Benchmarks compare them.
+  uint32_t rows_per_team = 0;
 };
 void matvec_gate_up(Recorder& rec, const MatvecGateUpArgs& args);
-// Whether matvec_gate_up runs as one dispatch: Vulkan, Q4_K weights each within one binding, x8
-// and y8 given, d_model and d_ff multiples of 256, the default matvec variant.
+// Whether matvec_gate_up runs as one dispatch: MatmulTuning::fused_gate_up (KVZ_FUSED_GATE_UP),
+// Vulkan, Q4_K weights each within one binding, x8 and y8 given, d_model and d_ff multiples of
+// 256, the default matvec variant.
 bool matvec_gate_up_fused(const Recorder& rec, const MatvecGateUpArgs& args);
 
 }  // namespace kvz

@@ -117,6 +117,7 @@ TEST_P(MatvecGateUpTest, MatchesUnfusedOps) {
       const ScopedTuning scope(*gpu, [&](Tuning& tn) {
         tn.matmul.allow_subgroup = subgroup;
         tn.matmul.allow_int_dot = int_dot;
+        tn.matmul.fused_gate_up = true;
       });
       const Outputs unfused = run(*gpu, false, t, n, k, x, wg, wu, act);
       const Outputs op = run(*gpu, true, t, n, k, x, wg, wu, act);
