@@ -13,6 +13,7 @@
 
 #include "bench/bench_timing.h"
 #include "runtime/cpu/dequant.h"
+#include "runtime/ops/activation.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/matvec_gate_up.h"
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "runtime/ops/activation.h"
 #include "runtime/ops/matmul.h"
 
 namespace kvz {

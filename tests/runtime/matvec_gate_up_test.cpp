@@ -8,6 +8,7 @@
 #include <cmath>
 #include <tuple>
 
+#include "runtime/ops/activation.h"
 #include "runtime/ops/matmul.h"
 #include "tests/common/random_weights.h"
 #include "tests/common/test_device.h"
