@@ -1,11 +1,12 @@
-// PNG encoding (signature, IHDR, one IDAT of stored deflate blocks, IEND) and a 5x7 bitmap font
-// for chart labels (tools/). No compression: a chart of a few hundred thousand pixels stays small
-// enough, and no library is needed.
+// PNG encoding (signature, IHDR, one zlib-compressed IDAT, IEND) and a 5x7 bitmap font for chart
+// labels (tools/).
 #include "tools/png_image.h"
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+
+#include <zlib.h>
 
 #include "runtime/error.h"
 
@@ -117,23 +118,12 @@ uint32_t crc32(std::span<const uint8_t> data) {
   return c ^ 0xffffffffu;
 }
 
-std::vector<uint8_t> zlib_stored(std::span<const uint8_t> data) {
-  std::vector<uint8_t> out{0x78, 0x01};  // deflate, 32K window, no dictionary, fastest level
-  size_t pos = 0;
-  do {  // stored blocks of at most 65,535 bytes; an empty input still gets one final block
-    const size_t n = std::min<size_t>(65535, data.size() - pos);
-    const bool last = pos + n == data.size();
-    out.push_back(last ? 1 : 0);
-    const auto len = static_cast<uint16_t>(n), nlen = static_cast<uint16_t>(~len);
-    out.insert(out.end(), {static_cast<uint8_t>(len), static_cast<uint8_t>(len >> 8),
-                           static_cast<uint8_t>(nlen), static_cast<uint8_t>(nlen >> 8)});
-    out.insert(out.end(), data.begin() + static_cast<std::ptrdiff_t>(pos),
-               data.begin() + static_cast<std::ptrdiff_t>(pos + n));
-    pos += n;
-  } while (pos < data.size());
-  uint32_t a = 1, b = 0;  // Adler-32
-  for (uint8_t x : data) a = (a + x) % 65521, b = (b + a) % 65521;
-  put_u32(out, (b << 16) | a);
+std::vector<uint8_t> zlib_compress(std::span<const uint8_t> data) {
+  uLongf n = compressBound(static_cast<uLong>(data.size()));
+  std::vector<uint8_t> out(n);
+  if (compress2(out.data(), &n, data.data(), static_cast<uLong>(data.size()), 6) != Z_OK)
+    throw Error("png: zlib could not compress the image");
+  out.resize(n);
   return out;
 }
 
@@ -190,7 +180,7 @@ std::vector<uint8_t> Image::png() const {
     const auto row = rgb_.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(y) * stride);
     raw.insert(raw.end(), row, row + static_cast<std::ptrdiff_t>(stride));
   }
-  chunk(out, "IDAT", zlib_stored(raw));
+  chunk(out, "IDAT", zlib_compress(raw));
   chunk(out, "IEND", {});
   return out;
 }

@@ -1,5 +1,5 @@
-// A small RGB raster with filled rectangles and 5x7 bitmap text, encoded as PNG without any
-// library (stored deflate blocks): enough for the CLI's charts (tools/).
+// A small RGB raster with filled rectangles and 5x7 bitmap text, encoded as PNG (zlib for the
+// pixel data): enough for the CLI's charts (tools/).
 #pragma once
 
 #include <cstdint>
@@ -36,8 +36,8 @@ class Image {
   std::vector<uint8_t> rgb_;  // [h_, w_, 3] u8, rows top to bottom
 };
 
-// zlib stream of `data` in stored (uncompressed) deflate blocks, with its Adler-32.
-std::vector<uint8_t> zlib_stored(std::span<const uint8_t> data);
+// zlib stream of `data` (zlib's compress2). Throws Error if zlib fails.
+std::vector<uint8_t> zlib_compress(std::span<const uint8_t> data);
 // CRC-32 (ISO 3309, the PNG chunk checksum) of `data`.
 uint32_t crc32(std::span<const uint8_t> data);
 
