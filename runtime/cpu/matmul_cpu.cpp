@@ -45,12 +45,13 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
   thread_local std::vector<int8_t> xq_codes;
   thread_local std::vector<float> xq_scales;
   float* xf = grown(xq_scales, size_t(2 * m * gp));
-  const XQuantRows xq{grown(xq_codes, size_t(m * kp)), xf, xf + m * gp, k, kp};
+  const DType t = a.w.dtype();
+  const bool kq = qdot_k_layout(t);
+  const XQuantRows xq{grown(xq_codes, size_t(m * kp)), xf, xf + m * gp, k, kp, kq ? 256 : 32};
   const float* x = a.x.host<float>();
   parallel_for(div_up(m, kXRows), m >= 2 * kXRows ? n_threads : 1, [&](int, int64_t b) {
     quantize_x_rows(x, b * kXRows, std::min(m, (b + 1) * kXRows), xq);
   });
-  const DType t = a.w.dtype();
   const uint8_t* w = a.w.host<uint8_t>();
   const float* bias = has_bias(a) ? a.bias.host<float>() : nullptr;
   float* y = a.y.host<float>();
@@ -58,13 +59,16 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
     const int64_t r0 = wb * kQuantWRows, r1 = std::min(n, r0 + kQuantWRows);
     thread_local std::vector<uint8_t> codes;
     thread_local std::vector<float> scales;
-    float* wf = grown(scales, size_t(2 * kQuantWRows * gp));
+    thread_local std::vector<int16_t> kscales;
+    float* wf = grown(scales, size_t(2 * kQuantWRows * gp + kQuantWRows * kp / 256));
     const WUnpackedRows wu{grown(codes, size_t(kQuantWRows * kp)),
                            wf,
                            wf + kQuantWRows * gp,
                            k,
                            kp,
-                           t == DType::kQ8_0};
+                           t == DType::kQ8_0,
+                           kq ? grown(kscales, size_t(kQuantWRows * kp / 2)) : nullptr,
+                           kq ? wf + 2 * kQuantWRows * gp : nullptr};
     if (m >= kTileMinM) {
       unpack_w_rows(t, w, r0, r1, wu);
       qdot_tile(wu, r1 - r0, xq, 0, m, bias ? bias + r0 : nullptr, y + r0, n);

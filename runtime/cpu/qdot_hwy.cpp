@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "runtime/cpu/half.h"
+#include "runtime/cpu/kquant_scales.h"
 #include "runtime/error.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -90,7 +91,7 @@ HWY_INLINE hn::Vec<DI> Dot4(hn::Vec<DU8> u, hn::Vec<DI8> q, hn::Vec<DI> acc) {
 // ---------------------------------------------------------------- activations
 
 void QuantizeXRows(const float* x, int64_t i0, int64_t i1, const XQuantRows& xq) {
-  const int64_t k = xq.k, kp = xq.stride;
+  const int64_t k = xq.k, kp = xq.stride, bl = xq.block;
   const hn::CappedTag<float, 32> d;
   const hn::Rebind<int8_t, decltype(d)> d8;
   const size_t n = hn::Lanes(d);
@@ -99,22 +100,23 @@ void QuantizeXRows(const float* x, int64_t i0, int64_t i1, const XQuantRows& xq)
     int8_t* q = xq.q + i * kp;
     float* d16 = xq.d16 + i * (kp / 16);
     float* s16 = xq.s16 + i * (kp / 16);
-    for (int64_t b = 0; b < k / 32; ++b) {
-      const float* v = xr + 32 * b;
+    for (int64_t b = 0; b < k / bl; ++b) {
+      const float* v = xr + bl * b;
       auto vmax = hn::Zero(d);
-      for (size_t j = 0; j < 32; j += n) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(d, v + j)));
+      for (int64_t j = 0; j < bl; j += int64_t(n))
+        vmax = hn::Max(vmax, hn::Abs(hn::LoadU(d, v + j)));
       const float amax = hn::GetLane(hn::MaxOfLanes(d, vmax));
       const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
       const auto vinv = hn::Set(d, inv);
-      for (size_t j = 0; j < 32; j += n)
+      for (int64_t j = 0; j < bl; j += int64_t(n))
         hn::StoreU(hn::DemoteTo(d8, hn::NearestInt(hn::Mul(hn::LoadU(d, v + j), vinv))), d8,
-                   q + 32 * b + j);
+                   q + bl * b + j);
       const float dx = amax / 127.0f;
-      for (int h = 0; h < 2; ++h) {
+      for (int64_t g = bl * b / 16; g < bl * (b + 1) / 16; ++g) {
         int32_t s = 0;
-        for (int j = 0; j < 16; ++j) s += q[32 * b + 16 * h + j];
-        d16[2 * b + h] = dx;
-        s16[2 * b + h] = dx * float(s);
+        for (int j = 0; j < 16; ++j) s += q[16 * g + j];
+        d16[g] = dx;
+        s16[g] = dx * float(s);
       }
     }
     std::fill(q + k, q + kp, int8_t{0});
@@ -131,47 +133,14 @@ inline float rdh(const uint8_t* p) {
   return f16_to_f32(h);
 }
 
-// The 8 6-bit scales (out[0..7]) and mins (out[8..15]) of a Q4_K/Q5_K block's 12 scale bytes
-// (ggml get_scale_min_k4, four at a time through 32-bit words).
-inline void ScalesMinsK4(const uint8_t* q, uint8_t* out) {
-  uint32_t u[4];
-  std::memcpy(u, q, 12);
-  constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
-  u[3] = ((u[2] >> 4) & k4) | (((u[1] >> 6) & k2) << 4);  // mins 4..7
-  const uint32_t m03 = u[1] & k6;                         // mins 0..3
-  u[1] = (u[2] & k4) | (((u[0] >> 6) & k2) << 4);         // scales 4..7
-  u[2] = m03;
-  u[0] &= k6;  // scales 0..3
-  std::memcpy(out, u, 16);
-}
-
-// s16[g] = d * sc[g / 2], b16[g] = -(dmin * mn[g / 2]) for the 16 groups of one K block.
-HWY_INLINE void KScales(const uint8_t* sm, float d, float dmin, float* s16, float* b16) {
-  HWY_ALIGN uint8_t e[32];  // each scale, then each min, twice
-#if HWY_TARGET == HWY_SCALAR
-  for (int j = 0; j < 8; ++j) {
-    e[2 * j] = e[2 * j + 1] = sm[j];
-    e[16 + 2 * j] = e[17 + 2 * j] = sm[8 + j];
-  }
-#else
-  const hn::Full128<uint8_t> db;
-  HWY_ALIGN static constexpr uint8_t kDup[32] = {0,  0,  1,  1,  2,  2,  3,  3,  4,  4,  5,
-                                                 5,  6,  6,  7,  7,  8,  8,  9,  9,  10, 10,
-                                                 11, 11, 12, 12, 13, 13, 14, 14, 15, 15};
-  const auto v = hn::LoadU(db, sm);
-  hn::Store(hn::TableLookupBytes(v, hn::Load(db, kDup)), db, e);
-  hn::Store(hn::TableLookupBytes(v, hn::Load(db, kDup + 16)), db, e + 16);
-#endif
-  const hn::CappedTag<float, 16> df;
-  const hn::Rebind<int32_t, decltype(df)> di;
-  const hn::Rebind<uint8_t, decltype(df)> d8;
-  const auto vd = hn::Set(df, d), vm = hn::Set(df, -dmin);
-  for (size_t g = 0; g < 16; g += hn::Lanes(df)) {
-    const auto sc = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, e + g)));
-    const auto mn = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, e + 16 + g)));
-    hn::StoreU(hn::Mul(vd, sc), df, s16 + g);
-    hn::StoreU(hn::Mul(vm, mn), df, b16 + g);
-  }
+// K-quant integer scales of one block: sc[e] for value pair e (128 entries: each scale of a group
+// of 2 * per pairs repeated), d256 = d; the offsets b16 are set by the caller.
+template <int kPer>
+HWY_INLINE void KPairScales(const int16_t* s, int16_t* sc) {
+  const hn::CappedTag<int16_t, kPer> d;
+  for (int g = 0; g < 128 / kPer; ++g)
+    for (size_t l = 0; l < size_t(kPer); l += hn::Lanes(d))
+      hn::StoreU(hn::Set(d, s[g]), d, sc + kPer * g + l);
 }
 
 // Low and high nibbles of 32 bytes: lo[l] = src[l] & 15, hi[l] = src[l] >> 4.
@@ -200,7 +169,9 @@ inline void SetGroups(float* s16, float* b16, int64_t g, int n, float s, float b
   for (int i = 0; i < n; ++i) s16[g + i] = s, b16[g + i] = b;
 }
 
-void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, float* b16) {
+// K-quants fill sc and d256 (s16 untouched); the others s16.
+void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, float* b16,
+               int16_t* sc, float* d256) {
   switch (t) {
     case DType::kQ8_0:
       for (int64_t b = 0; b < k / 32; ++b, p += 34) {
@@ -247,8 +218,14 @@ void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, flo
         uint8_t* ub = u + 256 * b;
         for (int c = 0; c < 4; ++c) Nibbles32(qs + 32 * c, ub + 64 * c, ub + 64 * c + 32);
         uint8_t sm[16];
-        ScalesMinsK4(p + 4, sm);
-        KScales(sm, d, dmin, s16 + 16 * b, b16 + 16 * b);
+        scales_mins_k4(p + 4, sm);
+        int16_t s8[8];
+        for (int j = 0; j < 8; ++j) {
+          s8[j] = sm[j];
+          b16[16 * b + 2 * j] = b16[16 * b + 2 * j + 1] = -(dmin * float(sm[8 + j]));
+        }
+        KPairScales<16>(s8, sc + 128 * b);
+        d256[b] = d;
         if (five)
           for (int c = 0; c < 8; ++c)
             for (int l = 0; l < 32; ++l) ub[32 * c + l] |= uint8_t(((qh[l] >> c) & 1u) << 4);
@@ -259,7 +236,7 @@ void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, flo
       for (int64_t b = 0; b < k / 256; ++b, p += 210) {
         const uint8_t* ql = p;
         const uint8_t* qh = p + 128;
-        const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192);
+        const int8_t* sc8 = reinterpret_cast<const int8_t*>(p + 192);
         const float d = rdh(p + 208);
         uint8_t* ub = u + 256 * b;
         for (int half = 0; half < 2; ++half) {
@@ -272,15 +249,13 @@ void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, flo
                   uint8_t(lo[quad][l] | (((qh[32 * half + l] >> (2 * quad)) & 3) << 4));
         }
         // Group g of 16 values has scale sc[g]; codes are q + 32.
-        const hn::CappedTag<float, 16> df;
-        const hn::Rebind<int32_t, decltype(df)> di;
-        const hn::Rebind<int8_t, decltype(df)> d8;
-        for (size_t g = 0; g < 16; g += hn::Lanes(df)) {
-          const auto sv =
-              hn::Mul(hn::Set(df, d), hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc + g))));
-          hn::StoreU(sv, df, s16 + 16 * b + g);
-          hn::StoreU(hn::Mul(hn::Set(df, -32.0f), sv), df, b16 + 16 * b + g);
+        int16_t s16i[16];
+        for (int g = 0; g < 16; ++g) {
+          s16i[g] = sc8[g];
+          b16[16 * b + g] = -32.0f * d * float(sc8[g]);
         }
+        KPairScales<8>(s16i, sc + 128 * b);
+        d256[b] = d;
       }
       return;
     default:
@@ -295,8 +270,11 @@ void UnpackWRows(DType t, const uint8_t* w, int64_t r0, int64_t r1, const WUnpac
     uint8_t* u = wu.u + (r - r0) * kp;
     float* s16 = wu.s16 + (r - r0) * (kp / 16);
     float* b16 = wu.b16 + (r - r0) * (kp / 16);
-    UnpackRow(t, w + size_t(r) * rb, k, u, s16, b16);
+    int16_t* sc = wu.sc ? wu.sc + (r - r0) * (kp / 2) : nullptr;
+    float* d256 = wu.d256 ? wu.d256 + (r - r0) * (kp / 256) : nullptr;
+    UnpackRow(t, w + size_t(r) * rb, k, u, s16, b16, sc, d256);
     std::fill(u + k, u + kp, uint8_t{0});
+    if (sc) continue;  // k % 256 == 0: no padding
     std::fill(s16 + k / 16, s16 + kp / 16, 0.0f);
     std::fill(b16 + k / 16, b16 + kp / 16, 0.0f);
   }
@@ -513,20 +491,26 @@ bool qdot_supports(DType t) {
   }
 }
 
+bool qdot_k_layout(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K; }
+
 void quantize_x_rows(const float* x, int64_t i0, int64_t i1, const XQuantRows& xq) {
-  KVZ_CHECK(xq.k % 32 == 0 && xq.stride == qdot_padded(xq.k));
+  KVZ_CHECK((xq.block == 32 || xq.block == 256) && xq.k % xq.block == 0 &&
+            xq.stride == qdot_padded(xq.k));
   HWY_DYNAMIC_DISPATCH(QuantizeXRows)(x, i0, i1, xq);
 }
 
 void unpack_w_rows(DType t, const uint8_t* w, int64_t r0, int64_t r1, const WUnpackedRows& wu) {
   KVZ_CHECK(qdot_supports(t) && wu.k % dtype_info(t).block_elems == 0 &&
-            wu.stride == qdot_padded(wu.k) && wu.signed_codes == (t == DType::kQ8_0));
+            wu.stride == qdot_padded(wu.k) && wu.signed_codes == (t == DType::kQ8_0) &&
+            (wu.sc != nullptr) == qdot_k_layout(t) && (wu.d256 != nullptr) == qdot_k_layout(t));
   HWY_DYNAMIC_DISPATCH(UnpackWRows)(t, w, r0, r1, wu);
 }
 
 void qdot_tile(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t i0, int64_t m,
                const float* bias, float* y, int64_t ldy) {
-  KVZ_CHECK(wu.k == xq.k && wu.stride == xq.stride && wu.stride % kQdotPad == 0);
+  KVZ_CHECK(wu.k == xq.k && wu.stride == xq.stride && wu.stride % kQdotPad == 0 &&
+            xq.block == (wu.sc ? 256 : 32));
+  if (wu.sc) return qdot_tile_k(wu, n, xq, i0, m, bias, y, ldy);
   HWY_DYNAMIC_DISPATCH(QdotTile)(wu, n, xq, i0, m, bias, y, ldy);
 }
 
