@@ -151,21 +151,25 @@ HWY_INLINE void DotK(const WUnpackedRows& wu, int64_t j, const XQuantRows& xq, i
 }
 #endif
 
-// x rows i0 + [0, R) against weight rows [0, n), in tiles of 2 weight rows.
+// x rows i0 + [0, R) against weight rows [j, j + C) (+ bias), into y rows [0, R).
+template <int R, int C>
+HWY_INLINE void TileK(const WUnpackedRows& wu, int64_t j, const XQuantRows& xq, int64_t i0,
+                      const float* bias, float* y, int64_t ldy) {
+  float out[R * C];
+  DotK<R, C>(wu, j, xq, i0, out);
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) y[r * ldy + j + c] = out[r * C + c] + (bias ? bias[j + c] : 0.0f);
+}
+
+// x rows i0 + [0, R) against weight rows [0, n), in tiles of kC weight rows.
 template <int R>
 void RowsK(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t i0, const float* bias,
            float* y, int64_t ldy) {
-  float out[R * 2];
+  constexpr int kC = 3;  // 3 x 4 pairs of int32 accumulators + 6 weight vectors in registers
   int64_t j = 0;
-  for (; j + 2 <= n; j += 2) {
-    DotK<R, 2>(wu, j, xq, i0, out);
-    for (int r = 0; r < R; ++r)
-      for (int c = 0; c < 2; ++c) y[r * ldy + j + c] = out[r * 2 + c] + (bias ? bias[j + c] : 0.0f);
-  }
-  if (j < n) {
-    DotK<R, 1>(wu, j, xq, i0, out);
-    for (int r = 0; r < R; ++r) y[r * ldy + j] = out[r] + (bias ? bias[j] : 0.0f);
-  }
+  for (; j + kC <= n; j += kC) TileK<R, kC>(wu, j, xq, i0, bias, y, ldy);
+  if (n - j >= 2) TileK<R, 2>(wu, j, xq, i0, bias, y, ldy), j += 2;
+  if (n - j >= 1) TileK<R, 1>(wu, j, xq, i0, bias, y, ldy);
 }
 
 void QdotTileK(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t i0, int64_t m,
