@@ -24,7 +24,6 @@ namespace {
 constexpr int64_t kQuantWRows = 16;  // weight rows unpacked per item: 16 x k codes
 constexpr int64_t kFloatWRows = 8;   // f32 weight rows converted per item
 constexpr int64_t kXRows = 64;       // x rows quantised per item of that pass
-constexpr int64_t kTileMinM = 8;     // fewer x rows (decode): unpack and dot row by row
 
 const std::byte* row_ptr(const Tensor& t, int64_t r) {
   return t.host<std::byte>() + size_t(r) * row_bytes(t.dtype(), t.cols());
@@ -46,8 +45,9 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
   thread_local std::vector<float> xq_scales;
   float* xf = grown(xq_scales, size_t(2 * m * gp));
   const DType t = a.w.dtype();
-  const bool kq = qdot_k_layout(t);
-  const XQuantRows xq{grown(xq_codes, size_t(m * kp)), xf, xf + m * gp, k, kp, kq ? 256 : 32};
+  const int64_t xb = qdot_x_block(t, m);
+  const bool kq = xb == 256;  // the K-quants' integer layout
+  const XQuantRows xq{grown(xq_codes, size_t(m * kp)), xf, xf + m * gp, k, kp, xb};
   const float* x = a.x.host<float>();
   parallel_for(div_up(m, kXRows), m >= 2 * kXRows ? n_threads : 1, [&](int, int64_t b) {
     quantize_x_rows(x, b * kXRows, std::min(m, (b + 1) * kXRows), xq);
@@ -69,7 +69,7 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
                            t == DType::kQ8_0,
                            kq ? grown(kscales, size_t(kQuantWRows * kp / 2)) : nullptr,
                            kq ? wf + 2 * kQuantWRows * gp : nullptr};
-    if (m >= kTileMinM) {
+    if (m >= kQdotTileMinM) {  // panel: unpack the block of rows once, dot every x row
       unpack_w_rows(t, w, r0, r1, wu);
       qdot_tile(wu, r1 - r0, xq, 0, m, bias ? bias + r0 : nullptr, y + r0, n);
       return;

@@ -49,19 +49,27 @@ struct WUnpackedRows {
   int64_t k, stride;
   bool signed_codes;      // Q8_0: u holds int8 codes
   int16_t* sc = nullptr;  // K-quants: [n, stride / 2] integer scale of each value pair
-  float* d256 = nullptr;  // K-quants: [n, stride / 256] block scale (s16 unused)
+  float* d256 = nullptr;  // K-quants: [n, stride / 256] block scale (s16 unused when set)
 };
 
-// Q4_K, Q5_K, Q6_K: unpacked with integer scales, multiplied with x quantised per 256 values.
+// Q4_K, Q5_K, Q6_K: can be unpacked with integer scales and multiplied with x quantised per 256.
 bool qdot_k_layout(DType t);
+// The x rows per call from which K-quants take that layout (the panel path): below it (decode),
+// rows are unpacked one at a time and expanding the integer scales costs more than it saves.
+constexpr int64_t kQdotTileMinM = 8;
+// Values per x scale for a call of m rows against t: 256 for K-quants from kQdotTileMinM rows,
+// else 32.
+inline int64_t qdot_x_block(DType t, int64_t m) {
+  return qdot_k_layout(t) && m >= kQdotTileMinM ? 256 : 32;
+}
 
 // Weight types dot_tile handles (block-quantised); the others go through f32 rows.
 bool qdot_supports(DType t);
 
 // x rows [i0, i1) of x [*, k] f32 into xq (k % xq.block == 0).
 void quantize_x_rows(const float* x, int64_t i0, int64_t i1, const XQuantRows& xq);
-// Weight rows [r0, r1) of w [*, k] (ggml blocks) into wu rows [0, r1 - r0) (wu.sc and wu.d256
-// set exactly for qdot_k_layout(t)).
+// Weight rows [r0, r1) of w [*, k] (ggml blocks) into wu rows [0, r1 - r0); wu.sc and wu.d256
+// set (only for qdot_k_layout(t)) select the integer layout.
 void unpack_w_rows(DType t, const uint8_t* w, int64_t r0, int64_t r1, const WUnpackedRows& wu);
 // y[i * ldy + j] = wu row j . x row i (+ bias[j]) for i in [0, m), j in [0, n); x rows i0 + i.
 void qdot_tile(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t i0, int64_t m,

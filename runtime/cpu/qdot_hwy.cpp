@@ -135,12 +135,41 @@ inline float rdh(const uint8_t* p) {
 
 // K-quant integer scales of one block: sc[e] for value pair e (128 entries: each scale of a group
 // of 2 * per pairs repeated), d256 = d; the offsets b16 are set by the caller.
-template <int kPer>
-HWY_INLINE void KPairScales(const int16_t* s, int16_t* sc) {
+template <int kPer, class T>
+HWY_INLINE void KPairScales(const T* s, int16_t* sc) {
   const hn::CappedTag<int16_t, kPer> d;
   for (int g = 0; g < 128 / kPer; ++g)
     for (size_t l = 0; l < size_t(kPer); l += hn::Lanes(d))
-      hn::StoreU(hn::Set(d, s[g]), d, sc + kPer * g + l);
+      hn::StoreU(hn::Set(d, int16_t(s[g])), d, sc + kPer * g + l);
+}
+
+// s16[g] = d * sc[g / 2], b16[g] = -(dmin * mn[g / 2]) for the 16 groups of one K block.
+HWY_INLINE void KScales(const uint8_t* sm, float d, float dmin, float* s16, float* b16) {
+  HWY_ALIGN uint8_t e[32];  // each scale, then each min, twice
+#if HWY_TARGET == HWY_SCALAR
+  for (int j = 0; j < 8; ++j) {
+    e[2 * j] = e[2 * j + 1] = sm[j];
+    e[16 + 2 * j] = e[17 + 2 * j] = sm[8 + j];
+  }
+#else
+  const hn::Full128<uint8_t> db;
+  HWY_ALIGN static constexpr uint8_t kDup[32] = {0,  0,  1,  1,  2,  2,  3,  3,  4,  4,  5,
+                                                 5,  6,  6,  7,  7,  8,  8,  9,  9,  10, 10,
+                                                 11, 11, 12, 12, 13, 13, 14, 14, 15, 15};
+  const auto v = hn::LoadU(db, sm);
+  hn::Store(hn::TableLookupBytes(v, hn::Load(db, kDup)), db, e);
+  hn::Store(hn::TableLookupBytes(v, hn::Load(db, kDup + 16)), db, e + 16);
+#endif
+  const hn::CappedTag<float, 16> df;
+  const hn::Rebind<int32_t, decltype(df)> di;
+  const hn::Rebind<uint8_t, decltype(df)> d8;
+  const auto vd = hn::Set(df, d), vm = hn::Set(df, -dmin);
+  for (size_t g = 0; g < 16; g += hn::Lanes(df)) {
+    const auto sc = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, e + g)));
+    const auto mn = hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, e + 16 + g)));
+    hn::StoreU(hn::Mul(vd, sc), df, s16 + g);
+    hn::StoreU(hn::Mul(vm, mn), df, b16 + g);
+  }
 }
 
 // Low and high nibbles of 32 bytes: lo[l] = src[l] & 15, hi[l] = src[l] >> 4.
@@ -169,7 +198,7 @@ inline void SetGroups(float* s16, float* b16, int64_t g, int n, float s, float b
   for (int i = 0; i < n; ++i) s16[g + i] = s, b16[g + i] = b;
 }
 
-// K-quants fill sc and d256 (s16 untouched); the others s16.
+// With sc (K-quants only) the integer layout: sc and d256 (s16 untouched); else s16.
 void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, float* b16,
                int16_t* sc, float* d256) {
   switch (t) {
@@ -219,13 +248,14 @@ void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, flo
         for (int c = 0; c < 4; ++c) Nibbles32(qs + 32 * c, ub + 64 * c, ub + 64 * c + 32);
         uint8_t sm[16];
         scales_mins_k4(p + 4, sm);
-        int16_t s8[8];
-        for (int j = 0; j < 8; ++j) {
-          s8[j] = sm[j];
-          b16[16 * b + 2 * j] = b16[16 * b + 2 * j + 1] = -(dmin * float(sm[8 + j]));
+        if (sc) {  // integer scales; KScales' float ones discarded
+          float s_unused[16];
+          KScales(sm, d, dmin, s_unused, b16 + 16 * b);
+          KPairScales<16>(sm, sc + 128 * b);
+          d256[b] = d;
+        } else {
+          KScales(sm, d, dmin, s16 + 16 * b, b16 + 16 * b);
         }
-        KPairScales<16>(s8, sc + 128 * b);
-        d256[b] = d;
         if (five)
           for (int c = 0; c < 8; ++c)
             for (int l = 0; l < 32; ++l) ub[32 * c + l] |= uint8_t(((qh[l] >> c) & 1u) << 4);
@@ -249,13 +279,19 @@ void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, flo
                   uint8_t(lo[quad][l] | (((qh[32 * half + l] >> (2 * quad)) & 3) << 4));
         }
         // Group g of 16 values has scale sc[g]; codes are q + 32.
-        int16_t s16i[16];
-        for (int g = 0; g < 16; ++g) {
-          s16i[g] = sc8[g];
-          b16[16 * b + g] = -32.0f * d * float(sc8[g]);
+        const hn::CappedTag<float, 16> df;
+        const hn::Rebind<int32_t, decltype(df)> di;
+        const hn::Rebind<int8_t, decltype(df)> d8;
+        for (size_t g = 0; g < 16; g += hn::Lanes(df)) {
+          const auto sv =
+              hn::Mul(hn::Set(df, d), hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc8 + g))));
+          if (!sc) hn::StoreU(sv, df, s16 + 16 * b + g);
+          hn::StoreU(hn::Mul(hn::Set(df, -32.0f), sv), df, b16 + 16 * b + g);
         }
-        KPairScales<8>(s16i, sc + 128 * b);
-        d256[b] = d;
+        if (sc) {
+          KPairScales<8>(sc8, sc + 128 * b);
+          d256[b] = d;
+        }
       }
       return;
     default:
@@ -502,7 +538,7 @@ void quantize_x_rows(const float* x, int64_t i0, int64_t i1, const XQuantRows& x
 void unpack_w_rows(DType t, const uint8_t* w, int64_t r0, int64_t r1, const WUnpackedRows& wu) {
   KVZ_CHECK(qdot_supports(t) && wu.k % dtype_info(t).block_elems == 0 &&
             wu.stride == qdot_padded(wu.k) && wu.signed_codes == (t == DType::kQ8_0) &&
-            (wu.sc != nullptr) == qdot_k_layout(t) && (wu.d256 != nullptr) == qdot_k_layout(t));
+            (wu.sc == nullptr || qdot_k_layout(t)) && (wu.sc != nullptr) == (wu.d256 != nullptr));
   HWY_DYNAMIC_DISPATCH(UnpackWRows)(t, w, r0, r1, wu);
 }
 

@@ -548,10 +548,10 @@ TEST(BindingChunksTest, CoverAlignedWithinRange) {
 // The CPU backend's fast path against the scalar reference on every SIMD level this machine runs
 // (runtime/cpu/qdot.h): decode (m < 8) and prefill tiles, n not a multiple of the weight-row
 // block, m not a multiple of the 4-row register tile, k not a multiple of a 256-value step.
-// Block types round x to int8 per 32 values (K-quants: per 256), so they must match the reference
-// of that rounded x within the fp32 bound (the rounding is specified: the test redoes it) and the
-// exact-x reference within the rounding bound (int8_tolerance); float types match within the fp32
-// bound.
+// Block types round x to int8 per 32 values (K-quants from 8 rows: per 256), so they must match the
+// reference of that rounded x within the fp32 bound (the rounding is specified: the test redoes it)
+// and the exact-x reference within the rounding bound (int8_tolerance); float types match within
+// the fp32 bound.
 TEST(MatmulCpuTest, FastMatchesReferenceOnEverySimdLevel) {
   Device& dev = cpu_device();
   const std::vector<int64_t> targets = cpu::simd_targets();
@@ -564,7 +564,7 @@ TEST(MatmulCpuTest, FastMatchesReferenceOnEverySimdLevel) {
       MatmulCase c(t, s, 11);
       const std::vector<float> exact = c.run(dev, true);
       double flip = 0;
-      const int64_t xb = cpu::qdot_k_layout(t) ? 256 : 32;
+      const int64_t xb = cpu::qdot_x_block(t, s.m);
       const MatmulCase rounded = c.int8_rounded(&flip, xb);
       const std::vector<float> want = is_quantized(t) ? rounded.run(dev, true) : exact;
       const double tol = is_quantized(t) ? rounded.tolerance() : c.tolerance();
