@@ -379,6 +379,9 @@ void DotRows(const WUnpackedRows& wu, int64_t j, const XQuantRows& xq, int64_t i
     xs[r] = xq.s16 + (i + r) * gp;
     acc[r] = hn::Zero(df);
   }
+  // The padding of the row's last step is zero: its sub-steps past the last group holding values
+  // are skipped (k = 576, SmolLM2's width, pads to 768).
+  const int64_t gk = (wu.k + 15) / 16, gs = int64_t(nf / 4);
   for (int64_t g = 0; g < gp; g += int64_t(nf)) {
     const auto sw = hn::LoadU(df, ws + g), bw = hn::LoadU(df, wb + g);
     hn::Vec<DF> c[R];
@@ -389,18 +392,27 @@ void DotRows(const WUnpackedRows& wu, int64_t j, const XQuantRows& xq, int64_t i
     const uint8_t* ug = u + 16 * g;
     const auto u0 = hn::LoadU(du, ug), u1 = hn::LoadU(du, ug + nb);
     const auto u2 = hn::LoadU(du, ug + 2 * nb), u3 = hn::LoadU(du, ug + 3 * nb);
-    for (int r = 0; r < R; ++r) {
-      const int8_t* qg = q[r] + 16 * g;
-      const auto z = hn::Zero(di);
-      const auto p0 = Dot4<kSigned>(u0, hn::LoadU(dq, qg), z);
-      const auto p1 = Dot4<kSigned>(u1, hn::LoadU(dq, qg + nb), z);
-      const auto p2 = Dot4<kSigned>(u2, hn::LoadU(dq, qg + 2 * nb), z);
-      const auto p3 = Dot4<kSigned>(u3, hn::LoadU(dq, qg + 3 * nb), z);
-      acc[r] = hn::MulAdd(hn::ConvertTo(df, p0), hn::TableLookupLanes(c[r], ix0), acc[r]);
-      acc[r] = hn::MulAdd(hn::ConvertTo(df, p1), hn::TableLookupLanes(c[r], ix1), acc[r]);
-      acc[r] = hn::MulAdd(hn::ConvertTo(df, p2), hn::TableLookupLanes(c[r], ix2), acc[r]);
-      acc[r] = hn::MulAdd(hn::ConvertTo(df, p3), hn::TableLookupLanes(c[r], ix3), acc[r]);
+    const auto z = hn::Zero(di);
+    if (g + 4 * gs <= gk) {
+      for (int r = 0; r < R; ++r) {
+        const int8_t* qg = q[r] + 16 * g;
+        const auto p0 = Dot4<kSigned>(u0, hn::LoadU(dq, qg), z);
+        const auto p1 = Dot4<kSigned>(u1, hn::LoadU(dq, qg + nb), z);
+        const auto p2 = Dot4<kSigned>(u2, hn::LoadU(dq, qg + 2 * nb), z);
+        const auto p3 = Dot4<kSigned>(u3, hn::LoadU(dq, qg + 3 * nb), z);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p0), hn::TableLookupLanes(c[r], ix0), acc[r]);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p1), hn::TableLookupLanes(c[r], ix1), acc[r]);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p2), hn::TableLookupLanes(c[r], ix2), acc[r]);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p3), hn::TableLookupLanes(c[r], ix3), acc[r]);
+      }
+      continue;
     }
+    const hn::Vec<DU8> us[4] = {u0, u1, u2, u3};
+    for (int t = 0; t < 4 && g + t * gs < gk; ++t)
+      for (int r = 0; r < R; ++r) {
+        const auto p = Dot4<kSigned>(us[t], hn::LoadU(dq, q[r] + 16 * g + t * nb), z);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p), hn::TableLookupLanes(c[r], ix.v[t]), acc[r]);
+      }
   }
   for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
 }
