@@ -80,6 +80,8 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
       // unpacking otherwise waits on memory line by line.
       if (r + 1 < n)
         for (size_t off = 0; off < rb; off += 64) __builtin_prefetch(w + size_t(r + 1) * rb + off);
+      if (qdot_row_direct(t, w + size_t(r) * rb, xq, m, bias ? bias + r : nullptr, y + r, n))
+        continue;
       unpack_w_rows(t, w, r, r + 1, wu);
       qdot_tile(wu, 1, xq, 0, m, bias ? bias + r : nullptr, y + r, n);
     }

@@ -418,6 +418,79 @@ void DotRows(const WUnpackedRows& wu, int64_t j, const XQuantRows& xq, int64_t i
 }
 #endif
 
+// Decode's Q4_K rows straight from their blocks (AVX-512 levels, whose 64-byte code vectors are
+// one 32-byte chunk of nibbles: low nibbles then high ones, ggml's order): the codes are split in
+// registers and each block's per-16 scales computed on the stack, so no unpacked row is written
+// and read back. Other levels return false and the caller unpacks.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+template <int R>
+void DotRowsQ4K(const uint8_t* p, const XQuantRows& xq, int64_t i, const SubstepIndices& ix,
+                float* out) {
+  const DF df;
+  const DI di;
+  const DU8 du;
+  const DI8 dq;
+  const hn::Half<DU8> dh;
+  const int64_t kp = xq.stride, gp = kp / 16;
+  const int8_t* q[R];
+  const float *xd[R], *xs[R];
+  hn::Vec<DF> acc[R];
+  for (int r = 0; r < R; ++r) {
+    q[r] = xq.q + (i + r) * kp;
+    xd[r] = xq.d16 + (i + r) * gp;
+    xs[r] = xq.s16 + (i + r) * gp;
+    acc[r] = hn::Zero(df);
+  }
+  const auto m4 = hn::Set(dh, uint8_t{15});
+  const auto z = hn::Zero(di);
+  for (int64_t b = 0; b < xq.k / 256; ++b, p += 144) {
+    HWY_ALIGN float s16[16], b16[16];
+    uint8_t sm[16];
+    scales_mins_k4(p + 4, sm);
+    KScales(sm, rdh(p), rdh(p + 2), s16, b16);
+    const auto sw = hn::Load(df, s16), bw = hn::Load(df, b16);
+    hn::Vec<DF> c[R];
+    for (int r = 0; r < R; ++r) {
+      c[r] = hn::Mul(sw, hn::LoadU(df, xd[r] + 16 * b));
+      acc[r] = hn::MulAdd(bw, hn::LoadU(df, xs[r] + 16 * b), acc[r]);
+    }
+    hn::Vec<DU8> u[4];
+    for (int t = 0; t < 4; ++t) {
+      const auto v = hn::LoadU(dh, p + 16 + 32 * t);
+      u[t] = hn::Combine(du, hn::And(hn::ShiftRight<4>(v), m4), hn::And(v, m4));
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < 4; ++t) {
+        const auto pt = Dot4<false>(u[t], hn::LoadU(dq, q[r] + 256 * b + 64 * t), z);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, pt), hn::TableLookupLanes(c[r], ix.v[t]), acc[r]);
+      }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
+}
+#endif
+
+bool QdotRowDirect(DType t, const uint8_t* w, const XQuantRows& xq, int64_t m, const float* bias,
+                   float* y, int64_t ldy) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if (t != DType::kQ4_K || xq.block != 32) return false;
+  const SubstepIndices ix;
+  float out[4];
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) {
+    DotRowsQ4K<4>(w, xq, i, ix, out);
+    for (int r = 0; r < 4; ++r) y[(i + r) * ldy] = out[r] + (bias ? bias[0] : 0.0f);
+  }
+  for (; i < m; ++i) {
+    DotRowsQ4K<1>(w, xq, i, ix, out);
+    y[i * ldy] = out[0] + (bias ? bias[0] : 0.0f);
+  }
+  return true;
+#else
+  (void)t, (void)w, (void)xq, (void)m, (void)bias, (void)y, (void)ldy;
+  return false;
+#endif
+}
+
 template <bool kSigned>
 void QdotTileT(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t i0, int64_t m,
                const float* bias, float* y, int64_t ldy) {
@@ -520,6 +593,7 @@ namespace kvz::cpu {
 HWY_EXPORT(QuantizeXRows);
 HWY_EXPORT(UnpackWRows);
 HWY_EXPORT(QdotTile);
+HWY_EXPORT(QdotRowDirect);
 HWY_EXPORT(FloatWRows);
 HWY_EXPORT(FdotTile);
 
@@ -560,6 +634,11 @@ void qdot_tile(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t
             xq.block == (wu.sc ? 256 : 32));
   if (wu.sc) return qdot_tile_k(wu, n, xq, i0, m, bias, y, ldy);
   HWY_DYNAMIC_DISPATCH(QdotTile)(wu, n, xq, i0, m, bias, y, ldy);
+}
+
+bool qdot_row_direct(DType t, const uint8_t* w, const XQuantRows& xq, int64_t m, const float* bias,
+                     float* y, int64_t ldy) {
+  return HWY_DYNAMIC_DISPATCH(QdotRowDirect)(t, w, xq, m, bias, y, ldy);
 }
 
 void float_w_rows(DType t, const uint8_t* w, int64_t k, int64_t r0, int64_t r1, float* dst) {
