@@ -77,7 +77,7 @@ void qdot_tile(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t
 
 // One weight row w (ggml blocks of type t) against x rows [0, m): y[i * ldy] = w . x row i
 // (+ bias[0]), straight from the blocks without unpacking, where this SIMD level has such a kernel
-// for t and xq's rounding (Q4_K on the AVX-512 levels); false (nothing written) otherwise.
+// for t and xq's rounding (Q4_K and Q6_K on the AVX-512 levels); false (nothing written) otherwise.
 bool qdot_row_direct(DType t, const uint8_t* w, const XQuantRows& xq, int64_t m, const float* bias,
                      float* y, int64_t ldy);
 

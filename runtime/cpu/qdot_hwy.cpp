@@ -418,19 +418,56 @@ void DotRows(const WUnpackedRows& wu, int64_t j, const XQuantRows& xq, int64_t i
 }
 #endif
 
-// Decode's Q4_K rows straight from their blocks (AVX-512 levels, whose 64-byte code vectors are
-// one 32-byte chunk of nibbles: low nibbles then high ones, ggml's order): the codes are split in
-// registers and each block's per-16 scales computed on the stack, so no unpacked row is written
-// and read back. Other levels return false and the caller unpacks.
+// Decode's Q4_K and Q6_K rows straight from their blocks (AVX-512 levels, whose 64-byte code
+// vectors each take 64 consecutive values: Q4_K's 32-byte chunk of low then high nibbles, Q6_K's
+// 64 low nibbles or high nibbles with their 2 high bits), so no unpacked row is written and read
+// back; each block's per-16 scales are computed on the stack. Other levels return false and the
+// caller unpacks.
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-template <int R>
-void DotRowsQ4K(const uint8_t* p, const XQuantRows& xq, int64_t i, const SubstepIndices& ix,
-                float* out) {
+// The 256 codes of block p as 4 vectors of 64 values, its scales and offsets per 16 values.
+template <DType kT>
+HWY_INLINE void BlockCodes(const uint8_t* p, hn::Vec<DU8>* u, float* s16, float* b16) {
+  const DU8 du;
+  const hn::Half<DU8> dh;
+  const auto m4 = hn::Set(dh, uint8_t{15});
+  if constexpr (kT == DType::kQ4_K) {
+    uint8_t sm[16];
+    scales_mins_k4(p + 4, sm);
+    KScales(sm, rdh(p), rdh(p + 2), s16, b16);
+    for (int t = 0; t < 4; ++t) {
+      const auto v = hn::LoadU(dh, p + 16 + 32 * t);
+      u[t] = hn::Combine(du, hn::And(hn::ShiftRight<4>(v), m4), hn::And(v, m4));
+    }
+  } else {  // Q6_K: ql[128], qh[64], int8 scales[16], d; codes q + 32 in 0..63
+    const hn::CappedTag<float, 16> df;
+    const hn::Rebind<int32_t, decltype(df)> di;
+    const hn::Rebind<int8_t, decltype(df)> d8;
+    const float d = rdh(p + 208);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192);
+    for (size_t g = 0; g < 16; g += hn::Lanes(df)) {
+      const auto sv =
+          hn::Mul(hn::Set(df, d), hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc + g))));
+      hn::Store(sv, df, s16 + g);
+      hn::Store(hn::Mul(hn::Set(df, -32.0f), sv), df, b16 + g);
+    }
+    const auto m3 = hn::Set(du, uint8_t{3}), m15 = hn::Set(du, uint8_t{15});
+    for (int h = 0; h < 2; ++h) {
+      const auto ql = hn::LoadU(du, p + 64 * h);
+      const auto qh = hn::LoadU(dh, p + 128 + 32 * h);
+      const auto h01 = hn::Combine(du, hn::ShiftRight<2>(qh), qh);
+      const auto h23 = hn::Combine(du, hn::ShiftRight<6>(qh), hn::ShiftRight<4>(qh));
+      u[2 * h] = hn::Or(hn::And(ql, m15), hn::ShiftLeft<4>(hn::And(h01, m3)));
+      u[2 * h + 1] = hn::Or(hn::ShiftRight<4>(ql), hn::ShiftLeft<4>(hn::And(h23, m3)));
+    }
+  }
+}
+
+template <DType kT, int R>
+void DotRowsDirect(const uint8_t* p, const XQuantRows& xq, int64_t i, const SubstepIndices& ix,
+                   float* out) {
   const DF df;
   const DI di;
-  const DU8 du;
   const DI8 dq;
-  const hn::Half<DU8> dh;
   const int64_t kp = xq.stride, gp = kp / 16;
   const int8_t* q[R];
   const float *xd[R], *xs[R];
@@ -441,23 +478,17 @@ void DotRowsQ4K(const uint8_t* p, const XQuantRows& xq, int64_t i, const Substep
     xs[r] = xq.s16 + (i + r) * gp;
     acc[r] = hn::Zero(df);
   }
-  const auto m4 = hn::Set(dh, uint8_t{15});
   const auto z = hn::Zero(di);
-  for (int64_t b = 0; b < xq.k / 256; ++b, p += 144) {
+  const size_t bb = row_bytes(kT, 256);
+  for (int64_t b = 0; b < xq.k / 256; ++b, p += bb) {
     HWY_ALIGN float s16[16], b16[16];
-    uint8_t sm[16];
-    scales_mins_k4(p + 4, sm);
-    KScales(sm, rdh(p), rdh(p + 2), s16, b16);
+    hn::Vec<DU8> u[4];
+    BlockCodes<kT>(p, u, s16, b16);
     const auto sw = hn::Load(df, s16), bw = hn::Load(df, b16);
     hn::Vec<DF> c[R];
     for (int r = 0; r < R; ++r) {
       c[r] = hn::Mul(sw, hn::LoadU(df, xd[r] + 16 * b));
       acc[r] = hn::MulAdd(bw, hn::LoadU(df, xs[r] + 16 * b), acc[r]);
-    }
-    hn::Vec<DU8> u[4];
-    for (int t = 0; t < 4; ++t) {
-      const auto v = hn::LoadU(dh, p + 16 + 32 * t);
-      u[t] = hn::Combine(du, hn::And(hn::ShiftRight<4>(v), m4), hn::And(v, m4));
     }
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < 4; ++t) {
@@ -467,24 +498,31 @@ void DotRowsQ4K(const uint8_t* p, const XQuantRows& xq, int64_t i, const Substep
   }
   for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
 }
+
+template <DType kT>
+void RowDirect(const uint8_t* w, const XQuantRows& xq, int64_t m, const float* bias, float* y,
+               int64_t ldy) {
+  const SubstepIndices ix;
+  float out[4];
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) {
+    DotRowsDirect<kT, 4>(w, xq, i, ix, out);
+    for (int r = 0; r < 4; ++r) y[(i + r) * ldy] = out[r] + (bias ? bias[0] : 0.0f);
+  }
+  for (; i < m; ++i) {
+    DotRowsDirect<kT, 1>(w, xq, i, ix, out);
+    y[i * ldy] = out[0] + (bias ? bias[0] : 0.0f);
+  }
+}
 #endif
 
 bool QdotRowDirect(DType t, const uint8_t* w, const XQuantRows& xq, int64_t m, const float* bias,
                    float* y, int64_t ldy) {
 #if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
-  if (t != DType::kQ4_K || xq.block != 32) return false;
-  const SubstepIndices ix;
-  float out[4];
-  int64_t i = 0;
-  for (; i + 4 <= m; i += 4) {
-    DotRowsQ4K<4>(w, xq, i, ix, out);
-    for (int r = 0; r < 4; ++r) y[(i + r) * ldy] = out[r] + (bias ? bias[0] : 0.0f);
-  }
-  for (; i < m; ++i) {
-    DotRowsQ4K<1>(w, xq, i, ix, out);
-    y[i * ldy] = out[0] + (bias ? bias[0] : 0.0f);
-  }
-  return true;
+  if (xq.block != 32) return false;
+  if (t == DType::kQ4_K) return RowDirect<DType::kQ4_K>(w, xq, m, bias, y, ldy), true;
+  if (t == DType::kQ6_K) return RowDirect<DType::kQ6_K>(w, xq, m, bias, y, ldy), true;
+  return false;
 #else
   (void)t, (void)w, (void)xq, (void)m, (void)bias, (void)y, (void)ldy;
   return false;
