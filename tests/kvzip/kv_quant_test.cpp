@@ -109,6 +109,11 @@ TEST_P(DeviceTest, QuantisedRowsStayWithinTheBlockBoundThroughAppendAndCompactio
     Pair p = build(*dev, kt, vt, data, true);
     const auto raw = p.q->read_layer_raw(0);
     const auto deq = p.q->read_layer(0);
+    {  // a clone holds the same stored bytes (pools copied as bytes, whatever the type)
+      Recorder rec(*dev);
+      const auto copy = p.q->clone(rec)->read_layer_raw(0);
+      for (int h = 0; h < kH; ++h) EXPECT_TRUE(same_rows(copy[h], raw[h])) << "clone, head " << h;
+    }
     size_t checked = 0;
     for (int h = 0; h < kH; ++h) {
       ASSERT_EQ(raw[h].pos, p.f16->positions(0, h));
