@@ -19,8 +19,8 @@
 #include "bench/bench_timing.h"
 #include "runtime/cpu/half.h"
 #include "runtime/device.h"
+#include "runtime/kv_quant.h"
 #include "runtime/ops/coopmat.h"
-#include "runtime/ops/kv_quant.h"
 #include "runtime/ops/paged_attention.h"
 
 namespace kvz {

@@ -22,7 +22,7 @@ namespace kvz {
 struct KvCacheConfig {
   int n_layers = 0, n_kv_heads = 0, head_dim = 0;
   std::vector<bool> prunable;  // [n_layers]; empty = all. Sliding-window layers are not pruned.
-  // Storage types of the K and V rows (runtime/ops/kv_quant.h): f16, q8_0 or q4_0 (quantised
+  // Storage types of the K and V rows (runtime/kv_quant.h): f16, q8_0 or q4_0 (quantised
   // types need head_dim % 32 == 0). Rows are quantised once, when kv_write appends them.
   DType k_type = DType::kF16, v_type = DType::kF16;
   bool is_prunable(int il) const { return prunable.empty() || prunable[il]; }

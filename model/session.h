@@ -34,7 +34,7 @@ struct SessionOptions {
   int score_chunk = 2000;  // context tokens per reconstruction chunk (KVzip m)
   const char* instruction = kInstructionQa;
   // Storage types of the cached K and V rows (llama.cpp's --cache-type-k / -v): f16, q8_0 or q4_0
-  // (runtime/ops/kv_quant.h; docs/KVQUANT.md). Rows are quantised once, when appended.
+  // (runtime/kv_quant.h; docs/KVQUANT.md). Rows are quantised once, when appended.
   DType cache_type_k = DType::kF16, cache_type_v = DType::kF16;
   // Most prompts generate_batch() answers in one batched forward (logit rows kept per step).
   int max_batch = 1;

@@ -2,7 +2,7 @@
 // that each command's option list stays where it is (tools/).
 #include <CLI/CLI.hpp>
 
-#include "runtime/ops/kv_quant.h"
+#include "runtime/kv_quant.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 

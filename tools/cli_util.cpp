@@ -1,7 +1,7 @@
 // Shared CLI helpers (tools/).
 #include "tools/cli_util.h"
 
-#include "runtime/ops/kv_quant.h"
+#include "runtime/kv_quant.h"
 
 #include <fmt/format.h>
 #include <unistd.h>

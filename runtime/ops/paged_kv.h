@@ -1,7 +1,7 @@
 // Paged key/value storage ops: writing new rows and gathering (compacting) rows (runtime/ops).
 //
 // Layout shared by every paged-KV op, one set of pools per transformer layer:
-//   k_pool, v_pool: [n_blocks, kKvBlockTokens, head_dim] f16, q8_0 or q4_0 (runtime/ops/kv_quant.h;
+//   k_pool, v_pool: [n_blocks, kKvBlockTokens, head_dim] f16, q8_0 or q4_0 (runtime/kv_quant.h;
 //                   K and V may differ)                        -- rows of cached keys / values
 //   pos_pool:       [n_blocks, kKvBlockTokens] i32            -- original position of each row
 //   block_table:    [n_kv_heads, max_blocks] i32              -- blocks of each KV head, in order
@@ -10,7 +10,7 @@
 // (ragged): memory in use is proportional to kept rows, rounded up to one block per head.
 #pragma once
 
-#include "runtime/ops/kv_quant.h"
+#include "runtime/kv_quant.h"
 #include "runtime/ops/rope.h"
 #include "runtime/recorder.h"
 

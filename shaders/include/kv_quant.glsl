@@ -1,4 +1,4 @@
-// KV pool storage types (runtime/ops/kv_quant.h): 0 = f16, 1 = q8_0 (34-byte blocks: f16 d, int8
+// KV pool storage types (runtime/kv_quant.h): 0 = f16, 1 = q8_0 (34-byte blocks: f16 d, int8
 // q[32]; x = q d), 2 = q4_0 (18-byte blocks: f16 d, 16 bytes of nibbles, value j in the low nibble
 // of byte j and value j + 16 in the high one; x = (q - 8) d), as llama.cpp lays them out. Rows
 // are whole blocks; a pool is addressed in bytes through 32-bit words.
@@ -29,7 +29,7 @@ uint kvq_block_bytes(uint type) { return type == KVT_Q8_0 ? 34u : 18u; }
   }
 
 // Quantises the 32 values x[0..31] into the block at uint16 index b of `pool` (declared by the
-// includer as uint16_t[]); same arithmetic as runtime/ops/kv_quant.cpp (llama.cpp's reference).
+// includer as uint16_t[]); same arithmetic as runtime/kv_quant.cpp (llama.cpp's reference).
 #define KVQ_DEFINE_STORE_BLOCK(NAME, POOL, SRC)                                               \
   void NAME(uint type, uint b, uint src) {                                                    \
     if (type == KVT_Q8_0) {                                                                   \

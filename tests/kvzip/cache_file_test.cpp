@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kvzip/checksum.h"
-#include "runtime/ops/kv_quant.h"
+#include "runtime/kv_quant.h"
 #include "tests/kvzip/kv_util.h"
 
 namespace kvz::test {

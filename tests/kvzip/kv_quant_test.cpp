@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "kvzip/kv_cache.h"
-#include "runtime/ops/kv_quant.h"
+#include "runtime/kv_quant.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/paged_attention.h"
 #include "tests/kvzip/kv_util.h"

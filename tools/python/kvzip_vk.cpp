@@ -11,7 +11,7 @@
 #include "kvzip/baselines.h"
 #include "model/model.h"
 #include "model/session.h"
-#include "runtime/ops/kv_quant.h"
+#include "runtime/kv_quant.h"
 #include "tools/cli_util.h"
 
 namespace py = pybind11;

@@ -1,5 +1,5 @@
-// KV cache storage types: names, sizes and the host quantisers (runtime/ops).
-#include "runtime/ops/kv_quant.h"
+// KV cache storage types: names, sizes and the host quantisers (runtime/).
+#include "runtime/kv_quant.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-// Storage types of the paged KV pools (runtime/ops): f16, or llama.cpp's q8_0 / q4_0 blocks of 32
+// Storage types of the paged KV pools (runtime/): f16, or llama.cpp's q8_0 / q4_0 blocks of 32
 // values with one f16 scale each (runtime/dtype.h layouts), quantised once when a row is written.
 #pragma once
 
