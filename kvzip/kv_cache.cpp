@@ -5,7 +5,7 @@
 #include <numeric>
 
 #include "runtime/cpu/half.h"
-#include "runtime/ops/matmul.h"
+#include "runtime/kv_quant.h"
 
 namespace kvz {
 namespace {
@@ -490,7 +490,7 @@ std::vector<uint16_t> rows_to_f16(DType t, const std::vector<uint16_t>& rows, si
   std::vector<uint16_t> out(n * static_cast<size_t>(hd));
   std::vector<float> f(static_cast<size_t>(hd));
   for (size_t r = 0; r < n; ++r) {
-    cpu::dequantize_row(t, rows.data() + r * row_halfs, f.data(), hd);
+    cpu::dequantize_kv_row(t, rows.data() + r * row_halfs, f.data(), hd);
     for (int64_t c = 0; c < hd; ++c) out[r * static_cast<size_t>(hd) + c] = cpu::f32_to_f16(f[c]);
   }
   return out;

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "runtime/cpu/half.h"
+#include "runtime/cpu/dequant.h"
 #include "runtime/error.h"
 
 namespace kvz {
@@ -95,6 +95,11 @@ void quantize_kv_row(DType t, const float* x, void* dst, int64_t n) {
       }
     }
   }
+}
+
+void dequantize_kv_row(DType t, const void* src, float* dst, int64_t n) {
+  KVZ_CHECK(is_kv_cache_type(t), "dequantize_kv_row: {}", dtype_name(t));
+  dequantize_row(t, src, dst, n);
 }
 
 }  // namespace cpu

@@ -28,6 +28,8 @@ namespace cpu {
 // Quantises n values (a multiple of 32 for q8_0 / q4_0) into dst in type t, exactly as llama.cpp's
 // quantize_row_q8_0_ref / quantize_row_q4_0_ref (f16: round to nearest even).
 void quantize_kv_row(DType t, const float* x, void* dst, int64_t n);
+// The inverse: n values of type t (f16, q8_0, q4_0) at src as f32 (runtime/cpu/dequant.h).
+void dequantize_kv_row(DType t, const void* src, float* dst, int64_t n);
 }  // namespace cpu
 
 }  // namespace kvz

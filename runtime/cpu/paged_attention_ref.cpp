@@ -6,7 +6,7 @@
 
 #include "runtime/cpu/attention_dims.h"
 #include "runtime/cpu/half.h"
-#include "runtime/ops/matmul.h"
+#include "runtime/kv_quant.h"
 
 namespace kvz::cpu {
 namespace {
@@ -49,8 +49,8 @@ int64_t slot_of(const AttnDims& d, const int32_t* table, int64_t h, int64_t t) {
 std::vector<float> pool_row(const Tensor& pool, int64_t slot) {
   const int64_t hd = pool.cols();
   std::vector<float> r(static_cast<size_t>(hd));
-  dequantize_row(pool.dtype(), pool.host<uint8_t>() + slot * kv_row_bytes(pool.dtype(), hd),
-                 r.data(), hd);
+  dequantize_kv_row(pool.dtype(), pool.host<uint8_t>() + slot * kv_row_bytes(pool.dtype(), hd),
+                    r.data(), hd);
   return r;
 }
 

@@ -9,7 +9,6 @@
 
 #include "kvzip/kv_cache.h"
 #include "runtime/kv_quant.h"
-#include "runtime/ops/matmul.h"
 #include "runtime/ops/paged_attention.h"
 #include "tests/kvzip/kv_util.h"
 
@@ -124,7 +123,7 @@ TEST_P(DeviceTest, QuantisedRowsStayWithinTheBlockBoundThroughAppendAndCompactio
         for (auto [t, rows, src] :
              {std::tuple{kt, &raw[h].k, &data.k}, std::tuple{vt, &raw[h].v, &data.v}}) {
           const size_t halfs = kv_row_bytes(t, kD) / 2;
-          cpu::dequantize_row(t, rows->data() + r * halfs, row.data(), kD);
+          cpu::dequantize_kv_row(t, rows->data() + r * halfs, row.data(), kD);
           for (int c = 0; c < kD; ++c) {
             const float x = data.at(*src, pos, h, c);
             const double b = kv_block_error_bound(t, block_scale(t, *rows, r, c / 32));
@@ -133,7 +132,7 @@ TEST_P(DeviceTest, QuantisedRowsStayWithinTheBlockBoundThroughAppendAndCompactio
           }
         }
         // read_layer's f16 view is the stored value rounded to f16.
-        cpu::dequantize_row(kt, raw[h].k.data() + r * kv_row_bytes(kt, kD) / 2, row.data(), kD);
+        cpu::dequantize_kv_row(kt, raw[h].k.data() + r * kv_row_bytes(kt, kD) / 2, row.data(), kD);
         EXPECT_EQ(deq[h].k[r * kD + 3], cpu::f32_to_f16(row[3]));
       }
     }
