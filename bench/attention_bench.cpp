@@ -1,14 +1,16 @@
 // Attention benchmarks (bench/), Llama-3-8B head shapes (32 query / 8 KV heads, head_dim 128):
 // paged decode over a 128K-token cache (full and ragged 30 % kept; decode kernel and, _tiled, the
-// prefill kernel) and a 32K one; 4K and 16K causal prefill; the KVzip phases' attention at 32K
-// (the last 2048-token prefill chunk, a reconstruction chunk over the whole context); KVzip
-// reconstruction scoring (chunk 2000). GPU time from timestamp queries; counters GB/s (K/V bytes
-// read) and TFLOP/s (2 flops per multiply-add of QK^T and PV over visible rows).
+// prefill kernel) and a 32K one, ragged 30 % also with q8_0 / q4_0 K and V (docs/KVQUANT.md); 4K
+// and 16K causal prefill; the KVzip phases' attention at 32K (the last 2048-token prefill chunk, a
+// reconstruction chunk over the whole context); KVzip reconstruction scoring (chunk 2000). GPU time
+// from timestamp queries; counters GB/s (K/V bytes read) and TFLOP/s (2 flops per multiply-add of
+// QK^T and PV over visible rows).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -17,6 +19,7 @@
 #include "bench/bench_timing.h"
 #include "runtime/cpu/half.h"
 #include "runtime/device.h"
+#include "runtime/kv_quant.h"
 #include "runtime/ops/coopmat.h"
 #include "runtime/ops/paged_attention.h"
 
@@ -34,6 +37,7 @@ struct AttnProblem {
   AttnScoreArgs score;
   int64_t rows_read = 0;     // K/V rows summed over KV heads
   double visible_pairs = 0;  // (query head, row) pairs summed, for FLOPs
+  double kv_row_bytes_ = 0;  // bytes of one stored K (or V) row
 
   Device& dev;
 
@@ -45,16 +49,24 @@ struct AttnProblem {
     return t;
   }
 
-  // lens: rows per KV head; n_q queries at positions q_pos0 + i.
-  AttnProblem(Device& device, const std::vector<int>& lens, int n_q, int q_pos0) : dev(device) {
+  // lens: rows per KV head; n_q queries at positions q_pos0 + i; K and V stored as kv_type.
+  AttnProblem(Device& device, const std::vector<int>& lens, int n_q, int q_pos0,
+              DType kv_type = DType::kF16)
+      : dev(device) {
     const int max_len = *std::max_element(lens.begin(), lens.end());
     const int max_blocks = (max_len + kKvBlockTokens - 1) / kKvBlockTokens;
     const int64_t n_blocks = int64_t(kKvHeads) * max_blocks;
     std::vector<int32_t> table(n_blocks), pos(n_blocks * kKvBlockTokens);
     for (int64_t b = 0; b < n_blocks; ++b) table[b] = int32_t(b);
     for (size_t s = 0; s < pos.size(); ++s) pos[s] = int32_t(s % (size_t(max_blocks) * 32));
-    std::vector<uint16_t> kv(size_t(n_blocks) * kKvBlockTokens * kHeadDim);
-    for (size_t i = 0; i < kv.size(); ++i) kv[i] = cpu::f32_to_f16(std::sin(float(i) * 0.37f));
+    const size_t n_rows = size_t(n_blocks) * kKvBlockTokens, rb = kv_row_bytes(kv_type, kHeadDim);
+    std::vector<uint8_t> kv(n_rows * rb);
+    std::vector<float> row(kHeadDim);
+    for (size_t r = 0; r < n_rows; ++r) {
+      for (int c = 0; c < kHeadDim; ++c) row[c] = std::sin(float(r * kHeadDim + c) * 0.37f);
+      cpu::quantize_kv_row(kv_type, row.data(), kv.data() + r * rb, kHeadDim);
+    }
+    kv_row_bytes_ = double(rb);
     std::vector<float> q(size_t(n_q) * kHeads * kHeadDim);
     for (size_t i = 0; i < q.size(); ++i) q[i] = std::cos(float(i) * 0.11f);
     std::vector<int32_t> q_pos(n_q);
@@ -62,8 +74,8 @@ struct AttnProblem {
     PagedAttentionArgs& a = attn;
     a.q = alloc(DType::kF32, {n_q, kHeads, kHeadDim}, q.data());
     a.q_pos = alloc(DType::kI32, {n_q}, q_pos.data());
-    a.k_pool = alloc(DType::kF16, {n_blocks, kKvBlockTokens, kHeadDim}, kv.data());
-    a.v_pool = alloc(DType::kF16, {n_blocks, kKvBlockTokens, kHeadDim}, kv.data());
+    a.k_pool = alloc(kv_type, {n_blocks, kKvBlockTokens, kHeadDim}, kv.data());
+    a.v_pool = alloc(kv_type, {n_blocks, kKvBlockTokens, kHeadDim}, kv.data());
     a.pos_pool = alloc(DType::kI32, {n_blocks, kKvBlockTokens}, pos.data());
     a.block_table = alloc(DType::kI32, {kKvHeads, max_blocks}, table.data());
     a.lens = alloc(DType::kI32, {kKvHeads}, lens.data());
@@ -90,16 +102,18 @@ void time_it(benchmark::State& state, const std::function<void(Recorder&)>& reco
   bench::time_gpu(state, bench_device(), record, bytes, flops);
 }
 
-// One-off check of the device (both Vulkan kernels) against the CPU reference on a small decode
-// with split-K.
-bool check_decode_once() {
-  static const bool ok = [] {
+// Check of the device (both Vulkan kernels) against the CPU reference on a small decode with
+// split-K, once per KV type (the same stored bytes on both sides).
+bool check_decode_once(DType kv_type = DType::kF16) {
+  static std::map<DType, bool> done;
+  if (auto it = done.find(kv_type); it != done.end()) return it->second;
+  const bool ok = [kv_type] {
     const std::vector<int> lens = {3000, 1000, 2900, 40, 2048, 700, 1500, 2999};
     static std::unique_ptr<Device> cpu_dev = open_device("cpu");
     std::vector<float> out[3];
     Device* devs[3] = {cpu_dev.get(), &bench_device(), &bench_device()};
     for (int i = 0; i < 3; ++i) {
-      AttnProblem p(*devs[i], lens, 1, 2999);
+      AttnProblem p(*devs[i], lens, 1, 2999, kv_type);
       p.attn.allow_decode_kernel = i != 2;
       Recorder rec(*devs[i]);
       paged_attention(rec, p.attn);
@@ -112,16 +126,19 @@ bool check_decode_once() {
         if (!(std::fabs(out[k][i] - out[0][i]) < 1e-4)) return false;
     return true;
   }();
+  done[kv_type] = ok;
   return ok;
 }
 
 // allow_decode_kernel false: the tiled (prefill) kernel, for comparison.
-void bm_decode(benchmark::State& state, std::vector<int> lens, bool allow_decode_kernel) {
-  if (!check_decode_once()) return state.SkipWithError("differs from the CPU reference");
-  AttnProblem p(bench_device(), lens, 1, 1 << 30);
+// kv_type: the K and V storage type (bytes counted as stored).
+void bm_decode(benchmark::State& state, std::vector<int> lens, bool allow_decode_kernel,
+               DType kv_type) {
+  if (!check_decode_once(kv_type)) return state.SkipWithError("differs from the CPU reference");
+  AttnProblem p(bench_device(), lens, 1, 1 << 30, kv_type);
   p.attn.allow_decode_kernel = allow_decode_kernel;
   state.SetLabel(paged_attention_uses_decode_kernel(bench_device(), p.attn) ? "decode" : "tiled");
-  const double bytes = double(p.rows_read) * kHeadDim * 2 * 2;
+  const double bytes = double(p.rows_read) * p.kv_row_bytes_ * 2;
   time_it(
       state, [&](Recorder& rec) { paged_attention(rec, p.attn); }, bytes,
       4.0 * kHeadDim * p.visible_pairs);
@@ -172,15 +189,22 @@ const bool kRegistered = [] {
   // _tiled: the same decode on the prefill (tiled) kernel, the one used before paged_decode.comp.
   for (const bool fast : {true, false}) {
     const std::string sfx = fast ? "" : "_tiled";
+    const DType f16 = DType::kF16;
     reg("BM_paged_attention/llama3_8b_decode_128k" + sfx, bm_decode,
-        std::vector<int>(kKvHeads, k128K), fast);
+        std::vector<int>(kKvHeads, k128K), fast, f16);
     reg("BM_paged_attention/llama3_8b_decode_128k_ragged30" + sfx, bm_decode, ragged_lens(k128K),
-        fast);
+        fast, f16);
     reg("BM_paged_attention/llama3_8b_decode_32k" + sfx, bm_decode,
-        std::vector<int>(kKvHeads, 32 * 1024), fast);
+        std::vector<int>(kKvHeads, 32 * 1024), fast, f16);
     reg("BM_paged_attention/llama3_8b_decode_4k" + sfx, bm_decode,
-        std::vector<int>(kKvHeads, 4 * 1024), fast);
+        std::vector<int>(kKvHeads, 4 * 1024), fast, f16);
   }
+  // Quantised K/V (docs/KVQUANT.md) against the f16 rows above: 30 % kept at 32K and 128K.
+  for (const DType t : {DType::kF16, DType::kQ8_0, DType::kQ4_0})
+    for (const int n : {32 * 1024, k128K})
+      reg("BM_paged_attention/llama3_8b_decode_" + std::to_string(n / 1024) + "k_ragged30_kv_" +
+              std::string(dtype_name(t)),
+          bm_decode, ragged_lens(n), true, t);
   reg("BM_paged_attention/llama3_8b_prefill_4k_causal", bm_prefill, 4096, 0);
   reg("BM_paged_attention/llama3_8b_prefill_16k_causal", bm_prefill, 16384, 0);
   // The KVzip phases' shapes at 32K: the last 2048-token prefill chunk, and a reconstruction

@@ -16,7 +16,9 @@ namespace {
 constexpr char kMagic[8] = {'K', 'V', 'Z', 'C', 'A', 'C', 'H', 'E'};
 // 2: the model identity is XXH3-128 of all weights (model/identity.h); positions, keys, scores
 // and tokens validated on load. Version 1 files are refused (recompress the context).
-constexpr uint32_t kVersion = 2;
+// 3: the header names the K and V row types ("k_type", "v_type": f16, q8_0, q4_0) and rows are
+// stored in them. Version 2 files (f16 rows, no type keys) still load.
+constexpr uint32_t kVersion = 3, kOldestVersion = 2;
 // Positions beyond any supported context (ModelConfig::kMaxContext); keeps position arithmetic
 // far from int32 overflow.
 constexpr int32_t kMaxPosition = 1 << 24;
@@ -72,11 +74,12 @@ void save_cache_file(const std::string& path, const KvCache& cache, const CacheF
                      scores->n_ctx == meta.n_context),
             "scores [{}, {}, {}] do not match the cache [{}, {}] and context {}", scores->n_layers,
             scores->n_kv_heads, scores->n_ctx, c.n_layers, c.n_kv_heads, meta.n_context);
-  nlohmann::json h = {{"model", meta.model_identity}, {"n_layers", c.n_layers},
-                      {"n_kv_heads", c.n_kv_heads},   {"head_dim", c.head_dim},
-                      {"n_prefix", meta.n_prefix},    {"n_context", meta.n_context},
-                      {"next_pos", meta.next_pos},    {"kept_fraction", meta.kept_fraction},
-                      {"tokens", meta.tokens},        {"prunable", c.prunable}};
+  nlohmann::json h = {{"model", meta.model_identity},   {"n_layers", c.n_layers},
+                      {"n_kv_heads", c.n_kv_heads},     {"head_dim", c.head_dim},
+                      {"n_prefix", meta.n_prefix},      {"n_context", meta.n_context},
+                      {"next_pos", meta.next_pos},      {"kept_fraction", meta.kept_fraction},
+                      {"tokens", meta.tokens},          {"prunable", c.prunable},
+                      {"k_type", dtype_name(c.k_type)}, {"v_type", dtype_name(c.v_type)}};
   std::string hs = h.dump();
   Writer w;
   w.bytes(kMagic, sizeof(kMagic));
@@ -84,7 +87,7 @@ void save_cache_file(const std::string& path, const KvCache& cache, const CacheF
   w.put(static_cast<uint64_t>(hs.size()));
   w.bytes(hs.data(), hs.size());
   for (int il = 0; il < c.n_layers; ++il)
-    for (const HeadRows& r : cache.read_layer(il)) {
+    for (const HeadRows& r : cache.read_layer_raw(il)) {
       w.put(static_cast<uint32_t>(r.pos.size()));
       w.bytes(r.pos.data(), r.pos.size() * 4);
       w.bytes(r.k.data(), r.k.size() * 2);
@@ -110,9 +113,9 @@ LoadedCache load_cache_file(const std::string& path, Device& dev,
   char magic[8];
   r.bytes(magic, 8, "magic");
   auto version = r.get<uint32_t>("version");
-  if (version != kVersion)
-    throw FormatError(
-        fmt::format("{}: cache file version {} (this build reads {})", path, version, kVersion));
+  if (version < kOldestVersion || version > kVersion)
+    throw FormatError(fmt::format("{}: cache file version {} (this build reads {} to {})", path,
+                                  version, kOldestVersion, kVersion));
   if (fnv1a64(b.data(), b.size() - 8) != stored)
     throw FormatError(path + ": checksum mismatch (the file is corrupt or was modified)");
   auto hlen = r.get<uint64_t>("header length");
@@ -135,6 +138,15 @@ LoadedCache load_cache_file(const std::string& path, Device& dev,
     out.meta.kept_fraction = h.at("kept_fraction").get<double>();
     out.meta.tokens = h.at("tokens").get<std::vector<int32_t>>();
     out.meta.prunable = cfg.prunable;
+    if (version >= 3) {
+      for (auto [key, type] :
+           {std::pair{"k_type", &cfg.k_type}, std::pair{"v_type", &cfg.v_type}}) {
+        const std::string name = h.at(key).get<std::string>();
+        *type = dtype_from_name(name);
+        if (!is_kv_cache_type(*type))
+          throw FormatError(fmt::format("{}: {} '{}' is not a KV cache type", path, key, name));
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(fmt::format("{}: malformed cache header: {}", path, e.what()));
   }
@@ -145,6 +157,9 @@ LoadedCache load_cache_file(const std::string& path, Device& dev,
       cfg.n_layers > 4096 || cfg.n_kv_heads > 4096 || cfg.head_dim > 4096)
     throw FormatError(fmt::format("{}: implausible cache shape L={} H={} d={}", path, cfg.n_layers,
                                   cfg.n_kv_heads, cfg.head_dim));
+  if ((cfg.k_type != DType::kF16 || cfg.v_type != DType::kF16) && cfg.head_dim % 32 != 0)
+    throw FormatError(fmt::format("{}: {}/{} rows with head_dim {} (not whole blocks of 32)", path,
+                                  dtype_name(cfg.k_type), dtype_name(cfg.v_type), cfg.head_dim));
   if (!cfg.prunable.empty() && static_cast<int>(cfg.prunable.size()) != cfg.n_layers)
     throw FormatError(fmt::format("{}: {} prunable flags for {} layers", path, cfg.prunable.size(),
                                   cfg.n_layers));
@@ -162,29 +177,36 @@ LoadedCache load_cache_file(const std::string& path, Device& dev,
   for (size_t i = 0; i < m.tokens.size(); ++i)
     if (m.tokens[i] < 0)
       throw FormatError(fmt::format("{}: token {} has id {}", path, i, m.tokens[i]));
-  const size_t hd = static_cast<size_t>(cfg.head_dim);
+  const size_t kh = kv_row_bytes(cfg.k_type, cfg.head_dim) / 2,
+               vh = kv_row_bytes(cfg.v_type, cfg.head_dim) / 2;
+  // The f16 words of a row that must be finite: every value of an f16 row, each block's scale
+  // (its first word) of a quantised one.
+  auto f16_words = [](DType t) -> size_t {
+    return t == DType::kF16 ? 1 : t == DType::kQ8_0 ? 17 : 9;
+  };
   std::vector<std::vector<HeadRows>> rows(
       static_cast<size_t>(cfg.n_layers),
       std::vector<HeadRows>(static_cast<size_t>(cfg.n_kv_heads)));
   for (auto& layer : rows)
     for (HeadRows& h : layer) {
       auto n = r.get<uint32_t>("row count");
-      if (static_cast<size_t>(n) * (4 + 4 * hd) > b.size() - r.pos())
+      if (static_cast<size_t>(n) * (4 + 2 * (kh + vh)) > b.size() - r.pos())
         throw FormatError(
             fmt::format("{}: row count {} at offset {} exceeds the file", path, n, r.pos() - 4));
       h.pos.resize(n);
-      h.k.resize(n * hd);
-      h.v.resize(n * hd);
+      h.k.resize(n * kh);
+      h.v.resize(n * vh);
       r.bytes(h.pos.data(), n * 4, "positions");
-      r.bytes(h.k.data(), n * hd * 2, "keys");
-      r.bytes(h.v.data(), n * hd * 2, "values");
+      r.bytes(h.k.data(), n * kh * 2, "keys");
+      r.bytes(h.v.data(), n * vh * 2, "values");
       for (size_t t = 0; t < h.pos.size(); ++t)
         if ((t > 0 && h.pos[t] <= h.pos[t - 1]) || h.pos[t] < 0 || h.pos[t] >= m.next_pos)
           throw FormatError(fmt::format(
               "{}: position {} at row {} of a head (increasing, in [0, next position {}))", path,
               h.pos[t], t, m.next_pos));
       for (const std::vector<uint16_t>* kv : {&h.k, &h.v})
-        for (size_t i = 0; i < kv->size(); ++i)
+        for (size_t i = 0, step = f16_words(kv == &h.k ? cfg.k_type : cfg.v_type); i < kv->size();
+             i += step)
           if (((*kv)[i] & 0x7c00) == 0x7c00)  // f16 exponent all ones: infinity or NaN
             throw FormatError(fmt::format("{}: a non-finite {} (f16 bits {:#06x})", path,
                                           kv == &h.k ? "key" : "value", (*kv)[i]));

@@ -3,8 +3,11 @@
 // (runtime/atomic_file.h), so an interrupted or failed write never leaves a file that loads.
 //
 // Layout (little-endian): "KVZCACHE" | u32 version | u64 header bytes | JSON header |
-//   per layer, per KV head: u32 n_rows | i32 pos[n] | f16 K[n][d] | f16 V[n][d] |
+//   per layer, per KV head: u32 n_rows | i32 pos[n] | K[n] rows | V[n] rows |
 //   u8 has_scores | f32 scores[L][H][n_ctx] | u64 FNV-1a 64 of every byte before it.
+// K and V rows are stored in the cache's types (header "k_type" / "v_type", version 3): f16 [d],
+// or d / 32 q8_0 (34-byte) / q4_0 (18-byte) blocks as llama.cpp lays them out. Version 2 files
+// (f16 rows, no type keys) load as f16 caches.
 #pragma once
 
 #include <memory>

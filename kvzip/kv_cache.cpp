@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <numeric>
 
+#include "runtime/cpu/half.h"
+#include "runtime/kv_quant.h"
+
 namespace kvz {
 namespace {
 
@@ -26,6 +29,15 @@ KvCache::KvCache(Device& dev, KvCacheConfig cfg, int64_t reserve_tokens)
   KVZ_CHECK(cfg_.prunable.empty() || static_cast<int>(cfg_.prunable.size()) == cfg_.n_layers,
             "prunable has {} entries for {} layers", cfg_.prunable.size(), cfg_.n_layers);
   KVZ_CHECK(reserve_tokens >= 0);
+  for (DType t : {cfg_.k_type, cfg_.v_type}) {
+    if (!is_kv_cache_type(t))
+      throw InputError(fmt::format("KV cache type {} (use f16, q8_0 or q4_0)", dtype_name(t)));
+    if (t != DType::kF16 && cfg_.head_dim % 32 != 0)
+      throw InputError(
+          fmt::format("KV cache type {} needs a head_dim that is a multiple of 32 "
+                      "(blocks of 32 values), this model's is {}",
+                      dtype_name(t), cfg_.head_dim));
+  }
   layers_.resize(static_cast<size_t>(cfg_.n_layers));
   lens_ = dev_->alloc(lens_offset(cfg_.n_layers));
   const int64_t per_head = std::max<int64_t>(blocks_for(reserve_tokens), 4);
@@ -40,8 +52,11 @@ KvCache::KvCache(Device& dev, KvCacheConfig cfg, int64_t reserve_tokens)
 
 KvCache::~KvCache() = default;
 
+size_t KvCache::k_row_bytes() const { return kv_row_bytes(cfg_.k_type, cfg_.head_dim); }
+size_t KvCache::v_row_bytes() const { return kv_row_bytes(cfg_.v_type, cfg_.head_dim); }
+
 size_t KvCache::block_bytes() const {
-  return static_cast<size_t>(kB) * (2u * 2u * static_cast<size_t>(cfg_.head_dim) + 4u);
+  return static_cast<size_t>(kB) * (k_row_bytes() + v_row_bytes() + 4u);
 }
 
 // Tokens per head that `blocks` pool blocks amount to (rounded up, so that check_capacity() of
@@ -52,26 +67,30 @@ int64_t KvCache::tokens_per_head(int64_t blocks) const {
 
 int64_t KvCache::max_pool_blocks() const {
   const uint64_t range = dev_->caps().max_storage_buffer_range;
-  const uint64_t per_block = static_cast<uint64_t>(kB) * std::max<uint64_t>(2u * cfg_.head_dim, 4u);
+  const uint64_t per_block =
+      static_cast<uint64_t>(kB) * std::max<uint64_t>({k_row_bytes(), v_row_bytes(), 4u});
   return static_cast<int64_t>(std::min<uint64_t>(range / per_block, INT32_MAX));
 }
 
 void KvCache::check_capacity(int64_t n_context, int64_t extra) const {
   const int64_t blocks = cfg_.n_kv_heads * blocks_for(n_context + extra);
   if (blocks <= max_pool_blocks()) return;
-  const uint64_t bytes = static_cast<uint64_t>(blocks * kB) * 2u * cfg_.head_dim;
-  throw DeviceError(fmt::format(
-      "context {}{} needs a {}-byte KV buffer per layer ({} KV heads x {} x f16), over "
-      "maxStorageBufferRange {} of {}; use a shorter context",
-      n_context, extra ? fmt::format(" (+{} working tokens)", extra) : std::string(), bytes,
-      cfg_.n_kv_heads, cfg_.head_dim, dev_->caps().max_storage_buffer_range, dev_->caps().name));
+  const uint64_t bytes =
+      static_cast<uint64_t>(blocks * kB) * std::max(k_row_bytes(), v_row_bytes());
+  throw DeviceError(
+      fmt::format("context {}{} needs a {}-byte KV buffer per layer ({} KV heads x {} x {}), over "
+                  "maxStorageBufferRange {} of {}; use a shorter context",
+                  n_context, extra ? fmt::format(" (+{} working tokens)", extra) : std::string(),
+                  bytes, cfg_.n_kv_heads, cfg_.head_dim,
+                  dtype_name(k_row_bytes() >= v_row_bytes() ? cfg_.k_type : cfg_.v_type),
+                  dev_->caps().max_storage_buffer_range, dev_->caps().name));
 }
 
 void KvCache::alloc_pools(Layer& l, int64_t blocks) {
   if (blocks > max_pool_blocks()) check_capacity(tokens_per_head(blocks));
-  const size_t rows = static_cast<size_t>(blocks * kB), hd = static_cast<size_t>(cfg_.head_dim);
-  l.k = dev_->alloc(rows * hd * 2);
-  l.v = dev_->alloc(rows * hd * 2);
+  const size_t rows = static_cast<size_t>(blocks * kB);
+  l.k = dev_->alloc(rows * k_row_bytes());
+  l.v = dev_->alloc(rows * v_row_bytes());
   l.pos = dev_->alloc(rows * 4);
   l.cap_blocks = blocks;
   l.free.clear();
@@ -86,12 +105,13 @@ void KvCache::grow(Layer& l, int64_t need_free) {
   const int64_t new_cap =
       std::min(std::max(old_cap + need_free, old_cap + old_cap / 2 + 4), max_cap);
   const int64_t hd = cfg_.head_dim;
-  Buffer k = dev_->alloc(static_cast<size_t>(new_cap * kB * hd) * 2);
-  Buffer v = dev_->alloc(static_cast<size_t>(new_cap * kB * hd) * 2);
+  const DType kt = cfg_.k_type, vt = cfg_.v_type;
+  Buffer k = dev_->alloc(static_cast<size_t>(new_cap * kB) * k_row_bytes());
+  Buffer v = dev_->alloc(static_cast<size_t>(new_cap * kB) * v_row_bytes());
   Buffer pos = dev_->alloc(static_cast<size_t>(new_cap * kB) * 4);
   Recorder rec(*dev_);
-  rec.copy(l.k.tensor(DType::kF16, {old_cap, kB, hd}), k.tensor(DType::kF16, {old_cap, kB, hd}));
-  rec.copy(l.v.tensor(DType::kF16, {old_cap, kB, hd}), v.tensor(DType::kF16, {old_cap, kB, hd}));
+  rec.copy(l.k.tensor(kt, {old_cap, kB, hd}), k.tensor(kt, {old_cap, kB, hd}));
+  rec.copy(l.v.tensor(vt, {old_cap, kB, hd}), v.tensor(vt, {old_cap, kB, hd}));
   rec.copy(l.pos.tensor(DType::kI32, {old_cap, kB}), pos.tensor(DType::kI32, {old_cap, kB}));
   rec.finish();  // the old pools are freed below
   l.k = std::move(k);
@@ -283,8 +303,8 @@ int64_t KvCache::max_rows(int il) const {
 KvCache::LayerView KvCache::layer(int il) const {
   const Layer& l = layers_[il];
   const int64_t hd = cfg_.head_dim;
-  return {l.k.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
-          l.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
+  return {l.k.tensor(cfg_.k_type, {l.cap_blocks, kB, hd}),
+          l.v.tensor(cfg_.v_type, {l.cap_blocks, kB, hd}),
           l.pos.tensor(DType::kI32, {l.cap_blocks, kB}),
           l.table.tensor(DType::kI32, {cfg_.n_kv_heads, l.table_stride}),
           Tensor(sub_view(lens_.view(), lens_offset(il), static_cast<size_t>(cfg_.n_kv_heads) * 4),
@@ -338,9 +358,11 @@ size_t KvCache::bytes_in_use() const {
   return b;
 }
 
-size_t KvCache::full_bytes(int64_t n_tokens) const {
-  return static_cast<size_t>(cfg_.n_layers * cfg_.n_kv_heads * blocks_for(n_tokens)) *
-         block_bytes();
+size_t KvCache::full_bytes(int64_t n_tokens, bool f16) const {
+  const size_t per_block =
+      f16 ? static_cast<size_t>(kB) * (4u * static_cast<size_t>(cfg_.head_dim) + 4u)
+          : block_bytes();
+  return static_cast<size_t>(cfg_.n_layers * cfg_.n_kv_heads * blocks_for(n_tokens)) * per_block;
 }
 
 size_t KvCache::bytes_allocated() const {
@@ -390,8 +412,8 @@ void KvCache::compact(Recorder& rec, const KeepSet& keep) {
     Tensor td = temps.back().tensor(DType::kI32, {n});
     LayerView ov = layer(il);
     kv_gather(rec, {ts, td, ov.k_pool, ov.v_pool, ov.pos_pool,
-                    nl.k.tensor(DType::kF16, {nl.cap_blocks, kB, hd}),
-                    nl.v.tensor(DType::kF16, {nl.cap_blocks, kB, hd}),
+                    nl.k.tensor(cfg_.k_type, {nl.cap_blocks, kB, hd}),
+                    nl.v.tensor(cfg_.v_type, {nl.cap_blocks, kB, hd}),
                     nl.pos.tensor(DType::kI32, {nl.cap_blocks, kB})});
   }
   rec.finish();  // old pools and temporaries are released below
@@ -416,10 +438,10 @@ std::unique_ptr<KvCache> KvCache::clone(Recorder& rec) const {
     const Layer& l = layers_[il];
     Layer& nl = c->layers_[il];
     c->alloc_pools(nl, l.cap_blocks);
-    rec.copy(l.k.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
-             nl.k.tensor(DType::kF16, {l.cap_blocks, kB, hd}));
-    rec.copy(l.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}),
-             nl.v.tensor(DType::kF16, {l.cap_blocks, kB, hd}));
+    rec.copy(l.k.tensor(cfg_.k_type, {l.cap_blocks, kB, hd}),
+             nl.k.tensor(cfg_.k_type, {l.cap_blocks, kB, hd}));
+    rec.copy(l.v.tensor(cfg_.v_type, {l.cap_blocks, kB, hd}),
+             nl.v.tensor(cfg_.v_type, {l.cap_blocks, kB, hd}));
     rec.copy(l.pos.tensor(DType::kI32, {l.cap_blocks, kB}),
              nl.pos.tensor(DType::kI32, {l.cap_blocks, kB}));
     nl.free = l.free;
@@ -430,11 +452,11 @@ std::unique_ptr<KvCache> KvCache::clone(Recorder& rec) const {
   return c;
 }
 
-std::vector<HeadRows> KvCache::read_layer(int il) const {
+std::vector<HeadRows> KvCache::read_layer_raw(int il) const {
   const Layer& l = layers_[il];
-  const size_t hd = static_cast<size_t>(cfg_.head_dim),
-               rows = static_cast<size_t>(l.cap_blocks * kB);
-  std::vector<uint16_t> k(rows * hd), v(rows * hd);
+  const size_t rows = static_cast<size_t>(l.cap_blocks * kB), kh = k_row_bytes() / 2,
+               vh = v_row_bytes() / 2;
+  std::vector<uint16_t> k(rows * kh), v(rows * vh);
   std::vector<int32_t> pos(rows);
   dev_->download(l.k.view(), k.data(), k.size() * 2);
   dev_->download(l.v.view(), v.data(), v.size() * 2);
@@ -445,16 +467,41 @@ std::vector<HeadRows> KvCache::read_layer(int il) const {
     HeadRows& r = out[ih];
     const auto n = static_cast<int64_t>(h.pos.size());
     r.pos.reserve(static_cast<size_t>(n));
-    r.k.reserve(static_cast<size_t>(n) * hd);
-    r.v.reserve(static_cast<size_t>(n) * hd);
+    r.k.reserve(static_cast<size_t>(n) * kh);
+    r.v.reserve(static_cast<size_t>(n) * vh);
     for (int64_t t = 0; t < n; ++t) {
       const auto slot = static_cast<size_t>(h.blocks[t / kB] * kB + t % kB);
       r.pos.push_back(pos[slot]);
-      r.k.insert(r.k.end(), k.begin() + static_cast<int64_t>(slot * hd),
-                 k.begin() + static_cast<int64_t>((slot + 1) * hd));
-      r.v.insert(r.v.end(), v.begin() + static_cast<int64_t>(slot * hd),
-                 v.begin() + static_cast<int64_t>((slot + 1) * hd));
+      r.k.insert(r.k.end(), k.begin() + static_cast<int64_t>(slot * kh),
+                 k.begin() + static_cast<int64_t>((slot + 1) * kh));
+      r.v.insert(r.v.end(), v.begin() + static_cast<int64_t>(slot * vh),
+                 v.begin() + static_cast<int64_t>((slot + 1) * vh));
     }
+  }
+  return out;
+}
+
+namespace {
+// Stored rows of type t (n rows of row_halfs uint16s) as f16 bits.
+std::vector<uint16_t> rows_to_f16(DType t, const std::vector<uint16_t>& rows, size_t row_halfs,
+                                  int64_t hd) {
+  if (t == DType::kF16) return rows;
+  const size_t n = row_halfs ? rows.size() / row_halfs : 0;
+  std::vector<uint16_t> out(n * static_cast<size_t>(hd));
+  std::vector<float> f(static_cast<size_t>(hd));
+  for (size_t r = 0; r < n; ++r) {
+    cpu::dequantize_kv_row(t, rows.data() + r * row_halfs, f.data(), hd);
+    for (int64_t c = 0; c < hd; ++c) out[r * static_cast<size_t>(hd) + c] = cpu::f32_to_f16(f[c]);
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<HeadRows> KvCache::read_layer(int il) const {
+  std::vector<HeadRows> out = read_layer_raw(il);
+  for (HeadRows& r : out) {
+    r.k = rows_to_f16(cfg_.k_type, r.k, k_row_bytes() / 2, cfg_.head_dim);
+    r.v = rows_to_f16(cfg_.v_type, r.v, v_row_bytes() / 2, cfg_.head_dim);
   }
   return out;
 }
@@ -462,7 +509,7 @@ std::vector<HeadRows> KvCache::read_layer(int il) const {
 std::unique_ptr<KvCache> KvCache::from_rows(Device& dev, KvCacheConfig cfg,
                                             const std::vector<std::vector<HeadRows>>& rows) {
   auto c = std::make_unique<KvCache>(dev, cfg);
-  const size_t hd = static_cast<size_t>(cfg.head_dim);
+  const size_t kh = c->k_row_bytes() / 2, vh = c->v_row_bytes() / 2;
   KVZ_CHECK(static_cast<int>(rows.size()) == cfg.n_layers, "{} layers of rows for {} layers",
             rows.size(), cfg.n_layers);
   for (int il = 0; il < cfg.n_layers; ++il) {
@@ -474,12 +521,12 @@ std::unique_ptr<KvCache> KvCache::from_rows(Device& dev, KvCacheConfig cfg,
     c->alloc_pools(l,
                    std::max(blocks, std::min(blocks + 2 * cfg.n_kv_heads, c->max_pool_blocks())));
     const size_t cap_rows = static_cast<size_t>(l.cap_blocks * kB);
-    std::vector<uint16_t> k(cap_rows * hd), v(cap_rows * hd);
+    std::vector<uint16_t> k(cap_rows * kh), v(cap_rows * vh);
     std::vector<int32_t> pos(cap_rows);
     for (size_t ih = 0; ih < rows[il].size(); ++ih) {
       const HeadRows& r = rows[il][ih];
       Head& h = l.heads[ih];
-      KVZ_CHECK(r.k.size() == r.pos.size() * hd && r.v.size() == r.k.size(),
+      KVZ_CHECK(r.k.size() == r.pos.size() * kh && r.v.size() == r.pos.size() * vh,
                 "layer {} head {}: row sizes", il, ih);
       for (size_t t = 1; t < r.pos.size(); ++t)
         KVZ_CHECK(r.pos[t] > r.pos[t - 1], "layer {} head {}: positions not increasing at row {}",
@@ -489,12 +536,12 @@ std::unique_ptr<KvCache> KvCache::from_rows(Device& dev, KvCacheConfig cfg,
       h.pos = r.pos;
       for (int64_t t = 0; t < n; ++t) {
         const auto slot = static_cast<size_t>(h.blocks[t / kB] * kB + t % kB);
-        const auto src = static_cast<size_t>(t) * hd;
-        pos[slot] = r.pos[static_cast<size_t>(t)];
-        std::copy_n(r.k.begin() + static_cast<int64_t>(src), hd,
-                    k.begin() + static_cast<int64_t>(slot * hd));
-        std::copy_n(r.v.begin() + static_cast<int64_t>(src), hd,
-                    v.begin() + static_cast<int64_t>(slot * hd));
+        const auto ts = static_cast<size_t>(t);
+        pos[slot] = r.pos[ts];
+        std::copy_n(r.k.begin() + static_cast<int64_t>(ts * kh), kh,
+                    k.begin() + static_cast<int64_t>(slot * kh));
+        std::copy_n(r.v.begin() + static_cast<int64_t>(ts * vh), vh,
+                    v.begin() + static_cast<int64_t>(slot * vh));
       }
     }
     dev.upload(l.k.view(), k.data(), k.size() * 2);

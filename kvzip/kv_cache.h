@@ -22,6 +22,9 @@ namespace kvz {
 struct KvCacheConfig {
   int n_layers = 0, n_kv_heads = 0, head_dim = 0;
   std::vector<bool> prunable;  // [n_layers]; empty = all. Sliding-window layers are not pruned.
+  // Storage types of the K and V rows (runtime/kv_quant.h): f16, q8_0 or q4_0 (quantised
+  // types need head_dim % 32 == 0). Rows are quantised once, when kv_write appends them.
+  DType k_type = DType::kF16, v_type = DType::kF16;
   bool is_prunable(int il) const { return prunable.empty() || prunable[il]; }
 };
 
@@ -32,16 +35,17 @@ struct KeepSet {
   int64_t n_kept = 0, n_total = 0;
 };
 
-// Host copy of one head's rows (cache files, tests).
+// Host copy of one head's rows (cache files, tests). read_layer gives f16 rows; read_layer_raw and
+// from_rows the storage rows (for q8_0 / q4_0, each row's block bytes as little-endian uint16s).
 struct HeadRows {
   std::vector<int32_t> pos;    // [n] original positions, strictly increasing
-  std::vector<uint16_t> k, v;  // [n, head_dim] f16 bits
+  std::vector<uint16_t> k, v;  // [n, row_bytes / 2]: f16 bits or quantised blocks
 };
 
 class KvCache {
  public:
   struct LayerView {
-    Tensor k_pool, v_pool;  // [n_blocks, 32, head_dim] f16
+    Tensor k_pool, v_pool;  // [n_blocks, 32, head_dim] of config().k_type / v_type
     Tensor pos_pool;        // [n_blocks, 32] i32
     Tensor block_table;     // [n_kv_heads, table_stride] i32 (entries past a head's blocks unused)
     Tensor lens;            // [n_kv_heads] i32
@@ -58,7 +62,7 @@ class KvCache {
 
   // Each layer's K and V pool is one storage-buffer binding of the ops, so a layer holds at most
   // max_pool_blocks() blocks of 32 rows (all heads together): maxStorageBufferRange / (32 x
-  // head_dim x 2 bytes), e.g. 64K tokens of LLaMA-3.1-8B (8 KV heads x 128) on lavapipe's 128 MiB.
+  // bytes per row), e.g. 64K tokens of LLaMA-3.1-8B (8 KV heads x 128, f16) on lavapipe's 128 MiB.
   int64_t max_pool_blocks() const;
   // Throws DeviceError naming the context, the pool size and the device limit when n_context
   // tokens (+ extra working rows: a reconstruction or query chunk) on every head would not fit
@@ -96,11 +100,13 @@ class KvCache {
   // Original positions of the rows of head ih of layer il, in row order (host mirror).
   const std::vector<int32_t>& positions(int il, int ih) const { return layers_[il].heads[ih].pos; }
   int64_t total_rows() const;
-  // Bytes of the rows in use (K + V f16, position i32) rounded to whole blocks, plus the index
-  // entries in use (one block-table entry per block, one length per head).
+  // Bytes of the rows in use (K + V in their storage types, position i32) rounded to whole
+  // blocks, plus the index entries in use (one block-table entry per block, one length per head).
   size_t bytes_in_use() const;
-  // Bytes one dense cache would need for the same token count on every head.
-  size_t full_bytes(int64_t n_tokens) const;
+  // Bytes one dense cache of this cache's types would need for the same token count on every
+  // head; f16 = true: of an f16 cache (the baseline quantisation and eviction are measured
+  // against).
+  size_t full_bytes(int64_t n_tokens, bool f16 = false) const;
   // Device memory actually allocated (pools with spare blocks, index buffers).
   size_t bytes_allocated() const;
 
@@ -110,8 +116,10 @@ class KvCache {
   // A deep copy (GPU copies; finishes `rec`).
   std::unique_ptr<KvCache> clone(Recorder& rec) const;
 
-  // Host round trip of one head's rows, and building a cache from such rows (cache files).
+  // Host copies of every head's rows of layer il: as f16 (dequantised; scorers that read K), or
+  // as stored (cache files). from_rows builds a cache from stored rows of cfg's types.
   std::vector<HeadRows> read_layer(int il) const;
+  std::vector<HeadRows> read_layer_raw(int il) const;
   static std::unique_ptr<KvCache> from_rows(Device& dev, KvCacheConfig cfg,
                                             const std::vector<std::vector<HeadRows>>& rows);
 
@@ -150,6 +158,8 @@ class KvCache {
   void upload(const BufferView& dst, const void* src, size_t bytes);
   Recorder* rec_ = nullptr;
   size_t block_bytes() const;
+  size_t k_row_bytes() const;
+  size_t v_row_bytes() const;
 
   Device* dev_;
   KvCacheConfig cfg_;

@@ -50,7 +50,14 @@ Session::Session(const Model& model, SessionOptions opts)
       forward_(model, std::max(opts_.prefill_chunk, opts_.score_chunk + 256),
                std::max(opts_.max_batch, 1)),
       rec_(model.device()),
-      cache_(std::make_unique<KvCache>(model.device(), kv_cache_config(model.config()))) {}
+      cache_(std::make_unique<KvCache>(model.device(), cache_config())) {}
+
+KvCacheConfig Session::cache_config() const {
+  KvCacheConfig c = kv_cache_config(model_.config());
+  c.k_type = opts_.cache_type_k;
+  c.v_type = opts_.cache_type_v;
+  return c;
+}
 
 void Session::feed(std::span<const int32_t> tokens, int n_logits, const ProgressFn& progress,
                    const LayerHook* hook, int chunk, bool kvzap) {
@@ -99,7 +106,7 @@ void Session::prefill_tokens(std::span<const int32_t> prefix, std::span<const in
   if (total == 0) throw InputError("nothing to prefill: empty context and prefix");
   // Up front: the context plus a reconstruction chunk on top must fit one KV pool binding per
   // layer (DeviceError naming the limit otherwise), before anything is prefilled.
-  auto cache = std::make_unique<KvCache>(model_.device(), kv_cache_config(model_.config()));
+  auto cache = std::make_unique<KvCache>(model_.device(), cache_config());
   cache->check_capacity(total, forward_.max_tokens());
   cache_ = std::move(cache);
   full_cache_.reset();

@@ -33,6 +33,9 @@ struct SessionOptions {
   int prefill_chunk = 0;
   int score_chunk = 2000;  // context tokens per reconstruction chunk (KVzip m)
   const char* instruction = kInstructionQa;
+  // Storage types of the cached K and V rows (llama.cpp's --cache-type-k / -v): f16, q8_0 or q4_0
+  // (runtime/kv_quant.h; docs/KVQUANT.md). Rows are quantised once, when appended.
+  DType cache_type_k = DType::kF16, cache_type_v = DType::kF16;
   // Most prompts generate_batch() answers in one batched forward (logit rows kept per step).
   int max_batch = 1;
 };
@@ -189,6 +192,8 @@ class Session {
             const LayerHook* hook = nullptr, int chunk = 0, bool kvzap = false);
   // After a forward with KVzap on: records the new rows' scores and evicts what left the window.
   void kvzap_step(std::span<const int32_t> pos);
+  // The model's cache layout with the session's K/V storage types.
+  KvCacheConfig cache_config() const;
   PruneResult apply_keep(const KeepSet& keep, double ratio,
                          std::chrono::steady_clock::time_point t0);
 

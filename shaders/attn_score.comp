@@ -6,12 +6,13 @@
 //  PASS_MAX: score[h, j - t0] = max_{g in group, i} exp(scale q_i . k_j - lse[i, h*group+g]),
 //            j in [t0, t1); one workgroup owns KT target rows and loops over all query rows.
 // Bindings: 0 q           f32 [n_q, n_heads, head_dim]       read
-//           1 k_pool      f16 [n_slots, head_dim] (as uvec2) read
+//           1 k_pool      KTYPE [n_slots, head_dim] (as uvec2) read
 //           2 block_table i32 [n_kv_heads, max_blocks]       read
 //           3 lse         f32 [n_q, n_heads]                 write (PASS_LSE) / read (PASS_MAX)
 //           4 score       f32 [n_kv_heads, t1 - t0]          write (PASS_MAX only)
 // Push: n_q, n_heads, group, max_blocks, n_sink, t0, t1, s0, scale.
-// Spec: attn_tile.glsl (HD, QT, KT; WG % KT == 0). Grid: PASS_LSE (ceil(n_q * group / QT),
+// Spec: attn_tile.glsl (HD, QT, KT; WG % KT == 0); 3 = KTYPE (shaders/include/kv_quant.glsl: q8_0 /
+// q4_0 keys are dequantised into the f16 key tile as it is loaded). Grid: PASS_LSE (ceil(n_q * group / QT),
 // n_kv_heads); PASS_MAX (ceil((t1 - t0) / KT), n_kv_heads).
 #include "common.glsl"
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
@@ -35,10 +36,25 @@ layout(push_constant) uniform Push {
   float scale;
 } p;
 #include "attn_tile.glsl"
+#include "kv_quant.glsl"
+layout(constant_id = 3) const uint KTYPE = 0;
+const uint KRB = KVQ_ROW_BYTES(KTYPE, HD);
+uint k_word(uint w) { return k_pool[w >> 1u][w & 1u]; }
+KVQ_DEFINE_LOAD4(k_load4, k_word)
 
 // Loads key tile row j from head row t (zeros when !valid).
 void load_key_row_part(uint h, uint j, uint c, uint t, bool valid) {
-  store_key(j, c, valid ? k_pool[kv_slot(h, t) * HD4 + c] : uvec2(0u));
+  uvec2 b = uvec2(0u);
+  if (valid) {
+    const uint slot = kv_slot(h, t);
+    if (KTYPE == KVT_F16) {
+      b = k_pool[slot * HD4 + c];
+    } else {
+      const vec4 x = k_load4(KTYPE, KRB, slot, 4u * c);
+      b = uvec2(packHalf2x16(x.xy), packHalf2x16(x.zw));
+    }
+  }
+  store_key(j, c, b);
 }
 
 #if defined(PASS_LSE)

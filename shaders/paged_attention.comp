@@ -5,8 +5,8 @@
 // head h and, with split-K, one contiguous share of the head's rows.
 // Bindings: 0 q           f32 [n_q, n_heads, head_dim]       read
 //           1 q_pos       i32 [n_q]                          read
-//           2 k_pool      f16 [n_slots, head_dim] (as uvec2) read
-//           3 v_pool      f16 [n_slots, head_dim] (as uvec2) read
+//           2 k_pool      KTYPE [n_slots, head_dim] (as uvec2) read
+//           3 v_pool      VTYPE [n_slots, head_dim] (as uvec2) read
 //           4 pos_pool    i32 [n_slots]                      read
 //           5 block_table i32 [n_kv_heads, max_blocks]       read
 //           6 lens        i32 [n_kv_heads]                   read
@@ -15,7 +15,9 @@
 //                         [n_split, n_q * n_heads, head_dim], then (running max m, denominator l)
 //                         [n_split, n_q * n_heads, 2].
 // Push: n_q, n_heads, group, max_blocks, window, n_split, scale, softcap.
-// Spec: attn_tile.glsl (HD, QT, KT). Grid: (ceil(n_q * group / QT), n_kv_heads, n_split).
+// Spec: attn_tile.glsl (HD, QT, KT); 3 = KTYPE, 4 = VTYPE (shaders/include/kv_quant.glsl): q8_0 /
+// q4_0 rows are dequantised as the tile is loaded and kept in the f16 shared tiles like f16 rows.
+// Grid: (ceil(n_q * group / QT), n_kv_heads, n_split).
 #include "common.glsl"
 layout(std430, binding = 0) readonly buffer Q { float q[]; };
 layout(std430, binding = 1) readonly buffer QP { int q_pos[]; };
@@ -36,6 +38,15 @@ layout(push_constant) uniform Push {
   float softcap;
 } p;
 #include "attn_tile.glsl"
+#include "kv_quant.glsl"
+layout(constant_id = 3) const uint KTYPE = 0;
+layout(constant_id = 4) const uint VTYPE = 0;
+const uint KRB = KVQ_ROW_BYTES(KTYPE, HD), VRB = KVQ_ROW_BYTES(VTYPE, HD);
+uint k_word(uint w) { return k_pool[w >> 1u][w & 1u]; }
+uint v_word(uint w) { return v_pool[w >> 1u][w & 1u]; }
+KVQ_DEFINE_LOAD4(k_load4, k_word)
+KVQ_DEFINE_LOAD4(v_load4, v_word)
+uvec2 pack4(vec4 x) { return uvec2(packHalf2x16(x.xy), packHalf2x16(x.zw)); }
 
 const uint NOUT = (QT * HD2 + WG - 1u) / WG;  // output f16-pair columns per thread
 
@@ -111,9 +122,9 @@ void main() {
       const uint j = e / HD4, c = e % HD4, t = t0 + j;
       uvec2 kb = uvec2(0u), vb = uvec2(0u);
       if (t < k_end) {
-        const uint s = kv_slot(h, t) * HD4 + c;
-        kb = k_pool[s];
-        vb = v_pool[s];
+        const uint slot = kv_slot(h, t);
+        kb = KTYPE == KVT_F16 ? k_pool[slot * HD4 + c] : pack4(k_load4(KTYPE, KRB, slot, 4u * c));
+        vb = VTYPE == KVT_F16 ? v_pool[slot * HD4 + c] : pack4(v_load4(VTYPE, VRB, slot, 4u * c));
       }
       store_key(j, c, kb);
       vs[j * HD2 + 2u * c] = vb.x;

@@ -8,8 +8,8 @@
 // lane groups merge in shared memory at the end. No barrier in the main loop.
 // Bindings: 0 q           f32 [n_q, n_heads, head_dim]       read
 //           1 q_pos       i32 [n_q]                          read
-//           2 k_pool      f16 [n_slots, head_dim] (as uvec4) read
-//           3 v_pool      f16 [n_slots, head_dim] (as uvec4) read
+//           2 k_pool      KTYPE [n_slots, head_dim] (as uvec4) read
+//           3 v_pool      VTYPE [n_slots, head_dim] (as uvec4) read
 //           4 pos_pool    i32 [n_slots]                      read
 //           5 block_table i32 [n_kv_heads, max_blocks]       read
 //           6 lens        i32 [n_kv_heads]                   read
@@ -20,7 +20,9 @@
 // Spec: 0 = WG (workgroup size, a multiple of the subgroup size), 1 = HD (head_dim, multiple of 8,
 //       <= 256), 2 = LPK (lanes per key: a power of two <= the subgroup size), 3 = GR (query rows
 //       per workgroup), 4 = KPI (keys per lane group per step), 5 = PREFETCH (issue the next
-//       step's loads before this step's math: twice the loads in flight, more registers).
+//       step's loads before this step's math: twice the loads in flight, more registers),
+//       6 = KTYPE, 7 = VTYPE (shaders/include/kv_quant.glsl): q8_0 / q4_0 rows are loaded in their
+//       stored form (8 bytes and the block scale per 8-value chunk) and dequantised at use.
 // Grid: (ceil(n_q * group / GR), n_kv_heads, n_split).
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -32,6 +34,8 @@ layout(constant_id = 2) const uint LPK = 16;
 layout(constant_id = 3) const uint GR = 4;
 layout(constant_id = 4) const uint KPI = 4;
 layout(constant_id = 5) const bool PREFETCH = false;
+layout(constant_id = 6) const uint KTYPE = 0;
+layout(constant_id = 7) const uint VTYPE = 0;
 const uint HD8 = HD / 8u;                 // 16-byte chunks per row
 const uint CPL = (HD8 + LPK - 1u) / LPK;  // chunks per lane (lanes past HD8 hold zeros)
 const uint NLG = WG / LPK;                // lane groups per workgroup
@@ -65,6 +69,21 @@ shared float sh_m[NLG * GR], sh_l[NLG * GR];
 vec4 lo4(uvec4 b) { return vec4(unpackHalf2x16(b.x), unpackHalf2x16(b.y)); }
 vec4 hi4(uvec4 b) { return vec4(unpackHalf2x16(b.z), unpackHalf2x16(b.w)); }
 
+#include "kv_quant.glsl"
+const uint KRB = KVQ_ROW_BYTES(KTYPE, HD), VRB = KVQ_ROW_BYTES(VTYPE, HD);
+uint k_word(uint w) { return k_pool[w >> 2u][w & 3u]; }
+uint v_word(uint w) { return v_pool[w >> 2u][w & 3u]; }
+KVQ_DEFINE_RAW8(k_raw8, k_word)
+KVQ_DEFINE_RAW8(v_raw8, v_word)
+// Chunk ch (8 values) of a row as loaded (f16 bits, or the stored form of a quantised row), and
+// its values 0..3 / 4..7.
+uvec4 k_chunk(uint slot, uint ch) { return KTYPE == KVT_F16 ? k_pool[slot * HD8 + ch] : k_raw8(KTYPE, KRB, slot, 8u * ch); }
+uvec4 v_chunk(uint slot, uint ch) { return VTYPE == KVT_F16 ? v_pool[slot * HD8 + ch] : v_raw8(VTYPE, VRB, slot, 8u * ch); }
+vec4 k_lo4(uvec4 b) { return KTYPE == KVT_F16 ? lo4(b) : kvq_lo4(KTYPE, b); }
+vec4 k_hi4(uvec4 b) { return KTYPE == KVT_F16 ? hi4(b) : kvq_hi4(KTYPE, b); }
+vec4 v_lo4(uvec4 b) { return VTYPE == KVT_F16 ? lo4(b) : kvq_lo4(VTYPE, b); }
+vec4 v_hi4(uvec4 b) { return VTYPE == KVT_F16 ? hi4(b) : kvq_hi4(VTYPE, b); }
+
 #include "kv_layout.glsl"
 
 // Loads of one step: key t0 + u * NLG + lg for u < KPI (this lane's chunks), zeros past k_end.
@@ -79,8 +98,8 @@ void load_step(uint h, uint t0, uint k_end, uint lane, uint lg) {
     [[unroll]] for (uint c = 0; c < CPL; ++c) {
       const uint ch = lane + c * LPK;
       const bool cok = ok && ch < HD8;
-      nk[u * CPL + c] = cok ? k_pool[slot * HD8 + ch] : uvec4(0u);
-      nv[u * CPL + c] = cok ? v_pool[slot * HD8 + ch] : uvec4(0u);
+      nk[u * CPL + c] = cok ? k_chunk(slot, ch) : uvec4(0u);  // zero bits: zero values
+      nv[u * CPL + c] = cok ? v_chunk(slot, ch) : uvec4(0u);
     }
   }
 }
@@ -152,7 +171,7 @@ void main() {
         float acc = 0.0;
         [[unroll]] for (uint c = 0; c < CPL; ++c) {
           const uvec4 k = kb[u * CPL + c];
-          acc += dot(qv[(r * CPL + c) * 2u], lo4(k)) + dot(qv[(r * CPL + c) * 2u + 1u], hi4(k));
+          acc += dot(qv[(r * CPL + c) * 2u], k_lo4(k)) + dot(qv[(r * CPL + c) * 2u + 1u], k_hi4(k));
         }
         s[u * GR + r] = acc;
       }
@@ -188,8 +207,8 @@ void main() {
         vec4 a = o[(r * CPL + c) * 2u] * alpha, b = o[(r * CPL + c) * 2u + 1u] * alpha;
         [[unroll]] for (uint u = 0; u < KPI; ++u) {
           const float pe = s[u * GR + r];
-          a += pe * lo4(vb[u * CPL + c]);
-          b += pe * hi4(vb[u * CPL + c]);
+          a += pe * v_lo4(vb[u * CPL + c]);
+          b += pe * v_hi4(vb[u * CPL + c]);
         }
         o[(r * CPL + c) * 2u] = a;
         o[(r * CPL + c) * 2u + 1u] = b;

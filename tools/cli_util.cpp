@@ -1,6 +1,8 @@
 // Shared CLI helpers (tools/).
 #include "tools/cli_util.h"
 
+#include "runtime/kv_quant.h"
+
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -230,6 +232,23 @@ std::string version_string() {
   return fmt::format("kvzip {} (git {}, {} build; shaders: glslc, KHR coopmat {}, NV coopmat2 {})",
                      KVZ_VERSION, KVZ_GIT_HASH, KVZ_BUILD_TYPE, KVZ_SHADERS_KHR ? "yes" : "no",
                      KVZ_SHADERS_CM2 ? "yes" : "no");
+}
+
+CacheTypeArgs& cache_type_args() {
+  static CacheTypeArgs args;
+  return args;
+}
+
+SessionOptions session_options() {
+  SessionOptions so;
+  so.cache_type_k = kv_cache_type_from_name(cache_type_args().k, "--cache-type-k");
+  so.cache_type_v = kv_cache_type_from_name(cache_type_args().v, "--cache-type-v");
+  return so;
+}
+
+std::string cache_type_label(const SessionOptions& so) {
+  if (so.cache_type_k == DType::kF16 && so.cache_type_v == DType::kF16) return "";
+  return fmt::format("{} K / {} V", dtype_name(so.cache_type_k), dtype_name(so.cache_type_v));
 }
 
 }  // namespace kvz::cli

@@ -72,6 +72,17 @@ class Progress {
 };
 
 std::string human_bytes(double bytes);
+
+// --cache-type-k / --cache-type-v (llama.cpp's names: f16, q8_0, q4_0) of the commands that build
+// a KV cache (add_cache_type_options in tools/commands.h registers them), as parsed.
+struct CacheTypeArgs {
+  std::string k = "f16", v = "f16";
+};
+CacheTypeArgs& cache_type_args();
+// SessionOptions{} with the parsed cache types; InputError naming the option for a bad type.
+SessionOptions session_options();
+// "q8_0 K / q4_0 V" style label of a session's cache types ("" for f16 K and V).
+std::string cache_type_label(const SessionOptions& so);
 std::string read_file(const std::string& path);
 
 }  // namespace kvz::cli

@@ -153,7 +153,7 @@ int run_bench(const BenchArgs& a) {
   else
     prefix.push_back(random_tokens(tok, 1, 7)[0]);
 
-  SessionOptions so;
+  SessionOptions so = session_options();
   so.prefill_chunk = a.ubatch;
   so.score_chunk = a.chunk;
   Session s(m, so);

@@ -158,7 +158,7 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
       if (need(m, c.key)) kvzap_todo.emplace_back(m, c);
   if (todo.empty() && kvzap_todo.empty() && !need_full) return;
 
-  SessionOptions so;
+  SessionOptions so = session_options();
   so.score_chunk = r.a.chunk;
   so.max_batch = r.a.batch;
   if (r.sample.reasoning) so.instruction = kInstructionReasoning;
@@ -236,7 +236,7 @@ HeadScores eval_head_scores(const Model& model, const EvalArgs& a, const EvalSam
                                    hs.model_identity, model.identity()));
     fmt::print(stderr, "kvzip_head: head scores from {}\n", a.head_scores);
   } else {
-    SessionOptions so;
+    SessionOptions so = session_options();
     so.score_chunk = a.chunk;
     if (first.reasoning) so.instruction = kInstructionReasoning;
     Session s(model, so);

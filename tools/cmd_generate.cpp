@@ -33,7 +33,7 @@ int run_generate(const GenerateArgs& a) {
     if (a.model == k.name && !k.instruct && !a.raw)
       fmt::print(stderr, "note: {} is a base model, not a chat model: use --raw\n", k.name);
   Loaded l = load(model, a.ctx_size);
-  SessionOptions so;
+  SessionOptions so = session_options();
   so.instruction = "";
   Session s(*l.model, so);
   const Tokenizer& tok = l.model->tokenizer();

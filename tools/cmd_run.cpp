@@ -241,7 +241,7 @@ int run_run(const RunArgs& a) {
         "context's KV pairs; each answer is checked against SQuAD's reference answers.\n\n",
         l.model->config().name, queries.size(), 100 * a.ratio);
 
-  SessionOptions so;
+  SessionOptions so = session_options();
   so.score_chunk = a.chunk;
   Session s(*l.model, so);
   GenerateOptions go;
@@ -298,6 +298,12 @@ int run_run(const RunArgs& a) {
                100.0 * static_cast<double>(c.prune.bytes_after) / static_cast<double>(bytes_full),
                100.0 * c.prune.kept_fraction);
     const int64_t n_prefilled = s.n_prefix() + s.n_context();
+    if (const std::string types = cache_type_label(so); !types.empty())
+      fmt::print(
+          "KV cache types {}: the compressed cache is {:.1f}% of the full f16 cache's bytes\n",
+          types,
+          100.0 * static_cast<double>(c.prune.bytes_after) /
+              static_cast<double>(answer->cache().full_bytes(n_prefilled, true)));
     const std::string phases =
         zs ? fmt::format("prefill with KVzap eviction {:.0f} ms", c.prune.ms)
            : fmt::format("scoring {:.0f} ms | pruning {:.0f} ms", c.score_ms, c.prune.ms);
@@ -320,7 +326,7 @@ int run_compress(const CompressArgs& a) {
   const std::string model = resolve_model(a.model);
   const std::string context = read_file(a.context_file);
   Loaded l = load(model, a.ctx_size);
-  SessionOptions so;
+  SessionOptions so = session_options();
   so.score_chunk = a.chunk;
   Session s(*l.model, so);
   Progress bar("prefill", "tok");

@@ -114,4 +114,8 @@ struct ServeArgs {
 CLI::App* add_serve_options(CLI::App& app, ServeArgs& args);
 int run_serve(const ServeArgs& args);
 
+// --cache-type-k / --cache-type-v on every subcommand of `app` that builds a KV cache (run,
+// generate, compress, bench, eval), into cli::cache_type_args() (tools/cache_type_options.cpp).
+void add_cache_type_options(CLI::App& app);
+
 }  // namespace kvz::cli

@@ -333,6 +333,7 @@ int main(int argc, char** argv) {
 
   ServeArgs sv;
   auto* serve = add_serve_options(app, sv);
+  add_cache_type_options(app);
 
   try {
     app.parse(llama_cpp_spellings(argc, argv));

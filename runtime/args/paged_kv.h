@@ -3,7 +3,8 @@
 // no op header).
 //
 // Layout shared by every paged-KV op, one set of pools per transformer layer:
-//   k_pool, v_pool: [n_blocks, kKvBlockTokens, head_dim] f16  -- rows of cached keys / values
+//   k_pool, v_pool: [n_blocks, kKvBlockTokens, head_dim] f16, q8_0 or q4_0 (runtime/kv_quant.h;
+//                   K and V may differ)                        -- rows of cached keys / values
 //   pos_pool:       [n_blocks, kKvBlockTokens] i32            -- original position of each row
 //   block_table:    [n_kv_heads, max_blocks] i32              -- blocks of each KV head, in order
 //   lens:           [n_kv_heads] i32                          -- rows in use per KV head
@@ -12,6 +13,7 @@
 #pragma once
 
 #include "runtime/args/rope.h"
+#include "runtime/kv_quant.h"
 #include "runtime/tensor.h"
 
 namespace kvz {
@@ -19,7 +21,8 @@ namespace kvz {
 constexpr int kKvBlockTokens = 32;  // shaders/include/kv_layout.glsl KV_BLOCK mirrors it
 
 // Writes n_tokens new rows for every KV head: for head h and token t, k_new[t, h, :] and
-// v_new[t, h, :] (f32, converted to f16) go to slot dst_slot[h, t]; pos_new[t] to pos_pool there.
+// v_new[t, h, :] (f32, converted to each pool's type: f16 rounding, or q8_0 / q4_0 blocks quantised
+// as llama.cpp does) go to slot dst_slot[h, t]; pos_new[t] to pos_pool there.
 // k_new, v_new: [n_tokens, n_kv_heads, head_dim] f32; pos_new: [n_tokens] i32;
 // dst_slot: [n_kv_heads, n_tokens] i32.
 // With rope.inv_freq defined, K is stored as rope() with x = k_new, pos = pos_new and this
@@ -32,7 +35,8 @@ struct KvWriteArgs {
 };
 
 // Copies n rows: slot src_slot[i] of the source pools to slot dst_slot[i] of the destination pools
-// (K, V and position). src and dst pools must not be the same buffers.
+// (K, V and position), bytes as stored. src and dst pools must not be the same buffers and must
+// have the same types.
 // src_slot, dst_slot: [n] i32.
 struct KvGatherArgs {
   Tensor src_slot, dst_slot;

@@ -15,6 +15,7 @@
 #include "runtime/cpu/half.h"
 #include "runtime/cpu/parallel.h"
 #include "runtime/cpu/simd_clones.h"
+#include "runtime/kv_quant.h"
 
 namespace kvz::cpu {
 namespace {
@@ -41,21 +42,50 @@ inline float exp_approx(float x) {
   return x < -87.0f ? 0.0f : p * two_n;
 }
 
-// kt[c * kKt + j] = k row j, column c, as f32 ([head_dim][kKt], transposed); rows j >= n are 0.
-// Rows are converted contiguously (vectorised), then scattered into the transposed tile.
-inline void load_k_transposed(const uint16_t* k, int n, int64_t hd, float* kt) {
+// Pool row `slot` (f16, q8_0 or q4_0) as f32 in row[0, hd): quantised blocks are dequantised
+// once per tile here, so the dot products below run on f32 whatever the cache type. Straight
+// loops over each 32-value block (no per-value branches) so that they vectorise in the SIMD
+// clones; d x q is exact in f32, so the values equal cpu::dequantize_row's bit for bit.
+[[gnu::always_inline]] inline void load_row(const Tensor& pool, int64_t slot, int64_t hd,
+                                            float* row) {
+  const DType t = pool.dtype();
+  if (t == DType::kF16) {
+    const uint16_t* k = pool.host<uint16_t>() + slot * hd;
+    for (int64_t c = 0; c < hd; ++c) row[c] = f16_to_f32_branchless(k[c]);
+    return;
+  }
+  const uint8_t* p = pool.host<uint8_t>() + slot * kv_row_bytes(t, hd);
+  const int bb = t == DType::kQ8_0 ? 34 : 18;
+  for (int64_t b = 0; b < hd / 32; ++b, p += bb, row += 32) {
+    const float d = f16_to_f32_branchless(static_cast<uint16_t>(p[0] | (p[1] << 8)));
+    const uint8_t* q = p + 2;
+    if (t == DType::kQ8_0) {
+      for (int j = 0; j < 32; ++j) row[j] = float(static_cast<int8_t>(q[j])) * d;
+    } else {
+      for (int j = 0; j < 16; ++j) {
+        row[j] = d * float((q[j] & 0xF) - 8);
+        row[j + 16] = d * float((q[j] >> 4) - 8);
+      }
+    }
+  }
+}
+
+// kt[c * kKt + j] = k row j (slots slot..slot + n - 1), column c, as f32 ([head_dim][kKt],
+// transposed); rows j >= n are 0. Rows are converted contiguously (vectorised), then scattered
+// into the transposed tile.
+inline void load_k_transposed(const Tensor& pool, int64_t slot, int n, int64_t hd, float* kt) {
   float row[256];  // head_dim <= 256
   for (int j = 0; j < n; ++j) {
-    for (int64_t c = 0; c < hd; ++c) row[c] = f16_to_f32_branchless(k[j * hd + c]);
+    load_row(pool, slot + j, hd, row);
     for (int64_t c = 0; c < hd; ++c) kt[c * kKt + j] = row[c];
   }
   if (n < kKt)
     for (int64_t c = 0; c < hd; ++c) std::fill(kt + c * kKt + n, kt + (c + 1) * kKt, 0.0f);
 }
 
-// v32[j * hd + c] = v row j as f32 ([n][head_dim]).
-inline void load_v(const uint16_t* v, int n, int64_t hd, float* v32) {
-  for (int64_t e = 0; e < n * hd; ++e) v32[e] = f16_to_f32_branchless(v[e]);
+// v32[j * hd + c] = v row j (slot + j) as f32 ([n][head_dim]).
+inline void load_v(const Tensor& pool, int64_t slot, int n, int64_t hd, float* v32) {
+  for (int j = 0; j < n; ++j) load_row(pool, slot + j, hd, v32 + j * hd);
 }
 
 // s[j] = scale * q . k_j for all kKt columns of the transposed tile.
@@ -229,8 +259,8 @@ KVZ_CPU_CLONES void attention_item(const PagedAttentionArgs& a, const AttnDims& 
     const int32_t p_min = *std::min_element(kpos, kpos + n),
                   p_max = *std::max_element(kpos, kpos + n);
     if (p_min > qp_max || (a.window > 0 && int64_t{qp_min} - p_max >= a.window)) continue;
-    load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, b.kt.data());
-    load_v(a.v_pool.host<uint16_t>() + slot * hd, n, hd, b.v.data());
+    load_k_transposed(a.k_pool, slot, n, hd, b.kt.data());
+    load_v(a.v_pool, slot, n, hd, b.v.data());
     for (int64_t r0 = 0; r0 < qt.rows; r0 += 4) {
       const int nr = int(std::min<int64_t>(4, qt.rows - r0));
       float s4[4][kKt];
@@ -285,7 +315,7 @@ KVZ_CPU_CLONES void lse_range(const AttnScoreArgs& a, const AttnDims& d, const Q
   for (int64_t t = r0; t < r1; t = tile_end(t, r1)) {
     const int n = int(tile_end(t, r1) - t);
     const int64_t slot = tile_slot(d, table, qt.h, t, n);
-    load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, kt.data());
+    load_k_transposed(a.k_pool, slot, n, hd, kt.data());
     for (int64_t q0 = 0; q0 < qt.rows; q0 += 4) {
       const int nr = int(std::min<int64_t>(4, qt.rows - q0));
       // Rows whose visible prefix is empty are computed and then dropped (self only).
@@ -321,7 +351,7 @@ KVZ_CPU_CLONES void score_max_item(const AttnScoreArgs& a, const AttnDims& d, in
   const int64_t hd = d.head_dim;
   const int64_t slot = tile_slot(d, a.block_table.host<int32_t>(), h, t, n);
   std::vector<float> kt(hd * kKt);
-  load_k_transposed(a.k_pool.host<uint16_t>() + slot * hd, n, hd, kt.data());
+  load_k_transposed(a.k_pool, slot, n, hd, kt.data());
   float best[kKt], s[4][kKt];
   std::fill(best, best + kKt, kNegInf);
   // Query row r = i * group + g is q row i * n_heads + h * group + g.

@@ -6,6 +6,7 @@
 
 #include "runtime/cpu/attention_dims.h"
 #include "runtime/cpu/half.h"
+#include "runtime/kv_quant.h"
 
 namespace kvz::cpu {
 namespace {
@@ -16,8 +17,10 @@ AttnDims check_common(const Tensor& q, const Tensor& k_pool, const Tensor& block
             "{}: q must be [n_q, n_heads, head_dim] "
             "f32, got {}",
             what, q.shape_str());
-  KVZ_CHECK(k_pool.dtype() == DType::kF16 && k_pool.ndim() == 3 && k_pool.dim(1) == kKvBlockTokens,
-            "{}: k_pool must be [n_blocks, 32, head_dim] f16, got {}", what, k_pool.shape_str());
+  KVZ_CHECK(
+      is_kv_cache_type(k_pool.dtype()) && k_pool.ndim() == 3 && k_pool.dim(1) == kKvBlockTokens,
+      "{}: k_pool must be [n_blocks, 32, head_dim] f16/q8_0/q4_0, got {} {}", what,
+      dtype_name(k_pool.dtype()), k_pool.shape_str());
   KVZ_CHECK(block_table.dtype() == DType::kI32 && block_table.ndim() == 2 &&
                 block_table.dim(0) == n_kv_heads,
             "{}: block_table {} for {} KV heads", what, block_table.shape_str(), n_kv_heads);
@@ -29,6 +32,7 @@ AttnDims check_common(const Tensor& q, const Tensor& k_pool, const Tensor& block
   KVZ_CHECK(n_kv_heads > 0 && d.n_heads % n_kv_heads == 0, "{}: {} heads over {} KV heads", what,
             d.n_heads, n_kv_heads);
   d.group = d.n_heads / n_kv_heads;
+  (void)kv_row_bytes(k_pool.dtype(), d.head_dim);  // head_dim % 32 for quantised pools
   return d;
 }
 
@@ -41,9 +45,19 @@ int64_t slot_of(const AttnDims& d, const int32_t* table, int64_t h, int64_t t) {
   return s;
 }
 
-double dot_f16(const float* q, const uint16_t* k, int64_t n) {
+// Row `slot` of a pool (any KV type) as f32.
+std::vector<float> pool_row(const Tensor& pool, int64_t slot) {
+  const int64_t hd = pool.cols();
+  std::vector<float> r(static_cast<size_t>(hd));
+  dequantize_kv_row(pool.dtype(), pool.host<uint8_t>() + slot * kv_row_bytes(pool.dtype(), hd),
+                    r.data(), hd);
+  return r;
+}
+
+double dot_row(const float* q, const Tensor& pool, int64_t slot) {
+  const std::vector<float> k = pool_row(pool, slot);
   double s = 0;
-  for (int64_t c = 0; c < n; ++c) s += double(q[c]) * f16_to_f32(k[c]);
+  for (size_t c = 0; c < k.size(); ++c) s += double(q[c]) * k[c];
   return s;
 }
 
@@ -56,8 +70,9 @@ AttnDims check_paged_attention(const PagedAttentionArgs& a) {
                 a.pos_pool.numel() == d.n_slots,
             "paged_attention: lens {} q_pos {} pos_pool {} (i32; n_q {}, slots {})",
             a.lens.shape_str(), a.q_pos.shape_str(), a.pos_pool.shape_str(), d.n_q, d.n_slots);
-  KVZ_CHECK(a.v_pool.dtype() == DType::kF16 && same_shape(a.k_pool, a.v_pool),
+  KVZ_CHECK(is_kv_cache_type(a.v_pool.dtype()) && same_shape(a.k_pool, a.v_pool),
             "paged_attention: v_pool {} vs k_pool {}", a.v_pool.shape_str(), a.k_pool.shape_str());
+  (void)kv_row_bytes(a.v_pool.dtype(), d.head_dim);
   KVZ_CHECK(a.out.dtype() == DType::kF32 && same_shape(a.out, a.q),
             "paged_attention: out {} vs q {}", a.out.shape_str(), a.q.shape_str());
   KVZ_CHECK(a.window >= 0 && a.softcap >= 0, "paged_attention: window {} softcap {}", a.window,
@@ -81,8 +96,6 @@ void paged_attention_ref(const PagedAttentionArgs& a) {
   const AttnDims d = check_paged_attention(a);
   const int32_t* table = a.block_table.host<int32_t>();
   const int32_t* pos = a.pos_pool.host<int32_t>();
-  const uint16_t* kp = a.k_pool.host<uint16_t>();
-  const uint16_t* vp = a.v_pool.host<uint16_t>();
   const int64_t hd = d.head_dim;
   std::vector<double> s, acc(hd);
   std::vector<int64_t> rows;
@@ -97,7 +110,7 @@ void paged_attention_ref(const PagedAttentionArgs& a) {
       for (int64_t t = 0; t < len; ++t) {  // visible rows and their logits
         const int64_t slot = slot_of(d, table, h, t), kpos = pos[slot];
         if (kpos > qp || (a.window > 0 && qp - kpos >= a.window)) continue;
-        double x = a.scale * dot_f16(qv, kp + slot * hd, hd);
+        double x = a.scale * dot_row(qv, a.k_pool, slot);
         if (a.softcap > 0) x = a.softcap * std::tanh(x / a.softcap);
         rows.push_back(slot), s.push_back(x);
       }
@@ -107,7 +120,8 @@ void paged_attention_ref(const PagedAttentionArgs& a) {
       for (size_t j = 0; j < rows.size(); ++j) {
         const double e = std::exp(s[j] - m);
         l += e;
-        for (int64_t c = 0; c < hd; ++c) acc[c] += e * f16_to_f32(vp[rows[j] * hd + c]);
+        const std::vector<float> v = pool_row(a.v_pool, rows[j]);
+        for (int64_t c = 0; c < hd; ++c) acc[c] += e * v[c];
       }
       float* o = a.out.host<float>() + (i * d.n_heads + hq) * hd;
       for (int64_t c = 0; c < hd; ++c) o[c] = l > 0 ? static_cast<float>(acc[c] / l) : 0.0f;
@@ -118,7 +132,6 @@ void paged_attention_ref(const PagedAttentionArgs& a) {
 void attn_score_ref(const AttnScoreArgs& a) {
   const AttnDims d = check_attn_score(a);
   const int32_t* table = a.block_table.host<int32_t>();
-  const uint16_t* kp = a.k_pool.host<uint16_t>();
   const int64_t hd = d.head_dim, m_t = a.t1 - a.t0;
   float* score = a.score.host<float>();
   std::fill(score, score + d.n_kv_heads * m_t, 0.0f);
@@ -128,7 +141,7 @@ void attn_score_ref(const AttnScoreArgs& a) {
     for (int64_t i = 0; i < d.n_q; ++i) {
       const float* qv = a.q.host<float>() + (i * d.n_heads + hq) * hd;
       auto logit = [&](int64_t t) {
-        return a.scale * dot_f16(qv, kp + slot_of(d, table, h, t) * hd, hd);
+        return a.scale * dot_row(qv, a.k_pool, slot_of(d, table, h, t));
       };
       // Key set K_i = [0, n_sink) U [t0, t1) U [s0, s0 + i]: log-sum-exp, then the chunk columns.
       std::vector<double> other;

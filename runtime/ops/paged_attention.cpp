@@ -20,6 +20,12 @@ constexpr uint32_t kWg = 128;  // fixed in shaders/include/attn_tile.glsl
 constexpr int kMaxSplits = 64;
 constexpr int kMinRowsPerSplit = 512;
 
+// The tensor-core builds (NV / KHR cooperative matrix, cm2) read f16 pools only: quantised pools
+// take the scalar kernels (tiled, decode), which dequantise as they load.
+bool f16_pools(const Tensor& k, const Tensor* v) {
+  return k.dtype() == DType::kF16 && (!v || v->dtype() == DType::kF16);
+}
+
 // Tile sizes (spec constants of attn_tile.glsl): the shared query, key and value tiles stay
 // near 8 KiB each for every head_dim, about 25 KiB of shared memory in all.
 struct Tiles {
@@ -204,7 +210,9 @@ bool record_decode(Recorder& rec, const PagedAttentionArgs& a, const cpu::AttnDi
   KVZ_CHECK(d.n_kv_heads <= 65535 && sp.n_split <= 65535, "paged_attention: grid {} x {}",
             d.n_kv_heads, sp.n_split);
   const Tensor& dst = sp.n_split > 1 ? a.scratch : a.out;
-  rec.dispatch({ShaderId::kPagedDecode, {pl.wg, pl.hd, pl.lpk, pl.gr, pl.kpi, pl.prefetch}},
+  rec.dispatch({ShaderId::kPagedDecode,
+                {pl.wg, pl.hd, pl.lpk, pl.gr, pl.kpi, pl.prefetch, kv_type_code(a.k_pool.dtype()),
+                 kv_type_code(a.v_pool.dtype())}},
                {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
                {pl.row_tiles, uint32_t(d.n_kv_heads), uint32_t(sp.n_split)});
   return sp.n_split > 1 && record_combine(rec, a, d, sp.n_split);
@@ -306,7 +314,8 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
     return false;
   }
   const Tuning& tn = rec.tuning();
-  const CoopmatApi api = coopmat_api(rec.caps(), tn);
+  const CoopmatApi api =
+      f16_pools(a.k_pool, &a.v_pool) ? coopmat_api(rec.caps(), tn) : CoopmatApi::kOff;
   if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_cm2_fits(rec.caps(), tn, api, d.head_dim)) {
     const uint32_t br = tn.attention.cm2_rows;
     const uint32_t tiles = div_up(d.n_q * d.group, br);
@@ -361,7 +370,8 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
   KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
             d.n_kv_heads);
   const Tensor& dst = n_split > 1 ? a.scratch : a.out;
-  rec.dispatch({ShaderId::kPagedAttention, {t.hd, t.qt, t.kt}},
+  rec.dispatch({ShaderId::kPagedAttention,
+                {t.hd, t.qt, t.kt, kv_type_code(a.k_pool.dtype()), kv_type_code(a.v_pool.dtype())}},
                {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, dst}, push,
                {tiles, uint32_t(d.n_kv_heads), uint32_t(n_split)});
   return n_split > 1 && record_combine(rec, a, d, n_split);
@@ -390,7 +400,8 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   } push{uint32_t(d.n_q),        uint32_t(d.n_heads), uint32_t(d.group),
          uint32_t(d.max_blocks), uint32_t(a.n_sink),  uint32_t(a.t0),
          uint32_t(a.t1),         uint32_t(a.s0),      a.scale};
-  const CoopmatApi api = coopmat_api(rec.caps(), rec.tuning());
+  const CoopmatApi api =
+      f16_pools(a.k_pool, nullptr) ? coopmat_api(rec.caps(), rec.tuning()) : CoopmatApi::kOff;
   if (attn_coopmat_fits(rec.caps(), rec.tuning(), api, d.head_dim)) {
     // Tensor cores (shaders/attn_score_coopmat.comp): 8 subgroups x 16 query rows for the
     // log-sum-exp pass, 4 subgroups x 16 chunk rows for the column maxima.
@@ -426,9 +437,10 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   if (rec.caps().shared_memory_bytes && shared_bytes > rec.caps().shared_memory_bytes) qt = t.qt;
   const uint32_t q_tiles = div_up(d.n_q * d.group, qt), k_tiles = div_up(a.t1 - a.t0, t.kt);
   KVZ_CHECK(q_tiles <= 65535 && k_tiles <= 65535, "attn_score: grid {} / {}", q_tiles, k_tiles);
-  const Kernel lse{ShaderId::kAttnScoreLse, {t.hd, qt, t.kt}};
+  const uint32_t ktype = kv_type_code(a.k_pool.dtype());
+  const Kernel lse{ShaderId::kAttnScoreLse, {t.hd, qt, t.kt, ktype}};
   rec.dispatch(lse, {a.q, a.k_pool, a.block_table, a.lse}, push, {q_tiles, uint32_t(d.n_kv_heads)});
-  const Kernel colmax{ShaderId::kAttnScoreMax, {t.hd, qt, t.kt}};
+  const Kernel colmax{ShaderId::kAttnScoreMax, {t.hd, qt, t.kt, ktype}};
   rec.dispatch(colmax, {a.q, a.k_pool, a.block_table, a.lse, a.score}, push,
                {k_tiles, uint32_t(d.n_kv_heads)});
 }

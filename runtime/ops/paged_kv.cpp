@@ -13,11 +13,14 @@ namespace kvz {
 namespace {
 
 void check_pools(const Tensor& k, const Tensor& v, const Tensor& pos, const char* what) {
-  KVZ_CHECK(k.dtype() == DType::kF16 && v.dtype() == DType::kF16 && pos.dtype() == DType::kI32,
-            "{}: pools must be f16 K/V and i32 positions, got {} {} {}", what, k.shape_str(),
-            v.shape_str(), pos.shape_str());
+  KVZ_CHECK(
+      is_kv_cache_type(k.dtype()) && is_kv_cache_type(v.dtype()) && pos.dtype() == DType::kI32,
+      "{}: pools must be f16/q8_0/q4_0 K/V and i32 positions, got {} {} {} {}", what,
+      dtype_name(k.dtype()), dtype_name(v.dtype()), k.shape_str(), pos.shape_str());
   KVZ_CHECK(same_shape(k, v) && pos.numel() == k.rows(), "{}: K {} V {} pos {}", what,
             k.shape_str(), v.shape_str(), pos.shape_str());
+  (void)kv_row_bytes(k.dtype(), k.cols());  // head_dim % 32 for quantised pools
+  (void)kv_row_bytes(v.dtype(), v.cols());
 }
 
 bool overlaps(const BufferView& a, const BufferView& b) {
@@ -62,9 +65,11 @@ void check_gather(const KvGatherArgs& a) {
   KVZ_CHECK(a.src_slot.dtype() == DType::kI32 && a.dst_slot.dtype() == DType::kI32 &&
                 a.src_slot.numel() == a.dst_slot.numel(),
             "kv_gather: slots {} -> {}", a.src_slot.shape_str(), a.dst_slot.shape_str());
-  KVZ_CHECK(a.k_src.cols() == a.k_dst.cols() && a.k_src.cols() % 2 == 0,
-            "kv_gather: head_dim {} -> {} (must match and be even)", a.k_src.cols(),
-            a.k_dst.cols());
+  KVZ_CHECK(a.k_src.cols() == a.k_dst.cols() && a.k_src.cols() % 2 == 0 &&
+                a.k_src.dtype() == a.k_dst.dtype() && a.v_src.dtype() == a.v_dst.dtype(),
+            "kv_gather: head_dim {} -> {} (must match and be even), types {}/{} -> {}/{}",
+            a.k_src.cols(), a.k_dst.cols(), dtype_name(a.k_src.dtype()),
+            dtype_name(a.v_src.dtype()), dtype_name(a.k_dst.dtype()), dtype_name(a.v_dst.dtype()));
   for (const Tensor* s : {&a.k_src, &a.v_src, &a.pos_src})
     for (const Tensor* d : {&a.k_dst, &a.v_dst, &a.pos_dst})
       KVZ_CHECK(!overlaps(s->mem(), d->mem()), "kv_gather: source and destination pools overlap");
@@ -84,8 +89,9 @@ void kv_write(Recorder& rec, const KvWriteArgs& a) {
   } push{static_cast<uint32_t>(d.n_tokens), static_cast<uint32_t>(d.n_kv_heads),
          static_cast<uint32_t>(d.head_dim), static_cast<uint32_t>(d.n_slots), 0};
   Grid grid = row_grid(push.n_tokens * push.n_kv_heads, push.rows_per_y);
+  const uint32_t ktype = kv_type_code(a.k_pool.dtype()), vtype = kv_type_code(a.v_pool.dtype());
   if (!r) {
-    rec.dispatch({ShaderId::kKvWrite, {kWg}},
+    rec.dispatch({ShaderId::kKvWrite, {kWg, 0, ktype, vtype}},
                  {a.k_new, a.v_new, a.pos_new, a.dst_slot, a.k_pool, a.v_pool, a.pos_pool}, push,
                  grid);
     return;
@@ -97,7 +103,7 @@ void kv_write(Recorder& rec, const KvWriteArgs& a) {
   } push_rope{push, static_cast<uint32_t>(rot_dims), a.rope.attn_factor};
   const uint32_t neox = a.rope.style == RopeStyle::kNeox ? 1 : 0;
   rec.dispatch(
-      {ShaderId::kKvWriteRope, {kWg, neox}},
+      {ShaderId::kKvWriteRope, {kWg, neox, ktype, vtype}},
       {a.k_new, a.v_new, a.pos_new, a.dst_slot, a.k_pool, a.v_pool, a.pos_pool, a.rope.inv_freq},
       push_rope, grid);
 }
@@ -108,9 +114,13 @@ void kv_gather(Recorder& rec, const KvGatherArgs& a) {
   if (rec.is_cpu()) return cpu::kv_gather_ref(a);
   constexpr uint32_t kWg = 64;
   struct Push {
-    uint32_t n, half_dim, n_src_slots, n_dst_slots, rows_per_y;
-  } push{static_cast<uint32_t>(a.src_slot.numel()), static_cast<uint32_t>(a.k_src.cols() / 2),
-         static_cast<uint32_t>(a.k_src.rows()), static_cast<uint32_t>(a.k_dst.rows()), 0};
+    uint32_t n, k_halfs, v_halfs, n_src_slots, n_dst_slots, rows_per_y;
+  } push{static_cast<uint32_t>(a.src_slot.numel()),
+         static_cast<uint32_t>(kv_row_bytes(a.k_src.dtype(), a.k_src.cols()) / 2),
+         static_cast<uint32_t>(kv_row_bytes(a.v_src.dtype(), a.v_src.cols()) / 2),
+         static_cast<uint32_t>(a.k_src.rows()),
+         static_cast<uint32_t>(a.k_dst.rows()),
+         0};
   Grid grid = row_grid(push.n, push.rows_per_y);
   rec.dispatch({ShaderId::kKvGather, {kWg}},
                {a.src_slot, a.dst_slot, a.k_src, a.v_src, a.pos_src, a.k_dst, a.v_dst, a.pos_dst},
@@ -134,18 +144,18 @@ void kv_write_ref(const KvWriteArgs& a) {
   const float* v = a.v_new.host<float>();
   const int32_t* pos = a.pos_new.host<int32_t>();
   const int32_t* slots = a.dst_slot.host<int32_t>();
-  uint16_t* kp = a.k_pool.host<uint16_t>();
-  uint16_t* vp = a.v_pool.host<uint16_t>();
+  auto* kp = a.k_pool.host<uint8_t>();
+  auto* vp = a.v_pool.host<uint8_t>();
   int32_t* pp = a.pos_pool.host<int32_t>();
+  const DType kt = a.k_pool.dtype(), vt = a.v_pool.dtype();
+  const size_t krb = kv_row_bytes(kt, d.head_dim), vrb = kv_row_bytes(vt, d.head_dim);
   for (int64_t h = 0; h < d.n_kv_heads; ++h) {
     for (int64_t t = 0; t < d.n_tokens; ++t) {
       const int64_t slot = slots[h * d.n_tokens + t];
       KVZ_CHECK(slot >= 0 && slot < d.n_slots, "kv_write: slot {} of {}", slot, d.n_slots);
       const int64_t src = (t * d.n_kv_heads + h) * d.head_dim;
-      for (int64_t i = 0; i < d.head_dim; ++i) {
-        kp[slot * d.head_dim + i] = f32_to_f16(k[src + i]);
-        vp[slot * d.head_dim + i] = f32_to_f16(v[src + i]);
-      }
+      quantize_kv_row(kt, k + src, kp + static_cast<size_t>(slot) * krb, d.head_dim);
+      quantize_kv_row(vt, v + src, vp + static_cast<size_t>(slot) * vrb, d.head_dim);
       pp[slot] = pos[t];
     }
   }
@@ -156,15 +166,14 @@ void kv_gather_ref(const KvGatherArgs& a) {
   const int64_t head_dim = a.k_src.cols(), n_src = a.k_src.rows(), n_dst = a.k_dst.rows();
   const int32_t* src = a.src_slot.host<int32_t>();
   const int32_t* dst = a.dst_slot.host<int32_t>();
-  const size_t row_bytes = static_cast<size_t>(head_dim) * sizeof(uint16_t);
+  const size_t krb = kv_row_bytes(a.k_src.dtype(), head_dim),
+               vrb = kv_row_bytes(a.v_src.dtype(), head_dim);
   for (int64_t i = 0; i < a.src_slot.numel(); ++i) {
     const int64_t s = src[i], d = dst[i];
     KVZ_CHECK(s >= 0 && s < n_src && d >= 0 && d < n_dst, "kv_gather: slot {} -> {} of {} / {}", s,
               d, n_src, n_dst);
-    std::memcpy(a.k_dst.host<uint16_t>() + d * head_dim, a.k_src.host<uint16_t>() + s * head_dim,
-                row_bytes);
-    std::memcpy(a.v_dst.host<uint16_t>() + d * head_dim, a.v_src.host<uint16_t>() + s * head_dim,
-                row_bytes);
+    std::memcpy(a.k_dst.host<uint8_t>() + d * krb, a.k_src.host<uint8_t>() + s * krb, krb);
+    std::memcpy(a.v_dst.host<uint8_t>() + d * vrb, a.v_src.host<uint8_t>() + s * vrb, vrb);
     a.pos_dst.host<int32_t>()[d] = a.pos_src.host<int32_t>()[s];
   }
 }

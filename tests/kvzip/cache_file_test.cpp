@@ -8,6 +8,10 @@
 #include <fstream>
 #include <iterator>
 
+#include <nlohmann/json.hpp>
+
+#include "kvzip/checksum.h"
+#include "runtime/kv_quant.h"
 #include "tests/kvzip/kv_util.h"
 
 namespace kvz::test {
@@ -185,6 +189,117 @@ TEST_P(CacheFileTest, InterruptedWriteNeverLoads) {
   std::remove(p.c_str());
   std::remove((p + ".tmp").c_str());
   std::remove((p + ".other").c_str());
+}
+
+// A cache file written byte by byte as the given version lays it out (independent of the writer):
+// the header JSON as given, then the rows as stored, no scores, the checksum.
+std::vector<uint8_t> craft(uint32_t version, const nlohmann::json& header,
+                           const std::vector<std::vector<HeadRows>>& rows) {
+  std::vector<uint8_t> b = {'K', 'V', 'Z', 'C', 'A', 'C', 'H', 'E'};
+  auto put = [&](const void* p, size_t n) {
+    b.insert(b.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+  };
+  const std::string hs = header.dump();
+  const uint64_t hlen = hs.size();
+  put(&version, 4);
+  put(&hlen, 8);
+  put(hs.data(), hs.size());
+  for (const auto& layer : rows)
+    for (const HeadRows& r : layer) {
+      const auto n = static_cast<uint32_t>(r.pos.size());
+      put(&n, 4);
+      put(r.pos.data(), r.pos.size() * 4);
+      put(r.k.data(), r.k.size() * 2);
+      put(r.v.data(), r.v.size() * 2);
+    }
+  b.push_back(0);  // no scores
+  const uint64_t sum = fnv1a64(b.data(), b.size());
+  put(&sum, 8);
+  return b;
+}
+
+nlohmann::json header_v2(const Saved& s, int head_dim) {
+  return {{"model", s.meta.model_identity},
+          {"n_layers", kL},
+          {"n_kv_heads", kH},
+          {"head_dim", head_dim},
+          {"n_prefix", s.meta.n_prefix},
+          {"n_context", s.meta.n_context},
+          {"next_pos", s.meta.next_pos},
+          {"kept_fraction", s.meta.kept_fraction},
+          {"tokens", s.meta.tokens},
+          {"prunable", s.meta.prunable}};
+}
+
+// Version 2 files (the format before typed rows: f16 rows, no type keys) still load, as f16.
+TEST_P(CacheFileTest, Version2FileLoadsAsF16Cache) {
+  const std::string p = path();
+  Saved s = make(*dev, p, 8);
+  write_bytes(p, craft(2, header_v2(s, kD), s.rows));
+  LoadedCache l = load_cache_file(p, *dev, "");
+  EXPECT_EQ(l.cache->config().k_type, DType::kF16);
+  EXPECT_EQ(l.cache->config().v_type, DType::kF16);
+  EXPECT_EQ(l.meta.tokens, s.meta.tokens);
+  for (int il = 0; il < kL; ++il) {
+    auto rows = l.cache->read_layer(il);
+    for (int ih = 0; ih < kH; ++ih) EXPECT_TRUE(same_rows(rows[ih], s.rows[il][ih]));
+  }
+  EXPECT_TRUE(l.scores.empty());
+  // Version 1 stays refused, and so does a version from the future.
+  write_bytes(p, craft(1, header_v2(s, kD), s.rows));
+  EXPECT_TRUE(throws_format_error([&] { load_cache_file(p, *dev, ""); }, "version 1"));
+  write_bytes(p, craft(4, header_v2(s, kD), s.rows));
+  EXPECT_TRUE(throws_format_error([&] { load_cache_file(p, *dev, ""); }, "version 4"));
+  std::remove(p.c_str());
+}
+
+// q8_0 K / q4_0 V rows (random quants, finite random scales) survive save and load byte for byte,
+// with their types; a header naming an unknown type or a head_dim of partial blocks is refused.
+TEST_P(CacheFileTest, QuantisedRowsRoundTripBitExact) {
+  constexpr int kQd = 64;
+  const std::string p = path();
+  Saved s = make(*dev, p, 9);
+  Rng rng(10);
+  const size_t kh = kv_row_bytes(DType::kQ8_0, kQd) / 2, vh = kv_row_bytes(DType::kQ4_0, kQd) / 2;
+  for (auto& layer : s.rows)
+    for (HeadRows& r : layer) {
+      r.k.assign(r.pos.size() * kh, 0);
+      r.v.assign(r.pos.size() * vh, 0);
+      for (size_t i = 0; i < r.k.size(); ++i)
+        r.k[i] = i % 17 == 0 ? cpu::f32_to_f16(rng.uniform(0.001f, 0.1f))
+                             : static_cast<uint16_t>(rng.next());
+      for (size_t i = 0; i < r.v.size(); ++i)
+        r.v[i] = i % 9 == 0 ? cpu::f32_to_f16(rng.uniform(-0.2f, 0.2f))
+                            : static_cast<uint16_t>(rng.next());
+    }
+  const KvCacheConfig cfg{kL, kH, kQd, s.meta.prunable, DType::kQ8_0, DType::kQ4_0};
+  auto cache = KvCache::from_rows(*dev, cfg, s.rows);
+  save_cache_file(p, *cache, s.meta, &s.scores);
+  LoadedCache l = load_cache_file(p, *dev, "");
+  EXPECT_EQ(l.cache->config().k_type, DType::kQ8_0);
+  EXPECT_EQ(l.cache->config().v_type, DType::kQ4_0);
+  for (int il = 0; il < kL; ++il) {
+    auto rows = l.cache->read_layer_raw(il);
+    for (int ih = 0; ih < kH; ++ih) EXPECT_TRUE(same_rows(rows[ih], s.rows[il][ih]));
+  }
+  save_cache_file(p + "2", *l.cache, l.meta, &l.scores);
+  EXPECT_EQ(read_bytes(p + "2"), read_bytes(p));
+  std::remove((p + "2").c_str());
+  nlohmann::json h = header_v2(s, kQd);
+  h["k_type"] = "q5_0";
+  h["v_type"] = "q4_0";
+  write_bytes(p, craft(3, h, s.rows));
+  EXPECT_TRUE(throws_format_error([&] { load_cache_file(p, *dev, ""); }, "q5_0"));
+  h["k_type"] = "q8_0";
+  h["head_dim"] = 48;
+  write_bytes(p, craft(3, h, s.rows));
+  EXPECT_TRUE(throws_format_error([&] { load_cache_file(p, *dev, ""); }, "head_dim 48"));
+  // A non-finite block scale is refused like a non-finite f16 value.
+  h["head_dim"] = kQd;
+  s.rows[0][0].k[17] = 0x7c00;
+  write_bytes(p, craft(3, h, s.rows));
+  EXPECT_TRUE(throws_format_error([&] { load_cache_file(p, *dev, ""); }, "non-finite key"));
+  std::remove(p.c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CacheFileTest, ::testing::Values("cpu", "vulkan"),

@@ -88,6 +88,10 @@ def test_bad_input_raises(session, model, tmp_path):
         kvzip_vk.Session(model).load(str(bad))
     with pytest.raises((ValueError, RuntimeError)):
         kvzip_vk.Session(model).ask("Who?")  # nothing prefilled
+    with pytest.raises(ValueError, match="unknown KV cache type 'q5_0'"):
+        kvzip_vk.Session(model, cache_type_k="q5_0")
+    with pytest.raises(ValueError, match="multiple of 32"):  # stories260K's head_dim is 8
+        kvzip_vk.Session(model, cache_type_v="q8_0")
 
 
 def test_engine_calls_release_the_gil(model):

@@ -35,6 +35,10 @@ file(READ ${dir}/heads.json doc)
 string(JSON fmt GET "${doc}" format)
 
 # Hostile inputs.
+# KV cache types (docs/KVQUANT.md): unknown names, and q8_0 on stories260K's head_dim of 8.
+kvzip_fails("unknown KV cache type 'q5_0'" run -m ${model} --context ${ctx} --cache-type-k q5_0
+            -q "Who?" -n 4)
+kvzip_fails("multiple of 32" run -m ${model} --context ${ctx} --cache-type-v q8_0 -q "Who?" -n 4)
 kvzip_fails("regular file" run -m ${model} --load-cache ${dir} -q "Who?" -n 4)
 execute_process(COMMAND mkfifo ${dir}/pipe.gguf)
 kvzip_fails("regular" run -m ${dir}/pipe.gguf --context ${ctx} -q "Who?" -n 4)

@@ -11,6 +11,7 @@
 #include "kvzip/baselines.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "runtime/kv_quant.h"
 #include "tools/cli_util.h"
 
 namespace py = pybind11;
@@ -34,7 +35,16 @@ struct PyModel {
 struct PySession {
   Session session;
 
-  explicit PySession(PyModel& m) : session(*m.model) {}
+  PySession(PyModel& m, const std::string& cache_type_k, const std::string& cache_type_v)
+      : session(*m.model, options(cache_type_k, cache_type_v)) {}
+
+  // K/V storage types by llama.cpp's names (docs/KVQUANT.md); a bad name raises ValueError.
+  static SessionOptions options(const std::string& k, const std::string& v) {
+    SessionOptions o;
+    o.cache_type_k = kv_cache_type_from_name(k, "cache_type_k");
+    o.cache_type_v = kv_cache_type_from_name(v, "cache_type_v");
+    return o;
+  }
 
   void prefill(const std::string& text) { session.prefill(text); }
 
@@ -130,7 +140,8 @@ PYBIND11_MODULE(kvzip_vk, m) {
       .def_property_readonly("device", [](const PyModel& p) { return p.device->caps().name; });
 
   py::class_<PySession>(m, "Session")
-      .def(py::init<PyModel&>(), py::arg("model"), py::keep_alive<1, 2>())
+      .def(py::init<PyModel&, const std::string&, const std::string&>(), py::arg("model"),
+           py::arg("cache_type_k") = "f16", py::arg("cache_type_v") = "f16", py::keep_alive<1, 2>())
       .def("prefill", &PySession::prefill, py::arg("text"), release(),
            "Prefills the context (system prefix + instruction + text) into a fresh KV cache.")
       .def("compress", &PySession::compress, py::arg("ratio") = 0.3, py::arg("method") = "kvzip",
