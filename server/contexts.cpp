@@ -10,6 +10,7 @@
 
 #include "kvzip/cache_file.h"
 #include "model/forward.h"
+#include "runtime/atomic_file.h"
 #include "server/api.h"
 
 namespace kvz::server {
@@ -79,21 +80,13 @@ std::string ContextStore::new_id() const {
   return fmt::format("ctx-{:016x}", rng());
 }
 
-// The sidecar is written to a temporary name and renamed, so a crash never leaves half of one.
+// The sidecar goes through the one atomic writer: a crash never leaves half of one.
 void ContextStore::write_meta(const ContextInfo& info) const {
   json j = info.to_json();
   j.erase("resident");
   j["next_pos"] = info.next_pos;
   j["model"] = model_.identity();
-  const std::string path = meta_path(info.id), tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << j.dump(1) << "\n";
-    if (!f.flush()) throw DeviceError(fmt::format("{}: cannot write the context sidecar", tmp));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw DeviceError(fmt::format("{}: cannot rename ({})", tmp, ec.message()));
+  write_file_atomic(meta_path(info.id), j.dump(1) + "\n");
 }
 
 void ContextStore::load_all(const std::function<void(const std::string&)>& warn) {

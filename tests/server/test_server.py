@@ -137,6 +137,12 @@ def test_context_four_concurrent_clients_and_restart(start_server, tmp_path):
     status, listed = s.request("GET", "/v1/contexts")
     assert status == 200 and {x["id"] for x in listed["data"]} == {ctx["id"], full["id"]}
     assert s.stop() == 0
+    # Each context is a cache file and a JSON sidecar, both written whole (no temporaries left).
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        f"{x['id']}.{ext}" for x in (ctx, full) for ext in ("json", "kvzc"))
+    with open(tmp_path / f"{ctx['id']}.json") as f:
+        side = json.load(f)
+    assert side["id"] == ctx["id"] and side["kv_bytes"] == ctx["kv_bytes"] and side["model"]
     # A restart reloads both contexts from the cache folder; the answers are unchanged.
     s2 = start_server("--parallel", "4", "--cache-dir", str(tmp_path))
     status, got = s2.request("GET", f"/v1/contexts/{ctx['id']}")
