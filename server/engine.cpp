@@ -196,20 +196,7 @@ void Engine::loop() {
       jobs.swap(jobs_);
     }
     for (Job& j : jobs) j.fn();
-    admit();
-    try {
-      step();
-    } catch (const std::exception& e) {
-      // A device failure ends the requests of this step, not the server.
-      for (auto& a : active_) {
-        a->state->fail(500, fmt::format("decode failed: {}", e.what()));
-        a->done = true;
-      }
-    }
-    std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
-    store_.release_erased();
-    std::lock_guard lock(mu_);
-    n_active_ = static_cast<int>(active_.size());
+    serve_requests();
   }
   std::lock_guard lock(mu_);
   for (auto& a : active_) a->state->fail(503, "the server is shutting down");
@@ -217,6 +204,38 @@ void Engine::loop() {
   active_.clear();
   waiting_.clear();
   jobs_.clear();  // their promises break: create_context reports 503
+}
+
+void Engine::serve_requests() {
+  admit();
+  try {
+    step();
+  } catch (const std::exception& e) {
+    // A device failure ends the requests of this step, not the server.
+    for (auto& a : active_) {
+      a->state->fail(500, fmt::format("decode failed: {}", e.what()));
+      a->done = true;
+    }
+  }
+  std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
+  store_.release_erased();
+  std::lock_guard lock(mu_);
+  n_active_ = static_cast<int>(active_.size());
+}
+
+void Engine::between_build_chunks() {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) throw ApiError(503, "the server is shutting down");
+  }
+  int64_t before = 0;
+  {
+    std::lock_guard lock(mu_);
+    before = stats_.steps;
+  }
+  serve_requests();
+  std::lock_guard lock(mu_);
+  stats_.build_steps += stats_.steps - before;
 }
 
 void Engine::admit() {
@@ -434,9 +453,13 @@ ContextInfo Engine::create_context(
       ko.threshold = req.threshold;
       s.set_kvzap(kvzap_.get(), ko);
     }
+    // After every chunk (the session's work finished), the active requests run one step: a
+    // build stalls them by one chunk's forward at most, not by the whole build.
     auto phase = [&](const char* name) -> ProgressFn {
-      if (!progress) return {};
-      return [&progress, name](int64_t d, int64_t t) { progress(name, d, t); };
+      return [this, &progress, name](int64_t d, int64_t t) {
+        if (progress) progress(name, d, t);
+        between_build_chunks();
+      };
     };
     s.prefill_tokens(prefix, ctx, phase("prefill"));
     ContextInfo info;

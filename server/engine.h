@@ -4,7 +4,7 @@
 // one token from one batched forward (Forward::run_batch), each over its own ragged cache view:
 // a private copy of its context's compressed cache, dropped when it leaves, so a context is
 // never modified by a request. Context builds (prefill + scoring + pruning) run on the same
-// thread between steps.
+// thread, one step of the active requests after each of their chunks.
 #pragma once
 
 #include <atomic>
@@ -73,6 +73,7 @@ struct EngineStats {
   size_t kv_bytes = 0;  // resident contexts + request views
   int contexts_resident = 0, contexts_total = 0;
   int64_t steps = 0, batched_rows = 0;  // decode steps and the rows they ran
+  int64_t build_steps = 0;              // decode steps run between the chunks of context builds
 };
 
 class Engine {
@@ -104,6 +105,11 @@ class Engine {
     std::function<void()> fn;
   };
   void loop();
+  // Admits waiting requests, runs one step, drops the finished ones.
+  void serve_requests();
+  // Called by a context build between its chunks: one serve_requests(); throws ApiError(503)
+  // when the server is stopping (the build is abandoned).
+  void between_build_chunks();
   void admit();
   bool step();
   void start(Active& a);

@@ -252,6 +252,8 @@ struct HttpServer::Impl {
     metric("kvzip_decode_steps_total", "counter", "Batched decode steps.", s.steps);
     metric("kvzip_decode_rows_total", "counter", "Requests decoded over all steps (rows).",
            s.batched_rows);
+    metric("kvzip_context_build_steps_total", "counter",
+           "Decode steps run between the chunks of context builds.", s.build_steps);
     metric("kvzip_requests_active", "gauge", "Requests holding a slot.", s.active);
     metric("kvzip_requests_waiting", "gauge", "Requests waiting for a slot.", s.waiting);
     metric("kvzip_kv_bytes_in_use", "gauge",

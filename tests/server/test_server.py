@@ -6,6 +6,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import threading
 import time
 
 import openai
@@ -259,3 +260,47 @@ def test_kvzap_and_none_contexts(start_server):
     assert z["method"] == "kvzap" and z["kept_fraction"] < 1.0 and z["kv_bytes"] < none["kv_bytes"]
     c = client(s)
     assert ask(c, s, QUESTIONS[0], z["id"]).usage.completion_tokens == 24
+
+
+def test_context_build_keeps_streams_going(start_server):
+    """While a context is built, streaming requests keep receiving tokens: the build runs one
+    step of the active requests after each of its chunks."""
+    s = start_server("--parallel", "2", "--prefill-chunk", "2")
+    arrivals, stop = [], threading.Event()
+
+    def stream_until_stopped():
+        c = client(s)
+        while not stop.is_set():  # one streaming request after another, so one is always active
+            for chunk in c.chat.completions.create(
+                    model=s.model, stream=True, temperature=0, max_tokens=400,
+                    messages=[{"role": "user", "content": "Hi"}],
+                    extra_body={"ignore_eos": True}):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    arrivals.append(time.monotonic())
+
+    readers = [threading.Thread(target=stream_until_stopped, daemon=True) for _ in range(2)]
+    for t in readers:
+        t.start()
+    assert wait_for(lambda: len(arrivals) >= 2)
+    steps0 = s.metric("kvzip_context_build_steps_total")
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+    conn.request("POST", "/v1/contexts", json.dumps({"text": CONTEXT, "ratio": 0.3,
+                                                     "stream": True}))
+    r = conn.getresponse()
+    assert r.status == 200
+    first = None
+    for line in r:
+        if line.startswith(b"data: ") and first is None:
+            first = time.monotonic()  # the first progress event: the build runs
+    end = time.monotonic()
+    conn.close()
+    build_steps = s.metric("kvzip_context_build_steps_total") - steps0
+    stop.set()
+    for t in readers:
+        t.join(60)
+        assert not t.is_alive()
+    assert first is not None
+    during = [t for t in arrivals if first <= t <= end]
+    assert len(during) >= 10, (len(during), build_steps, end - first)
+    assert build_steps >= 10, build_steps
+    assert s.metric('kvzip_requests_total{outcome="failed"}') == 0
