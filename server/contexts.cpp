@@ -112,7 +112,7 @@ void ContextStore::load_all(const std::function<void(const std::string&)>& warn)
       Entry& e = entries_[info.id];
       info.resident = true;
       e.info = info;
-      e.cache = std::move(lc.cache);
+      e.cache = SharedKv::make(std::move(lc.cache));
       e.last_use = ++clock_;
     } catch (const std::exception& ex) {
       warn(fmt::format("{}: not loaded: {}", p.string(), ex.what()));
@@ -131,13 +131,13 @@ ContextInfo ContextStore::add(ContextInfo info, std::unique_ptr<KvCache> cache) 
   info.resident = true;
   Entry& e = entries_[info.id];
   e.info = info;
-  e.cache = std::move(cache);
+  e.cache = SharedKv::make(std::move(cache));
   e.last_use = ++clock_;
   make_room(info.id);
   return e.info;
 }
 
-const KvCache& ContextStore::acquire(const std::string& id) {
+std::shared_ptr<SharedKv> ContextStore::acquire(const std::string& id) {
   std::unique_lock lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) throw ApiError(404, fmt::format("context '{}' not found", id));
@@ -149,11 +149,11 @@ const KvCache& ContextStore::acquire(const std::string& id) {
     lock.lock();
     it = entries_.find(id);
     if (it == entries_.end()) throw ApiError(404, fmt::format("context '{}' was deleted", id));
-    it->second.cache = std::move(lc.cache);
+    it->second.cache = SharedKv::make(std::move(lc.cache));
     it->second.info.resident = true;
     make_room(id);
   }
-  return *it->second.cache;
+  return it->second.cache;
 }
 
 void ContextStore::make_room(const std::string& keep) {
@@ -199,7 +199,7 @@ bool ContextStore::erase(const std::string& id) {
 }
 
 void ContextStore::release_erased() {
-  std::vector<std::unique_ptr<KvCache>> drop;
+  std::vector<std::shared_ptr<SharedKv>> drop;
   {
     std::lock_guard lock(mu_);
     drop.swap(erased_);
@@ -209,7 +209,7 @@ void ContextStore::release_erased() {
 size_t ContextStore::resident_bytes_locked() const {
   size_t n = 0;
   for (const auto& [id, e] : entries_)
-    if (e.cache) n += e.cache->bytes_allocated();
+    if (e.cache) n += e.cache->base().bytes_allocated();
   return n;
 }
 

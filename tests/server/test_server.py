@@ -93,7 +93,13 @@ def test_streaming_equals_non_streaming(start_server):
             pieces.append(ch.delta.content or "")
             finish = ch.finish_reason or finish
     assert "".join(pieces) == full
-    assert len([p for p in pieces if p]) > 1  # it really streamed
+    # It really streams: a longer answer arrives in several pieces (a short one may be produced
+    # before the first piece is sent).
+    long_stream = c.chat.completions.create(
+        model=s.model, temperature=0, max_tokens=300, stream=True,
+        messages=[{"role": "user", "content": "Tell me about a dog."}],
+        extra_body={"ignore_eos": True})
+    assert len([ch for ch in long_stream if ch.choices and ch.choices[0].delta.content]) > 1
     assert finish == "length"
     assert usage.completion_tokens == 20
     # Stop sequences end the answer before them.
@@ -304,3 +310,35 @@ def test_context_build_keeps_streams_going(start_server):
     assert len(during) >= 10, (len(during), build_steps, end - first)
     assert build_steps >= 10, build_steps
     assert s.metric('kvzip_requests_total{outcome="failed"}') == 0
+
+
+def test_requests_share_the_context_blocks(start_server):
+    """A request on a context holds KV memory for its own rows only (the context's blocks are
+    shared, not copied), so what it holds does not grow with the context; batched answers on the
+    shared blocks equal the single ones."""
+    s = start_server("--parallel", "4")
+    short = make_context(s, ratio=1.0, method="none")
+    status, long = s.request("POST", "/v1/contexts", {"text": CONTEXT + " " + CONTEXT[:300],
+                                                      "method": "none"})
+    assert status == 200, long
+    assert long["kv_bytes"] > 1.5 * short["kv_bytes"]
+    c = client(s)
+    held = {}
+    for ctx in (short, long):
+        ask(c, s, QUESTIONS[0], ctx["id"], max_tokens=8)
+        held[ctx["id"]] = s.metric("kvzip_last_request_kv_bytes")
+        assert 0 < held[ctx["id"]] < ctx["kv_bytes"] / 3
+    # The longer context adds to what a request holds at most a partial block per head and a
+    # longer block table, far less than its extra rows.
+    assert held[long["id"]] - held[short["id"]] < (long["kv_bytes"] - short["kv_bytes"]) / 4
+    # More own tokens, more memory.
+    ask(c, s, QUESTIONS[0], long["id"], max_tokens=150)
+    assert s.metric("kvzip_last_request_kv_bytes") > held[long["id"]]
+    alone = [ask(c, s, q, long["id"], max_tokens=40).choices[0].message.content
+             for q in QUESTIONS]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(
+            lambda q: ask(client(s), s, q, long["id"], max_tokens=40).choices[0].message.content,
+            QUESTIONS))
+    assert together == alone
+    assert wait_for(lambda: s.metric("kvzip_request_kv_bytes") == 0)  # all blocks given back
