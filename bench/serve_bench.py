@@ -2,7 +2,7 @@
 """bench-serve: N concurrent streaming clients over one compressed context of `kvzip serve`.
 
 Starts the server (or uses --url), builds one context per kept ratio, then for each client count
-N runs N chat requests at once (greedy, `ignore_eos`, --max-tokens each) and reports the total
+N and each ratio runs N chat requests at once (greedy, `ignore_eos`, --max-tokens each) and reports the total
 generated tokens/s, the time to first token (TTFT) and the time per output token after the first
 (TPOT, per request; p50/p99 over requests), and the KV bytes one request held of its own (the
 server's `kvzip_last_request_kv_bytes`: requests share the context's blocks), as a markdown table
@@ -11,6 +11,8 @@ measured). Only the standard library is used.
 
   python3 bench/serve_bench.py --kvzip build/tools/kvzip -m MODEL --context-tokens 2000 \\
       --ratios 1.0,0.3 --clients 1,4,16,64 --max-tokens 32
+
+A synthetic model (synthetic:llama3.1-8b:q4_k) has a byte tokenizer: --words-per-token 0.17.
 """
 import argparse
 import http.client
@@ -164,12 +166,19 @@ def main():
     text = " ".join((words * (1 + n_words // max(len(words), 1)))[:n_words])
     rows = []
     try:
+        # Every context first, then each client count over every ratio in turn: the ratios are
+        # compared at each N in the same state, and a run cut short has both ratios of the
+        # client counts it reached (order them, e.g. 1,16,4,64).
+        contexts = []
         for ratio in ratios:
             t0 = time.perf_counter()
             ctx = post(host, port, "/v1/contexts", {"text": text, "ratio": ratio}, a.timeout)
-            build_s = time.perf_counter() - t0
+            contexts.append((ratio, ctx, time.perf_counter() - t0))
+            print(f"ratio {ratio}: context built in {contexts[-1][2]:.1f} s", file=sys.stderr,
+                  flush=True)
             run_level(host, port, ctx["id"], 1, a)  # warm-up
-            for n in a.clients:
+        for n in a.clients:
+            for ratio, ctx, build_s in contexts:
                 r = run_level(host, port, ctx["id"], n, a)
                 r.update(ratio=ratio, context_tokens=ctx["n_context_tokens"],
                          kv_bytes=ctx["kv_bytes"], build_s=build_s,
@@ -186,7 +195,7 @@ def main():
     print("| ratio | context tokens | context KV | build (s) | KV / request | clients | failed "
           "| total tok/s | TTFT p50 / p99 (ms) | TPOT p50 / p99 (ms) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    for r in sorted(rows, key=lambda r: (-r["ratio"], r["clients"])):
         own = r["request_kv_bytes"]
         own = f"{own / 2**20:.2f} MiB" if own is not None else "-"
         print(f"| {r['ratio']:.1f} | {r['context_tokens']} | {r['kv_bytes'] / 2**20:.1f} MiB "
