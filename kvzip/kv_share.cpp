@@ -8,7 +8,9 @@ namespace {
 
 constexpr int64_t kB = kKvBlockTokens;
 
-// A Buffer that names `b`'s memory without owning it (a view's pools are the context's).
+// A Buffer that names `b`'s memory without owning it (a view's pools are the context's). A view
+// whose pool Buffer owns memory grew pools of its own: KvCache::begin_append past what reserve()
+// took. It then works on private copies and is left out of refresh and release.
 Buffer alias(const Buffer& b) { return Buffer(nullptr, b.view(), 0); }
 
 // Bytes [offset, offset + n) of a buffer as a 4-byte-element tensor (block copies of any row type).
@@ -49,6 +51,7 @@ void SharedKv::refresh_views(int il) {
   const KvCache::Layer& b = base_->layers_[il];
   for (View* v : views_) {
     KvCache::Layer& l = v->cache_->layers_[il];
+    if (l.k) continue;  // owns its pools: grew them itself (an unreserved append)
     l.k = alias(b.k);
     l.v = alias(b.v);
     l.pos = alias(b.pos);
@@ -111,6 +114,7 @@ void SharedKv::reserve(View& v, int n_tokens) {
   const std::vector<int64_t> needs = c.append_needs(n_tokens);
   for (int il = 0; il < c.config().n_layers; ++il) {
     KvCache::Layer& l = c.layers_[il];
+    if (l.k) continue;  // owns its pools (grows them itself)
     const int64_t short_by = needs[static_cast<size_t>(il)] - static_cast<int64_t>(l.free.size());
     if (short_by <= 0) continue;
     ensure_free(il, short_by);
@@ -153,9 +157,7 @@ void SharedKv::release(View& v) {
     KvCache::Layer& b = base_->layers_[il];
     // A view grows pools of its own only when an append was not reserved: its blocks are then
     // not the context's to take back.
-    if (l.k.view().handle != b.k.view().handle ||
-        l.k.view().offset_bytes != b.k.view().offset_bytes)
-      continue;
+    if (l.k) continue;
     b.free.insert(b.free.end(), l.free.begin(), l.free.end());
     for (size_t ih = 0; ih < l.heads.size(); ++ih) {
       const auto& blocks = l.heads[ih].blocks;

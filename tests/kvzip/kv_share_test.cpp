@@ -170,6 +170,25 @@ TEST_P(KvShareTest, PoolGrowthWhileViewsLiveKeepsEveryViewIntact) {
   expect_rows(*dev, shared->base(), m);
 }
 
+TEST_P(KvShareTest, AnUnreservedAppendMakesTheViewPrivateAndHarmsNothing) {
+  Rows m;
+  auto shared = SharedKv::make(context(*dev, 45, true, m));
+  Recorder rec(*dev);
+  auto a = shared->fork(rec), b = shared->fork(rec);
+  append_tokens(*dev, a->cache(), 45, 300);  // past the spare blocks, without reserve()
+  for (int i = 0; i < 4; ++i) {  // b's reserved appends grow the context's pools meanwhile
+    append(*dev, *b, 45 + 100 * i, 100);
+  }
+  expect_rows(*dev, a->cache(), appended(m, 45, 300));
+  expect_rows(*dev, b->cache(), appended(m, 45, 400));
+  a.reset();
+  b.reset();
+  expect_rows(*dev, shared->base(), m);
+  auto c = shared->fork(rec);
+  append(*dev, *c, 45, 300);
+  expect_rows(*dev, c->cache(), appended(m, 45, 300));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, KvShareTest, ::testing::Values("cpu", "vulkan"),
                          [](const auto& p) { return p.param; });
 
