@@ -9,6 +9,7 @@
 #include "model/identity.h"
 #include "model/layer_weights_loader.h"
 #include "model/model.h"
+#include "runtime/cpu/dequant.h"
 #include "runtime/ops/matmul.h"
 
 namespace kvz {

@@ -89,17 +89,7 @@ std::string show_list(const std::array<uint32_t, N>& a) {
   return fmt::format("{}", fmt::join(a, ","));
 }
 std::string show_api(const std::optional<CoopmatApi>& a) {
-  if (!a) return "auto";
-  switch (*a) {
-    case CoopmatApi::kNv:
-      return "nv";
-    case CoopmatApi::kKhr:
-      return "khr";
-    case CoopmatApi::kCm2:
-      return "cm2";
-    default:
-      return "off";
-  }
+  return a ? std::string(coopmat_api_name(*a)) : "auto";
 }
 
 // One environment variable: its name, the parser that validates a value into a setter, and the
@@ -114,16 +104,10 @@ const Knob kKnobs[] = {
     {"KVZ_COOPMAT",
      [](std::string_view n, std::string_view v) -> Setter {
        std::optional<CoopmatApi> api;
-       if (v == "nv")
-         api = CoopmatApi::kNv;
-       else if (v == "khr")
-         api = CoopmatApi::kKhr;
-       else if (v == "cm2")
-         api = CoopmatApi::kCm2;
-       else if (v == "off" || v == "0")
-         api = CoopmatApi::kOff;
-       else if (v != "auto")
-         bad(n, v, "auto, nv, khr, cm2 or off");
+       for (CoopmatApi c : {CoopmatApi::kOff, CoopmatApi::kNv, CoopmatApi::kKhr, CoopmatApi::kCm2})
+         if (v == coopmat_api_name(c)) api = c;
+       if (v == "0") api = CoopmatApi::kOff;
+       if (!api && v != "auto") bad(n, v, "auto, nv, khr, cm2 or off");
        return [api](Tuning& t) { t.coopmat = api; };
      },
      [](const Tuning& t) { return show_api(t.coopmat); }},
@@ -332,6 +316,19 @@ std::optional<std::string_view> env_value(const char* name) {
 
 }  // namespace
 
+std::string_view coopmat_api_name(CoopmatApi api) {
+  switch (api) {
+    case CoopmatApi::kNv:
+      return "nv";
+    case CoopmatApi::kKhr:
+      return "khr";
+    case CoopmatApi::kCm2:
+      return "cm2";
+    default:
+      return "off";
+  }
+}
+
 const VendorRule* vendor_rule(const DeviceCaps& caps) {
   for (const VendorRule& r : kVendorRules)
     if (r.vendor_id == caps.vendor_id) return &r;
@@ -381,9 +378,8 @@ std::vector<std::string> describe_tuning(const Tuning& t) {
 // Blanks alone mean unset too: a selector of spaces would match any device name with a space.
 std::string device_selector_from_env() {
   const auto v = env_value("KVZIP_DEVICE");
-  if (!v || std::all_of(v->begin(), v->end(), [](char ch) {
-        return std::isspace(static_cast<unsigned char>(ch)) != 0;
-      }))
+  if (!v || std::all_of(v->begin(), v->end(),
+                        [](char ch) { return std::isspace(static_cast<unsigned char>(ch)) != 0; }))
     return {};
   return std::string(*v);
 }

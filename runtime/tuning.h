@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,8 @@ struct DeviceCaps;
 // kernels, where one exists) on top of VK_KHR_cooperative_matrix (every other tensor-core kernel
 // runs its KHR variant). runtime/ops/coopmat.h decides which one a device uses.
 enum class CoopmatApi { kOff, kNv, kKhr, kCm2 };
+// "off", "nv", "khr", "cm2": the values KVZ_COOPMAT takes and `kvzip devices` prints.
+std::string_view coopmat_api_name(CoopmatApi api);
 
 // One vendor's occupancy figures, as data: the rules that size grids by resident workgroups use
 // them only where a row here names the device's vendor (others keep the rules' plain defaults

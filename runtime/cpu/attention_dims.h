@@ -1,10 +1,11 @@
 // Shape validation shared by the attention ops and their CPU references (runtime/cpu, internal to
-// kvz_runtime; public API in runtime/ops/paged_attention.h).
+// kvz_runtime; public API in runtime/ops/paged_attention.h, arguments in
+// runtime/args/paged_attention.h).
 #pragma once
 
 #include <cstdint>
 
-#include "runtime/ops/paged_attention.h"
+#include "runtime/args/paged_attention.h"
 
 namespace kvz::cpu {
 

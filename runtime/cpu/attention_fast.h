@@ -3,11 +3,11 @@
 // scalar references in runtime/cpu/paged_attention_ref.cpp stay the tests' ground truth.
 #pragma once
 
-#include "runtime/ops/paged_attention.h"
+#include "runtime/args/paged_attention.h"
 
 namespace kvz::cpu {
 
-// Same contract as paged_attention_ref (runtime/ops/paged_attention.h); results differ from it by
+// Same contract as paged_attention_ref (runtime/args/paged_attention.h); results differ from it by
 // f32 rounding only. n_threads <= 0: hardware concurrency.
 void paged_attention_fast(const PagedAttentionArgs& args, int n_threads = 0);
 

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "runtime/ops/matmul.h"
+#include "runtime/dtype.h"
 
 namespace kvz::cpu {
 
@@ -26,6 +26,8 @@ inline float bf16_to_f32(uint16_t b) {
   return f;
 }
 
+// Dequantises n values (a multiple of the block size) of type t from src into dst (ggml layout).
+void dequantize_row(DType t, const void* src, float* dst, int64_t n);
 // Dequantises rows [row0, row0 + n_rows) of a [*, k] weight matrix into dst [n_rows, k] f32.
 void dequantize_rows(DType t, const void* w, int64_t k, int64_t row0, int64_t n_rows, float* dst);
 

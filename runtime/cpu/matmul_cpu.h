@@ -1,8 +1,8 @@
-// CPU backend matmul paths (runtime/cpu): the scalar reference lives in runtime/ops/matmul.h
+// CPU backend matmul paths (runtime/cpu): the scalar reference is declared in runtime/args/matmul.h
 // (cpu::matmul_ref); this is the fast fallback used to run real models without a GPU.
 #pragma once
 
-#include "runtime/ops/matmul.h"
+#include "runtime/args/matmul.h"
 
 namespace kvz::cpu {
 

@@ -30,19 +30,6 @@ const CoopMat2Shape* coopmat2_f16_shape(const DeviceCaps& caps, uint32_t workgro
   return nullptr;
 }
 
-std::string_view coopmat_api_name(CoopmatApi api) {
-  switch (api) {
-    case CoopmatApi::kNv:
-      return "nv";
-    case CoopmatApi::kKhr:
-      return "khr";
-    case CoopmatApi::kCm2:
-      return "cm2";
-    default:
-      return "off";
-  }
-}
-
 bool coopmat_api_usable(const DeviceCaps& caps, CoopmatApi api) {
   if (api == CoopmatApi::kOff) return true;
   if (!caps.fp16 || !caps.storage16 || !caps.memory_model) return false;

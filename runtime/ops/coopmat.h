@@ -11,8 +11,7 @@
 
 namespace kvz {
 
-// CoopmatApi: runtime/tuning.h.
-std::string_view coopmat_api_name(CoopmatApi api);  // "off", "nv", "khr", "cm2"
+// CoopmatApi and coopmat_api_name: runtime/tuning.h.
 // Whether the kernels of `api` without a cm2 form run their KHR variants (kKhr and kCm2).
 constexpr bool uses_khr_modules(CoopmatApi api) {
   return api == CoopmatApi::kKhr || api == CoopmatApi::kCm2;

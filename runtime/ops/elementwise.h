@@ -1,18 +1,12 @@
 // Elementwise ops: residual add (runtime/ops).
 #pragma once
 
+#include "runtime/args/elementwise.h"
 #include "runtime/recorder.h"
 
 namespace kvz {
 
-// y = a + b, all f32 of the same shape; y may alias a.
-struct AddArgs {
-  Tensor a, b, y;
-};
+// AddArgs: runtime/args/elementwise.h.
 void add(Recorder& rec, const AddArgs& args);
-
-namespace cpu {
-void add_ref(const AddArgs& args);
-}
 
 }  // namespace kvz
