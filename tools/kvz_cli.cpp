@@ -229,6 +229,7 @@ int main(int argc, char** argv) {
   bench->add_option("-s,--seed", b.seed, "Sampling seed of the decode tests");
   bench->add_option("--json", b.json, "Also write the rows as JSON to this file (default: none)")
       ->check(out_file());
+  add_bench_compare_options(bench, b);
 
   EvalArgs ev;
   auto* eval = app.add_subcommand("eval",
