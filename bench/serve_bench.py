@@ -2,20 +2,23 @@
 """bench-serve: N concurrent streaming clients over one compressed context of `kvzip serve`.
 
 Starts the server (or uses --url), builds one context per kept ratio, then for each client count
-N runs N chat requests at once (greedy, `ignore_eos`, --max-tokens each) and reports the total
+N and each ratio runs N chat requests at once (greedy, `ignore_eos`, --max-tokens each) and reports the total
 generated tokens/s, the time to first token (TTFT) and the time per output token after the first
-(TPOT, per request; p50/p99 over requests)
-as a markdown table (and JSON with --json). Only the standard library is used.
+(TPOT, per request; p50/p99 over requests), and the KV bytes one request held of its own (the
+server's `kvzip_last_request_kv_bytes`: requests share the context's blocks), as a markdown table
+(and JSON with --json, rewritten after every level so that a run cut short keeps what it
+measured). Only the standard library is used.
 
   python3 bench/serve_bench.py --kvzip build/tools/kvzip -m MODEL --context-tokens 2000 \\
       --ratios 1.0,0.3 --clients 1,4,16,64 --max-tokens 32
+
+A synthetic model (synthetic:llama3.1-8b:q4_k) has a byte tokenizer: --words-per-token 0.17.
 """
 import argparse
 import http.client
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import threading
@@ -46,6 +49,16 @@ def start_server(a):
         proc.kill()
         sys.exit("server did not start:\n" + "".join(log))
     return proc, "127.0.0.1", port[0], log
+
+
+def metric(host, port, name, timeout=30):
+    """One value of the server's /metrics (None when absent)."""
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
+    return float(m.group(1)) if m else None
 
 
 def post(host, port, path, body, timeout):
@@ -137,9 +150,6 @@ def main():
     p.add_argument("--ctx-size", type=int, default=0)
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--start-timeout", type=float, default=300)
-    p.add_argument("--max-kv-bytes", type=float, default=0,
-                   help="skip a client count whose private cache copies (clients x the context's "
-                        "KV bytes) would exceed this (0: never skip)")
     p.add_argument("--json", help="also write the rows here")
     a = p.parse_args()
     a.clients = [int(x) for x in a.clients.split(",")]
@@ -156,35 +166,42 @@ def main():
     text = " ".join((words * (1 + n_words // max(len(words), 1)))[:n_words])
     rows = []
     try:
+        # Every context first, then each client count over every ratio in turn: the ratios are
+        # compared at each N in the same state, and a run cut short has both ratios of the
+        # client counts it reached (order them, e.g. 1,16,4,64).
+        contexts = []
         for ratio in ratios:
             t0 = time.perf_counter()
             ctx = post(host, port, "/v1/contexts", {"text": text, "ratio": ratio}, a.timeout)
-            build_s = time.perf_counter() - t0
+            contexts.append((ratio, ctx, time.perf_counter() - t0))
+            print(f"ratio {ratio}: context built in {contexts[-1][2]:.1f} s", file=sys.stderr,
+                  flush=True)
             run_level(host, port, ctx["id"], 1, a)  # warm-up
-            for n in a.clients:
-                if a.max_kv_bytes and n * ctx["kv_bytes"] > a.max_kv_bytes:
-                    print(f"ratio {ratio}: {n} clients skipped ({n} copies of "
-                          f"{ctx['kv_bytes'] / 2**30:.2f} GiB)", file=sys.stderr)
-                    continue
+        for n in a.clients:
+            for ratio, ctx, build_s in contexts:
                 r = run_level(host, port, ctx["id"], n, a)
                 r.update(ratio=ratio, context_tokens=ctx["n_context_tokens"],
-                         kv_bytes=ctx["kv_bytes"], build_s=build_s)
+                         kv_bytes=ctx["kv_bytes"], build_s=build_s,
+                         request_kv_bytes=metric(host, port, "kvzip_last_request_kv_bytes"))
                 rows.append(r)
-                print(json.dumps(r), file=sys.stderr)
+                print(json.dumps(r), file=sys.stderr, flush=True)
+                if a.json:
+                    with open(a.json, "w") as f:
+                        json.dump(rows, f, indent=1)
     finally:
         if proc:
             proc.terminate()
             proc.wait(30)
-    print("| ratio | context tokens | KV bytes | clients | failed | total tok/s "
-          "| TTFT p50 / p99 (ms) | TPOT p50 / p99 (ms) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    print("| ratio | context tokens | context KV | build (s) | KV / request | clients | failed "
+          "| total tok/s | TTFT p50 / p99 (ms) | TPOT p50 / p99 (ms) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (-r["ratio"], r["clients"])):
+        own = r["request_kv_bytes"]
+        own = f"{own / 2**20:.2f} MiB" if own is not None else "-"
         print(f"| {r['ratio']:.1f} | {r['context_tokens']} | {r['kv_bytes'] / 2**20:.1f} MiB "
-              f"| {r['clients']} | {r['failed']} | {r['tok_s']:.1f} | {r['ttft_p50_ms']:.0f} / "
-              f"{r['ttft_p99_ms']:.0f} | {r['tpot_p50_ms']:.1f} / {r['tpot_p99_ms']:.1f} |")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(rows, f, indent=1)
+              f"| {r['build_s']:.1f} | {own} | {r['clients']} | {r['failed']} | {r['tok_s']:.1f} "
+              f"| {r['ttft_p50_ms']:.0f} / {r['ttft_p99_ms']:.0f} "
+              f"| {r['tpot_p50_ms']:.1f} / {r['tpot_p99_ms']:.1f} |")
 
 
 if __name__ == "__main__":

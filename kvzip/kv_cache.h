@@ -124,6 +124,7 @@ class KvCache {
                                             const std::vector<std::vector<HeadRows>>& rows);
 
  private:
+  friend class SharedKv;  // kvzip/kv_share.h: views that share this cache's blocks
   struct Head {
     std::vector<int32_t> blocks;  // block ids, in row order
     std::vector<int32_t> pos;     // [rows] host mirror of the positions

@@ -10,6 +10,7 @@
 
 #include "kvzip/cache_file.h"
 #include "model/forward.h"
+#include "runtime/atomic_file.h"
 #include "server/api.h"
 
 namespace kvz::server {
@@ -79,21 +80,13 @@ std::string ContextStore::new_id() const {
   return fmt::format("ctx-{:016x}", rng());
 }
 
-// The sidecar is written to a temporary name and renamed, so a crash never leaves half of one.
+// The sidecar goes through the one atomic writer: a crash never leaves half of one.
 void ContextStore::write_meta(const ContextInfo& info) const {
   json j = info.to_json();
   j.erase("resident");
   j["next_pos"] = info.next_pos;
   j["model"] = model_.identity();
-  const std::string path = meta_path(info.id), tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << j.dump(1) << "\n";
-    if (!f.flush()) throw DeviceError(fmt::format("{}: cannot write the context sidecar", tmp));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw DeviceError(fmt::format("{}: cannot rename ({})", tmp, ec.message()));
+  write_file_atomic(meta_path(info.id), j.dump(1) + "\n");
 }
 
 void ContextStore::load_all(const std::function<void(const std::string&)>& warn) {
@@ -119,7 +112,7 @@ void ContextStore::load_all(const std::function<void(const std::string&)>& warn)
       Entry& e = entries_[info.id];
       info.resident = true;
       e.info = info;
-      e.cache = std::move(lc.cache);
+      e.cache = SharedKv::make(std::move(lc.cache));
       e.last_use = ++clock_;
     } catch (const std::exception& ex) {
       warn(fmt::format("{}: not loaded: {}", p.string(), ex.what()));
@@ -138,13 +131,13 @@ ContextInfo ContextStore::add(ContextInfo info, std::unique_ptr<KvCache> cache) 
   info.resident = true;
   Entry& e = entries_[info.id];
   e.info = info;
-  e.cache = std::move(cache);
+  e.cache = SharedKv::make(std::move(cache));
   e.last_use = ++clock_;
   make_room(info.id);
   return e.info;
 }
 
-const KvCache& ContextStore::acquire(const std::string& id) {
+std::shared_ptr<SharedKv> ContextStore::acquire(const std::string& id) {
   std::unique_lock lock(mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) throw ApiError(404, fmt::format("context '{}' not found", id));
@@ -156,11 +149,11 @@ const KvCache& ContextStore::acquire(const std::string& id) {
     lock.lock();
     it = entries_.find(id);
     if (it == entries_.end()) throw ApiError(404, fmt::format("context '{}' was deleted", id));
-    it->second.cache = std::move(lc.cache);
+    it->second.cache = SharedKv::make(std::move(lc.cache));
     it->second.info.resident = true;
     make_room(id);
   }
-  return *it->second.cache;
+  return it->second.cache;
 }
 
 void ContextStore::make_room(const std::string& keep) {
@@ -206,7 +199,7 @@ bool ContextStore::erase(const std::string& id) {
 }
 
 void ContextStore::release_erased() {
-  std::vector<std::unique_ptr<KvCache>> drop;
+  std::vector<std::shared_ptr<SharedKv>> drop;
   {
     std::lock_guard lock(mu_);
     drop.swap(erased_);
@@ -216,7 +209,7 @@ void ContextStore::release_erased() {
 size_t ContextStore::resident_bytes_locked() const {
   size_t n = 0;
   for (const auto& [id, e] : entries_)
-    if (e.cache) n += e.cache->bytes_allocated();
+    if (e.cache) n += e.cache->base().bytes_allocated();
   return n;
 }
 

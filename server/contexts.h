@@ -5,6 +5,8 @@
 //
 // Threads: the metadata (list, get, erase) may be read from any thread; resident caches are
 // created, loaded, evicted and read only on the engine thread (the one that owns the device).
+// Requests read a context through views that share its blocks (kvzip/kv_share.h); an evicted or
+// deleted context's memory is freed when its last view ends.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "kvzip/kv_cache.h"
+#include "kvzip/kv_share.h"
 #include "model/model.h"
 
 namespace kvz::server {
@@ -49,13 +51,14 @@ class ContextStore {
   // makes room under the budget. Throws ApiError(503) when it cannot fit without a cache folder.
   ContextInfo add(ContextInfo info, std::unique_ptr<KvCache> cache);
   // The resident cache of `id`, loaded from its file if evicted, marked most recently used
-  // (engine thread). Throws ApiError(404) for an unknown id.
-  const KvCache& acquire(const std::string& id);
+  // (engine thread); requests take views of it (SharedKv::fork). Throws ApiError(404) for an
+  // unknown id.
+  std::shared_ptr<SharedKv> acquire(const std::string& id);
 
   std::vector<ContextInfo> list() const;
   std::optional<ContextInfo> get(const std::string& id) const;
-  // Removes the context and its files; false if unknown. The cache itself is freed by the engine
-  // thread at its next step (release_erased), so a step in flight never loses it.
+  // Removes the context and its files; false if unknown. The cache itself is freed on the engine
+  // thread: at its next step (release_erased), or when the last request viewing it ends.
   bool erase(const std::string& id);
   void release_erased();
 
@@ -66,7 +69,7 @@ class ContextStore {
  private:
   struct Entry {
     ContextInfo info;
-    std::unique_ptr<KvCache> cache;  // null when evicted
+    std::shared_ptr<SharedKv> cache;  // null when evicted (requests may still view it)
     uint64_t last_use = 0;
   };
   std::string meta_path(const std::string& id) const;
@@ -80,7 +83,7 @@ class ContextStore {
   size_t budget_;
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;
-  std::vector<std::unique_ptr<KvCache>> erased_;  // freed on the engine thread
+  std::vector<std::shared_ptr<SharedKv>> erased_;  // released on the engine thread
   uint64_t clock_ = 0;
 };
 

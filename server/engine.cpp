@@ -76,10 +76,15 @@ struct Engine::Active {
   std::vector<int32_t> prompt;  // tokens after the context (all of them without one)
   size_t prefilled = 0;
   int max_tokens = 0;
-  int slot = -1;                   // row of ids_buf_ / uni_buf_
-  std::unique_ptr<KvCache> cache;  // this request's own view: a copy of the context's cache
-  int32_t pos = 0;                 // position of the next token fed
-  int32_t next = -1;               // token to feed in the next decode step
+  int slot = -1;  // row of ids_buf_ / uni_buf_
+  // With a context: a view of its cache (the context's blocks shared, the rows this request
+  // appends its own); without one: a cache of its own. `cache` is the one it runs on.
+  std::unique_ptr<SharedKv::View> view;
+  std::unique_ptr<KvCache> own;
+  KvCache* cache = nullptr;
+  size_t peak_bytes = 0;  // the most KV bytes it held of its own
+  int32_t pos = 0;        // position of the next token fed
+  int32_t next = -1;      // token to feed in the next decode step
   bool decoding = false, done = false;
   std::vector<int32_t> out;
   size_t sent = 0;  // bytes of the answer delivered
@@ -196,20 +201,7 @@ void Engine::loop() {
       jobs.swap(jobs_);
     }
     for (Job& j : jobs) j.fn();
-    admit();
-    try {
-      step();
-    } catch (const std::exception& e) {
-      // A device failure ends the requests of this step, not the server.
-      for (auto& a : active_) {
-        a->state->fail(500, fmt::format("decode failed: {}", e.what()));
-        a->done = true;
-      }
-    }
-    std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
-    store_.release_erased();
-    std::lock_guard lock(mu_);
-    n_active_ = static_cast<int>(active_.size());
+    serve_requests();
   }
   std::lock_guard lock(mu_);
   for (auto& a : active_) a->state->fail(503, "the server is shutting down");
@@ -217,6 +209,38 @@ void Engine::loop() {
   active_.clear();
   waiting_.clear();
   jobs_.clear();  // their promises break: create_context reports 503
+}
+
+void Engine::serve_requests() {
+  admit();
+  try {
+    step();
+  } catch (const std::exception& e) {
+    // A device failure ends the requests of this step, not the server.
+    for (auto& a : active_) {
+      a->state->fail(500, fmt::format("decode failed: {}", e.what()));
+      a->done = true;
+    }
+  }
+  std::erase_if(active_, [](const std::unique_ptr<Active>& a) { return a->done; });
+  store_.release_erased();
+  std::lock_guard lock(mu_);
+  n_active_ = static_cast<int>(active_.size());
+}
+
+void Engine::between_build_chunks() {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) throw ApiError(503, "the server is shutting down");
+  }
+  int64_t before = 0;
+  {
+    std::lock_guard lock(mu_);
+    before = stats_.steps;
+  }
+  serve_requests();
+  std::lock_guard lock(mu_);
+  stats_.build_steps += stats_.steps - before;
 }
 
 void Engine::admit() {
@@ -261,10 +285,11 @@ void Engine::admit() {
 
 void Engine::start(Active& a) {
   if (!a.context_id.empty()) {
-    const KvCache& ctx = store_.acquire(a.context_id);
-    a.cache = ctx.clone(rec_);
+    a.view = store_.acquire(a.context_id)->fork(rec_);
+    a.cache = &a.view->cache();
   } else {
-    a.cache = std::make_unique<KvCache>(model_.device(), kv_cache_config(model_.config()));
+    a.own = std::make_unique<KvCache>(model_.device(), kv_cache_config(model_.config()));
+    a.cache = a.own.get();
   }
   a.cache->check_capacity(a.pos + static_cast<int64_t>(a.prompt.size()) + a.max_tokens);
 }
@@ -292,19 +317,49 @@ void Engine::record_pick(Active& a, const Tensor& logits_row) {
   sample(rec_, {row, uni, dst, p.temperature, p.top_k, p.top_p});
 }
 
+size_t Engine::own_bytes(const Active& a) {
+  return a.view ? a.view->own_bytes() : a.own ? a.own->bytes_allocated() : 0;
+}
+
+bool Engine::reserve(Active& a, int n_tokens) {
+  if (!a.view) return true;
+  try {
+    a.view->reserve(n_tokens);
+    return true;
+  } catch (const std::exception& e) {
+    a.state->fail(503, fmt::format("no room for the request's KV rows: {}", e.what()));
+    a.done = true;
+    std::lock_guard lock(mu_);
+    ++stats_.requests_failed;
+    return false;
+  }
+}
+
 bool Engine::step() {
   if (active_.empty()) return false;
   std::vector<Active*> picked;
   // Prompts: at most prefill_chunk tokens per step over all joining requests, so the decoding
   // ones wait at most one chunk's forward between their tokens.
   int budget = opts_.prefill_chunk;
-  int64_t n_prompt = 0;
-  std::vector<int32_t> pos;
+  std::vector<std::pair<Active*, int>> chunks;
   for (auto& ap : active_) {
     Active& a = *ap;
     if (a.decoding || budget <= 0) continue;
     const size_t left = a.prompt.size() - a.prefilled;
     const int m = static_cast<int>(std::min<size_t>(left, static_cast<size_t>(budget)));
+    chunks.emplace_back(&a, m);
+    budget -= m;
+  }
+  // Views take the blocks of this step's appends before anything is recorded: taking them may
+  // reallocate their context's pools, which recorded work would read.
+  std::erase_if(chunks, [&](const auto& c) { return !reserve(*c.first, c.second); });
+  for (auto& ap : active_)
+    if (ap->decoding && !reserve(*ap, 1)) ap->decoding = false;
+  int64_t n_prompt = 0;
+  std::vector<int32_t> pos;
+  for (auto [ap, m] : chunks) {
+    Active& a = *ap;
+    const size_t left = a.prompt.size() - a.prefilled;
     pos.resize(static_cast<size_t>(m));
     for (int i = 0; i < m; ++i) pos[static_cast<size_t>(i)] = a.pos + i;
     const bool last = static_cast<size_t>(m) == left;
@@ -312,7 +367,6 @@ bool Engine::step() {
                  last ? 1 : 0);
     a.pos += m;
     a.prefilled += static_cast<size_t>(m);
-    budget -= m;
     n_prompt += m;
     if (last) {
       record_pick(a, forward_.logits().slice(0, 1));
@@ -329,7 +383,7 @@ bool Engine::step() {
     for (Active* a : dec) {
       tokens.push_back(a->next);
       positions.push_back(a->pos++);
-      caches.push_back(a->cache.get());
+      caches.push_back(a->cache);
     }
     forward_.run_batch(rec_, tokens, positions, caches);
     for (size_t i = 0; i < dec.size(); ++i) {
@@ -343,9 +397,13 @@ bool Engine::step() {
   std::vector<int32_t> ids(static_cast<size_t>(n_ids));
   model_.device().download(ids_buf_.tensor(DType::kI32, {n_ids}), ids.data());
   for (Active* a : picked) handle_token(*a, ids[static_cast<size_t>(a->slot * slot_stride_)]);
-  size_t views = 0;
-  for (auto& a : active_)
-    if (a->cache) views += a->cache->bytes_allocated();
+  size_t own = 0, outside = 0;  // requests' own bytes; the part not in a context's pools
+  for (auto& a : active_) {
+    const size_t b = own_bytes(*a);
+    a->peak_bytes = std::max(a->peak_bytes, b);
+    own += b;
+    outside += a->view ? a->view->index_bytes() : b;
+  }
   std::lock_guard lock(mu_);
   stats_.prompt_tokens += n_prompt;
   stats_.generated_tokens += static_cast<int64_t>(picked.size());
@@ -356,7 +414,8 @@ bool Engine::step() {
   const double t = now_s();
   rate_.emplace_back(t, static_cast<int64_t>(picked.size()));
   while (rate_.front().first < t - kRateWindowS) rate_.pop_front();
-  views_bytes_ = views;
+  request_bytes_ = own;
+  outside_bytes_ = outside;
   n_active_ = static_cast<int>(active_.size());
   return true;
 }
@@ -402,9 +461,13 @@ void Engine::finish(Active& a, const std::string& reason) {
   a.state->completion_tokens = static_cast<int>(a.out.size());
   a.state->finish(reason);
   a.done = true;
-  a.cache.reset();
+  a.peak_bytes = std::max(a.peak_bytes, own_bytes(a));
+  a.cache = nullptr;
+  a.view.reset();
+  a.own.reset();
   std::lock_guard lock(mu_);
   ++stats_.requests_done;
+  stats_.last_request_kv_bytes = a.peak_bytes;
 }
 
 ContextInfo Engine::create_context(
@@ -434,9 +497,13 @@ ContextInfo Engine::create_context(
       ko.threshold = req.threshold;
       s.set_kvzap(kvzap_.get(), ko);
     }
+    // After every chunk (the session's work finished), the active requests run one step: a
+    // build stalls them by one chunk's forward at most, not by the whole build.
     auto phase = [&](const char* name) -> ProgressFn {
-      if (!progress) return {};
-      return [&progress, name](int64_t d, int64_t t) { progress(name, d, t); };
+      return [this, &progress, name](int64_t d, int64_t t) {
+        if (progress) progress(name, d, t);
+        between_build_chunks();
+      };
     };
     s.prefill_tokens(prefix, ctx, phase("prefill"));
     ContextInfo info;
@@ -502,7 +569,8 @@ EngineStats Engine::stats() const {
   s.decode_tokens_per_s = n > 0 ? static_cast<double>(n) / std::max(t - first, 1.0) : 0.0;
   s.active = n_active_;
   s.waiting = static_cast<int>(waiting_.size());
-  s.kv_bytes = views_bytes_ + store_.resident_bytes();
+  s.kv_bytes = outside_bytes_ + store_.resident_bytes();
+  s.request_kv_bytes = request_bytes_;
   s.contexts_resident = store_.resident_count();
   s.contexts_total = static_cast<int>(store_.list().size());
   return s;

@@ -2,9 +2,10 @@
 // between steps requests join (their prompt is prefilled in chunks, interleaved with the others'
 // decode) and leave (finished, failed or cancelled); in each step every decoding request gets
 // one token from one batched forward (Forward::run_batch), each over its own ragged cache view:
-// a private copy of its context's compressed cache, dropped when it leaves, so a context is
-// never modified by a request. Context builds (prefill + scoring + pruning) run on the same
-// thread between steps.
+// its context's compressed blocks shared read-only plus the rows it appends (kvzip/kv_share.h),
+// dropped when it leaves, so a context is never modified by a request. Context builds (prefill +
+// scoring + pruning) run on the same thread, one step of the active requests after each of their
+// chunks.
 #pragma once
 
 #include <atomic>
@@ -70,9 +71,12 @@ struct EngineStats {
   int64_t prompt_tokens = 0, generated_tokens = 0;
   double decode_tokens_per_s = 0;  // over the last few seconds
   int active = 0, waiting = 0;
-  size_t kv_bytes = 0;  // resident contexts + request views
+  size_t kv_bytes = 0;  // resident contexts (with the blocks their views took) + requests' own
+  size_t request_kv_bytes = 0;  // the active requests' own KV bytes (SharedKv::View::own_bytes)
+  size_t last_request_kv_bytes = 0;  // the most own KV bytes the last finished request held
   int contexts_resident = 0, contexts_total = 0;
   int64_t steps = 0, batched_rows = 0;  // decode steps and the rows they ran
+  int64_t build_steps = 0;              // decode steps run between the chunks of context builds
 };
 
 class Engine {
@@ -104,12 +108,21 @@ class Engine {
     std::function<void()> fn;
   };
   void loop();
+  // Admits waiting requests, runs one step, drops the finished ones.
+  void serve_requests();
+  // Called by a context build between its chunks: one serve_requests(); throws ApiError(503)
+  // when the server is stopping (the build is abandoned).
+  void between_build_chunks();
   void admit();
   bool step();
   void start(Active& a);
   void handle_token(Active& a, int32_t id);
   void finish(Active& a, const std::string& reason);
   void record_pick(Active& a, const Tensor& logits_row);
+  // Takes the blocks of an append of n_tokens for a request's view; on failure (no room under
+  // the device's binding limit) the request ends with 503 and false is returned.
+  bool reserve(Active& a, int n_tokens);
+  static size_t own_bytes(const Active& a);
 
   const Model& model_;
   EngineOptions opts_;
@@ -132,8 +145,8 @@ class Engine {
   std::deque<Job> jobs_;
   bool stop_ = false;
   EngineStats stats_;
-  std::deque<std::pair<double, int64_t>> rate_;  // (seconds, tokens) of recent steps
-  size_t views_bytes_ = 0;
+  std::deque<std::pair<double, int64_t>> rate_;   // (seconds, tokens) of recent steps
+  size_t request_bytes_ = 0, outside_bytes_ = 0;  // of the active requests (step())
   int n_active_ = 0;
   std::thread thread_;  // last: started after everything it reads
 };

@@ -252,10 +252,21 @@ struct HttpServer::Impl {
     metric("kvzip_decode_steps_total", "counter", "Batched decode steps.", s.steps);
     metric("kvzip_decode_rows_total", "counter", "Requests decoded over all steps (rows).",
            s.batched_rows);
+    metric("kvzip_context_build_steps_total", "counter",
+           "Decode steps run between the chunks of context builds.", s.build_steps);
     metric("kvzip_requests_active", "gauge", "Requests holding a slot.", s.active);
     metric("kvzip_requests_waiting", "gauge", "Requests waiting for a slot.", s.waiting);
     metric("kvzip_kv_bytes_in_use", "gauge",
-           "KV-cache bytes allocated: resident contexts and request views.", s.kv_bytes);
+           "KV-cache bytes allocated: resident contexts (with the blocks their requests took) "
+           "and requests' own.",
+           s.kv_bytes);
+    metric("kvzip_request_kv_bytes", "gauge",
+           "KV-cache bytes the active requests hold of their own (their rows, copies of partial "
+           "blocks, index buffers; a context's shared blocks are not counted).",
+           s.request_kv_bytes);
+    metric("kvzip_last_request_kv_bytes", "gauge",
+           "The most KV-cache bytes of its own the last finished request held.",
+           s.last_request_kv_bytes);
     metric("kvzip_contexts_resident", "gauge", "Contexts whose cache is in memory.",
            s.contexts_resident);
     metric("kvzip_contexts", "gauge", "Contexts known (resident or on disk).", s.contexts_total);

@@ -6,6 +6,7 @@ import concurrent.futures
 import http.client
 import json
 import os
+import threading
 import time
 
 import openai
@@ -92,7 +93,13 @@ def test_streaming_equals_non_streaming(start_server):
             pieces.append(ch.delta.content or "")
             finish = ch.finish_reason or finish
     assert "".join(pieces) == full
-    assert len([p for p in pieces if p]) > 1  # it really streamed
+    # It really streams: a longer answer arrives in several pieces (a short one may be produced
+    # before the first piece is sent).
+    long_stream = c.chat.completions.create(
+        model=s.model, temperature=0, max_tokens=300, stream=True,
+        messages=[{"role": "user", "content": "Tell me about a dog."}],
+        extra_body={"ignore_eos": True})
+    assert len([ch for ch in long_stream if ch.choices and ch.choices[0].delta.content]) > 1
     assert finish == "length"
     assert usage.completion_tokens == 20
     # Stop sequences end the answer before them.
@@ -137,6 +144,12 @@ def test_context_four_concurrent_clients_and_restart(start_server, tmp_path):
     status, listed = s.request("GET", "/v1/contexts")
     assert status == 200 and {x["id"] for x in listed["data"]} == {ctx["id"], full["id"]}
     assert s.stop() == 0
+    # Each context is a cache file and a JSON sidecar, both written whole (no temporaries left).
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        f"{x['id']}.{ext}" for x in (ctx, full) for ext in ("json", "kvzc"))
+    with open(tmp_path / f"{ctx['id']}.json") as f:
+        side = json.load(f)
+    assert side["id"] == ctx["id"] and side["kv_bytes"] == ctx["kv_bytes"] and side["model"]
     # A restart reloads both contexts from the cache folder; the answers are unchanged.
     s2 = start_server("--parallel", "4", "--cache-dir", str(tmp_path))
     status, got = s2.request("GET", f"/v1/contexts/{ctx['id']}")
@@ -253,3 +266,79 @@ def test_kvzap_and_none_contexts(start_server):
     assert z["method"] == "kvzap" and z["kept_fraction"] < 1.0 and z["kv_bytes"] < none["kv_bytes"]
     c = client(s)
     assert ask(c, s, QUESTIONS[0], z["id"]).usage.completion_tokens == 24
+
+
+def test_context_build_keeps_streams_going(start_server):
+    """While a context is built, streaming requests keep receiving tokens: the build runs one
+    step of the active requests after each of its chunks."""
+    s = start_server("--parallel", "2", "--prefill-chunk", "2")
+    arrivals, stop = [], threading.Event()
+
+    def stream_until_stopped():
+        c = client(s)
+        while not stop.is_set():  # one streaming request after another, so one is always active
+            for chunk in c.chat.completions.create(
+                    model=s.model, stream=True, temperature=0, max_tokens=400,
+                    messages=[{"role": "user", "content": "Hi"}],
+                    extra_body={"ignore_eos": True}):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    arrivals.append(time.monotonic())
+
+    readers = [threading.Thread(target=stream_until_stopped, daemon=True) for _ in range(2)]
+    for t in readers:
+        t.start()
+    assert wait_for(lambda: len(arrivals) >= 2)
+    steps0 = s.metric("kvzip_context_build_steps_total")
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+    conn.request("POST", "/v1/contexts", json.dumps({"text": CONTEXT, "ratio": 0.3,
+                                                     "stream": True}))
+    r = conn.getresponse()
+    assert r.status == 200
+    first = None
+    for line in r:
+        if line.startswith(b"data: ") and first is None:
+            first = time.monotonic()  # the first progress event: the build runs
+    end = time.monotonic()
+    conn.close()
+    build_steps = s.metric("kvzip_context_build_steps_total") - steps0
+    stop.set()
+    for t in readers:
+        t.join(60)
+        assert not t.is_alive()
+    assert first is not None
+    during = [t for t in arrivals if first <= t <= end]
+    assert len(during) >= 10, (len(during), build_steps, end - first)
+    assert build_steps >= 10, build_steps
+    assert s.metric('kvzip_requests_total{outcome="failed"}') == 0
+
+
+def test_requests_share_the_context_blocks(start_server):
+    """A request on a context holds KV memory for its own rows only (the context's blocks are
+    shared, not copied), so what it holds does not grow with the context; batched answers on the
+    shared blocks equal the single ones."""
+    s = start_server("--parallel", "4")
+    short = make_context(s, ratio=1.0, method="none")
+    status, long = s.request("POST", "/v1/contexts", {"text": CONTEXT + " " + CONTEXT[:300],
+                                                      "method": "none"})
+    assert status == 200, long
+    assert long["kv_bytes"] > 1.5 * short["kv_bytes"]
+    c = client(s)
+    held = {}
+    for ctx in (short, long):
+        ask(c, s, QUESTIONS[0], ctx["id"], max_tokens=8)
+        held[ctx["id"]] = s.metric("kvzip_last_request_kv_bytes")
+        assert 0 < held[ctx["id"]] < ctx["kv_bytes"] / 3
+    # The longer context adds to what a request holds at most a partial block per head and a
+    # longer block table, far less than its extra rows.
+    assert held[long["id"]] - held[short["id"]] < (long["kv_bytes"] - short["kv_bytes"]) / 4
+    # More own tokens, more memory.
+    ask(c, s, QUESTIONS[0], long["id"], max_tokens=150)
+    assert s.metric("kvzip_last_request_kv_bytes") > held[long["id"]]
+    alone = [ask(c, s, q, long["id"], max_tokens=40).choices[0].message.content
+             for q in QUESTIONS]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(
+            lambda q: ask(client(s), s, q, long["id"], max_tokens=40).choices[0].message.content,
+            QUESTIONS))
+    assert together == alone
+    assert wait_for(lambda: s.metric("kvzip_request_kv_bytes") == 0)  # all blocks given back
