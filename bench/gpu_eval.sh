@@ -9,8 +9,10 @@
 #         squad100 niah100 niah8k100 mk100 kv100
 # Q: qwen2.5-coder-0.5b-instruct.gguf (tools/fetch_model.sh); KQ: the Qwen KVzap surrogates
 # (tools/data/kvzap/SOURCE.md, second section); KVZIP: the binary (default build/tools/kvzip);
-# EVO: the results folder (default eval-out). On a lent machine whose transfers are capped below
-# the model's size, the model travels in parts (`split -b`) that are put together there first.
+# EVO: the results folder (default eval-out); M9: the issue-20 method list (default the nine);
+# EVAL_BATCH: queries of a sample answered together (default 16). On a lent machine whose
+# transfers are capped below the model's size, the model travels in parts (`split -b`) that are
+# put together there first.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 END=$(($(date +%s) + $1))
@@ -22,14 +24,14 @@ HS=docs/results/heads-qwen2.5coder-niah0.json
 M=kvzip,kvzip_head,snapkv,pyramidkv,tova,h2o,streaming,knorm,random,expected_attention
 MZ=$M,kvzap_linear,kvzap_mlp R=0.1,0.2,0.3,0.5,1.0
 RM=kvzip,kvzip_head,snapkv,pyramidkv,tova,h2o,expected_attention,kvzap_mlp
-M9=kvzip,kvzip_head,kvzap_mlp,snapkv,pyramidkv,tova,h2o,streaming,expected_attention
+M9=${M9:-kvzip,kvzip_head,kvzap_mlp,snapkv,pyramidkv,tova,h2o,streaming,expected_attention}
 ev() {
   local name=$1 left=$((END - $(date +%s) - 15)) t0
   shift
   if [ $left -lt 20 ]; then echo "$name: no time"; return; fi
   t0=$(date +%s)
   timeout $left "$KVZIP" eval --model "$Q" --data tools/data/eval --kvzap-dir "$KQ" \
-    --head-scores $HS "$@" --out "$EVO/$name.jsonl" >"$EVO/$name.log" 2>&1
+    --head-scores $HS --batch "${EVAL_BATCH:-16}" "$@" --out "$EVO/$name.jsonl" >"$EVO/$name.log" 2>&1
   echo "$name rc=$? $(($(date +%s) - t0)) s, $(wc -l <"$EVO/$name.jsonl") rows"
 }
 for t in "$@"; do

@@ -38,6 +38,8 @@ int default_prefill_chunk(const Device& dev) {
 namespace {
 SessionOptions resolved(SessionOptions o, const Model& model) {
   if (o.prefill_chunk <= 0) o.prefill_chunk = default_prefill_chunk(model.device());
+  if (o.max_batch < 1 || o.max_batch > 256)
+    throw InputError(fmt::format("max_batch {} outside 1..256", o.max_batch));
   return o;
 }
 }  // namespace
@@ -45,7 +47,8 @@ SessionOptions resolved(SessionOptions o, const Model& model) {
 Session::Session(const Model& model, SessionOptions opts)
     : model_(model),
       opts_(resolved(opts, model)),
-      forward_(model, std::max(opts_.prefill_chunk, opts_.score_chunk + 256), 1),
+      forward_(model, std::max(opts_.prefill_chunk, opts_.score_chunk + 256),
+               std::max(opts_.max_batch, 1)),
       rec_(model.device()),
       cache_(std::make_unique<KvCache>(model.device(), kv_cache_config(model.config()))) {}
 

@@ -33,6 +33,8 @@ struct SessionOptions {
   int prefill_chunk = 0;
   int score_chunk = 2000;  // context tokens per reconstruction chunk (KVzip m)
   const char* instruction = kInstructionQa;
+  // Most prompts generate_batch() answers in one batched forward (logit rows kept per step).
+  int max_batch = 1;
 };
 
 struct GenerateOptions {
@@ -136,6 +138,14 @@ class Session {
   GenerateResult generate(std::string_view query, const GenerateOptions& opts = {});
   // Answers a prompt given as token ids (already wrapped in the turn template).
   GenerateResult generate_tokens(std::span<const int32_t> prompt, const GenerateOptions& opts = {});
+  // Answers each prompt from the current cache as generate_tokens() would without update_cache,
+  // up to SessionOptions::max_batch at once: every prompt runs on its own copy of the cache and
+  // each decode step is one batched forward (Forward::run_batch) over the unfinished answers.
+  // Greedy without penalties, stop tokens or callbacks only; other options, KVzap or
+  // max_batch 1 answer one prompt at a time through generate_tokens(). The batched forward may
+  // round differently from the one-row forward, so a near tie can pick another token.
+  std::vector<GenerateResult> generate_batch(std::span<const std::vector<int32_t>> prompts,
+                                             const GenerateOptions& opts = {});
 
   // Compressed-cache files (kvzip/cache_file.h): the cache, tokens, positions and scores, tied
   // to the model's identity. load_cache throws FormatError on a corrupt or mismatched file.
@@ -170,6 +180,9 @@ class Session {
   ReconstructionPrompts reconstruction_prompts(SinkPolicy variant = SinkPolicy::kOriginal) const;
 
  private:
+  // generate_batch: prompts.size() <= max_batch answers into out.
+  void generate_group(std::span<const std::vector<int32_t>> prompts, const GenerateOptions& opts,
+                      std::span<GenerateResult> out);
   // Runs `tokens` through the model in chunks at positions next_pos_..., advancing next_pos_.
   // A reconstruction input runs as one forward (the scoring hook sees all its queries at once).
   void feed(std::span<const int32_t> tokens, int n_logits, const ProgressFn& progress,

@@ -128,8 +128,12 @@ EvalRow answer_all(Session& s, const SampleRun& r, const std::string& method, do
   row.method = method;
   row.ratio = ratio;
   row.kept_fraction = kept;
-  for (const EvalQuery& q : r.sample.queries) {
-    GenerateResult res = s.generate_tokens(query_prompt(s, q), g);
+  std::vector<std::vector<int32_t>> prompts;
+  for (const EvalQuery& q : r.sample.queries) prompts.push_back(query_prompt(s, q));
+  const std::vector<GenerateResult> answers = s.generate_batch(prompts, g);
+  for (size_t i = 0; i < answers.size(); ++i) {
+    const EvalQuery& q = r.sample.queries[i];
+    const GenerateResult& res = answers[i];
     const double ok = score_prediction(q, res.text);
     row.ok.push_back(ok);
     row.correct += ok;
@@ -156,6 +160,7 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
 
   SessionOptions so;
   so.score_chunk = r.a.chunk;
+  so.max_batch = r.a.batch;
   if (r.sample.reasoning) so.instruction = kInstructionReasoning;
   Session s(model, so);
   s.set_retain(true);

@@ -76,6 +76,7 @@ struct EvalArgs {
   int queries = 0;         // niah needles / kv keys per sample (0 = task default)
   int max_new_tokens = 0;  // 0 = task default
   int chunk = 2000;
+  int batch = 1;  // a sample's queries answered together (Session::generate_batch)
   uint64_t seed = 1;
   bool vary_haystack = false;
   bool report_only = false;

@@ -284,6 +284,9 @@ Command add_eval(CLI::App& app) {
                    "Default: squad 24, niah 16, kv 48, ruler NIAH 32 (s3, mv, mq: 64), ruler_vt "
                    "30, ruler_cwe 120, ruler_fwe 50, ruler_qa 32, gsm8k 512");
   eval->add_option("--chunk", ev.chunk, "KVzip scoring chunk")->check(CLI::Range(16, 1 << 16));
+  eval->add_option("--batch", ev.batch,
+                   "Queries of a sample answered in one batched forward (greedy only)")
+      ->check(CLI::Range(1, 256));
   eval->add_option("--seed", ev.seed);
   eval->add_flag("--vary-haystack", ev.vary_haystack,
                  "niah: sample s starts s/num of the way into the essay (default: every sample "

@@ -10,7 +10,7 @@ each with kvpress' reconstruction chunk size 2048 and with 128 (multi-chunk). kv
 wrapped (not changed) to capture the reconstruction inputs it builds, the raw scores and the pruned
 indices. Format: tests/data/kvpress/README.md.
 
-Usage:  /work/venv-goldens/bin/python tools/make_kvpress_goldens.py [--only smollm2|qwen3_tiny]
+Usage:  /work/venv-goldens/bin/python tools/make_kvpress_goldens.py [--only smollm2|qwen3_tiny|qwen25]
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ OUT = pc.REPO / "tests" / "data" / "kvpress"
 RATIO = 0.7
 CHUNKS = [2048, 128]
 MAX_NEW = 24
+QWEN25_CONTEXT_CHARS = 17000  # about 4.2K Qwen tokens: two full 2048-token chunks and a short third
 
 QWEN3_TINY = pc.TinySpec("qwen3_tiny", "qwen3", n_layers=3, d_model=64, n_heads=4, n_kv_heads=2, head_dim=32,
                          d_ff=128, tied=True, rope_base=1000000.0, norm_eps=1e-6, wtype="f16", context_length=8192,
@@ -88,7 +89,7 @@ def clear_masks(model):
         layer.self_attn.masked_key_indices = None
 
 
-def run_case(name, model, tok, context, question, cap: Capture, desc: dict):
+def run_case(name, model, tok, context, question, cap: Capture, desc: dict, chunks=CHUNKS):
     import kvpress.presses.kvzip_press as kz
     from kvpress import KVPressTextGenerationPipeline, KVzipPress
     from transformers import DynamicCache
@@ -105,7 +106,7 @@ def run_case(name, model, tok, context, question, cap: Capture, desc: dict):
 
     pipe = KVPressTextGenerationPipeline(model=model, tokenizer=tok)
     pre = pipe.preprocess(context, questions=[question], answer_prefix="", max_context_length=int(1e10))
-    for chunk in CHUNKS:
+    for chunk in chunks:
         cap.reset()
         clear_masks(model)
         press = KVzipPress(compression_ratio=RATIO, chunk_size=chunk)
@@ -180,6 +181,24 @@ def make_smollm2(cap, context, question):
         run_case("smollm2", model, tok, context, question, cap, desc)
 
 
+def make_qwen25(cap, context, question):
+    """Qwen2.5-Coder-0.5B (the fetched Q4_K_M GGUF): a real model over three 2048-token chunks; the context
+    is the demo text followed by the start of the bundled essay haystack, cut at QWEN25_CONTEXT_CHARS."""
+    import make_parity_goldens as mp
+
+    p, tok, model = mp.load_smollm2("sdpa", mp.QWEN_FILE)
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        model.config._name_or_path = tmp
+        desc = desc_common()
+        desc.update({"model": {"file": mp.QWEN_FILE, "sha256": mp.QWEN_SHA256,
+                               "reference": "transformers GGUF import, Q4_K_M dequantised to float32, sdpa "
+                                            "attention, CPU"},
+                     "context_source": f"tools/data/demo/context.txt + tools/data/eval/pg_essays_haystack.txt, "
+                                       f"first {QWEN25_CONTEXT_CHARS} characters"})
+        run_case("qwen25", model, tok, context, question, cap, desc, chunks=[2048])
+
+
 def make_qwen3_tiny(cap, context, question):
     bpe, tokens, merges = pc.train_tiny_bpe(512)
     spec = QWEN3_TINY
@@ -208,7 +227,7 @@ def make_qwen3_tiny(cap, context, question):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["smollm2", "qwen3_tiny"])
+    ap.add_argument("--only", choices=["smollm2", "qwen3_tiny", "qwen25"])
     args = ap.parse_args()
     from transformers.utils import logging as hf_logging
 
@@ -223,6 +242,9 @@ def main():
         make_qwen3_tiny(cap, context, question)
     if args.only in (None, "smollm2"):
         make_smollm2(cap, context, question)
+    if args.only in (None, "qwen25"):
+        long = (context + "\n\n" + (pc.REPO / "tools/data/eval/pg_essays_haystack.txt").read_text())
+        make_qwen25(cap, long[:QWEN25_CONTEXT_CHARS], question)
 
 
 if __name__ == "__main__":

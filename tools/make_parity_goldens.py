@@ -177,19 +177,26 @@ TOKENIZER_TEXTS = [
 ]
 
 
-def smol_path() -> Path:
+def fetched_path(file: str = None) -> Path:
+    """Where tools/fetch_model.sh put `file` (default SmolLM2's GGUF)."""
+    file = file or SMOL_FILE
     for d in (os.environ.get("KVZ_MODEL_DIR"), os.environ.get("KVZIP_MODELS"),
               str(Path.home() / ".cache" / "kvzip" / "models")):
-        if d and (Path(d) / SMOL_FILE).is_file():
-            return Path(d) / SMOL_FILE
-    raise SystemExit(f"{SMOL_FILE} not found: run tools/fetch_model.sh first")
+        if d and (Path(d) / file).is_file():
+            return Path(d) / file
+    raise SystemExit(f"{file} not found: run tools/fetch_model.sh first")
 
 
-def load_smollm2(attn: str = "eager"):
-    """(tokenizer, model) from the GGUF through transformers (dequantised to float32)."""
+def smol_path() -> Path:
+    return fetched_path(SMOL_FILE)
+
+
+def load_smollm2(attn: str = "eager", file: str = None):
+    """(path, tokenizer, model) of a fetched GGUF (default SmolLM2's) through transformers, dequantised to
+    float32."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    p = smol_path()
+    p = fetched_path(file)
     tok = AutoTokenizer.from_pretrained(str(p.parent), gguf_file=p.name)
     model = AutoModelForCausalLM.from_pretrained(str(p.parent), gguf_file=p.name, dtype=torch.float32,
                                                  attn_implementation=attn)

@@ -85,6 +85,37 @@ TEST_P(BatchForwardTest, BatchedGreedyEqualsEachQueryAlone) {
   EXPECT_EQ(s.generate(queries[0], g).tokens, alone[0]);
 }
 
+TEST_P(BatchForwardTest, GenerateBatchEqualsGenerate) {
+  SessionOptions so;
+  so.prefill_chunk = 64;
+  so.score_chunk = 48;
+  so.instruction = "";
+  so.max_batch = 2;  // three prompts: a batch of two, then one
+  Session s(*model, so);
+  s.prefill(kContext);
+  s.score();
+  s.prune(0.3);
+  const std::vector<std::string> queries = {"Who was lost?", "What color was the door?",
+                                            "Where did Lily play with her ball every day?"};
+  GenerateOptions g;
+  g.max_new_tokens = 24;
+  std::vector<std::vector<int32_t>> prompts;
+  for (const std::string& q : queries) prompts.push_back(query_tokens(*model, q));
+  const std::vector<GenerateResult> got = s.generate_batch(prompts, g);
+  ASSERT_EQ(got.size(), queries.size());
+  for (size_t i = 0; i < queries.size(); ++i) {
+    const GenerateResult alone = s.generate(queries[i], g);
+    EXPECT_EQ(got[i].tokens, alone.tokens) << "query " << i;
+    EXPECT_EQ(got[i].text, alone.text) << "query " << i;
+    EXPECT_EQ(got[i].n_prompt_tokens, static_cast<int>(prompts[i].size()));
+  }
+  // The session's cache is left as it was: the answers after the batch are unchanged.
+  EXPECT_EQ(s.generate_batch(prompts, g)[0].tokens, got[0].tokens);
+  std::vector<std::vector<int32_t>> with_empty = prompts;
+  with_empty.emplace_back();
+  EXPECT_THROW(s.generate_batch(with_empty, g), InputError);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BatchForwardTest, ::testing::Values(false, true),
                          [](const auto& p) { return p.param ? "vulkan" : "cpu"; });
 

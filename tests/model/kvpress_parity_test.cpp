@@ -1,8 +1,9 @@
 // KVzip scoring and pruning parity with NVIDIA kvpress KVzipPress (tests/data/kvpress, made by
 // tools/make_kvpress_goldens.py): the same prefilled ids, the same reconstruction inputs, kvpress'
 // sink rule and bottom-k selection. Per-layer Spearman correlation of the scores >= 0.99 and
-// kept-set overlap >= 0.98 at 70% removed, on a tiny random Qwen3 model and on SmolLM2-135M
-// (skipped when not fetched) (tests/model).
+// kept-set overlap >= 0.98 at 70% removed, on a tiny random Qwen3 model, on SmolLM2-135M and on
+// Qwen2.5-Coder-0.5B over three 2048-token chunks (the real models skipped when not fetched)
+// (tests/model).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
