@@ -95,6 +95,14 @@ class Forward {
   void run_(Recorder& rec, std::span<const int32_t> tokens, const Tensor* device_ids,
             std::span<const int32_t> positions, std::span<const Seq> seqs, int n_logits,
             const LayerHook* hook, const HiddenHook* hidden);
+  // The pieces of one run (model/forward.cpp): a layer's attention half and FFN half over the
+  // run's Step, and the submit policy between layers.
+  struct Step;
+  void attention_(Recorder& rec, const Step& st, int il, const Tensor& pending,
+                  bool stop_after_append);
+  void ffn_(Recorder& rec, const Step& st, int il);
+  void submit_after_layer_(Recorder& rec, int il, bool device_ids) const;
+  void mark_(Recorder& rec, const Step& st, const char* op);
   bool profile_ = false;
   std::map<std::string, OpTime> profile_table_;
 };

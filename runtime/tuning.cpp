@@ -210,6 +210,12 @@ const Knob kKnobs[] = {
        return [x](Tuning& t) { t.matmul.matvec_variant = x; };
      },
      [](const Tuning& t) { return show(t.matmul.matvec_variant); }},
+    {"KVZ_FUSED_GATE_UP",
+     [](std::string_view n, std::string_view v) -> Setter {
+       const bool on = parse_flag(n, v);
+       return [on](Tuning& t) { t.matmul.fused_gate_up = on; };
+     },
+     [](const Tuning& t) { return show(t.matmul.fused_gate_up); }},
     {"KVZ_ATTN_NSG",
      [](std::string_view n, std::string_view v) -> Setter {
        const uint32_t x = parse_one_of(n, v, {4, 8});

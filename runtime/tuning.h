@@ -80,6 +80,9 @@ struct MatmulTuning {
   // never inside a Recorder::Concurrent group.
   uint32_t matvec_variant = 0;
   bool allow_int_dot = true;  // variants 3, 4: OpSDot where DeviceCaps::int8_dot
+  // Decode gate/up/activation as one dispatch (runtime/ops/matvec_gate_up.h). Off by default: on
+  // the H100 the fused kernel made tg128 at 4K slower than the three ops (bench/RESULTS.md).
+  bool fused_gate_up = false;
 };
 
 // Prefill attention on tensor cores (shaders/paged_attention_coopmat.comp, *_cm2.comp).

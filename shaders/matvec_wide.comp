@@ -36,21 +36,7 @@
 #if defined(USE_SUBGROUP)
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
-#if defined(USE_INT_DOT)
-#extension GL_EXT_spirv_intrinsics : require
-// OpSDotKHR (4450) on two packed 4 x int8 (literal PackedVectorFormat4x8Bit = 0); capabilities
-// DotProductKHR (6019) and DotProductInput4x8BitPackedKHR (6018). Debian 12's glslang lacks
-// GL_EXT_integer_dot_product, so the instruction is declared directly.
-spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018],
-                  id = 4450) int sdot_4x8_packed(uint a, uint b, spirv_literal uint format);
-int dot_4x8(uint a, uint b) { return sdot_4x8_packed(a, b, 0); }
-#else
-int dot_4x8(uint a, uint b) {  // both operands: 4 signed bytes
-  const ivec4 va = ivec4(a << 24, a << 16, a << 8, a) >> 24;
-  const ivec4 vb = ivec4(b << 24, b << 16, b << 8, b) >> 24;
-  return va.x * vb.x + va.y * vb.y + va.z * vb.z + va.w * vb.w;
-}
-#endif
+#include "q4k_x8.glsl"
 layout(local_size_x_id = 0) in;
 layout(constant_id = 1) const uint NR = 4;
 layout(constant_id = 2) const uint MODE = 2;
@@ -77,22 +63,6 @@ shared float partial[NR * 32];  // one slot per subgroup (>= 8 lanes, so <= 32 s
 #else
 shared float partial[NR * 1024];
 #endif
-
-// Scales and mins (sc_lo, sc_hi, min_lo, min_hi) of sub-blocks 2 c and 2 c + 1 from the 12 scale
-// bytes s (ggml get_scale_min_k4, two sub-blocks at a time).
-uvec4 scales_mins(uvec3 s, uint c) {
-  uint sc, mn;  // sub-block 2 c in bits 0..7, 2 c + 1 in bits 8..15
-  if (c < 2u) {
-    const uint sh = 16u * c;
-    sc = (s.x >> sh) & 0x3F3Fu;
-    mn = (s.y >> sh) & 0x3F3Fu;
-  } else {
-    const uint sh = 16u * (c - 2u);
-    sc = ((s.z >> sh) & 0x0F0Fu) | (((s.x >> sh) >> 2) & 0x3030u);
-    mn = (((s.z >> sh) >> 4) & 0x0F0Fu) | (((s.y >> sh) >> 2) & 0x3030u);
-  }
-  return uvec4(sc & 0xFFu, sc >> 8, mn & 0xFFu, mn >> 8);
-}
 
 float magic(uint bits) { return uintBitsToFloat(bits | 0x4B000000u) - 8388608.0; }
 
@@ -152,17 +122,8 @@ void main() {
       }
       [[unroll]] for (uint r = 0; r < NR; ++r) {
         const uint bq = b0[r] + blk * 9u;
-        const uvec4 hd = wq4[bq], qa = wq4[bq + 1u + 2u * c], qb = wq4[bq + 2u + 2u * c];
-        const uvec4 sm = scales_mins(hd.yzw, c);
-        const vec2 dm = unpackHalf2x16(hd.x);
-        int il = 0, ih = 0;  // |sum| <= 32 * 15 * 127: sc * sum is exact in fp32
-        [[unroll]] for (uint w = 0; w < 8u; ++w) {
-          const uint q = w < 4u ? qa[w] : qb[w - 4u];
-          il += dot_4x8(q & 0x0F0F0F0Fu, ql[w]);
-          ih += dot_4x8((q >> 4) & 0x0F0F0F0Fu, qh[w]);
-        }
-        acc[r] += dm.x * (float(int(sm.x) * il) * dxl + float(int(sm.y) * ih) * dxh) -
-                  dm.y * (float(sm.z) * sl + float(sm.w) * sh);
+        acc[r] += q4k_unit_dot(wq4[bq], wq4[bq + 1u + 2u * c], wq4[bq + 2u + 2u * c], c, ql, qh,
+                               dxl, dxh, sl, sh);
       }
     }
   }

@@ -8,7 +8,10 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include <CLI/CLI.hpp>
+
 #include "runtime/atomic_file.h"
+#include "tools/bench_compare.h"
 #include "tools/cli_util.h"
 #include "tools/commands.h"
 
@@ -121,7 +124,18 @@ void print_head_spread(Session& s, double ratio) {
 
 }  // namespace
 
+void add_bench_compare_options(CLI::App* bench, BenchArgs& b) {
+  bench
+      ->add_option("--compare", b.compare,
+                   "Instead of running: put these kvzip bench --json / llama-bench -o json files "
+                   "side by side (ratios to the first)")
+      ->expected(1, 64);
+  bench->add_option("--plot", b.plot, "With --compare: also a PNG chart of the tok/s rows");
+}
+
 int run_bench(const BenchArgs& a) {
+  if (!a.compare.empty()) return run_bench_compare(a.compare, a.plot);
+  if (!a.plot.empty()) throw InputError("--plot draws the chart of --compare: give --compare");
   if (a.no_retain && a.ratios.size() > 1)
     throw InputError("--no-retain prunes the live cache: give one --ratios value");
   Loaded l = load(resolve_model(a.model));

@@ -64,8 +64,12 @@ struct BenchArgs {
   int top_k = 0;
   float top_p = 1.0f;
   uint64_t seed = 1;
+  std::vector<std::string> compare;  // --compare: JSON files to put side by side (no model runs)
+  std::string plot;                  // --compare: also this PNG chart
 };
 int run_bench(const BenchArgs& args);
+// `kvzip bench --compare FILE... [--plot PNG]` (tools/bench_compare.h).
+void add_bench_compare_options(CLI::App* bench, BenchArgs& args);
 
 struct EvalArgs {
   std::string task = "squad", model, out, plot, data_dir;

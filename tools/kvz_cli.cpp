@@ -245,6 +245,7 @@ Command add_bench(CLI::App& app) {
   bench->add_option("-s,--seed", b.seed, "Sampling seed of the decode tests");
   bench->add_option("--json", b.json, "Also write the rows as JSON to this file (default: none)")
       ->check(out_file());
+  add_bench_compare_options(bench, b);
   return {bench, [args] { return run_bench(*args); }};
 }
 

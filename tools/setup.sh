@@ -12,7 +12,7 @@ pkgs=(build-essential cmake ninja-build pkg-config python3 python3-pip ca-certif
       libeigen3-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev
       nlohmann-json3-dev libcli11-dev libpcre2-dev gnuplot-nox clang libclang-rt-14-dev
       libxxhash-dev python3-numpy python3-dev pybind11-dev python3-pytest libhwy-dev
-      libcpp-httplib-dev)
+      libcpp-httplib-dev zlib1g-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

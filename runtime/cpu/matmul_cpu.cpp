@@ -24,7 +24,6 @@ namespace {
 constexpr int64_t kQuantWRows = 16;  // weight rows unpacked per item: 16 x k codes
 constexpr int64_t kFloatWRows = 8;   // f32 weight rows converted per item
 constexpr int64_t kXRows = 64;       // x rows quantised per item of that pass
-constexpr int64_t kTileMinM = 8;     // fewer x rows (decode): unpack and dot row by row
 
 const std::byte* row_ptr(const Tensor& t, int64_t r) {
   return t.host<std::byte>() + size_t(r) * row_bytes(t.dtype(), t.cols());
@@ -45,12 +44,14 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
   thread_local std::vector<int8_t> xq_codes;
   thread_local std::vector<float> xq_scales;
   float* xf = grown(xq_scales, size_t(2 * m * gp));
-  const XQuantRows xq{grown(xq_codes, size_t(m * kp)), xf, xf + m * gp, k, kp};
+  const DType t = a.w.dtype();
+  const int64_t xb = qdot_x_block(t, m);
+  const bool kq = xb == 256;  // the K-quants' integer layout
+  const XQuantRows xq{grown(xq_codes, size_t(m * kp)), xf, xf + m * gp, k, kp, xb};
   const float* x = a.x.host<float>();
   parallel_for(div_up(m, kXRows), m >= 2 * kXRows ? n_threads : 1, [&](int, int64_t b) {
     quantize_x_rows(x, b * kXRows, std::min(m, (b + 1) * kXRows), xq);
   });
-  const DType t = a.w.dtype();
   const uint8_t* w = a.w.host<uint8_t>();
   const float* bias = has_bias(a) ? a.bias.host<float>() : nullptr;
   float* y = a.y.host<float>();
@@ -58,14 +59,17 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
     const int64_t r0 = wb * kQuantWRows, r1 = std::min(n, r0 + kQuantWRows);
     thread_local std::vector<uint8_t> codes;
     thread_local std::vector<float> scales;
-    float* wf = grown(scales, size_t(2 * kQuantWRows * gp));
+    thread_local std::vector<int16_t> kscales;
+    float* wf = grown(scales, size_t(2 * kQuantWRows * gp + kQuantWRows * kp / 256));
     const WUnpackedRows wu{grown(codes, size_t(kQuantWRows * kp)),
                            wf,
                            wf + kQuantWRows * gp,
                            k,
                            kp,
-                           t == DType::kQ8_0};
-    if (m >= kTileMinM) {
+                           t == DType::kQ8_0,
+                           kq ? grown(kscales, size_t(kQuantWRows * kp / 2)) : nullptr,
+                           kq ? wf + 2 * kQuantWRows * gp : nullptr};
+    if (m >= kQdotTileMinM) {  // panel: unpack the block of rows once, dot every x row
       unpack_w_rows(t, w, r0, r1, wu);
       qdot_tile(wu, r1 - r0, xq, 0, m, bias ? bias + r0 : nullptr, y + r0, n);
       return;
@@ -76,6 +80,8 @@ void matmul_quant(const MatmulArgs& a, int n_threads) {
       // unpacking otherwise waits on memory line by line.
       if (r + 1 < n)
         for (size_t off = 0; off < rb; off += 64) __builtin_prefetch(w + size_t(r + 1) * rb + off);
+      if (qdot_row_direct(t, w + size_t(r) * rb, xq, m, bias ? bias + r : nullptr, y + r, n))
+        continue;
       unpack_w_rows(t, w, r, r + 1, wu);
       qdot_tile(wu, 1, xq, 0, m, bias ? bias + r : nullptr, y + r, n);
     }

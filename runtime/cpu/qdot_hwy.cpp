@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "runtime/cpu/half.h"
+#include "runtime/cpu/kquant_scales.h"
 #include "runtime/error.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -90,7 +91,7 @@ HWY_INLINE hn::Vec<DI> Dot4(hn::Vec<DU8> u, hn::Vec<DI8> q, hn::Vec<DI> acc) {
 // ---------------------------------------------------------------- activations
 
 void QuantizeXRows(const float* x, int64_t i0, int64_t i1, const XQuantRows& xq) {
-  const int64_t k = xq.k, kp = xq.stride;
+  const int64_t k = xq.k, kp = xq.stride, bl = xq.block;
   const hn::CappedTag<float, 32> d;
   const hn::Rebind<int8_t, decltype(d)> d8;
   const size_t n = hn::Lanes(d);
@@ -99,22 +100,23 @@ void QuantizeXRows(const float* x, int64_t i0, int64_t i1, const XQuantRows& xq)
     int8_t* q = xq.q + i * kp;
     float* d16 = xq.d16 + i * (kp / 16);
     float* s16 = xq.s16 + i * (kp / 16);
-    for (int64_t b = 0; b < k / 32; ++b) {
-      const float* v = xr + 32 * b;
+    for (int64_t b = 0; b < k / bl; ++b) {
+      const float* v = xr + bl * b;
       auto vmax = hn::Zero(d);
-      for (size_t j = 0; j < 32; j += n) vmax = hn::Max(vmax, hn::Abs(hn::LoadU(d, v + j)));
+      for (int64_t j = 0; j < bl; j += int64_t(n))
+        vmax = hn::Max(vmax, hn::Abs(hn::LoadU(d, v + j)));
       const float amax = hn::GetLane(hn::MaxOfLanes(d, vmax));
       const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
       const auto vinv = hn::Set(d, inv);
-      for (size_t j = 0; j < 32; j += n)
+      for (int64_t j = 0; j < bl; j += int64_t(n))
         hn::StoreU(hn::DemoteTo(d8, hn::NearestInt(hn::Mul(hn::LoadU(d, v + j), vinv))), d8,
-                   q + 32 * b + j);
+                   q + bl * b + j);
       const float dx = amax / 127.0f;
-      for (int h = 0; h < 2; ++h) {
+      for (int64_t g = bl * b / 16; g < bl * (b + 1) / 16; ++g) {
         int32_t s = 0;
-        for (int j = 0; j < 16; ++j) s += q[32 * b + 16 * h + j];
-        d16[2 * b + h] = dx;
-        s16[2 * b + h] = dx * float(s);
+        for (int j = 0; j < 16; ++j) s += q[16 * g + j];
+        d16[g] = dx;
+        s16[g] = dx * float(s);
       }
     }
     std::fill(q + k, q + kp, int8_t{0});
@@ -131,18 +133,14 @@ inline float rdh(const uint8_t* p) {
   return f16_to_f32(h);
 }
 
-// The 8 6-bit scales (out[0..7]) and mins (out[8..15]) of a Q4_K/Q5_K block's 12 scale bytes
-// (ggml get_scale_min_k4, four at a time through 32-bit words).
-inline void ScalesMinsK4(const uint8_t* q, uint8_t* out) {
-  uint32_t u[4];
-  std::memcpy(u, q, 12);
-  constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
-  u[3] = ((u[2] >> 4) & k4) | (((u[1] >> 6) & k2) << 4);  // mins 4..7
-  const uint32_t m03 = u[1] & k6;                         // mins 0..3
-  u[1] = (u[2] & k4) | (((u[0] >> 6) & k2) << 4);         // scales 4..7
-  u[2] = m03;
-  u[0] &= k6;  // scales 0..3
-  std::memcpy(out, u, 16);
+// K-quant integer scales of one block: sc[e] for value pair e (128 entries: each scale of a group
+// of 2 * per pairs repeated), d256 = d; the offsets b16 are set by the caller.
+template <int kPer, class T>
+HWY_INLINE void KPairScales(const T* s, int16_t* sc) {
+  const hn::CappedTag<int16_t, kPer> d;
+  for (int g = 0; g < 128 / kPer; ++g)
+    for (size_t l = 0; l < size_t(kPer); l += hn::Lanes(d))
+      hn::StoreU(hn::Set(d, int16_t(s[g])), d, sc + kPer * g + l);
 }
 
 // s16[g] = d * sc[g / 2], b16[g] = -(dmin * mn[g / 2]) for the 16 groups of one K block.
@@ -200,7 +198,9 @@ inline void SetGroups(float* s16, float* b16, int64_t g, int n, float s, float b
   for (int i = 0; i < n; ++i) s16[g + i] = s, b16[g + i] = b;
 }
 
-void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, float* b16) {
+// With sc (K-quants only) the integer layout: sc and d256 (s16 untouched); else s16.
+void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, float* b16,
+               int16_t* sc, float* d256) {
   switch (t) {
     case DType::kQ8_0:
       for (int64_t b = 0; b < k / 32; ++b, p += 34) {
@@ -247,8 +247,15 @@ void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, flo
         uint8_t* ub = u + 256 * b;
         for (int c = 0; c < 4; ++c) Nibbles32(qs + 32 * c, ub + 64 * c, ub + 64 * c + 32);
         uint8_t sm[16];
-        ScalesMinsK4(p + 4, sm);
-        KScales(sm, d, dmin, s16 + 16 * b, b16 + 16 * b);
+        scales_mins_k4(p + 4, sm);
+        if (sc) {  // integer scales; KScales' float ones discarded
+          float s_unused[16];
+          KScales(sm, d, dmin, s_unused, b16 + 16 * b);
+          KPairScales<16>(sm, sc + 128 * b);
+          d256[b] = d;
+        } else {
+          KScales(sm, d, dmin, s16 + 16 * b, b16 + 16 * b);
+        }
         if (five)
           for (int c = 0; c < 8; ++c)
             for (int l = 0; l < 32; ++l) ub[32 * c + l] |= uint8_t(((qh[l] >> c) & 1u) << 4);
@@ -259,7 +266,7 @@ void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, flo
       for (int64_t b = 0; b < k / 256; ++b, p += 210) {
         const uint8_t* ql = p;
         const uint8_t* qh = p + 128;
-        const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192);
+        const int8_t* sc8 = reinterpret_cast<const int8_t*>(p + 192);
         const float d = rdh(p + 208);
         uint8_t* ub = u + 256 * b;
         for (int half = 0; half < 2; ++half) {
@@ -277,9 +284,13 @@ void UnpackRow(DType t, const uint8_t* p, int64_t k, uint8_t* u, float* s16, flo
         const hn::Rebind<int8_t, decltype(df)> d8;
         for (size_t g = 0; g < 16; g += hn::Lanes(df)) {
           const auto sv =
-              hn::Mul(hn::Set(df, d), hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc + g))));
-          hn::StoreU(sv, df, s16 + 16 * b + g);
+              hn::Mul(hn::Set(df, d), hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc8 + g))));
+          if (!sc) hn::StoreU(sv, df, s16 + 16 * b + g);
           hn::StoreU(hn::Mul(hn::Set(df, -32.0f), sv), df, b16 + 16 * b + g);
+        }
+        if (sc) {
+          KPairScales<8>(sc8, sc + 128 * b);
+          d256[b] = d;
         }
       }
       return;
@@ -295,8 +306,11 @@ void UnpackWRows(DType t, const uint8_t* w, int64_t r0, int64_t r1, const WUnpac
     uint8_t* u = wu.u + (r - r0) * kp;
     float* s16 = wu.s16 + (r - r0) * (kp / 16);
     float* b16 = wu.b16 + (r - r0) * (kp / 16);
-    UnpackRow(t, w + size_t(r) * rb, k, u, s16, b16);
+    int16_t* sc = wu.sc ? wu.sc + (r - r0) * (kp / 2) : nullptr;
+    float* d256 = wu.d256 ? wu.d256 + (r - r0) * (kp / 256) : nullptr;
+    UnpackRow(t, w + size_t(r) * rb, k, u, s16, b16, sc, d256);
     std::fill(u + k, u + kp, uint8_t{0});
+    if (sc) continue;  // k % 256 == 0: no padding
     std::fill(s16 + k / 16, s16 + kp / 16, 0.0f);
     std::fill(b16 + k / 16, b16 + kp / 16, 0.0f);
   }
@@ -365,6 +379,9 @@ void DotRows(const WUnpackedRows& wu, int64_t j, const XQuantRows& xq, int64_t i
     xs[r] = xq.s16 + (i + r) * gp;
     acc[r] = hn::Zero(df);
   }
+  // The padding of the row's last step is zero: its sub-steps past the last group holding values
+  // are skipped (k = 576, SmolLM2's width, pads to 768).
+  const int64_t gk = (wu.k + 15) / 16, gs = int64_t(nf / 4);
   for (int64_t g = 0; g < gp; g += int64_t(nf)) {
     const auto sw = hn::LoadU(df, ws + g), bw = hn::LoadU(df, wb + g);
     hn::Vec<DF> c[R];
@@ -375,22 +392,142 @@ void DotRows(const WUnpackedRows& wu, int64_t j, const XQuantRows& xq, int64_t i
     const uint8_t* ug = u + 16 * g;
     const auto u0 = hn::LoadU(du, ug), u1 = hn::LoadU(du, ug + nb);
     const auto u2 = hn::LoadU(du, ug + 2 * nb), u3 = hn::LoadU(du, ug + 3 * nb);
-    for (int r = 0; r < R; ++r) {
-      const int8_t* qg = q[r] + 16 * g;
-      const auto z = hn::Zero(di);
-      const auto p0 = Dot4<kSigned>(u0, hn::LoadU(dq, qg), z);
-      const auto p1 = Dot4<kSigned>(u1, hn::LoadU(dq, qg + nb), z);
-      const auto p2 = Dot4<kSigned>(u2, hn::LoadU(dq, qg + 2 * nb), z);
-      const auto p3 = Dot4<kSigned>(u3, hn::LoadU(dq, qg + 3 * nb), z);
-      acc[r] = hn::MulAdd(hn::ConvertTo(df, p0), hn::TableLookupLanes(c[r], ix0), acc[r]);
-      acc[r] = hn::MulAdd(hn::ConvertTo(df, p1), hn::TableLookupLanes(c[r], ix1), acc[r]);
-      acc[r] = hn::MulAdd(hn::ConvertTo(df, p2), hn::TableLookupLanes(c[r], ix2), acc[r]);
-      acc[r] = hn::MulAdd(hn::ConvertTo(df, p3), hn::TableLookupLanes(c[r], ix3), acc[r]);
+    const auto z = hn::Zero(di);
+    if (g + 4 * gs <= gk) {
+      for (int r = 0; r < R; ++r) {
+        const int8_t* qg = q[r] + 16 * g;
+        const auto p0 = Dot4<kSigned>(u0, hn::LoadU(dq, qg), z);
+        const auto p1 = Dot4<kSigned>(u1, hn::LoadU(dq, qg + nb), z);
+        const auto p2 = Dot4<kSigned>(u2, hn::LoadU(dq, qg + 2 * nb), z);
+        const auto p3 = Dot4<kSigned>(u3, hn::LoadU(dq, qg + 3 * nb), z);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p0), hn::TableLookupLanes(c[r], ix0), acc[r]);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p1), hn::TableLookupLanes(c[r], ix1), acc[r]);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p2), hn::TableLookupLanes(c[r], ix2), acc[r]);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p3), hn::TableLookupLanes(c[r], ix3), acc[r]);
+      }
+      continue;
     }
+    const hn::Vec<DU8> us[4] = {u0, u1, u2, u3};
+    for (int t = 0; t < 4 && g + t * gs < gk; ++t)
+      for (int r = 0; r < R; ++r) {
+        const auto p = Dot4<kSigned>(us[t], hn::LoadU(dq, q[r] + 16 * g + t * nb), z);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, p), hn::TableLookupLanes(c[r], ix.v[t]), acc[r]);
+      }
   }
   for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
 }
 #endif
+
+// Decode's Q4_K and Q6_K rows straight from their blocks (AVX-512 levels, whose 64-byte code
+// vectors each take 64 consecutive values: Q4_K's 32-byte chunk of low then high nibbles, Q6_K's
+// 64 low nibbles or high nibbles with their 2 high bits), so no unpacked row is written and read
+// back; each block's per-16 scales are computed on the stack. Other levels return false and the
+// caller unpacks.
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+// The 256 codes of block p as 4 vectors of 64 values, its scales and offsets per 16 values.
+template <DType kT>
+HWY_INLINE void BlockCodes(const uint8_t* p, hn::Vec<DU8>* u, float* s16, float* b16) {
+  const DU8 du;
+  const hn::Half<DU8> dh;
+  const auto m4 = hn::Set(dh, uint8_t{15});
+  if constexpr (kT == DType::kQ4_K) {
+    uint8_t sm[16];
+    scales_mins_k4(p + 4, sm);
+    KScales(sm, rdh(p), rdh(p + 2), s16, b16);
+    for (int t = 0; t < 4; ++t) {
+      const auto v = hn::LoadU(dh, p + 16 + 32 * t);
+      u[t] = hn::Combine(du, hn::And(hn::ShiftRight<4>(v), m4), hn::And(v, m4));
+    }
+  } else {  // Q6_K: ql[128], qh[64], int8 scales[16], d; codes q + 32 in 0..63
+    const hn::CappedTag<float, 16> df;
+    const hn::Rebind<int32_t, decltype(df)> di;
+    const hn::Rebind<int8_t, decltype(df)> d8;
+    const float d = rdh(p + 208);
+    const int8_t* sc = reinterpret_cast<const int8_t*>(p + 192);
+    for (size_t g = 0; g < 16; g += hn::Lanes(df)) {
+      const auto sv =
+          hn::Mul(hn::Set(df, d), hn::ConvertTo(df, hn::PromoteTo(di, hn::LoadU(d8, sc + g))));
+      hn::Store(sv, df, s16 + g);
+      hn::Store(hn::Mul(hn::Set(df, -32.0f), sv), df, b16 + g);
+    }
+    const auto m3 = hn::Set(du, uint8_t{3}), m15 = hn::Set(du, uint8_t{15});
+    for (int h = 0; h < 2; ++h) {
+      const auto ql = hn::LoadU(du, p + 64 * h);
+      const auto qh = hn::LoadU(dh, p + 128 + 32 * h);
+      const auto h01 = hn::Combine(du, hn::ShiftRight<2>(qh), qh);
+      const auto h23 = hn::Combine(du, hn::ShiftRight<6>(qh), hn::ShiftRight<4>(qh));
+      u[2 * h] = hn::Or(hn::And(ql, m15), hn::ShiftLeft<4>(hn::And(h01, m3)));
+      u[2 * h + 1] = hn::Or(hn::ShiftRight<4>(ql), hn::ShiftLeft<4>(hn::And(h23, m3)));
+    }
+  }
+}
+
+template <DType kT, int R>
+void DotRowsDirect(const uint8_t* p, const XQuantRows& xq, int64_t i, const SubstepIndices& ix,
+                   float* out) {
+  const DF df;
+  const DI di;
+  const DI8 dq;
+  const int64_t kp = xq.stride, gp = kp / 16;
+  const int8_t* q[R];
+  const float *xd[R], *xs[R];
+  hn::Vec<DF> acc[R];
+  for (int r = 0; r < R; ++r) {
+    q[r] = xq.q + (i + r) * kp;
+    xd[r] = xq.d16 + (i + r) * gp;
+    xs[r] = xq.s16 + (i + r) * gp;
+    acc[r] = hn::Zero(df);
+  }
+  const auto z = hn::Zero(di);
+  const size_t bb = row_bytes(kT, 256);
+  for (int64_t b = 0; b < xq.k / 256; ++b, p += bb) {
+    HWY_ALIGN float s16[16], b16[16];
+    hn::Vec<DU8> u[4];
+    BlockCodes<kT>(p, u, s16, b16);
+    const auto sw = hn::Load(df, s16), bw = hn::Load(df, b16);
+    hn::Vec<DF> c[R];
+    for (int r = 0; r < R; ++r) {
+      c[r] = hn::Mul(sw, hn::LoadU(df, xd[r] + 16 * b));
+      acc[r] = hn::MulAdd(bw, hn::LoadU(df, xs[r] + 16 * b), acc[r]);
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < 4; ++t) {
+        const auto pt = Dot4<false>(u[t], hn::LoadU(dq, q[r] + 256 * b + 64 * t), z);
+        acc[r] = hn::MulAdd(hn::ConvertTo(df, pt), hn::TableLookupLanes(c[r], ix.v[t]), acc[r]);
+      }
+  }
+  for (int r = 0; r < R; ++r) out[r] = hn::GetLane(hn::SumOfLanes(df, acc[r]));
+}
+
+template <DType kT>
+void RowDirect(const uint8_t* w, const XQuantRows& xq, int64_t m, const float* bias, float* y,
+               int64_t ldy) {
+  const SubstepIndices ix;
+  float out[4];
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4) {
+    DotRowsDirect<kT, 4>(w, xq, i, ix, out);
+    for (int r = 0; r < 4; ++r) y[(i + r) * ldy] = out[r] + (bias ? bias[0] : 0.0f);
+  }
+  for (; i < m; ++i) {
+    DotRowsDirect<kT, 1>(w, xq, i, ix, out);
+    y[i * ldy] = out[0] + (bias ? bias[0] : 0.0f);
+  }
+}
+#endif
+
+bool QdotRowDirect(DType t, const uint8_t* w, const XQuantRows& xq, int64_t m, const float* bias,
+                   float* y, int64_t ldy) {
+#if HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL
+  if (xq.block != 32) return false;
+  if (t == DType::kQ4_K) return RowDirect<DType::kQ4_K>(w, xq, m, bias, y, ldy), true;
+  if (t == DType::kQ6_K) return RowDirect<DType::kQ6_K>(w, xq, m, bias, y, ldy), true;
+  return false;
+#else
+  (void)t, (void)w, (void)xq, (void)m, (void)bias, (void)y, (void)ldy;
+  return false;
+#endif
+}
 
 template <bool kSigned>
 void QdotTileT(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t i0, int64_t m,
@@ -494,6 +631,7 @@ namespace kvz::cpu {
 HWY_EXPORT(QuantizeXRows);
 HWY_EXPORT(UnpackWRows);
 HWY_EXPORT(QdotTile);
+HWY_EXPORT(QdotRowDirect);
 HWY_EXPORT(FloatWRows);
 HWY_EXPORT(FdotTile);
 
@@ -513,21 +651,32 @@ bool qdot_supports(DType t) {
   }
 }
 
+bool qdot_k_layout(DType t) { return t == DType::kQ4_K || t == DType::kQ5_K || t == DType::kQ6_K; }
+
 void quantize_x_rows(const float* x, int64_t i0, int64_t i1, const XQuantRows& xq) {
-  KVZ_CHECK(xq.k % 32 == 0 && xq.stride == qdot_padded(xq.k));
+  KVZ_CHECK((xq.block == 32 || xq.block == 256) && xq.k % xq.block == 0 &&
+            xq.stride == qdot_padded(xq.k));
   HWY_DYNAMIC_DISPATCH(QuantizeXRows)(x, i0, i1, xq);
 }
 
 void unpack_w_rows(DType t, const uint8_t* w, int64_t r0, int64_t r1, const WUnpackedRows& wu) {
   KVZ_CHECK(qdot_supports(t) && wu.k % dtype_info(t).block_elems == 0 &&
-            wu.stride == qdot_padded(wu.k) && wu.signed_codes == (t == DType::kQ8_0));
+            wu.stride == qdot_padded(wu.k) && wu.signed_codes == (t == DType::kQ8_0) &&
+            (wu.sc == nullptr || qdot_k_layout(t)) && (wu.sc != nullptr) == (wu.d256 != nullptr));
   HWY_DYNAMIC_DISPATCH(UnpackWRows)(t, w, r0, r1, wu);
 }
 
 void qdot_tile(const WUnpackedRows& wu, int64_t n, const XQuantRows& xq, int64_t i0, int64_t m,
                const float* bias, float* y, int64_t ldy) {
-  KVZ_CHECK(wu.k == xq.k && wu.stride == xq.stride && wu.stride % kQdotPad == 0);
+  KVZ_CHECK(wu.k == xq.k && wu.stride == xq.stride && wu.stride % kQdotPad == 0 &&
+            xq.block == (wu.sc ? 256 : 32));
+  if (wu.sc) return qdot_tile_k(wu, n, xq, i0, m, bias, y, ldy);
   HWY_DYNAMIC_DISPATCH(QdotTile)(wu, n, xq, i0, m, bias, y, ldy);
+}
+
+bool qdot_row_direct(DType t, const uint8_t* w, const XQuantRows& xq, int64_t m, const float* bias,
+                     float* y, int64_t ldy) {
+  return HWY_DYNAMIC_DISPATCH(QdotRowDirect)(t, w, xq, m, bias, y, ldy);
 }
 
 void float_w_rows(DType t, const uint8_t* w, int64_t k, int64_t r0, int64_t r1, float* dst) {

@@ -155,7 +155,8 @@ TEST_P(KvpressParity, ScoresAndKeptSetMatch) {
 
 INSTANTIATE_TEST_SUITE_P(Goldens, KvpressParity,
                          ::testing::Combine(::testing::Values("qwen3_tiny_c2048", "qwen3_tiny_c128",
-                                                              "smollm2_c2048", "smollm2_c128"),
+                                                              "smollm2_c2048", "smollm2_c128",
+                                                              "qwen25_c2048"),
                                             ::testing::Bool()),
                          [](const auto& p) {
                            return std::get<0>(p.param) +

@@ -16,6 +16,7 @@
 #include "runtime/ops/binding_chunks.h"
 #include "runtime/ops/matmul.h"
 #include "runtime/ops/matmul_detail.h"
+#include "tests/common/random_weights.h"
 #include "tests/common/test_device.h"
 
 namespace kvz::test {
@@ -34,53 +35,6 @@ std::vector<char> read_file(const std::string& path) {
 std::string golden_path(DType t, const char* ext) {
   const char* root = std::getenv("KVZ_SOURCE_DIR");
   return std::string(root ? root : ".") + "/tests/data/dequant/" + std::string(dtype_name(t)) + ext;
-}
-
-// Byte offsets of the fp16 scale fields in a block (kept finite and moderate in random data).
-std::vector<int> scale_offsets(DType t) {
-  switch (t) {
-    case DType::kQ4_1:
-    case DType::kQ5_1:
-    case DType::kQ4_K:
-    case DType::kQ5_K:
-      return {0, 2};
-    case DType::kQ6_K:
-      return {208};
-    default:
-      return {0};
-  }
-}
-
-// Random [n, k] weights of type t: plain types from uniform(-1, 1), block types as random bytes
-// with fp16 scales in +-[0.002, 0.05] (magnitudes like real checkpoints, no inf/NaN/subnormal).
-std::vector<uint8_t> random_weights(DType t, int64_t n, int64_t k, Rng& rng) {
-  std::vector<uint8_t> raw(row_bytes(t, k) * size_t(n));
-  if (!is_quantized(t)) {
-    for (size_t i = 0; i < raw.size() / dtype_info(t).block_bytes; ++i) {
-      float v = rng.uniform();
-      uint32_t u;
-      std::memcpy(&u, &v, 4);
-      if (t == DType::kF32) std::memcpy(&raw[4 * i], &v, 4);
-      if (t == DType::kF16) {
-        uint16_t h = cpu::f32_to_f16(v);
-        std::memcpy(&raw[2 * i], &h, 2);
-      }
-      if (t == DType::kBF16) {
-        uint16_t h = uint16_t(u >> 16);
-        std::memcpy(&raw[2 * i], &h, 2);
-      }
-    }
-    return raw;
-  }
-  for (auto& b : raw) b = uint8_t(rng.next());
-  const int bb = dtype_info(t).block_bytes;
-  for (size_t blk = 0; blk < raw.size() / bb; ++blk)
-    for (int off : scale_offsets(t)) {
-      float d = rng.uniform(0.002f, 0.05f) * (rng.next() & 1 ? 1.0f : -1.0f);
-      uint16_t h = cpu::f32_to_f16(d);
-      std::memcpy(&raw[blk * bb + off], &h, 2);
-    }
-  return raw;
 }
 
 class DequantGolden : public ::testing::TestWithParam<DType> {};
@@ -174,17 +128,18 @@ struct MatmulCase {
   }
   // Matvec variants 3, 4 round x to int8 per 32 values (dx = amax_g / 127, to nearest), so each
   // x value moves by at most amax_g / 254 and a row by at most sum_g amax_g / 254 * sum_{i in g}
-  // |w_i| on top of the fp32 bound (1% slack for the fp32 rounding of dx and x / dx).
-  double int8_tolerance() const {
+  // |w_i| on top of the fp32 bound (1% slack for the fp32 rounding of dx and x / dx). `xb`: the
+  // values per x scale (the CPU rounds K-quants' x per 256).
+  double int8_tolerance(int64_t xb = 32) const {
     std::vector<float> wf(size_t(s.n * s.k));
     cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
     double worst = 0;
     for (int64_t r = 0; r < s.m; ++r)  // every row of x
       for (int64_t j = 0; j < s.n; ++j) {
         double e = 0;
-        for (int64_t g = 0; g < s.k; g += 32) {
+        for (int64_t g = 0; g < s.k; g += xb) {
           double amax = 0, sw = 0;
-          for (int64_t i = g; i < g + 32; ++i) {
+          for (int64_t i = g; i < g + xb; ++i) {
             amax = std::max(amax, std::fabs(double(x[size_t(r * s.k + i)])));
             sw += std::fabs(double(wf[size_t(j * s.k + i)]));
           }
@@ -198,18 +153,18 @@ struct MatmulCase {
   // 127 per 32 values): they must match its reference within the fp32 bound, plus one rounding
   // step dx_g |w_i| in case the GPU (which may fuse x * inv + 1.5 * 2^23 into one FMA) rounds one
   // x value lying within an ulp of a .5 boundary the other way.
-  MatmulCase int8_rounded(double* flip_tol) const {
+  MatmulCase int8_rounded(double* flip_tol, int64_t xb = 32) const {
     MatmulCase q = *this;
     std::vector<float> wf(size_t(s.n * s.k));
     cpu::dequantize_rows(t, w.data(), s.k, 0, s.n, wf.data());
     *flip_tol = 0;
-    for (int64_t g = 0; g < s.m * s.k; g += 32) {  // every row of x
+    for (int64_t g = 0; g < s.m * s.k; g += xb) {  // every row of x
       float amax = 0;
-      for (int64_t i = g; i < g + 32; ++i) amax = std::max(amax, std::fabs(x[size_t(i)]));
+      for (int64_t i = g; i < g + xb; ++i) amax = std::max(amax, std::fabs(x[size_t(i)]));
       const float inv = amax > 0 ? 127.0f / amax : 0.0f, dx = amax / 127.0f;
-      for (int64_t i = g; i < g + 32; ++i) q.x[size_t(i)] = std::nearbyint(x[size_t(i)] * inv) * dx;
+      for (int64_t i = g; i < g + xb; ++i) q.x[size_t(i)] = std::nearbyint(x[size_t(i)] * inv) * dx;
       for (int64_t j = 0; j < s.n; ++j)
-        for (int64_t i = g; i < g + 32; ++i)
+        for (int64_t i = g; i < g + xb; ++i)
           *flip_tol = std::max(*flip_tol, double(dx) * std::fabs(wf[size_t(j * s.k + i % s.k)]));
     }
     return q;
@@ -547,9 +502,10 @@ TEST(BindingChunksTest, CoverAlignedWithinRange) {
 // The CPU backend's fast path against the scalar reference on every SIMD level this machine runs
 // (runtime/cpu/qdot.h): decode (m < 8) and prefill tiles, n not a multiple of the weight-row
 // block, m not a multiple of the 4-row register tile, k not a multiple of a 256-value step.
-// Block types round x to int8 per 32 values, so they must match the reference of that rounded x
-// within the fp32 bound (the rounding is specified: the test redoes it) and the exact-x reference
-// within the rounding bound (int8_tolerance); float types match within the fp32 bound.
+// Block types round x to int8 per 32 values (K-quants from 8 rows: per 256), so they must match the
+// reference of that rounded x within the fp32 bound (the rounding is specified: the test redoes it)
+// and the exact-x reference within the rounding bound (int8_tolerance); float types match within
+// the fp32 bound.
 TEST(MatmulCpuTest, FastMatchesReferenceOnEverySimdLevel) {
   Device& dev = cpu_device();
   const std::vector<int64_t> targets = cpu::simd_targets();
@@ -562,10 +518,11 @@ TEST(MatmulCpuTest, FastMatchesReferenceOnEverySimdLevel) {
       MatmulCase c(t, s, 11);
       const std::vector<float> exact = c.run(dev, true);
       double flip = 0;
-      const MatmulCase rounded = c.int8_rounded(&flip);
+      const int64_t xb = cpu::qdot_x_block(t, s.m);
+      const MatmulCase rounded = c.int8_rounded(&flip, xb);
       const std::vector<float> want = is_quantized(t) ? rounded.run(dev, true) : exact;
       const double tol = is_quantized(t) ? rounded.tolerance() : c.tolerance();
-      const double tol_exact = is_quantized(t) ? c.int8_tolerance() : tol;
+      const double tol_exact = is_quantized(t) ? c.int8_tolerance(xb) : tol;
       set_cpu_int8_activations(false);  // exact x: dequantised rows, f32 SIMD
       EXPECT_TRUE(all_close(c.run(dev, false), exact, c.tolerance())) << dtype_name(t) << " exact";
       set_cpu_int8_activations(true);
