@@ -29,7 +29,7 @@ if(TARGET kvzip)
 endif()
 # Public headers: the layers' headers (runtime/vk/ stays private), and the generated shader registry
 # that runtime/recorder.h includes.
-foreach(dir runtime runtime/args runtime/ops runtime/cpu kvzip model)
+foreach(dir runtime runtime/args runtime/ops runtime/cpu kvzip model model/families)
   file(GLOB hdrs ${PROJECT_SOURCE_DIR}/${dir}/*.h)
   install(FILES ${hdrs} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/${KVZ_INCLUDE_SUBDIR}/${dir})
 endforeach()

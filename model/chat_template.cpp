@@ -1,6 +1,7 @@
 // KVzip's per-family templates (ALGORITHMS.md 6.6; KVzip repo model/template.py) (model/).
 #include "model/chat_template.h"
 
+#include "model/families/family.h"
 #include "model/tokenizer.h"
 
 namespace kvz {
@@ -19,11 +20,12 @@ ChatTemplate chat_template_for(const Tokenizer& tok, const std::string& arch_nam
     t.prefix = "<bos><start_of_turn>user\nYou are a helpful assistant.\n\n";
     t.postfix = "<end_of_turn>\n<start_of_turn>model\n";
   } else if (has("<|im_start|>") && has("<|im_end|>")) {
-    bool qwen3 = arch_name == "qwen3" && has("<think>");
-    t.family = qwen3 ? TemplateFamily::kQwen3 : TemplateFamily::kChatml;
+    const ModelFamily* f = find_family(arch_name);
+    const bool think = f && f->chat_think_block && has("<think>");
+    t.family = think ? TemplateFamily::kQwen3 : TemplateFamily::kChatml;
     t.prefix = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n";
     t.postfix = "<|im_end|>\n<|im_start|>assistant\n";
-    if (qwen3) t.postfix += "<think>\n\n</think>\n\n";
+    if (think) t.postfix += "<think>\n\n</think>\n\n";
   } else {
     t.family = TemplateFamily::kPlain;
     t.prefix = tok.bos_id() >= 0 ? tok.token_text(tok.bos_id()) : "";

@@ -25,7 +25,8 @@ inline constexpr const char* kInstructionQa =
 inline constexpr const char* kInstructionReasoning =
     "Given the context, answer to the following reasoning question.\n\n";
 
-// Picks the family from the vocabulary's special tokens and the architecture name.
+// Picks the format from the vocabulary's special tokens and the quirks of the model family named
+// arch_name (model/families; an unknown name has none).
 ChatTemplate chat_template_for(const Tokenizer& tok, const std::string& arch_name);
 
 }  // namespace kvz

@@ -1,10 +1,11 @@
-// GGUF model loading: hyperparameters and quirks per architecture, tensor-name map, upload
-// (model/).
+// GGUF model loading: hyperparameters under the family's keys, its quirks and tensor names
+// (model/families), upload (model/).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <vector>
 
+#include "model/families/family.h"
 #include "model/gguf_reader.h"
 #include "model/identity.h"
 #include "model/layer_weights_loader.h"
@@ -15,35 +16,11 @@
 namespace kvz {
 namespace {
 
-// Quirks of each supported architecture as data (STYLE B12).
-struct ArchInfo {
-  const char* name;
-  Arch arch;
-  RopeStyle rope_style;  // GGUF LLaMA Q/K are permuted for adjacent-pair RoPE; others NeoX
-  bool qkv_bias, qk_norm, post_norms;
-  Activation act;
-};
-constexpr ArchInfo kArchs[] = {
-    {"llama", Arch::kLlama, RopeStyle::kNormal, false, false, false, Activation::kSilu},
-    {"qwen2", Arch::kQwen2, RopeStyle::kNeox, true, false, false, Activation::kSilu},
-    {"qwen3", Arch::kQwen3, RopeStyle::kNeox, false, true, false, Activation::kSilu},
-    {"gemma3", Arch::kGemma3, RopeStyle::kNeox, false, true, true, Activation::kGeluTanh},
-};
-
-const ArchInfo& arch_info(const GgufReader& g) {
-  const std::string& a = g.get_str("general.architecture");
-  for (const auto& info : kArchs)
-    if (a == info.name) return info;
-  throw FormatError(fmt::format(
-      "{}: unsupported architecture '{}' (supported: llama, qwen2, qwen3, gemma3)", g.name(), a));
-}
-
-ModelConfig read_config(const GgufReader& g, const ArchInfo& ai) {
+// The family's keys are "<gguf_arch>.<key>"; its quirks come from model/families.
+ModelConfig read_config(const GgufReader& g, const ModelFamily& f) {
   ModelConfig c;
-  std::string a = ai.name;
+  const std::string a = f.gguf_arch;
   auto key = [&](const char* k) { return a + "." + k; };
-  c.arch = ai.arch;
-  c.arch_name = a;
   c.name = g.opt_str("general.name").value_or(std::filesystem::path(g.name()).stem().string());
   c.n_layers = static_cast<int>(g.get_u32(key("block_count")));
   c.d_model = static_cast<int>(g.get_u32(key("embedding_length")));
@@ -55,13 +32,9 @@ ModelConfig read_config(const GgufReader& g, const ArchInfo& ai) {
   c.max_context = static_cast<int>(g.opt_u32(key("context_length")).value_or(4096));
   c.norm_eps = g.opt_f32(key("attention.layer_norm_rms_epsilon")).value_or(1e-5f);
   c.rope_base = g.opt_f32(key("rope.freq_base")).value_or(10000.0f);
-  c.rope_base_local = c.rope_base;
   c.rot_dims = static_cast<int>(g.opt_u32(key("rope.dimension_count")).value_or(c.head_dim));
-  c.rope_style = ai.rope_style;
-  c.qkv_bias = ai.qkv_bias;
-  c.qk_norm = ai.qk_norm;
-  c.post_norms = ai.post_norms;
-  c.act = ai.act;
+  c.rope_style = f.gguf_rope_style;
+  apply_family(f, c);
   c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   if (auto type = g.opt_str(key("rope.scaling.type"))) {
     float factor = g.opt_f32(key("rope.scaling.factor")).value_or(1.0f);
@@ -75,16 +48,12 @@ ModelConfig read_config(const GgufReader& g, const ArchInfo& ai) {
           static_cast<int>(g.opt_u32(key("rope.scaling.original_context_length")).value_or(32768));
     }
   }
-  if (ai.arch == Arch::kGemma3) {
-    // Gemma 3: 5 local (sliding, theta 1e4) layers then 1 global layer; embeddings * sqrt(d).
-    c.sliding_window = static_cast<int>(g.opt_u32(key("attention.sliding_window")).value_or(512));
-    c.rope_base_local = 10000.0f;
-    c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));
-    c.layer_sliding.resize(c.n_layers);
-    for (int il = 0; il < c.n_layers; ++il) c.layer_sliding[il] = (il + 1) % 6 != 0;
+  if (f.sliding_pattern > 0)
+    c.sliding_window = static_cast<int>(
+        g.opt_u32(key("attention.sliding_window")).value_or(f.gguf_default_window));
+  if (f.query_pre_attn_scalar)
     c.attn_scale = 1.0f / std::sqrt(g.opt_f32(key("attention.query_pre_attn_scalar"))
                                         .value_or(static_cast<float>(c.head_dim)));
-  }
   return c;  // validated by the caller once n_vocab is known
 }
 
@@ -161,16 +130,15 @@ class TensorLoader {
   size_t total_ = 0, loaded_ = 0;
 };
 
-// Every weight of the model through `ld`; sets c.tied_embeddings.
-void load_tensors(TensorLoader& ld, ModelConfig& c, Weights& w) {
+// Every weight of the model through `ld`, by the family's names; sets c.tied_embeddings.
+void load_tensors(TensorLoader& ld, const TensorNames& nm, ModelConfig& c, Weights& w) {
   const int64_t d = c.d_model;
-  w.tok_embd = ld.matrix("token_embd.weight", c.n_vocab, d);
-  w.output_norm = ld.vec("output_norm.weight", d);
-  w.output = ld.matrix("output.weight", c.n_vocab, d, /*optional=*/true);
+  w.tok_embd = ld.matrix(nm.tok_embd, c.n_vocab, d);
+  w.output_norm = ld.vec(nm.output_norm, d);
+  w.output = ld.matrix(nm.output, c.n_vocab, d, /*optional=*/true);
   c.tied_embeddings = !w.output.defined();
   if (c.tied_embeddings) w.output = w.tok_embd;
-  for (int il = 0; il < c.n_layers; ++il)
-    w.layers.push_back(load_layer_weights(ld, c, il, kGgufLayerNames));
+  for (int il = 0; il < c.n_layers; ++il) w.layers.push_back(load_layer_weights(ld, c, il, nm));
 }
 
 std::string identity_of(const GgufReader& g, const ModelConfig& c, const Tokenizer& tok,
@@ -185,23 +153,24 @@ std::string identity_of(const GgufReader& g, const ModelConfig& c, const Tokeniz
 std::unique_ptr<Model> load_gguf_model(Device& dev, const std::string& path,
                                        const LoadProgress& progress, const std::string& id_cache) {
   GgufReader g(path);
-  const ArchInfo& ai = arch_info(g);
-  ModelConfig c = read_config(g, ai);
+  const ModelFamily& f = family_for_gguf(g.get_str("general.architecture"), g.name());
+  const TensorNames& nm = *f.gguf_tensors;
+  ModelConfig c = read_config(g, f);
   auto tok = std::make_unique<Tokenizer>(Tokenizer::from_gguf(g));
   c.n_vocab = tok->n_vocab();
   c.validate(g.name());
   std::vector<std::string_view> names;
   for (const GgufTensor& t : g.tensors()) names.push_back(t.name);
-  check_layer_count(names, "blk.", c.n_layers, g.name());
+  check_layer_count(names, layer_stem(nm), c.n_layers, g.name());
   {
     Weights none;
     ModelConfig scratch = c;
     TensorLoader check(dev, g, none, {}, /*dry=*/true);
-    load_tensors(check, scratch, none);
+    load_tensors(check, nm, scratch, none);
   }
   Weights w;
   TensorLoader ld(dev, g, w, progress);
-  load_tensors(ld, c, w);
+  load_tensors(ld, nm, c, w);
   upload_rope_tables(dev, w, c, ld.host_vec("rope_freqs.weight"));
   std::string id = identity_of(g, c, *tok, path, id_cache);
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));

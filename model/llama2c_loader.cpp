@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "model/families/family.h"
 #include "model/identity.h"
 #include "model/mapped_file.h"
 #include "model/model.h"
@@ -49,8 +50,6 @@ std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
   if (bytes.size() < sizeof(h)) throw FormatError(path + ": truncated llama2.c header");
   std::memcpy(h, bytes.data(), sizeof(h));
   ModelConfig c;
-  c.arch = Arch::kLlama;
-  c.arch_name = "llama";
   c.name = std::filesystem::path(path).stem().string();
   c.d_model = h[0];
   c.d_ff = h[1];
@@ -65,8 +64,10 @@ std::unique_ptr<Model> load_llama2c_model(Device& dev, const std::string& path,
     throw FormatError(
         fmt::format("{}: d_model {} is not a multiple of {} heads", path, c.d_model, c.n_heads));
   c.rot_dims = c.head_dim;
-  c.rope_style = RopeStyle::kNormal;  // llama2.c rotates adjacent pairs
-  c.rope_base = c.rope_base_local = 10000.0f;
+  c.rope_base = 10000.0f;
+  // A llama2.c checkpoint is a LLaMA model that rotates adjacent pairs, as LLaMA GGUFs do.
+  c.rope_style = kLlamaFamily.gguf_rope_style;
+  apply_family(kLlamaFamily, c);
   c.norm_eps = 1e-5f;
   c.attn_scale = c.head_dim > 0 ? 1.0f / std::sqrt(static_cast<float>(c.head_dim)) : 0.0f;
   c.validate(path);

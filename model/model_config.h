@@ -1,5 +1,6 @@
-// ModelConfig: hyperparameters and named architecture quirks of one model; the forward pass reads
-// only these flags, never the architecture name (model/).
+// ModelConfig: hyperparameters and named architecture quirks of one model, set by the loaders from
+// the file and its family (model/families); the forward pass reads only these flags, never the
+// architecture name (model/).
 #pragma once
 
 #include <cstdint>
@@ -11,15 +12,12 @@
 
 namespace kvz {
 
-enum class Arch { kLlama, kQwen2, kQwen3, kGemma3 };
-
 struct ModelConfig {
   // Upper bounds validate() enforces (far above real models; they keep size products in range).
   static constexpr int kMaxLayers = 1024, kMaxDim = 1 << 16, kMaxHeads = 1024, kMaxFf = 1 << 20,
                        kMaxVocab = 1 << 24, kMaxContext = 1 << 24;
 
-  Arch arch = Arch::kLlama;
-  std::string arch_name;  // "llama", "qwen2", "qwen3", "gemma3"
+  std::string arch_name;  // the family's name (model/families): "llama", "qwen2", "qwen3", "gemma3"
   std::string name;       // general.name or the file name
   int n_layers = 0, d_model = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, d_ff = 0, n_vocab = 0;
   int max_context = 0;

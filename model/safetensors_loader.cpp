@@ -1,11 +1,12 @@
-// Hugging Face model folders (config.json + *.safetensors + tokenizer.json): hyperparameters and
-// quirks per model_type, tensor-name map, upload (model/).
+// Hugging Face model folders (config.json + *.safetensors + tokenizer.json): hyperparameters, the
+// family's quirks and tensor names (model/families, by model_type), upload (model/).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "model/families/family.h"
 #include "model/identity.h"
 #include "model/layer_weights_loader.h"
 #include "model/mapped_file.h"
@@ -17,22 +18,6 @@ namespace kvz {
 namespace {
 
 using nlohmann::json;
-
-// Quirks of each supported model_type as data (STYLE B12). HF stores Q/K un-permuted, so RoPE is
-// NeoX style for every family; Gemma stores norm weights w of x * (1 + w).
-struct HfArchInfo {
-  const char* model_type;
-  const char* arch_name;
-  Arch arch;
-  bool qkv_bias, qk_norm, post_norms, norm_plus_one, tied_default;
-  Activation act;
-};
-constexpr HfArchInfo kHfArchs[] = {
-    {"llama", "llama", Arch::kLlama, false, false, false, false, false, Activation::kSilu},
-    {"qwen2", "qwen2", Arch::kQwen2, true, false, false, false, false, Activation::kSilu},
-    {"qwen3", "qwen3", Arch::kQwen3, false, true, false, false, false, Activation::kSilu},
-    {"gemma3_text", "gemma3", Arch::kGemma3, false, true, true, true, true, Activation::kGeluTanh},
-};
 
 // Typed access to config.json; a missing or mistyped key throws FormatError naming file and key.
 class HfConfig {
@@ -80,14 +65,6 @@ class HfConfig {
   json j_;
 };
 
-const HfArchInfo& hf_arch_info(const HfConfig& h) {
-  const std::string t = h.str("model_type");
-  for (const auto& info : kHfArchs)
-    if (t == info.model_type) return info;
-  throw h.error(
-      fmt::format("unsupported model_type '{}' (supported: llama, qwen2, qwen3, gemma3_text)", t));
-}
-
 // One rope parameter set: the legacy rope_scaling object or a transformers 5 rope_parameters one.
 RopeScaling rope_scaling_of(const HfConfig& h, const json& r) {
   RopeScaling s;
@@ -113,11 +90,12 @@ RopeScaling rope_scaling_of(const HfConfig& h, const json& r) {
   return s;
 }
 
-void read_rope(const HfConfig& h, ModelConfig& c) {
+// Families with sliding-window layers keep a second parameter set for them.
+void read_rope(const HfConfig& h, const ModelFamily& f, ModelConfig& c) {
   const json none;
   const json& params = h.has("rope_parameters") ? h.raw("rope_parameters") : none;
   const json& legacy = h.has("rope_scaling") ? h.raw("rope_scaling") : none;
-  if (c.arch == Arch::kGemma3) {
+  if (f.sliding_pattern > 0) {
     const json& full =
         params.is_object() && params.contains("full_attention") ? params["full_attention"] : legacy;
     const json& local = params.is_object() && params.contains("sliding_attention")
@@ -127,7 +105,7 @@ void read_rope(const HfConfig& h, ModelConfig& c) {
                                                                   : h.number("rope_theta", 1e6f);
     c.rope_base_local = local.is_object() && local.contains("rope_theta")
                             ? local["rope_theta"].get<float>()
-                            : h.number("rope_local_base_freq", 10000.0f);
+                            : h.number("rope_local_base_freq", f.local_rope_base);
     c.rope_scaling = rope_scaling_of(h, full);
     return;
   }
@@ -138,35 +116,28 @@ void read_rope(const HfConfig& h, ModelConfig& c) {
   c.rope_scaling = rope_scaling_of(h, r);
 }
 
-void read_gemma3(const HfConfig& h, ModelConfig& c) {
+// The sliding-window layers: the window, and which layers (layer_types, else a pattern).
+void read_sliding(const HfConfig& h, const ModelFamily& f, ModelConfig& c) {
   c.sliding_window = h.integer("sliding_window");
-  c.embedding_scale = std::sqrt(static_cast<float>(c.d_model));
-  c.attn_scale = 1.0f / std::sqrt(h.number("query_pre_attn_scalar"));
-  c.attn_softcap = h.number("attn_logit_softcapping", 0.0f);
-  c.final_softcap = h.number("final_logit_softcapping", 0.0f);
-  c.layer_sliding.resize(c.n_layers);
+  if (c.n_layers <= 0 || c.n_layers > ModelConfig::kMaxLayers) return;  // validate() names it
+  c.layer_sliding.assign(static_cast<size_t>(c.n_layers), false);
   if (h.has("layer_types")) {
     const json& lt = h.raw("layer_types");
     if (!lt.is_array() || static_cast<int>(lt.size()) != c.n_layers)
       throw h.error(fmt::format("layer_types must list {} layers", c.n_layers));
     for (int il = 0; il < c.n_layers; ++il) c.layer_sliding[il] = lt[il] == "sliding_attention";
   } else {
-    const int pattern =
-        h.integer("sliding_window_pattern", h.integer("_sliding_window_pattern", 6));
+    const int pattern = h.integer("sliding_window_pattern",
+                                  h.integer("_sliding_window_pattern", f.sliding_pattern));
     if (pattern <= 0) throw h.error(fmt::format("sliding_window_pattern {}", pattern));
     for (int il = 0; il < c.n_layers; ++il) c.layer_sliding[il] = (il + 1) % pattern != 0;
   }
-  const std::string act = h.str("hidden_activation");
-  if (act != "gelu_pytorch_tanh")
-    throw h.error(fmt::format("hidden_activation '{}' unsupported", act));
 }
 
 // A mistyped nested value (rope_theta "abc", rope_type 7) surfaces as a json type_error from
 // deep inside; it becomes a FormatError naming the file.
-ModelConfig read_hf_config(const HfConfig& h, const HfArchInfo& ai, const std::string& dir) try {
+ModelConfig read_hf_config(const HfConfig& h, const ModelFamily& f, const std::string& dir) try {
   ModelConfig c;
-  c.arch = ai.arch;
-  c.arch_name = ai.arch_name;
   c.name = std::filesystem::path(dir).filename().string();
   c.n_layers = h.integer("num_hidden_layers");
   c.d_model = h.integer("hidden_size");
@@ -179,17 +150,19 @@ ModelConfig read_hf_config(const HfConfig& h, const HfArchInfo& ai, const std::s
   c.norm_eps = h.number("rms_norm_eps", 1e-6f);
   c.rot_dims = c.head_dim;
   c.rope_style = RopeStyle::kNeox;
-  c.qkv_bias = ai.qkv_bias;
-  c.qk_norm = ai.qk_norm;
-  c.post_norms = ai.post_norms;
-  c.act = ai.act;
+  apply_family(f, c);
   c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  read_rope(h, c);
-  if (ai.arch == Arch::kGemma3) {
-    read_gemma3(h, c);
-  } else {
-    const std::string act = h.has("hidden_act") ? h.str("hidden_act") : "silu";
-    if (act != "silu") throw h.error(fmt::format("hidden_act '{}' unsupported (silu)", act));
+  read_rope(h, f, c);
+  if (f.sliding_pattern > 0) read_sliding(h, f, c);
+  if (f.query_pre_attn_scalar) c.attn_scale = 1.0f / std::sqrt(h.number("query_pre_attn_scalar"));
+  if (f.hf_softcaps) {
+    c.attn_softcap = h.number("attn_logit_softcapping", 0.0f);
+    c.final_softcap = h.number("final_logit_softcapping", 0.0f);
+  }
+  if (h.has(f.hf_act_key) || !f.hf_act_optional) {
+    const std::string act = h.str(f.hf_act_key);
+    if (act != f.hf_act)
+      throw h.error(fmt::format("{} '{}' unsupported ({})", f.hf_act_key, act, f.hf_act));
   }
   c.validate(h.file());
   return c;
@@ -266,16 +239,16 @@ class HfTensorLoader {
 };
 
 // Every weight of the model through `ld`; sets c.tied_embeddings.
-void load_tensors(HfTensorLoader& ld, const HfConfig& h, const HfArchInfo& ai, ModelConfig& c,
+void load_tensors(HfTensorLoader& ld, const HfConfig& h, const ModelFamily& f, ModelConfig& c,
                   Weights& w) {
-  w.tok_embd = ld.matrix("model.embed_tokens.weight", c.n_vocab, c.d_model);
-  w.output_norm = ld.norm("model.norm.weight", c.d_model);
-  const bool tied = h.boolean("tie_word_embeddings", ai.tied_default);
-  w.output = ld.matrix("lm_head.weight", c.n_vocab, c.d_model, /*optional=*/tied);
+  const TensorNames& nm = *f.hf_tensors;
+  w.tok_embd = ld.matrix(nm.tok_embd, c.n_vocab, c.d_model);
+  w.output_norm = ld.norm(nm.output_norm, c.d_model);
+  const bool tied = h.boolean("tie_word_embeddings", f.hf_tied_default);
+  w.output = ld.matrix(nm.output, c.n_vocab, c.d_model, /*optional=*/tied);
   c.tied_embeddings = !w.output.defined();
   if (c.tied_embeddings) w.output = w.tok_embd;
-  for (int il = 0; il < c.n_layers; ++il)
-    w.layers.push_back(load_layer_weights(ld, c, il, kHfLayerNames));
+  for (int il = 0; il < c.n_layers; ++il) w.layers.push_back(load_layer_weights(ld, c, il, nm));
 }
 
 std::string identity_of(const SafetensorsReader& st, const ModelConfig& c, const Tokenizer& tok,
@@ -296,23 +269,23 @@ std::unique_ptr<Model> load_safetensors_model(Device& dev, const std::string& di
                                               const std::string& id_cache) {
   namespace fs = std::filesystem;
   const HfConfig h((fs::path(dir) / "config.json").string());
-  const HfArchInfo& ai = hf_arch_info(h);
-  ModelConfig c = read_hf_config(h, ai, dir);
+  const ModelFamily& f = family_for_hf(h.str("model_type"), h.file());
+  ModelConfig c = read_hf_config(h, f, dir);
   auto tok = std::make_unique<Tokenizer>(
       Tokenizer::from_hf_json((fs::path(dir) / "tokenizer.json").string(), c.n_vocab));
   const SafetensorsReader st(dir);
   std::vector<std::string_view> names;
   for (const SafetensorsTensor& t : st.tensors()) names.push_back(t.name);
-  check_layer_count(names, "model.layers.", c.n_layers, dir);
+  check_layer_count(names, layer_stem(*f.hf_tensors), c.n_layers, dir);
   {
     Weights none;
     ModelConfig scratch = c;
-    HfTensorLoader check(dev, st, none, dir, ai.norm_plus_one, {}, /*dry=*/true);
-    load_tensors(check, h, ai, scratch, none);
+    HfTensorLoader check(dev, st, none, dir, f.hf_norm_plus_one, {}, /*dry=*/true);
+    load_tensors(check, h, f, scratch, none);
   }
   Weights w;
-  HfTensorLoader ld(dev, st, w, dir, ai.norm_plus_one, progress);
-  load_tensors(ld, h, ai, c, w);
+  HfTensorLoader ld(dev, st, w, dir, f.hf_norm_plus_one, progress);
+  load_tensors(ld, h, f, c, w);
   upload_rope_tables(dev, w, c, {});
   std::string id = identity_of(st, c, *tok, id_cache);
   return std::make_unique<Model>(dev, std::move(c), std::move(w), std::move(tok), std::move(id));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "model/families/family.h"
 #include "model/model.h"
 #include "runtime/cpu/half.h"
 
@@ -15,11 +16,10 @@ struct SyntheticSpec {
   ModelConfig config;
 };
 
-ModelConfig base(Arch arch, const char* arch_name, int layers, int d, int heads, int kv, int hd,
-                 int ff, int vocab, int ctx, float rope_base, float eps) {
+// The family's quirks on top of the sizes; the specs below add what is particular to one model.
+ModelConfig base(const ModelFamily& f, int layers, int d, int heads, int kv, int hd, int ff,
+                 int vocab, int ctx, float rope_base, float eps) {
   ModelConfig c;
-  c.arch = arch;
-  c.arch_name = arch_name;
   c.n_layers = layers;
   c.d_model = d;
   c.n_heads = heads;
@@ -28,10 +28,12 @@ ModelConfig base(Arch arch, const char* arch_name, int layers, int d, int heads,
   c.d_ff = ff;
   c.n_vocab = vocab;
   c.max_context = ctx;
-  c.rope_base = c.rope_base_local = rope_base;
+  c.rope_base = rope_base;
   c.norm_eps = eps;
   c.attn_scale = 1.0f / std::sqrt(static_cast<float>(hd));
   c.rope_style = RopeStyle::kNeox;
+  apply_family(f, c);
+  c.tied_embeddings = f.hf_tied_default;
   return c;
 }
 
@@ -39,29 +41,17 @@ ModelConfig base(Arch arch, const char* arch_name, int layers, int d, int heads,
 std::vector<SyntheticSpec> specs() {
   std::vector<SyntheticSpec> s;
   ModelConfig llama =
-      base(Arch::kLlama, "llama", 32, 4096, 32, 8, 128, 14336, 128256, 131072, 500000.0f, 1e-5f);
+      base(kLlamaFamily, 32, 4096, 32, 8, 128, 14336, 128256, 131072, 500000.0f, 1e-5f);
   llama.rope_scaling = {RopeScaling::Type::kLlama3, 8.0f, 1.0f, 4.0f, 8192};
   s.push_back({"llama3.1-8b", llama});
-  ModelConfig qwen2 =
-      base(Arch::kQwen2, "qwen2", 28, 3584, 28, 4, 128, 18944, 152064, 131072, 1e6f, 1e-6f);
-  qwen2.qkv_bias = true;
-  s.push_back({"qwen2.5-7b", qwen2});
-  ModelConfig qwen3 =
-      base(Arch::kQwen3, "qwen3", 36, 4096, 32, 8, 128, 12288, 151936, 131072, 1e6f, 1e-6f);
-  qwen3.qk_norm = true;
-  s.push_back({"qwen3-8b", qwen3});
-  ModelConfig gemma =
-      base(Arch::kGemma3, "gemma3", 48, 3840, 16, 8, 256, 15360, 262208, 131072, 1e6f, 1e-6f);
-  gemma.qk_norm = gemma.post_norms = true;
-  gemma.act = Activation::kGeluTanh;
-  gemma.rope_base_local = 10000.0f;
+  s.push_back(
+      {"qwen2.5-7b", base(kQwen2Family, 28, 3584, 28, 4, 128, 18944, 152064, 131072, 1e6f, 1e-6f)});
+  s.push_back(
+      {"qwen3-8b", base(kQwen3Family, 36, 4096, 32, 8, 128, 12288, 151936, 131072, 1e6f, 1e-6f)});
+  ModelConfig gemma = base(kGemma3Family, 48, 3840, 16, 8, 256, 15360, 262208, 131072, 1e6f, 1e-6f);
   gemma.rope_scaling = {RopeScaling::Type::kLinear, 8.0f, 1.0f, 4.0f, 8192};
   gemma.sliding_window = 1024;
-  gemma.embedding_scale = std::sqrt(3840.0f);
-  gemma.tied_embeddings = true;
   gemma.attn_scale = 1.0f / 16.0f;  // query_pre_attn_scalar 256
-  gemma.layer_sliding.resize(48);
-  for (int il = 0; il < 48; ++il) gemma.layer_sliding[il] = (il + 1) % 6 != 0;
   s.push_back({"gemma3-12b", gemma});
   return s;
 }
@@ -165,6 +155,7 @@ std::unique_ptr<Model> make_synthetic_model(Device& dev, const std::string& name
       throw InputError(fmt::format("synthetic model '{}' has 1 to {} layers, not {}", name,
                                    c.n_layers, n_layers));
     c.n_layers = n_layers;
+    if (!c.layer_sliding.empty()) c.layer_sliding.resize(static_cast<size_t>(n_layers));
     c.name += fmt::format("-L{}", n_layers);
   }
   c.validate(c.name);

@@ -22,10 +22,13 @@ struct DemoQuery {
   std::vector<std::string> references;  // empty for the user's own queries
 };
 
+// A file of the bundled demo (share/kvzip-vk/demo/).
+std::string demo_file(const char* name) { return data_dir("demo") + "/" + name; }
+
 // The demo's questions (share/kvzip-vk/demo/questions.json; SOURCE.md there says how they were
 // chosen) with their reference answers.
 std::vector<DemoQuery> demo_queries() {
-  const std::string path = data_dir("demo") + "/questions.json";
+  const std::string path = demo_file("questions.json");
   auto j = nlohmann::json::parse(read_file(path), nullptr, false);
   if (j.is_discarded() || !j.contains("questions"))
     throw FormatError(path + ": not the demo's JSON");
@@ -222,13 +225,10 @@ int run_run(const RunArgs& a) {
   const std::string model = resolve_model(a.model);
   std::vector<DemoQuery> queries;
   std::string context;
-  if (demo) {
-    queries = demo_queries();
-    context = read_file(data_dir("demo") + "/context.txt");
-  } else if (a.load_cache.empty()) {  // -q without --context asks about the demo's text
-    context =
-        read_file(a.context_file.empty() ? data_dir("demo") + "/context.txt" : a.context_file);
-  }
+  if (demo) queries = demo_queries();
+  // The demo, and -q without --context, ask about the demo's text.
+  if (a.load_cache.empty())
+    context = read_file(a.context_file.empty() ? demo_file("context.txt") : a.context_file);
   for (const auto& q : a.queries) queries.push_back({q, {}});
   std::optional<KvzapModel> zm;
   if (!a.kvzap.empty()) zm = KvzapModel::load(a.kvzap);

@@ -1,6 +1,7 @@
 // Subcommands of the `kvzip` CLI (tools/). Each returns the process exit code.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -117,5 +118,21 @@ int run_serve(const ServeArgs& args);
 // --cache-type-k / --cache-type-v on every subcommand of `app` that builds a KV cache (run,
 // generate, compress, bench, eval), into cli::cache_type_args() (tools/cache_type_options.cpp).
 void add_cache_type_options(CLI::App& app);
+// A registered subcommand: its CLI11 node and what runs it once it was parsed (the exit code).
+// add_<command> (tools/kvz_cli.cpp) registers the options of one subcommand on `app`; its
+// arguments live in run's closure. A new command: its run_<command>, add_<command>, one line in
+// main's list.
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+Command add_devices(CLI::App& app);
+Command add_generate(CLI::App& app);
+Command add_run(CLI::App& app);
+Command add_compress(CLI::App& app);
+Command add_bench(CLI::App& app);
+Command add_eval(CLI::App& app);
+Command add_kvzap_train(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 }  // namespace kvz::cli

@@ -1,9 +1,13 @@
-// `kvzip` command-line entry point: parses the subcommand and reports errors as one line (tools/).
+// `kvzip` command-line entry point: one add_<command>() per subcommand registers its options
+// (tools/commands.h); main builds the app, parses, runs the parsed command and reports errors as
+// one line (tools/).
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstdio>
+#include <memory>
+#include <vector>
 
 #include "kvzip/baselines.h"
 #include "runtime/device.h"
@@ -72,28 +76,28 @@ std::vector<std::string> llama_cpp_spellings(int argc, char** argv) {
   return args;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"kvzip: query-agnostic KV-cache compression (KVzip) on Vulkan"};
-  app.require_subcommand(0, 1);
-  app.option_defaults()->always_capture_default();
-  app.set_version_flag("--version", version_string(),
-                       "Print the version, git hash, build type "
-                       "and shader builds, then exit");
-  // Global: before or after the subcommand (fallthrough), e.g. `kvzip bench -t 2 ...`.
-  int threads = 0;
+// Global options: before or after the subcommand (fallthrough), e.g. `kvzip bench -t 2 ...`.
+void add_global_options(CLI::App& app, int& threads, bool& cpu_exact) {
   app.add_option("-t,--threads", threads,
                  "CPU backend threads (default 0: one per hardware thread)")
       ->check(CLI::Range(0, 4096));
-  bool cpu_exact = false;
   app.add_flag("--cpu-exact", cpu_exact,
                "CPU backend: keep activations in f32 for quantised weights (slower; default "
                "rounds them to int8 per 32 values)");
   app.fallthrough();
-  auto* devices = app.add_subcommand("devices", "List Vulkan devices and the CPU backend");
+}
 
-  GenerateArgs g;
+}  // namespace
+
+namespace kvz::cli {
+
+Command add_devices(CLI::App& app) {
+  return {app.add_subcommand("devices", "List Vulkan devices and the CPU backend"), run_devices};
+}
+
+Command add_generate(CLI::App& app) {
+  auto args = std::make_shared<GenerateArgs>();
+  GenerateArgs& g = *args;
   auto* gen = app.add_subcommand("generate", "Generate text (streams tokens, prints tok/s)");
   add_model(gen, g.model);
   auto* prompt =
@@ -132,8 +136,12 @@ int main(int argc, char** argv) {
                   "Tokens the repeat penalty looks back over (0 = off)")
       ->check(CLI::Range(0, 8192));
   gen->add_option("-s,--seed", g.seed, "Sampling seed");
+  return {gen, [args] { return run_generate(*args); }};
+}
 
-  RunArgs r;
+Command add_run(CLI::App& app) {
+  auto args = std::make_shared<RunArgs>();
+  RunArgs& r = *args;
   auto* run = app.add_subcommand(
       "run",
       "Prefill a context, compress it with KVzip, answer queries from full and compressed cache "
@@ -177,8 +185,12 @@ int main(int argc, char** argv) {
   run->add_option("--save-head-scores", r.save_head_scores,
                   "Save head-level scores (max over this context's pair scores) for --level head")
       ->check(out_file());
+  return {run, [args] { return run_run(*args); }};
+}
 
-  CompressArgs c;
+Command add_compress(CLI::App& app) {
+  auto args = std::make_shared<CompressArgs>();
+  CompressArgs& c = *args;
   auto* comp = app.add_subcommand("compress", "Prefill, score and prune a context; save the cache");
   add_model(comp, c.model);
   comp->add_option("--context", c.context_file, "Context text file")->required()->check(in_file());
@@ -194,8 +206,12 @@ int main(int argc, char** argv) {
           "--save-head-scores", c.save_head_scores,
           "Also save head-level scores of this context (use a long sample) for --level head")
       ->check(out_file());
+  return {comp, [args] { return run_compress(*args); }};
+}
 
-  BenchArgs b;
+Command add_bench(CLI::App& app) {
+  auto args = std::make_shared<BenchArgs>();
+  BenchArgs& b = *args;
   auto* bench =
       app.add_subcommand("bench", "Speed table: pp/tg tokens/s at context depths, KVzip phases");
   add_model(bench, b.model);
@@ -230,8 +246,12 @@ int main(int argc, char** argv) {
   bench->add_option("--json", b.json, "Also write the rows as JSON to this file (default: none)")
       ->check(out_file());
   add_bench_compare_options(bench, b);
+  return {bench, [args] { return run_bench(*args); }};
+}
 
-  EvalArgs ev;
+Command add_eval(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  EvalArgs& ev = *args;
   auto* eval = app.add_subcommand("eval",
                                   "Accuracy vs kept ratio for KVzip and baselines (multi-query, "
                                   "one prefill + scoring per sample)");
@@ -314,8 +334,12 @@ int main(int argc, char** argv) {
   eval->add_option("--dump-scores", ev.dump_scores,
                    "With --dump-samples: also prefill, score and write each sample's KVzip "
                    "scores to DIR/<index>.f32 (f32 [layers, KV heads, context])");
+  return {eval, [args] { return run_eval(*args); }};
+}
 
-  KvzapTrainArgs kt;
+Command add_kvzap_train(CLI::App& app) {
+  auto args = std::make_shared<KvzapTrainArgs>();
+  KvzapTrainArgs& kt = *args;
   auto* kvzap = app.add_subcommand(
       "kvzap-train",
       "Train KVzap surrogates (linear, MLP) on log KVzip+ targets computed by this engine");
@@ -330,10 +354,36 @@ int main(int argc, char** argv) {
                     "First SQuAD paragraph used for training (earlier ones are eval samples)");
   kvzap->add_option("--epochs", kt.epochs, "MLP epochs")->check(CLI::Range(1, 1000));
   kvzap->add_option("--d-hidden", kt.d_hidden, "MLP hidden width (default d_model/8)");
+  return {kvzap, [args] { return run_kvzap_train(*args); }};
+}
 
-  ServeArgs sv;
-  auto* serve = add_serve_options(app, sv);
-  add_cache_type_options(app);
+Command add_serve(CLI::App& app) {
+  auto args = std::make_shared<ServeArgs>();
+  return {add_serve_options(app, *args), [args] { return run_serve(*args); }};
+}
+
+}  // namespace kvz::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"kvzip: query-agnostic KV-cache compression (KVzip) on Vulkan"};
+  app.require_subcommand(0, 1);
+  app.option_defaults()->always_capture_default();
+  app.set_version_flag("--version", version_string(),
+                       "Print the version, git hash, build type "
+                       "and shader builds, then exit");
+  int threads = 0;
+  bool cpu_exact = false;
+  add_global_options(app, threads, cpu_exact);
+  std::vector<Command> commands;  // one line per subcommand, in the order --help lists them
+  commands.push_back(add_devices(app));
+  commands.push_back(add_generate(app));
+  commands.push_back(add_run(app));
+  commands.push_back(add_compress(app));
+  commands.push_back(add_bench(app));
+  commands.push_back(add_eval(app));
+  commands.push_back(add_kvzap_train(app));
+  commands.push_back(add_serve(app));
+  add_cache_type_options(app);  // on the subcommands above that build a KV cache
 
   try {
     app.parse(llama_cpp_spellings(argc, argv));
@@ -350,14 +400,8 @@ int main(int argc, char** argv) {
   kvz::set_cpu_threads(threads);
   kvz::set_cpu_int8_activations(!cpu_exact);
   try {
-    if (devices->parsed()) return run_devices();
-    if (gen->parsed()) return run_generate(g);
-    if (run->parsed()) return run_run(r);
-    if (comp->parsed()) return run_compress(c);
-    if (bench->parsed()) return run_bench(b);
-    if (eval->parsed()) return run_eval(ev);
-    if (kvzap->parsed()) return run_kvzap_train(kt);
-    if (serve->parsed()) return run_serve(sv);
+    for (const Command& c : commands)
+      if (c.app->parsed()) return c.run();
     std::fputs(app.help().c_str(), stdout);
     return 0;
   } catch (const std::exception& e) {  // kvz::Error and anything else: one line, exit 1

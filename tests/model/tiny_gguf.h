@@ -16,8 +16,9 @@
 namespace kvz::test {
 
 struct TinyGguf {
-  uint32_t block_count = 2;  // metadata layer count
-  int n_layers_stored = 2;   // layers whose tensors are written
+  std::string arch = "llama";  // general.architecture and the prefix of its keys
+  uint32_t block_count = 2;    // metadata layer count
+  int n_layers_stored = 2;     // layers whose tensors are written
   std::optional<uint32_t> context_length = 128;
   std::optional<uint32_t> rope_dims;
   std::optional<float> rope_freq_base = 10000.0f;
@@ -45,17 +46,18 @@ inline std::vector<uint8_t> tiny_gguf(const TinyGguf& o = {}) {
   constexpr int64_t d = 16, H = 2, kv = 2, hd = 8, ff = 32, V = 8;
   constexpr uint32_t kU32 = 4, kF32 = 6, kI32 = 5, kF32Type = 0;
   GgufWriter w;
-  w.kv_str("general.architecture", "llama");
+  w.kv_str("general.architecture", o.arch);
+  auto key = [&](const char* k) { return o.arch + "." + k; };
   w.kv_str("general.name", "tiny");
-  w.kv<uint32_t>("llama.block_count", kU32, o.block_count);
-  w.kv<uint32_t>("llama.embedding_length", kU32, d);
-  w.kv<uint32_t>("llama.feed_forward_length", kU32, ff);
-  w.kv<uint32_t>("llama.attention.head_count", kU32, H);
-  w.kv<uint32_t>("llama.attention.head_count_kv", kU32, kv);
-  if (o.context_length) w.kv<uint32_t>("llama.context_length", kU32, *o.context_length);
-  if (o.rope_dims) w.kv<uint32_t>("llama.rope.dimension_count", kU32, *o.rope_dims);
-  if (o.rope_freq_base) w.kv<float>("llama.rope.freq_base", kF32, *o.rope_freq_base);
-  w.kv<float>("llama.attention.layer_norm_rms_epsilon", kF32, o.norm_eps);
+  w.kv<uint32_t>(key("block_count"), kU32, o.block_count);
+  w.kv<uint32_t>(key("embedding_length"), kU32, d);
+  w.kv<uint32_t>(key("feed_forward_length"), kU32, ff);
+  w.kv<uint32_t>(key("attention.head_count"), kU32, H);
+  w.kv<uint32_t>(key("attention.head_count_kv"), kU32, kv);
+  if (o.context_length) w.kv<uint32_t>(key("context_length"), kU32, *o.context_length);
+  if (o.rope_dims) w.kv<uint32_t>(key("rope.dimension_count"), kU32, *o.rope_dims);
+  if (o.rope_freq_base) w.kv<float>(key("rope.freq_base"), kF32, *o.rope_freq_base);
+  w.kv<float>(key("attention.layer_norm_rms_epsilon"), kF32, o.norm_eps);
   w.kv_str("tokenizer.ggml.model", "gpt2");
   w.kv_arr_str("tokenizer.ggml.tokens", {"a", "b", "c", "d", "e", "ab", "<s>", "</s>"});
   w.kv_arr<int32_t>("tokenizer.ggml.token_type", kI32, {1, 1, 1, 1, 1, 1, 3, 3});
