@@ -318,6 +318,20 @@ void UnpackWRows(DType t, const uint8_t* w, int64_t r0, int64_t r1, const WUnpac
 
 // ---------------------------------------------------------------- integer dot tiles
 
+// The R x rows of a tile from row i: their int8 values, per-16 scales and sums, and zeroed
+// accumulators (both K-quant dot kernels start this way).
+template <int R>
+HWY_INLINE void XRows(const XQuantRows& xq, int64_t i, const int8_t* (&q)[R], const float* (&xd)[R],
+                      const float* (&xs)[R], hn::Vec<DF> (&acc)[R]) {
+  const int64_t kp = xq.stride, gp = kp / 16;
+  for (int r = 0; r < R; ++r) {
+    q[r] = xq.q + (i + r) * kp;
+    xd[r] = xq.d16 + (i + r) * gp;
+    xs[r] = xq.s16 + (i + r) * gp;
+    acc[r] = hn::Zero(DF());
+  }
+}
+
 #if HWY_TARGET == HWY_SCALAR
 struct SubstepIndices {};
 
@@ -373,12 +387,7 @@ void DotRows(const WUnpackedRows& wu, int64_t j, const XQuantRows& xq, int64_t i
   const int8_t* q[R];
   const float *xd[R], *xs[R];
   hn::Vec<DF> acc[R];
-  for (int r = 0; r < R; ++r) {
-    q[r] = xq.q + (i + r) * kp;
-    xd[r] = xq.d16 + (i + r) * gp;
-    xs[r] = xq.s16 + (i + r) * gp;
-    acc[r] = hn::Zero(df);
-  }
+  XRows<R>(xq, i, q, xd, xs, acc);
   // The padding of the row's last step is zero: its sub-steps past the last group holding values
   // are skipped (k = 576, SmolLM2's width, pads to 768).
   const int64_t gk = (wu.k + 15) / 16, gs = int64_t(nf / 4);
@@ -472,12 +481,7 @@ void DotRowsDirect(const uint8_t* p, const XQuantRows& xq, int64_t i, const Subs
   const int8_t* q[R];
   const float *xd[R], *xs[R];
   hn::Vec<DF> acc[R];
-  for (int r = 0; r < R; ++r) {
-    q[r] = xq.q + (i + r) * kp;
-    xd[r] = xq.d16 + (i + r) * gp;
-    xs[r] = xq.s16 + (i + r) * gp;
-    acc[r] = hn::Zero(df);
-  }
+  XRows<R>(xq, i, q, xd, xs, acc);
   const auto z = hn::Zero(di);
   const size_t bb = row_bytes(kT, 256);
   for (int64_t b = 0; b < xq.k / 256; ++b, p += bb) {
