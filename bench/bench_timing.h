@@ -6,8 +6,11 @@
 
 #include <benchmark/benchmark.h>
 
+#include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
+#include <vector>
 
 #include "runtime/recorder.h"
 
@@ -19,6 +22,16 @@ inline Device& device() {
 }
 
 constexpr int kRunsPerSpan = 8;
+
+// A tensor of `shape` in a new buffer that `keep` owns, filled from `src` when given.
+inline Tensor bench_tensor(Device& dev, std::vector<Buffer>& keep, DType t,
+                           std::initializer_list<int64_t> shape, const void* src) {
+  Tensor probe(BufferView{0, 0, SIZE_MAX, nullptr}, t, shape);
+  keep.push_back(dev.alloc(probe.nbytes()));
+  Tensor x = keep.back().tensor(t, shape);
+  if (src) dev.upload(x, src);
+  return x;
+}
 
 // Warms up (pipelines, clocks), then times `record`; sets GB/s and TFLOP/s counters from the
 // bytes and flops of one run.

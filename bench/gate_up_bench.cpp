@@ -25,11 +25,7 @@ struct GateUp {
   MatvecGateUpArgs a;
   GateUp(Device& dev, int64_t n, int64_t k) {
     auto alloc = [&](DType t, std::initializer_list<int64_t> shape, const void* src) {
-      Tensor probe(BufferView{0, 0, SIZE_MAX, nullptr}, t, shape);
-      keep.push_back(dev.alloc(probe.nbytes()));
-      Tensor x = keep.back().tensor(t, shape);
-      if (src) dev.upload(x, src);
-      return x;
+      return kvz::bench::bench_tensor(dev, keep, t, shape, src);
     };
     std::vector<float> x(static_cast<size_t>(k));
     for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i) * 0.37f);

@@ -65,11 +65,7 @@ struct Problem {
     for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(float(i) * 0.37f);
     auto w = random_weights(t, n, k, 0x9E3779B97F4A7C15ull ^ uint64_t(n * k));
     auto alloc = [&](DType dt, std::initializer_list<int64_t> shape, const void* src) {
-      Tensor probe(BufferView{0, 0, SIZE_MAX, nullptr}, dt, shape);
-      keep.push_back(dev.alloc(probe.nbytes()));
-      Tensor tensor = keep.back().tensor(dt, shape);
-      if (src) dev.upload(tensor, src);
-      return tensor;
+      return kvz::bench::bench_tensor(dev, keep, dt, shape, src);
     };
     args.x = alloc(DType::kF32, {m, k}, x.data());
     args.w = alloc(t, {n, k}, w.data());
