@@ -155,7 +155,9 @@ TEST_P(DeviceTest, AttentionOverQuantisedCacheWithinTheScaleDerivedBound) {
   for (auto [kt, vt] :
        {std::pair{DType::kQ8_0, DType::kQ8_0}, std::pair{DType::kQ4_0, DType::kQ4_0}}) {
     // n_q 1: the decode kernel where the device has one, and the tiled kernel (fast = false).
-    for (auto [n_q, fast] : {std::pair{1, true}, std::pair{1, false}, std::pair{40, true}}) {
+    for (auto [n_q_, fast_] : {std::pair{1, true}, std::pair{1, false}, std::pair{40, true}}) {
+      const int n_q = n_q_;  // lambdas below capture these (clang 14 cannot capture bindings)
+      const bool fast = fast_;
       SCOPED_TRACE(::testing::Message() << dtype_name(kt) << "/" << dtype_name(vt) << " n_q " << n_q
                                         << (fast ? "" : " tiled"));
       Pair p = build(*dev, kt, vt, data, true);
