@@ -7,6 +7,7 @@
 
 #include "kvzip/splitmix.h"
 #include "runtime/cpu/half.h"
+#include "runtime/cpu/parallel.h"
 #include "runtime/error.h"
 
 namespace kvz {
@@ -18,7 +19,9 @@ std::vector<float> to_f32(const std::vector<uint16_t>& h) {
   return f;
 }
 
-void check_layers(const std::vector<ObservedLayer>& layers) {
+// Everything window_attention() checks, before the layers run on worker threads (where a throw
+// could not reach the caller).
+void check_layers(const std::vector<ObservedLayer>& layers, int64_t n_prefix, int64_t n_ctx) {
   KVZ_CHECK(!layers.empty(), "no observed layers");
   for (const ObservedLayer& l : layers) {
     KVZ_CHECK(l.n_heads > 0 && l.n_kv_heads > 0 && l.n_heads % l.n_kv_heads == 0, "heads {}/{}",
@@ -27,7 +30,16 @@ void check_layers(const std::vector<ObservedLayer>& layers) {
     KVZ_CHECK(l.q.size() == static_cast<size_t>(l.n_obs() * l.n_heads * l.head_dim),
               "q of {} floats", l.q.size());
     KVZ_CHECK(static_cast<int>(l.kv.size()) == l.n_kv_heads, "{} kv heads observed", l.kv.size());
+    for (const HeadRows& rows : l.kv)
+      KVZ_CHECK(static_cast<int64_t>(rows.pos.size()) >= n_prefix + n_ctx,
+                "a layer head holds {} rows, need {} + {}", rows.pos.size(), n_prefix, n_ctx);
   }
+}
+
+// fn(il) for every layer on the CPU backend's threads: each call writes only its layer's scores.
+template <class Fn>
+void for_each_layer(int n_layers, Fn&& fn) {
+  cpu::parallel_for(n_layers, 0, [&](int, int64_t il) { fn(static_cast<int>(il)); });
 }
 
 }  // namespace
@@ -120,13 +132,13 @@ Scores knorm_scores(const KvCache& cache, int64_t n_prefix, int64_t n_ctx) {
 
 Scores snapkv_scores(const std::vector<ObservedLayer>& layers, int64_t n_prefix, int64_t n_ctx,
                      float scale, int kernel) {
-  check_layers(layers);
+  check_layers(layers, n_prefix, n_ctx);
   KVZ_CHECK(kernel >= 1 && kernel % 2 == 1, "pooling kernel {} must be odd", kernel);
   const int L = static_cast<int>(layers.size()), H = layers[0].n_kv_heads;
   const int G = layers[0].n_heads / H, half = kernel / 2;
   Scores s(L, H, n_ctx);
-  std::vector<float> mean(static_cast<size_t>(n_ctx));
-  for (int il = 0; il < L; ++il) {
+  for_each_layer(L, [&](int il) {
+    std::vector<float> mean(static_cast<size_t>(n_ctx));
     const WindowAttention w = window_attention(layers[il], n_prefix, n_ctx, scale);
     for (int ih = 0; ih < w.n_heads; ++ih) {
       std::fill(mean.begin(), mean.end(), 0.0f);
@@ -141,16 +153,16 @@ Scores snapkv_scores(const std::vector<ObservedLayer>& layers, int64_t n_prefix,
         s.at(il, ih / G, j) += mx / static_cast<float>(G);
       }
     }
-  }
+  });
   return s;
 }
 
 Scores tova_scores(const std::vector<ObservedLayer>& layers, int64_t n_prefix, int64_t n_ctx,
                    float scale) {
-  check_layers(layers);
+  check_layers(layers, n_prefix, n_ctx);
   const int L = static_cast<int>(layers.size()), H = layers[0].n_kv_heads;
   Scores s(L, H, n_ctx);
-  for (int il = 0; il < L; ++il) {
+  for_each_layer(L, [&](int il) {
     const WindowAttention w = window_attention(layers[il], n_prefix, n_ctx, scale);
     for (int64_t j = 0; j < n_ctx; ++j) {
       float avg = 0.0f;
@@ -158,17 +170,17 @@ Scores tova_scores(const std::vector<ObservedLayer>& layers, int64_t n_prefix, i
         avg += w.at(ih, w.n_obs - 1, j) / static_cast<float>(w.n_heads);
       for (int kh = 0; kh < H; ++kh) s.at(il, kh, j) = avg;
     }
-  }
+  });
   return s;
 }
 
 Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_prefix, int64_t n_ctx,
                          float scale) {
-  check_layers(layers);
+  check_layers(layers, n_prefix, n_ctx);
   const int L = static_cast<int>(layers.size()), H = layers[0].n_kv_heads;
   const int G = layers[0].n_heads / H;
   Scores s(L, H, n_ctx);
-  for (int il = 0; il < L; ++il) {
+  for_each_layer(L, [&](int il) {
     const WindowAttention w = window_attention(layers[il], n_prefix, n_ctx, scale);
     for (int ih = 0; ih < w.n_heads; ++ih)
       for (int64_t i = 0; i < w.n_obs; ++i)
@@ -176,7 +188,7 @@ Scores h2o_window_scores(const std::vector<ObservedLayer>& layers, int64_t n_pre
           float& v = s.at(il, ih / G, j);
           v = std::max(v, w.at(ih, i, j));
         }
-  }
+  });
   return s;
 }
 

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "runtime/cpu/half.h"
+#include "runtime/cpu/parallel.h"
 #include "runtime/error.h"
 
 namespace kvz {
@@ -89,11 +90,16 @@ void QueryStats::add(int il, std::span<const float> q, int32_t pos0) {
   const RopeSpec& r = rope(il);
   std::vector<double>& sum = sum_[static_cast<size_t>(il)];
   std::vector<double>& sq = sum_sq_[static_cast<size_t>(il)];
-  std::vector<double> x(hd);
-  for (size_t t = 0; t < q.size() / row; ++t) {
-    const int32_t pos = pos0 + static_cast<int32_t>(t);
-    if (pos < n_sink_) continue;
-    for (size_t h = 0; h < static_cast<size_t>(n_heads_); ++h) {
+  const size_t n_tokens = q.size() / row;
+  // Heads in parallel: each owns its slices of sum and sum_sq.
+  cpu::parallel_for(n_heads_, 0, [&](int, int64_t head) {
+    const auto h = static_cast<size_t>(head);
+    std::vector<double> x(hd);
+    double* su = sum.data() + h * hd;
+    double* sqh = sq.data() + h * hd * hd;
+    for (size_t t = 0; t < n_tokens; ++t) {
+      const int32_t pos = pos0 + static_cast<int32_t>(t);
+      if (pos < n_sink_) continue;
       const float* src = q.data() + t * row + h * hd;
       for (size_t d = 0; d < hd; ++d) x[d] = src[d];
       // Undo rope(): x_pre = R(pos)^T x_post / attn_factor on every rotated pair.
@@ -106,15 +112,14 @@ void QueryStats::add(int il, std::span<const float> q, int32_t pos0) {
         x[a] = x0 * c + x1 * s;
         x[b] = -x0 * s + x1 * c;
       }
-      double* su = sum.data() + h * hd;
-      double* sqh = sq.data() + h * hd * hd;
       for (size_t i = 0; i < hd; ++i) {
         su[i] += x[i];
         for (size_t j = i; j < hd; ++j) sqh[i * hd + j] += x[i] * x[j];  // upper triangle
       }
     }
-    ++count_[static_cast<size_t>(il)];
-  }
+  });
+  for (size_t t = 0; t < n_tokens; ++t)
+    if (pos0 + static_cast<int32_t>(t) >= n_sink_) ++count_[static_cast<size_t>(il)];
 }
 
 std::vector<double> QueryStats::mean(int il) const {
@@ -158,18 +163,27 @@ Scores expected_attention_scores(const QueryStats& st, const KvCache& cache, int
   const int G = st.n_heads() / c.n_kv_heads;
   const auto d = static_cast<size_t>(hd);
   Scores s(c.n_layers, c.n_kv_heads, n_ctx);
-  std::vector<double> z(static_cast<size_t>(N)), layer(static_cast<size_t>(c.n_kv_heads * N));
-  std::vector<double> k(d), sk(d), mu_h(d);
+  // The cache is read on this thread (device transfers); the layers then run in parallel, each
+  // writing only its own rows of s.
+  std::vector<std::vector<HeadRows>> all_rows(static_cast<size_t>(c.n_layers));
   for (int il = 0; il < c.n_layers; ++il) {
     if (st.count(il) == 0) throw InputError(fmt::format("layer {} saw no prefill queries", il));
-    const std::vector<double> rot = mean_rotation(st.rope(il), c.head_dim, N, o.n_future);
-    const std::vector<double> mu = st.mean(il), cov = st.covariance(il);
-    const std::vector<HeadRows> rows = cache.read_layer(il);
-    std::fill(layer.begin(), layer.end(), 0.0);
+    all_rows[static_cast<size_t>(il)] = cache.read_layer(il);
     for (int kh = 0; kh < c.n_kv_heads; ++kh) {
-      const HeadRows& r = rows[static_cast<size_t>(kh)];
+      const HeadRows& r = all_rows[static_cast<size_t>(il)][static_cast<size_t>(kh)];
       KVZ_CHECK(static_cast<int64_t>(r.pos.size()) >= N, "layer {} head {} holds {} rows, need {}",
                 il, kh, r.pos.size(), N);
+    }
+  }
+  cpu::parallel_for(c.n_layers, 0, [&](int, int64_t layer_index) {
+    const auto il = static_cast<int>(layer_index);
+    std::vector<double> z(static_cast<size_t>(N)), layer(static_cast<size_t>(c.n_kv_heads * N));
+    std::vector<double> k(d), sk(d), mu_h(d);
+    const std::vector<double> rot = mean_rotation(st.rope(il), c.head_dim, N, o.n_future);
+    const std::vector<double> mu = st.mean(il), cov = st.covariance(il);
+    const std::vector<HeadRows>& rows = all_rows[static_cast<size_t>(il)];
+    for (int kh = 0; kh < c.n_kv_heads; ++kh) {
+      const HeadRows& r = rows[static_cast<size_t>(kh)];
       for (int g = 0; g < G; ++g) {
         const auto ih = static_cast<size_t>(kh * G + g);
         mat_vec(rot, mu.data() + ih * d, mu_h.data(), c.head_dim);
@@ -218,7 +232,7 @@ Scores expected_attention_scores(const QueryStats& st, const KvCache& cache, int
         s.at(il, kh, j) = static_cast<float>(
             row < o.n_sink ? layer_max : layer[static_cast<size_t>(kh * N + row)]);
       }
-  }
+  });
   return s;
 }
 

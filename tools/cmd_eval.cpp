@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -102,6 +103,19 @@ void dump_kept(Session& s, const std::string& path, const EvalSample& sample, in
                      out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n');
 }
 
+using PhaseTimes = std::vector<std::pair<std::string, double>>;
+
+// --timings: where a sample's seconds went, on one line.
+void print_phase_times(int index, const PhaseTimes& times) {
+  std::string line = fmt::format("sample {}:", index);
+  double total = 0;
+  for (const auto& [name, sec] : times) {
+    line += fmt::format(" {} {:.2f} s,", name, sec);
+    total += sec;
+  }
+  fmt::print(stderr, "{} total {:.2f} s\n", line, total);
+}
+
 struct SampleRun {
   const EvalArgs& a;
   const EvalSample& sample;
@@ -116,10 +130,13 @@ struct SampleRun {
   const HeadScores* head_scores;  // kvzip_head's
 };
 
-EvalRow answer_all(Session& s, const SampleRun& r, const std::string& method, double ratio,
-                   double kept) {
+GenerateOptions answer_options(const EvalArgs& a) {
   GenerateOptions g;
-  g.max_new_tokens = r.a.max_new_tokens > 0 ? r.a.max_new_tokens : task_max_new_tokens(r.a.task);
+  g.max_new_tokens = a.max_new_tokens > 0 ? a.max_new_tokens : task_max_new_tokens(a.task);
+  return g;
+}
+
+EvalRow cell_row(const SampleRun& r, const std::string& method, double ratio, double kept) {
   EvalRow row;
   row.task = r.a.task;
   row.model = r.model_name;
@@ -128,19 +145,51 @@ EvalRow answer_all(Session& s, const SampleRun& r, const std::string& method, do
   row.method = method;
   row.ratio = ratio;
   row.kept_fraction = kept;
-  std::vector<std::vector<int32_t>> prompts;
-  for (const EvalQuery& q : r.sample.queries) prompts.push_back(query_prompt(s, q));
-  const std::vector<GenerateResult> answers = s.generate_batch(prompts, g);
-  for (size_t i = 0; i < answers.size(); ++i) {
-    const EvalQuery& q = r.sample.queries[i];
-    const GenerateResult& res = answers[i];
-    const double ok = score_prediction(q, res.text);
-    row.ok.push_back(ok);
-    row.correct += ok;
-    row.predictions.push_back(res.text);
-  }
   row.n_queries = static_cast<int>(r.sample.queries.size());
   return row;
+}
+
+// Scores the answers to the sample's queries, in query order, into row.
+void score_answers(EvalRow& row, const SampleRun& r, std::span<const GenerateResult> answers) {
+  for (size_t i = 0; i < answers.size(); ++i) {
+    const double ok = score_prediction(r.sample.queries[i], answers[i].text);
+    row.ok.push_back(ok);
+    row.correct += ok;
+    row.predictions.push_back(answers[i].text);
+  }
+}
+
+// With --batch >= 2 every cell of a sample keeps a copy of its pruned cache, and all their
+// answers share each batched decode step (one forward over every cell's queries).
+struct PendingCell {
+  EvalRow row;
+  std::unique_ptr<KvCache> cache;
+  double prune_ms = 0;
+};
+
+void answer_pending(Session& s, const SampleRun& r, std::vector<PendingCell>& cells,
+                    const std::function<void(EvalRow, double)>& emit) {
+  if (cells.empty()) return;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<const KvCache*> from;
+  for (const PendingCell& c : cells)
+    for (const EvalQuery& q : r.sample.queries) {
+      prompts.push_back(query_prompt(s, q));
+      from.push_back(c.cache.get());
+    }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<GenerateResult> answers = s.generate_batch(prompts, answer_options(r.a), from);
+  // The shared answer time is split evenly over the cells.
+  const double share =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+      static_cast<double>(cells.size());
+  const size_t nq = r.sample.queries.size();
+  for (size_t i = 0; i < cells.size(); ++i) {
+    score_answers(cells[i].row, r, std::span(answers).subspan(i * nq, nq));
+    cells[i].cache.reset();
+    emit(std::move(cells[i].row), cells[i].prune_ms + share);
+  }
+  cells.clear();
 }
 
 void run_sample(const Model& model, const SampleRun& r, const std::vector<MethodInfo>& methods) {
@@ -170,9 +219,19 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
       const ModelConfig& c = model.config();
       stats.emplace(c.n_layers, c.n_heads, c.head_dim, rope_specs(model));
     }
-  prefill(s, r.sample.context, stats ? &*stats : nullptr);
-  auto emit = [&](EvalRow row, double ms) {
+  PhaseTimes times;
+  auto phase = [&](const std::string& name, auto&& fn) {
+    const auto t = std::chrono::steady_clock::now();
+    fn();
+    times.emplace_back(name,
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
+  };
+  phase(stats ? "prefill+query stats" : "prefill",
+        [&] { prefill(s, r.sample.context, stats ? &*stats : nullptr); });
+  double cells_s = 0;
+  std::function<void(EvalRow, double)> emit = [&](EvalRow row, double ms) {
     row.ms = ms;
+    cells_s += ms / 1000;
     append_row(r.a.out, row);
     r.bar(++r.cells_done, r.cells_total);
   };
@@ -180,10 +239,20 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
   auto ms_since = [](auto t) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
   };
-  if (need_full) {  // before any pruning
-    EvalRow row = answer_all(s, r, "full", 1.0, 1.0);
-    emit(std::move(row), ms_since(t0));
-  }
+  const bool batched = r.a.batch >= 2;
+  std::vector<PendingCell> pending;
+  // A cell from the session's current cache: answered now, or kept for answer_pending().
+  auto cell = [&](EvalRow row) {
+    if (!batched) {
+      std::vector<std::vector<int32_t>> prompts;
+      for (const EvalQuery& q : r.sample.queries) prompts.push_back(query_prompt(s, q));
+      score_answers(row, r, s.generate_batch(prompts, answer_options(r.a)));
+      emit(std::move(row), ms_since(t0));
+      return;
+    }
+    pending.push_back({std::move(row), s.copy_cache(), ms_since(t0)});
+  };
+  if (need_full) cell(cell_row(r, "full", 1.0, 1.0));  // before any pruning
 
   // Scores of every method that still has work, all from the full cache.
   Scores kvzip;
@@ -195,14 +264,16 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     if (m->needs_kvzip && kvzip.empty()) {
       CompressorOptions co;
       co.chunk = r.a.chunk;
-      kvzip = s.score(co);
+      phase("kvzip scoring", [&] { kvzip = s.score(co); });
     }
     if (m->query_aware && obs.empty()) {
       window = window_tokens(s, r.sample.queries.at(0), r.a.oracle_window);
-      obs = observe_first_query(s, window);
+      phase("observe", [&] { obs = observe_first_query(s, window); });
     }
-    scores[m->name] = method_scores(s, *m, kvzip, obs, stats ? &*stats : nullptr,
-                                    r.a.seed * 7919 + static_cast<uint64_t>(r.index));
+    phase(m->name, [&] {
+      scores[m->name] = method_scores(s, *m, kvzip, obs, stats ? &*stats : nullptr,
+                                      r.a.seed * 7919 + static_cast<uint64_t>(r.index));
+    });
   }
   obs.clear();
   for (const auto& [m, ratio] : todo) {
@@ -212,17 +283,19 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     if (!r.a.dump_kept.empty())
       dump_kept(s, r.a.dump_kept, r.sample, r.index, m->name, ratio,
                 m->query_aware ? s.model().tokenizer().decode(window) : std::string());
-    EvalRow row = answer_all(s, r, m->name, ratio, pr.kept_fraction);
-    emit(std::move(row), ms_since(t0));
+    cell(cell_row(r, m->name, ratio, pr.kept_fraction));
   }
-  for (const auto& [m, cell] : kvzap_todo) {  // eval_kvzap.h: threshold + window rule
+  for (const auto& [m, c] : kvzap_todo) {  // eval_kvzap.h: threshold + window rule
     t0 = std::chrono::steady_clock::now();
     s.set_scores(r.kvzap->scores(m, r.index));
-    PruneResult pr = s.prune_threshold(cell.threshold, r.kvzap->window());
-    EvalRow row = answer_all(s, r, m, cell.key, pr.kept_fraction);  // before ms_since(t0) runs
-    row.threshold = cell.threshold;
-    emit(std::move(row), ms_since(t0));
+    PruneResult pr = s.prune_threshold(c.threshold, r.kvzap->window());
+    EvalRow row = cell_row(r, m, c.key, pr.kept_fraction);
+    row.threshold = c.threshold;
+    cell(std::move(row));
   }
+  answer_pending(s, r, pending, emit);
+  times.emplace_back("prune+answer", cells_s);
+  if (r.a.timings) print_phase_times(r.index, times);
 }
 
 // kvzip_head's head scores (ALGORITHMS.md 2.6): --head-scores FILE, else S[l, h] = max over

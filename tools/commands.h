@@ -92,6 +92,7 @@ struct EvalArgs {
   std::string save_head_scores;
   std::string dump_kept;       // debug: which heads keep the first query's gold answer (JSON lines)
   bool oracle_window = false;  // debug: the first query's gold answer joins the observation window
+  bool timings = false;        // one stderr line per sample: seconds in each phase
   std::string dump_samples;    // write the samples as token ids (JSON lines) instead of evaluating
   std::string dump_scores;     // with dump_samples: also our KVzip scores, DIR/<index>.f32
   std::string samples_file;    // the user's samples (task "samples", read_samples_jsonl)

@@ -317,6 +317,9 @@ Command add_eval(CLI::App& app) {
                    "Debug: append per (sample, method, ratio) how many (layer, KV head) pairs "
                    "keep each context token around the first query's gold answer (JSON lines)")
       ->check(out_file());
+  eval->add_flag("--timings", ev.timings,
+                 "Print one line per sample with the seconds spent in each phase (prefill, "
+                 "scoring, each method's scores, pruning and answering)");
   eval->add_flag("--oracle-window", ev.oracle_window,
                  "Debug: append the first query's gold answer (in quotes) to the query-aware "
                  "baselines' observation window, as if the answer had been generated; an oracle, "
