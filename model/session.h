@@ -147,8 +147,14 @@ class Session {
   // Greedy without penalties, stop tokens or callbacks only; other options, KVzap or
   // max_batch 1 answer one prompt at a time through generate_tokens(). The batched forward may
   // round differently from the one-row forward, so a near tie can pick another token.
+  // `from`, when given, names for each prompt the cache it starts from instead of the current
+  // one: a copy_cache() of this session taken after some prune, so answers from several pruned
+  // caches share each batched forward. Each must hold this session's prefix and context rows.
   std::vector<GenerateResult> generate_batch(std::span<const std::vector<int32_t>> prompts,
-                                             const GenerateOptions& opts = {});
+                                             const GenerateOptions& opts = {},
+                                             std::span<const KvCache* const> from = {});
+  // An independent copy of the current cache (full, or as the last prune left it).
+  std::unique_ptr<KvCache> copy_cache();
 
   // Compressed-cache files (kvzip/cache_file.h): the cache, tokens, positions and scores, tied
   // to the model's identity. load_cache throws FormatError on a corrupt or mismatched file.
@@ -183,9 +189,10 @@ class Session {
   ReconstructionPrompts reconstruction_prompts(SinkPolicy variant = SinkPolicy::kOriginal) const;
 
  private:
-  // generate_batch: prompts.size() <= max_batch answers into out.
+  // generate_batch: prompts.size() <= max_batch answers into out, prompt i from from[i] (empty:
+  // the current cache).
   void generate_group(std::span<const std::vector<int32_t>> prompts, const GenerateOptions& opts,
-                      std::span<GenerateResult> out);
+                      std::span<const KvCache* const> from, std::span<GenerateResult> out);
   // Runs `tokens` through the model in chunks at positions next_pos_..., advancing next_pos_.
   // A reconstruction input runs as one forward (the scoring hook sees all its queries at once).
   void feed(std::span<const int32_t> tokens, int n_logits, const ProgressFn& progress,

@@ -8,24 +8,53 @@
 namespace kvz {
 
 std::vector<GenerateResult> Session::generate_batch(std::span<const std::vector<int32_t>> prompts,
-                                                    const GenerateOptions& opts) {
+                                                    const GenerateOptions& opts,
+                                                    std::span<const KvCache* const> from) {
+  if (!from.empty() && from.size() != prompts.size())
+    throw InputError(fmt::format("{} starting caches for {} prompts", from.size(), prompts.size()));
+  for (const KvCache* c : from)
+    if (!c) throw InputError("generate_batch: a starting cache is missing");
   const bool plain = opts.temperature <= 0.0f && opts.repeat_penalty == 1.0f &&
                      opts.min_p == 0.0f && !opts.update_cache && opts.stop_tokens.empty() &&
                      !opts.on_text && !kvzap_;
   std::vector<GenerateResult> out(prompts.size());
   if (!plain || opts_.max_batch < 2 || prompts.size() < 2) {
-    for (size_t i = 0; i < prompts.size(); ++i) out[i] = generate_tokens(prompts[i], opts);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      if (from.empty()) {
+        out[i] = generate_tokens(prompts[i], opts);
+        continue;
+      }
+      // One at a time from its own cache: the current one steps aside meanwhile.
+      std::unique_ptr<KvCache> own = from[i]->clone(rec_);
+      std::swap(cache_, own);
+      try {
+        out[i] = generate_tokens(prompts[i], opts);
+      } catch (...) {
+        std::swap(cache_, own);
+        throw;
+      }
+      std::swap(cache_, own);
+    }
     return out;
   }
-  for (size_t b = 0; b < prompts.size(); b += static_cast<size_t>(opts_.max_batch)) {
-    const size_t n = std::min(prompts.size() - b, static_cast<size_t>(opts_.max_batch));
-    generate_group(prompts.subspan(b, n), opts, std::span<GenerateResult>(out).subspan(b, n));
+  const auto group = static_cast<size_t>(opts_.max_batch);
+  for (size_t b = 0; b < prompts.size(); b += group) {
+    const size_t n = std::min(prompts.size() - b, group);
+    generate_group(prompts.subspan(b, n), opts, from.empty() ? from : from.subspan(b, n),
+                   std::span<GenerateResult>(out).subspan(b, n));
   }
   return out;
 }
 
+std::unique_ptr<KvCache> Session::copy_cache() {
+  std::unique_ptr<KvCache> c = cache_->clone(rec_);
+  rec_.finish();
+  return c;
+}
+
 void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
-                             const GenerateOptions& opts, std::span<GenerateResult> out) {
+                             const GenerateOptions& opts, std::span<const KvCache* const> from,
+                             std::span<GenerateResult> out) {
   if (n_prefix_ + n_context_ <= 0)
     throw InputError("generate() needs prefill() or load_cache() first");
   const int64_t longest = static_cast<int64_t>(
@@ -65,7 +94,7 @@ void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
   std::vector<int32_t> pos_of(prompts.size());
   std::vector<int32_t> pos;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    caches[i] = cache_->clone(rec_);
+    caches[i] = (from.empty() ? cache_.get() : from[i])->clone(rec_);
     caches[i]->check_capacity(next_pos_ + static_cast<int64_t>(prompts[i].size()) +
                               opts.max_new_tokens);
     const std::span<const int32_t> p = prompts[i];

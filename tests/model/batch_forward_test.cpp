@@ -116,6 +116,54 @@ TEST_P(BatchForwardTest, GenerateBatchEqualsGenerate) {
   EXPECT_THROW(s.generate_batch(with_empty, g), InputError);
 }
 
+// Answers from several pruned copies of one session (eval's cells) in one batch equal the
+// answers each pruned cache gives alone, with the batch split over groups and one at a time.
+TEST_P(BatchForwardTest, GenerateBatchFromSeveralCaches) {
+  SessionOptions so;
+  so.prefill_chunk = 64;
+  so.score_chunk = 48;
+  so.instruction = "";
+  so.max_batch = 3;  // four prompts: a batch of three, then one
+  Session s(*model, so);
+  s.set_retain(true);
+  s.prefill(kContext);
+  s.score();
+  const std::vector<std::string> queries = {"Who was lost?", "What color was the door?"};
+  GenerateOptions g;
+  g.max_new_tokens = 16;
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::unique_ptr<KvCache>> copies;
+  std::vector<const KvCache*> from;
+  std::vector<GenerateResult> alone;
+  for (double ratio : {0.1, 0.6}) {
+    s.prune(ratio);
+    copies.push_back(s.copy_cache());
+    for (const std::string& q : queries) {
+      alone.push_back(s.generate(q, g));
+      prompts.push_back(query_tokens(*model, q));
+      from.push_back(copies.back().get());
+    }
+  }
+  // The two ratios must give different caches for the test to mean anything.
+  ASSERT_NE(copies[0]->bytes_in_use(), copies[1]->bytes_in_use());
+  s.restore_full();
+  const std::vector<GenerateResult> got = s.generate_batch(prompts, g, from);
+  ASSERT_EQ(got.size(), alone.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].tokens, alone[i].tokens) << "prompt " << i;
+    EXPECT_EQ(got[i].text, alone[i].text) << "prompt " << i;
+  }
+  // max_batch 1 answers one at a time from each named cache and gives the same.
+  SessionOptions one = so;
+  one.max_batch = 1;
+  Session s1(*model, one);
+  s1.prefill(kContext);
+  const std::vector<GenerateResult> serial = s1.generate_batch(prompts, g, from);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(serial[i].tokens, alone[i].tokens) << i;
+  // A count that does not match the prompts is an InputError.
+  EXPECT_THROW(s.generate_batch(prompts, g, std::span(from).subspan(1)), InputError);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BatchForwardTest, ::testing::Values(false, true),
                          [](const auto& p) { return p.param ? "vulkan" : "cpu"; });
 
