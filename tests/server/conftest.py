@@ -75,6 +75,12 @@ class Server:
         m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
         return float(m.group(1)) if m else None
 
+    def metrics(self):
+        """Every unlabelled metric of one /metrics scrape: {name: value}."""
+        _, text = self.request("GET", "/metrics")
+        return {m.group(1): float(m.group(2))
+                for m in re.finditer(r"^([a-z_]+) (\S+)$", text, re.M)}
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
