@@ -34,7 +34,8 @@ ev() {
   timeout $left "$KVZIP" eval --model "$Q" --data tools/data/eval --kvzap-dir "$KQ" \
     --head-scores $HS --batch "${EVAL_BATCH:-256}" --timings "$@" --out "$EVO/$name.jsonl" \
     >"$EVO/$name.log" 2>&1
-  echo "$name rc=$? $(($(date +%s) - t0)) s, $(wc -l <"$EVO/$name.jsonl") rows"
+  local rc=$?
+  echo "$name rc=$rc $(($(date +%s) - t0)) s, $(cat "$EVO/$name.jsonl" 2>/dev/null | wc -l) rows"
 }
 # The sample set of each issue-20 task.
 set100() {
