@@ -76,7 +76,9 @@ struct EngineStats {
   int64_t prompt_tokens = 0, generated_tokens = 0;
   double decode_tokens_per_s = 0;  // over the last few seconds
   int active = 0, waiting = 0;
-  size_t kv_bytes = 0;  // resident contexts (with the blocks their views took) + requests' own
+  // Contexts in memory (resident, and evicted or deleted ones requests still read; with the
+  // blocks their views took) + requests' own outside them.
+  size_t kv_bytes = 0;
   size_t request_kv_bytes = 0;  // the active requests' own KV bytes (SharedKv::View::own_bytes)
   size_t last_request_kv_bytes = 0;  // the most own KV bytes the last finished request held
   int contexts_resident = 0, contexts_total = 0;
