@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "model/session.h"
-#include "runtime/ops/sampling.h"
+#include "model/slot_picks.h"
 
 namespace kvz {
 
@@ -72,21 +72,10 @@ void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
   Device& dev = model_.device();
   const Tokenizer& tok = model_.tokenizer();
   const auto& stops = model_.chat_template().stop_ids;
-  const auto n = static_cast<int64_t>(prompts.size());
-  const int64_t n_vocab = model_.config().n_vocab;
-  // Each pick's id and logits row at an aligned offset: a logits row's own offset need not be
-  // aligned for binding.
-  const int64_t stride =
-      static_cast<int64_t>(std::max<size_t>(dev.caps().storage_offset_alignment, 4) / 4);
-  const int64_t row_stride = (n_vocab + stride - 1) / stride * stride;
-  Buffer ids_buf = dev.alloc(static_cast<size_t>(n * stride) * 4, MemoryKind::kReadback);
-  Buffer rows_buf = dev.alloc(static_cast<size_t>(n * row_stride) * 4);
-  const Tensor ids = ids_buf.tensor(DType::kI32, {n * stride});
-  const Tensor rows = rows_buf.tensor(DType::kF32, {n * row_stride});
-  auto pick = [&](int64_t slot, const Tensor& logits_row) {
-    const Tensor row = rows.slice(slot * row_stride, n_vocab).reshape({1, n_vocab});
-    rec_.copy(logits_row, row);
-    argmax(rec_, {row, ids.slice(slot * stride, 1)});
+  // One slot per prompt: its picked id and logits row.
+  const SlotPicks picks(dev, static_cast<int64_t>(prompts.size()), model_.config().n_vocab);
+  auto pick = [&](size_t slot, const Tensor& logits_row) {
+    picks.record_argmax(rec_, static_cast<int64_t>(slot), logits_row);
   };
 
   // Prompts: each on its own copy of the cache, in forwards of at most max_tokens rows.
@@ -110,22 +99,21 @@ void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
     }
     pos_of[i] = at;
     out[i].n_prompt_tokens = static_cast<int>(p.size());
-    pick(static_cast<int64_t>(i), forward_.logits().slice(0, 1));
+    pick(i, forward_.logits().slice(0, 1));
   }
 
   // Decode: one batched forward per step over the answers that go on.
   std::vector<size_t> live(prompts.size());
   for (size_t i = 0; i < live.size(); ++i) live[i] = i;
-  std::vector<int32_t> got(static_cast<size_t>(n * stride));
   for (int step = 0; step < opts.max_new_tokens && !live.empty(); ++step) {
     rec_.submit();
     rec_.wait();
-    dev.download(ids, got.data());
+    const std::vector<int32_t> got = picks.read();
     std::vector<int32_t> tokens, positions;
     std::vector<KvCache*> run;
     std::vector<size_t> next_live;
     for (size_t i : live) {
-      const int32_t id = got[i * static_cast<size_t>(stride)];
+      const int32_t id = got[i];
       if (!opts.ignore_eos &&
           (std::find(stops.begin(), stops.end(), id) != stops.end() || tok.is_eog(id)))
         continue;
@@ -140,7 +128,7 @@ void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
     if (live.empty()) break;
     forward_.run_batch(rec_, tokens, positions, run);
     for (size_t j = 0; j < live.size(); ++j)
-      pick(static_cast<int64_t>(live[j]), forward_.logits().slice(static_cast<int64_t>(j), 1));
+      pick(live[j], forward_.logits().slice(static_cast<int64_t>(j), 1));
   }
   rec_.finish();
   for (size_t i = 0; i < prompts.size(); ++i) out[i].text = tok.decode(out[i].tokens, true);

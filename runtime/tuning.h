@@ -80,8 +80,8 @@ struct MatmulTuning {
   // never inside a Recorder::Concurrent group.
   uint32_t matvec_variant = 0;
   bool allow_int_dot = true;  // variants 3, 4: OpSDot where DeviceCaps::int8_dot
-  // Decode gate/up/activation as one dispatch (runtime/ops/matvec_gate_up.h). Off by default: on
-  // the H100 the fused kernel made tg128 at 4K slower than the three ops (bench/RESULTS.md).
+  // Decode gate/up/activation as one dispatch (runtime/ops/matvec_gate_up.h). Off by default: it
+  // decodes slower than the three separate ops (bench/RESULTS.md has the figures).
   bool fused_gate_up = false;
 };
 

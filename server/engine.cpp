@@ -10,8 +10,6 @@
 #include <optional>
 #include <random>
 
-#include "runtime/ops/sampling.h"
-
 namespace kvz::server {
 namespace {
 
@@ -77,7 +75,7 @@ struct Engine::Active {
   std::vector<int32_t> prompt;  // tokens after the context (all of them without one)
   size_t prefilled = 0;
   int max_tokens = 0;
-  int slot = -1;  // row of ids_buf_ / uni_buf_
+  int slot = -1;  // its slot of picks_
   // With a context: a view of its cache (the context's blocks shared, the rows this request
   // appends its own); without one: a cache of its own. `cache` is the one it runs on.
   std::unique_ptr<SharedKv::View> view;
@@ -120,14 +118,7 @@ Engine::Engine(const Model& model, EngineOptions opts)
       throw InputError(fmt::format("{}: head scores of another model", opts_.head_scores));
   }
   if (!opts_.kvzap.empty()) kvzap_ = std::make_unique<KvzapModel>(KvzapModel::load(opts_.kvzap));
-  Device& dev = model.device();
-  slot_stride_ = static_cast<int64_t>(std::max<size_t>(dev.caps().storage_offset_alignment, 4) / 4);
-  const int64_t n_vocab = model.config().n_vocab;
-  row_stride_ = (n_vocab + slot_stride_ - 1) / slot_stride_ * slot_stride_;
-  const auto slots = static_cast<size_t>(opts_.parallel);
-  ids_buf_ = dev.alloc(slots * static_cast<size_t>(slot_stride_) * 4, MemoryKind::kReadback);
-  uni_buf_ = dev.alloc(slots * static_cast<size_t>(slot_stride_) * 4);
-  rows_buf_ = dev.alloc(slots * static_cast<size_t>(row_stride_) * 4);
+  picks_.emplace(model.device(), opts_.parallel, model.config().n_vocab);
   store_.load_all([](const std::string& w) { fmt::print(stderr, "kvzip serve: {}\n", w); });
   thread_ = std::thread([this] { loop(); });
 }
@@ -320,26 +311,14 @@ void Engine::start(Active& a) {
 }
 
 void Engine::record_pick(Active& a, const Tensor& logits_row) {
-  const int64_t n_slots = opts_.parallel, n_vocab = model_.config().n_vocab;
-  const Tensor dst =
-      ids_buf_.tensor(DType::kI32, {n_slots * slot_stride_}).slice(a.slot * slot_stride_, 1);
-  // The row is copied to this slot's aligned place first: a logits row's own offset need not
-  // be aligned for binding.
-  const Tensor row = rows_buf_.tensor(DType::kF32, {n_slots * row_stride_})
-                         .slice(a.slot * row_stride_, n_vocab)
-                         .reshape({1, n_vocab});
-  rec_.copy(logits_row, row);
   const SamplingParams& p = a.sampling;
   if (p.temperature <= 0.0f) {
-    argmax(rec_, {row, dst});
+    picks_->record_argmax(rec_, a.slot, logits_row);
     return;
   }
   a.rng ^= a.rng << 13, a.rng ^= a.rng >> 7, a.rng ^= a.rng << 17;
   const float u = static_cast<float>(a.rng >> 40) / static_cast<float>(1 << 24);
-  const Tensor uni =
-      uni_buf_.tensor(DType::kF32, {n_slots * slot_stride_}).slice(a.slot * slot_stride_, 1);
-  rec_.upload(uni.mem(), &u, sizeof u);
-  sample(rec_, {row, uni, dst, p.temperature, p.top_k, p.top_p});
+  picks_->record_sample(rec_, a.slot, logits_row, u, p.temperature, p.top_k, p.top_p);
 }
 
 size_t Engine::own_bytes(const Active& a) {
@@ -422,10 +401,8 @@ bool Engine::step() {
   }
   rec_.submit();
   rec_.wait();
-  const int64_t n_ids = opts_.parallel * slot_stride_;
-  std::vector<int32_t> ids(static_cast<size_t>(n_ids));
-  model_.device().download(ids_buf_.tensor(DType::kI32, {n_ids}), ids.data());
-  for (Active* a : picked) handle_token(*a, ids[static_cast<size_t>(a->slot * slot_stride_)]);
+  const std::vector<int32_t> ids = picks_->read();
+  for (Active* a : picked) handle_token(*a, ids[static_cast<size_t>(a->slot)]);
   size_t own = 0, outside = 0;  // requests' own bytes; the part not in a context's pools
   for (auto& a : active_) {
     const size_t b = own_bytes(*a);

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/session.h"
+#include "model/slot_picks.h"
 #include "server/api.h"
 #include "server/contexts.h"
 
@@ -152,11 +154,7 @@ class Engine {
   ContextStore store_;
   Forward forward_;
   Recorder rec_;
-  // Per slot, at offsets aligned for binding (slot_stride_ elements apart): the picked id
-  // (readback), the uniform draw of sampling, and a copy of the logits row it samples from.
-  int64_t slot_stride_ = 1, row_stride_ = 0;
-  Buffer ids_buf_, uni_buf_;  // [parallel * slot_stride_] i32, f32
-  Buffer rows_buf_;           // [parallel * row_stride_] f32 (n_vocab used of each)
+  std::optional<SlotPicks> picks_;  // one slot per request decoded together (opts_.parallel)
   std::vector<std::unique_ptr<Active>> active_;
   std::unique_ptr<HeadScores> head_scores_;
   std::unique_ptr<KvzapModel> kvzap_;

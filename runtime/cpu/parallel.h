@@ -1,7 +1,7 @@
 // Fork-join loops for the CPU backend's fast paths (runtime/cpu): one process-wide pool of
-// default_threads() - 1 workers sleeping on a condition variable (waking one costs a few us,
-// spawning a thread ~20-50 us, which decode pays ~200 times a token). Work items are pulled from
-// a shared counter, so uneven items (causal attention tiles) balance themselves.
+// default_threads() - 1 workers sleeping on a condition variable (waking a sleeping worker is far
+// cheaper than spawning a thread, and decode forks for every op of every token). Work items are
+// pulled from a shared counter, so uneven items (causal attention tiles) balance themselves.
 #pragma once
 
 #include <algorithm>

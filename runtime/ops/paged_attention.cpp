@@ -96,8 +96,8 @@ constexpr int64_t kDecodeChunkAlign = 64;  // rows per share: whole 32-row block
 // decreases with max_rows, so the scratch for the largest max_rows serves every smaller one.
 // Where the resident workgroups are known (compute units x DecodeTuning::workgroups_per_unit),
 // shares then grow (never shrink: n_split stays within the bound) until all heads' shares make
-// about one round of them: one round beat the rule alone wherever the rule made more than a
-// round, two rounds were close, six were not (bench/RESULTS.md, "Occupancy rules").
+// about one round of them: every further round pays the shares' start cost again, while one round
+// already keeps every compute unit busy (bench/RESULTS.md, "Occupancy rules").
 detail::DecodeSplit detail::decode_split(const DecodeTuning& t, int64_t n_q, int64_t max_rows,
                                          int64_t total_rows, int64_t n_kv_heads, int64_t row_tiles,
                                          uint32_t compute_units) {
