@@ -7,6 +7,10 @@
 #                            # the target table from them (bench/targets.py)
 #   bench/gpu_run.sh tests   # the three GoogleTest suites on the GPU
 #   bench/gpu_run.sh check   # tests, then targets (the table's raw files in targets_raw.tgz)
+#   bench/gpu_run.sh quick   # tests, then the two end-to-end runs of targets (q4k, kvzip32k):
+#                            # a check after a refactor when the full table does not fit the call
+#   bench/gpu_run.sh kvquant # decode attention per K/V type, KVzip at 32K with a q8_0 cache
+#   bench/gpu_run.sh serve   # bench/serve_bench.py against `kvzip serve` (docs/SERVING.md)
 #   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
 #   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
 #   bench/gpu_run.sh decode  # decode attention kernels and their tuning overrides
@@ -61,6 +65,38 @@ case "${1:-all}" in
     # on an H100).
     "$0" tests
     "$0" targets
+    ;;
+  quick)
+    "$0" tests
+    M=synthetic:llama3.1-8b
+    for run in "q4k 120 $M:q4_k -p 512 -n 64 -d 0,4096 --kvzip-depth 0 -r 2" \
+               "kvzip32k 120 $M:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 --ratios 1,0.3 -r 1"; do
+      set -- $run
+      name=$1 limit=$2; shift 2
+      timeout "$limit" $B/kvzip bench -m "$@" --json "$OUT/$name.json" >"$OUT/$name.md" 2>"$OUT/$name.err"
+      echo "kvzip bench $name rc=$?"; cat "$OUT/$name.md"
+    done
+    ;;
+  kvquant)
+    timeout 120 $B/kvz_bench --benchmark_filter='BM_paged_attention/llama3_8b_decode_(32|128)k_ragged30_kv_' \
+      --benchmark_min_time=0.2 --benchmark_out="$OUT/kvquant_attn.json" --benchmark_out_format=json \
+      2>&1 | grep -E "^BM_" | cut -c1-160
+    for ty in q8_0 q4_0; do
+      timeout 150 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 \
+        --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty --json "$OUT/kvzip32k_$ty.json" \
+        >"$OUT/kvzip32k_$ty.md" 2>"$OUT/kvzip32k_$ty.err"
+      echo "kvzip bench kvzip32k $ty rc=$?"; cat "$OUT/kvzip32k_$ty.md"
+    done
+    ;;
+  serve)
+    $B/kvzip serve -m synthetic:llama3.1-8b:q4_k --port 8765 --parallel 64 --queue 64 2>"$OUT/server.log" &
+    S=$!
+    for i in $(seq 90); do grep -q "on http" "$OUT/server.log" && break; sleep 1; done
+    timeout "${SERVE_TIMEOUT:-150}" python3 bench/serve_bench.py --url 127.0.0.1:8765 --context-tokens 32768 \
+      --words-per-token 0.17 --ratios 1.0,0.3 --clients 1,16,4,64 --max-tokens 32 \
+      --json "$OUT/serve_gpu.json" >"$OUT/serve_gpu.md" 2>"$OUT/serve_gpu.err"
+    echo "serve_bench rc=$?"; cat "$OUT/serve_gpu.md"; tail -3 "$OUT/serve_gpu.err"
+    kill $S; wait $S
     ;;
   tests)
     for t in runtime kvzip model; do

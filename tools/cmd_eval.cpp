@@ -140,6 +140,7 @@ EvalRow cell_row(const SampleRun& r, const std::string& method, double ratio, do
   EvalRow row;
   row.task = r.a.task;
   row.model = r.model_name;
+  row.kv_types = cache_type_label(session_options());
   row.sample = r.index;
   row.sample_id = r.sample.id;
   row.method = method;
@@ -351,6 +352,8 @@ int run_eval(const EvalArgs& in) {
   for (double r : a.ratios) check_ratio(r);
   const std::string model_path = resolve_model(a.model);
   const std::string model_name = std::filesystem::path(model_path).filename().string();
+  // Rows record a non-f16 K/V cache, so one file never mixes (or resumes across) storage types.
+  const std::string kv_types = cache_type_label(session_options());
   std::vector<double> table_ratios = a.ratios;
 
   if (!a.report_only) {
@@ -384,7 +387,7 @@ int run_eval(const EvalArgs& in) {
           table_ratios.push_back(k);
     }
     std::set<RowKey> done;
-    for (const EvalRow& row : read_rows(a.out, a.task, model_name))
+    for (const EvalRow& row : read_rows(a.out, a.task, model_name, kv_types))
       done.insert(row_key(row.sample, row.method, row.ratio));
     bool need_heads = false;  // some kvzip_head row still to run
     for (const MethodInfo& m : methods)
@@ -428,8 +431,9 @@ int run_eval(const EvalArgs& in) {
     }
   }
 
-  std::vector<EvalRow> rows = read_rows(a.out, a.task, model_name);
-  fmt::print("\n## {} on {} ({})\n\n{}", a.task, model_name, a.out,
+  std::vector<EvalRow> rows = read_rows(a.out, a.task, model_name, kv_types);
+  fmt::print("\n## {} on {}{} ({})\n\n{}", a.task, model_name,
+             kv_types.empty() ? "" : ", " + kv_types + " cache", a.out,
              markdown_table(rows, names, table_ratios));
   std::string png =
       a.plot.empty() ? std::filesystem::path(a.out).replace_extension(".png").string() : a.plot;

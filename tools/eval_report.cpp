@@ -63,7 +63,7 @@ RowKey row_key(int sample, const std::string& method, double ratio) {
 }
 
 std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
-                               const std::string& model) {
+                               const std::string& model, const std::string& kv_types) {
   std::vector<EvalRow> rows;
   std::ifstream f(path);
   if (!f) return rows;
@@ -77,7 +77,8 @@ std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
       EvalRow r;
       r.task = j.at("task").get<std::string>();
       r.model = j.at("model").get<std::string>();
-      if (r.task != task || r.model != model) continue;
+      r.kv_types = j.value("kv_types", "");
+      if (r.task != task || r.model != model || r.kv_types != kv_types) continue;
       r.sample = j.at("sample").get<int>();
       r.sample_id = j.value("sample_id", "");
       r.method = j.at("method").get<std::string>();
@@ -131,6 +132,7 @@ void append_row(const std::string& path, const EvalRow& r) {
     else
       j["threshold"] = *r.threshold > 0 ? "inf" : "-inf";
   }
+  if (!r.kv_types.empty()) j["kv_types"] = r.kv_types;
   // Invalid UTF-8 in a prediction (a token cut mid-character) is replaced, not thrown on.
   append_file_atomic(path, j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n');
 }

@@ -23,16 +23,18 @@ struct EvalRow {
   std::vector<std::string> predictions;  // [n_queries]
   double ms = 0;                         // prune + answers
   std::optional<double> threshold;       // KVzap rows: the log-score threshold applied
+  std::string kv_types;                  // "q8_0 K / q8_0 V" etc.; empty for the f16 cache
 };
 
 // Key used for resuming: the ratio is compared at 4 significant digits.
 using RowKey = std::tuple<int, std::string, std::string>;
 RowKey row_key(int sample, const std::string& method, double ratio);
 
-// Rows of `path` whose task and model match (a missing file gives none). Lines that do not parse
-// are skipped with a warning (a run killed mid-write leaves at most one).
+// Rows of `path` whose task, model and K/V storage types match (a missing file gives none; rows
+// without "kv_types" are the f16 cache's). Lines that do not parse are skipped with a warning (a
+// run killed mid-write leaves at most one).
 std::vector<EvalRow> read_rows(const std::string& path, const std::string& task,
-                               const std::string& model);
+                               const std::string& model, const std::string& kv_types = "");
 // Appends one row as a JSON line and flushes. Throws InputError if the file cannot be written.
 void append_row(const std::string& path, const EvalRow& row);
 

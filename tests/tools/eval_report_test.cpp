@@ -25,7 +25,8 @@ EvalRow row(int sample, double ratio, std::optional<double> threshold) {
                  .ok = {1.0},
                  .predictions = {"x"},
                  .ms = 0,
-                 .threshold = threshold};
+                 .threshold = threshold,
+                 .kv_types = ""};
 }
 
 TEST(EvalReport, ThresholdsRoundTripIncludingInfinities) {
@@ -51,6 +52,27 @@ TEST(EvalReport, ThresholdsRoundTripIncludingInfinities) {
   EXPECT_FALSE(rows[3].threshold);
   EXPECT_EQ(rows[4].sample, 4);
   EXPECT_FALSE(rows[4].threshold);
+  std::filesystem::remove(path);
+}
+
+// Rows of a quantised K/V cache carry their types; each read sees only the rows of its own cache,
+// so a resumed run never counts another storage type's cells as done.
+TEST(EvalReport, RowsKeepTheirKvTypesApart) {
+  const auto path = std::filesystem::temp_directory_path() / "kvz_eval_report_kv_test.jsonl";
+  std::filesystem::remove(path);
+  EvalRow q8 = row(0, 0.3, std::nullopt);
+  q8.kv_types = "q8_0 K / q8_0 V";
+  append_row(path.string(), row(0, 0.3, std::nullopt));
+  append_row(path.string(), q8);
+  append_row(path.string(), row(1, 0.3, std::nullopt));
+  const std::vector<EvalRow> f16 = read_rows(path.string(), "niah", "m");
+  ASSERT_EQ(f16.size(), 2u);
+  EXPECT_EQ(f16[1].sample, 1);
+  EXPECT_TRUE(f16[0].kv_types.empty());
+  const std::vector<EvalRow> got = read_rows(path.string(), "niah", "m", q8.kv_types);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].kv_types, q8.kv_types);
+  EXPECT_TRUE(read_rows(path.string(), "niah", "m", "q4_0 K / q4_0 V").empty());
   std::filesystem::remove(path);
 }
 

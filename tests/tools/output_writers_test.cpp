@@ -31,7 +31,8 @@ EvalRow row(int sample, std::string prediction) {
                  .ok = {1.0},
                  .predictions = {std::move(prediction)},
                  .ms = 0,
-                 .threshold = std::nullopt};
+                 .threshold = std::nullopt,
+                 .kv_types = ""};
 }
 
 TEST(OutputWriters, EvalRowsSurviveAFullDisk) {
