@@ -222,31 +222,43 @@ HWY_INLINE void MaskVisible(const int32_t* kpos, int n, int32_t qp, int window, 
   }
 }
 
-// Folds one row of tile logits s[kKt] (masked entries -inf) into the running max m and sum l
-// (kN partial sums, added up at the end: no horizontal sum per tile): leaves exp(s - m_new) in s
-// (store_p) and returns alpha = exp(m_old - m_new), the factor for earlier sums. A row with every
-// entry masked touches nothing, gets s = 0 and alpha = 1.
-HWY_INLINE float OnlineUpdate(float* s, float& m, float* l, bool store_p) {
+// Folds the tile logits of a register block's rows i < nr (s[i], masked entries -inf) into their
+// running max m[i] and sums l[i * kN, (i + 1) * kN) (kN partial sums each, added up at the end:
+// no horizontal sum per tile): leaves exp(s - m_new) in s (store_p) and alpha[i] = exp(m_old -
+// m_new), the factor for earlier sums. A row with every entry masked touches nothing, gets s = 0
+// and alpha = 1. The rows' max -> exp -> sum chains are independent, so each stage runs across
+// the block before the next: the chains overlap instead of running one after another.
+HWY_INLINE void OnlineUpdate(float (*s)[kKt], int nr, float* m, float* l, float* alpha,
+                             bool store_p) {
   const DF df;
-  VF mx = hn::LoadU(df, s);
-  for (int v = 1; v < kKv; ++v) mx = hn::Max(mx, hn::LoadU(df, s + v * kN));
-  const float tmax = MaxOf(df, mx);
-  if (tmax == kNegInf) {
-    if (store_p) std::fill(s, s + kKt, 0.0f);
-    return 1.0f;
+  float m_new[kRowBlock];
+  bool live[kRowBlock];
+  for (int i = 0; i < nr; ++i) {
+    VF mx = hn::LoadU(df, s[i]);
+    for (int v = 1; v < kKv; ++v) mx = hn::Max(mx, hn::LoadU(df, s[i] + v * kN));
+    m_new[i] = MaxOf(df, mx);
   }
-  const float m_new = std::max(m, tmax);
-  const float alpha = ExpScalar(m - m_new);
-  const VF mn = hn::Set(df, m_new);
-  VF sum = hn::Zero(df);
-  for (int v = 0; v < kKv; ++v) {
-    const VF e = Exp(df, hn::Sub(hn::LoadU(df, s + v * kN), mn));
-    if (store_p) hn::StoreU(e, df, s + v * kN);
-    sum = hn::Add(sum, e);
+  for (int i = 0; i < nr; ++i) {
+    live[i] = m_new[i] != kNegInf;
+    m_new[i] = std::max(m[i], m_new[i]);
+    alpha[i] = live[i] ? ExpScalar(m[i] - m_new[i]) : 1.0f;
   }
-  hn::StoreU(hn::MulAdd(hn::LoadU(df, l), hn::Set(df, alpha), sum), df, l);
-  m = m_new;
-  return alpha;
+  for (int i = 0; i < nr; ++i) {
+    if (!live[i]) {
+      if (store_p) std::fill(s[i], s[i] + kKt, 0.0f);
+      continue;
+    }
+    const VF mn = hn::Set(df, m_new[i]);
+    VF sum = hn::Zero(df);
+    for (int v = 0; v < kKv; ++v) {
+      const VF e = Exp(df, hn::Sub(hn::LoadU(df, s[i] + v * kN), mn));
+      if (store_p) hn::StoreU(e, df, s[i] + v * kN);
+      sum = hn::Add(sum, e);
+    }
+    float* li = l + i * kN;
+    hn::StoreU(hn::MulAdd(hn::LoadU(df, li), hn::Set(df, alpha[i]), sum), df, li);
+    m[i] = m_new[i];
+  }
 }
 
 // First slot of rows [t, t + n) of KV head h (n rows within one block), checked.
@@ -340,20 +352,19 @@ void AttentionItem(const PagedAttentionArgs& a, const AttnDims& d, int64_t q_per
       HWY_ALIGN float s[kRowBlock][kKt];
       float alpha[kRowBlock];
       BlockLogits(qp + r0 * hd, hd, kt, a.scale, s);
-      for (int i = 0; i < kRowBlock; ++i) {
-        const int64_t r = r0 + i;
-        if (r >= qt.rows) {  // padding row: adds nothing
-          std::fill(s[i], s[i] + kKt, 0.0f);
-          alpha[i] = 1.0f;
-          continue;
-        }
-        const int32_t qpos = q_pos[r / d.group];
+      const int nr = int(std::min<int64_t>(kRowBlock, qt.rows - r0));
+      for (int i = 0; i < nr; ++i) {
+        const int32_t qpos = q_pos[(r0 + i) / d.group];
         if (a.softcap > 0)
           for (int j = 0; j < kKt; ++j) s[i][j] = a.softcap * std::tanh(s[i][j] / a.softcap);
         const bool all_visible =
             n == kKt && p_max <= qpos && (a.window == 0 || int64_t{qpos} - p_min < a.window);
         if (!all_visible) MaskVisible(kpos, n, qpos, a.window, s[i]);
-        alpha[i] = OnlineUpdate(s[i], m[r], l + r * kN, true);
+      }
+      OnlineUpdate(s, nr, m.data() + r0, l + r0 * kN, alpha, true);
+      for (int i = nr; i < kRowBlock; ++i) {  // padding rows: add nothing
+        std::fill(s[i], s[i] + kKt, 0.0f);
+        alpha[i] = 1.0f;
       }
       for (int i = 0; i < kRowBlock; i += kPvRows)
         AccumulatePV<kPvRows>(s + i, alpha + i, n, v, hdp, acc + (r0 + i) * hdp);
@@ -383,13 +394,14 @@ void LseRange(const AttnScoreArgs& a, const AttnDims& d, const QueryTile& qt, co
       HWY_ALIGN float s[kRowBlock][kKt];
       // Rows whose visible prefix is empty are computed and then dropped (self only).
       BlockLogits(qp + q0 * hd, hd, kt, a.scale, s);
-      for (int i = 0; i < kRowBlock && q0 + i < qt.rows; ++i) {
+      const int nr = int(std::min<int64_t>(kRowBlock, qt.rows - q0));
+      for (int i = 0; i < nr; ++i) {
         const int64_t r = q0 + i;
         const int64_t last = self ? std::min<int64_t>(n, qt.i0 + r / d.group + a.s0 - t + 1) : n;
-        if (last <= 0) continue;
-        if (last < kKt) MaskFrom(int(last), s[i]);
-        OnlineUpdate(s[i], m[r], l + r * kN, false);
+        if (last < kKt) MaskFrom(int(std::max<int64_t>(last, 0)), s[i]);
       }
+      float alpha[kRowBlock];
+      OnlineUpdate(s, nr, m + q0, l + q0 * kN, alpha, false);
     }
   }
 }
