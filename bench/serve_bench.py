@@ -30,7 +30,9 @@ TEXT = os.path.join(ROOT, "tools", "data", "demo", "context.txt")
 
 def start_server(a):
     cmd = [a.kvzip, "serve", "-m", a.model, "--port", "0", "--parallel", str(max(a.clients)),
-           "--queue", str(max(a.clients))] + (["--ctx-size", str(a.ctx_size)] if a.ctx_size else [])
+           "--queue", str(max(a.clients)), "--cache-type-k", a.cache_type_k,
+           "--cache-type-v", a.cache_type_v]
+    cmd += ["--ctx-size", str(a.ctx_size)] if a.ctx_size else []
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     port, log = [], []
 
@@ -148,6 +150,8 @@ def main():
     p.add_argument("--clients", default="1,4,16,64")
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--ctx-size", type=int, default=0)
+    p.add_argument("--cache-type-k", default="f16", help="f16, q8_0 or q4_0 (a started server)")
+    p.add_argument("--cache-type-v", default="f16", help="f16, q8_0 or q4_0 (a started server)")
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--start-timeout", type=float, default=300)
     p.add_argument("--json", help="also write the rows here")
@@ -181,6 +185,8 @@ def main():
             for ratio, ctx, build_s in contexts:
                 r = run_level(host, port, ctx["id"], n, a)
                 r.update(ratio=ratio, context_tokens=ctx["n_context_tokens"],
+                         cache_type=f"{ctx.get('cache_type_k', 'f16')}/"
+                                    f"{ctx.get('cache_type_v', 'f16')}",
                          kv_bytes=ctx["kv_bytes"], build_s=build_s,
                          request_kv_bytes=metric(host, port, "kvzip_last_request_kv_bytes"))
                 rows.append(r)
@@ -192,13 +198,14 @@ def main():
         if proc:
             proc.terminate()
             proc.wait(30)
-    print("| ratio | context tokens | context KV | build (s) | KV / request | clients | failed "
-          "| total tok/s | TTFT p50 / p99 (ms) | TPOT p50 / p99 (ms) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| ratio | K/V type | context tokens | context KV | build (s) | KV / request | clients "
+          "| failed | total tok/s | TTFT p50 / p99 (ms) | TPOT p50 / p99 (ms) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(rows, key=lambda r: (-r["ratio"], r["clients"])):
         own = r["request_kv_bytes"]
         own = f"{own / 2**20:.2f} MiB" if own is not None else "-"
-        print(f"| {r['ratio']:.1f} | {r['context_tokens']} | {r['kv_bytes'] / 2**20:.1f} MiB "
+        print(f"| {r['ratio']:.1f} | {r['cache_type']} | {r['context_tokens']} "
+              f"| {r['kv_bytes'] / 2**20:.1f} MiB "
               f"| {r['build_s']:.1f} | {own} | {r['clients']} | {r['failed']} | {r['tok_s']:.1f} "
               f"| {r['ttft_p50_ms']:.0f} / {r['ttft_p99_ms']:.0f} "
               f"| {r['tpot_p50_ms']:.1f} / {r['tpot_p99_ms']:.1f} |")

@@ -28,6 +28,8 @@ json ContextInfo::to_json() const {
           {"n_context_tokens", n_context},
           {"kv_bytes", bytes},
           {"kv_bytes_full", full_bytes},
+          {"cache_type_k", cache_type_k},
+          {"cache_type_v", cache_type_v},
           {"resident", resident}};
 }
 
@@ -46,6 +48,12 @@ ContextInfo info_from_json(const json& j) {
   c.bytes = j.at("kv_bytes").get<size_t>();
   c.full_bytes = j.at("kv_bytes_full").get<size_t>();
   return c;
+}
+
+// The cache's own types are the truth (sidecars written before they were recorded lack them).
+void set_types(ContextInfo& c, const KvCache& cache) {
+  c.cache_type_k = dtype_name(cache.config().k_type);
+  c.cache_type_v = dtype_name(cache.config().v_type);
 }
 
 bool valid_id(const std::string& id) {
@@ -111,6 +119,7 @@ void ContextStore::load_all(const std::function<void(const std::string&)>& warn)
       std::lock_guard lock(mu_);
       Entry& e = entries_[info.id];
       info.resident = true;
+      set_types(info, *lc.cache);
       e.info = info;
       e.cache = SharedKv::make(std::move(lc.cache));
       e.last_use = ++clock_;
@@ -118,11 +127,15 @@ void ContextStore::load_all(const std::function<void(const std::string&)>& warn)
       warn(fmt::format("{}: not loaded: {}", p.string(), ex.what()));
     }
   }
-  std::lock_guard lock(mu_);
-  make_room({});
+  {
+    std::lock_guard lock(mu_);
+    make_room({});
+  }
+  release_erased();  // counts what was loaded
 }
 
 ContextInfo ContextStore::add(ContextInfo info, std::unique_ptr<KvCache> cache) {
+  set_types(info, *cache);
   if (!dir_.empty()) write_meta(info);
   std::lock_guard lock(mu_);
   if (dir_.empty() && budget_ > 0 && resident_bytes_locked() + cache->bytes_allocated() > budget_)
@@ -134,6 +147,7 @@ ContextInfo ContextStore::add(ContextInfo info, std::unique_ptr<KvCache> cache) 
   e.cache = SharedKv::make(std::move(cache));
   e.last_use = ++clock_;
   make_room(info.id);
+  recount_locked();
   return e.info;
 }
 
@@ -152,6 +166,7 @@ std::shared_ptr<SharedKv> ContextStore::acquire(const std::string& id) {
     it->second.cache = SharedKv::make(std::move(lc.cache));
     it->second.info.resident = true;
     make_room(id);
+    recount_locked();
   }
   return it->second.cache;
 }
@@ -204,6 +219,24 @@ void ContextStore::release_erased() {
     std::lock_guard lock(mu_);
     drop.swap(erased_);
   }
+  for (const auto& c : drop) pending_.emplace_back(c);
+  drop.clear();  // caches no request views are freed here
+  std::erase_if(pending_, [](const std::weak_ptr<SharedKv>& w) { return w.expired(); });
+  std::lock_guard lock(mu_);
+  recount_locked();
+}
+
+void ContextStore::recount_locked() {
+  Bytes b;
+  b.resident = resident_bytes_locked();
+  auto add = [&b](const SharedKv& c) {
+    b.pending += c.base().bytes_allocated();
+    ++b.n_pending;
+  };
+  for (const auto& c : erased_) add(*c);  // not released yet
+  for (const auto& w : pending_)
+    if (std::shared_ptr<SharedKv> c = w.lock()) add(*c);  // its views hold it: not the last one
+  bytes_ = b;
 }
 
 size_t ContextStore::resident_bytes_locked() const {
@@ -213,9 +246,9 @@ size_t ContextStore::resident_bytes_locked() const {
   return n;
 }
 
-size_t ContextStore::resident_bytes() const {
+ContextStore::Bytes ContextStore::bytes() const {
   std::lock_guard lock(mu_);
-  return resident_bytes_locked();
+  return bytes_;
 }
 
 int ContextStore::resident_count() const {

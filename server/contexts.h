@@ -6,7 +6,7 @@
 // Threads: the metadata (list, get, erase) may be read from any thread; resident caches are
 // created, loaded, evicted and read only on the engine thread (the one that owns the device).
 // Requests read a context through views that share its blocks (kvzip/kv_share.h); an evicted or
-// deleted context's memory is freed when its last view ends.
+// deleted context's memory is freed when its last view ends, and counted until then (bytes()).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +31,7 @@ struct ContextInfo {
   int32_t next_pos = 0;                 // position of the first query token
   int64_t created = 0;                  // unix seconds
   size_t bytes = 0, full_bytes = 0;     // KV bytes in use: compressed, and before compression
+  std::string cache_type_k = "f16", cache_type_v = "f16";  // storage types of its K and V rows
   bool resident = false;
   nlohmann::json to_json() const;
 };
@@ -60,9 +61,19 @@ class ContextStore {
   // Removes the context and its files; false if unknown. The cache itself is freed on the engine
   // thread: at its next step (release_erased), or when the last request viewing it ends.
   bool erase(const std::string& id);
+  // Engine thread, between steps: drops the store's references to evicted and deleted caches
+  // (those no request reads are freed) and recounts bytes().
   void release_erased();
 
-  size_t resident_bytes() const;
+  // Device bytes of the context caches (their pools, with the blocks their requests took), as
+  // the engine thread counted them at its last add(), acquire() or release_erased(): resident
+  // ones, and evicted or deleted ones still in memory (until released, and while requests read
+  // them).
+  struct Bytes {
+    size_t resident = 0, pending = 0;
+    int n_pending = 0;
+  };
+  Bytes bytes() const;
   int resident_count() const;
   std::string new_id() const;
 
@@ -77,6 +88,8 @@ class ContextStore {
   void make_room(const std::string& keep);
   void write_meta(const ContextInfo& info) const;
   size_t resident_bytes_locked() const;
+  // Sets bytes_ (engine thread, mu_ held).
+  void recount_locked();
 
   const Model& model_;
   std::string dir_;
@@ -84,6 +97,10 @@ class ContextStore {
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;
   std::vector<std::shared_ptr<SharedKv>> erased_;  // released on the engine thread
+  // Evicted or deleted caches the store no longer holds; alive while requests view them (engine
+  // thread only: the last reference must be dropped there).
+  std::vector<std::weak_ptr<SharedKv>> pending_;
+  Bytes bytes_;  // under mu_, written by release_erased()
   uint64_t clock_ = 0;
 };
 

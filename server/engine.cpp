@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <optional>
 #include <random>
 
 #include "runtime/ops/sampling.h"
@@ -108,6 +109,11 @@ Engine::Engine(const Model& model, EngineOptions opts)
     throw InputError(fmt::format("--ctx-size {} must be 32..{} (the model's context)", ctx_size_,
                                  model.config().max_context));
   if (opts_.prefill_chunk <= 0) opts_.prefill_chunk = forward_.max_tokens();
+  if (opts_.build_queue < 0 || opts_.build_queue > (1 << 16))
+    throw InputError(fmt::format("--build-queue {} must be 0..65536", opts_.build_queue));
+  // A cache of the configured types checks them against the model (InputError: a quantised
+  // type needs a head_dim that is a multiple of 32) before any request is taken.
+  KvCache(model.device(), cache_config());
   if (!opts_.head_scores.empty()) {
     head_scores_ = std::make_unique<HeadScores>(HeadScores::load(opts_.head_scores));
     if (head_scores_->model_identity != model.identity())
@@ -124,6 +130,23 @@ Engine::Engine(const Model& model, EngineOptions opts)
   rows_buf_ = dev.alloc(slots * static_cast<size_t>(row_stride_) * 4);
   store_.load_all([](const std::string& w) { fmt::print(stderr, "kvzip serve: {}\n", w); });
   thread_ = std::thread([this] { loop(); });
+}
+
+KvCacheConfig Engine::cache_config() const {
+  KvCacheConfig c = kv_cache_config(model_.config());
+  c.k_type = opts_.cache_type_k;
+  c.v_type = opts_.cache_type_v;
+  return c;
+}
+
+bool Engine::erase_context(const std::string& id) {
+  if (!store_.erase(id)) return false;
+  {
+    std::lock_guard lock(mu_);  // the engine thread may be between its check and its wait
+    wake_ = true;
+  }
+  cv_.notify_all();
+  return true;
 }
 
 Engine::~Engine() {
@@ -195,9 +218,11 @@ void Engine::loop() {
     std::deque<Job> jobs;
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock,
-               [&] { return stop_ || !jobs_.empty() || !waiting_.empty() || !active_.empty(); });
+      cv_.wait(lock, [&] {
+        return stop_ || wake_ || !jobs_.empty() || !waiting_.empty() || !active_.empty();
+      });
       if (stop_) break;
+      wake_ = false;
       jobs.swap(jobs_);
     }
     for (Job& j : jobs) j.fn();
@@ -288,7 +313,7 @@ void Engine::start(Active& a) {
     a.view = store_.acquire(a.context_id)->fork(rec_);
     a.cache = &a.view->cache();
   } else {
-    a.own = std::make_unique<KvCache>(model_.device(), kv_cache_config(model_.config()));
+    a.own = std::make_unique<KvCache>(model_.device(), cache_config());
     a.cache = a.own.get();
   }
   a.cache->check_capacity(a.pos + static_cast<int64_t>(a.prompt.size()) + a.max_tokens);
@@ -336,7 +361,11 @@ bool Engine::reserve(Active& a, int n_tokens) {
 }
 
 bool Engine::step() {
-  if (active_.empty()) return false;
+  if (active_.empty()) {
+    std::lock_guard lock(mu_);  // the last requests may have left without a step (cancelled)
+    request_bytes_ = outside_bytes_ = 0;
+    return false;
+  }
   std::vector<Active*> picked;
   // Prompts: at most prefill_chunk tokens per step over all joining requests, so the decoding
   // ones wait at most one chunk's forward between their tokens.
@@ -491,6 +520,8 @@ ContextInfo Engine::create_context(
                      "context_length_exceeded");
     SessionOptions so;
     so.prefill_chunk = opts_.prefill_chunk;
+    so.cache_type_k = opts_.cache_type_k;
+    so.cache_type_v = opts_.cache_type_v;
     Session s(model_, so);
     if (req.method == ContextMethod::kKvzap) {
       KvzapOptions ko;
@@ -536,15 +567,45 @@ ContextInfo Engine::create_context(
     if (const std::string path = store_.cache_path(info.id); !path.empty()) s.save_cache(path);
     return store_.add(info, s.cache().clone(rec_));
   };
+  int ahead = 0;
   {
     std::lock_guard lock(mu_);
     if (stop_) throw ApiError(503, "the server is shutting down");
-    jobs_.push_back({[done, build] {
-      try {
-        done->set_value(build());
-      } catch (...) {
-        done->set_exception(std::current_exception());
+    // Builds run one at a time on the engine thread (each would otherwise compete for the
+    // device and its memory); a bounded number wait, each holding an HTTP thread meanwhile.
+    check_build_room_locked();
+    ahead = builds_++;
+  }
+  // Before the job is queued, so that it comes before the build's own progress.
+  if (ahead > 0 && progress) progress("queued", ahead, ahead);
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) {
+      --builds_;
+      throw ApiError(503, "the server is shutting down");
+    }
+    jobs_.push_back({[this, done, build] {
+      {
+        std::lock_guard l(mu_);
+        build_running_ = true;
       }
+      std::optional<ContextInfo> info;
+      std::exception_ptr error;
+      try {
+        info = build();
+      } catch (...) {
+        error = std::current_exception();
+      }
+      {
+        // Counted out before the caller hears of it: its next build finds this one gone.
+        std::lock_guard l(mu_);
+        build_running_ = false;
+        --builds_;
+      }
+      if (error)
+        done->set_exception(error);
+      else
+        done->set_value(std::move(*info));
     }});
   }
   cv_.notify_all();
@@ -553,6 +614,20 @@ ContextInfo Engine::create_context(
   } catch (const std::future_error&) {
     throw ApiError(503, "the server stopped before the context was built");
   }
+}
+
+void Engine::check_build_room_locked() const {
+  if (builds_ > opts_.build_queue)
+    throw ApiError(429,
+                   fmt::format("a context build is running and {} more are waiting (at most {} "
+                               "may wait); try again when one has finished",
+                               builds_ - 1, opts_.build_queue),
+                   "build_queue_full");
+}
+
+void Engine::check_build_room() const {
+  std::lock_guard lock(mu_);
+  check_build_room_locked();
 }
 
 EngineStats Engine::stats() const {
@@ -569,7 +644,12 @@ EngineStats Engine::stats() const {
   s.decode_tokens_per_s = n > 0 ? static_cast<double>(n) / std::max(t - first, 1.0) : 0.0;
   s.active = n_active_;
   s.waiting = static_cast<int>(waiting_.size());
-  s.kv_bytes = outside_bytes_ + store_.resident_bytes();
+  const ContextStore::Bytes b = store_.bytes();
+  s.kv_bytes = outside_bytes_ + b.resident + b.pending;
+  s.evicted_pending_bytes = b.pending;
+  s.contexts_evicted_pending = b.n_pending;
+  s.builds_running = build_running_ ? 1 : 0;
+  s.builds_waiting = builds_ - s.builds_running;
   s.request_kv_bytes = request_bytes_;
   s.contexts_resident = store_.resident_count();
   s.contexts_total = static_cast<int>(store_.list().size());

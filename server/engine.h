@@ -35,6 +35,11 @@ struct EngineOptions {
   size_t memory_budget = 0;  // bytes of resident context caches; 0: no limit
   std::string head_scores;   // head-score file for method kvzip_head (optional)
   std::string kvzap;         // KVzap weights for method kvzap (optional)
+  // Storage types of the K and V rows of every cache the engine builds (contexts and requests
+  // without one): f16, q8_0 or q4_0. Contexts loaded from files keep the types they were built
+  // with.
+  DType cache_type_k = DType::kF16, cache_type_v = DType::kF16;
+  int build_queue = 4;  // context builds waiting while one runs before 429
 };
 
 // What a request produced so far, read by the HTTP thread that serves it. Text arrives in pieces
@@ -71,12 +76,17 @@ struct EngineStats {
   int64_t prompt_tokens = 0, generated_tokens = 0;
   double decode_tokens_per_s = 0;  // over the last few seconds
   int active = 0, waiting = 0;
-  size_t kv_bytes = 0;  // resident contexts (with the blocks their views took) + requests' own
+  // Contexts in memory (resident, and evicted or deleted ones requests still read; with the
+  // blocks their views took) + requests' own outside them.
+  size_t kv_bytes = 0;
   size_t request_kv_bytes = 0;  // the active requests' own KV bytes (SharedKv::View::own_bytes)
   size_t last_request_kv_bytes = 0;  // the most own KV bytes the last finished request held
   int contexts_resident = 0, contexts_total = 0;
   int64_t steps = 0, batched_rows = 0;  // decode steps and the rows they ran
   int64_t build_steps = 0;              // decode steps run between the chunks of context builds
+  size_t evicted_pending_bytes = 0;     // evicted/deleted contexts that requests still read
+  int contexts_evicted_pending = 0;
+  int builds_running = 0, builds_waiting = 0;  // context builds
 };
 
 class Engine {
@@ -89,16 +99,27 @@ class Engine {
   const Model& model() const { return model_; }
   int ctx_size() const { return ctx_size_; }
   ContextStore& contexts() { return store_; }
+  // The configuration of the caches the engine builds (its K and V types).
+  KvCacheConfig cache_config() const;
+  // Deletes a context (false if unknown) and wakes the engine thread, which frees its cache at
+  // once unless requests still read it.
+  bool erase_context(const std::string& id);
 
   // Tokenises and checks the request, then queues it. Throws ApiError: 404 unknown context, 413
   // longer than ctx_size, 429 queue full, 503 stopping.
   std::shared_ptr<RequestState> submit(const CompletionRequest& req);
 
   // Builds a context on the engine thread and waits for it; `progress` (phase, done, total) is
-  // called on the engine thread. Throws ApiError (400 method not available, 413 too long).
+  // called on the engine thread. Builds run one at a time: one waiting for another first reports
+  // the phase "queued" (done: builds ahead of it; called on the calling thread). Throws ApiError
+  // (400 method not available, 413 too long, 429 build_queue builds already waiting).
   ContextInfo create_context(
       const ContextRequest& req,
       const std::function<void(const std::string&, int64_t, int64_t)>& progress = {});
+
+  // Throws the ApiError(429) create_context would throw now for a full build queue (a streamed
+  // build checks first, so that it is refused with a status rather than an event).
+  void check_build_room() const;
 
   EngineStats stats() const;
 
@@ -123,6 +144,7 @@ class Engine {
   // the device's binding limit) the request ends with 503 and false is returned.
   bool reserve(Active& a, int n_tokens);
   static size_t own_bytes(const Active& a);
+  void check_build_room_locked() const;  // mu_ held
 
   const Model& model_;
   EngineOptions opts_;
@@ -144,6 +166,9 @@ class Engine {
   std::deque<std::unique_ptr<Active>> waiting_;
   std::deque<Job> jobs_;
   bool stop_ = false;
+  bool wake_ = false;  // a context was deleted: the engine thread releases it
+  int builds_ = 0;     // context builds submitted and not finished (one runs, the others wait)
+  bool build_running_ = false;
   EngineStats stats_;
   std::deque<std::pair<double, int64_t>> rate_;   // (seconds, tokens) of recent steps
   size_t request_bytes_ = 0, outside_bytes_ = 0;  // of the active requests (step())

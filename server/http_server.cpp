@@ -179,6 +179,9 @@ struct HttpServer::Impl {
       send_json(res, engine.create_context(cr).to_json());
       return;
     }
+    // A full build queue is a 429 status while one can still be sent (a build that finished or
+    // started meanwhile may make create_context's own check differ: then it is an error event).
+    engine.check_build_room();
     // Progress events while the engine builds it; the build runs on its own thread so that this
     // one can write them.
     struct Build {
@@ -257,9 +260,16 @@ struct HttpServer::Impl {
     metric("kvzip_requests_active", "gauge", "Requests holding a slot.", s.active);
     metric("kvzip_requests_waiting", "gauge", "Requests waiting for a slot.", s.waiting);
     metric("kvzip_kv_bytes_in_use", "gauge",
-           "KV-cache bytes allocated: resident contexts (with the blocks their requests took) "
-           "and requests' own.",
+           "KV-cache bytes allocated: contexts (with the blocks their requests took; evicted or "
+           "deleted ones that requests still read included) and requests' own.",
            s.kv_bytes);
+    metric("kvzip_kv_bytes_evicted_pending", "gauge",
+           "The part of kvzip_kv_bytes_in_use held by evicted or deleted contexts that requests "
+           "still read (freed when the last of them ends).",
+           s.evicted_pending_bytes);
+    metric("kvzip_contexts_evicted_pending", "gauge",
+           "Evicted or deleted contexts still in memory for the requests that read them.",
+           s.contexts_evicted_pending);
     metric("kvzip_request_kv_bytes", "gauge",
            "KV-cache bytes the active requests hold of their own (their rows, copies of partial "
            "blocks, index buffers; a context's shared blocks are not counted).",
@@ -270,6 +280,15 @@ struct HttpServer::Impl {
     metric("kvzip_contexts_resident", "gauge", "Contexts whose cache is in memory.",
            s.contexts_resident);
     metric("kvzip_contexts", "gauge", "Contexts known (resident or on disk).", s.contexts_total);
+    metric("kvzip_context_builds_running", "gauge", "Context builds running (one at a time).",
+           s.builds_running);
+    metric("kvzip_context_builds_waiting", "gauge",
+           "Context builds waiting for the running one (beyond --build-queue: 429).",
+           s.builds_waiting);
+    const KvCacheConfig cc = engine.cache_config();
+    metric("kvzip_kv_cache_type_info", "gauge",
+           "Storage types of the K and V rows of the caches this server builds.", 1,
+           fmt::format("{{k=\"{}\",v=\"{}\"}}", dtype_name(cc.k_type), dtype_name(cc.v_type)));
     return out;
   }
 
@@ -281,11 +300,14 @@ struct HttpServer::Impl {
       res.set_content(metrics(), "text/plain; version=0.0.4");
     });
     http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      const KvCacheConfig cc = engine.cache_config();
       send_json(res, {{"object", "list"},
                       {"data", json::array({{{"id", opts.model_id},
                                              {"object", "model"},
                                              {"created", started_at},
-                                             {"owned_by", "kvzip"}}})}});
+                                             {"owned_by", "kvzip"},
+                                             {"cache_type_k", dtype_name(cc.k_type)},
+                                             {"cache_type_v", dtype_name(cc.v_type)}}})}});
     });
     http.Post("/v1/chat/completions",
               [this](const httplib::Request& q, httplib::Response& r) { completion(q, r, true); });
@@ -305,8 +327,7 @@ struct HttpServer::Impl {
     });
     http.Delete(R"(/v1/contexts/([^/]+))", [this](const httplib::Request& q, httplib::Response& r) {
       const std::string id = q.matches[1];
-      if (!engine.contexts().erase(id))
-        throw ApiError(404, fmt::format("context '{}' not found", id));
+      if (!engine.erase_context(id)) throw ApiError(404, fmt::format("context '{}' not found", id));
       send_json(r, {{"id", id}, {"object", "context.deleted"}, {"deleted", true}});
     });
   }

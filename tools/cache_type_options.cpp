@@ -21,7 +21,7 @@ void add_cache_type_options(CLI::App& app) {
         }
       },
       "f16|q8_0|q4_0");
-  for (const char* name : {"run", "generate", "compress", "bench", "eval"}) {
+  for (const char* name : {"run", "generate", "compress", "bench", "eval", "serve"}) {
     CLI::App* sub = nullptr;
     try {
       sub = app.get_subcommand(name);

@@ -40,6 +40,9 @@ CLI::App* add_serve_options(CLI::App& app, ServeArgs& a) {
       ->check(CLI::Range(0, 1 << 16));
   s->add_option("--head-scores", a.head_scores, "Head scores for contexts of method kvzip_head");
   s->add_option("--kvzap", a.kvzap, "KVzap weights (.kvzap) for contexts of method kvzap");
+  s->add_option("--build-queue", a.build_queue,
+                "Context builds waiting while one runs (they run one at a time) before 429")
+      ->check(CLI::Range(0, 1 << 16));
   s->add_option("--alias", a.alias, "Model name in /v1/models (default: the model file name)");
   return s;
 }
@@ -65,17 +68,24 @@ int run_serve(const ServeArgs& a) {
   eo.memory_budget = a.memory_budget;
   eo.head_scores = a.head_scores;
   eo.kvzap = a.kvzap;
+  eo.build_queue = a.build_queue;
+  const SessionOptions so = session_options();  // --cache-type-k / --cache-type-v
+  eo.cache_type_k = so.cache_type_k;
+  eo.cache_type_v = so.cache_type_v;
   server::Engine engine(*l.model, eo);
   server::HttpOptions ho;
   ho.host = a.host;
   ho.port = a.port;
   ho.api_key = a.api_key;
   ho.model_id = a.alias.empty() ? std::filesystem::path(path).filename().string() : a.alias;
-  ho.threads = a.parallel + a.queue + 8;  // every slot and queued request blocks one thread
+  // Every slot, queued request and waiting or running context build blocks one thread.
+  ho.threads = a.parallel + a.queue + a.build_queue + 9;
   server::HttpServer http(engine, ho);
   http.bind();
-  fmt::print(stderr, "kvzip serve: model '{}' on http://{}:{} ({} slots, {}-token sequences{})\n",
+  const std::string types = cache_type_label(so);
+  fmt::print(stderr, "kvzip serve: model '{}' on http://{}:{} ({} slots, {}-token sequences{}{})\n",
              ho.model_id, a.host, http.port(), a.parallel, engine.ctx_size(),
+             types.empty() ? "" : ", " + types + " cache",
              a.cache_dir.empty() ? "" : ", contexts in " + a.cache_dir);
   std::thread signals([&] {
     int sig = 0;

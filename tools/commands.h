@@ -111,13 +111,15 @@ struct ServeArgs {
   std::string model, host = "127.0.0.1", api_key, cache_dir, head_scores, kvzap, alias;
   int port = 8080, parallel = 4, queue = 64, ctx_size = 0, prefill_chunk = 0;
   size_t memory_budget = 0;
+  int build_queue = 4;
 };
 // `kvzip serve` (tools/cmd_serve.cpp): registers its options; run_serve when it was parsed.
 CLI::App* add_serve_options(CLI::App& app, ServeArgs& args);
 int run_serve(const ServeArgs& args);
 
 // --cache-type-k / --cache-type-v on every subcommand of `app` that builds a KV cache (run,
-// generate, compress, bench, eval), into cli::cache_type_args() (tools/cache_type_options.cpp).
+// generate, compress, bench, eval, serve), into cli::cache_type_args()
+// (tools/cache_type_options.cpp).
 void add_cache_type_options(CLI::App& app);
 // A registered subcommand: its CLI11 node and what runs it once it was parsed (the exit code).
 // add_<command> (tools/kvz_cli.cpp) registers the options of one subcommand on `app`; its

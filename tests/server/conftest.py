@@ -12,19 +12,27 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL = os.path.join(ROOT, "tests", "data", "stories260K", "stories260K.bin")
+# head_dim 32: quantised KV cache types need whole blocks of 32 values (stories260K's is 8).
+QWEN3 = os.path.join(ROOT, "tests", "data", "parity", "qwen3.gguf")
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 30
+
+
+def kvzip_exe():
+    return os.environ.get("KVZIP", os.path.join(ROOT, "build", "tools", "kvzip"))
+
+
+def kvzip_env():
+    return dict(os.environ, KVZIP_DEVICE=os.environ.get("KVZIP_DEVICE", "cpu"))
 
 
 class Server:
     """One `kvzip serve` process; `args` are extra command-line options."""
 
-    def __init__(self, *args):
-        exe = os.environ.get("KVZIP", os.path.join(ROOT, "build", "tools", "kvzip"))
-        env = dict(os.environ, KVZIP_DEVICE=os.environ.get("KVZIP_DEVICE", "cpu"))
-        self.proc = subprocess.Popen([exe, "serve", "-m", MODEL, "--port", "0", *args],
+    def __init__(self, *args, model=MODEL):
+        self.proc = subprocess.Popen([kvzip_exe(), "serve", "-m", model, "--port", "0", *args],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+                                     text=True, env=kvzip_env())
         self.log = []
         self.port = None
         ready = threading.Event()
@@ -42,7 +50,7 @@ class Server:
         if not ready.wait(START_TIMEOUT_S) or self.port is None:
             self.stop()
             raise RuntimeError("kvzip serve did not start:\n" + "".join(self.log))
-        self.model = os.path.basename(MODEL)
+        self.model = os.path.basename(model)
 
     @property
     def base_url(self):
@@ -67,6 +75,12 @@ class Server:
         m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
         return float(m.group(1)) if m else None
 
+    def metrics(self):
+        """Every unlabelled metric of one /metrics scrape: {name: value}."""
+        _, text = self.request("GET", "/metrics")
+        return {m.group(1): float(m.group(2))
+                for m in re.finditer(r"^([a-z_]+) (\S+)$", text, re.M)}
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -82,8 +96,8 @@ class Server:
 def start_server():
     started = []
 
-    def start(*args):
-        s = Server(*args)
+    def start(*args, model=MODEL):
+        s = Server(*args, model=model)
         started.append(s)
         return s
 
