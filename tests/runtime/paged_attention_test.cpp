@@ -13,6 +13,7 @@
 
 #include "runtime/cpu/attention_fast.h"
 #include "runtime/cpu/half.h"
+#include "runtime/cpu/qdot.h"
 #include "runtime/ops/coopmat.h"
 #include "tests/common/test_device.h"
 
@@ -399,18 +400,26 @@ const Case kFastCases[] = {
 
 class PagedAttentionFastTest : public ::testing::TestWithParam<Case> {};
 
-// f32 accumulation like the GPU kernels: the same derived tolerance. Items are written by one
-// thread each, so the thread count cannot change a bit.
+// f32 accumulation like the GPU kernels: the same derived tolerance, on every SIMD level this CPU
+// runs. Items are written by one thread each, so the thread count cannot change a bit.
 TEST_P(PagedAttentionFastTest, MatchesReference) {
   Case tc = GetParam();
   tc.split = false;
   const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
   Device& dev = cpu_device();
-  const auto fast = run_attention(dev, tc, p, Path::kFast3);
   const int max_len = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
-  EXPECT_TRUE(all_close(fast, run_attention(dev, tc, p, Path::kRef), attention_tol(tc, max_len)));
-  EXPECT_TRUE(all_close(run_attention(dev, tc, p, Path::kFast1), fast, 0.0));
-  EXPECT_TRUE(all_close(run_attention(dev, tc, p, Path::kOp), fast, 0.0)) << "op on the CPU";
+  const auto ref = run_attention(dev, tc, p, Path::kRef);
+  EXPECT_TRUE(
+      all_close(run_attention(dev, tc, p, Path::kOp), run_attention(dev, tc, p, Path::kFast3), 0.0))
+      << "op on the CPU";
+  for (int64_t target : cpu::simd_targets()) {
+    cpu::simd_force_target(target);
+    const auto fast = run_attention(dev, tc, p, Path::kFast3);
+    EXPECT_TRUE(all_close(fast, ref, attention_tol(tc, max_len))) << cpu::simd_name(target);
+    EXPECT_TRUE(all_close(run_attention(dev, tc, p, Path::kFast1), fast, 0.0))
+        << cpu::simd_name(target);
+  }
+  cpu::simd_force_target(0);
 }
 INSTANTIATE_TEST_SUITE_P(Shapes, PagedAttentionFastTest, ::testing::ValuesIn(kCases), case_name);
 INSTANTIATE_TEST_SUITE_P(Tiling, PagedAttentionFastTest, ::testing::ValuesIn(kFastCases),
@@ -616,16 +625,23 @@ const ScoreCase kFastScoreCases[] = {{"smollm_hd64_gqa3", 64, 9, 3, 150, 4, 37, 
 
 class AttnScoreFastTest : public ::testing::TestWithParam<ScoreCase> {};
 
-// Same derivation as AttnScoreTest (f32 logits and log-sum-exp).
+// Same derivation as AttnScoreTest (f32 logits and log-sum-exp), on every SIMD level this CPU runs.
 TEST_P(AttnScoreFastTest, MatchesReference) {
   const ScoreCase& tc = GetParam();
   const ScoreProblem p = make_score_problem(tc);
   Device& dev = cpu_device();
   const double rtol = 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16);
-  const auto fast = run_score(dev, tc, p, Path::kFast3);
-  EXPECT_TRUE(all_close(fast, run_score(dev, tc, p, Path::kRef), 1e-7, rtol));
-  EXPECT_TRUE(all_close(run_score(dev, tc, p, Path::kFast1), fast, 0.0));
-  EXPECT_TRUE(all_close(run_score(dev, tc, p, Path::kOp), fast, 0.0)) << "op on the CPU";
+  const auto ref = run_score(dev, tc, p, Path::kRef);
+  EXPECT_TRUE(all_close(run_score(dev, tc, p, Path::kOp), run_score(dev, tc, p, Path::kFast3), 0.0))
+      << "op on the CPU";
+  for (int64_t target : cpu::simd_targets()) {
+    cpu::simd_force_target(target);
+    const auto fast = run_score(dev, tc, p, Path::kFast3);
+    EXPECT_TRUE(all_close(fast, ref, 1e-7, rtol)) << cpu::simd_name(target);
+    EXPECT_TRUE(all_close(run_score(dev, tc, p, Path::kFast1), fast, 0.0))
+        << cpu::simd_name(target);
+  }
+  cpu::simd_force_target(0);
 }
 
 std::string score_case_name(const ::testing::TestParamInfo<ScoreCase>& param_info) {
