@@ -260,7 +260,8 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
   std::vector<int32_t> window;  // the observation window, once a query-aware method needs it
   std::vector<ObservedLayer> obs;
   std::map<std::string, Scores> scores;
-  for (const auto& [m, ratio] : todo) {
+  for (const auto& item : todo) {
+    const MethodInfo* m = item.first;  // a plain name: the lambdas below capture it
     if (scores.count(m->name) || m->budget == Budget::kHead) continue;  // kHead: r.head_scores
     if (m->needs_kvzip && kvzip.empty()) {
       CompressorOptions co;
