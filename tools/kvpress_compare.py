@@ -120,6 +120,8 @@ def accuracy(ours_path: str, ref_path: str):
     for key in sorted(set(ours) | set(ref), key=lambda k: (k[0] != "full", k[0], k[1])):
         o, r = ours.get(key, {}), ref.get(key, {})
         both = sorted(set(o) & set(r))  # the samples both sides answered
+        if not both:  # a cell one side has no rows for (e.g. our ratio 1.0 rows)
+            continue
         ao, _, so = cell(o, both)
         ar, _, sr = cell(r, both)
         print(f"| {key[0]} | {key[1]} | {so} | {sr} | {ao - ar:+.1f} |")
