@@ -121,6 +121,7 @@ struct SampleRun {
   const EvalSample& sample;
   int index;
   std::string model_name;
+  std::string kv_types;  // cache_type_label() of the run: empty for f16
   const std::set<RowKey>& done;
   Progress& bar;
   int64_t& cells_done;
@@ -140,7 +141,7 @@ EvalRow cell_row(const SampleRun& r, const std::string& method, double ratio, do
   EvalRow row;
   row.task = r.a.task;
   row.model = r.model_name;
-  row.kv_types = cache_type_label(session_options());
+  row.kv_types = r.kv_types;
   row.sample = r.index;
   row.sample_id = r.sample.id;
   row.method = method;
@@ -168,14 +169,16 @@ struct PendingCell {
   double prune_ms = 0;
 };
 
-void answer_pending(Session& s, const SampleRun& r, std::vector<PendingCell>& cells,
+void answer_pending(Session& s, const SampleRun& r,
+                    const std::vector<std::vector<int32_t>>& queries,
+                    std::vector<PendingCell>& cells,
                     const std::function<void(EvalRow, double)>& emit) {
   if (cells.empty()) return;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<const KvCache*> from;
   for (const PendingCell& c : cells)
-    for (const EvalQuery& q : r.sample.queries) {
-      prompts.push_back(query_prompt(s, q));
+    for (const std::vector<int32_t>& q : queries) {
+      prompts.push_back(q);
       from.push_back(c.cache.get());
     }
   const auto t0 = std::chrono::steady_clock::now();
@@ -241,13 +244,13 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
   };
   const bool batched = r.a.batch >= 2;
+  std::vector<std::vector<int32_t>> queries;  // the sample's query prompts, for every cell
+  for (const EvalQuery& q : r.sample.queries) queries.push_back(query_prompt(s, q));
   std::vector<PendingCell> pending;
   // A cell from the session's current cache: answered now, or kept for answer_pending().
   auto cell = [&](EvalRow row) {
     if (!batched) {
-      std::vector<std::vector<int32_t>> prompts;
-      for (const EvalQuery& q : r.sample.queries) prompts.push_back(query_prompt(s, q));
-      score_answers(row, r, s.generate_batch(prompts, answer_options(r.a)));
+      score_answers(row, r, s.generate_batch(queries, answer_options(r.a)));
       emit(std::move(row), ms_since(t0));
       return;
     }
@@ -295,7 +298,7 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     row.threshold = c.threshold;
     cell(std::move(row));
   }
-  answer_pending(s, r, pending, emit);
+  answer_pending(s, r, queries, pending, emit);
   times.emplace_back("prune+answer", cells_s);
   if (r.a.timings) print_phase_times(r.index, times);
 }
@@ -421,6 +424,7 @@ int run_eval(const EvalArgs& in) {
                   samples[static_cast<size_t>(i)],
                   i,
                   model_name,
+                  kv_types,
                   done,
                   bar,
                   cells,
