@@ -28,12 +28,18 @@ class BatchForwardTest : public ::testing::TestWithParam<bool> {
   std::unique_ptr<Model> model;
 };
 
-TEST_P(BatchForwardTest, BatchedGreedyEqualsEachQueryAlone) {
-  constexpr int kSteps = 20;
+// The sessions of these tests: chunks small enough for several forwards over the story.
+SessionOptions small_session() {
   SessionOptions so;
   so.prefill_chunk = 64;
   so.score_chunk = 48;
   so.instruction = "";
+  return so;
+}
+
+TEST_P(BatchForwardTest, BatchedGreedyEqualsEachQueryAlone) {
+  constexpr int kSteps = 20;
+  SessionOptions so = small_session();
   Session s(*model, so);
   s.prefill(kContext);
   s.score();
@@ -86,10 +92,7 @@ TEST_P(BatchForwardTest, BatchedGreedyEqualsEachQueryAlone) {
 }
 
 TEST_P(BatchForwardTest, GenerateBatchEqualsGenerate) {
-  SessionOptions so;
-  so.prefill_chunk = 64;
-  so.score_chunk = 48;
-  so.instruction = "";
+  SessionOptions so = small_session();
   so.max_batch = 2;  // three prompts: a batch of two, then one
   Session s(*model, so);
   s.prefill(kContext);
@@ -119,10 +122,7 @@ TEST_P(BatchForwardTest, GenerateBatchEqualsGenerate) {
 // Answers from several pruned copies of one session (eval's cells) in one batch equal the
 // answers each pruned cache gives alone, with the batch split over groups and one at a time.
 TEST_P(BatchForwardTest, GenerateBatchFromSeveralCaches) {
-  SessionOptions so;
-  so.prefill_chunk = 64;
-  so.score_chunk = 48;
-  so.instruction = "";
+  SessionOptions so = small_session();
   so.max_batch = 3;  // four prompts: a batch of three, then one
   Session s(*model, so);
   s.set_retain(true);
