@@ -9,6 +9,7 @@
 #   bench/gpu_run.sh check   # tests, then targets (the table's raw files in targets_raw.tgz)
 #   bench/gpu_run.sh quick   # tests, then the two end-to-end runs of targets (q4k, kvzip32k):
 #                            # a check after a refactor when the full table does not fit the call
+#   bench/gpu_run.sh e2e     # those two end-to-end runs alone
 #   bench/gpu_run.sh kvquant # decode attention per K/V type, KVzip at 32K with a q8_0 cache
 #   bench/gpu_run.sh serve   # bench/serve_bench.py against `kvzip serve` (docs/SERVING.md)
 #   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
@@ -68,6 +69,9 @@ case "${1:-all}" in
     ;;
   quick)
     "$0" tests
+    "$0" e2e
+    ;;
+  e2e)
     M=synthetic:llama3.1-8b
     for run in "q4k 120 $M:q4_k -p 512 -n 64 -d 0,4096 --kvzip-depth 0 -r 2" \
                "kvzip32k 120 $M:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 --ratios 1,0.3 -r 1"; do
