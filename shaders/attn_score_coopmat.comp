@@ -15,13 +15,16 @@
 //            blocks of 64 (the next block's f16 rows and lse load into registers during the
 //            math): S^T = K Q^T on the tensor cores, column maxima of s - lse in registers, one
 //            exp per chunk row at the end (exp is increasing).
-// Q is rounded to f16 after scaling; S, the sums and lse stay f32.
-// Bindings: 0 q f32 [n_q, n_heads, HD] | 1 k_pool f16 [n_slots, HD] (uvec4)
+// Q is rounded to f16 after scaling; S, the sums and lse stay f32. Quantised keys (q8_0, q4_0)
+// are read in their stored form and dequantised (in f32, then rounded to f16) as they are written
+// to shared memory.
+// Bindings: 0 q f32 [n_q, n_heads, HD] | 1 k_pool KTYPE [n_slots, HD] (uvec4)
 //           2 block_table i32 [n_kv_heads, max_blocks] | 3 lse f32 [n_q, n_heads]
 //           4 PASS_LSE: q16 f16 [n_q, n_heads, HD] (uvec4) write; PASS_MAX: score f32
 //           [n_kv_heads, t1 - t0] write | 5 PASS_MAX: q16 read
 // Push: n_q, n_heads, group, max_blocks, n_sink, t0, t1, s0, scale.
-// Spec: 0 = workgroup size (32 * NSG: subgroups of 32), 1 = HD (multiple of 16, <= 128), 2 = NSG.
+// Spec: 0 = workgroup size (32 * NSG: subgroups of 32), 1 = HD (multiple of 16, <= 128), 2 = NSG,
+//       3 = KTYPE (include/kv_quant.glsl: 0 f16, 1 q8_0, 2 q4_0; quantised: HD % 32 == 0).
 // Grid: PASS_LSE (ceil(n_q * group / (16 NSG)), n_kv_heads); PASS_MAX (ceil((t1 - t0) /
 // (16 NSG)), n_kv_heads).
 #include "common.glsl"
@@ -33,6 +36,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 256;
 layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint NSG = 8;
+layout(constant_id = 3) const uint KTYPE = 0;
 const uint RT = 16u * NSG;  // rows (queries or keys) a workgroup owns
 const uint KT = 32u;        // PASS_LSE: keys per tile
 const uint QB = 64u;        // PASS_MAX: query rows per block
@@ -66,12 +70,14 @@ shared uvec4 kv[KT * (HD / 8u + 1u)];  // the key tile; first the queries, KT ro
 shared uvec4 kv[QB * (HD / 8u + 1u)];  // the chunk rows, then one query block at a time
 #endif
 #include "attn_coopmat.glsl"
+#include "kv_quant.glsl"
+KVQ_DEFINE_CHUNK(k_chunk, k_pool, KTYPE, HD)
 
 #if defined(PASS_LSE)
 shared float ss[NSG * 16u * KT];  // per subgroup: S (16 x KT)
 shared int kcaus[KT];  // -2: no key; -1: sink or chunk key (seen by all); c >= 0: input row c
 const uint K_N = (KT * HD8 + WG - 1u) / WG;
-uvec4 rk[K_N];
+uvec4 rk[K_N];  // as stored (kvq_f16x8 at staging)
 int rcaus;
 
 // Head row of key unit u: sinks, then the chunk, then the reconstruction input.
@@ -88,7 +94,8 @@ void fetch_tile(uint h, uint u0, uint n_keys) {
   }
   [[unroll]] for (uint i = 0; i < K_N; ++i) {
     const uint e = tid + i * WG, j = e / HD8, c = e % HD8, u = u0 + j;
-    rk[i] = (e < KT * HD8 && u < n_keys) ? k_pool[kv_slot(h, unit_row(u)) * HD8 + c] : uvec4(0u);
+    rk[i] = uvec4(0u);
+    if (e < KT * HD8 && u < n_keys) rk[i] = k_chunk(kv_slot(h, unit_row(u)), c);
   }
 }
 
@@ -120,7 +127,7 @@ void main() {
     if (tid < KT) kcaus[tid] = rcaus;
     [[unroll]] for (uint i = 0; i < K_N; ++i) {
       const uint e = tid + i * WG;
-      if (e < KT * HD8) kv[(e / HD8) * LD + e % HD8] = rk[i];
+      if (e < KT * HD8) kv[(e / HD8) * LD + e % HD8] = kvq_f16x8(KTYPE, rk[i]);
     }
     barrier();
     if (u0 + KT < n_keys) fetch_tile(h, u0 + KT, n_keys);  // in flight during the math below
@@ -184,7 +191,7 @@ void main() {
   for (uint r0 = 0; r0 < RT; r0 += QB) {
     for (uint e = tid; e < QB * HD8; e += WG) {
       const uint j = e / HD8, c = e % HD8, jj = j0 + r0 + j;
-      kv[j * LD + c] = jj < m_t ? k_pool[kv_slot(h, p.t0 + jj) * HD8 + c] : uvec4(0u);
+      kv[j * LD + c] = jj < m_t ? kvq_f16x8(KTYPE, k_chunk(kv_slot(h, p.t0 + jj), c)) : uvec4(0u);
     }
     barrier();
     if (sg * 16u >= r0 && sg * 16u < r0 + QB)

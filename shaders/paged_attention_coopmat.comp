@@ -11,16 +11,19 @@
 // extension cannot be scaled per row, so m is only raised (and O rescaled through shared memory)
 // when a tile's maximum exceeds it by more than RESCALE_AT; otherwise P = exp(s - m) <= e^8 goes
 // to f16 as is and the final O / l is unchanged. After the first tiles rescaling is rare.
-// Q is rounded to f16 after scaling, P to f16; S, O and l stay f32.
-// Bindings: 0 q f32 [n_q, n_heads, HD] | 1 q_pos i32 [n_q] | 2 k_pool f16 [n_slots, HD] (uvec4)
-//           3 v_pool (same) | 4 pos_pool i32 [n_slots] | 5 block_table i32 [n_kv_heads, max_blocks]
-//           6 lens i32 [n_kv_heads] | 7 dst f32 [n_q, n_heads, HD]
+// Q is rounded to f16 after scaling, P to f16; S, O and l stay f32. Quantised K / V rows (q8_0,
+// q4_0) are read in their stored form and dequantised (in f32, then rounded to f16) as the tile is
+// written to shared memory, so the tensor cores see f16 tiles whatever the cache type.
+// Bindings: 0 q f32 [n_q, n_heads, HD] | 1 q_pos i32 [n_q] | 2 k_pool KTYPE [n_slots, HD] (uvec4)
+//           3 v_pool VTYPE (same) | 4 pos_pool i32 [n_slots]
+//           5 block_table i32 [n_kv_heads, max_blocks] | 6 lens i32 [n_kv_heads] | 7 dst f32 [n_q, n_heads, HD]
 // Push: n_q, n_heads, group, max_blocks, window, n_split (unused), scale, softcap.
 // Spec: 0 = workgroup size (32 * NSG: subgroups of 32), 1 = HD (multiple of 16, <= 128),
 //       2 = NSG (a multiple of 4), 3 = SKIP (measurements only, wrong results: bit 1 skips
 //       Q K^T, 2 the softmax, 4 P V, 8 the key/value loads; KVZ_BENCH_ATTN_SKIP), 4 = SORTED (1: the
 //       positions increase along each head's rows, so the key loop stops at the first tile that
-//       starts past every query of the workgroup; PagedAttentionArgs::rows_sorted).
+//       starts past every query of the workgroup; PagedAttentionArgs::rows_sorted),
+//       5 = KTYPE, 6 = VTYPE (include/kv_quant.glsl: 0 f16, 1 q8_0, 2 q4_0; quantised: HD % 32 == 0).
 // Grid: (ceil(n_q * group / QT), n_kv_heads, 1).
 #include "common.glsl"
 #include "coopmat.glsl"
@@ -34,6 +37,8 @@ layout(constant_id = 1) const uint HD = 128;
 layout(constant_id = 2) const uint NSG = 8;
 layout(constant_id = 3) const uint SKIP = 0;
 layout(constant_id = 4) const uint SORTED = 0;
+layout(constant_id = 5) const uint KTYPE = 0;
+layout(constant_id = 6) const uint VTYPE = 0;
 const uint QT = 16u * NSG;  // query rows per workgroup
 const uint KT = 32u;        // keys per tile: one paged block
 const uint HK = KT / 2u;    // keys of S per lane in the scalar softmax step
@@ -60,7 +65,10 @@ layout(push_constant) uniform Push {
 
 shared uvec4 kv[2u * KT * (HD / 8u + 1u)];  // K rows [0, KT), V [KT, 2 KT); first Q, 2 KT rows a round
 #include "attn_coopmat.glsl"
-// Per thread and tile: K_N uvec4 of keys and as many of values.
+#include "kv_quant.glsl"
+KVQ_DEFINE_CHUNK(k_chunk, k_pool, KTYPE, HD)
+KVQ_DEFINE_CHUNK(v_chunk, v_pool, VTYPE, HD)
+// Per thread and tile: K_N uvec4 of keys and as many of values, as stored (kvq_f16x8 at staging).
 const uint K_N = (KT * HD8 + WG - 1u) / WG;
 const uint KT2 = KT / 2u;         // f16 pairs per row of P
 shared float ss[NSG * 16u * KT];  // per subgroup: S (16 x KT, f32), or an O fragment (16 x 16)
@@ -85,9 +93,9 @@ void fetch_tile(uint h, uint t0, uint len) {
     const uint e = tid + i * WG, j = e / HD8, c = e % HD8, t = t0 + j;
     rk[i] = uvec4(0u), rv[i] = uvec4(0u);
     if ((SKIP & 8u) == 0u && e < KT * HD8 && t < len) {
-      const uint s = kv_slot(h, t) * HD8 + c;
-      rk[i] = k_pool[s];
-      rv[i] = v_pool[s];
+      const uint s = kv_slot(h, t);
+      rk[i] = k_chunk(s, c);
+      rv[i] = v_chunk(s, c);
     }
   }
 }
@@ -106,8 +114,8 @@ void stage_tile(uint it) {
   [[unroll]] for (uint i = 0; i < K_N; ++i) {
     const uint e = tid + i * WG, j = e / HD8, c = e % HD8;
     if (e < KT * HD8) {
-      kv[j * LD + c] = rk[i];
-      kv[(KT + j) * LD + c] = rv[i];
+      kv[j * LD + c] = kvq_f16x8(KTYPE, rk[i]);
+      kv[(KT + j) * LD + c] = kvq_f16x8(VTYPE, rv[i]);
     }
   }
 }

@@ -70,15 +70,10 @@ vec4 lo4(uvec4 b) { return vec4(unpackHalf2x16(b.x), unpackHalf2x16(b.y)); }
 vec4 hi4(uvec4 b) { return vec4(unpackHalf2x16(b.z), unpackHalf2x16(b.w)); }
 
 #include "kv_quant.glsl"
-const uint KRB = KVQ_ROW_BYTES(KTYPE, HD), VRB = KVQ_ROW_BYTES(VTYPE, HD);
-uint k_word(uint w) { return k_pool[w >> 2u][w & 3u]; }
-uint v_word(uint w) { return v_pool[w >> 2u][w & 3u]; }
-KVQ_DEFINE_RAW8(k_raw8, k_word)
-KVQ_DEFINE_RAW8(v_raw8, v_word)
 // Chunk ch (8 values) of a row as loaded (f16 bits, or the stored form of a quantised row), and
 // its values 0..3 / 4..7.
-uvec4 k_chunk(uint slot, uint ch) { return KTYPE == KVT_F16 ? k_pool[slot * HD8 + ch] : k_raw8(KTYPE, KRB, slot, 8u * ch); }
-uvec4 v_chunk(uint slot, uint ch) { return VTYPE == KVT_F16 ? v_pool[slot * HD8 + ch] : v_raw8(VTYPE, VRB, slot, 8u * ch); }
+KVQ_DEFINE_CHUNK(k_chunk, k_pool, KTYPE, HD)
+KVQ_DEFINE_CHUNK(v_chunk, v_pool, VTYPE, HD)
 vec4 k_lo4(uvec4 b) { return KTYPE == KVT_F16 ? lo4(b) : kvq_lo4(KTYPE, b); }
 vec4 k_hi4(uvec4 b) { return KTYPE == KVT_F16 ? hi4(b) : kvq_hi4(KTYPE, b); }
 vec4 v_lo4(uvec4 b) { return VTYPE == KVT_F16 ? lo4(b) : kvq_lo4(VTYPE, b); }

@@ -20,10 +20,11 @@ constexpr uint32_t kWg = 128;  // fixed in shaders/include/attn_tile.glsl
 constexpr int kMaxSplits = 64;
 constexpr int kMinRowsPerSplit = 512;
 
-// The tensor-core builds (NV / KHR cooperative matrix, cm2) read f16 pools only: quantised pools
-// take the scalar kernels (tiled, decode), which dequantise as they load.
-bool f16_pools(const Tensor& k, const Tensor* v) {
-  return k.dtype() == DType::kF16 && (!v || v->dtype() == DType::kF16);
+// The cm2 prefill kernel reads f16 pools only (it loads K and V tiles straight into cooperative
+// matrices); quantised pools take the cooperative-matrix kernels of the same api instead, which
+// dequantise each tile into their f16 shared tiles (like the scalar kernels as they load).
+bool f16_pools(const Tensor& k, const Tensor& v) {
+  return k.dtype() == DType::kF16 && v.dtype() == DType::kF16;
 }
 
 // Tile sizes (spec constants of attn_tile.glsl): the shared query, key and value tiles stay
@@ -314,9 +315,9 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
     return false;
   }
   const Tuning& tn = rec.tuning();
-  const CoopmatApi api =
-      f16_pools(a.k_pool, &a.v_pool) ? coopmat_api(rec.caps(), tn) : CoopmatApi::kOff;
-  if (d.n_q * d.group >= kAttnCoopmatMinRows && attn_cm2_fits(rec.caps(), tn, api, d.head_dim)) {
+  const CoopmatApi api = coopmat_api(rec.caps(), tn);
+  if (d.n_q * d.group >= kAttnCoopmatMinRows && f16_pools(a.k_pool, a.v_pool) &&
+      attn_cm2_fits(rec.caps(), tn, api, d.head_dim)) {
     const uint32_t br = tn.attention.cm2_rows;
     const uint32_t tiles = div_up(d.n_q * d.group, br);
     KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
@@ -347,12 +348,14 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
     const uint32_t tiles = div_up(d.n_q * d.group, 16 * nsg);
     KVZ_CHECK(tiles <= 65535 && d.n_kv_heads <= 65535, "paged_attention: grid {} x {}", tiles,
               d.n_kv_heads);
-    rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kPagedAttentionCoopmat,
-                                     ShaderId::kPagedAttentionCoopmatKhr,
-                                     {32 * nsg, uint32_t(d.head_dim), nsg,
-                                      tn.attention.bench_skip_phases, a.rows_sorted ? 1u : 0u}),
-                 {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
-                 {tiles, uint32_t(d.n_kv_heads)});
+    rec.dispatch(
+        attn_coopmat_kernel(rec.caps(), api, ShaderId::kPagedAttentionCoopmat,
+                            ShaderId::kPagedAttentionCoopmatKhr,
+                            {32 * nsg, uint32_t(d.head_dim), nsg, tn.attention.bench_skip_phases,
+                             a.rows_sorted ? 1u : 0u, kv_type_code(a.k_pool.dtype()),
+                             kv_type_code(a.v_pool.dtype())}),
+        {a.q, a.q_pos, a.k_pool, a.v_pool, a.pos_pool, a.block_table, a.lens, a.out}, push,
+        {tiles, uint32_t(d.n_kv_heads)});
     return false;
   }
   if (const auto plan = pick_decode(rec.caps(), tn.decode, d, a.allow_decode_kernel))
@@ -400,8 +403,8 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   } push{uint32_t(d.n_q),        uint32_t(d.n_heads), uint32_t(d.group),
          uint32_t(d.max_blocks), uint32_t(a.n_sink),  uint32_t(a.t0),
          uint32_t(a.t1),         uint32_t(a.s0),      a.scale};
-  const CoopmatApi api =
-      f16_pools(a.k_pool, nullptr) ? coopmat_api(rec.caps(), rec.tuning()) : CoopmatApi::kOff;
+  const CoopmatApi api = coopmat_api(rec.caps(), rec.tuning());
+  const uint32_t ktype = kv_type_code(a.k_pool.dtype());
   if (attn_coopmat_fits(rec.caps(), rec.tuning(), api, d.head_dim)) {
     // Tensor cores (shaders/attn_score_coopmat.comp): 8 subgroups x 16 query rows for the
     // log-sum-exp pass, 4 subgroups x 16 chunk rows for the column maxima.
@@ -416,12 +419,12 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
     KVZ_CHECK(q_tiles <= 65535 && k_tiles <= 65535, "attn_score: grid {} / {}", q_tiles, k_tiles);
     rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kAttnScoreCoopmatLse,
                                      ShaderId::kAttnScoreCoopmatLseKhr,
-                                     {32 * kLseSubgroups, hd, kLseSubgroups}),
+                                     {32 * kLseSubgroups, hd, kLseSubgroups, ktype}),
                  {a.q, a.k_pool, a.block_table, a.lse, a.q16}, push,
                  {q_tiles, uint32_t(d.n_kv_heads)});
     rec.dispatch(attn_coopmat_kernel(rec.caps(), api, ShaderId::kAttnScoreCoopmatMax,
                                      ShaderId::kAttnScoreCoopmatMaxKhr,
-                                     {32 * kMaxSubgroups, hd, kMaxSubgroups}),
+                                     {32 * kMaxSubgroups, hd, kMaxSubgroups, ktype}),
                  {a.q, a.k_pool, a.block_table, a.lse, a.score, a.q16}, push,
                  {k_tiles, uint32_t(d.n_kv_heads)});
     return;
@@ -437,7 +440,6 @@ void attn_score(Recorder& rec, const AttnScoreArgs& a) {
   if (rec.caps().shared_memory_bytes && shared_bytes > rec.caps().shared_memory_bytes) qt = t.qt;
   const uint32_t q_tiles = div_up(d.n_q * d.group, qt), k_tiles = div_up(a.t1 - a.t0, t.kt);
   KVZ_CHECK(q_tiles <= 65535 && k_tiles <= 65535, "attn_score: grid {} / {}", q_tiles, k_tiles);
-  const uint32_t ktype = kv_type_code(a.k_pool.dtype());
   const Kernel lse{ShaderId::kAttnScoreLse, {t.hd, qt, t.kt, ktype}};
   rec.dispatch(lse, {a.q, a.k_pool, a.block_table, a.lse}, push, {q_tiles, uint32_t(d.n_kv_heads)});
   const Kernel colmax{ShaderId::kAttnScoreMax, {t.hd, qt, t.kt, ktype}};

@@ -19,6 +19,9 @@ void paged_attention(Recorder& rec, const PagedAttentionArgs& args);
 // up to 128. It then does so for calls with at least
 // kAttnCoopmatMinRows query rows per KV head (n_q * group); Q and P are rounded to f16 there.
 // attn_score then always runs on tensor cores (shaders/attn_score_coopmat.comp; Q in f16).
+// Quantised pools (q8_0 / q4_0) take the same tensor-core kernels, which dequantise each K / V
+// tile into their f16 shared tiles (values rounded to f16); the cm2 prefill kernel reads f16
+// pools only, so on cm2 devices quantised prefill runs the KHR cooperative-matrix kernel.
 bool paged_attention_coopmat_supported(const Device& dev, int64_t head_dim);
 constexpr int64_t kAttnCoopmatMinRows = 64;
 

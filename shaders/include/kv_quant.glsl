@@ -90,3 +90,24 @@ vec4 kvq_word4(uint type, uint q, uint d_bits, uint shift) {
 }
 vec4 kvq_lo4(uint type, uvec4 raw) { return kvq_word4(type, raw.x, raw.z, raw.w); }
 vec4 kvq_hi4(uint type, uvec4 raw) { return kvq_word4(type, raw.y, raw.z, raw.w); }
+
+// KVQ_DEFINE_CHUNK(NAME, POOL, TYPE, HD): for a pool bound as `uvec4 POOL[]` holding rows of HD
+// values in storage type TYPE (a spec constant), defines uvec4 NAME(uint slot, uint ch): chunk ch
+// (values 8 ch .. 8 ch + 7) of row `slot` as stored: its f16 bits for f16, else KVQ_DEFINE_RAW8's
+// form. Kernels load chunks early and convert them at use (kvq_lo4 / kvq_hi4 / kvq_f16x8).
+#define KVQ_DEFINE_CHUNK(NAME, POOL, TYPE, HD)                                                 \
+  uint NAME##_word(uint w) { return POOL[w >> 2u][w & 3u]; }                                  \
+  KVQ_DEFINE_RAW8(NAME##_raw8, NAME##_word)                                                   \
+  uvec4 NAME(uint slot, uint ch) {                                                            \
+    return TYPE == KVT_F16 ? POOL[slot * ((HD) / 8u) + ch]                                    \
+                           : NAME##_raw8(TYPE, KVQ_ROW_BYTES(TYPE, HD), slot, 8u * ch);       \
+  }
+
+// A chunk of NAME(slot, ch) above as 8 f16 values (uvec4 of half pairs): the f16 bits unchanged,
+// quantised values dequantised in f32 and rounded to f16 once, for the tensor-core kernels'
+// f16 tiles.
+uvec4 kvq_f16x8(uint type, uvec4 raw) {
+  if (type == KVT_F16) return raw;
+  const vec4 a = kvq_lo4(type, raw), b = kvq_hi4(type, raw);
+  return uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy), packHalf2x16(b.zw));
+}

@@ -14,6 +14,7 @@
 #include "runtime/cpu/attention_fast.h"
 #include "runtime/cpu/half.h"
 #include "runtime/cpu/qdot.h"
+#include "runtime/kv_quant.h"
 #include "runtime/ops/coopmat.h"
 #include "tests/common/test_device.h"
 
@@ -67,10 +68,23 @@ struct DevCache {
   Tensor k, v, pos, table, lens;
 };
 
-DevCache upload_cache(Device& dev, std::vector<Buffer>& keep, const HostCache& c) {
+// K and V stored as kt / vt: f16 as made, q8_0 / q4_0 quantised from those values (the
+// references read the stored rows, so the kernels are checked on the same dequantised values).
+DevCache upload_cache(Device& dev, std::vector<Buffer>& keep, const HostCache& c,
+                      DType kt = DType::kF16, DType vt = DType::kF16) {
   const int64_t nb = c.n_blocks, hd = c.head_dim;
-  return {upload(dev, keep, DType::kF16, {nb, kKvBlockTokens, hd}, c.k.data()),
-          upload(dev, keep, DType::kF16, {nb, kKvBlockTokens, hd}, c.v.data()),
+  auto pool = [&](DType t, const std::vector<uint16_t>& x) {
+    if (t == DType::kF16) return upload(dev, keep, t, {nb, kKvBlockTokens, hd}, x.data());
+    const size_t rb = kv_row_bytes(t, hd), rows = x.size() / size_t(hd);
+    std::vector<uint8_t> stored(rows * rb);
+    std::vector<float> row(static_cast<size_t>(hd));
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t e = 0; e < row.size(); ++e) row[e] = cpu::f16_to_f32(x[r * row.size() + e]);
+      cpu::quantize_kv_row(t, row.data(), stored.data() + r * rb, hd);
+    }
+    return upload(dev, keep, t, {nb, kKvBlockTokens, hd}, stored.data());
+  };
+  return {pool(kt, c.k), pool(vt, c.v),
           upload(dev, keep, DType::kI32, {nb, kKvBlockTokens}, c.pos.data()),
           upload(dev, keep, DType::kI32, {c.n_kv_heads, c.max_blocks}, c.table.data()),
           upload(dev, keep, DType::kI32, {c.n_kv_heads}, c.lens.data())};
@@ -81,13 +95,21 @@ struct Case {
   int head_dim, n_heads, n_kv_heads, n_q, cached;  // cached: mean rows per head before the queries
   int window = 0;
   float softcap = 0;
-  bool split = false;          // pass split-K scratch
-  bool shuffle_pos = false;    // positions not monotonic in row order
-  bool empty_head = false;     // the last KV head holds no rows at all
-  int spare_blocks = 1;        // block-table capacity per head past the longest head
-  bool max_rows_hint = false;  // pass PagedAttentionArgs::max_rows = the longest head
-  bool block_runs = false;     // make_cache(runs): blocks mostly adjacent in the pool
+  bool split = false;                        // pass split-K scratch
+  bool shuffle_pos = false;                  // positions not monotonic in row order
+  bool empty_head = false;                   // the last KV head holds no rows at all
+  int spare_blocks = 1;                      // block-table capacity per head past the longest head
+  bool max_rows_hint = false;                // pass PagedAttentionArgs::max_rows = the longest head
+  bool block_runs = false;                   // make_cache(runs): blocks mostly adjacent in the pool
+  DType kt = DType::kF16, vt = DType::kF16;  // K / V storage (upload_cache)
 };
+
+// tc with K / V stored as kt / vt, named after them.
+Case with_kv(Case tc, DType kt, DType vt) {
+  tc.kt = kt, tc.vt = vt;
+  tc.name += "_k" + std::string(dtype_name(kt)) + "_v" + std::string(dtype_name(vt));
+  return tc;
+}
 
 // Builds a prefill/decode problem: head h holds cached_h old rows (positions < base, with gaps;
 // ragged across heads) followed by the n_q new rows at positions base + i; query i sits at base +
@@ -134,7 +156,7 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
                                  Path path = Path::kOp, bool* used_decode = nullptr,
                                  std::vector<int32_t>* x8 = nullptr) {
   std::vector<Buffer> keep;
-  const DevCache c = upload_cache(dev, keep, p.cache);
+  const DevCache c = upload_cache(dev, keep, p.cache, tc.kt, tc.vt);
   const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
   PagedAttentionArgs a;
   a.q = upload_f32(dev, keep, {nq, nh, hd}, p.q);
@@ -228,6 +250,13 @@ double coopmat_attention_tol(const Case& tc) {
   const double u = 1.0 / 2048, scale = 1.0 / std::sqrt(double(tc.head_dim));
   return 1e-5 + u * (2.0 * tc.head_dim * scale + 4);
 }
+// Quantised K / V: the kernels that keep tiles in f16 (tiled, tensor-core) round the dequantised
+// values (|x| <= 1) to f16 too: the K term of the logits as above, and 2^-11 of the output for V.
+double kv_round_tol(const Case& tc) {
+  const double u = 1.0 / 2048, scale = 1.0 / std::sqrt(double(tc.head_dim));
+  return (tc.kt != DType::kF16 ? u * 2.0 * tc.head_dim * scale : 0.0) +
+         (tc.vt != DType::kF16 ? u : 0.0);
+}
 // Whether the op runs this case on the tensor-core kernel on `dev`.
 bool runs_coopmat(const Device& dev, const Case& tc) {
   return dev.kind() != BackendKind::kCpu &&
@@ -249,7 +278,8 @@ TEST_P(PagedAttentionTest, MatchesReference) {
   const auto ref = run_attention(*cpu, tc, p, Path::kRef);
   const int max_len = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
   const bool cm = runs_coopmat(*gpu, tc);
-  EXPECT_TRUE(all_close(got, ref, cm ? coopmat_attention_tol(tc) : attention_tol(tc, max_len)))
+  EXPECT_TRUE(all_close(
+      got, ref, (cm ? coopmat_attention_tol(tc) : attention_tol(tc, max_len)) + kv_round_tol(tc)))
       << (cm       ? "tensor-core prefill kernel"
           : decode ? "decode kernel"
                    : "tiled kernel");
@@ -261,8 +291,8 @@ TEST_P(PagedAttentionTest, MatchesReference) {
     EXPECT_TRUE(decode) << "decode kernel not chosen";
   }
   if (decode) {
-    EXPECT_TRUE(
-        all_close(run_attention(*gpu, tc, p, Path::kOpTiled), ref, attention_tol(tc, max_len)))
+    EXPECT_TRUE(all_close(run_attention(*gpu, tc, p, Path::kOpTiled), ref,
+                          attention_tol(tc, max_len) + kv_round_tol(tc)))
         << "tiled kernel";
   }
 }
@@ -332,6 +362,20 @@ const Case kPrefillCases[] = {
          1, false, true}};
 INSTANTIATE_TEST_SUITE_P(Prefill, PagedAttentionTest, ::testing::ValuesIn(kPrefillCases),
                          case_name);
+// Quantised K / V (head_dim a multiple of 32): the tensor-core kernels dequantise each tile into
+// their f16 shared tiles; mixed types, a window with soft-cap, unsorted positions, a decode row.
+const Case kQuantCases[] = {with_kv(kPrefillCases[1], DType::kQ8_0, DType::kQ8_0),
+                            with_kv(kPrefillCases[1], DType::kQ4_0, DType::kQ4_0),
+                            with_kv(kPrefillCases[0], DType::kQ4_0, DType::kQ8_0),
+                            with_kv(kPrefillCases[2], DType::kQ8_0, DType::kQ4_0),
+                            with_kv(kPrefillCases[3], DType::kQ4_0, DType::kQ4_0),
+                            with_kv(kPrefillCases[5], DType::kQ8_0, DType::kF16),
+                            with_kv(kPrefillCases[6], DType::kQ8_0, DType::kQ8_0)};
+const Case kQuantDecode =
+    with_kv(Case{"hd128_gqa4_decode", 128, 8, 2, 1, 300}, DType::kQ4_0, DType::kQ8_0);
+INSTANTIATE_TEST_SUITE_P(Quant, PagedAttentionTest, ::testing::ValuesIn(kQuantCases), case_name);
+INSTANTIATE_TEST_SUITE_P(QuantDecode, PagedAttentionTest, ::testing::Values(kQuantDecode),
+                         case_name);
 
 // The tensor-core kernels through each cooperative-matrix extension (NV and KHR builds of the same
 // sources, and the cm2 prefill kernel) whatever the op would pick by itself; skipped where the
@@ -355,11 +399,16 @@ TEST_P(PagedAttentionCoopmatTest, MatchesReference) {
                  << " tensor-core prefill for head_dim " << tc.head_dim;
   const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
   EXPECT_TRUE(all_close(run_attention(*gpu, tc, p, Path::kOp),
-                        run_attention(*cpu, tc, p, Path::kRef), coopmat_attention_tol(tc)))
+                        run_attention(*cpu, tc, p, Path::kRef),
+                        coopmat_attention_tol(tc) + kv_round_tol(tc)))
       << coopmat_api_name(api) << " tensor-core prefill kernel";
 }
 INSTANTIATE_TEST_SUITE_P(Prefill, PagedAttentionCoopmatTest,
                          ::testing::Combine(::testing::ValuesIn(kPrefillCases),
+                                            ::testing::ValuesIn(kCoopmatApis)),
+                         api_case_name<Case>);
+INSTANTIATE_TEST_SUITE_P(Quant, PagedAttentionCoopmatTest,
+                         ::testing::Combine(::testing::ValuesIn(kQuantCases),
                                             ::testing::ValuesIn(kCoopmatApis)),
                          api_case_name<Case>);
 
@@ -493,6 +542,7 @@ TEST(PagedAttentionFast, NoVisibleRowsGivesZeros) { check_no_visible_rows(cpu_de
 struct ScoreCase {
   std::string name;
   int head_dim, n_heads, n_kv_heads, n_q, n_sink, t0, m_t, gap;  // s0 = t0 + m_t + gap
+  DType kt = DType::kF16;                                        // K storage (upload_cache)
 };
 
 struct ScoreProblem {
@@ -515,7 +565,7 @@ ScoreProblem make_score_problem(const ScoreCase& tc) {
 std::vector<float> run_score(Device& dev, const ScoreCase& tc, const ScoreProblem& p,
                              Path path = Path::kOp) {
   std::vector<Buffer> keep;
-  const DevCache c = upload_cache(dev, keep, p.cache);
+  const DevCache c = upload_cache(dev, keep, p.cache, tc.kt);
   const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
   AttnScoreArgs a;
   a.q = upload_f32(dev, keep, {nq, nh, hd}, p.q);
@@ -578,10 +628,12 @@ class AttnScoreRefTest : public ::testing::TestWithParam<ScoreCase> {};
 // Scores are probabilities in [0, 1]; the error of exp(s - lse) is relative, about the absolute
 // error of the f32 logit and log-sum-exp (head_dim-long dots of |q| <= 3, |k| <= 1).
 // The tensor-core kernels round the scaled queries to f16: logits (and lse) move by up to
-// 2^-11 * sum |q k| * scale <= 2^-11 * 3 head_dim * scale each.
+// 2^-11 * sum |q k| * scale <= 2^-11 * 3 head_dim * scale each. Quantised keys are rounded to f16
+// once dequantised (both kernel families keep key tiles in f16): the same term once more.
 double score_rtol(const ScoreCase& tc, const ScoreProblem& p, bool coopmat) {
-  return coopmat ? 2.0 / 2048 * (3.0 * tc.head_dim * p.scale + 2)
-                 : 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16);
+  const double k16 = tc.kt != DType::kF16 ? 2.0 / 2048 * 3.0 * tc.head_dim * p.scale : 0.0;
+  return k16 + (coopmat ? 2.0 / 2048 * (3.0 * tc.head_dim * p.scale + 2)
+                        : 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16));
 }
 
 TEST_P(AttnScoreTest, MatchesReference) {
@@ -656,6 +708,17 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreCoopmatTest,
                          api_case_name<ScoreCase>);
 INSTANTIATE_TEST_SUITE_P(Tiling, AttnScoreCoopmatTest,
                          ::testing::Combine(::testing::ValuesIn(kFastScoreCases),
+                                            ::testing::ValuesIn(kCoopmatApis)),
+                         api_case_name<ScoreCase>);
+// Quantised keys (head_dim a multiple of 32).
+const ScoreCase kQuantScoreCases[] = {
+    {"hd128_gqa4_q8_0", 128, 8, 2, 45, 30, 64, 90, 40, DType::kQ8_0},
+    {"hd64_gqa3_q4_0", 64, 9, 3, 150, 4, 37, 300, 11, DType::kQ4_0},
+    {"hd64_no_sink_q8_0", 64, 4, 2, 19, 0, 0, 41, 5, DType::kQ8_0}};
+INSTANTIATE_TEST_SUITE_P(Quant, AttnScoreTest, ::testing::ValuesIn(kQuantScoreCases),
+                         score_case_name);
+INSTANTIATE_TEST_SUITE_P(Quant, AttnScoreCoopmatTest,
+                         ::testing::Combine(::testing::ValuesIn(kQuantScoreCases),
                                             ::testing::ValuesIn(kCoopmatApis)),
                          api_case_name<ScoreCase>);
 INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreRefTest, ::testing::ValuesIn(kScoreCases),
