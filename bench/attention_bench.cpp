@@ -144,21 +144,23 @@ void bm_decode(benchmark::State& state, std::vector<int> lens, bool allow_decode
       4.0 * kHeadDim * p.visible_pairs);
 }
 
-// n_q queries appended at positions cached.. after `cached` rows (0: a causal prefill from empty).
-void bm_prefill(benchmark::State& state, int n_q, int cached) {
-  if (!check_decode_once()) return state.SkipWithError("differs from the CPU reference");
-  AttnProblem p(bench_device(), std::vector<int>(kKvHeads, cached + n_q), n_q, cached);
-  const double bytes = double(p.rows_read) * kHeadDim * 2 * 2;
+// n_q queries appended at positions cached.. after `cached` rows (0: a causal prefill from empty),
+// K and V stored as kv_type.
+void bm_prefill(benchmark::State& state, int n_q, int cached, DType kv_type) {
+  if (!check_decode_once(kv_type)) return state.SkipWithError("differs from the CPU reference");
+  AttnProblem p(bench_device(), std::vector<int>(kKvHeads, cached + n_q), n_q, cached, kv_type);
+  const double bytes = double(p.rows_read) * p.kv_row_bytes_ * 2;
   time_it(
       state, [&](Recorder& rec) { paged_attention(rec, p.attn); }, bytes,
       4.0 * kHeadDim * p.visible_pairs);
 }
 
 // KVzip scoring of one 2000-token chunk: 30 sink rows, chunk rows [1000, 3000), a 2030-row
-// reconstruction input at rows [8000, 10030) of every KV head.
-void bm_attn_score(benchmark::State& state) {
+// reconstruction input at rows [8000, 10030) of every KV head; keys stored as kv_type.
+void bm_attn_score(benchmark::State& state, DType kv_type) {
+  if (!check_decode_once(kv_type)) return state.SkipWithError("differs from the CPU reference");
   const int n_q = 2030, n_sink = 30, t0 = 1000, t1 = 3000, s0 = 8000;
-  AttnProblem p(bench_device(), std::vector<int>(kKvHeads, s0 + n_q), n_q, s0);
+  AttnProblem p(bench_device(), std::vector<int>(kKvHeads, s0 + n_q), n_q, s0, kv_type);
   AttnScoreArgs& a = p.score;
   a.q = p.attn.q, a.k_pool = p.attn.k_pool, a.block_table = p.attn.block_table;
   a.score = p.alloc(DType::kF32, {kKvHeads, t1 - t0});
@@ -205,13 +207,23 @@ const bool kRegistered = [] {
       reg("BM_paged_attention/llama3_8b_decode_" + std::to_string(n / 1024) + "k_ragged30_kv_" +
               std::string(dtype_name(t)),
           bm_decode, ragged_lens(n), true, t);
-  reg("BM_paged_attention/llama3_8b_prefill_4k_causal", bm_prefill, 4096, 0);
-  reg("BM_paged_attention/llama3_8b_prefill_16k_causal", bm_prefill, 16384, 0);
+  const DType f16 = DType::kF16;
+  reg("BM_paged_attention/llama3_8b_prefill_4k_causal", bm_prefill, 4096, 0, f16);
+  reg("BM_paged_attention/llama3_8b_prefill_16k_causal", bm_prefill, 16384, 0, f16);
   // The KVzip phases' shapes at 32K: the last 2048-token prefill chunk, and a reconstruction
   // chunk (2000 context tokens + prompt) over the whole 32K context.
-  reg("BM_paged_attention/llama3_8b_prefill_chunk2048_after_30k", bm_prefill, 2048, 30720);
-  reg("BM_paged_attention/llama3_8b_reconstruct_2256_after_32k", bm_prefill, 2256, 32768);
-  reg("BM_attn_score/llama3_8b_chunk2000", bm_attn_score);
+  reg("BM_paged_attention/llama3_8b_prefill_chunk2048_after_30k", bm_prefill, 2048, 30720, f16);
+  reg("BM_paged_attention/llama3_8b_reconstruct_2256_after_32k", bm_prefill, 2256, 32768, f16);
+  reg("BM_attn_score/llama3_8b_chunk2000", bm_attn_score, f16);
+  // The same over quantised K/V, against the f16 rows just above.
+  for (const DType t : {DType::kQ8_0, DType::kQ4_0}) {
+    const std::string sfx = "_kv_" + std::string(dtype_name(t));
+    reg("BM_paged_attention/llama3_8b_prefill_chunk2048_after_30k" + sfx, bm_prefill, 2048, 30720,
+        t);
+    reg("BM_paged_attention/llama3_8b_reconstruct_2256_after_32k" + sfx, bm_prefill, 2256, 32768,
+        t);
+    reg("BM_attn_score/llama3_8b_chunk2000" + sfx, bm_attn_score, t);
+  }
   benchmark::AddCustomContext(
       "kvz_attention_variant",
       "decode: paged_decode (key rows over subgroup lanes, 16-byte loads, split-K up to 128 "

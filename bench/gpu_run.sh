@@ -10,7 +10,8 @@
 #   bench/gpu_run.sh quick   # tests, then the two end-to-end runs of targets (q4k, kvzip32k):
 #                            # a check after a refactor when the full table does not fit the call
 #   bench/gpu_run.sh e2e     # those two end-to-end runs alone
-#   bench/gpu_run.sh kvquant # decode attention per K/V type, KVzip at 32K with a q8_0 cache
+#   bench/gpu_run.sh kvquant # quantised-K/V attention tests, then decode / prefill / scoring
+#                            # attention per K/V type and KVzip at 32K with f16, q8_0, q4_0 caches
 #   bench/gpu_run.sh serve   # bench/serve_bench.py against `kvzip serve` (docs/SERVING.md)
 #   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
 #   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
@@ -82,11 +83,18 @@ case "${1:-all}" in
     done
     ;;
   kvquant)
-    timeout 120 $B/kvz_bench --benchmark_filter='BM_paged_attention/llama3_8b_decode_(32|128)k_ragged30_kv_' \
+    # First the tensor-core kernels over quantised K/V against the CPU reference (the quantised
+    # prefill and scoring run them), then decode, prefill-chunk and scoring kernels per K/V type
+    # next to f16, then KVzip at 32K for f16 (the baseline, same machine) and each type.
+    timeout 90 $B/kvz_runtime_tests --gtest_brief=1 \
+      --gtest_filter='Quant*:*AttnScore*:*PagedAttentionCoopmat*' >"$OUT/kvquant_tests.log" 2>&1
+    echo "kvquant tests rc=$? $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/kvquant_tests.log" | tr '\n' ' ')"
+    grep -E '^\[  FAILED  \]' "$OUT/kvquant_tests.log" | head -20
+    timeout 120 $B/kvz_bench --benchmark_filter='BM_paged_attention/llama3_8b_decode_(32|128)k_ragged30_kv_|BM_paged_attention/llama3_8b_(prefill_chunk2048_after_30k|reconstruct_2256_after_32k)|BM_attn_score/llama3_8b_chunk2000' \
       --benchmark_min_time=0.2 --benchmark_out="$OUT/kvquant_attn.json" --benchmark_out_format=json \
       2>&1 | grep -E "^BM_" | cut -c1-160
-    for ty in q8_0 q4_0; do
-      timeout 150 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 \
+    for ty in f16 q8_0 q4_0; do
+      timeout 120 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 \
         --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty --json "$OUT/kvzip32k_$ty.json" \
         >"$OUT/kvzip32k_$ty.md" 2>"$OUT/kvzip32k_$ty.err"
       echo "kvzip bench kvzip32k $ty rc=$?"; cat "$OUT/kvzip32k_$ty.md"
