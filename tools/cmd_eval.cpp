@@ -354,7 +354,8 @@ int run_eval(const EvalArgs& in) {
     names.push_back(methods.back().name);
   }
   for (double r : a.ratios) check_ratio(r);
-  const std::string model_path = resolve_model(a.model);
+  // --report reads only the rows, which name the model by its file name: the file need not exist.
+  const std::string model_path = a.report_only ? a.model : resolve_model(a.model);
   const std::string model_name = std::filesystem::path(model_path).filename().string();
   // Rows record a non-f16 K/V cache, so one file never mixes (or resumes across) storage types.
   const std::string kv_types = cache_type_label(session_options());
@@ -440,6 +441,8 @@ int run_eval(const EvalArgs& in) {
   fmt::print("\n## {} on {}{} ({})\n\n{}", a.task, model_name,
              kv_types.empty() ? "" : ", " + kv_types + " cache", a.out,
              markdown_table(rows, names, table_ratios));
+  if (std::string split = query_split_table(rows, names, table_ratios); !split.empty())
+    fmt::print("\n### First query and later queries\n\n{}", split);
   std::string png =
       a.plot.empty() ? std::filesystem::path(a.out).replace_extension(".png").string() : a.plot;
   std::string why;
