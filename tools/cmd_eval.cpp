@@ -169,10 +169,11 @@ struct PendingCell {
   double prune_ms = 0;
 };
 
+// Adds the answers' phases to `times`: their cache copies and prompts, then the decode steps.
 void answer_pending(Session& s, const SampleRun& r,
                     const std::vector<std::vector<int32_t>>& queries,
                     std::vector<PendingCell>& cells,
-                    const std::function<void(EvalRow, double)>& emit) {
+                    const std::function<void(EvalRow, double)>& emit, PhaseTimes& times) {
   if (cells.empty()) return;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<const KvCache*> from;
@@ -183,6 +184,15 @@ void answer_pending(Session& s, const SampleRun& r,
     }
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<GenerateResult> answers = s.generate_batch(prompts, answer_options(r.a), from);
+  double prompt_ms = 0, decode_ms = 0, prune_ms = 0;
+  for (const GenerateResult& g : answers) {
+    prompt_ms += g.prefill_ms;
+    decode_ms += g.decode_ms;
+  }
+  for (const PendingCell& c : cells) prune_ms += c.prune_ms;
+  times.emplace_back("prune", prune_ms / 1000);
+  times.emplace_back(fmt::format("{} answers: prompts", answers.size()), prompt_ms / 1000);
+  times.emplace_back("decode", decode_ms / 1000);
   // The shared answer time is split evenly over the cells.
   const double share =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
@@ -298,8 +308,10 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     row.threshold = c.threshold;
     cell(std::move(row));
   }
-  answer_pending(s, r, queries, pending, emit);
-  times.emplace_back("prune+answer", cells_s);
+  if (batched)
+    answer_pending(s, r, queries, pending, emit, times);
+  else
+    times.emplace_back("prune+answer", cells_s);
   if (r.a.timings) print_phase_times(r.index, times);
 }
 
@@ -354,7 +366,8 @@ int run_eval(const EvalArgs& in) {
     names.push_back(methods.back().name);
   }
   for (double r : a.ratios) check_ratio(r);
-  const std::string model_path = resolve_model(a.model);
+  // --report reads only the rows, which name the model by its file name: the file need not exist.
+  const std::string model_path = a.report_only ? a.model : resolve_model(a.model);
   const std::string model_name = std::filesystem::path(model_path).filename().string();
   // Rows record a non-f16 K/V cache, so one file never mixes (or resumes across) storage types.
   const std::string kv_types = cache_type_label(session_options());
@@ -440,6 +453,8 @@ int run_eval(const EvalArgs& in) {
   fmt::print("\n## {} on {}{} ({})\n\n{}", a.task, model_name,
              kv_types.empty() ? "" : ", " + kv_types + " cache", a.out,
              markdown_table(rows, names, table_ratios));
+  if (std::string split = query_split_table(rows, names, table_ratios); !split.empty())
+    fmt::print("\n### First query and later queries\n\n{}", split);
   std::string png =
       a.plot.empty() ? std::filesystem::path(a.out).replace_extension(".png").string() : a.plot;
   std::string why;

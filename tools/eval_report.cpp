@@ -170,6 +170,61 @@ std::string markdown_table(const std::vector<EvalRow>& rows,
   return out;
 }
 
+namespace {
+// Summed scores and counts of the first query and of the later ones.
+struct Split {
+  double first = 0, later = 0;
+  int n_first = 0, n_later = 0;
+  void add(const EvalRow& r) {
+    for (size_t q = 0; q < r.ok.size(); ++q) {
+      (q ? later : first) += r.ok[q];
+      ++(q ? n_later : n_first);
+    }
+  }
+  std::string str() const {
+    const auto pct = [](double k, int n) { return n ? fmt::format("{:.1f}", 100 * k / n) : "–"; };
+    return fmt::format("{} / {}", pct(first, n_first), pct(later, n_later));
+  }
+};
+}  // namespace
+
+std::string query_split_table(const std::vector<EvalRow>& rows,
+                              const std::vector<std::string>& methods,
+                              const std::vector<double>& ratios) {
+  std::map<int, const EvalRow*> full;
+  for (const EvalRow& r : rows)
+    if (r.method == "full" && r.ok.size() > 1) full[r.sample] = &r;
+  if (full.empty()) return "";
+  Split f;
+  for (const auto& [s, r] : full) f.add(*r);
+  std::string out = "| method |";
+  std::string rule = "|---|";
+  for (double r : ratios) {
+    out += fmt::format(" {} |", ratio_str(r));
+    rule += "---|";
+  }
+  out += "\n" + rule + "\n";
+  out += fmt::format("| full cache | {} ({} first, {} later queries) |", f.str(), f.n_first,
+                     f.n_later);
+  for (size_t i = 1; i < ratios.size(); ++i) out += " |";
+  out += "\n";
+  for (const std::string& m : methods) {
+    out += fmt::format("| {} |", m);
+    for (double ratio : ratios) {
+      Split c;
+      const std::string rs = ratio_str(ratio);
+      for (const EvalRow& r : rows)
+        if (r.method == m && ratio_str(r.ratio) == rs && full.count(r.sample)) c.add(r);
+      out += c.n_first ? fmt::format(" {} |", c.str()) : " – |";
+    }
+    out += "\n";
+  }
+  out +=
+      "\nCells: absolute accuracy on each sample's first query / on its later queries, %. "
+      "Query-aware baselines observe the first query only.\n";
+  return out;
+}
+
 std::pair<double, double> wilson_interval(double k, int n, double z) {
   if (n <= 0) return {0.0, 1.0};
   const double nn = n, p = k / nn, d = 1 + z * z / nn, c = (p + z * z / (2 * nn)) / d,

@@ -48,6 +48,13 @@ std::pair<double, double> wilson_interval(double k, int n, double z = 1.96);
 std::string markdown_table(const std::vector<EvalRow>& rows,
                            const std::vector<std::string>& methods,
                            const std::vector<double>& ratios);
+// For tasks with several queries per context: each method's absolute accuracy (%) on the first
+// query of every sample (the one the query-aware baselines observe) and on the later ones, the full
+// cache's on the same samples first. It shows whether a method generalises past the query it saw.
+// Empty when no sample has more than one query.
+std::string query_split_table(const std::vector<EvalRow>& rows,
+                              const std::vector<std::string>& methods,
+                              const std::vector<double>& ratios);
 // Writes `png` (relative accuracy vs kept ratio, one line per method) with gnuplot. Returns false
 // with `why` set when gnuplot is missing or fails.
 bool plot_png(const std::vector<EvalRow>& rows, const std::vector<std::string>& methods,

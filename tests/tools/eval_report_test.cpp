@@ -112,5 +112,28 @@ TEST(EvalReport, TableShowsIntervals) {
   EXPECT_NE(t.find("| kvzip | 50.0 (50.0 [15.0, 85.0]) |"), std::string::npos) << t;
 }
 
+// The split table counts each sample's first query apart from its later ones, for the full cache
+// and per method and ratio; single-query tasks get no table.
+TEST(EvalReport, QuerySplitSeparatesTheFirstQuery) {
+  std::vector<EvalRow> rows;
+  for (int s = 0; s < 2; ++s) {
+    EvalRow f = row(s, 1.0, std::nullopt), k = row(s, 0.3, std::nullopt);
+    f.method = "full";
+    k.method = "snapkv";
+    f.ok = {1.0, 1.0, 0.0};
+    k.ok = {1.0, s == 0 ? 1.0 : 0.0, 0.0};  // first query always right, later 1 of 4
+    f.n_queries = k.n_queries = 3;
+    rows.push_back(f);
+    rows.push_back(k);
+  }
+  const std::string t = query_split_table(rows, {"snapkv", "kvzip"}, {0.3});
+  EXPECT_NE(t.find("| full cache | 100.0 / 50.0 (2 first, 4 later queries) |"), std::string::npos)
+      << t;
+  EXPECT_NE(t.find("| snapkv | 100.0 / 25.0 |"), std::string::npos) << t;
+  EXPECT_NE(t.find("| kvzip | – |"), std::string::npos) << t;
+  for (EvalRow& r : rows) r.ok.resize(1);
+  EXPECT_EQ(query_split_table(rows, {"snapkv"}, {0.3}), "");
+}
+
 }  // namespace
 }  // namespace kvz::cli
