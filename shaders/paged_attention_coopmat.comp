@@ -16,14 +16,16 @@
 // written to shared memory, so the tensor cores see f16 tiles whatever the cache type.
 // Bindings: 0 q f32 [n_q, n_heads, HD] | 1 q_pos i32 [n_q] | 2 k_pool KTYPE [n_slots, HD] (uvec4)
 //           3 v_pool VTYPE (same) | 4 pos_pool i32 [n_slots]
-//           5 block_table i32 [n_kv_heads, max_blocks] | 6 lens i32 [n_kv_heads] | 7 dst f32 [n_q, n_heads, HD]
+//           5 block_table i32 [n_kv_heads, max_blocks] | 6 lens i32 [n_kv_heads]
+//           7 dst f32 [n_q, n_heads, HD]
 // Push: n_q, n_heads, group, max_blocks, window, n_split (unused), scale, softcap.
 // Spec: 0 = workgroup size (32 * NSG: subgroups of 32), 1 = HD (multiple of 16, <= 128),
 //       2 = NSG (a multiple of 4), 3 = SKIP (measurements only, wrong results: bit 1 skips
 //       Q K^T, 2 the softmax, 4 P V, 8 the key/value loads; KVZ_BENCH_ATTN_SKIP), 4 = SORTED (1: the
 //       positions increase along each head's rows, so the key loop stops at the first tile that
 //       starts past every query of the workgroup; PagedAttentionArgs::rows_sorted),
-//       5 = KTYPE, 6 = VTYPE (include/kv_quant.glsl: 0 f16, 1 q8_0, 2 q4_0; quantised: HD % 32 == 0).
+//       5 = KTYPE, 6 = VTYPE (include/kv_quant.glsl: 0 f16, 1 q8_0, 2 q4_0; quantised types need
+//       HD % 32 == 0).
 // Grid: (ceil(n_q * group / QT), n_kv_heads, 1).
 #include "common.glsl"
 #include "coopmat.glsl"
