@@ -62,31 +62,58 @@ uint kvq_block_bytes(uint type) { return type == KVT_Q8_0 ? 34u : 18u; }
     }                                                                                         \
   }
 
-// KVQ_DEFINE_RAW8(NAME, WORD): defines uvec4 NAME(uint type, uint row_bytes, uint slot, uint col),
-// the stored form of values col..col + 7 (col % 8 == 0) of quantised row `slot`, for kernels that
-// keep a row chunk in registers and dequantise at use (kvq_lo4 / kvq_hi4): x = the 8 bytes that
-// hold them, z = the block's f16 scale bits, w = the nibble shift (q4_0: 0 low, 4 high).
-#define KVQ_DEFINE_RAW8(NAME, WORD)                                                           \
-  uint NAME##_u32(uint o) {                                                                   \
-    const uint w0 = WORD(o >> 2u);                                                            \
-    return (o & 2u) == 0u ? w0 : (w0 >> 16u) | (WORD((o >> 2u) + 1u) << 16u);                 \
-  }                                                                                           \
-  uvec4 NAME(uint type, uint row_bytes, uint slot, uint col) {                                \
-    const uint base = slot * row_bytes + (col / 32u) * kvq_block_bytes(type), j = col % 32u;  \
-    const uint d = (WORD(base >> 2u) >> ((base & 2u) * 8u)) & 0xFFFFu;                        \
-    const uint o = base + 2u + (type == KVT_Q8_0 ? j : j % 16u);                              \
-    return uvec4(NAME##_u32(o), NAME##_u32(o + 4u), d, type == KVT_Q4_0 && j >= 16u ? 4u : 0u); \
-  }
-
-// Values 0..3 (kvq_lo4) or 4..7 (kvq_hi4) of a KVQ_DEFINE_RAW8 chunk, in f32.
-vec4 kvq_word4(uint type, uint q, uint d_bits, uint shift) {
-  const float d = unpackHalf2x16(d_bits).x;
-  if (type == KVT_Q8_0) {
-    const int s = int(q);
-    return vec4(float((s << 24) >> 24), float((s << 16) >> 24), float((s << 8) >> 24),
-                float(s >> 24)) * d;
-  }
-  return d * (vec4((uvec4(q, q >> 8u, q >> 16u, q >> 24u) >> shift) & 0xFu) - 8.0);
+// Quantised rows held in registers as loaded, per 8-value chunk (kernels that dequantise at use):
+// uvec4(x, y, scale bits, 0). q8_0: x, y = the chunk's 8 bytes (values 0..3, 4..7). q4_0: x = 4
+// quant bytes of a block, whose low nibbles are the chunk's values 0..3 and high nibbles its values
+// 4..7 (16 apart in the block: chunk c of a block holds block values 4c.. and 16 + 4c..).
+// kvq_quad gives the chunk's values 0..3 (h = 0) or 4..7 (h = 1) in f32, as runtime/cpu/dequant.cpp.
+// Bytes become floats through their bits: 0x4B000000 | b is 2^23 + b exactly, so subtracting 2^23
+// (+ the zero point) is exact and needs no int-to-float conversion (a slow instruction on GPUs).
+vec4 kvq_magic4(uint w) {
+  return uintBitsToFloat((uvec4(w, w >> 8u, w >> 16u, w >> 24u) & 0xFFu) | 0x4B000000u);
 }
-vec4 kvq_lo4(uint type, uvec4 raw) { return kvq_word4(type, raw.x, raw.z, raw.w); }
-vec4 kvq_hi4(uint type, uvec4 raw) { return kvq_word4(type, raw.y, raw.z, raw.w); }
+vec4 kvq_quad(uint type, uvec4 b, uint h) {
+  const float d = unpackHalf2x16(b.z).x;
+  if (type == KVT_Q8_0)  // signed bytes: flip the sign bits (b + 128), then subtract 2^23 + 128
+    return (kvq_magic4((h == 0u ? b.x : b.y) ^ 0x80808080u) - 8388736.0) * d;
+  return (kvq_magic4((b.x >> (4u * h)) & 0x0F0F0F0Fu) - 8388616.0) * d;
+}
+// Chunk ch's first value of half h (see above) in a row of `type`.
+uint kvq_quad_col(uint type, uint ch, uint h) {
+  return type == KVT_Q4_0 ? (ch & ~3u) * 8u + 16u * h + 4u * (ch & 3u) : 8u * ch + 4u * h;
+}
+// KVQ_LOAD_RUN(WORD, TYPE, RB, RUN, DST, I0, SLOT, CH0) (a statement): chunks CH0 .. CH0 + RUN - 1
+// of quantised row SLOT (RB bytes a row), in one block (RUN divides 4 and CH0 % RUN == 0, or
+// RUN == 4), into DST[I0 ..] in the form above. Blocks are only 2-byte aligned: the run's bytes
+// come as aligned 32-bit words, shifted into place; the scale is loaded once for the run, and a
+// whole block's run starts at its scale (one span of words, no separate scale load). Only words
+// holding wanted bytes are read.
+#define KVQ_LOAD_RUN(WORD, TYPE, RB, RUN, DST, I0, SLOT, CH0)                                     \
+  {                                                                                               \
+    const uint kvq_w = TYPE == KVT_Q8_0 ? 2u : 1u, kvq_n = kvq_w * (RUN); /* quant words */       \
+    const uint kvq_b = (SLOT) * (RB) + ((CH0) / 4u) * kvq_block_bytes(TYPE);                      \
+    uint kvq_r[2u * (RUN)], kvq_d;                                                                \
+    if ((RUN) == 4u) {                                                                            \
+      const uint a = kvq_b >> 2u;                                                                 \
+      const bool hi = (kvq_b & 2u) != 0u; /* scale in the high half, quants aligned */            \
+      uint cur = WORD(a);                                                                         \
+      kvq_d = hi ? cur >> 16u : cur & 0xFFFFu;                                                    \
+      [[unroll]] for (uint i = 0u; i < kvq_n; ++i) {                                              \
+        const uint nxt = WORD(a + i + 1u);                                                        \
+        kvq_r[i] = hi ? nxt : (cur >> 16u) | (nxt << 16u);                                        \
+        cur = nxt;                                                                                \
+      }                                                                                           \
+    } else {                                                                                      \
+      kvq_d = (WORD(kvq_b >> 2u) >> ((kvq_b & 2u) * 8u)) & 0xFFFFu;                               \
+      const uint o = kvq_b + 2u + 4u * kvq_w * ((CH0) % 4u), a = o >> 2u;                         \
+      const bool odd = (o & 2u) != 0u;                                                            \
+      uint cur = WORD(a);                                                                         \
+      [[unroll]] for (uint i = 0u; i < kvq_n; ++i) {                                              \
+        const uint nxt = i + 1u < kvq_n || odd ? WORD(a + i + 1u) : 0u;                           \
+        kvq_r[i] = odd ? (cur >> 16u) | (nxt << 16u) : cur;                                       \
+        cur = nxt;                                                                                \
+      }                                                                                           \
+    }                                                                                             \
+    [[unroll]] for (uint c = 0u; c < (RUN); ++c)                                                  \
+      DST[(I0) + c] = uvec4(kvq_r[c * kvq_w], kvq_w == 2u ? kvq_r[c * kvq_w + 1u] : 0u, kvq_d, 0u); \
+  }
