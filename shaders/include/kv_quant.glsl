@@ -88,32 +88,35 @@ uint kvq_quad_col(uint type, uint ch, uint h) {
 // come as aligned 32-bit words, shifted into place; the scale is loaded once for the run, and a
 // whole block's run starts at its scale (one span of words, no separate scale load). Only words
 // holding wanted bytes are read.
-#define KVQ_LOAD_RUN(WORD, TYPE, RB, RUN, DST, I0, SLOT, CH0)                                     \
-  {                                                                                               \
-    const uint kvq_w = TYPE == KVT_Q8_0 ? 2u : 1u, kvq_n = kvq_w * (RUN); /* quant words */       \
-    const uint kvq_b = (SLOT) * (RB) + ((CH0) / 4u) * kvq_block_bytes(TYPE);                      \
-    uint kvq_r[2u * (RUN)], kvq_d;                                                                \
-    if ((RUN) == 4u) {                                                                            \
-      const uint a = kvq_b >> 2u;                                                                 \
-      const bool hi = (kvq_b & 2u) != 0u; /* scale in the high half, quants aligned */            \
-      uint cur = WORD(a);                                                                         \
-      kvq_d = hi ? cur >> 16u : cur & 0xFFFFu;                                                    \
-      [[unroll]] for (uint i = 0u; i < kvq_n; ++i) {                                              \
-        const uint nxt = WORD(a + i + 1u);                                                        \
-        kvq_r[i] = hi ? nxt : (cur >> 16u) | (nxt << 16u);                                        \
-        cur = nxt;                                                                                \
-      }                                                                                           \
-    } else {                                                                                      \
-      kvq_d = (WORD(kvq_b >> 2u) >> ((kvq_b & 2u) * 8u)) & 0xFFFFu;                               \
-      const uint o = kvq_b + 2u + 4u * kvq_w * ((CH0) % 4u), a = o >> 2u;                         \
-      const bool odd = (o & 2u) != 0u;                                                            \
-      uint cur = WORD(a);                                                                         \
-      [[unroll]] for (uint i = 0u; i < kvq_n; ++i) {                                              \
-        const uint nxt = i + 1u < kvq_n || odd ? WORD(a + i + 1u) : 0u;                           \
-        kvq_r[i] = odd ? (cur >> 16u) | (nxt << 16u) : cur;                                       \
-        cur = nxt;                                                                                \
-      }                                                                                           \
-    }                                                                                             \
-    [[unroll]] for (uint c = 0u; c < (RUN); ++c)                                                  \
-      DST[(I0) + c] = uvec4(kvq_r[c * kvq_w], kvq_w == 2u ? kvq_r[c * kvq_w + 1u] : 0u, kvq_d, 0u); \
+#define KVQ_LOAD_RUN(WORD, TYPE, RB, RUN, DST, I0, SLOT, CH0)                                      \
+  {                                                                                                \
+    const uint kvq_w = TYPE == KVT_Q8_0 ? 2u : 1u, kvq_n = kvq_w * (RUN); /* quant words */        \
+    const uint kvq_b = (SLOT) * (RB) + ((CH0) / 4u) * kvq_block_bytes(TYPE);                       \
+    uint kvq_r[2u * (RUN)], kvq_d;                                                                 \
+    if ((RUN) == 4u) {                                                                             \
+      const uint kvq_a = kvq_b >> 2u;                                                              \
+      const bool kvq_hi = (kvq_b & 2u) != 0u; /* scale: high half; quants aligned */               \
+      uint kvq_cur = WORD(kvq_a);                                                                  \
+      kvq_d = kvq_hi ? kvq_cur >> 16u : kvq_cur & 0xFFFFu;                                         \
+      [[unroll]] for (uint kvq_i = 0u; kvq_i < kvq_n; ++kvq_i) {                                   \
+        const uint kvq_nxt = WORD(kvq_a + kvq_i + 1u);                                             \
+        kvq_r[kvq_i] = kvq_hi ? kvq_nxt : (kvq_cur >> 16u) | (kvq_nxt << 16u);                     \
+        kvq_cur = kvq_nxt;                                                                         \
+      }                                                                                            \
+    } else {                                                                                       \
+      kvq_d = (WORD(kvq_b >> 2u) >> ((kvq_b & 2u) * 8u)) & 0xFFFFu;                                \
+      const uint kvq_o = kvq_b + 2u + 4u * kvq_w * ((CH0) % 4u);                                   \
+      const uint kvq_a = kvq_o >> 2u;                                                              \
+      const bool kvq_odd = (kvq_o & 2u) != 0u;                                                     \
+      uint kvq_cur = WORD(kvq_a);                                                                  \
+      [[unroll]] for (uint kvq_i = 0u; kvq_i < kvq_n; ++kvq_i) {                                   \
+        const uint kvq_nxt =                                                                       \
+            kvq_i + 1u < kvq_n || kvq_odd ? WORD(kvq_a + kvq_i + 1u) : 0u;                         \
+        kvq_r[kvq_i] = kvq_odd ? (kvq_cur >> 16u) | (kvq_nxt << 16u) : kvq_cur;                    \
+        kvq_cur = kvq_nxt;                                                                         \
+      }                                                                                            \
+    }                                                                                              \
+    [[unroll]] for (uint kvq_c = 0u; kvq_c < (RUN); ++kvq_c)                                       \
+      DST[(I0) + kvq_c] =                                                                          \
+          uvec4(kvq_r[kvq_c * kvq_w], kvq_w == 2u ? kvq_r[kvq_c * kvq_w + 1u] : 0u, kvq_d, 0u);    \
   }
