@@ -150,6 +150,8 @@ class Session {
   // `from`, when given, names for each prompt the cache it starts from instead of the current
   // one: a copy_cache() of this session taken after some prune, so answers from several pruned
   // caches share each batched forward. Each must hold this session's prefix and context rows.
+  // Batched answers report their share of the group's time: prefill_ms = the prompts' phase (cache
+  // copies and prompt forwards) / n, decode_ms = the decode steps' / n, so sums stay totals.
   std::vector<GenerateResult> generate_batch(std::span<const std::vector<int32_t>> prompts,
                                              const GenerateOptions& opts = {},
                                              std::span<const KvCache* const> from = {});

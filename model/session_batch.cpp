@@ -1,6 +1,7 @@
 // Session::generate_batch (session.h): several answers from one cache, one batched forward per
 // decode step.
 #include <algorithm>
+#include <chrono>
 
 #include "model/session.h"
 #include "model/slot_picks.h"
@@ -78,6 +79,11 @@ void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
     picks.record_argmax(rec_, static_cast<int64_t>(slot), logits_row);
   };
 
+  using Clock = std::chrono::steady_clock;
+  const auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+  };
+  auto t0 = Clock::now();
   // Prompts: each on its own copy of the cache, in forwards of at most max_tokens rows.
   std::vector<std::unique_ptr<KvCache>> caches(prompts.size());
   std::vector<int32_t> pos_of(prompts.size());
@@ -101,6 +107,12 @@ void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
     out[i].n_prompt_tokens = static_cast<int>(p.size());
     pick(i, forward_.logits().slice(0, 1));
   }
+
+  // The prompts' work runs to its end here, so the two phases are timed apart.
+  rec_.submit();
+  rec_.wait();
+  const double prompt_ms = ms_since(t0);
+  t0 = Clock::now();
 
   // Decode: one batched forward per step over the answers that go on.
   std::vector<size_t> live(prompts.size());
@@ -131,7 +143,12 @@ void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
       pick(live[j], forward_.logits().slice(static_cast<int64_t>(j), 1));
   }
   rec_.finish();
-  for (size_t i = 0; i < prompts.size(); ++i) out[i].text = tok.decode(out[i].tokens, true);
+  const double decode_ms = ms_since(t0), n = static_cast<double>(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    out[i].text = tok.decode(out[i].tokens, true);
+    out[i].prefill_ms = prompt_ms / n;
+    out[i].decode_ms = decode_ms / n;
+  }
 }
 
 }  // namespace kvz

@@ -169,10 +169,11 @@ struct PendingCell {
   double prune_ms = 0;
 };
 
+// Adds the answers' phases to `times`: their cache copies and prompts, then the decode steps.
 void answer_pending(Session& s, const SampleRun& r,
                     const std::vector<std::vector<int32_t>>& queries,
                     std::vector<PendingCell>& cells,
-                    const std::function<void(EvalRow, double)>& emit) {
+                    const std::function<void(EvalRow, double)>& emit, PhaseTimes& times) {
   if (cells.empty()) return;
   std::vector<std::vector<int32_t>> prompts;
   std::vector<const KvCache*> from;
@@ -183,6 +184,15 @@ void answer_pending(Session& s, const SampleRun& r,
     }
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<GenerateResult> answers = s.generate_batch(prompts, answer_options(r.a), from);
+  double prompt_ms = 0, decode_ms = 0, prune_ms = 0;
+  for (const GenerateResult& g : answers) {
+    prompt_ms += g.prefill_ms;
+    decode_ms += g.decode_ms;
+  }
+  for (const PendingCell& c : cells) prune_ms += c.prune_ms;
+  times.emplace_back("prune", prune_ms / 1000);
+  times.emplace_back(fmt::format("{} answers: prompts", answers.size()), prompt_ms / 1000);
+  times.emplace_back("decode", decode_ms / 1000);
   // The shared answer time is split evenly over the cells.
   const double share =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
@@ -298,8 +308,10 @@ void run_sample(const Model& model, const SampleRun& r, const std::vector<Method
     row.threshold = c.threshold;
     cell(std::move(row));
   }
-  answer_pending(s, r, queries, pending, emit);
-  times.emplace_back("prune+answer", cells_s);
+  if (batched)
+    answer_pending(s, r, queries, pending, emit, times);
+  else
+    times.emplace_back("prune+answer", cells_s);
   if (r.a.timings) print_phase_times(r.index, times);
 }
 

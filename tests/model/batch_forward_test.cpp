@@ -111,7 +111,11 @@ TEST_P(BatchForwardTest, GenerateBatchEqualsGenerate) {
     EXPECT_EQ(got[i].tokens, alone.tokens) << "query " << i;
     EXPECT_EQ(got[i].text, alone.text) << "query " << i;
     EXPECT_EQ(got[i].n_prompt_tokens, static_cast<int>(prompts[i].size()));
+    // Each answer carries its share of its group's prompt and decode time.
+    EXPECT_GT(got[i].prefill_ms, 0.0) << "query " << i;
+    EXPECT_GT(got[i].decode_ms, 0.0) << "query " << i;
   }
+  EXPECT_DOUBLE_EQ(got[0].prefill_ms, got[1].prefill_ms);  // the batch of two splits evenly
   // The session's cache is left as it was: the answers after the batch are unchanged.
   EXPECT_EQ(s.generate_batch(prompts, g)[0].tokens, got[0].tokens);
   std::vector<std::vector<int32_t>> with_empty = prompts;
