@@ -2,10 +2,10 @@
 // paged_decode: attention of a few query rows (decode) over the paged, ragged rows of one KV head,
 // built for memory bandwidth; same contract as paged_attention.comp (runtime/ops/paged_attention.h).
 // A workgroup owns GR query rows (row = i * group + g) of KV head h and one `chunk`-row share of
-// the head's rows (split z): each K/V row is read once (f16: with 16-byte loads) for all GR rows. A key
-// row is spread over LPK lanes of a subgroup (CPL 16-byte chunks each; dot products reduce with
-// subgroupShuffleXor); each lane group runs its own online softmax over KPI keys per step, and the
-// lane groups merge in shared memory at the end. No barrier in the main loop.
+// the head's rows (split z): each K/V row is read once (f16: with 16-byte loads) for all GR rows.
+// A key row is spread over LPK lanes of a subgroup (CPL 8-value chunks each; dot products reduce
+// with subgroupShuffleXor); each lane group runs its own online softmax over KPI keys per step,
+// and the lane groups merge in shared memory at the end. No barrier in the main loop.
 // Bindings: 0 q           f32 [n_q, n_heads, head_dim]       read
 //           1 q_pos       i32 [n_q]                          read
 //           2 k_pool      KTYPE [n_slots, head_dim] (as uvec4) read
@@ -81,7 +81,9 @@ uint v_word(uint w) { return v_pool[w >> 2u][w & 3u]; }
 // loaded as one span of words with one scale. (The lowest set bit of CPL | 4: no spec-constant
 // select, which the SPIR-V optimiser mishandles.)
 const uint QPB = (CPL | 4u) & (0u - (CPL | 4u));
-uint chunk_of(uint type, uint lane, uint c) { return type == KVT_F16 ? lane + c * LPK : lane * CPL + c; }
+uint chunk_of(uint type, uint lane, uint c) {
+  return type == KVT_F16 ? lane + c * LPK : lane * CPL + c;
+}
 uvec4 k_chunk(uint slot, uint ch) { return k_pool[slot * HD8 + ch]; }
 uvec4 v_chunk(uint slot, uint ch) { return v_pool[slot * HD8 + ch]; }
 vec4 k_lo4(uvec4 b) { return KTYPE == KVT_F16 ? lo4(b) : kvq_quad(KTYPE, b, 0u); }
