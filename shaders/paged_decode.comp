@@ -86,10 +86,18 @@ uint chunk_of(uint type, uint lane, uint c) {
 }
 uvec4 k_chunk(uint slot, uint ch) { return k_pool[slot * HD8 + ch]; }
 uvec4 v_chunk(uint slot, uint ch) { return v_pool[slot * HD8 + ch]; }
+// Chunk b's values 0..3 / 4..7 (quantised: before the scale, which k_dot and v_weight apply).
 vec4 k_lo4(uvec4 b) { return KTYPE == KVT_F16 ? lo4(b) : kvq_quad(KTYPE, b, 0u); }
 vec4 k_hi4(uvec4 b) { return KTYPE == KVT_F16 ? hi4(b) : kvq_quad(KTYPE, b, 1u); }
 vec4 v_lo4(uvec4 b) { return VTYPE == KVT_F16 ? lo4(b) : kvq_quad(VTYPE, b, 0u); }
 vec4 v_hi4(uvec4 b) { return VTYPE == KVT_F16 ? hi4(b) : kvq_quad(VTYPE, b, 1u); }
+// Dot product of query quads a, b with key chunk k (the scale once per chunk, not per value).
+float k_dot(vec4 a, vec4 b, uvec4 k) {
+  if (KTYPE == KVT_F16) return dot(a, k_lo4(k)) + dot(b, k_hi4(k));
+  return (dot(a, k_lo4(k)) + dot(b, k_hi4(k))) * kvq_scale(k);
+}
+// Weight pe of value chunk v (the scale folded into the weight: once per row, not per value).
+float v_weight(float pe, uvec4 v) { return VTYPE == KVT_F16 ? pe : pe * kvq_scale(v); }
 
 #include "kv_layout.glsl"
 
@@ -211,7 +219,7 @@ void main() {
         float acc = 0.0;
         [[unroll]] for (uint c = 0; c < CPL; ++c) {
           const uvec4 k = kb[u * CPL + c];
-          acc += dot(qv[(r * CPL + c) * 2u], k_lo4(k)) + dot(qv[(r * CPL + c) * 2u + 1u], k_hi4(k));
+          acc += k_dot(qv[(r * CPL + c) * 2u], qv[(r * CPL + c) * 2u + 1u], k);
         }
         s[u * GR + r] = acc;
       }
@@ -247,8 +255,9 @@ void main() {
         vec4 a = o[(r * CPL + c) * 2u] * alpha, b = o[(r * CPL + c) * 2u + 1u] * alpha;
         [[unroll]] for (uint u = 0; u < KPI; ++u) {
           const float pe = s[u * GR + r];
-          a += pe * v_lo4(vb[u * CPL + c]);
-          b += pe * v_hi4(vb[u * CPL + c]);
+          const float pv = v_weight(pe, vb[u * CPL + c]);
+          a += pv * v_lo4(vb[u * CPL + c]);
+          b += pv * v_hi4(vb[u * CPL + c]);
         }
         o[(r * CPL + c) * 2u] = a;
         o[(r * CPL + c) * 2u + 1u] = b;

@@ -66,18 +66,20 @@ uint kvq_block_bytes(uint type) { return type == KVT_Q8_0 ? 34u : 18u; }
 // uvec4(x, y, scale bits, 0). q8_0: x, y = the chunk's 8 bytes (values 0..3, 4..7). q4_0: x = 4
 // quant bytes of a block, whose low nibbles are the chunk's values 0..3 and high nibbles its values
 // 4..7 (16 apart in the block: chunk c of a block holds block values 4c.. and 16 + 4c..).
-// kvq_quad gives the chunk's values 0..3 (h = 0) or 4..7 (h = 1) in f32, as runtime/cpu/dequant.cpp.
+// A value is kvq_quad(type, b, h)[i] * kvq_scale(b) (as runtime/cpu/dequant.cpp), for the chunk's
+// values 0..3 (h = 0) or 4..7 (h = 1): the scale apart, so that kernels can apply it once per dot
+// product or per weight. Zero bits give a zero scale.
 // Bytes become floats through their bits: 0x4B000000 | b is 2^23 + b exactly, so subtracting 2^23
 // (+ the zero point) is exact and needs no int-to-float conversion (a slow instruction on GPUs).
 vec4 kvq_magic4(uint w) {
   return uintBitsToFloat((uvec4(w, w >> 8u, w >> 16u, w >> 24u) & 0xFFu) | 0x4B000000u);
 }
 vec4 kvq_quad(uint type, uvec4 b, uint h) {
-  const float d = unpackHalf2x16(b.z).x;
   if (type == KVT_Q8_0)  // signed bytes: flip the sign bits (b + 128), then subtract 2^23 + 128
-    return (kvq_magic4((h == 0u ? b.x : b.y) ^ 0x80808080u) - 8388736.0) * d;
-  return (kvq_magic4((b.x >> (4u * h)) & 0x0F0F0F0Fu) - 8388616.0) * d;
+    return kvq_magic4((h == 0u ? b.x : b.y) ^ 0x80808080u) - 8388736.0;
+  return kvq_magic4((b.x >> (4u * h)) & 0x0F0F0F0Fu) - 8388616.0;
 }
+float kvq_scale(uvec4 b) { return unpackHalf2x16(b.z).x; }
 // Chunk ch's first value of half h (see above) in a row of `type`.
 uint kvq_quad_col(uint type, uint ch, uint h) {
   return type == KVT_Q4_0 ? (ch & ~3u) * 8u + 16u * h + 4u * (ch & 3u) : 8u * ch + 4u * h;
