@@ -2,10 +2,10 @@
 // paged_decode: attention of a few query rows (decode) over the paged, ragged rows of one KV head,
 // built for memory bandwidth; same contract as paged_attention.comp (runtime/ops/paged_attention.h).
 // A workgroup owns GR query rows (row = i * group + g) of KV head h and one `chunk`-row share of
-// the head's rows (split z): each K/V row is read once, with 16-byte loads, for all GR rows. A key
-// row is spread over LPK lanes of a subgroup (CPL 16-byte chunks each; dot products reduce with
-// subgroupShuffleXor); each lane group runs its own online softmax over KPI keys per step, and the
-// lane groups merge in shared memory at the end. No barrier in the main loop.
+// the head's rows (split z): each K/V row is read once (f16: with 16-byte loads) for all GR rows.
+// A key row is spread over LPK lanes of a subgroup (CPL 8-value chunks each; dot products reduce
+// with subgroupShuffleXor); each lane group runs its own online softmax over KPI keys per step,
+// and the lane groups merge in shared memory at the end. No barrier in the main loop.
 // Bindings: 0 q           f32 [n_q, n_heads, head_dim]       read
 //           1 q_pos       i32 [n_q]                          read
 //           2 k_pool      KTYPE [n_slots, head_dim] (as uvec4) read
@@ -22,7 +22,8 @@
 //       per workgroup), 4 = KPI (keys per lane group per step), 5 = PREFETCH (issue the next
 //       step's loads before this step's math: twice the loads in flight, more registers),
 //       6 = KTYPE, 7 = VTYPE (shaders/include/kv_quant.glsl): q8_0 / q4_0 rows are loaded in their
-//       stored form (8 bytes and the block scale per 8-value chunk) and dequantised at use.
+//       stored form (a lane's consecutive chunks of a block as one span of aligned words, its
+//       scale once) and dequantised at use.
 // Grid: (ceil(n_q * group / GR), n_kv_heads, n_split).
 #extension GL_KHR_shader_subgroup_basic : require
 #extension GL_KHR_shader_subgroup_shuffle : require
@@ -70,31 +71,83 @@ vec4 lo4(uvec4 b) { return vec4(unpackHalf2x16(b.x), unpackHalf2x16(b.y)); }
 vec4 hi4(uvec4 b) { return vec4(unpackHalf2x16(b.z), unpackHalf2x16(b.w)); }
 
 #include "kv_quant.glsl"
-// Chunk ch (8 values) of a row as loaded (f16 bits, or the stored form of a quantised row), and
-// its values 0..3 / 4..7.
-KVQ_DEFINE_CHUNK(k_chunk, k_pool, KTYPE, HD)
-KVQ_DEFINE_CHUNK(v_chunk, v_pool, VTYPE, HD)
-vec4 k_lo4(uvec4 b) { return KTYPE == KVT_F16 ? lo4(b) : kvq_lo4(KTYPE, b); }
-vec4 k_hi4(uvec4 b) { return KTYPE == KVT_F16 ? hi4(b) : kvq_hi4(KTYPE, b); }
-vec4 v_lo4(uvec4 b) { return VTYPE == KVT_F16 ? lo4(b) : kvq_lo4(VTYPE, b); }
-vec4 v_hi4(uvec4 b) { return VTYPE == KVT_F16 ? hi4(b) : kvq_hi4(VTYPE, b); }
+const uint KRB = KVQ_ROW_BYTES(KTYPE, HD), VRB = KVQ_ROW_BYTES(VTYPE, HD);
+uint k_word(uint w) { return k_pool[w >> 2u][w & 3u]; }
+uint v_word(uint w) { return v_pool[w >> 2u][w & 3u]; }
+// Chunk c of a lane (8 values: 16 bytes of an f16 row, or the kv_quant.glsl register form of a
+// quantised one). f16 rows interleave the lanes (lane + c LPK: a lane group's 16-byte loads cover
+// consecutive bytes); quantised rows give each lane consecutive chunks (lane CPL + c), in runs of
+// QPB = gcd(CPL, 4) chunks inside one 32-value block (runs start at multiples of QPB), each run
+// loaded as one span of words with one scale. (The lowest set bit of CPL | 4: no spec-constant
+// select, which the SPIR-V optimiser mishandles.)
+const uint QPB = (CPL | 4u) & (0u - (CPL | 4u));
+uint chunk_of(uint type, uint lane, uint c) {
+  return type == KVT_F16 ? lane + c * LPK : lane * CPL + c;
+}
+uvec4 k_chunk(uint slot, uint ch) { return k_pool[slot * HD8 + ch]; }
+uvec4 v_chunk(uint slot, uint ch) { return v_pool[slot * HD8 + ch]; }
+// Chunk b's values 0..3 / 4..7 (quantised: before the scale, which k_dot and v_weight apply).
+vec4 k_lo4(uvec4 b) { return KTYPE == KVT_F16 ? lo4(b) : kvq_quad(KTYPE, b, 0u); }
+vec4 k_hi4(uvec4 b) { return KTYPE == KVT_F16 ? hi4(b) : kvq_quad(KTYPE, b, 1u); }
+vec4 v_lo4(uvec4 b) { return VTYPE == KVT_F16 ? lo4(b) : kvq_quad(VTYPE, b, 0u); }
+vec4 v_hi4(uvec4 b) { return VTYPE == KVT_F16 ? hi4(b) : kvq_quad(VTYPE, b, 1u); }
+// Dot product of query quads a, b with key chunk k (the scale once per chunk, not per value).
+float k_dot(vec4 a, vec4 b, uvec4 k) {
+  if (KTYPE == KVT_F16) return dot(a, k_lo4(k)) + dot(b, k_hi4(k));
+  return (dot(a, k_lo4(k)) + dot(b, k_hi4(k))) * kvq_scale(k);
+}
+// Weight pe of value chunk v (the scale folded into the weight: once per row, not per value).
+float v_weight(float pe, uvec4 v) { return VTYPE == KVT_F16 ? pe : pe * kvq_scale(v); }
 
 #include "kv_layout.glsl"
 
-// Loads of one step: key t0 + u * NLG + lg for u < KPI (this lane's chunks), zeros past k_end.
 uvec4 nk[KPI * CPL], nv[KPI * CPL];
 int npos[KPI];
+// load_step's chunks of key u in row `slot` where a pool is quantised: whole runs (a run is within
+// one block: all its chunks exist or none).
+void load_quant(uint slot, bool ok, uint lane, uint u) {
+  [[unroll]] for (uint c = 0; c < CPL; c += QPB) {
+    const uint kc = chunk_of(KTYPE, lane, c);
+    if (KTYPE == KVT_F16) {
+      [[unroll]] for (uint i = 0; i < QPB; ++i) {
+        const uint ch = lane + (c + i) * LPK;
+        nk[u * CPL + c + i] = ok && ch < HD8 ? k_chunk(slot, ch) : uvec4(0u);
+      }
+    } else if (ok && kc < HD8) {
+      KVQ_LOAD_RUN(k_word, KTYPE, KRB, QPB, nk, u * CPL + c, slot, kc)
+    } else {
+      [[unroll]] for (uint i = 0; i < QPB; ++i) nk[u * CPL + c + i] = uvec4(0u);
+    }
+    const uint vc = chunk_of(VTYPE, lane, c);
+    if (VTYPE == KVT_F16) {
+      [[unroll]] for (uint i = 0; i < QPB; ++i) {
+        const uint ch = lane + (c + i) * LPK;
+        nv[u * CPL + c + i] = ok && ch < HD8 ? v_chunk(slot, ch) : uvec4(0u);
+      }
+    } else if (ok && vc < HD8) {
+      KVQ_LOAD_RUN(v_word, VTYPE, VRB, QPB, nv, u * CPL + c, slot, vc)
+    } else {
+      [[unroll]] for (uint i = 0; i < QPB; ++i) nv[u * CPL + c + i] = uvec4(0u);
+    }
+  }
+}
+
+// Loads of one step: key t0 + u * NLG + lg for u < KPI (this lane's chunks), zeros past k_end.
 void load_step(uint h, uint t0, uint k_end, uint lane, uint lg) {
   [[unroll]] for (uint u = 0; u < KPI; ++u) {
     const uint t = t0 + u * NLG + lg;
     const bool ok = t < k_end;
     const uint slot = ok ? kv_slot(h, t) : 0u;
     npos[u] = ok ? pos_pool[slot] : INT_MAX;
-    [[unroll]] for (uint c = 0; c < CPL; ++c) {
-      const uint ch = lane + c * LPK;
-      const bool cok = ok && ch < HD8;
-      nk[u * CPL + c] = cok ? k_chunk(slot, ch) : uvec4(0u);  // zero bits: zero values
-      nv[u * CPL + c] = cok ? v_chunk(slot, ch) : uvec4(0u);
+    if (KTYPE == KVT_F16 && VTYPE == KVT_F16) {
+      [[unroll]] for (uint c = 0; c < CPL; ++c) {
+        const uint ch = lane + c * LPK;
+        const bool cok = ok && ch < HD8;
+        nk[u * CPL + c] = cok ? k_chunk(slot, ch) : uvec4(0u);  // zero bits: zero values
+        nv[u * CPL + c] = cok ? v_chunk(slot, ch) : uvec4(0u);
+      }
+    } else {
+      load_quant(slot, ok, lane, u);
     }
   }
 }
@@ -129,12 +182,12 @@ void main() {
     qp[r] = ok ? q_pos[(row0 + r) / p.group] : -INT_MAX - 1;
     const uint qb = ok ? q_index(h, row0 + r) * HD : 0u;
     [[unroll]] for (uint c = 0; c < CPL; ++c) {
-      const uint ch = lane + c * LPK;
+      const uint ch = chunk_of(KTYPE, lane, c);
       vec4 a = vec4(0.0), b = vec4(0.0);
-      if (ok && ch < HD8) {
-        const uint e = qb + 8u * ch;
+      if (ok && ch < HD8) {  // the values of K's chunk ch
+        const uint e = qb + kvq_quad_col(KTYPE, ch, 0u), f = qb + kvq_quad_col(KTYPE, ch, 1u);
         a = vec4(q[e], q[e + 1u], q[e + 2u], q[e + 3u]) * qscale;
-        b = vec4(q[e + 4u], q[e + 5u], q[e + 6u], q[e + 7u]) * qscale;
+        b = vec4(q[f], q[f + 1u], q[f + 2u], q[f + 3u]) * qscale;
       }
       qv[(r * CPL + c) * 2u] = a;
       qv[(r * CPL + c) * 2u + 1u] = b;
@@ -166,7 +219,7 @@ void main() {
         float acc = 0.0;
         [[unroll]] for (uint c = 0; c < CPL; ++c) {
           const uvec4 k = kb[u * CPL + c];
-          acc += dot(qv[(r * CPL + c) * 2u], k_lo4(k)) + dot(qv[(r * CPL + c) * 2u + 1u], k_hi4(k));
+          acc += k_dot(qv[(r * CPL + c) * 2u], qv[(r * CPL + c) * 2u + 1u], k);
         }
         s[u * GR + r] = acc;
       }
@@ -202,8 +255,9 @@ void main() {
         vec4 a = o[(r * CPL + c) * 2u] * alpha, b = o[(r * CPL + c) * 2u + 1u] * alpha;
         [[unroll]] for (uint u = 0; u < KPI; ++u) {
           const float pe = s[u * GR + r];
-          a += pe * v_lo4(vb[u * CPL + c]);
-          b += pe * v_hi4(vb[u * CPL + c]);
+          const float pv = v_weight(pe, vb[u * CPL + c]);
+          a += pv * v_lo4(vb[u * CPL + c]);
+          b += pv * v_hi4(vb[u * CPL + c]);
         }
         o[(r * CPL + c) * 2u] = a;
         o[(r * CPL + c) * 2u + 1u] = b;
@@ -225,10 +279,10 @@ void main() {
     }
     const float w = m[r] > 0.5 * NEG_BIG ? exp2(m[r] - mx) : 0.0;
     [[unroll]] for (uint c = 0; c < CPL; ++c) {
-      const uint ch = lane + c * LPK;
-      if (ch < HD8) {
-        sh_o[(lg * HD8 + ch) * 2u] = o[(r * CPL + c) * 2u] * w;
-        sh_o[(lg * HD8 + ch) * 2u + 1u] = o[(r * CPL + c) * 2u + 1u] * w;
+      const uint ch = chunk_of(VTYPE, lane, c);
+      if (ch < HD8) {  // the values of V's chunk ch, as quads of the row
+        sh_o[lg * 2u * HD8 + kvq_quad_col(VTYPE, ch, 0u) / 4u] = o[(r * CPL + c) * 2u] * w;
+        sh_o[lg * 2u * HD8 + kvq_quad_col(VTYPE, ch, 1u) / 4u] = o[(r * CPL + c) * 2u + 1u] * w;
       }
     }
     barrier();

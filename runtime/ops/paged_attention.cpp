@@ -20,9 +20,10 @@ constexpr uint32_t kWg = 128;  // fixed in shaders/include/attn_tile.glsl
 constexpr int kMaxSplits = 64;
 constexpr int kMinRowsPerSplit = 512;
 
-// The cm2 prefill kernel reads f16 pools only (it loads K and V tiles straight into cooperative
-// matrices); quantised pools take the cooperative-matrix kernels of the same api instead, which
-// dequantise each tile into their f16 shared tiles (like the scalar kernels as they load).
+// Whether K and V are f16. The cm2 prefill kernel reads f16 pools only (it loads K and V tiles
+// straight into cooperative matrices); quantised pools take the cooperative-matrix kernels of the
+// same api instead, which dequantise each tile into their f16 shared tiles (like the scalar
+// kernels as they load). The decode kernel lays quantised rows out per lane (paged_decode.comp).
 bool f16_pools(const Tensor& k, const Tensor& v) {
   return k.dtype() == DType::kF16 && v.dtype() == DType::kF16;
 }
@@ -131,7 +132,7 @@ struct DecodePlan {
 // The decode kernel's configuration, or nothing where it does not apply (then the tiled kernel
 // runs): head_dim % 8 (16-byte rows), subgroup shuffles with a known, fixed subgroup size.
 std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const DecodeTuning& t,
-                                      const cpu::AttnDims& d, bool allowed) {
+                                      const cpu::AttnDims& d, bool allowed, bool quantized) {
   const int64_t rows = d.n_q * d.group;
   const uint32_t sg = caps.subgroup_size;
   if (!allowed || !t.fast_kernel || rows > kDecodeMaxRows || d.head_dim % 8 != 0 ||
@@ -149,6 +150,13 @@ std::optional<DecodePlan> pick_decode(const DeviceCaps& caps, const DecodeTuning
   pl.row_tiles = uint32_t(div_up(rows, kDecodeRowsPerWg));
   pl.gr = uint32_t(div_up(rows, int64_t(pl.row_tiles)));
   pl.kpi = t.keys_per_iter ? t.keys_per_iter : pl.gr <= 4 ? 4 : 2;
+  // Quantised pools where the rows' q and o leave room: two lanes per 32-value block, so that a
+  // lane's 16 values are one run of bytes with one scale; half the keys per step keeps the
+  // registers of the loads in flight.
+  if (quantized && !t.lanes_per_key && pl.gr <= 4 && pl.lpk > 1 && pl.lpk * 16 > pl.hd) {
+    pl.lpk /= 2;
+    if (!t.keys_per_iter) pl.kpi = std::max<uint32_t>(1, pl.kpi / 2);
+  }
   // Prefetch costs KPI x CPL x 8 registers per lane: on where the rows' q and o leave room.
   pl.prefetch = t.prefetch.value_or(pl.gr <= 4) ? 1 : 0;
   const uint64_t nlg = pl.wg / pl.lpk, shared_bytes = 4 * nlg * (pl.hd + 2 * pl.gr);
@@ -234,7 +242,7 @@ int64_t paged_attention_scratch_elems(const Device& dev, int n_q, int n_heads, i
 
 bool paged_attention_uses_decode_kernel(const Device& dev, const PagedAttentionArgs& a) {
   return pick_decode(dev.caps(), dev.tuning().decode, cpu::check_paged_attention(a),
-                     a.allow_decode_kernel)
+                     a.allow_decode_kernel, !f16_pools(a.k_pool, a.v_pool))
       .has_value();
 }
 
@@ -358,7 +366,8 @@ bool record_paged_attention(Recorder& rec, const PagedAttentionArgs& a, const cp
         {tiles, uint32_t(d.n_kv_heads)});
     return false;
   }
-  if (const auto plan = pick_decode(rec.caps(), tn.decode, d, a.allow_decode_kernel))
+  if (const auto plan = pick_decode(rec.caps(), tn.decode, d, a.allow_decode_kernel,
+                                    !f16_pools(a.k_pool, a.v_pool)))
     return record_decode(rec, a, d, *plan);
   const int64_t max_rows = d.max_blocks * kKvBlockTokens;
   const Tiles t = pick_tiles(rec.caps(), d.head_dim, d.n_q * d.group);

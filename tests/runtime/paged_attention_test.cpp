@@ -5,6 +5,7 @@
 #include "runtime/ops/matmul.h"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <numeric>
@@ -68,23 +69,25 @@ struct DevCache {
   Tensor k, v, pos, table, lens;
 };
 
-// K and V stored as kt / vt: f16 as made, q8_0 / q4_0 quantised from those values (the
-// references read the stored rows, so the kernels are checked on the same dequantised values).
-DevCache upload_cache(Device& dev, std::vector<Buffer>& keep, const HostCache& c,
-                      DType kt = DType::kF16, DType vt = DType::kF16) {
+// The f16 rows of `rows` as a pool of type t (quantised per row, as kv_write stores them).
+Tensor upload_pool(Device& dev, std::vector<Buffer>& keep, const HostCache& c, DType t,
+                   const std::vector<uint16_t>& rows) {
   const int64_t nb = c.n_blocks, hd = c.head_dim;
-  auto pool = [&](DType t, const std::vector<uint16_t>& x) {
-    if (t == DType::kF16) return upload(dev, keep, t, {nb, kKvBlockTokens, hd}, x.data());
-    const size_t rb = kv_row_bytes(t, hd), rows = x.size() / size_t(hd);
-    std::vector<uint8_t> stored(rows * rb);
-    std::vector<float> row(static_cast<size_t>(hd));
-    for (size_t r = 0; r < rows; ++r) {
-      for (size_t e = 0; e < row.size(); ++e) row[e] = cpu::f16_to_f32(x[r * row.size() + e]);
-      cpu::quantize_kv_row(t, row.data(), stored.data() + r * rb, hd);
-    }
-    return upload(dev, keep, t, {nb, kKvBlockTokens, hd}, stored.data());
-  };
-  return {pool(kt, c.k), pool(vt, c.v),
+  if (t == DType::kF16) return upload(dev, keep, t, {nb, kKvBlockTokens, hd}, rows.data());
+  const size_t n_rows = size_t(nb) * kKvBlockTokens, rb = kv_row_bytes(t, hd);
+  std::vector<uint8_t> bytes(n_rows * rb);
+  std::vector<float> x(hd);
+  for (size_t r = 0; r < n_rows; ++r) {
+    for (int64_t d = 0; d < hd; ++d) x[d] = cpu::f16_to_f32(rows[r * hd + d]);
+    cpu::quantize_kv_row(t, x.data(), bytes.data() + r * rb, hd);
+  }
+  return upload(dev, keep, t, {nb, kKvBlockTokens, hd}, bytes.data());
+}
+
+DevCache upload_cache(Device& dev, std::vector<Buffer>& keep, const HostCache& c,
+                      DType k_type = DType::kF16, DType v_type = DType::kF16) {
+  const int64_t nb = c.n_blocks;
+  return {upload_pool(dev, keep, c, k_type, c.k), upload_pool(dev, keep, c, v_type, c.v),
           upload(dev, keep, DType::kI32, {nb, kKvBlockTokens}, c.pos.data()),
           upload(dev, keep, DType::kI32, {c.n_kv_heads, c.max_blocks}, c.table.data()),
           upload(dev, keep, DType::kI32, {c.n_kv_heads}, c.lens.data())};
@@ -95,18 +98,19 @@ struct Case {
   int head_dim, n_heads, n_kv_heads, n_q, cached;  // cached: mean rows per head before the queries
   int window = 0;
   float softcap = 0;
-  bool split = false;                        // pass split-K scratch
-  bool shuffle_pos = false;                  // positions not monotonic in row order
-  bool empty_head = false;                   // the last KV head holds no rows at all
-  int spare_blocks = 1;                      // block-table capacity per head past the longest head
-  bool max_rows_hint = false;                // pass PagedAttentionArgs::max_rows = the longest head
-  bool block_runs = false;                   // make_cache(runs): blocks mostly adjacent in the pool
-  DType kt = DType::kF16, vt = DType::kF16;  // K / V storage (upload_cache)
+  bool split = false;          // pass split-K scratch
+  bool shuffle_pos = false;    // positions not monotonic in row order
+  bool empty_head = false;     // the last KV head holds no rows at all
+  int spare_blocks = 1;        // block-table capacity per head past the longest head
+  bool max_rows_hint = false;  // pass PagedAttentionArgs::max_rows = the longest head
+  bool block_runs = false;     // make_cache(runs): blocks mostly adjacent in the pool
+  DType k_type = DType::kF16,
+        v_type = DType::kF16;  // pool types (rows quantised from the f16 ones)
 };
 
 // tc with K / V stored as kt / vt, named after them.
 Case with_kv(Case tc, DType kt, DType vt) {
-  tc.kt = kt, tc.vt = vt;
+  tc.k_type = kt, tc.v_type = vt;
   tc.name += "_k" + std::string(dtype_name(kt)) + "_v" + std::string(dtype_name(vt));
   return tc;
 }
@@ -156,7 +160,7 @@ std::vector<float> run_attention(Device& dev, const Case& tc, const Problem& p,
                                  Path path = Path::kOp, bool* used_decode = nullptr,
                                  std::vector<int32_t>* x8 = nullptr) {
   std::vector<Buffer> keep;
-  const DevCache c = upload_cache(dev, keep, p.cache, tc.kt, tc.vt);
+  const DevCache c = upload_cache(dev, keep, p.cache, tc.k_type, tc.v_type);
   const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
   PagedAttentionArgs a;
   a.q = upload_f32(dev, keep, {nq, nh, hd}, p.q);
@@ -254,8 +258,8 @@ double coopmat_attention_tol(const Case& tc) {
 // values (|x| <= 1) to f16 too: the K term of the logits as above, and 2^-11 of the output for V.
 double kv_round_tol(const Case& tc) {
   const double u = 1.0 / 2048, scale = 1.0 / std::sqrt(double(tc.head_dim));
-  return (tc.kt != DType::kF16 ? u * 2.0 * tc.head_dim * scale : 0.0) +
-         (tc.vt != DType::kF16 ? u : 0.0);
+  return (tc.k_type != DType::kF16 ? u * 2.0 * tc.head_dim * scale : 0.0) +
+         (tc.v_type != DType::kF16 ? u : 0.0);
 }
 // Whether the op runs this case on the tensor-core kernel on `dev`.
 bool runs_coopmat(const Device& dev, const Case& tc) {
@@ -294,6 +298,63 @@ TEST_P(PagedAttentionTest, MatchesReference) {
     EXPECT_TRUE(all_close(run_attention(*gpu, tc, p, Path::kOpTiled), ref,
                           attention_tol(tc, max_len) + kv_round_tol(tc)))
         << "tiled kernel";
+  }
+}
+
+// The decode kernel over q8_0 / q4_0 pools (and f16 K or V beside a quantised one) against the
+// reference on the same stored rows, for each lane layout it may take: lanes per key from 2 up
+// (a lane's run of chunks within a block of 1, 2 or 4 chunks, or several whole blocks; head_dim
+// 96 gives runs that are not whole blocks), keys per step 1 and the rule's, prefetch on and off.
+TEST_F(VkTest, PagedDecodeOverQuantisedPoolsMatchesReference) {
+  const DType q8 = DType::kQ8_0, q4 = DType::kQ4_0, f16 = DType::kF16;
+  // sweep: also run lanes per key 2, 4 and 8 (where the subgroup has them) for q8_0 and q4_0.
+  struct Shape {
+    Case c;
+    bool sweep;
+  };
+  const Shape shapes[] = {
+      {Case{"hd128_gqa4_nq1_split", 128, 16, 4, 1, 700, 0, 0, true}, true},
+      {Case{"hd96_gqa4_nq1_split", 96, 8, 2, 1, 500, 0, 0, true}, true},
+      {Case{"hd64_gqa1_nq3_window_softcap", 64, 4, 4, 3, 400, 100, 30.0f}, true},
+      {Case{"hd256_gqa8_nq2", 256, 16, 2, 2, 300}, false},
+      {Case{"hd32_gqa2_nq2_empty_head", 32, 4, 2, 2, 150, 0, 0, false, false, true}, false},
+      {Case{"hd128_gqa4_nq4_unsorted", 128, 8, 2, 4, 200, 0, 0, false, true}, false}};
+  const std::pair<DType, DType> types[] = {{q8, q8}, {q4, q4}, {q4, q8}, {f16, q8}, {q8, f16}};
+  const uint32_t sg = gpu->caps().subgroup_size;
+  int runs = 0;
+  for (const Shape& shape : shapes) {
+    for (auto [kt, vt] : types) {
+      std::vector<uint32_t> lanes{0};  // the rule
+      if (shape.sweep && kt == vt)
+        for (uint32_t l = 2; l <= std::min<uint32_t>(8, sg); l *= 2) lanes.push_back(l);
+      for (size_t li = 0; li < lanes.size(); ++li) {
+        Case tc = shape.c;
+        tc.k_type = kt, tc.v_type = vt;
+        const uint32_t kpi = li % 2 ? 1 : 0;
+        const bool prefetch = li % 3 != 1;
+        SCOPED_TRACE(::testing::Message() << tc.name << " " << dtype_name(kt) << "/"
+                                          << dtype_name(vt) << " lanes " << lanes[li] << " kpi "
+                                          << kpi << " prefetch " << prefetch << " subgroup " << sg);
+        const ScopedTuning scope(*gpu, [&](Tuning& tn) {
+          tn.decode.lanes_per_key = lanes[li];
+          tn.decode.keys_per_iter = kpi;
+          tn.decode.prefetch = prefetch;
+        });
+        const Problem p = make_problem(tc, std::hash<std::string>{}(tc.name) & 0xffff);
+        bool decode = false;
+        const auto got = run_attention(*gpu, tc, p, Path::kOp, &decode);
+        if (!decode) continue;  // no decode kernel for this layout (shared memory) or device
+        const auto ref = run_attention(*cpu, tc, p, Path::kRef);
+        const int max_len = *std::max_element(p.cache.lens.begin(), p.cache.lens.end());
+        ASSERT_TRUE(all_close(got, ref, attention_tol(tc, max_len)));
+        ++runs;
+      }
+    }
+  }
+  const bool has_decode =
+      sg >= 4 && gpu->caps().subgroup_shuffle && gpu->caps().vendor_id != 0x8086;
+  if (has_decode) {
+    EXPECT_GT(runs, 30);
   }
 }
 
