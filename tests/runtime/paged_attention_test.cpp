@@ -1,6 +1,6 @@
-// Tests of paged attention and KVzip reconstruction scoring (tests/runtime): Vulkan and the fast
-// CPU path vs the CPU reference on ragged paged caches, and the CPU references vs dense formulas
-// written here.
+// Tests of paged attention (tests/runtime): Vulkan and the fast CPU path vs the CPU reference on
+// ragged paged caches, and the CPU reference vs a dense formula written here. Scoring:
+// attn_score_test.cpp; the shared cache builders: paged_cache_util.h.
 #include "runtime/ops/paged_attention.h"
 #include "runtime/ops/matmul.h"
 
@@ -18,80 +18,10 @@
 #include "runtime/kv_quant.h"
 #include "runtime/ops/coopmat.h"
 #include "tests/common/test_device.h"
+#include "tests/runtime/paged_cache_util.h"
 
 namespace kvz::test {
 namespace {
-
-template <class T>
-void shuffle(Rng& rng, std::vector<T>& v) {
-  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.next() % i]);
-}
-
-// A paged cache on the host: head h holds lens[h] rows in its shuffled blocks, K/V in [-1, 1].
-struct HostCache {
-  int n_kv_heads = 0, head_dim = 0, n_blocks = 0, max_blocks = 0;
-  std::vector<int32_t> table, lens, pos;  // [n_kv_heads, max_blocks], [n_kv_heads], [slots]
-  std::vector<uint16_t> k, v;             // [slots, head_dim]
-  int32_t slot(int h, int t) const {
-    return table[size_t(h) * max_blocks + t / kKvBlockTokens] * kKvBlockTokens + t % kKvBlockTokens;
-  }
-};
-
-// spare: block-table entries per head past the longest head (rows there are garbage).
-// Blocks are shuffled over the pool; with `runs`, each head's blocks are consecutive in the pool
-// except blocks 2..4, reversed (kernels that read two adjacent blocks at once see both cases).
-HostCache make_cache(Rng& rng, int n_kv_heads, int head_dim, const std::vector<int>& lens,
-                     int spare = 1, bool runs = false) {
-  HostCache c;
-  c.n_kv_heads = n_kv_heads, c.head_dim = head_dim;
-  c.lens.assign(lens.begin(), lens.end());
-  for (int l : lens)
-    c.max_blocks = std::max(c.max_blocks, (l + kKvBlockTokens - 1) / kKvBlockTokens);
-  c.max_blocks += spare;  // spare capacity: rows past lens[h] hold garbage that must be ignored
-  c.n_blocks = n_kv_heads * c.max_blocks + 2;
-  std::vector<int32_t> blocks(c.n_blocks);
-  std::iota(blocks.begin(), blocks.end(), 0);
-  if (!runs) shuffle(rng, blocks);
-  c.table.assign(blocks.begin(), blocks.begin() + size_t(n_kv_heads) * c.max_blocks);
-  if (runs && c.max_blocks >= 5)
-    for (int h = 0; h < n_kv_heads; ++h)
-      std::reverse(c.table.begin() + h * c.max_blocks + 2, c.table.begin() + h * c.max_blocks + 5);
-  const size_t slots = size_t(c.n_blocks) * kKvBlockTokens;
-  c.pos.resize(slots);
-  for (auto& p : c.pos) p = static_cast<int32_t>(rng.next() % 100000);  // garbage by default
-  c.k.resize(slots * head_dim), c.v.resize(slots * head_dim);
-  for (auto& x : c.k) x = cpu::f32_to_f16(rng.uniform());
-  for (auto& x : c.v) x = cpu::f32_to_f16(rng.uniform());
-  return c;
-}
-
-struct DevCache {
-  Tensor k, v, pos, table, lens;
-};
-
-// The f16 rows of `rows` as a pool of type t (quantised per row, as kv_write stores them).
-Tensor upload_pool(Device& dev, std::vector<Buffer>& keep, const HostCache& c, DType t,
-                   const std::vector<uint16_t>& rows) {
-  const int64_t nb = c.n_blocks, hd = c.head_dim;
-  if (t == DType::kF16) return upload(dev, keep, t, {nb, kKvBlockTokens, hd}, rows.data());
-  const size_t n_rows = size_t(nb) * kKvBlockTokens, rb = kv_row_bytes(t, hd);
-  std::vector<uint8_t> bytes(n_rows * rb);
-  std::vector<float> x(hd);
-  for (size_t r = 0; r < n_rows; ++r) {
-    for (int64_t d = 0; d < hd; ++d) x[d] = cpu::f16_to_f32(rows[r * hd + d]);
-    cpu::quantize_kv_row(t, x.data(), bytes.data() + r * rb, hd);
-  }
-  return upload(dev, keep, t, {nb, kKvBlockTokens, hd}, bytes.data());
-}
-
-DevCache upload_cache(Device& dev, std::vector<Buffer>& keep, const HostCache& c,
-                      DType k_type = DType::kF16, DType v_type = DType::kF16) {
-  const int64_t nb = c.n_blocks;
-  return {upload_pool(dev, keep, c, k_type, c.k), upload_pool(dev, keep, c, v_type, c.v),
-          upload(dev, keep, DType::kI32, {nb, kKvBlockTokens}, c.pos.data()),
-          upload(dev, keep, DType::kI32, {c.n_kv_heads, c.max_blocks}, c.table.data()),
-          upload(dev, keep, DType::kI32, {c.n_kv_heads}, c.lens.data())};
-}
 
 struct Case {
   std::string name;
@@ -148,11 +78,6 @@ Problem make_problem(const Case& tc, uint64_t seed) {
   p.scale = 1.0f / std::sqrt(float(tc.head_dim));
   return p;
 }
-
-// Which implementation runs: the op (its device's path: Vulkan, or the CPU backend's fast path;
-// kOpTiled: never the decode kernel), or on the CPU device directly the scalar reference or the
-// fast path with a thread count.
-enum class Path { kOp, kOpTiled, kRef, kFast1, kFast3 };
 
 // used_decode (optional): set to whether the op picked the decode kernel. x8 (optional, kOp only):
 // also ask the op for the int8-rounded output (PagedAttentionArgs::x8) and return it there.
@@ -438,16 +363,6 @@ INSTANTIATE_TEST_SUITE_P(Quant, PagedAttentionTest, ::testing::ValuesIn(kQuantCa
 INSTANTIATE_TEST_SUITE_P(QuantDecode, PagedAttentionTest, ::testing::Values(kQuantDecode),
                          case_name);
 
-// The tensor-core kernels through each cooperative-matrix extension (NV and KHR builds of the same
-// sources, and the cm2 prefill kernel) whatever the op would pick by itself; skipped where the
-// device or build lacks one.
-const CoopmatApi kCoopmatApis[] = {CoopmatApi::kNv, CoopmatApi::kKhr, CoopmatApi::kCm2};
-template <class C>
-std::string api_case_name(const ::testing::TestParamInfo<std::tuple<C, CoopmatApi>>& info) {
-  return std::get<0>(info.param).name + std::string("_") +
-         std::string(coopmat_api_name(std::get<1>(info.param)));
-}
-
 class PagedAttentionCoopmatTest
     : public VkTest,
       public ::testing::WithParamInterface<std::tuple<Case, CoopmatApi>> {};
@@ -597,197 +512,6 @@ TEST(PagedAttentionFast, X8IsQuantizeOfOutput) { check_x8_output(cpu_device()); 
 
 TEST_F(VkTest, PagedAttentionNoVisibleRowsGivesZeros) { check_no_visible_rows(*gpu); }
 TEST(PagedAttentionFast, NoVisibleRowsGivesZeros) { check_no_visible_rows(cpu_device()); }
-
-// ---- attn_score ----------------------------------------------------------------------------
-
-struct ScoreCase {
-  std::string name;
-  int head_dim, n_heads, n_kv_heads, n_q, n_sink, t0, m_t, gap;  // s0 = t0 + m_t + gap
-  DType kt = DType::kF16;                                        // K storage (upload_cache)
-};
-
-struct ScoreProblem {
-  HostCache cache;
-  std::vector<float> q;
-  int s0;
-  float scale;
-};
-
-ScoreProblem make_score_problem(const ScoreCase& tc) {
-  Rng rng(std::hash<std::string>{}(tc.name) & 0xffff);
-  const int s0 = tc.t0 + tc.m_t + tc.gap;
-  ScoreProblem p{
-      make_cache(rng, tc.n_kv_heads, tc.head_dim, std::vector<int>(tc.n_kv_heads, s0 + tc.n_q)),
-      rng.uniform_vec(size_t(tc.n_q) * tc.n_heads * tc.head_dim, -3, 3), s0,
-      1.0f / std::sqrt(float(tc.head_dim))};
-  return p;
-}
-
-std::vector<float> run_score(Device& dev, const ScoreCase& tc, const ScoreProblem& p,
-                             Path path = Path::kOp) {
-  std::vector<Buffer> keep;
-  const DevCache c = upload_cache(dev, keep, p.cache, tc.kt);
-  const int64_t nq = tc.n_q, nh = tc.n_heads, hd = tc.head_dim;
-  AttnScoreArgs a;
-  a.q = upload_f32(dev, keep, {nq, nh, hd}, p.q);
-  a.k_pool = c.k, a.block_table = c.table;
-  const std::vector<float> nan(size_t(tc.n_kv_heads) * tc.m_t, std::nanf(""));
-  a.score = upload_f32(dev, keep, {tc.n_kv_heads, tc.m_t}, nan);
-  a.lse = alloc_tensor(dev, keep, DType::kF32, {nq, nh});
-  a.q16 = alloc_tensor(dev, keep, DType::kF16, {nq, nh, hd});
-  a.n_sink = tc.n_sink, a.t0 = tc.t0, a.t1 = tc.t0 + tc.m_t, a.s0 = p.s0, a.scale = p.scale;
-  if (path == Path::kRef) cpu::attn_score_ref(a);
-  if (path == Path::kFast1 || path == Path::kFast3)
-    cpu::attn_score_fast(a, path == Path::kFast1 ? 1 : 3);
-  if (path == Path::kOp) {
-    Recorder rec(dev);
-    attn_score(rec, a);
-    rec.finish();
-  }
-  return download_f32(dev, a.score);
-}
-
-// Dense formula: the full probability matrix over the gathered key set, then the column max.
-std::vector<float> dense_score(const ScoreCase& tc, const ScoreProblem& p) {
-  const HostCache& c = p.cache;
-  const int hd = tc.head_dim, group = tc.n_heads / tc.n_kv_heads;
-  std::vector<float> out(size_t(tc.n_kv_heads) * tc.m_t, 0.0f);
-  for (int hq = 0; hq < tc.n_heads; ++hq) {
-    const int h = hq / group;
-    for (int i = 0; i < tc.n_q; ++i) {
-      std::vector<int> keys;  // rows of K_i; the chunk's are keys[n_sink, n_sink + m_t)
-      for (int t = 0; t < tc.n_sink; ++t) keys.push_back(t);
-      for (int t = tc.t0; t < tc.t0 + tc.m_t; ++t) keys.push_back(t);
-      for (int t = p.s0; t <= p.s0 + i; ++t) keys.push_back(t);
-      std::vector<long double> z(keys.size());
-      long double mx = -1e300L, sum = 0;
-      for (size_t u = 0; u < keys.size(); ++u) {
-        const size_t ko = size_t(c.slot(h, keys[u])) * hd, qo = (size_t(i) * tc.n_heads + hq) * hd;
-        long double s = 0;
-        for (int d = 0; d < hd; ++d) s += (long double)p.q[qo + d] * cpu::f16_to_f32(c.k[ko + d]);
-        z[u] = s * p.scale, mx = std::max(mx, z[u]);
-      }
-      for (auto& x : z) sum += (x = std::exp(x - mx));
-      for (int j = 0; j < tc.m_t; ++j) {
-        float& o = out[size_t(h) * tc.m_t + j];
-        o = std::max(o, float(z[tc.n_sink + j] / sum));
-      }
-    }
-  }
-  return out;
-}
-
-const ScoreCase kScoreCases[] = {
-    {"hd8_gqa2", 8, 8, 4, 37, 5, 9, 70, 13},       {"hd64_gqa1_no_gap", 64, 4, 4, 50, 3, 3, 100, 0},
-    {"hd128_gqa4", 128, 8, 2, 45, 30, 64, 90, 40}, {"hd256_gqa8", 256, 16, 2, 21, 4, 4, 33, 7},
-    {"hd64_no_sink", 64, 4, 2, 19, 0, 0, 41, 5},
-};
-
-class AttnScoreTest : public VkTest, public ::testing::WithParamInterface<ScoreCase> {};
-class AttnScoreRefTest : public ::testing::TestWithParam<ScoreCase> {};
-
-// Scores are probabilities in [0, 1]; the error of exp(s - lse) is relative, about the absolute
-// error of the f32 logit and log-sum-exp (head_dim-long dots of |q| <= 3, |k| <= 1).
-// The tensor-core kernels round the scaled queries to f16: logits (and lse) move by up to
-// 2^-11 * sum |q k| * scale <= 2^-11 * 3 head_dim * scale each. Quantised keys are rounded to f16
-// once dequantised (both kernel families keep key tiles in f16): the same term once more.
-double score_rtol(const ScoreCase& tc, const ScoreProblem& p, bool coopmat) {
-  const double k16 = tc.kt != DType::kF16 ? 2.0 / 2048 * 3.0 * tc.head_dim * p.scale : 0.0;
-  return k16 + (coopmat ? 2.0 / 2048 * (3.0 * tc.head_dim * p.scale + 2)
-                        : 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16));
-}
-
-TEST_P(AttnScoreTest, MatchesReference) {
-  const ScoreCase& tc = GetParam();
-  const ScoreProblem p = make_score_problem(tc);
-  const bool cm = paged_attention_coopmat_supported(*gpu, tc.head_dim);
-  EXPECT_TRUE(all_close(run_score(*gpu, tc, p), run_score(*cpu, tc, p, Path::kRef), 1e-6,
-                        score_rtol(tc, p, cm)))
-      << (cm ? "tensor-core kernels" : "scalar kernels");
-}
-
-// AttnScoreTest's cases through each cooperative-matrix extension (PagedAttentionCoopmatTest).
-class AttnScoreCoopmatTest
-    : public VkTest,
-      public ::testing::WithParamInterface<std::tuple<ScoreCase, CoopmatApi>> {};
-
-TEST_P(AttnScoreCoopmatTest, MatchesReference) {
-  const auto& [tc, api] = GetParam();
-  const ScopedTuning scope(*gpu, [&](Tuning& tn) { tn.coopmat = api; });
-  if (!paged_attention_coopmat_supported(*gpu, tc.head_dim))
-    GTEST_SKIP() << gpu->caps().name << ": no " << coopmat_api_name(api)
-                 << " tensor-core scoring for head_dim " << tc.head_dim;
-  const ScoreProblem p = make_score_problem(tc);
-  EXPECT_TRUE(all_close(run_score(*gpu, tc, p), run_score(*cpu, tc, p, Path::kRef), 1e-6,
-                        score_rtol(tc, p, true)))
-      << coopmat_api_name(api) << " tensor-core kernels";
-}
-
-TEST_P(AttnScoreRefTest, MatchesDenseFormula) {
-  const ScoreCase& tc = GetParam();
-  const ScoreProblem p = make_score_problem(tc);
-  EXPECT_TRUE(
-      all_close(run_score(cpu_device(), tc, p, Path::kRef), dense_score(tc, p), 1e-9, 1e-6));
-}
-
-// Unaligned chunk and self ranges (tiles cut at block boundaries), SmolLM2's group of 3, one row.
-const ScoreCase kFastScoreCases[] = {{"smollm_hd64_gqa3", 64, 9, 3, 150, 4, 37, 300, 11},
-                                     {"hd128_gqa4_unaligned", 128, 8, 2, 70, 7, 45, 77, 3},
-                                     {"hd8_gqa8_aligned", 8, 8, 1, 40, 0, 32, 64, 0},
-                                     {"hd256_gqa1_one_row", 256, 2, 2, 5, 1, 1, 1, 0}};
-
-class AttnScoreFastTest : public ::testing::TestWithParam<ScoreCase> {};
-
-// Same derivation as AttnScoreTest (f32 logits and log-sum-exp), on every SIMD level this CPU runs.
-TEST_P(AttnScoreFastTest, MatchesReference) {
-  const ScoreCase& tc = GetParam();
-  const ScoreProblem p = make_score_problem(tc);
-  Device& dev = cpu_device();
-  const double rtol = 8 * 1.2e-7 * (3.0 * tc.head_dim * p.scale + 16);
-  const auto ref = run_score(dev, tc, p, Path::kRef);
-  EXPECT_TRUE(all_close(run_score(dev, tc, p, Path::kOp), run_score(dev, tc, p, Path::kFast3), 0.0))
-      << "op on the CPU";
-  for (int64_t target : cpu::simd_targets()) {
-    cpu::simd_force_target(target);
-    const auto fast = run_score(dev, tc, p, Path::kFast3);
-    EXPECT_TRUE(all_close(fast, ref, 1e-7, rtol)) << cpu::simd_name(target);
-    EXPECT_TRUE(all_close(run_score(dev, tc, p, Path::kFast1), fast, 0.0))
-        << cpu::simd_name(target);
-  }
-  cpu::simd_force_target(0);
-}
-
-std::string score_case_name(const ::testing::TestParamInfo<ScoreCase>& param_info) {
-  return param_info.param.name;
-}
-INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreTest, ::testing::ValuesIn(kScoreCases), score_case_name);
-INSTANTIATE_TEST_SUITE_P(Tiling, AttnScoreTest, ::testing::ValuesIn(kFastScoreCases),
-                         score_case_name);
-INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreCoopmatTest,
-                         ::testing::Combine(::testing::ValuesIn(kScoreCases),
-                                            ::testing::ValuesIn(kCoopmatApis)),
-                         api_case_name<ScoreCase>);
-INSTANTIATE_TEST_SUITE_P(Tiling, AttnScoreCoopmatTest,
-                         ::testing::Combine(::testing::ValuesIn(kFastScoreCases),
-                                            ::testing::ValuesIn(kCoopmatApis)),
-                         api_case_name<ScoreCase>);
-// Quantised keys (head_dim a multiple of 32).
-const ScoreCase kQuantScoreCases[] = {
-    {"hd128_gqa4_q8_0", 128, 8, 2, 45, 30, 64, 90, 40, DType::kQ8_0},
-    {"hd64_gqa3_q4_0", 64, 9, 3, 150, 4, 37, 300, 11, DType::kQ4_0},
-    {"hd64_no_sink_q8_0", 64, 4, 2, 19, 0, 0, 41, 5, DType::kQ8_0}};
-INSTANTIATE_TEST_SUITE_P(Quant, AttnScoreTest, ::testing::ValuesIn(kQuantScoreCases),
-                         score_case_name);
-INSTANTIATE_TEST_SUITE_P(Quant, AttnScoreCoopmatTest,
-                         ::testing::Combine(::testing::ValuesIn(kQuantScoreCases),
-                                            ::testing::ValuesIn(kCoopmatApis)),
-                         api_case_name<ScoreCase>);
-INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreRefTest, ::testing::ValuesIn(kScoreCases),
-                         score_case_name);
-INSTANTIATE_TEST_SUITE_P(Shapes, AttnScoreFastTest, ::testing::ValuesIn(kScoreCases),
-                         score_case_name);
-INSTANTIATE_TEST_SUITE_P(Tiling, AttnScoreFastTest, ::testing::ValuesIn(kFastScoreCases),
-                         score_case_name);
 
 // The scratch sized for a cache's capacity must serve every shorter max_rows: the decode split
 // count (shares grow with the head, runtime/ops/paged_attention.cpp) never needs more for fewer
