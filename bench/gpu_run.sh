@@ -12,6 +12,7 @@
 #   bench/gpu_run.sh e2e     # those two end-to-end runs alone
 #   bench/gpu_run.sh kvquant # quantised-K/V attention tests, then decode / prefill / scoring
 #                            # attention per K/V type and KVzip at 32K with f16, q8_0, q4_0 caches
+#   bench/gpu_run.sh kvsweep # decode attention over quantised pools per lane layout (overrides)
 #   bench/gpu_run.sh serve   # bench/serve_bench.py against `kvzip serve` (docs/SERVING.md)
 #   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
 #   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
@@ -98,6 +99,19 @@ case "${1:-all}" in
         --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty --json "$OUT/kvzip32k_$ty.json" \
         >"$OUT/kvzip32k_$ty.md" 2>"$OUT/kvzip32k_$ty.err"
       echo "kvzip bench kvzip32k $ty rc=$?"; cat "$OUT/kvzip32k_$ty.md"
+    done
+    ;;
+  kvsweep)
+    # Decode attention over q8_0 / q4_0 pools per lane layout (runtime/ops/paged_attention.cpp,
+    # pick_decode's rule for quantised pools): LPK 16 is the f16 layout with the quantised loads.
+    # The overrides change the f16 rows too: compare against kvquant's f16 row.
+    F='BM_paged_attention/llama3_8b_decode_(32|128)k_ragged30_kv_'
+    for cfg in "KVZ_DECODE_KPI=1" "KVZ_DECODE_KPI=4" "KVZ_DECODE_PREFETCH=0" \
+               "KVZ_DECODE_KPI=4 KVZ_DECODE_PREFETCH=0" "KVZ_DECODE_LPK=16" \
+               "KVZ_DECODE_LPK=16 KVZ_DECODE_KPI=4" "KVZ_DECODE_LPK=4" "KVZ_DECODE_LPK=4 KVZ_DECODE_KPI=1"; do
+      echo "== $cfg"
+      env $cfg timeout 60 $B/kvz_bench --benchmark_filter="$F" --benchmark_min_time=0.1 2>&1 |
+        grep -E "^BM_" | cut -c1-160
     done
     ;;
   serve)
