@@ -21,6 +21,16 @@ namespace {
 
 std::string ratio_str(double r) { return fmt::format("{:.4g}", r); }
 
+// The header and rule of a table with one column per ratio.
+std::string table_head(const std::vector<double>& ratios) {
+  std::string out = "| method |", rule = "|---|";
+  for (double r : ratios) {
+    out += fmt::format(" {} |", ratio_str(r));
+    rule += "---|";
+  }
+  return out + "\n" + rule + "\n";
+}
+
 // Micro-averaged accuracy of `method` at `ratio` and of the full cache over the samples both have.
 struct Cell {
   double correct = 0, full_correct = 0;
@@ -140,13 +150,7 @@ void append_row(const std::string& path, const EvalRow& r) {
 std::string markdown_table(const std::vector<EvalRow>& rows,
                            const std::vector<std::string>& methods,
                            const std::vector<double>& ratios) {
-  std::string out = "| method |";
-  std::string rule = "|---|";
-  for (double r : ratios) {
-    out += fmt::format(" {} |", ratio_str(r));
-    rule += "---|";
-  }
-  out += "\n" + rule + "\n";
+  std::string out = table_head(ratios);
   const Cell full = cell(rows, "full", 1.0);
   const auto [flo, fhi] = wilson_interval(full.correct, full.total);
   out += fmt::format("| full cache | {:.1f} abs [{:.1f}, {:.1f}] ({} queries, {} samples) |",
@@ -197,13 +201,7 @@ std::string query_split_table(const std::vector<EvalRow>& rows,
   if (full.empty()) return "";
   Split f;
   for (const auto& [s, r] : full) f.add(*r);
-  std::string out = "| method |";
-  std::string rule = "|---|";
-  for (double r : ratios) {
-    out += fmt::format(" {} |", ratio_str(r));
-    rule += "---|";
-  }
-  out += "\n" + rule + "\n";
+  std::string out = table_head(ratios);
   out += fmt::format("| full cache | {} ({} first, {} later queries) |", f.str(), f.n_first,
                      f.n_later);
   for (size_t i = 1; i < ratios.size(); ++i) out += " |";
