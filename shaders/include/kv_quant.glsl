@@ -8,24 +8,36 @@ uint kvq_block_bytes(uint type) { return type == KVT_Q8_0 ? 34u : 18u; }
 // Bytes of a row of hd values (a macro: usable in spec-constant initialisers).
 #define KVQ_ROW_BYTES(type, hd) ((type) == KVT_F16 ? 2u * (hd) : (hd) / 32u * ((type) == KVT_Q8_0 ? 34u : 18u))
 
-// KVQ_DEFINE_LOAD4(NAME, WORD): defines vec4 NAME(uint type, uint row_bytes, uint slot, uint col),
-// values col..col + 3 (col % 4 == 0) of quantised row `slot`, dequantised in f32 exactly as
-// runtime/cpu/dequant.cpp does. WORD(w) must return 32-bit word w of the pool.
-#define KVQ_DEFINE_LOAD4(NAME, WORD)                                                          \
-  uint NAME##_u32(uint o) { /* 4 bytes at even byte offset o */                              \
+// Values 0..3 of 4 stored quant bytes q (q4_0: their low nibbles, or with shift 4 the high
+// ones) with the block's f16 scale bits d_bits, in f32 exactly as runtime/cpu/dequant.cpp.
+vec4 kvq_chunk4(uint type, uint q, uint d_bits, uint shift) {
+  const float d = unpackHalf2x16(d_bits).x;
+  if (type == KVT_Q8_0) {
+    const int s = int(q);
+    return vec4(float((s << 24) >> 24), float((s << 16) >> 24), float((s << 8) >> 24),
+                float(s >> 24)) * d;
+  }
+  return d * (vec4((uvec4(q, q >> 8u, q >> 16u, q >> 24u) >> shift) & 0xFu) - 8.0);
+}
+
+// KVQ_DEFINE_U32(NAME, WORD): defines uint NAME_u32(uint o), the 4 bytes at even byte offset o of a
+// pool whose 32-bit word w is WORD(w) (blocks are only 2-byte aligned).
+#define KVQ_DEFINE_U32(NAME, WORD)                                                            \
+  uint NAME##_u32(uint o) {                                                                   \
     const uint w0 = WORD(o >> 2u);                                                            \
     return (o & 2u) == 0u ? w0 : (w0 >> 16u) | (WORD((o >> 2u) + 1u) << 16u);                 \
-  }                                                                                           \
+  }
+
+// KVQ_DEFINE_LOAD4(NAME, WORD): defines vec4 NAME(uint type, uint row_bytes, uint slot, uint col),
+// values col..col + 3 (col % 4 == 0) of quantised row `slot`, dequantised in f32 (kvq_chunk4).
+// WORD(w) must return 32-bit word w of the pool.
+#define KVQ_DEFINE_LOAD4(NAME, WORD)                                                          \
+  KVQ_DEFINE_U32(NAME, WORD)                                                                  \
   vec4 NAME(uint type, uint row_bytes, uint slot, uint col) {                                 \
     const uint base = slot * row_bytes + (col / 32u) * kvq_block_bytes(type), j = col % 32u;  \
-    const float d = unpackHalf2x16(WORD(base >> 2u) >> ((base & 2u) * 8u)).x;                 \
-    if (type == KVT_Q8_0) {                                                                   \
-      const int q = int(NAME##_u32(base + 2u + j));                                           \
-      return vec4(float((q << 24) >> 24), float((q << 16) >> 24), float((q << 8) >> 24),      \
-                  float(q >> 24)) * d;                                                        \
-    }                                                                                         \
-    const uint q = NAME##_u32(base + 2u + j % 16u) >> (j >= 16u ? 4u : 0u);                   \
-    return d * (vec4(uvec4(q, q >> 8u, q >> 16u, q >> 24u) & 0xFu) - 8.0);                    \
+    const uint d = (WORD(base >> 2u) >> ((base & 2u) * 8u)) & 0xFFFFu;                        \
+    if (type == KVT_Q8_0) return kvq_chunk4(type, NAME##_u32(base + 2u + j), d, 0u);          \
+    return kvq_chunk4(type, NAME##_u32(base + 2u + j % 16u), d, j >= 16u ? 4u : 0u);          \
   }
 
 // Quantises the 32 values x[0..31] into the block at uint16 index b of `pool` (declared by the
@@ -131,10 +143,7 @@ uint kvq_quad_col(uint type, uint ch, uint h) {
 // nibble shift: q4_0 0 for block values 0..15, 4 for 16..31).
 #define KVQ_DEFINE_CHUNK(NAME, POOL, TYPE, HD)                                                 \
   uint NAME##_word(uint w) { return POOL[w >> 2u][w & 3u]; }                                  \
-  uint NAME##_u32(uint o) { /* 4 bytes at even byte offset o */                               \
-    const uint w0 = NAME##_word(o >> 2u);                                                     \
-    return (o & 2u) == 0u ? w0 : (w0 >> 16u) | (NAME##_word((o >> 2u) + 1u) << 16u);          \
-  }                                                                                           \
+  KVQ_DEFINE_U32(NAME, NAME##_word)                                                           \
   uvec4 NAME(uint slot, uint ch) {                                                            \
     if (TYPE == KVT_F16) return POOL[slot * ((HD) / 8u) + ch];                                \
     const uint base = slot * KVQ_ROW_BYTES(TYPE, HD) + (ch / 4u) * kvq_block_bytes(TYPE);     \
@@ -145,17 +154,8 @@ uint kvq_quad_col(uint type, uint ch, uint h) {
   }
 
 // A chunk of NAME(slot, ch) above as 8 f16 values (uvec4 of half pairs): f16 bits unchanged;
-// quantised values dequantised in f32 exactly as runtime/cpu/dequant.cpp, then rounded to f16
-// once, for the tensor-core kernels' f16 tiles.
-vec4 kvq_chunk4(uint type, uint q, uint d_bits, uint shift) {
-  const float d = unpackHalf2x16(d_bits).x;
-  if (type == KVT_Q8_0) {
-    const int s = int(q);
-    return vec4(float((s << 24) >> 24), float((s << 16) >> 24), float((s << 8) >> 24),
-                float(s >> 24)) * d;
-  }
-  return d * (vec4((uvec4(q, q >> 8u, q >> 16u, q >> 24u) >> shift) & 0xFu) - 8.0);
-}
+// quantised values dequantised in f32 (kvq_chunk4), then rounded to f16 once, for the tensor-core
+// kernels' f16 tiles.
 uvec4 kvq_f16x8(uint type, uvec4 raw) {
   if (type == KVT_F16) return raw;
   const vec4 a = kvq_chunk4(type, raw.x, raw.z, raw.w), b = kvq_chunk4(type, raw.y, raw.z, raw.w);
