@@ -205,6 +205,8 @@ class Session {
   KvCacheConfig cache_config() const;
   PruneResult apply_keep(const KeepSet& keep, double ratio,
                          std::chrono::steady_clock::time_point t0);
+  // Milliseconds since t0 (the phase times of GenerateResult, PruneResult, prefill and scoring).
+  static double ms_since(std::chrono::steady_clock::time_point t0);
 
   const Model& model_;
   SessionOptions opts_;

@@ -79,11 +79,7 @@ void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
     picks.record_argmax(rec_, static_cast<int64_t>(slot), logits_row);
   };
 
-  using Clock = std::chrono::steady_clock;
-  const auto ms_since = [](Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-  };
-  auto t0 = Clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   // Prompts: each on its own copy of the cache, in forwards of at most max_tokens rows.
   std::vector<std::unique_ptr<KvCache>> caches(prompts.size());
   std::vector<int32_t> pos_of(prompts.size());
@@ -112,7 +108,7 @@ void Session::generate_group(std::span<const std::vector<int32_t>> prompts,
   rec_.submit();
   rec_.wait();
   const double prompt_ms = ms_since(t0);
-  t0 = Clock::now();
+  t0 = std::chrono::steady_clock::now();
 
   // Decode: one batched forward per step over the answers that go on.
   std::vector<size_t> live(prompts.size());
