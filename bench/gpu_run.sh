@@ -87,6 +87,8 @@ case "${1:-all}" in
     # First the tensor-core kernels over quantised K/V against the CPU reference (the quantised
     # prefill and scoring run them), then decode, prefill-chunk and scoring kernels per K/V type
     # next to f16, then KVzip at 32K for f16 (the baseline, same machine) and each type.
+    # KVQ_KERNELS=0 skips the tests and kernels, KVQ_E2E=0 the KVzip runs.
+    if [ "${KVQ_KERNELS:-1}" = 1 ]; then
     timeout 90 $B/kvz_runtime_tests --gtest_brief=1 \
       --gtest_filter='Quant*:*AttnScore*:*PagedAttentionCoopmat*' >"$OUT/kvquant_tests.log" 2>&1
     echo "kvquant tests rc=$? $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/kvquant_tests.log" | tr '\n' ' ')"
@@ -94,7 +96,8 @@ case "${1:-all}" in
     timeout 120 $B/kvz_bench --benchmark_filter='BM_paged_attention/llama3_8b_decode_(32|128)k_ragged30_kv_|BM_paged_attention/llama3_8b_(prefill_chunk2048_after_30k|reconstruct_2256_after_32k)|BM_attn_score/llama3_8b_chunk2000' \
       --benchmark_min_time=0.2 --benchmark_out="$OUT/kvquant_attn.json" --benchmark_out_format=json \
       2>&1 | grep -E "^BM_" | cut -c1-160
-    for ty in f16 q8_0 q4_0; do
+    fi
+    [ "${KVQ_E2E:-1}" = 1 ] && for ty in f16 q8_0 q4_0; do
       timeout 120 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 \
         --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty --json "$OUT/kvzip32k_$ty.json" \
         >"$OUT/kvzip32k_$ty.md" 2>"$OUT/kvzip32k_$ty.err"
