@@ -13,6 +13,8 @@
 #   bench/gpu_run.sh kvquant # quantised-K/V attention tests, then decode / prefill / scoring
 #                            # attention per K/V type and KVzip at 32K with f16, q8_0, q4_0 caches
 #   bench/gpu_run.sh kvsweep # decode attention over quantised pools per lane layout (overrides)
+#   bench/gpu_run.sh tg128k  # tg at 130,000 tokens after KVzip r 1 / 0.3 per K/V type (TG_TYPES)
+#   bench/gpu_run.sh profile32k # GPU time per op kind of KVzip prefill + scoring at 32K
 #   bench/gpu_run.sh serve   # bench/serve_bench.py against `kvzip serve` (docs/SERVING.md)
 #   bench/gpu_run.sh ops     # kernel benchmarks (ours) + torch_ref.py (theirs)
 #   bench/gpu_run.sh model   # kvzip run demo (SmolLM2) and kvzip bench on synthetic LLaMA-3.1-8B
@@ -40,7 +42,9 @@ B=.gl/bin
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 $B/kvzip devices 2>&1 | tee "$OUT/devices.txt" | head -30
 
-case "${1:-all}" in
+# Several modes run one after the other: bench/gpu_run.sh kvquant kvsweep serve
+for mode in "${@:-all}"; do
+case "$mode" in
   targets)
     timeout 150 $B/kvz_bench --benchmark_min_time=0.2 --benchmark_out="$OUT/ops.json" --benchmark_out_format=json \
       --benchmark_filter='BM_matmul/llama3_8b_(attn_4096x4096_f16_m4096|ffn_up_14336x4096_f16_m512|ffn_down_4096x14336_f16_m512)/|BM_paged_attention/llama3_8b_(prefill_(4k|16k)_causal|decode_128k(_ragged30)?)/|BM_coopmat_peak/khr_(registers|two_barriers)_c1_2x2x4x4/' \
@@ -89,29 +93,45 @@ case "${1:-all}" in
     # next to f16, then KVzip at 32K for f16 (the baseline, same machine) and each type.
     # KVQ_KERNELS=0 skips the tests and kernels, KVQ_E2E=0 the KVzip runs.
     if [ "${KVQ_KERNELS:-1}" = 1 ]; then
-    timeout 90 $B/kvz_runtime_tests --gtest_brief=1 \
-      --gtest_filter='Quant*:*AttnScore*:*PagedAttentionCoopmat*' >"$OUT/kvquant_tests.log" 2>&1
-    echo "kvquant tests rc=$? $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/kvquant_tests.log" | tr '\n' ' ')"
-    grep -E '^\[  FAILED  \]' "$OUT/kvquant_tests.log" | head -20
-    timeout 120 $B/kvz_bench --benchmark_filter='BM_paged_attention/llama3_8b_decode_(32|128)k_ragged30_kv_|BM_paged_attention/llama3_8b_(prefill_chunk2048_after_30k|reconstruct_2256_after_32k)|BM_attn_score/llama3_8b_chunk2000' \
-      --benchmark_min_time=0.2 --benchmark_out="$OUT/kvquant_attn.json" --benchmark_out_format=json \
-      2>&1 | grep -E "^BM_" | cut -c1-160
+      timeout 90 $B/kvz_runtime_tests --gtest_brief=1 \
+        --gtest_filter='Quant*:*AttnScore*:*PagedAttentionCoopmat*' >"$OUT/kvquant_tests.log" 2>&1
+      echo "kvquant tests rc=$? $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUT/kvquant_tests.log" | tr '\n' ' ')"
+      grep -E '^\[  FAILED  \]' "$OUT/kvquant_tests.log" | head -20
+      timeout 120 $B/kvz_bench --benchmark_filter='BM_paged_attention/llama3_8b_decode_(32|128)k_ragged30_kv_|BM_paged_attention/llama3_8b_(prefill_chunk2048_after_30k|reconstruct_2256_after_32k)|BM_attn_score/llama3_8b_chunk2000' \
+        --benchmark_min_time=0.2 --benchmark_out="$OUT/kvquant_attn.json" --benchmark_out_format=json \
+        2>&1 | grep -E "^BM_" | cut -c1-160
     fi
-    [ "${KVQ_E2E:-1}" = 1 ] && for ty in f16 q8_0 q4_0; do
+    [ "${KVQ_E2E:-1}" = 1 ] && for ty in ${KVQ_TYPES:-f16 q8_0 q4_0}; do
       timeout 120 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 \
         --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty --json "$OUT/kvzip32k_$ty.json" \
         >"$OUT/kvzip32k_$ty.md" 2>"$OUT/kvzip32k_$ty.err"
       echo "kvzip bench kvzip32k $ty rc=$?"; cat "$OUT/kvzip32k_$ty.md"
     done
     ;;
+  tg128k)
+    # Issue 26's decode target: tg at 130,000 tokens of context after KVzip at r 1 and 0.3 per
+    # K/V type (TG_TYPES); the f16 run's r 1 row is the full cache the ratios are taken against.
+    for ty in ${TG_TYPES:-f16 q8_0}; do
+      timeout "${TG_TIMEOUT:-280}" $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 \
+        --kvzip-depth 130000 --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty \
+        --json "$OUT/tg128k_$ty.json" >"$OUT/tg128k_$ty.md" 2>"$OUT/tg128k_$ty.err"
+      echo "kvzip bench tg128k $ty rc=$?"; cat "$OUT/tg128k_$ty.md"; tail -2 "$OUT/tg128k_$ty.err"
+    done
+    ;;
+  profile32k)
+    # Where KVzip's prefill and scoring time goes at 32K: GPU time per op kind (KVZ_PROFILE).
+    KVZ_PROFILE=1 timeout 150 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 0 -d 0 \
+      --kvzip-depth 32768 --ratios 0.3 -r 1 >"$OUT/profile32k.md" 2>"$OUT/profile32k.err"
+    echo "profile32k rc=$?"; cat "$OUT/profile32k.md"
+    ;;
   kvsweep)
     # Decode attention over q8_0 / q4_0 pools per lane layout (runtime/ops/paged_attention.cpp,
     # pick_decode's rule for quantised pools): LPK 16 is the f16 layout with the quantised loads.
     # The overrides change the f16 rows too: compare against kvquant's f16 row.
     F='BM_paged_attention/llama3_8b_decode_(32|128)k_ragged30_kv_'
-    for cfg in "KVZ_DECODE_KPI=1" "KVZ_DECODE_KPI=4" "KVZ_DECODE_PREFETCH=0" \
-               "KVZ_DECODE_KPI=4 KVZ_DECODE_PREFETCH=0" "KVZ_DECODE_LPK=16" \
-               "KVZ_DECODE_LPK=16 KVZ_DECODE_KPI=4" "KVZ_DECODE_LPK=4" "KVZ_DECODE_LPK=4 KVZ_DECODE_KPI=1"; do
+    # KVSWEEP: the configurations, comma-separated (default: the list below).
+    IFS=, read -ra cfgs <<<"${KVSWEEP:-KVZ_DECODE_KPI=1,KVZ_DECODE_KPI=4,KVZ_DECODE_PREFETCH=0,KVZ_DECODE_KPI=4 KVZ_DECODE_PREFETCH=0,KVZ_DECODE_LPK=16,KVZ_DECODE_LPK=16 KVZ_DECODE_KPI=4,KVZ_DECODE_LPK=4,KVZ_DECODE_LPK=4 KVZ_DECODE_KPI=1}"
+    for cfg in "${cfgs[@]}"; do
       echo "== $cfg"
       env $cfg timeout 60 $B/kvz_bench --benchmark_filter="$F" --benchmark_min_time=0.1 2>&1 |
         grep -E "^BM_" | cut -c1-160
@@ -220,3 +240,4 @@ case "${1:-all}" in
     tail -3 "$OUT/bench_e2e128k.err"
     ;;
 esac
+done
