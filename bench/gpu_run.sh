@@ -42,6 +42,14 @@ B=.gl/bin
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 $B/kvzip devices 2>&1 | tee "$OUT/devices.txt" | head -30
 
+# `kvzip bench -m ARGS...` as run NAME within LIMIT seconds: $OUT/NAME.{json,md,err}, then its rc.
+bench_json() {
+  local name=$1 limit=$2
+  shift 2
+  timeout "$limit" $B/kvzip bench -m "$@" --json "$OUT/$name.json" >"$OUT/$name.md" 2>"$OUT/$name.err"
+  echo "kvzip bench $name rc=$?"
+}
+
 # Several modes run one after the other: bench/gpu_run.sh kvquant kvsweep serve
 for mode in "${@:-all}"; do
 case "$mode" in
@@ -57,10 +65,7 @@ case "$mode" in
                "f16 90 $M:f16 -p 4096 -n 0 -d 0 --kvzip-depth 0 -r 2" \
                "kvzip32k 120 $M:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 --ratios 1,0.3 -r 1" \
                "kvzip128k 300 $M:q4_k -p 512 -n 64 -d 0 --kvzip-depth 130000 --ratios 1,0.3 -r 1"; do
-      set -- $run
-      name=$1 limit=$2; shift 2
-      timeout "$limit" $B/kvzip bench -m "$@" --json "$OUT/$name.json" >"$OUT/$name.md" 2>"$OUT/$name.err"
-      echo "kvzip bench $name rc=$?"
+      bench_json $run
     done
     python3 bench/targets.py "$OUT" | tee "$OUT/targets.md"
     # The lent machine returns few files per call: everything but the table goes in one archive.
@@ -82,9 +87,7 @@ case "$mode" in
     for run in "q4k 120 $M:q4_k -p 512 -n 64 -d 0,4096 --kvzip-depth 0 -r 2" \
                "kvzip32k 120 $M:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 --ratios 1,0.3 -r 1"; do
       set -- $run
-      name=$1 limit=$2; shift 2
-      timeout "$limit" $B/kvzip bench -m "$@" --json "$OUT/$name.json" >"$OUT/$name.md" 2>"$OUT/$name.err"
-      echo "kvzip bench $name rc=$?"; cat "$OUT/$name.md"
+      bench_json "$@"; cat "$OUT/$1.md"
     done
     ;;
   kvquant)
@@ -101,21 +104,21 @@ case "$mode" in
         --benchmark_min_time=0.2 --benchmark_out="$OUT/kvquant_attn.json" --benchmark_out_format=json \
         2>&1 | grep -E "^BM_" | cut -c1-160
     fi
-    [ "${KVQ_E2E:-1}" = 1 ] && for ty in ${KVQ_TYPES:-f16 q8_0 q4_0}; do
-      timeout 120 $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 \
-        --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty --json "$OUT/kvzip32k_$ty.json" \
-        >"$OUT/kvzip32k_$ty.md" 2>"$OUT/kvzip32k_$ty.err"
-      echo "kvzip bench kvzip32k $ty rc=$?"; cat "$OUT/kvzip32k_$ty.md"
-    done
+    if [ "${KVQ_E2E:-1}" = 1 ]; then
+      for ty in ${KVQ_TYPES:-f16 q8_0 q4_0}; do
+        bench_json kvzip32k_$ty 120 synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 --kvzip-depth 32768 \
+          --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty
+        cat "$OUT/kvzip32k_$ty.md"
+      done
+    fi
     ;;
   tg128k)
     # Issue 26's decode target: tg at 130,000 tokens of context after KVzip at r 1 and 0.3 per
     # K/V type (TG_TYPES); the f16 run's r 1 row is the full cache the ratios are taken against.
     for ty in ${TG_TYPES:-f16 q8_0}; do
-      timeout "${TG_TIMEOUT:-280}" $B/kvzip bench -m synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 \
-        --kvzip-depth 130000 --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty \
-        --json "$OUT/tg128k_$ty.json" >"$OUT/tg128k_$ty.md" 2>"$OUT/tg128k_$ty.err"
-      echo "kvzip bench tg128k $ty rc=$?"; cat "$OUT/tg128k_$ty.md"; tail -2 "$OUT/tg128k_$ty.err"
+      bench_json tg128k_$ty "${TG_TIMEOUT:-280}" synthetic:llama3.1-8b:q4_k -p 512 -n 64 -d 0 \
+        --kvzip-depth 130000 --ratios 1,0.3 -r 1 --cache-type-k $ty --cache-type-v $ty
+      cat "$OUT/tg128k_$ty.md"; tail -2 "$OUT/tg128k_$ty.err"
     done
     ;;
   profile32k)
